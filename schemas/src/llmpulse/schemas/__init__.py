@@ -1,0 +1,90 @@
+"""llmpulse event contracts v1: typed events, limits, validation, batch records.
+
+Example:
+    >>> from llmpulse.schemas import PromptEvent, ResponseEvent, TokenUsage
+    >>> from llmpulse.schemas import decode_record, encode_event, partition_for
+    >>> prompt = PromptEvent(call_id="c-1", app="support-bot", prompt_id="greet",
+    ...                      prompt_version="3", request_model="gpt-4o-mini")
+    >>> response = ResponseEvent(call_id="c-1", app="support-bot", text="Hello!",
+    ...                          latency_ms=412.0, usage=TokenUsage(input_tokens=12, output_tokens=3))
+    >>> [type(e).__name__ for e in decode_record(encode_event(response)).events]
+    ['ResponseEvent']
+    >>> 0 <= partition_for("c-1", 6) < 6
+    True
+"""
+
+from llmpulse.schemas._codec import (
+    DecodedRecord,
+    RecordFailure,
+    decode_event,
+    decode_record,
+    encode_batch,
+    encode_event,
+)
+from llmpulse.schemas._events import (
+    SCHEMA_VERSION,
+    Alert,
+    CallEvent,
+    ChatMessage,
+    DeadLetter,
+    DriftResult,
+    EnrichedCall,
+    ErrorInfo,
+    Event,
+    EventBase,
+    FeatureDrift,
+    FeedbackEvent,
+    GuardrailVerdict,
+    PromptEvent,
+    ResponseEvent,
+    RetrievedDocument,
+    ScoreResult,
+    TokenUsage,
+    utcnow,
+)
+from llmpulse.schemas._export import BatchRecord, export_json_schemas, json_schemas
+from llmpulse.schemas._ids import uuid7, uuid7_str, uuid7_time_ms
+from llmpulse.schemas._limits import SUPPORTED_SCHEMA_VERSIONS, Limits, validate_event
+from llmpulse.schemas._partition import murmur2, partition_for
+from llmpulse.schemas.errors import LlmpulseError, SchemaError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "Alert",
+    "BatchRecord",
+    "CallEvent",
+    "ChatMessage",
+    "DeadLetter",
+    "DecodedRecord",
+    "DriftResult",
+    "EnrichedCall",
+    "ErrorInfo",
+    "Event",
+    "EventBase",
+    "FeatureDrift",
+    "FeedbackEvent",
+    "GuardrailVerdict",
+    "Limits",
+    "LlmpulseError",
+    "PromptEvent",
+    "RecordFailure",
+    "ResponseEvent",
+    "RetrievedDocument",
+    "SchemaError",
+    "ScoreResult",
+    "TokenUsage",
+    "decode_event",
+    "decode_record",
+    "encode_batch",
+    "encode_event",
+    "export_json_schemas",
+    "json_schemas",
+    "murmur2",
+    "partition_for",
+    "utcnow",
+    "uuid7",
+    "uuid7_str",
+    "uuid7_time_ms",
+    "validate_event",
+]

@@ -1,0 +1,56 @@
+"""Kafka's default partitioner: murmur2 of the key, as the Java client computes it.
+
+The SDK chooses the partition itself (so it can batch per partition), and it must be
+the one any Kafka client would choose for the same key: a call's prompt, response and
+feedback then meet in the same partition of the co-partitioned topics.
+
+Example:
+    >>> from llmpulse.schemas import partition_for
+    >>> partition_for("0192b6f0-7c1e-7aaa-8bbb-123456789abc", 12)
+    10
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+__all__ = ["murmur2", "partition_for"]
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (seed 0x9747b28c), returned as a signed 32-bit int like Java's."""
+    length = len(data)
+    h = (0x9747B28C ^ length) & _MASK
+    end = length & ~3
+    for i in range(0, end, 4):
+        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    rest = length & 3
+    if rest == 3:
+        h ^= data[end + 2] << 16
+    if rest >= 2:
+        h ^= data[end + 1] << 8
+    if rest >= 1:
+        h ^= data[end]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h - 0x1_0000_0000 if h & 0x8000_0000 else h
+
+
+@lru_cache(maxsize=65_536)
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` among ``partitions``.
+
+    Cached: a call's id is hashed once for its prompt, response and feedback.
+    """
+    if partitions <= 0:
+        raise ValueError(f"partitions must be positive, got {partitions}")
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions

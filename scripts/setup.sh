@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Set up a development machine: uv, the locked Python environment of every room,
+# the Apache Kafka jars (Maven Central), and the Debian tools the tests use.
+# Safe to run again.
+#
+#   bash scripts/setup.sh
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+UV_VERSION="0.13.8"
+say() { echo "setup: $*" >&2; }
+
+# 1. uv, bootstrapped from PyPI.
+if ! command -v uv >/dev/null || [[ "$(uv --version | awk '{print $2}')" != "$UV_VERSION" ]]; then
+    say "installing uv $UV_VERSION from PyPI"
+    python3 -m pip install -q "uv==$UV_VERSION"
+fi
+
+# 2. Debian packages the tests need (docker-compose validates docker-compose.yml).
+missing=()
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        say "installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+    else
+        say "please install: ${missing[*]} (apt-get install ${missing[*]})"
+        exit 1
+    fi
+fi
+
+# 3. The Python environment: every room, resolved together in uv.lock.
+#    A local wheel folder (PIP_FIND_LINKS, e.g. CPU builds of torch) is honoured.
+find_links=()
+if [[ -n "${PIP_FIND_LINKS:-}" && -d "${PIP_FIND_LINKS}" ]] && compgen -G "${PIP_FIND_LINKS}/*.whl" >/dev/null; then
+    find_links=(--find-links "$PIP_FIND_LINKS")
+fi
+say "syncing the locked environment (.venv)"
+uv sync --all-packages --frozen "${find_links[@]}" "$@"
+
+# 4. Apache Kafka from Maven Central (once; cached in tools/kafka/target and ~/.m2).
+bash scripts/kafka.sh fetch
+say "ready"

@@ -1,0 +1,64 @@
+"""docker-compose.yml is valid and in step with the code (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmpulse.schemas import environment as env
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def _compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.fail("docker-compose is missing: .ci/run installs Debian's docker-compose package")
+    result = subprocess.run([exe, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_stack_has_every_service_with_health_checks() -> None:
+    services = _compose()["services"]
+    assert {"kafka", "clickhouse", "grafana", "worker", "sink", "topics"} <= set(services)
+    for name in ("kafka", "clickhouse", "grafana"):
+        assert "healthcheck" in services[name], name
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "grafana-clickhouse-datasource" in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+    assert services["worker"]["command"] == ["llmpulse", "worker"]
+    assert services["sink"]["command"] == ["llmpulse", "sink"]
+    assert services["topics"]["command"] == ["llmpulse", "topics", "create"]
+
+
+def test_llmpulse_variables_in_compose_are_the_ones_the_code_reads() -> None:
+    known = {getattr(env, name) for name in env.__all__ if not name.endswith("_PREFIX")}
+    used = set(re.findall(r"\b(LLMPULSE_[A-Z_]+)\s*:", COMPOSE.read_text(encoding="utf-8")))
+    assert used, "compose passes no LLMPULSE_* settings"
+    assert used <= known, f"unknown to llmpulse.schemas.environment: {used - known}"
+    services = _compose()["services"]
+    worker_env = services["worker"]["environment"]
+    kafka_listeners = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"PLAINTEXT://{worker_env[env.BOOTSTRAP_SERVERS]}" in kafka_listeners
+
+
+def test_mounted_paths_exist_in_the_repository() -> None:
+    for service in _compose()["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{source} is mounted but missing"
+    datasource = yaml.safe_load(
+        (ROOT / "dashboards/grafana/provisioning/datasources/clickhouse.yaml").read_text())
+    assert datasource["datasources"][0]["type"] == "grafana-clickhouse-datasource"
