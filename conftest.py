@@ -1,4 +1,4 @@
-"""Shared fixtures for the workspace-level tests."""
+"""Fixtures shared by every test folder (the rooms' tests and tests/): a real Kafka broker."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-# --import-mode=importlib does not put this folder on sys.path; the helper module lives here.
-_TESTS_DIR = str(Path(__file__).resolve().parent)
+# --import-mode=importlib does not put tests/ on sys.path; the broker helper module lives there.
+_TESTS_DIR = str(Path(__file__).resolve().parent / "tests")
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
