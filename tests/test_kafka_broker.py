@@ -41,7 +41,10 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> 
         if err is not None:
             errors.append(err)
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    # Idempotence keeps each partition in send order even when a request is retried (a
+    # freshly created topic's leader may not be ready for the first requests).
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                         "enable.idempotence": True})
     for key, value in records:
         producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
         producer.poll(0)

@@ -10,7 +10,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -35,6 +37,18 @@ class TopicStatus:
     status: str
     """``created`` or ``exists``."""
     partitions: int
+
+
+def _wait_for_metadata(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, Any]:
+    """Metadata lags a moment behind creation: wait until every topic shows its partitions."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(timeout=timeout_s).topics
+        ready = all(n in metadata and metadata[n].partitions and metadata[n].error is None
+                    for n in names)
+        if ready or time.monotonic() > deadline:
+            return dict(metadata)
+        time.sleep(0.1)
 
 
 def ensure_topics(
@@ -73,7 +87,7 @@ def ensure_topics(
                 if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue  # another process made it between our look and our create
                 raise TopicError(f"could not create topic {name}: {exc}") from exc
-    metadata = admin.list_topics(timeout=timeout_s).topics
+    metadata = _wait_for_metadata(admin, [s.name for s in specs], timeout_s)
     report = [
         TopicStatus(name=s.name, status="created" if s.name in created else "exists",
                     partitions=len(metadata[s.name].partitions) if s.name in metadata else 0)
