@@ -13,15 +13,37 @@ from __future__ import annotations
 
 __all__ = [
     "APP",
+    "SDK_CAPTURE_CONTENT",
+    "SDK_DELIVERY_TIMEOUT_MS",
+    "SDK_ENABLED",
+    "SDK_FLUSH_INTERVAL_MS",
+    "SDK_MAX_BATCH_EVENTS",
+    "SDK_MAX_BUFFERED_EVENTS",
+    "SDK_REDACT",
+    "SDK_SAMPLE_RATE",
+    "SDK_SHUTDOWN_TIMEOUT_MS",
+    "SDK_SPOOL_DIR",
+    "SDK_SPOOL_MAX_BYTES",
     "BOOTSTRAP_SERVERS",
     "CLICKHOUSE_URL",
     "CONFIG",
+    "GUARDRAILS_PREFIX",
+    "POLICY",
+    "SCORING_PREFIX",
     "ENVIRONMENT",
     "KAFKA_PREFIX",
     "LIMIT_PREFIX",
     "TOPIC_PARTITIONS",
     "TOPIC_PREFIX",
     "TOPIC_REPLICATION_FACTOR",
+    "DATA_DIR",
+    "RETENTION_DEDUP_DAYS",
+    "RETENTION_RAW_DAYS",
+    "RETENTION_ROLLUP_DAYS",
+    "RETENTION_TEXT_DAYS",
+    "SINK_BATCH_ROWS",
+    "SINK_BATCH_SECONDS",
+    "SINK_GROUP_ID",
 ]
 
 BOOTSTRAP_SERVERS = "LLMPULSE_BOOTSTRAP_SERVERS"
@@ -47,6 +69,39 @@ TOPIC_PARTITIONS = "LLMPULSE_TOPIC_PARTITIONS"
 TOPIC_REPLICATION_FACTOR = "LLMPULSE_TOPIC_REPLICATION_FACTOR"
 """Replication factor for the topics it makes (default 1: a single-node broker)."""
 
+SDK_ENABLED = "LLMPULSE_SDK_ENABLED"
+"""``false`` turns the producer SDK into a no-op (default ``true``)."""
+
+SDK_SAMPLE_RATE = "LLMPULSE_SDK_SAMPLE_RATE"
+"""Share of calls the SDK keeps, 0-1 (default 1). Errors and feedback are always kept."""
+
+SDK_REDACT = "LLMPULSE_SDK_REDACT"
+"""``all``, ``none``, or a comma list of maskers (email,phone,card,secret,ip)."""
+
+SDK_CAPTURE_CONTENT = "LLMPULSE_SDK_CAPTURE_CONTENT"
+"""``false`` sends metadata only, no prompt, response or document text (default ``true``)."""
+
+SDK_FLUSH_INTERVAL_MS = "LLMPULSE_SDK_FLUSH_INTERVAL_MS"
+"""Longest wait in memory before events go to Kafka (default 100)."""
+
+SDK_MAX_BATCH_EVENTS = "LLMPULSE_SDK_MAX_BATCH_EVENTS"
+"""Events per batch record (default 500)."""
+
+SDK_MAX_BUFFERED_EVENTS = "LLMPULSE_SDK_MAX_BUFFERED_EVENTS"
+"""Events held in memory before new ones are dropped (default 100000)."""
+
+SDK_SPOOL_DIR = "LLMPULSE_SDK_SPOOL_DIR"
+"""Where undeliverable records wait on disk (default ``~/.cache/llmpulse/spool``)."""
+
+SDK_SPOOL_MAX_BYTES = "LLMPULSE_SDK_SPOOL_MAX_BYTES"
+"""Size cap of the spool; the oldest records are evicted, counted (default 256 MiB)."""
+
+SDK_DELIVERY_TIMEOUT_MS = "LLMPULSE_SDK_DELIVERY_TIMEOUT_MS"
+"""After this, an unacknowledged record goes to the spool (default 10000)."""
+
+SDK_SHUTDOWN_TIMEOUT_MS = "LLMPULSE_SDK_SHUTDOWN_TIMEOUT_MS"
+"""How long a clean exit waits for delivery before spooling the rest (default 5000)."""
+
 LIMIT_PREFIX = "LLMPULSE_LIMIT_"
 """Size caps on events: ``LLMPULSE_LIMIT_MAX_TEXT_CHARS`` and the other fields of
 ``llmpulse.schemas.Limits``."""
@@ -57,3 +112,39 @@ embedded store."""
 
 CONFIG = "LLMPULSE_CONFIG"
 """Path of the YAML configuration file of the workers."""
+
+SCORING_PREFIX = "LLMPULSE_SCORING__"
+"""Overrides of the workers' ``scoring`` settings, ``__`` between levels:
+``LLMPULSE_SCORING__TOXICITY__BATCH_SIZE=64``, ``LLMPULSE_SCORING__TOXICITY__CHECKPOINT``."""
+
+GUARDRAILS_PREFIX = "LLMPULSE_GUARDRAILS__"
+"""Overrides of the workers' ``guardrails`` settings: ``LLMPULSE_GUARDRAILS__RELOAD_INTERVAL_S=5``."""
+
+POLICY = "LLMPULSE_POLICY"
+"""Path of the guardrail policy file (YAML); reloaded when it changes."""
+
+DATA_DIR = "LLMPULSE_DATA_DIR"
+"""Folder of the embedded store (``llmpulse.chdb`` in it) when ``LLMPULSE_CLICKHOUSE_URL`` is
+unset; default ``$XDG_DATA_HOME/llmpulse``, else ``~/.local/share/llmpulse``."""
+
+RETENTION_TEXT_DAYS = "LLMPULSE_RETENTION_TEXT_DAYS"
+"""Days the prompt, response, error and feedback text is kept (column TTL; default 30)."""
+
+RETENTION_RAW_DAYS = "LLMPULSE_RETENTION_RAW_DAYS"
+"""Days raw rows of calls, feedback and guardrail verdicts are kept (default 90)."""
+
+RETENTION_ROLLUP_DAYS = "LLMPULSE_RETENTION_ROLLUP_DAYS"
+"""Days the per-minute rollups, alerts and drift results are kept (default 400)."""
+
+RETENTION_DEDUP_DAYS = "LLMPULSE_RETENTION_DEDUP_DAYS"
+"""Days the sink remembers stored event ids to drop redeliveries (default 35; keep it longer
+than the longest topic retention)."""
+
+SINK_BATCH_ROWS = "LLMPULSE_SINK_BATCH_ROWS"
+"""Events the sink buffers before it writes a batch (default 10000)."""
+
+SINK_BATCH_SECONDS = "LLMPULSE_SINK_BATCH_SECONDS"
+"""Longest time an event waits in the sink's buffer before its batch is written (default 1.0)."""
+
+SINK_GROUP_ID = "LLMPULSE_SINK_GROUP_ID"
+"""Kafka consumer group of the sink (default ``llmpulse-sink``)."""

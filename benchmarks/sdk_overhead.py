@@ -1,0 +1,246 @@
+"""Per-call cost on the app's thread: llmpulse against Langfuse, OpenTelemetry, and the floor.
+
+One LLM call (a prompt with two messages and a retrieved document, a response with
+usage) is recorded N times by each subject, in the same process, one after the other,
+each with its background work running:
+
+- ``floor``: encode the prompt and response events with llmpulse's contracts and
+  ``confluent_kafka.Producer.produce`` both (librdkafka sends from its C threads);
+- ``llmpulse``: ``with llmpulse.producers.call(...) as c: c.record_response(...)``;
+- ``otel``: one OpenTelemetry span with the GenAI attributes, BatchSpanProcessor and an
+  in-memory exporter;
+- ``langfuse``: one Langfuse generation (v5 SDK) with input, output, model and usage,
+  configured for a local host where nothing listens, so it buffers.
+
+Then: sustained capture rate of one app thread with the broker up (all delivered), and
+memory held while the broker is down for 100,000 events. Prints JSON.
+
+    uv run python benchmarks/sdk_overhead.py [--n 20000] [--bootstrap HOST:PORT]
+
+Without ``--bootstrap`` a single-node Kafka is started with scripts/kafka.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import llmpulse.producers as llmpulse  # noqa: E402
+from llmpulse.producers.topics import ensure_topics  # noqa: E402
+from llmpulse.schemas import (  # noqa: E402
+    ChatMessage,
+    PromptEvent,
+    ResponseEvent,
+    RetrievedDocument,
+    TokenUsage,
+    encode_event,
+    partition_for,
+    uuid7_str,
+)
+
+SYSTEM = "You are a helpful support agent for ACME parcels. Answer briefly and politely."
+QUESTION = "My parcel with order number 12345 has not arrived yet, where is it?"
+DOC = "Parcels ship within two working days; tracking links are sent by email."
+ANSWER = "I am sorry for the delay. Your parcel left our warehouse yesterday and arrives tomorrow."
+MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+
+
+def _quantiles(samples: list[int]) -> dict[str, float]:
+    samples.sort()
+    n = len(samples)
+    return {"p50_us": round(samples[n // 2] / 1000, 2), "p99_us": round(samples[int(n * 0.99)] / 1000, 2),
+            "mean_us": round(sum(samples) / n / 1000, 2)}
+
+
+def _measure(op: Callable[[], None], n: int, warmup: int = 2000) -> dict[str, float]:
+    for _ in range(warmup):
+        op()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        op()
+        samples.append(clock() - t0)
+    return _quantiles(samples)
+
+
+def floor_op(bootstrap: str, partitions: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "compression.type": "zstd", "linger.ms": 5})
+
+    def op() -> None:
+        call_id = uuid7_str()
+        prompt = PromptEvent(call_id=call_id, app="bench", prompt_id="answer", prompt_version="3",
+                             request_model="gpt-4o-mini",
+                             messages=[ChatMessage(role="system", content=SYSTEM),
+                                       ChatMessage(role="user", content=QUESTION)],
+                             retrieved_context=[RetrievedDocument(id="kb-1", content=DOC)])
+        response = ResponseEvent(call_id=call_id, app="bench", prompt_id="answer",
+                                 prompt_version="3", request_model="gpt-4o-mini", text=ANSWER,
+                                 usage=TokenUsage(input_tokens=48, output_tokens=19),
+                                 latency_ms=812.0)
+        part = partition_for(call_id, partitions)
+        producer.produce("llm.prompts", encode_event(prompt), call_id, partition=part)
+        producer.produce("llm.responses", encode_event(response), call_id, partition=part)
+        producer.poll(0)
+
+    return op, lambda: producer.flush(30)
+
+
+def llmpulse_op() -> Callable[[], None]:
+    def op() -> None:
+        with llmpulse.call(prompt_id="answer", prompt_version="3", model="gpt-4o-mini",
+                           messages=MESSAGES, context=[{"id": "kb-1", "content": DOC}]) as c:
+            c.record_response(ANSWER, input_tokens=48, output_tokens=19)
+
+    return op
+
+
+def otel_op() -> tuple[Callable[[], None], Callable[[], None]]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+
+    def op() -> None:
+        with tracer.start_as_current_span("chat gpt-4o-mini") as span:
+            span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                                 "gen_ai.prompt.0.content": SYSTEM, "gen_ai.prompt.1.content": QUESTION,
+                                 "gen_ai.retrieval.documents": DOC, "llmpulse.prompt_id": "answer"})
+            span.set_attributes({"gen_ai.completion.0.content": ANSWER, "gen_ai.usage.input_tokens": 48,
+                                 "gen_ai.usage.output_tokens": 19})
+
+    def stop() -> None:
+        provider.shutdown()
+        exporter.clear()
+
+    return op, stop
+
+
+def langfuse_op() -> tuple[Callable[[], None], Callable[[], None]]:
+    from langfuse import Langfuse
+    from opentelemetry.sdk.trace import TracerProvider
+
+    for name in ("langfuse", "opentelemetry"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    client = Langfuse(public_key="pk-bench", secret_key="sk-bench", host="http://127.0.0.1:9",
+                      tracer_provider=TracerProvider(), timeout=1)
+
+    def op() -> None:
+        with client.start_as_current_observation(name="answer", as_type="generation",
+                                                 model="gpt-4o-mini", input=MESSAGES,
+                                                 metadata={"context": DOC}) as gen:
+            gen.update(output=ANSWER, usage_details={"input": 48, "output": 19})
+
+    return op, lambda: None
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--bootstrap", default=None)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="llmpulse-bench-"))
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        from kafka_broker import KafkaBroker, free_port
+
+        broker = KafkaBroker(tmp / "kafka", free_port())
+        broker.start()
+        bootstrap = broker.bootstrap
+    try:
+        report = ensure_topics(bootstrap, partitions=6)
+        partitions = next(t.partitions for t in report if t.name == "llm.prompts")
+        out: dict[str, object] = {"n": args.n, "payload": "1 call = prompt (2 messages, 1 document) "
+                                  "+ response with usage; floor produces the same two events"}
+        op, stop = floor_op(bootstrap, partitions)
+        out["floor"] = _measure(op, args.n)
+        stop()
+
+        llmpulse.init(app="bench", bootstrap_servers=bootstrap, spool_dir=tmp / "spool",
+                      warn_on_drop=False)
+        out["llmpulse"] = _measure(llmpulse_op(), args.n)
+        llmpulse.flush(30)
+
+        op, stop = otel_op()
+        out["otel_batch_span"] = _measure(op, args.n)
+        stop()
+        op, stop = langfuse_op()
+        out["langfuse_generation"] = _measure(op, args.n)
+        stop()
+
+        ours, floor, lf = out["llmpulse"], out["floor"], out["langfuse_generation"]
+        out["ratios"] = {
+            "llmpulse_p50_over_floor_p50": round(ours["p50_us"] / floor["p50_us"], 2),  # type: ignore[index]
+            "llmpulse_p99_over_floor_p99": round(ours["p99_us"] / floor["p99_us"], 2),  # type: ignore[index]
+            "llmpulse_p50_over_langfuse_p50": round(ours["p50_us"] / lf["p50_us"], 3),  # type: ignore[index]
+        }
+        out["goals_met"] = {
+            "p50 <= 1.5x floor": out["ratios"]["llmpulse_p50_over_floor_p50"] <= 1.5,  # type: ignore[index]
+            "p50 <= langfuse / 4": out["ratios"]["llmpulse_p50_over_langfuse_p50"] <= 0.25,  # type: ignore[index]
+            "p99 <= 2x floor p99": out["ratios"]["llmpulse_p99_over_floor_p99"] <= 2.0,  # type: ignore[index]
+        }
+
+        # Sustained: one app thread capturing as fast as it can for 3 s, broker up.
+        before = llmpulse.stats()["sent"]
+        op = llmpulse_op()
+        calls, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 3.0:
+            op()
+            calls += 1
+        elapsed = time.perf_counter() - t0
+        llmpulse.flush(60)
+        stats = llmpulse.stats()
+        out["sustained"] = {"calls_per_s": round(calls / elapsed), "events_per_s": round(2 * calls / elapsed),
+                            "all_delivered": stats["sent"] - before == 2 * calls,
+                            "dropped": stats["dropped"]}
+        llmpulse.shutdown()
+
+        # Broker down: 50,000 calls = 100,000 events, memory held and the spool.
+        gc.collect()
+        rss0 = _rss_kib()
+        llmpulse.init(app="bench-down", bootstrap_servers="127.0.0.1:9", spool_dir=tmp / "spool-down",
+                      warn_on_drop=False, delivery_timeout_s=2.0)
+        for _ in range(50_000):
+            op()
+        time.sleep(1.0)
+        stats = llmpulse.stats()
+        out["broker_down_100k_events"] = {
+            "rss_growth_mib": round((_rss_kib() - rss0) / 1024, 1),
+            "buffered_events_cap": 100_000, "spool_events": stats["spool_events"],
+            "spool_mib": round(stats["spool_bytes"] / 2**20, 1), "queue_depth": stats["queue_depth"],
+            "dropped": stats["dropped"]}
+        llmpulse.shutdown(1)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""Capturing calls: the ``call()`` context manager and the ``@track`` decorator.
+
+Both build a ``PromptEvent`` and a ``ResponseEvent`` with the same ``call_id`` and hand
+them to the client when the call ends (so sampling can always keep errors). Nothing
+here waits on the network, and nothing raises into the app: a failure inside the SDK
+is counted in ``stats()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar, cast
+
+from llmpulse.producers._client import get_client
+from llmpulse.schemas import (
+    ChatMessage,
+    ErrorInfo,
+    FeedbackEvent,
+    PromptEvent,
+    ResponseEvent,
+    RetrievedDocument,
+    SchemaError,
+    TokenUsage,
+    decode_event,
+    encode_event,
+    uuid7_str,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("llmpulse.producers")
+
+_current: contextvars.ContextVar[LLMCall | None] = contextvars.ContextVar(
+    "llmpulse_current_call", default=None)
+_last_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "llmpulse_last_call_id", default=None)
+_ROLES = {"system", "user", "assistant", "tool", "developer"}
+
+
+def current_call() -> LLMCall | None:
+    """The call being recorded in this context (inside ``@track`` or ``with call()``)."""
+    return _current.get()
+
+
+def last_call_id() -> str | None:
+    """The id of the last call finished in this context: hand it to your UI for feedback."""
+    return _last_id.get()
+
+
+def _same(value: str | None) -> str | None:
+    return value
+
+
+def _messages(raw: Any, text: Callable[[str | None], str | None] = _same) -> list[ChatMessage]:
+    out = []
+    for m in raw or ():
+        if isinstance(m, ChatMessage):
+            out.append(ChatMessage(role=m.role, content=text(m.content) or "", name=m.name))
+            continue
+        get = m.get if isinstance(m, Mapping) else (lambda k, d=None, m=m: getattr(m, k, d))
+        role = str(get("role", "user"))
+        content = get("content", "")
+        if not isinstance(content, str):  # multi-part content: keep the text parts
+            content = "".join(p.get("text", "") if isinstance(p, Mapping) else str(p)
+                              for p in (content or ()))
+        out.append(ChatMessage(role=role if role in _ROLES else "user",  # type: ignore[arg-type]
+                               content=text(content) or ""))
+    return out
+
+
+def _documents(raw: Iterable[Any],
+               text: Callable[[str | None], str | None] = _same) -> list[RetrievedDocument]:
+    out = []
+    for i, d in enumerate(raw or ()):
+        if isinstance(d, RetrievedDocument):
+            out.append(RetrievedDocument(id=d.id, content=text(d.content) or "", score=d.score,
+                                         source=d.source))
+        elif isinstance(d, str):
+            out.append(RetrievedDocument(id=f"doc-{i}", content=text(d) or ""))
+        else:
+            get = d.get if isinstance(d, Mapping) else (lambda k, x=None, d=d: getattr(d, k, x))
+            score = get("score")
+            out.append(RetrievedDocument(id=str(get("id") or f"doc-{i}"),
+                                         content=text(str(get("content") or get("text") or ""))
+                                         or "",
+                                         score=float(score) if score is not None else None,
+                                         source=get("source")))
+    return out
+
+
+class LLMCall:
+    """One LLM call being recorded. Made by ``llmpulse.producers.call(...)``.
+
+    Use it as a context manager (sync or async); record what the model returned with
+    ``record_response`` and anything that went wrong with ``record_error`` (an
+    exception leaving the block is recorded for you, then re-raised).
+    """
+
+    def __init__(self, *, prompt_id: str | None = None, prompt_version: str | None = None,
+                 model: str | None = None, provider: str | None = None,
+                 messages: Iterable[Any] | None = None, prompt: str | None = None,
+                 context: Iterable[Any] | None = None,
+                 template_variables: Mapping[str, str] | None = None,
+                 session_id: str | None = None, user_id: str | None = None,
+                 trace_id: str | None = None, attributes: Mapping[str, Any] | None = None,
+                 expects_json: bool = False, operation: str = "chat",
+                 temperature: float | None = None, max_tokens: int | None = None,
+                 top_p: float | None = None, call_id: str | None = None) -> None:
+        self.call_id: str = call_id or uuid7_str()
+        self.prompt_id, self.prompt_version = prompt_id, prompt_version
+        self.model, self.provider = model, provider
+        self.session_id, self.user_id, self.trace_id = session_id, user_id, trace_id
+        self.attributes: dict[str, Any] = dict(attributes or {})
+        self.expects_json, self.operation = expects_json, operation
+        self.temperature, self.max_tokens, self.top_p = temperature, max_tokens, top_p
+        self.template_variables = dict(template_variables or {})
+        self._messages: Any = list(messages) if messages is not None else (
+            [{"role": "user", "content": prompt}] if prompt is not None else [])
+        self._context: list[Any] = list(context or ())
+        self._started_at = datetime.now(UTC)
+        self._t0 = time.perf_counter()
+        self._ttft_ms: float | None = None
+        self._response: dict[str, Any] = {}
+        self._error: ErrorInfo | None = None
+        self._finished = False
+        self._token: contextvars.Token[LLMCall | None] | None = None
+
+    # -- what the app records ----------------------------------------------------------
+    def set_messages(self, messages: Iterable[Any]) -> None:
+        """The chat messages sent (dicts with role and content, or OpenAI message objects)."""
+        self._messages = list(messages)
+
+    def add_context(self, documents: Iterable[Any]) -> None:
+        """Retrieved documents (str, dict with id/content/score, or RetrievedDocument)."""
+        self._context.extend(documents)
+
+    def first_token(self) -> None:
+        """Mark the arrival of the first token (streaming): time to first token."""
+        if self._ttft_ms is None:
+            self._ttft_ms = (time.perf_counter() - self._t0) * 1000.0
+
+    def record_response(self, text: str | None = None, *, input_tokens: int | None = None,
+                        output_tokens: int | None = None, cached_input_tokens: int | None = None,
+                        finish_reason: str | None = None, response_model: str | None = None,
+                        response_id: str | None = None, cost_usd: float | None = None,
+                        streamed: bool | None = None) -> None:
+        """What the model answered. Call again to add fields; the last value wins."""
+        fields = dict(text=text, input_tokens=input_tokens, output_tokens=output_tokens,
+                      cached_input_tokens=cached_input_tokens, finish_reason=finish_reason,
+                      response_model=response_model, response_id=response_id,
+                      cost_usd=cost_usd, streamed=streamed)
+        self._response.update({k: v for k, v in fields.items() if v is not None})
+
+    def record_error(self, error: BaseException | str, message: str | None = None) -> None:
+        """The call failed: an exception, or an error type name and message."""
+        if isinstance(error, BaseException):
+            self._error = ErrorInfo(type=type(error).__name__, message=message or str(error))
+        else:
+            self._error = ErrorInfo(type=error or "Error", message=message or "")
+
+    # -- context manager -----------------------------------------------------------------
+    def __enter__(self) -> LLMCall:
+        self._token = _current.set(self)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
+        if exc is not None and self._error is None:
+            self.record_error(exc)
+        self.finish()
+        if self._token is not None:
+            # exited in another context (a generator, another task): harmless
+            with contextlib.suppress(ValueError):
+                _current.reset(self._token)
+        return False
+
+    async def __aenter__(self) -> LLMCall:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None,
+                        tb: Any) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+    def finish(self) -> None:
+        """Emit the prompt and response events (once). Called on leaving the block."""
+        if self._finished:
+            return
+        self._finished = True
+        _last_id.set(self.call_id)
+        client = get_client()
+        try:
+            latency_ms = (time.perf_counter() - self._t0) * 1000.0
+            if not client.keep(self.call_id, is_error=self._error is not None, call=self):
+                return
+            text = client.text
+            common = dict(call_id=self.call_id, app=client.config.app,
+                          environment=client.config.environment, trace_id=self.trace_id,
+                          session_id=self.session_id, user_id=self.user_id,
+                          prompt_id=self.prompt_id, prompt_version=self.prompt_version,
+                          request_model=self.model, provider=self.provider)
+            messages = _messages(self._messages, text)
+            documents = _documents(self._context, text)
+            prompt = PromptEvent(
+                **common, occurred_at=self._started_at, operation=self.operation,  # type: ignore[arg-type]
+                messages=messages, retrieved_context=documents,
+                template_variables={k: text(str(v)) or "" for k, v in self.template_variables.items()},
+                temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
+                expects_json=self.expects_json, attributes=self.attributes)
+            r = self._response
+            usage = None
+            if any(k in r for k in ("input_tokens", "output_tokens", "cached_input_tokens")):
+                usage = TokenUsage(input_tokens=int(r.get("input_tokens", 0)),
+                                   output_tokens=int(r.get("output_tokens", 0)),
+                                   cached_input_tokens=int(r.get("cached_input_tokens", 0)))
+            error = self._error
+            if error is not None:
+                error = ErrorInfo(type=error.type, message=text(error.message) or "")
+            response_text = text(r.get("text"))
+            if response_text is None and error is None:
+                response_text = ""
+            response = ResponseEvent(
+                **common, text=response_text, error=error,  # type: ignore[arg-type]
+                finish_reason=r.get("finish_reason"), response_model=r.get("response_model"),
+                response_id=r.get("response_id"), usage=usage, latency_ms=latency_ms,
+                time_to_first_token_ms=self._ttft_ms, cost_usd=r.get("cost_usd"),
+                streamed=bool(r.get("streamed", False)))
+            client.emit("prompt", prompt)
+            client.emit("response", response)
+        except Exception:
+            client.stats.error("finish")
+
+
+def call(**fields: Any) -> LLMCall:
+    """Record one LLM call: ``with llmpulse.producers.call(prompt_id=..., messages=...) as c:``."""
+    try:
+        return LLMCall(**fields)
+    except TypeError:
+        raise  # a wrong keyword is the developer's mistake, shown at once
+    except Exception:
+        get_client().stats.error("call")
+        return LLMCall()
+
+
+def output_fields(result: Any) -> dict[str, Any]:
+    """Fields of ``record_response`` from a function's result: a str, or an OpenAI-style
+    chat completion (object or dict)."""
+    if isinstance(result, str):
+        return {"text": result}
+    get = result.get if isinstance(result, Mapping) else (
+        lambda k, d=None: getattr(result, k, d))
+    choices = get("choices")
+    if not choices:
+        return {"text": ""}
+    first = choices[0]
+    fget = first.get if isinstance(first, Mapping) else (lambda k, d=None: getattr(first, k, d))
+    message = fget("message")
+    if message is not None:
+        mget = message.get if isinstance(message, Mapping) else (
+            lambda k, d=None: getattr(message, k, d))
+        text = mget("content") or ""
+    else:
+        text = fget("text") or ""
+    out: dict[str, Any] = {"text": text, "finish_reason": fget("finish_reason"),
+                           "response_model": get("model"), "response_id": get("id")}
+    usage = get("usage")
+    if usage is not None:
+        uget = usage.get if isinstance(usage, Mapping) else (lambda k, d=None: getattr(usage, k, d))
+        out["input_tokens"] = uget("prompt_tokens")
+        out["output_tokens"] = uget("completion_tokens")
+        details = uget("prompt_tokens_details")
+        if details is not None:
+            dget = details.get if isinstance(details, Mapping) else (
+                lambda k, d=None: getattr(details, k, d))
+            out["cached_input_tokens"] = dget("cached_tokens")
+    return out
+
+
+def _input_fields(args: tuple[Any, ...], kwargs: dict[str, Any],
+                  capture_input: Callable[..., Any] | None) -> dict[str, Any]:
+    if capture_input is not None:
+        value = capture_input(*args, **kwargs)
+        return {"prompt": value} if isinstance(value, str) else {"messages": value}
+    if "messages" in kwargs:
+        return {"messages": kwargs["messages"]}
+    if isinstance(kwargs.get("prompt"), str):
+        return {"prompt": kwargs["prompt"]}
+    for arg in args:
+        if isinstance(arg, str):
+            return {"prompt": arg}
+    return {}
+
+
+def track(_fn: F | None = None, *, capture_input: Callable[..., Any] | None = None,
+          capture_output: Callable[[Any], Any] | None = None, **fields: Any) -> Any:
+    """Decorate a function that calls an LLM (sync or async) to record every call.
+
+    The prompt is taken from a ``messages`` or ``prompt`` keyword, or the first str
+    argument (or ``capture_input(*args, **kwargs)``); the response from the return value
+    (a str or an OpenAI-style completion, or ``capture_output(result)``). Inside, the
+    call is ``current_call()``; afterwards its id is ``last_call_id()``.
+    """
+
+    def decorate(fn: F) -> F:
+        def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+            try:
+                return LLMCall(**fields, **_input_fields(args, kwargs, capture_input))
+            except Exception:
+                get_client().stats.error("track")
+                return LLMCall(**fields)
+
+        def end(c: LLMCall, result: Any) -> None:
+            try:
+                value = capture_output(result) if capture_output is not None else result
+                c.record_response(**output_fields(value))
+            except Exception:
+                get_client().stats.error("track_output")
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                c = start(args, kwargs)
+                with c:
+                    result = await fn(*args, **kwargs)
+                    end(c, result)
+                return result
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            c = start(args, kwargs)
+            with c:
+                result = fn(*args, **kwargs)
+                end(c, result)
+            return result
+        return cast(F, wrapper)
+
+    return decorate(_fn) if _fn is not None else decorate
+
+
+def feedback(call_id: str, *, thumbs: str | bool | None = None, rating: int | None = None,
+             label: str | None = None, correction: str | None = None, comment: str | None = None,
+             source: str = "user", author_id: str | None = None,
+             attributes: Mapping[str, Any] | None = None, prompt_id: str | None = None,
+             prompt_version: str | None = None) -> bool:
+    """Send feedback on a call, any time later, from any process. True when queued.
+
+    ``thumbs`` is "up"/"down" (or True/False); ``rating`` 1-5. Invalid feedback is not
+    raised into the app: it is logged, counted (``invalid_feedback``) and False returned.
+    """
+    client = get_client()
+    try:
+        if isinstance(thumbs, bool):
+            thumbs = "up" if thumbs else "down"
+        text = client.text
+        event = FeedbackEvent(
+            call_id=call_id, app=client.config.app, environment=client.config.environment,
+            thumbs=thumbs, rating=rating, label=label, correction=text(correction),  # type: ignore[arg-type]
+            comment=text(comment), source=source, author_id=author_id,  # type: ignore[arg-type]
+            attributes=dict(attributes or {}), prompt_id=prompt_id, prompt_version=prompt_version)
+        decode_event(encode_event(event))  # the contract's checks, before it leaves
+    except SchemaError as exc:
+        client.stats.drop("invalid_feedback")
+        logger.warning("llmpulse: feedback not sent: %s", exc)
+        return False
+    except Exception:
+        client.stats.error("feedback")
+        client.stats.drop("invalid_feedback")
+        return False
+    client.emit("feedback", event)
+    return True

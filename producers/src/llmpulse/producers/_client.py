@@ -1,0 +1,196 @@
+"""The process-wide SDK client: configuration, sampling, redaction, delivery, fork and exit.
+
+Apps use the functions in ``llmpulse.producers`` (``init``, ``track``, ``call``, ``wrap``,
+``feedback``, ``stats``); they all go through ``get_client()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import zlib
+from typing import Any
+
+from llmpulse.producers._transport import Transport, on_fork
+from llmpulse.producers.config import SdkConfig
+from llmpulse.producers.stats import SdkStats
+from llmpulse.schemas import Event, encode_event
+from llmpulse.schemas.topics import FEEDBACK, PROMPTS, RESPONSES, topic_name
+
+logger = logging.getLogger("llmpulse.producers")
+
+_TOPIC_OF = {"prompt": PROMPTS, "response": RESPONSES, "feedback": FEEDBACK}
+
+
+class Client:
+    """Everything the SDK holds for one process. Never raises into the app."""
+
+    def __init__(self, config: SdkConfig) -> None:
+        self.config = config
+        self.stats = SdkStats(warn_on_drop=config.warn_on_drop)
+        self.pid = os.getpid()
+        self.topics = {kind: topic_name(base, config.topic_prefix) for kind, base in _TOPIC_OF.items()}
+        self._transport: Transport | None = None
+        self._closed = False
+        if config.enabled and config.bootstrap_servers:
+            try:
+                self._transport = Transport(config, self.stats)
+            except Exception as exc:  # bad settings must not take the app down
+                self.stats.error("init")
+                logger.warning("llmpulse: could not start the producer (%s); events are dropped",
+                               exc)
+        elif config.enabled:
+            logger.info("llmpulse: no bootstrap servers configured; events are counted as "
+                        "dropped (not_configured)")
+
+    # -- the hot path ------------------------------------------------------------------
+    def emit(self, kind: str, event: Event) -> None:
+        """Encode and queue one event. Never raises."""
+        if not self.config.enabled:
+            return
+        try:
+            if self.pid != os.getpid():
+                self._after_fork()
+            transport = self._transport
+            if transport is None or self._closed:
+                self.stats.drop("not_configured" if not self._closed else "after_shutdown")
+                return
+            data = encode_event(event)
+            transport.enqueue(self.topics[kind], event.call_id, data)  # type: ignore[union-attr]
+        except Exception:
+            self.stats.error("emit")
+            self.stats.drop("encode_error")
+
+    def keep(self, call_id: str, *, is_error: bool, call: Any = None) -> bool:
+        """Sampling: errors always; then the rule; then the rate, decided per call_id."""
+        config = self.config
+        if is_error:
+            return True
+        if config.sample_rule is not None:
+            try:
+                verdict = config.sample_rule(call)
+            except Exception:
+                self.stats.error("sample_rule")
+                verdict = None
+            if verdict is not None:
+                if not verdict:
+                    self.stats.add("sampled_out")
+                return bool(verdict)
+        rate = config.sample_rate
+        if rate >= 1.0:
+            return True
+        if zlib.crc32(call_id.encode()) / 0x1_0000_0000 < rate:
+            return True
+        self.stats.add("sampled_out")
+        return False
+
+    def text(self, value: str | None) -> str | None:
+        """Apply content capture and redaction to one text."""
+        if value is None:
+            return None
+        if not self.config.capture_content:
+            return ""
+        redact = self.config.redact
+        if redact is None:
+            return value
+        try:
+            return redact(value)
+        except Exception:
+            self.stats.error("redact")
+            return "[REDACTION FAILED]"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's producer and thread are not ours; make new ones."""
+        old = self._transport
+        self.pid = os.getpid()
+        self.stats = SdkStats(warn_on_drop=self.config.warn_on_drop)
+        if old is not None:
+            old.abandon_after_fork()
+            try:
+                self._transport = Transport(self.config, self.stats)
+            except Exception:
+                self._transport = None
+                self.stats.error("fork")
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Deliver everything queued; True when nothing is left in flight."""
+        if self._transport is None or self.pid != os.getpid():
+            return True
+        try:
+            return self._transport.flush(self.config.shutdown_timeout_s if timeout_s is None
+                                         else timeout_s) == 0
+        except Exception:
+            self.stats.error("flush")
+            return False
+
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Deliver within the deadline; what is left goes to the spool on disk."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._transport is None or self.pid != os.getpid():
+            return
+        try:
+            self._transport.close(self.config.shutdown_timeout_s if timeout_s is None else timeout_s)
+        except Exception:
+            self.stats.error("shutdown")
+            logger.exception("llmpulse: shutdown failed")
+
+    def snapshot(self) -> dict[str, Any]:
+        transport = self._transport
+        extra: dict[str, Any] = {"queue_depth": 0, "spool_events": 0, "spool_bytes": 0,
+                                 "connected": False, "enabled": self.config.enabled}
+        if transport is not None:
+            extra["queue_depth"] = transport.buffered + transport.in_flight()
+            extra["spool_events"] = transport.spool.events
+            extra["spool_bytes"] = transport.spool.size
+            extra["spool_evicted"] = transport.spool.evicted_events
+            extra["connected"] = not transport.down
+        return self.stats.snapshot(**extra)
+
+
+_lock = threading.Lock()
+_client: Client | None = None
+_atexit_registered = False
+
+
+def init(**options: Any) -> Client:
+    """Configure the SDK for this process (replacing an earlier client, which is flushed)."""
+    global _client, _atexit_registered
+    config = SdkConfig.resolve(**options)
+    with _lock:
+        old, _client = _client, Client(config)
+        if not _atexit_registered:
+            atexit.register(_shutdown_at_exit)
+            on_fork(_forget_locks_after_fork)
+            _atexit_registered = True
+    if old is not None:
+        old.shutdown()
+    return _client
+
+
+def get_client() -> Client:
+    """The current client; made from the environment on first use if ``init`` was not called."""
+    client = _client
+    if client is None:
+        try:
+            client = init()
+        except Exception as exc:  # a bad environment variable must not break the app
+            logger.warning("llmpulse: configuration error (%s); the SDK is disabled", exc)
+            with _lock:
+                globals()["_client"] = client = Client(SdkConfig(enabled=False))
+    return client
+
+
+def _shutdown_at_exit() -> None:
+    client = _client
+    if client is not None:
+        client.shutdown()
+
+
+def _forget_locks_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
