@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from kafka_broker import KafkaBroker, free_port  # noqa: E402
+
+from llmpulse.sinks.store import Store  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +35,30 @@ def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
     """The session broker's bootstrap address, "127.0.0.1:PORT"."""
     bootstrap: str = kafka_broker.bootstrap
     return bootstrap
+
+
+# chDB hosts one engine path per process, so every test of the session shares one folder
+# and gets a database of its own in it; each store is closed after its test.
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB folder of this test session (every room's tests use it)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def store_url(chdb_dir: Path) -> str:
+    """A URL naming a database of its own on the session's chDB folder."""
+    return f"chdb://{chdb_dir}?database=t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An open, migrated store in a database of its own."""
+    opened = Store.open(store_url)
+    opened.migrate()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+

@@ -1,0 +1,104 @@
+"""Insert throughput of enriched calls through the sink's writer, against bare chDB.
+
+Both sides write the same rows into the same schema (the ``calls`` table with its
+materialized views) on the same chDB engine, in the same run:
+
+* ``writer``: ``Writer.write`` on batches of decoded ``EnrichedCall`` events: the row
+  mapping, the ledger lookup, clickhouse-connect's Native serialization, the insert and
+  the views (what the sink does per batch).
+* ``bare chDB``: the same rows, already in an Arrow table, inserted with chDB's own
+  ``Python()`` table function on a raw ``chdb.connect`` handle (no Python per row).
+
+Prints JSON. The ratio is writer / fastest bare insert.
+
+    uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+import uuid
+
+import chdb
+import pyarrow as pa
+
+from llmpulse.sinks import rows as r
+from llmpulse.sinks.store import Store
+from llmpulse.sinks.testing import sample_calls
+from llmpulse.sinks.writer import Sourced, Writer
+
+
+def _arrow(store: Store, rows: list[tuple[object, ...]]) -> pa.Table:
+    """The rows as an Arrow table typed for chDB's Python() reader."""
+    types = dict(store.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                             "AND table = 'calls'").rows)
+    columns = list(zip(*rows, strict=True))
+    arrays = []
+    for name, values in zip(r.CALL_COLUMNS, columns, strict=True):
+        kind = types[name]
+        if kind == "UUID" or kind.startswith("Enum"):
+            arrays.append(pa.array([str(v) for v in values], pa.string()))
+        elif kind.startswith("Map"):
+            value_type = pa.float64() if "Float64" in kind else pa.string()
+            arrays.append(pa.array([list(m.items()) for m in values], pa.map_(pa.string(), value_type)))
+        elif kind.startswith("DateTime64"):
+            arrays.append(pa.array(values, pa.timestamp("us", tz="UTC")))
+        else:
+            arrays.append(pa.array(values))
+    return pa.Table.from_arrays(arrays, names=list(r.CALL_COLUMNS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="events per Writer.write (batch_rows)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is kept")
+    args = parser.parse_args()
+
+    calls = sample_calls(args.calls, seed=7)
+    folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
+    results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": []}
+    mapped = [r.call_row(c) for c in calls]
+    for _ in range(args.repeat):
+        for name, dedup in (("writer", True), ("writer_no_dedup", False)):
+            store = Store.open(f"chdb://{folder}?database=w{uuid.uuid4().hex[:8]}")
+            store.migrate()
+            writer = Writer(store, deduplicate=dedup)
+            started = time.perf_counter()
+            for start in range(0, len(calls), args.batch):
+                writer.write([Sourced(c) for c in calls[start:start + args.batch]])
+            results[name].append(len(calls) / (time.perf_counter() - started))
+            assert store.query("SELECT count() FROM calls").scalar() == len(calls)
+            store.close()
+
+        store = Store.open(f"chdb://{folder}?database=b{uuid.uuid4().hex[:8]}")
+        store.migrate()
+        tables = [_arrow(store, mapped[s:s + args.batch]) for s in range(0, len(mapped), args.batch)]
+        raw = chdb.connect(folder)  # a bare handle on the same engine
+        sql = f"INSERT INTO {store.database}.calls ({', '.join(r.CALL_COLUMNS)}) SELECT * FROM Python(frame)"
+        started = time.perf_counter()
+        for frame in tables:  # noqa: B007 - read by name by chDB's Python() table function
+            raw.query(sql)
+        results["bare_python_arrow"].append(len(calls) / (time.perf_counter() - started))
+        assert store.query("SELECT count() FROM calls").scalar() == len(calls)
+        raw.close()
+        store.close()
+
+    best = {name: max(values) for name, values in results.items()}
+    bare = best["bare_python_arrow"]
+    print(json.dumps({
+        "benchmark": "sink_insert",
+        "calls": args.calls, "batch": args.batch, "repeat": args.repeat,
+        "rows_per_s": {k: round(v) for k, v in best.items()},
+        "ratio_writer_to_bare": round(best["writer"] / bare, 3),
+        "ratio_writer_no_dedup_to_bare": round(best["writer_no_dedup"] / bare, 3),
+        "chdb": chdb.__version__, "python": platform.python_version(), "machine": platform.machine(),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
