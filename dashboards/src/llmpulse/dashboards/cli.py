@@ -1,0 +1,345 @@
+"""The dashboards room's commands: ``llmpulse dashboards generate|check|push``, ``llmpulse report``
+and ``llmpulse compare``.
+
+Example:
+    $ llmpulse dashboards generate                      # dashboards/grafana/ from the code
+    $ llmpulse dashboards push --grafana-url http://localhost:3000 --token glsa_...
+    $ llmpulse report --since 24h --out llmpulse-report.html
+    $ llmpulse compare --prompt answer --a 1 --b 2 --since 7d --format table
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from llmpulse.schemas import environment as env
+
+if TYPE_CHECKING:
+    from llmpulse.dashboards.alerts import AlertThresholds
+    from llmpulse.sinks.store import Store
+
+__all__ = ["compare", "dashboards", "parse_time", "report"]
+
+logger = logging.getLogger(__name__)
+
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|h|d|w)")
+_UNIT = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str, *, now: datetime) -> datetime:
+    """``6h``, ``30m``, ``7d``, ``2w`` before ``now``, or an ISO 8601 time (UTC if no zone)."""
+    match = _RELATIVE.fullmatch(text.strip())
+    if match:
+        return now - timedelta(**{_UNIT[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use 6h, 30m, 7d or an ISO time (2025-01-31T12:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _range(since: str, until: str | None) -> tuple[datetime, datetime]:
+    end = parse_time(until, now=datetime.now(UTC)) if until else datetime.now(UTC)
+    start = parse_time(since, now=end)
+    if start >= end:
+        raise click.BadParameter(
+            f"--since ({start:%Y-%m-%d %H:%M}) is not before --until ({end:%Y-%m-%d %H:%M})"
+        )
+    return start, end
+
+
+def _clickhouse_option(fn: Any) -> Any:
+    return click.option(
+        "--clickhouse",
+        "clickhouse_url",
+        envvar=env.CLICKHOUSE_URL,
+        default=None,
+        help=f"chdb:///path or http(s)://user:pass@host:port/db (or ${env.CLICKHOUSE_URL}); "
+        "default: the embedded store.",
+    )(fn)
+
+
+def _range_options(fn: Any) -> Any:
+    fn = click.option(
+        "--until", default=None, help="End of the range (default now): ISO time or 6h before now."
+    )(fn)
+    return click.option(
+        "--since",
+        default="24h",
+        show_default=True,
+        help="Start of the range: 6h, 7d ... before --until, or an ISO time.",
+    )(fn)
+
+
+def _open(url: str | None) -> Store:
+    from llmpulse.schemas.errors import LlmpulseError
+    from llmpulse.sinks.store import Store
+
+    try:
+        return Store.open(url)
+    except LlmpulseError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _thresholds(pairs: tuple[str, ...]) -> AlertThresholds:
+    from llmpulse.dashboards.alerts import AlertThresholds
+
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE, e.g. error_rate=0.1")
+        values[name.strip()] = value.strip()
+    try:
+        return AlertThresholds.from_env().replace(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+_threshold_option = click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Alert threshold (repeatable): error_rate=0.1, p95_latency_ms=3000 ... "
+    f"(or ${env.ALERT_PREFIX}NAME).",
+)
+
+
+def _default_grafana_dir() -> Path:
+    """``dashboards/grafana`` of the checkout (found from here, else from the working folder)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "dashboards" / "grafana" / "provisioning").is_dir():
+            return parent / "dashboards" / "grafana"
+    return Path.cwd() / "dashboards" / "grafana"
+
+
+@click.group("dashboards")
+def dashboards() -> None:
+    """Grafana dashboards and alert rules as code."""
+
+
+@dashboards.command("generate")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write (default: dashboards/grafana in the checkout).",
+)
+@_threshold_option
+def generate_command(out: Path | None, thresholds: tuple[str, ...]) -> None:
+    """Write the dashboards' Grafana JSON and the provisioning files from the code."""
+    from llmpulse.dashboards.grafana import generate
+
+    for path in generate(out or _default_grafana_dir(), _thresholds(thresholds)):
+        click.echo(str(path))
+
+
+@dashboards.command("check")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to check (default: dashboards/grafana in the checkout).",
+)
+@_threshold_option
+def check_command(out: Path | None, thresholds: tuple[str, ...]) -> None:
+    """Fail when the generated files differ from the code (run generate to fix)."""
+    from llmpulse.dashboards.grafana import check
+
+    stale = check(out or _default_grafana_dir(), _thresholds(thresholds))
+    if stale:
+        raise click.ClickException("out of date (run `llmpulse dashboards generate`): " + ", ".join(stale))
+    click.echo("up to date")
+
+
+@dashboards.command("push")
+@click.option(
+    "--grafana-url",
+    envvar=env.GRAFANA_URL,
+    required=True,
+    show_envvar=True,
+    help="Grafana's URL, e.g. http://localhost:3000.",
+)
+@click.option(
+    "--token",
+    envvar=env.GRAFANA_TOKEN,
+    default=None,
+    show_envvar=True,
+    help="A service-account token (or user:password in the URL).",
+)
+@click.option(
+    "--clickhouse",
+    "clickhouse_url",
+    envvar=env.CLICKHOUSE_URL,
+    default=None,
+    show_envvar=True,
+    help="The ClickHouse server as Grafana reaches it: http://user:pass@host:8123/db.",
+)
+@click.option("--no-datasource", is_flag=True, help="Leave the data source as it is.")
+@click.option("--no-alerts", is_flag=True, help="Do not push the alert rules.")
+@_threshold_option
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per request.")
+def push_command(
+    grafana_url: str,
+    token: str | None,
+    clickhouse_url: str | None,
+    no_datasource: bool,
+    no_alerts: bool,
+    thresholds: tuple[str, ...],
+    timeout: float,
+) -> None:
+    """Create or update the folder, data source, dashboards and alert rules (by uid; idempotent)."""
+    from llmpulse.dashboards.push import PushError, clickhouse_datasource, push
+
+    datasource = None
+    if not no_datasource:
+        if not clickhouse_url:
+            raise click.UsageError("give --clickhouse http://user:pass@host:8123/db, or --no-datasource")
+        try:
+            datasource = clickhouse_datasource(clickhouse_url)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+    try:
+        result = push(
+            grafana_url,
+            token,
+            datasource=datasource,
+            thresholds=_thresholds(thresholds),
+            include_alerts=not no_alerts,
+            timeout=timeout,
+        )
+    except PushError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"folder      {result.folder}")
+    click.echo(f"data source {result.datasource}")
+    for uid, status in result.dashboards.items():
+        click.echo(f"dashboard   {uid}: {status}")
+    for uid, status in result.alert_rules.items():
+        click.echo(f"alert rule  {uid}: {status}")
+
+
+@click.command("report")
+@_clickhouse_option
+@_range_options
+@click.option("--app", default=None, help="Only this app (default: all apps).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("llmpulse-report.html"),
+    show_default=True,
+)
+@click.option("--no-compare", is_flag=True, help="Leave out the version comparison.")
+def report(
+    clickhouse_url: str | None, since: str, until: str | None, app: str | None, out: Path, no_compare: bool
+) -> None:
+    """Render the dashboards, alert states and version comparison to one self-contained HTML file."""
+    from llmpulse.dashboards.report import render_report
+
+    start, end = _range(since, until)
+    with _open(clickhouse_url) as store, click.progressbar(length=1, label="report", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.length = total
+            bar.label = what[:48].ljust(48)
+            bar.update(done - bar.pos)
+
+        path = render_report(
+            store, since=start, until=end, out_path=out, app=app, compare=not no_compare, progress=progress
+        )
+    click.echo(str(path))
+
+
+@click.command("compare")
+@click.option("--prompt", "prompt_id", required=True, help="The prompt id.")
+@click.option("--a", "version_a", required=True, help="Version A (the baseline).")
+@click.option("--b", "version_b", required=True, help="Version B (the candidate); differences are B - A.")
+@_clickhouse_option
+@_range_options
+@click.option("--app", default=None, help="Only this app.")
+@click.option("--environment", default=None, help="Only this environment.")
+@click.option("--model", default=None, help="Only this model.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (default: standard output; html defaults to llmpulse-compare.html).",
+)
+@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True)
+@click.option(
+    "--correction",
+    type=click.Choice(["holm", "bh"]),
+    default="holm",
+    show_default=True,
+    help="holm: family-wise error rate; bh: false discovery rate.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutations."
+)
+def compare(
+    prompt_id: str,
+    version_a: str,
+    version_b: str,
+    clickhouse_url: str | None,
+    since: str,
+    until: str | None,
+    app: str | None,
+    environment: str | None,
+    model: str | None,
+    fmt: str,
+    out: Path | None,
+    alpha: float,
+    correction: str,
+    seed: int,
+) -> None:
+    """Compare two prompt versions: values, differences with intervals, p-values, verdicts."""
+    from llmpulse.dashboards.compare import (
+        compare_versions,
+        comparison_html,
+        comparison_json,
+        comparison_table,
+    )
+
+    start, end = _range(since, until)
+    with _open(clickhouse_url) as store:
+        try:
+            result = compare_versions(
+                store,
+                prompt_id,
+                version_a,
+                version_b,
+                since=start,
+                until=end,
+                app=app,
+                environment=environment,
+                model=model,
+                alpha=alpha,
+                correction=correction,
+                seed=seed,
+            )
+        except Exception as exc:
+            raise click.ClickException(f"comparison failed: {exc}") from exc
+    scope = f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC" + (f", app {app}" if app else "")
+    if fmt == "table":
+        text = f"{result.label_a} vs {result.label_b}, {scope}\n\n{comparison_table(result)}\n"
+    elif fmt == "json":
+        text = comparison_json(result) + "\n"
+    else:
+        text = comparison_html(result, subtitle=scope)
+        out = out or Path("llmpulse-compare.html")
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, "utf-8")
+        click.echo(str(out))

@@ -1,0 +1,276 @@
+"""``llmpulse compare``: two prompt versions, metric by metric, with statistics that say which
+differences are real; printed as a table, JSON, or an HTML page with charts.
+
+Example:
+    >>> from llmpulse.dashboards.compare import compare_versions, comparison_table
+    >>> result = compare_versions(store, "answer", "1", "2", since=start, until=end)   # doctest: +SKIP
+    >>> print(comparison_table(result))                                               # doctest: +SKIP
+    metric            A (answer v1)   B (answer v2)   B - A [95% CI]   ...
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from llmpulse.dashboards.charts import bar_chart, format_value, interval_plot
+from llmpulse.dashboards.samples import version_samples
+from llmpulse.dashboards.stats import Comparison, MetricComparison, compare_samples
+
+__all__ = ["compare_versions", "comparison_html", "comparison_json", "comparison_section", "comparison_table"]
+
+logger = logging.getLogger(__name__)
+
+_UNIT_FORMAT = {"%": "percentunit", "ms": "ms", "USD": "currencyUSD"}
+
+
+def compare_versions(
+    store: Any,
+    prompt_id: str,
+    version_a: str,
+    version_b: str,
+    *,
+    since: datetime,
+    until: datetime,
+    app: str | None = None,
+    environment: str | None = None,
+    model: str | None = None,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    min_samples: int = 30,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Comparison:
+    """Fetch both versions' per-call samples from the store and compare them.
+
+    Args:
+        store: an open ``llmpulse.sinks.Store``.
+        prompt_id: the prompt.
+        version_a: the baseline version (A).
+        version_b: the candidate version (B); differences are B - A.
+        since: start of the range.
+        until: end of the range.
+        app: only this app's calls.
+        environment: only this environment.
+        model: only this model.
+        alpha: significance level of the whole family of metrics.
+        correction: ``holm`` or ``bh``.
+        min_samples: fewer values a side and a metric is reported as insufficient.
+        resamples: bootstrap and permutation rounds.
+        seed: seeds every random draw.
+    """
+    scope: dict[str, Any] = {"since": since, "until": until, "app": app, "environment": environment,
+                             "model": model}
+    side_a = version_samples(store, prompt_id, version_a, **scope)
+    side_b = version_samples(store, prompt_id, version_b, **scope)
+    comparison = compare_samples(
+        side_a,
+        side_b,
+        label_a=f"{prompt_id} v{version_a}",
+        label_b=f"{prompt_id} v{version_b}",
+        alpha=alpha,
+        correction=correction,
+        min_samples=min_samples,
+        resamples=resamples,
+        seed=seed,
+    )
+    calls_a = len(side_a["error_rate"].array()) if "error_rate" in side_a else 0
+    calls_b = len(side_b["error_rate"].array()) if "error_rate" in side_b else 0
+    if min(calls_a, calls_b) < min_samples:
+        comparison.warnings.insert(
+            0,
+            f"too few calls to say anything: {comparison.label_a} has {calls_a}, "
+            f"{comparison.label_b} has {calls_b} (need {min_samples} each)",
+        )
+    logger.info(
+        "compared %s with %s: %d of %d metrics differ",
+        comparison.label_a,
+        comparison.label_b,
+        len(comparison.significant),
+        len(comparison.metrics),
+    )
+    return comparison
+
+
+_DECIMALS = {"USD": 6, "": 4, "tokens": 1, "of 5": 2}
+
+
+def _fmt(metric: MetricComparison, value: float | None) -> str:
+    return format_value(value, _UNIT_FORMAT.get(metric.unit, "short"), decimals=_DECIMALS.get(metric.unit))
+
+
+def _diff(metric: MetricComparison) -> str:
+    if metric.difference is None:
+        return "-"
+    text = ("+" if metric.difference >= 0 else "") + _fmt(metric, metric.difference)
+    if metric.ci_low is not None and metric.ci_high is not None:
+        text += f" [{_fmt(metric, metric.ci_low)}, {_fmt(metric, metric.ci_high)}]"
+    return text
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """The comparison as a plain-text table for the terminal."""
+    header = (
+        "metric",
+        "n A/B",
+        f"A ({comparison.label_a})",
+        f"B ({comparison.label_b})",
+        f"B - A [{1 - comparison.alpha:.0%} CI]",
+        "test",
+        "p",
+        f"p ({comparison.correction})",
+        "verdict",
+    )
+    rows = [
+        (
+            m.name,
+            f"{m.n_a}/{m.n_b}",
+            _fmt(m, m.value_a),
+            _fmt(m, m.value_b),
+            _diff(m),
+            m.test or "-",
+            _p(m.p_value),
+            _p(m.p_adjusted),
+            m.verdict,
+        )
+        for m in comparison.metrics
+    ]
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    verdicts = [m for m in comparison.metrics if m.significant]
+    summary = (
+        f"{len(verdicts)} of {len(comparison.metrics)} metrics differ at alpha={comparison.alpha} "
+        f"({comparison.correction} correction for "
+        f"{sum(m.p_adjusted is not None for m in comparison.metrics)} "
+        "tests)"
+    )
+    notes = [f"warning: {w}" for w in comparison.warnings]
+    return "\n".join([*lines, "", summary, *notes])
+
+
+def comparison_json(comparison: Comparison) -> str:
+    """The comparison as JSON."""
+    return json.dumps(comparison.to_dict(), indent=2, default=str)
+
+
+def _relative_rows(
+    comparison: Comparison,
+) -> list[tuple[str, float | None, float | None, float | None, bool]]:
+    rows: list[tuple[str, float | None, float | None, float | None, bool]] = []
+    for metric in comparison.metrics:
+        base = abs(metric.value_a) if metric.value_a else None
+        if base is None or metric.difference is None or metric.ci_low is None or metric.ci_high is None:
+            continue
+        rows.append(
+            (
+                metric.name,
+                100 * metric.difference / base,
+                100 * metric.ci_low / base,
+                100 * metric.ci_high / base,
+                metric.significant,
+            )
+        )
+    return rows
+
+
+def comparison_section(comparison: Comparison) -> str:
+    """An HTML fragment: the interval plot, A vs B bars of the rates, and the table."""
+    rates = [
+        m for m in comparison.metrics if m.unit == "%" and m.value_a is not None and m.value_b is not None
+    ]
+    latency = [
+        m for m in comparison.metrics if m.unit == "ms" and m.value_a is not None and m.value_b is not None
+    ]
+    charts = [
+        (
+            "Relative difference of B from A, with its interval (red: differs after correction)",
+            interval_plot(_relative_rows(comparison)),
+        ),
+    ]
+    if rates:
+        charts.append(
+            (
+                "Rates, A and B",
+                bar_chart(
+                    [m.name for m in rates],
+                    {
+                        comparison.label_a: [m.value_a for m in rates],
+                        comparison.label_b: [m.value_b for m in rates],
+                    },
+                    unit="percentunit",
+                ),
+            )
+        )
+    if latency:
+        charts.append(
+            (
+                "Latency, A and B",
+                bar_chart(
+                    [m.name for m in latency],
+                    {
+                        comparison.label_a: [m.value_a for m in latency],
+                        comparison.label_b: [m.value_b for m in latency],
+                    },
+                    unit="ms",
+                ),
+            )
+        )
+    figures = "".join(
+        f'<figure class="panel w12"><figcaption>{html.escape(caption)}</figcaption>{svg}</figure>'
+        for caption, svg in charts
+    )
+    head = "".join(
+        f"<th>{html.escape(h)}</th>"
+        for h in (
+            "metric",
+            "n A",
+            "n B",
+            "A",
+            "B",
+            f"B - A [{1 - comparison.alpha:.0%} CI]",
+            "test",
+            "p",
+            f"p ({comparison.correction})",
+            "verdict",
+        )
+    )
+    body = "".join(
+        f'<tr class="{"sig" if m.significant else ""}">'
+        f'<td title="{html.escape(m.description)}">{html.escape(m.name)}</td>'
+        f"<td>{m.n_a}</td><td>{m.n_b}</td><td>{html.escape(_fmt(m, m.value_a))}</td>"
+        f"<td>{html.escape(_fmt(m, m.value_b))}</td><td>{html.escape(_diff(m))}</td>"
+        f"<td>{html.escape(m.test or '-')}</td>"
+        f"<td>{_p(m.p_value)}</td><td>{_p(m.p_adjusted)}</td><td>{html.escape(m.verdict)}</td></tr>"
+        for m in comparison.metrics
+    )
+    warnings = "".join(f'<p class="warning">{html.escape(w)}</p>' for w in comparison.warnings)
+    return (
+        f'<div class="grid">{figures}</div>{warnings}'
+        f'<table class="comparison" data-points="{len(comparison.metrics)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def comparison_html(comparison: Comparison, *, subtitle: str = "") -> str:
+    """A self-contained HTML page of the comparison."""
+    from llmpulse.dashboards.report import page
+
+    title = f"{comparison.label_a} vs {comparison.label_b}"
+    intro = (f"<p>{html.escape(subtitle)}</p>" if subtitle else "") + (
+        f"<p>{len(comparison.significant)} of {len(comparison.metrics)} metrics differ at "
+        f"alpha={comparison.alpha} after {html.escape(comparison.correction)} correction.</p>"
+    )
+    return page(f"llmpulse compare: {title}", intro + comparison_section(comparison))

@@ -1,0 +1,388 @@
+"""``llmpulse report``: the dashboards without Grafana, as one self-contained HTML file.
+
+Every panel of every dashboard runs its SQL against the store, expanded exactly as Grafana
+and the ClickHouse plugin expand it (``llmpulse.dashboards.macros``), and is drawn as an
+inline SVG chart, stat or table. The report adds what the dashboards cannot: the alert
+rules evaluated at the end of the range, and the statistical comparison of the two
+versions shown on the Prompt versions dashboard. No script, font or stylesheet is
+loaded from elsewhere.
+
+Example:
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from llmpulse.dashboards.report import render_report
+    >>> end = datetime.now(UTC)
+    >>> render_report(store, since=end - timedelta(hours=6), until=end,
+    ...               out_path="llmpulse-report.html")                    # doctest: +SKIP
+    PosixPath('llmpulse-report.html')
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llmpulse.dashboards.alerts import AlertInstance, evaluate_rules
+from llmpulse.dashboards.charts import bar_chart, line_chart, stat_tile, table_html
+from llmpulse.dashboards.definitions import DASHBOARDS
+from llmpulse.dashboards.macros import TimeRange, Variable, expand
+from llmpulse.dashboards.panels import DashboardSpec, PanelSpec, Viz
+
+__all__ = ["PanelResult", "ReportResult", "page", "render_report", "run_dashboard", "run_panel"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, what)``: called after each step of a long report."""
+
+
+@dataclass
+class PanelResult:
+    """One panel run against the store: the statement, the columns, the rows, the time taken."""
+
+    dashboard: str
+    panel: PanelSpec
+    sql: str
+    columns: tuple[str, ...] = ()
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class ReportResult:
+    """What ``render_report`` produced (the path, and each panel's result for checks)."""
+
+    path: Path
+    panels: list[PanelResult]
+    variables: dict[str, dict[str, Variable]]
+    alerts: list[AlertInstance]
+
+
+def _options(store: Any, sql: str, window: TimeRange, chosen: dict[str, Variable]) -> list[str]:
+    statement = expand(sql, time_range=window, variables=chosen)
+    return [str(row[0]) for row in store.query(statement).rows]
+
+
+def resolve_variables(
+    store: Any,
+    spec: DashboardSpec,
+    window: TimeRange,
+    *,
+    app: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> dict[str, Variable]:
+    """Each variable's selection, as Grafana would make it on opening the dashboard.
+
+    Multi-value variables with All select All (``app`` selects ``app`` when given);
+    single-value ones take their first option, except that ``prompt`` prefers a prompt with
+    two or more versions. ``overrides`` pins values (``{"version_a": "1"}``).
+    """
+    overrides = dict(overrides or {})
+    if app:
+        overrides.setdefault("app", app)
+    chosen: dict[str, Variable] = {}
+    for variable in spec.variables:
+        options = _options(store, variable.sql, window, chosen)
+        if variable.descending:
+            options = sorted(options, reverse=True)
+        if variable.name in overrides:
+            chosen[variable.name] = Variable.of(variable.name, overrides[variable.name])
+        elif variable.include_all:
+            chosen[variable.name] = Variable.all_of(variable.name, options)
+        elif variable.name == "prompt":
+            pick = next(
+                (
+                    o
+                    for o in options
+                    if len(
+                        _options(
+                            store, _versions_sql(spec), window, {**chosen, "prompt": Variable.of("prompt", o)}
+                        )
+                    )
+                    > 1
+                ),
+                options[0] if options else "",
+            )
+            chosen[variable.name] = Variable.of(variable.name, pick)
+        else:
+            chosen[variable.name] = Variable.of(variable.name, options[0] if options else "")
+    return chosen
+
+
+def _versions_sql(spec: DashboardSpec) -> str:
+    return next((v.sql for v in spec.variables if v.name == "version_a"), "SELECT 1 WHERE 0")
+
+
+def run_panel(
+    store: Any, dashboard_uid: str, panel: PanelSpec, window: TimeRange, variables: dict[str, Variable]
+) -> PanelResult:
+    """Run one panel's SQL, expanded as Grafana would with the panel's min interval.
+
+    Grafana asks for as many points as the panel is wide in pixels; the report's charts
+    are 600 px wide for a half-width panel and ask for 10 points per grid column.
+    """
+    statement = expand(
+        panel.sql,
+        time_range=window,
+        variables=variables,
+        min_interval=panel.min_interval,
+        max_data_points=10 * panel.width,
+    )
+    result = PanelResult(dashboard_uid, panel, statement)
+    started = time.perf_counter()
+    try:
+        rows = store.query(statement)
+        result.columns, result.rows = tuple(rows.column_names), rows.rows
+    except Exception as exc:  # a broken panel is shown as broken, the report goes on
+        result.error = f"{type(exc).__name__}: {str(exc)[:400]}"
+        logger.warning("panel %s/%s failed: %s", dashboard_uid, panel.key, result.error)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_dashboard(
+    store: Any,
+    spec: DashboardSpec,
+    window: TimeRange,
+    variables: dict[str, Variable],
+    progress: Progress | None = None,
+    offset: int = 0,
+    total: int = 0,
+) -> list[PanelResult]:
+    """Every panel of one dashboard."""
+    results = []
+    for index, panel in enumerate(spec.panels):
+        results.append(run_panel(store, spec.uid, panel, window, variables))
+        if progress:
+            progress(offset + index + 1, total, f"{spec.title}: {panel.title}")
+    return results
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(float(value)) else None
+    return None
+
+
+def _draw(result: PanelResult) -> str:
+    panel, columns, rows = result.panel, result.columns, result.rows
+    if result.error:
+        return f'<p class="error">{html.escape(result.error)}</p>'
+    if panel.viz is Viz.STAT:
+        return stat_tile(rows[0][0] if rows and rows[0] else None, panel.unit, panel.decimals)
+    if panel.viz is Viz.TABLE:
+        return table_html(columns, rows)
+    if panel.viz is Viz.BARCHART:
+        categories = [str(r[0]) for r in rows]
+        return bar_chart(
+            categories,
+            {c: [_number(r[i + 1]) for r in rows] for i, c in enumerate(columns[1:])},
+            unit=panel.unit,
+            stacked=panel.stacked,
+        )
+    series: dict[str, list[tuple[datetime, float | None]]] = {}
+    if "series" in columns and len(columns) == 3:  # long format: time, series, value
+        series_index = columns.index("series")
+        value_index = 2 if series_index == 1 else 1
+        for row in rows:
+            series.setdefault(str(row[series_index]), []).append((row[0], _number(row[value_index])))
+    else:
+        for i, column in enumerate(columns[1:], start=1):
+            series[column] = [(row[0], _number(row[i])) for row in rows]
+    return line_chart(series, unit=panel.unit, stacked=panel.stacked)
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f4f5f5;
+color:#24292e}
+header{background:#181b1f;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}
+header p{margin:4px 0 0;color:#ccc}nav{padding:8px 24px;background:#22252b}
+nav a{color:#8ab8ff;margin-right:16px}main{padding:8px 24px 40px}section.board>h2{margin:24px 0 4px}
+.grid{display:grid;grid-template-columns:repeat(24,1fr);gap:10px}
+.panel{background:#fff;border:1px solid #dcdee0;border-radius:4px;padding:8px 10px;margin:0;overflow:auto;
+min-width:0}
+.panel figcaption{font-weight:600;margin-bottom:4px}
+.panel .desc{color:#6e7781;font-size:12px;margin:0 0 6px}.w4{grid-column:span 4}
+.w8{grid-column:span 8}.w12{grid-column:span 12}.w16{grid-column:span 16}.w24{grid-column:span 24}
+svg.chart{width:100%;height:auto;max-height:260px}.grid line.grid{stroke:#e8e8e8}
+svg .grid{stroke:#ececec}svg .axis{font-size:11px;fill:#6e7781}
+svg .zero{stroke:#999;stroke-dasharray:3 3}
+.legend{font-size:12px;display:flex;flex-wrap:wrap;gap:4px 12px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+.stat{font-size:30px;font-weight:600;color:#3274d9;padding:6px 0}
+table{border-collapse:collapse;font-size:12px;width:100%}
+th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;white-space:nowrap}
+th{background:#fafafa}tr.sig td{background:#fff1f0}.warning{color:#b35c00}.error{color:#c4162a}
+details{font-size:11px;color:#6e7781}details pre{white-space:pre-wrap}
+.note{color:#6e7781;font-size:12px}.firing{color:#c4162a;font-weight:600}
+"""
+
+# Checks itself once laid out: how many charts drew marks with a visible size. The test
+# reads these attributes from headless Chromium's DOM.
+_SCRIPT = """
+(function(){var charts=document.querySelectorAll('svg.chart'),drawn=0,empty=0;
+charts.forEach(function(svg){var ok=false;svg.querySelectorAll('.mark').forEach(function(m){
+var b=m.getBBox();if(b.width>0||b.height>0){ok=true;}});if(ok){drawn++;}else{empty++;}});
+document.body.setAttribute('data-charts',charts.length);document.body.setAttribute('data-charts-drawn',drawn);
+document.body.setAttribute('data-charts-empty',empty);
+document.body.setAttribute('data-stats',document.querySelectorAll('.stat[data-points="1"]').length);})();
+"""
+
+
+def page(title: str, body: str, subtitle: str = "", nav: Sequence[tuple[str, str]] = ()) -> str:
+    """A self-contained HTML page (inline CSS and script, nothing loaded from elsewhere)."""
+    links = "".join(f'<a href="#{html.escape(a)}">{html.escape(t)}</a>' for a, t in nav)
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style></head>'
+        f"<body><header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>"
+        + (f"<nav>{links}</nav>" if links else "")
+        + f"<main>{body}</main><script>{_SCRIPT}</script>"
+        "</body></html>"
+    )
+
+
+def _panel_html(result: PanelResult) -> str:
+    panel = result.panel
+    return (
+        f'<figure class="panel w{panel.width}" id="{result.dashboard}-{panel.key}">'
+        f"<figcaption>{html.escape(panel.title)}</figcaption>"
+        f'<p class="desc">{html.escape(panel.description)}</p>{_draw(result)}'
+        f"<details><summary>SQL ({result.seconds * 1000:.0f} ms, {len(result.rows)} rows)</summary>"
+        f"<pre>{html.escape(result.sql)}</pre></details></figure>"
+    )
+
+
+def _alerts_html(instances: list[AlertInstance]) -> str:
+    if not instances:
+        return '<p class="note">No alert rule returned a series in its look-back window.</p>'
+    rows = sorted(instances, key=lambda i: (not i.firing, i.rule_uid))
+    body = "".join(
+        f'<tr><td class="{"firing" if i.firing else ""}">{"firing" if i.firing else "ok"}</td>'
+        f"<td>{html.escape(i.title)}</td>"
+        f"<td>{html.escape(', '.join(f'{k}={v}' for k, v in i.labels.items()))}</td>"
+        f"<td>{'-' if i.value is None else f'{i.value:.4g}'}</td><td>{i.threshold:g}</td></tr>"
+        for i in rows
+    )
+    return (
+        f'<table data-points="{len(rows)}"><thead><tr><th>state</th><th>rule</th><th>series</th>'
+        f"<th>value</th><th>threshold</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def render_report(
+    store: Any,
+    *,
+    since: datetime,
+    until: datetime,
+    out_path: str | Path,
+    app: str | None = None,
+    dashboards: Sequence[DashboardSpec] | None = None,
+    compare: bool = True,
+    progress: Progress | None = None,
+    overrides: dict[str, str] | None = None,
+) -> Path:
+    """Render the dashboards, alert states and version comparison to one HTML file.
+
+    Args:
+        store: an open ``llmpulse.sinks.Store``.
+        since: start of the range.
+        until: end of the range.
+        out_path: where to write the HTML file.
+        app: show only this app (the ``$app`` variable); all apps by default.
+        dashboards: which dashboards (default: all five).
+        compare: add the statistical comparison of the two versions on Prompt versions.
+        progress: called after each panel (``progress(done, total, what)``).
+        overrides: pin template variables (``{"prompt": "answer", "version_b": "3"}``).
+
+    Returns:
+        The path written.
+    """
+    return build_report(
+        store,
+        since=since,
+        until=until,
+        out_path=out_path,
+        app=app,
+        dashboards=dashboards,
+        compare=compare,
+        progress=progress,
+        overrides=overrides,
+    ).path
+
+
+def build_report(
+    store: Any,
+    *,
+    since: datetime,
+    until: datetime,
+    out_path: str | Path,
+    app: str | None = None,
+    dashboards: Sequence[DashboardSpec] | None = None,
+    compare: bool = True,
+    progress: Progress | None = None,
+    overrides: dict[str, str] | None = None,
+) -> ReportResult:
+    """``render_report``, returning every panel's result as well (for tests and the demo)."""
+    window = TimeRange(since, until)
+    specs = list(dashboards or DASHBOARDS)
+    total = sum(len(s.panels) for s in specs) + 1 + int(compare)
+    done, sections, results, chosen_all = 0, [], [], {}
+    for spec in specs:
+        chosen = resolve_variables(store, spec, window, app=app, overrides=overrides)
+        chosen_all[spec.uid] = chosen
+        panel_results = run_dashboard(store, spec, window, chosen, progress, done, total)
+        done += len(spec.panels)
+        results.extend(panel_results)
+        selection = ", ".join(f"{n}={'All' if v.all else ','.join(v.values)}" for n, v in chosen.items())
+        sections.append(
+            f'<section class="board" id="{spec.uid}"><h2>{html.escape(spec.title)}</h2>'
+            f'<p class="note">{html.escape(spec.description)} Variables: {html.escape(selection)}</p>'
+            f'<div class="grid">{"".join(_panel_html(r) for r in panel_results)}</div></section>'
+        )
+    instances = evaluate_rules(store, now=until)
+    done += 1
+    if progress:
+        progress(done, total, "alert rules")
+    sections.append(
+        '<section class="board" id="alerts"><h2>Alert rules at the end of the range</h2>'
+        f"{_alerts_html(instances)}</section>"
+    )
+    if compare and "llmpulse-versions" in chosen_all:
+        from llmpulse.dashboards.compare import compare_versions, comparison_section
+
+        chosen = chosen_all["llmpulse-versions"]
+        prompt, a, b = (
+            chosen[n].values[0] if chosen.get(n) and chosen[n].values else ""
+            for n in ("prompt", "version_a", "version_b")
+        )
+        if prompt and a and b and a != b:
+            comparison = compare_versions(store, prompt, a, b, since=since, until=until, app=app)
+            sections.append(
+                f'<section class="board" id="comparison"><h2>{html.escape(comparison.label_a)} vs '
+                f"{html.escape(comparison.label_b)}: statistics</h2>{comparison_section(comparison)}"
+                "</section>"
+            )
+        done += 1
+        if progress:
+            progress(done, total, "version comparison")
+    nav = [(s.uid, s.title.split(" / ")[-1]) for s in specs] + [("alerts", "Alerts")]
+    subtitle = (
+        f"{since.astimezone(UTC):%Y-%m-%d %H:%M} - {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        + (f" · app {app}" if app else " · all apps")
+        + f" · store {getattr(store, 'url', '')}"
+    )
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page("llmpulse report", "".join(sections), subtitle, nav), "utf-8")
+    logger.info("wrote report %s (%d panels)", path, len(results))
+    return ReportResult(path, results, chosen_all, instances)
