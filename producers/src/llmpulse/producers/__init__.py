@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmpulse.producers import prompts
 from llmpulse.producers._capture import LLMCall, call, current_call, feedback, last_call_id, track
 from llmpulse.producers._client import Client, get_client, init
 from llmpulse.producers._openai import wrap
@@ -42,6 +43,7 @@ __all__ = [
     "flush",
     "init",
     "last_call_id",
+    "prompts",
     "shutdown",
     "stats",
     "track",

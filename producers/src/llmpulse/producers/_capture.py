@@ -15,7 +15,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar, cast
 
 from llmpulse.producers._client import get_client
@@ -111,7 +111,13 @@ class LLMCall:
                  trace_id: str | None = None, attributes: Mapping[str, Any] | None = None,
                  expects_json: bool = False, operation: str = "chat",
                  temperature: float | None = None, max_tokens: int | None = None,
-                 top_p: float | None = None, call_id: str | None = None) -> None:
+                 top_p: float | None = None, call_id: str | None = None,
+                 occurred_at: datetime | None = None) -> None:
+        origin = getattr(messages, "llmpulse_prompt", None)  # rendered from a template
+        if origin is not None:
+            prompt_id = prompt_id or origin[0]
+            prompt_version = prompt_version or origin[1]
+            template_variables = template_variables or origin[2]
         self.call_id: str = call_id or uuid7_str()
         self.prompt_id, self.prompt_version = prompt_id, prompt_version
         self.model, self.provider = model, provider
@@ -123,7 +129,7 @@ class LLMCall:
         self._messages: Any = list(messages) if messages is not None else (
             [{"role": "user", "content": prompt}] if prompt is not None else [])
         self._context: list[Any] = list(context or ())
-        self._started_at = datetime.now(UTC)
+        self._started_at = occurred_at if occurred_at is not None else datetime.now(UTC)
         self._t0 = time.perf_counter()
         self._ttft_ms: float | None = None
         self._response: dict[str, Any] = {}
@@ -149,12 +155,16 @@ class LLMCall:
                         output_tokens: int | None = None, cached_input_tokens: int | None = None,
                         finish_reason: str | None = None, response_model: str | None = None,
                         response_id: str | None = None, cost_usd: float | None = None,
-                        streamed: bool | None = None) -> None:
-        """What the model answered. Call again to add fields; the last value wins."""
+                        streamed: bool | None = None, latency_ms: float | None = None) -> None:
+        """What the model answered. Call again to add fields; the last value wins.
+
+        ``latency_ms`` overrides the time the SDK measured between entering and leaving
+        the block (for an app that measured the call itself, or a replay of history).
+        """
         fields = dict(text=text, input_tokens=input_tokens, output_tokens=output_tokens,
                       cached_input_tokens=cached_input_tokens, finish_reason=finish_reason,
                       response_model=response_model, response_id=response_id,
-                      cost_usd=cost_usd, streamed=streamed)
+                      cost_usd=cost_usd, streamed=streamed, latency_ms=latency_ms)
         self._response.update({k: v for k, v in fields.items() if v is not None})
 
     def record_error(self, error: BaseException | str, message: str | None = None) -> None:
@@ -224,8 +234,11 @@ class LLMCall:
             response_text = text(r.get("text"))
             if response_text is None and error is None:
                 response_text = ""
+            if r.get("latency_ms") is not None:
+                latency_ms = float(r["latency_ms"])
+            ended_at = self._started_at + timedelta(milliseconds=latency_ms)
             response = ResponseEvent(
-                **common, text=response_text, error=error,  # type: ignore[arg-type]
+                **common, occurred_at=ended_at, text=response_text, error=error,  # type: ignore[arg-type]
                 finish_reason=r.get("finish_reason"), response_model=r.get("response_model"),
                 response_id=r.get("response_id"), usage=usage, latency_ms=latency_ms,
                 time_to_first_token_ms=self._ttft_ms, cost_usd=r.get("cost_usd"),
@@ -347,7 +360,7 @@ def feedback(call_id: str, *, thumbs: str | bool | None = None, rating: int | No
              label: str | None = None, correction: str | None = None, comment: str | None = None,
              source: str = "user", author_id: str | None = None,
              attributes: Mapping[str, Any] | None = None, prompt_id: str | None = None,
-             prompt_version: str | None = None) -> bool:
+             prompt_version: str | None = None, occurred_at: datetime | None = None) -> bool:
     """Send feedback on a call, any time later, from any process. True when queued.
 
     ``thumbs`` is "up"/"down" (or True/False); ``rating`` 1-5. Invalid feedback is not
@@ -363,6 +376,8 @@ def feedback(call_id: str, *, thumbs: str | bool | None = None, rating: int | No
             thumbs=thumbs, rating=rating, label=label, correction=text(correction),  # type: ignore[arg-type]
             comment=text(comment), source=source, author_id=author_id,  # type: ignore[arg-type]
             attributes=dict(attributes or {}), prompt_id=prompt_id, prompt_version=prompt_version)
+        if occurred_at is not None:
+            event.occurred_at = occurred_at
         decode_event(encode_event(event))  # the contract's checks, before it leaves
     except SchemaError as exc:
         client.stats.drop("invalid_feedback")

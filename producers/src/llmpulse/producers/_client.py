@@ -13,7 +13,7 @@ import threading
 import zlib
 from typing import Any
 
-from llmpulse.producers._transport import Transport, on_fork
+from llmpulse.producers._transport import LocalTransport, Transport, on_fork
 from llmpulse.producers.config import SdkConfig
 from llmpulse.producers.stats import SdkStats
 from llmpulse.schemas import Event, encode_event
@@ -34,7 +34,9 @@ class Client:
         self.topics = {kind: topic_name(base, config.topic_prefix) for kind, base in _TOPIC_OF.items()}
         self._transport: Transport | None = None
         self._closed = False
-        if config.enabled and config.bootstrap_servers:
+        if config.enabled and config.deliver_to is not None:
+            self._transport = LocalTransport(config.deliver_to, self.stats)  # type: ignore[assignment]
+        elif config.enabled and config.bootstrap_servers:
             try:
                 self._transport = Transport(config, self.stats)
             except Exception as exc:  # bad settings must not take the app down
@@ -143,7 +145,9 @@ class Client:
         transport = self._transport
         extra: dict[str, Any] = {"queue_depth": 0, "spool_events": 0, "spool_bytes": 0,
                                  "connected": False, "enabled": self.config.enabled}
-        if transport is not None:
+        if isinstance(transport, LocalTransport):
+            extra["connected"] = True
+        elif transport is not None:
             extra["queue_depth"] = transport.buffered + transport.in_flight()
             extra["spool_events"] = transport.spool.events
             extra["spool_bytes"] = transport.spool.size

@@ -326,6 +326,38 @@ class Transport:
         self.spool.abandon_after_fork()
 
 
+class LocalTransport:
+    """Hands each encoded event to a function in this process (no Kafka): the embedded mode."""
+
+    def __init__(self, deliver: Callable[[str, bytes, bytes], None], stats: SdkStats) -> None:
+        self._deliver = deliver
+        self._stats = stats
+        self.buffered = 0
+        self.down = False
+
+    def enqueue(self, topic: str, key: str, data: bytes) -> bool:
+        try:
+            self._deliver(topic, key.encode(), data)
+        except Exception:
+            self._stats.drop("deliver_to_failed")
+            return False
+        self._stats.add("captured")
+        self._stats.add("sent")
+        return True
+
+    def in_flight(self) -> int:
+        return 0
+
+    def flush(self, timeout_s: float) -> int:
+        return 0
+
+    def close(self, timeout_s: float) -> None:
+        pass
+
+    def abandon_after_fork(self) -> None:
+        pass
+
+
 class _KafkaLog:
     """librdkafka's log lines, at DEBUG: an unreachable broker is expected and handled (it
     is reported once at INFO, and in ``stats()``), so it must not flood the app's logs."""

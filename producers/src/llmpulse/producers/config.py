@@ -95,6 +95,11 @@ class SdkConfig:
     compression: str = "zstd"
     kafka_config: Mapping[str, str] = field(default_factory=dict)
     """Extra librdkafka settings (SASL, TLS ...); also from ``LLMPULSE_KAFKA_*`` variables."""
+    deliver_to: Callable[[str, bytes, bytes], None] | None = None
+    """Hand each encoded event to ``deliver_to(topic, key, value)`` instead of Kafka (the
+    embedded mode of ``llmpulse demo``, tests). It runs on the app's thread, so it must be
+    cheap, e.g. ``queue.append``; it must not raise (if it does, the event is dropped and
+    counted)."""
     warn_on_drop: bool = True
     """Log a warning the first time an event is dropped, for each reason."""
 

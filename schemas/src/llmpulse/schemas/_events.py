@@ -38,6 +38,8 @@ __all__ = [
     "FeedbackEvent",
     "GuardrailVerdict",
     "PromptEvent",
+    "PromptLabel",
+    "PromptVersion",
     "ResponseEvent",
     "RetrievedDocument",
     "ScoreResult",
@@ -292,8 +294,33 @@ class DeadLetter(Struct, tag="dead_letter", tag_field="type", kw_only=True, omit
     payload_truncated: bool = False
 
 
+class PromptVersion(EventBase, tag="prompt_version", kw_only=True):
+    """One version of a prompt template (topic ``llm.prompt-versions``, compacted, key
+    ``<prompt_id>@<version>``). The version is a hash of the content."""
+
+    prompt_id: Identifier
+    version: Identifier
+    messages: list[ChatMessage]
+    """The template's messages; ``{name}`` marks a variable."""
+    variables: list[str] = []
+    model: str | None = None
+    model_settings: dict[str, AttributeValue] = {}
+    metadata: dict[str, str] = {}
+    source: str | None = None
+    """Where it was published from (a file path, a commit)."""
+
+
+class PromptLabel(EventBase, tag="prompt_label", kw_only=True):
+    """A movable label pointing at a version (``production``, ``staging``, ``v3``); topic
+    ``llm.prompt-versions``, key ``<prompt_id>#<label>`` so compaction keeps the latest."""
+
+    prompt_id: Identifier
+    label: Identifier
+    version: Identifier
+
+
 Event = (
     PromptEvent | ResponseEvent | FeedbackEvent | EnrichedCall | GuardrailVerdict | DriftResult
-    | Alert | DeadLetter
+    | Alert | DeadLetter | PromptVersion | PromptLabel
 )
 """Any event of contract v1."""

@@ -27,6 +27,8 @@ from llmpulse.schemas._events import (
     FeedbackEvent,
     GuardrailVerdict,
     PromptEvent,
+    PromptLabel,
+    PromptVersion,
     ResponseEvent,
 )
 
@@ -51,6 +53,8 @@ _MODELS: dict[str, type[Struct]] = {
     "drift_result": DriftResult,
     "alert": Alert,
     "dead_letter": DeadLetter,
+    "prompt_version": PromptVersion,
+    "prompt_label": PromptLabel,
     "batch": BatchRecord,
 }
 

@@ -36,6 +36,8 @@ from llmpulse.schemas._events import (
     FeedbackEvent,
     GuardrailVerdict,
     PromptEvent,
+    PromptLabel,
+    PromptVersion,
     ResponseEvent,
 )
 from llmpulse.schemas.errors import SchemaError
@@ -229,6 +231,13 @@ def validate_event(event: object, limits: Limits = DEFAULT_LIMITS) -> None:
         _enriched(event, limits)
     elif isinstance(event, GuardrailVerdict):
         _call(event, limits)
+    elif isinstance(event, PromptVersion | PromptLabel):
+        _base(event, limits)
+        _ids(event, ("app", "prompt_id", "version"), limits)
+        if isinstance(event, PromptVersion):
+            _count(len(event.messages), limits.max_messages, "max_messages", "$.messages")
+            _texts([m.content for m in event.messages], lambda i: f"$.messages[{i}].content",
+                   limits)
     elif isinstance(event, DriftResult | Alert):
         _base(event, limits)
         _ids(event, ("app", "environment", "prompt_id", "prompt_version", "request_model"), limits)

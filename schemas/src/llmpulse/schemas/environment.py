@@ -12,16 +12,21 @@ Example:
 from __future__ import annotations
 
 __all__ = [
+    "ALERT_PREFIX",
     "APP",
     "BOOTSTRAP_SERVERS",
     "CLICKHOUSE_URL",
     "CONFIG",
     "DATA_DIR",
+    "DRIFT_PREFIX",
     "ENVIRONMENT",
+    "GRAFANA_TOKEN",
+    "GRAFANA_URL",
     "GUARDRAILS_PREFIX",
     "KAFKA_PREFIX",
     "LIMIT_PREFIX",
     "POLICY",
+    "PROMPTS_DIR",
     "RETENTION_DEDUP_DAYS",
     "RETENTION_RAW_DAYS",
     "RETENTION_ROLLUP_DAYS",
@@ -68,6 +73,9 @@ TOPIC_PARTITIONS = "LLMPULSE_TOPIC_PARTITIONS"
 
 TOPIC_REPLICATION_FACTOR = "LLMPULSE_TOPIC_REPLICATION_FACTOR"
 """Replication factor for the topics it makes (default 1: a single-node broker)."""
+
+PROMPTS_DIR = "LLMPULSE_PROMPTS_DIR"
+"""The folder of prompt files the SDK's registry reads (default ``./prompts``)."""
 
 SDK_ENABLED = "LLMPULSE_SDK_ENABLED"
 """``false`` turns the producer SDK into a no-op (default ``true``)."""
@@ -148,3 +156,22 @@ SINK_BATCH_SECONDS = "LLMPULSE_SINK_BATCH_SECONDS"
 
 SINK_GROUP_ID = "LLMPULSE_SINK_GROUP_ID"
 """Kafka consumer group of the sink (default ``llmpulse-sink``)."""
+
+ALERT_PREFIX = "LLMPULSE_ALERT_"
+"""Thresholds of the Grafana alert rules: ``LLMPULSE_ALERT_ERROR_RATE=0.1`` and the other
+fields of ``llmpulse.dashboards.alerts.AlertThresholds``."""
+
+GRAFANA_URL = "LLMPULSE_GRAFANA_URL"
+"""Grafana's URL for ``llmpulse dashboards push`` (``http://localhost:3000``)."""
+
+GRAFANA_TOKEN = "LLMPULSE_GRAFANA_TOKEN"  # noqa: S105 - a variable name, not a secret
+"""A Grafana service-account token for ``llmpulse dashboards push``."""
+
+DRIFT_PREFIX = "LLMPULSE_DRIFT__"
+"""Overrides of the workers' ``drift`` settings, ``__`` between levels:
+``LLMPULSE_DRIFT__WINDOW_CALLS=500``, ``LLMPULSE_DRIFT__REFERENCE=trailing``,
+``LLMPULSE_DRIFT__REPORTS_DIR=/var/lib/llmpulse/drift-reports``."""
+
+ALERTING_PREFIX = "LLMPULSE_ALERTING__"
+"""Overrides of the workers' ``alerting`` settings: ``LLMPULSE_ALERTING__COOLDOWN_SECONDS=600``,
+``LLMPULSE_ALERTING__TOXICITY__THRESHOLD=0.1``."""

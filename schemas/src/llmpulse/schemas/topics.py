@@ -27,9 +27,12 @@ __all__ = [
     "CATALOGUE",
     "DLQ",
     "DRIFT",
+    "DRIFT_INPUT",
     "ENRICHED",
+    "ENRICHED_PENDING",
     "FEEDBACK",
     "PROMPTS",
+    "PROMPT_VERSIONS",
     "RESPONSES",
     "TopicSpec",
     "catalogue",
@@ -45,6 +48,9 @@ ENRICHED = "llm.enriched"
 ALERTS = "llm.alerts"
 DRIFT = "llm.drift"
 DLQ = "llm.dlq"
+PROMPT_VERSIONS = "llm.prompt-versions"
+ENRICHED_PENDING = "llm.enriched.pending"
+DRIFT_INPUT = "llm.drift.input"
 
 
 class TopicSpec(Struct, kw_only=True, frozen=True):
@@ -97,6 +103,18 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               value="DeadLetter, or a batch of them",
               description="Records any stage rejected, with the reason and the source offset.",
               retention_ms=30 * DAY_MS, partitions=1),
+    TopicSpec(name=PROMPT_VERSIONS, key="<prompt_id>@<version> or <prompt_id>#<label>",
+              value="PromptVersion and PromptLabel",
+              description="The prompt registry: every published version and where each "
+                          "label points. Compacted: the latest record per key is kept forever.",
+              cleanup_policy="compact", retention_ms=-1, partitions=1),
+    TopicSpec(name=ENRICHED_PENDING, key="call_id", value="EnrichedCall, or a batch of them",
+              description="Internal to the workers: light-scored calls waiting for the model "
+                          "scorers.", retention_ms=1 * DAY_MS),
+    TopicSpec(name=DRIFT_INPUT, key="call_id", value="EnrichedCall and FeedbackEvent batches",
+              description="Internal to the workers: finished calls and feedback for the drift "
+                          "agent (one partition; its state is one table partition).",
+              retention_ms=1 * DAY_MS, partitions=1),
 )
 """Every topic llmpulse uses, with its defaults."""
 

@@ -1,0 +1,183 @@
+"""Calls per second through one worker (validate + join + light scorers + guardrails), as a
+ratio to a Faust agent that only counts the same records, and two workers against one.
+
+The input is made once by the SDK (batch records, as apps send them): N calls, so N
+prompt and N response events, on a topic prefix of its own. Each run reads it from the
+start in a fresh consumer group:
+
+1. ``count-only``: a Faust agent that decodes nothing and counts records (Faust's own
+   per-record ceiling on this machine).
+2. ``worker x1``: ``llmpulse worker --no-heavy`` until N enriched calls are out.
+3. ``worker x2``: two worker processes in one group, one partition each.
+
+Prints JSON. ``uv run python benchmarks/worker_throughput.py [--calls 30000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import llmpulse.producers as llmpulse  # noqa: E402
+from llmpulse.producers.topics import ensure_topics  # noqa: E402
+from llmpulse.schemas.topics import TopicSpec  # noqa: E402
+
+COUNTER = textwrap.dedent("""
+    import os, sys, time, faust
+    bootstrap, prefix, expected, datadir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
+    app = faust.App("count-" + prefix, broker="kafka://" + bootstrap, value_serializer="raw",
+                    key_serializer="raw", web_enabled=False, consumer_auto_offset_reset="earliest",
+                    broker_session_timeout=6, broker_heartbeat_interval=0.5,
+                    broker_rebalance_timeout=6, stream_recovery_delay=0, datadir=datadir)
+    topic = app.topic(prefix + "llm.prompts", prefix + "llm.responses", value_type=bytes,
+                      key_type=bytes, value_serializer="raw", key_serializer="raw")
+    seen = {"records": 0, "t0": None}
+
+    @app.agent(topic)
+    async def count(stream):
+        async for value in stream:
+            if seen["t0"] is None:
+                seen["t0"] = time.monotonic()
+            seen["records"] += 1
+            if seen["records"] >= expected:
+                print("DONE", seen["records"], time.monotonic() - seen["t0"], flush=True)
+                os._exit(0)
+
+    app.main()
+""")
+
+
+def _count_enriched(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        total = 0
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def _enriched_calls(bootstrap: str, topic: str, want: int, timeout_s: float) -> float:
+    """Seconds from now until ``want`` enriched calls are on the topic (reads the events)."""
+    from llmpulse.schemas import decode_record
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    t0 = time.monotonic()
+    seen: set[str] = set()
+    try:
+        while len(seen) < want and time.monotonic() - t0 < timeout_s:
+            for msg in consumer.consume(500, 0.2):
+                if not msg.error():
+                    seen.update(e.call_id for e in decode_record(msg.value()).events)
+    finally:
+        consumer.close()
+    if len(seen) < want:
+        raise TimeoutError(f"only {len(seen)} of {want} calls enriched in {timeout_s}s")
+    return time.monotonic() - t0
+
+
+def _workers(bootstrap: str, prefix: str, n: int, tmp: Path, calls: int) -> dict[str, float]:
+    from worker_process import WorkerProcess
+
+    procs = [WorkerProcess(bootstrap, prefix, tmp / f"w{n}-{i}", partitions=2,
+                           ) for i in range(n)]
+    # Each run has its own topic prefix, hence its own consumer group and changelog.
+    t0 = time.monotonic()
+    for p in procs:
+        p.start(timeout_s=120)
+    ready = time.monotonic() - t0
+    try:
+        elapsed = _enriched_calls(bootstrap, f"{prefix}llm.enriched", calls, timeout_s=600)
+    finally:
+        for p in procs:
+            p.stop()
+    return {"ready_s": round(ready, 1), "elapsed_s": round(elapsed, 2),
+            "calls_per_s": round(calls / elapsed)}
+
+
+def _input(bootstrap: str, calls: int, tmp: Path) -> str:
+    prefix = f"b{uuid.uuid4().hex[:6]}."
+    ensure_topics(bootstrap, prefix=prefix, partitions=2)
+    ensure_topics(bootstrap, specs=[TopicSpec(name=f"{prefix}llm.enriched.pending", key="call_id",
+                                              value="EnrichedCall", description="internal",
+                                              partitions=2)])
+    llmpulse.init(app="bench", bootstrap_servers=bootstrap, topic_prefix=prefix,
+                  spool_dir=tmp / f"spool-{prefix}", warn_on_drop=False)
+    for i in range(calls):
+        with llmpulse.call(prompt_id="answer", prompt_version="3", model="gpt-4o-mini",
+                           messages=[{"role": "user", "content": f"Where is my parcel {i}?"}]) as c:
+            c.record_response("It ships tomorrow; tracking comes by email.", input_tokens=12,
+                              output_tokens=9)
+    llmpulse.flush(60)
+    llmpulse.shutdown()
+    return prefix
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=30_000)
+    parser.add_argument("--bootstrap", default=None)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="llmpulse-wbench-"))
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        from kafka_broker import KafkaBroker, free_port
+
+        broker = KafkaBroker(tmp / "kafka", free_port())
+        broker.start()
+        bootstrap = broker.bootstrap
+    try:
+        out: dict[str, object] = {"calls": args.calls, "events": 2 * args.calls}
+        prefix = _input(bootstrap, args.calls, tmp)
+        records = _count_enriched(bootstrap, f"{prefix}llm.prompts") + _count_enriched(
+            bootstrap, f"{prefix}llm.responses")
+        out["input_records"] = records
+        proc = subprocess.run([sys.executable, "-c", COUNTER, bootstrap, prefix, str(records),
+                               str(tmp / "count")],
+                              capture_output=True, text=True, timeout=600, check=False)
+        done = [line for line in proc.stdout.splitlines() if line.startswith("DONE")]
+        if done:
+            _, n, seconds = done[0].split()
+            out["count_only"] = {"records_per_s": round(int(n) / float(seconds)),
+                                 "events_per_s": round(2 * args.calls / float(seconds))}
+        else:
+            out["count_only"] = {"error": proc.stdout[-2000:] + proc.stderr[-2000:]}
+        one = _workers(bootstrap, prefix, 1, tmp, args.calls)
+        out["worker_x1"] = one
+        prefix2 = _input(bootstrap, args.calls, tmp)  # a fresh copy: the group reads from 0
+        two = _workers(bootstrap, prefix2, 2, tmp, args.calls)
+        out["worker_x2"] = two
+        count = out["count_only"]
+        if "records_per_s" in count:  # type: ignore[operator]
+            out["worker_x1_over_count_only_records"] = round(
+                one["calls_per_s"] * records / args.calls / count["records_per_s"], 3)  # type: ignore[index]
+        out["two_over_one"] = round(two["calls_per_s"] / one["calls_per_s"], 2)
+        out["goals"] = {"x1 >= 3000 calls/s": one["calls_per_s"] >= 3000,
+                        "x2 >= 1.7 x1": out["two_over_one"] >= 1.7}  # type: ignore[operator]
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""The ``llmpulse demo`` command: run the simulation, then report what llmpulse saw."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoResult:
+    """What a run produced (the tests read it)."""
+
+    out: Path
+    report: Path
+    comparison_json: Path
+    alerts: list[Any]
+    drift_start: datetime
+    since: datetime
+    until: datetime
+    calls: int
+    worse_version: str | None
+    seconds: float
+
+
+def _simulate(bot: Any, total: int, since: datetime, span: timedelta,
+              on_step: Any = None) -> datetime:
+    """Drive the instrumented bot; returns the simulated time the drift started."""
+    import llmpulse.producers as llmpulse
+    from llmpulse.cli.demo.simulator import GOOD, SYSTEM
+
+    step = span / total
+    drift_start = since + step * bot.drift_index
+    for i in range(total):
+        turn = bot.turn(i)
+        at = since + step * i
+        context = [{"id": f"kb-{turn.topic}", "content": GOOD[turn.topic].format(order="<order>"),
+                    "score": 0.82}]
+        with llmpulse.call(prompt_id="support-answer", prompt_version=turn.version,
+                           model="gpt-4o-mini", provider="openai", session_id=turn.session_id,
+                           user_id=turn.user_id, occurred_at=at, context=context,
+                           messages=[{"role": "system", "content": SYSTEM[turn.version]},
+                                     {"role": "user", "content": turn.question}]) as call:
+            call.record_response(turn.answer, input_tokens=turn.input_tokens,
+                                 output_tokens=turn.output_tokens, finish_reason="stop",
+                                 latency_ms=turn.latency_ms,
+                                 cost_usd=(turn.input_tokens * 0.15 + turn.output_tokens * 0.6)
+                                 / 1_000_000)
+        said = bot.feedback(turn)
+        if said is not None:
+            llmpulse.feedback(call.call_id, occurred_at=at + timedelta(seconds=30),
+                              prompt_id="support-answer", prompt_version=turn.version,
+                              **said)  # type: ignore[arg-type]
+        if on_step is not None:
+            on_step(i)
+    return drift_start
+
+
+def _first_report_writer() -> Any:
+    from llmpulse.processors.drift.report import DriftReportWriter
+
+    class FirstReportPerKey(DriftReportWriter):
+        """An Evidently report takes seconds: the demo keeps the first drifted window's
+        report of each prompt version (the one its alert points to)."""
+
+        def __init__(self, folder: Path) -> None:
+            super().__init__(folder)
+            self.done: set[Any] = set()
+
+        def submit(self, key: Any, result: Any, *args: Any) -> str | None:
+            if key in self.done:
+                return None
+            self.done.add(key)
+            return super().submit(key, result, *args)  # type: ignore[no-any-return]
+
+    return FirstReportPerKey
+
+
+def _report_writer(folder: Path) -> Any:
+    return _first_report_writer()(folder)
+
+
+def _drift_config(out: Path, window: int) -> Any:
+    """Windows by count (the simulated day is short); the reference is the first two
+    windows of each version, well before the drift."""
+    import msgspec
+
+    from llmpulse.processors.drift.config import load_drift_config
+
+    return msgspec.structs.replace(
+        load_drift_config(environ={}), reports_dir=None,
+        window_calls=window, window_seconds=None, reference_calls=2 * window,
+        sample_size=window)
+
+
+def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
+                 drift_window: int, embedding_sample: float = 0.25,
+                 echo: Any = click.echo) -> DemoResult:
+    """The embedded run: SDK -> in-process pipeline -> chDB -> report."""
+    import llmpulse.producers as llmpulse
+    from llmpulse.cli.demo.pipeline import EmbeddedPipeline
+    from llmpulse.cli.demo.simulator import SupportBot
+    from llmpulse.processors.alerting import AlertConfig, AlertEngine
+    from llmpulse.processors.config import load_config
+    from llmpulse.processors.drift.monitor import DriftMonitor
+    from llmpulse.processors.pipeline import Enricher
+    from llmpulse.sinks.store import Store
+
+    t_start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    store_url = clickhouse or f"chdb://{out / 'store'}"
+    if clickhouse is None and (out / "store").exists():
+        shutil.rmtree(out / "store")  # a fresh store for a fresh run
+    echo(f"store: {store_url}")
+    store = Store.open(store_url)
+    try:
+        store.migrate()
+        echo("loading the scorers' models ...")
+        # MiniLM embeds about 60 texts/s on this kind of CPU: score relevance and
+        # groundedness on a sample of the calls (decided per call_id), as a busy
+        # deployment would. Everything else runs on every call.
+        enricher = Enricher(load_config(environ={
+            **os.environ, "LLMPULSE_SCORING__EMBEDDINGS__SAMPLE_RATE": str(embedding_sample)}))
+        backends = enricher.load_models()
+        echo("scorers: " + ", ".join(f"{k}={v}" for k, v in sorted(backends.items())))
+        from llmpulse.processors.drift.embedding import default_embedder
+
+        scorer = enricher.batched_scorers.get("embeddings")  # one MiniLM for scores and drift
+        reports = _report_writer(out / "drift-reports")
+        drift = DriftMonitor(_drift_config(out, drift_window), report_writer=reports,
+                             embedder=default_embedder(scorer) if scorer is not None else None)
+        pipeline = EmbeddedPipeline(store, enricher=enricher, drift=drift,
+                                    alerts=AlertEngine(AlertConfig()))
+        llmpulse.init(app="acme-support", environment="demo", deliver_to=pipeline.accept,
+                      warn_on_drop=False)
+        until = datetime.now(UTC).replace(microsecond=0)
+        since = until - timedelta(hours=12)
+        bot = SupportBot(seed=seed, total=requests)
+        with click.progressbar(length=requests, label="simulating requests",
+                               show_eta=True, show_pos=True) as bar:
+            def step(i: int) -> None:
+                if (i + 1) % 200 == 0 or i + 1 == requests:
+                    pipeline.process()
+                bar.update(1)
+
+            drift_start = _simulate(bot, requests, since, until - since, step)
+        pipeline.finish()
+        llmpulse.shutdown()
+        reports.flush(timeout=120)
+        totals = pipeline.totals
+        timing = ", ".join(f"{k} {v:.1f}s" for k, v in totals.seconds.most_common())
+        logger.info("pipeline time: %s", timing)
+        echo(f"pipeline time: {timing}")
+        echo(f"processed {totals.calls} calls, {totals.feedback} feedback, {totals.verdicts} "
+             f"guardrail verdicts, {totals.drift_results} drift windows "
+             f"({totals.drifted_windows} drifted)")
+        comparison, comparison_path, report = summarise(store, out, since, until, echo)
+    finally:
+        store.close()
+    alerts = totals.alerts
+    echo(f"\nalerts ({len(alerts)}):")
+    for alert in alerts:
+        echo(f"  {alert.occurred_at:%H:%M} {alert.status:8} {alert.severity:8} {alert.rule:12} "
+             f"{alert.prompt_version or '':4} {alert.summary}")
+    worse = _worse_version(comparison)
+    seconds = time.perf_counter() - t_start
+    echo(f"\nreport:      {report}\ncomparison:  {comparison_path}\n"
+         f"drift reports: {out / 'drift-reports'}\nstore:       {store_url}\n"
+         f"done in {seconds:.0f} s")
+    return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
+                      drift_start=drift_start, since=since, until=until, calls=totals.calls,
+                      worse_version=worse, seconds=seconds)
+
+
+def summarise(store: Any, out: Path, since: datetime, until: datetime,
+              echo: Any = click.echo) -> tuple[Any, Path, Path]:
+    """The version comparison (printed and saved) and the HTML report of the store."""
+    from llmpulse.dashboards.compare import compare_versions, comparison_json, comparison_table
+    from llmpulse.dashboards.report import render_report
+
+    comparison = compare_versions(store, "support-answer", "v1", "v2",
+                                  since=since - timedelta(minutes=1),
+                                  until=until + timedelta(minutes=1), app="acme-support")
+    echo("\n" + comparison_table(comparison))
+    comparison_path = out / "comparison.json"
+    comparison_path.write_text(comparison_json(comparison), encoding="utf-8")
+    with click.progressbar(length=1, label="rendering the report") as bar:
+        def progress(done: int, total: int, what: str) -> None:
+            bar.length = total
+            bar.update(1)
+
+        report = render_report(store, since=since - timedelta(minutes=1),
+                               until=until + timedelta(minutes=1), app="acme-support",
+                               out_path=out / "report.html", progress=progress)
+    return comparison, comparison_path, report
+
+
+def _worse_version(comparison: Any) -> str | None:
+    """The version that is worse on more of the significant metrics (None: a tie)."""
+    score = 0  # > 0: B is worse
+    for metric in comparison.significant:
+        if metric.higher_is_better is None or metric.difference is None:
+            continue
+        b_better = (metric.difference > 0) == metric.higher_is_better
+        score += -1 if b_better else 1
+    if score == 0:
+        return None
+    return "v2" if score > 0 else "v1"
+
+
+@click.command("demo")
+@click.option("--requests", type=click.IntRange(min=100), default=3000, show_default=True,
+              help="Requests the simulated chatbot answers.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("llmpulse-demo"), show_default=True, help="Where the files go.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--kafka", default=None, metavar="HOST:PORT",
+              help="Run through the real stack: SDK -> Kafka -> worker -> sink.")
+@click.option("--clickhouse", default=None, metavar="URL",
+              help="A ClickHouse server (http://user:pass@host:8123/db) instead of chDB.")
+@click.option("--drift-window", type=click.IntRange(min=20), default=150, show_default=True,
+              help="Calls per drift window (per prompt version).")
+def demo(requests: int, out: Path, seed: int, kafka: str | None, clickhouse: str | None,
+         drift_window: int) -> None:
+    """Simulate an instrumented support chatbot and show what llmpulse finds."""
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    if kafka:
+        from llmpulse.cli.demo.stack import run_with_kafka
+
+        run_with_kafka(kafka=kafka, out=out, requests=requests, seed=seed,
+                       clickhouse=clickhouse, drift_window=drift_window)
+        return
+    run_embedded(out=out, requests=requests, seed=seed, clickhouse=clickhouse,
+                 drift_window=drift_window)

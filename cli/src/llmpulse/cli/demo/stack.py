@@ -1,0 +1,123 @@
+"""``llmpulse demo --kafka HOST:PORT``: the same simulation through the real stack.
+
+The SDK sends to Kafka; an ``llmpulse worker`` process validates, joins, scores, guards
+and watches drift; a sink (in this process) writes to the store (chDB, or the ClickHouse
+server given with ``--clickhouse``); then the same comparison and report as the embedded
+run are made from the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+_CONFIG = """# written by llmpulse demo --kafka
+drift:
+  window_calls: {window}
+  window_seconds: null
+  reference_calls: {reference}
+  sample_size: {window}
+scoring:
+  embeddings:
+    sample_rate: 0.25
+"""
+
+
+def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhouse: str | None,
+                   drift_window: int, echo: Any = click.echo) -> None:
+    import shutil
+
+    import llmpulse.producers as llmpulse
+    from llmpulse.cli.demo.command import _simulate, summarise
+    from llmpulse.cli.demo.simulator import SupportBot
+    from llmpulse.producers.topics import ensure_topics
+    from llmpulse.sinks.sink import Sink, SinkConfig
+    from llmpulse.sinks.store import Store
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}."  # topics of this run only
+    echo(f"kafka: {kafka} (topics {prefix}*)")
+    ensure_topics(kafka, prefix=prefix, partitions=2)
+    store_url = clickhouse or f"chdb://{out / 'store'}"
+    if clickhouse is None and (out / "store").exists():
+        shutil.rmtree(out / "store")
+    store = Store.open(store_url)
+    store.migrate()
+    config = out / "llmpulse.yaml"
+    config.write_text(_CONFIG.format(window=drift_window, reference=2 * drift_window))
+    log = open(out / "worker.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "llmpulse.cli.main", "worker", "--bootstrap-servers", kafka,
+         "--prefix", prefix, "--partitions", "2", "--config", str(config), "--fast",
+         "--datadir", str(out / "worker-data")],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stop = threading.Event()
+    sink = Sink(SinkConfig(bootstrap_servers=kafka, prefix=prefix, group_id=f"{prefix}sink",
+                           batch_seconds=0.5), store)
+    sink_thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    try:
+        echo("starting the worker (group join, table recovery) ...")
+        _wait_for(lambda: b"[^Worker]: Ready" in (out / "worker.log").read_bytes(), 180,
+                  worker, out / "worker.log")
+        sink_thread.start()
+        llmpulse.init(app="acme-support", environment="demo", bootstrap_servers=kafka,
+                      topic_prefix=prefix, spool_dir=out / "spool", warn_on_drop=False)
+        until = datetime.now(UTC).replace(microsecond=0)
+        since = until - timedelta(hours=12)
+        bot = SupportBot(seed=seed, total=requests)
+        with click.progressbar(length=requests, label="simulating requests", show_eta=True,
+                               show_pos=True) as bar:
+            _simulate(bot, requests, since, until - since, lambda i: bar.update(1))
+        llmpulse.flush(30)
+        stats = llmpulse.stats()
+        echo(f"SDK: sent {stats['sent']} events, dropped {stats['dropped']}")
+        with click.progressbar(length=requests, label="calls stored") as bar:
+            stored = 0
+            deadline = time.monotonic() + 600
+            while stored < requests and time.monotonic() < deadline:
+                now = int(store.query("SELECT count() FROM calls").scalar())
+                bar.update(now - stored)
+                stored = now
+                time.sleep(1)
+        time.sleep(3)  # the last drift windows and alerts
+        _, comparison_path, report = summarise(store, out, since, until, echo)
+        alerts = store.query("SELECT occurred_at, status, severity, rule, prompt_version, summary "
+                             "FROM alerts ORDER BY occurred_at").dicts()
+        echo(f"\nalerts ({len(alerts)}):")
+        for a in alerts:
+            echo(f"  {a['occurred_at']:%H:%M} {a['status']:8} {a['severity']:8} {a['rule']:12} "
+                 f"{a['prompt_version']:4} {a['summary']}")
+        echo(f"\nreport:      {report}\ncomparison:  {comparison_path}\nworker log:  "
+             f"{out / 'worker.log'}\nstore:       {store_url}\n"
+             f"done in {time.perf_counter() - t0:.0f} s")
+    finally:
+        llmpulse.shutdown(5)
+        stop.set()
+        if sink_thread.is_alive():
+            sink_thread.join(30)
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        store.close()
+
+
+def _wait_for(ready: Any, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"the worker exited ({proc.returncode}); see {log}")
+        if ready():
+            return
+        time.sleep(0.3)
+    raise click.ClickException(f"the worker was not ready after {timeout_s:.0f} s; see {log}")

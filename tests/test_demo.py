@@ -1,0 +1,51 @@
+"""``llmpulse demo`` end to end (a smaller run): report in Chromium, comparison, drift alert."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from llmpulse.cli.demo.command import run_embedded
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("demo")
+    return run_embedded(out=out, requests=1000, seed=7, clickhouse=None, drift_window=80,
+                        echo=lambda *args, **kwargs: None)
+
+
+def test_the_demo_processes_every_call_and_finds_the_worse_version(demo) -> None:  # type: ignore[no-untyped-def]
+    assert demo.calls == 1000
+    assert demo.worse_version == "v2"
+    assert demo.report.exists() and demo.comparison_json.exists()
+
+
+def test_the_drift_alert_fires_after_the_shift_and_not_before(demo) -> None:  # type: ignore[no-untyped-def]
+    drift = [a for a in demo.alerts if a.rule == "drift" and a.status == "firing"]
+    assert drift, [(a.rule, a.status) for a in demo.alerts]
+    assert all(a.occurred_at >= demo.drift_start for a in drift), (
+        demo.drift_start, [a.occurred_at for a in drift])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is missing (scripts/setup.sh "
+                                             "installs it)")
+def test_the_report_renders_in_headless_chromium_with_data_in_every_chart(
+        demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", demo.report.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, dom[:500]
+    attributes = dict(re.findall(r'data-([\w-]+)="(\d+)"', body.group(1)))
+    assert int(attributes["charts"]) >= 20
+    assert int(attributes["charts-drawn"]) == int(attributes["charts"]), attributes
