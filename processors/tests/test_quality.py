@@ -97,3 +97,20 @@ def test_language_mismatch():
 ])
 def test_language_guess(text, language):
     assert guess_language(text) == language
+
+
+def test_the_overall_quality_score_falls_with_each_failed_check() -> None:
+    from llmpulse.processors.scoring.quality import QualityScorer
+    from llmpulse.schemas import ChatMessage, EnrichedCall, PromptEvent, ResponseEvent
+
+    def overall(text: str, finish: str = "stop") -> float:
+        call = EnrichedCall(call_id="c", app="a", prompt=PromptEvent(
+            call_id="c", app="a", messages=[ChatMessage(role="user", content="Where is my parcel?")]),
+            response=ResponseEvent(call_id="c", app="a", text=text, latency_ms=1.0,
+                                   finish_reason=finish))
+        return next(s.value for s in QualityScorer().score_one(call) if s.name == "quality")
+
+    good = overall("Your parcel arrives tomorrow before noon.")
+    refusal = overall("I'm sorry, but I can't help with that request.")
+    cut = overall("Your parcel arrives tomorrow before", finish="length")
+    assert good == 1.0 and refusal == 0.5 and cut == 0.7 and overall("") == 0.0

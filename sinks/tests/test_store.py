@@ -54,9 +54,10 @@ def _full_call(at: datetime) -> EnrichedCall:
 def test_migrate_twice_applies_each_migration_once(store: Store) -> None:
     assert store.migrate() == []
     status = store.migration_status()
-    assert [s.name for s in status] == ["0001_raw_tables", "0002_rollups", "0003_evaluation"]
+    assert [s.name for s in status] == ["0001_raw_tables", "0002_rollups", "0003_evaluation",
+                                         "0004_eval_sources", "0005_prompt_registry"]
     assert all(s.applied and not s.changed for s in status)
-    assert store.query("SELECT count() FROM schema_migrations FINAL").scalar() == 3
+    assert store.query("SELECT count() FROM schema_migrations FINAL").scalar() == 5
 
 
 def test_an_edited_applied_migration_is_refused(store: Store) -> None:

@@ -126,3 +126,29 @@ def test_rollups_agree_with_the_raw_rows(store: Store) -> None:
     assert rolled[:3] == exact[:3]
     p50, _, _, p99 = rolled[3]
     assert p50 == pytest.approx(exact[3], rel=0.03) and p99 == pytest.approx(exact[4], rel=0.05)
+
+
+def test_prompt_versions_and_labels_are_stored_and_a_label_points_at_its_latest_version(
+        store) -> None:  # type: ignore[no-untyped-def]
+    from llmpulse.schemas import ChatMessage, PromptLabel, PromptVersion
+    from llmpulse.sinks.writer import Sourced, Writer
+
+    v1 = PromptVersion(app="registry", prompt_id="answer", version="aaa111",
+                       messages=[ChatMessage(role="user", content="{question}")],
+                       variables=["question"], model="m", model_settings={"temperature": 0.2})
+    v2 = PromptVersion(app="registry", prompt_id="answer", version="bbb222",
+                       messages=[ChatMessage(role="user", content="Kindly: {question}")],
+                       variables=["question"])
+    first = PromptLabel(app="registry", prompt_id="answer", label="production", version="aaa111")
+    moved = PromptLabel(app="registry", prompt_id="answer", label="production", version="bbb222")
+    writer = Writer(store)
+    writer.write([Sourced(e) for e in (v1, v2, first)])
+    writer.write([Sourced(moved), Sourced(v1)])  # a label moved; v1 redelivered
+    versions = store.query("SELECT version, variables, model_settings FROM prompt_versions FINAL "
+                           "WHERE prompt_id = {p:String} ORDER BY version", {"p": "answer"}).dicts()
+    assert [v["version"] for v in versions] == ["aaa111", "bbb222"]
+    assert versions[0]["variables"] == ["question"] and versions[0]["model_settings"] == {
+        "temperature": "0.2"}
+    label = store.query("SELECT argMax(version, occurred_at) FROM prompt_labels "
+                        "WHERE prompt_id = 'answer' AND label = 'production'").scalar()
+    assert label == "bbb222"

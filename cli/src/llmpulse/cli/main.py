@@ -18,6 +18,9 @@ from llmpulse.cli.prompts import prompts as prompts_commands
 from llmpulse.dashboards.cli import compare as compare_command
 from llmpulse.dashboards.cli import dashboards as dashboards_commands
 from llmpulse.dashboards.cli import report as report_command
+from llmpulse.processors.cli import export as export_command
+from llmpulse.processors.cli import import_ as import_command
+from llmpulse.processors.cli import replay as replay_command
 from llmpulse.processors.cli import worker as worker_command
 from llmpulse.schemas import environment as env
 from llmpulse.schemas import export_json_schemas
@@ -92,6 +95,9 @@ def topics_list(prefix: str) -> None:
 
 
 main.add_command(worker_command)
+main.add_command(replay_command)
+main.add_command(export_command)
+main.add_command(import_command)
 main.add_command(sink_command)
 main.add_command(db_commands)
 

@@ -259,9 +259,16 @@ def report(
 
 
 @click.command("compare")
-@click.option("--prompt", "prompt_id", required=True, help="The prompt id.")
-@click.option("--a", "version_a", required=True, help="Version A (the baseline).")
-@click.option("--b", "version_b", required=True, help="Version B (the candidate); differences are B - A.")
+@click.option("--prompt", "prompt_id", default=None, help="The prompt id.")
+@click.option("--a", "version_a", default=None, help="Version A (the baseline).")
+@click.option("--b", "version_b", default=None, help="Version B (the candidate); differences are B - A.")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    help="Replay runs instead of versions, twice: A then B, as RUN or RUN:VARIANT "
+    "(variant baseline or candidate, default candidate).",
+)
 @_clickhouse_option
 @_range_options
 @click.option("--app", default=None, help="Only this app.")
@@ -288,9 +295,10 @@ def report(
     "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutations."
 )
 def compare(
-    prompt_id: str,
-    version_a: str,
-    version_b: str,
+    prompt_id: str | None,
+    version_a: str | None,
+    version_b: str | None,
+    runs: tuple[str, ...],
     clickhouse_url: str | None,
     since: str,
     until: str | None,
@@ -303,34 +311,47 @@ def compare(
     correction: str,
     seed: int,
 ) -> None:
-    """Compare two prompt versions: values, differences with intervals, p-values, verdicts."""
+    """Compare two prompt versions (or two replay runs): values, differences with intervals,
+    p-values, verdicts."""
     from llmpulse.dashboards.compare import (
+        compare_runs,
         compare_versions,
         comparison_html,
         comparison_json,
         comparison_table,
     )
 
+    if runs and len(runs) != 2:
+        raise click.UsageError("give --run twice: A then B")
+    if not runs and not (prompt_id and version_a and version_b):
+        raise click.UsageError("give --prompt, --a and --b, or --run A --run B")
     start, end = _range(since, until)
     with _open(clickhouse_url) as store:
         try:
-            result = compare_versions(
-                store,
-                prompt_id,
-                version_a,
-                version_b,
-                since=start,
-                until=end,
-                app=app,
-                environment=environment,
-                model=model,
-                alpha=alpha,
-                correction=correction,
-                seed=seed,
-            )
+            if runs:
+                sides = [(r.partition(":")[0], r.partition(":")[2] or "candidate") for r in runs]
+                result = compare_runs(store, sides[0], sides[1], alpha=alpha, correction=correction,
+                                      seed=seed)
+            else:
+                result = compare_versions(
+                    store,
+                    prompt_id,
+                    version_a,
+                    version_b,
+                    since=start,
+                    until=end,
+                    app=app,
+                    environment=environment,
+                    model=model,
+                    alpha=alpha,
+                    correction=correction,
+                    seed=seed,
+                )
         except Exception as exc:
             raise click.ClickException(f"comparison failed: {exc}") from exc
     scope = f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC" + (f", app {app}" if app else "")
+    if runs:
+        scope = "replay runs"
     if fmt == "table":
         text = f"{result.label_a} vs {result.label_b}, {scope}\n\n{comparison_table(result)}\n"
     elif fmt == "json":

@@ -17,14 +17,46 @@ from datetime import datetime
 from typing import Any
 
 from llmpulse.dashboards.charts import bar_chart, format_value, interval_plot
-from llmpulse.dashboards.samples import version_samples
+from llmpulse.dashboards.samples import run_samples, version_samples
 from llmpulse.dashboards.stats import Comparison, MetricComparison, compare_samples
 
-__all__ = ["compare_versions", "comparison_html", "comparison_json", "comparison_section", "comparison_table"]
+__all__ = [
+    "compare_runs",
+    "compare_versions", "comparison_html", "comparison_json", "comparison_section",
+    "comparison_table",
+]
 
 logger = logging.getLogger(__name__)
 
 _UNIT_FORMAT = {"%": "percentunit", "ms": "ms", "USD": "currencyUSD"}
+
+
+def compare_runs(
+    store: Any,
+    a: tuple[str, str],
+    b: tuple[str, str],
+    *,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    min_samples: int = 30,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Comparison:
+    """Compare two replay runs' results (``(run_id, variant)`` each; B - A), e.g. a run's
+    ``baseline`` with its ``candidate``, or two runs' candidates."""
+    side_a, side_b = run_samples(store, *a), run_samples(store, *b)
+    comparison = compare_samples(side_a, side_b, label_a=f"{a[0]}/{a[1]}", label_b=f"{b[0]}/{b[1]}",
+                                 alpha=alpha, correction=correction, min_samples=min_samples,
+                                 resamples=resamples, seed=seed)
+    calls_a = len(side_a["error_rate"].array()) if "error_rate" in side_a else 0
+    calls_b = len(side_b["error_rate"].array()) if "error_rate" in side_b else 0
+    if min(calls_a, calls_b) < min_samples:
+        comparison.warnings.insert(
+            0,
+            f"too few calls to say anything: {comparison.label_a} has {calls_a}, "
+            f"{comparison.label_b} has {calls_b} (need {min_samples} each)",
+        )
+    return comparison
 
 
 def compare_versions(

@@ -27,7 +27,14 @@ import numpy as np
 
 from llmpulse.dashboards.stats import MetricKind, MetricSamples
 
-__all__ = ["METRICS", "MetricDefinition", "samples_from_rows", "version_samples", "versions_of"]
+__all__ = [
+    "METRICS",
+    "MetricDefinition",
+    "run_samples",
+    "samples_from_rows",
+    "version_samples",
+    "versions_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +174,28 @@ def samples_from_rows(
             description=definition.description,
         )
     return out
+
+
+_RUN_SQL = """
+SELECT toUInt8(error_type != '') AS failed, latency_ms,
+       toFloat64(input_tokens) + toFloat64(output_tokens) AS tokens, cost_usd, quality, relevance,
+       groundedness, if(toxicity IS NULL, NULL, toUInt8(toxicity >= 0.5)) AS toxic,
+       if(refusal IS NULL, NULL, toUInt8(refusal >= 0.5)) AS refused,
+       toUInt8(notEmpty(guardrail_rules)) AS flagged, toUInt8(guardrail_blocked) AS blocked
+FROM eval_results FINAL
+WHERE run_id = {run:String} AND variant = {variant:String}
+ORDER BY cityHash64(call_id) LIMIT {limit:UInt64}
+"""
+
+
+def run_samples(
+    store: Any, run_id: str, variant: str = "candidate", *, max_calls: int = 200_000
+) -> dict[str, MetricSamples]:
+    """The call metrics of one variant (``baseline`` or ``candidate``) of a replay run,
+    from ``eval_results`` (no feedback there, so no feedback metrics)."""
+    result = store.query(_RUN_SQL, {"run": run_id, "variant": variant, "limit": max_calls})
+    logger.info("run %s/%s: %d calls", run_id, variant, len(result.rows))
+    return samples_from_rows({name: result.column(name) for name in result.column_names})
 
 
 def version_samples(

@@ -27,6 +27,8 @@ from llmpulse.schemas import (
     EnrichedCall,
     FeedbackEvent,
     GuardrailVerdict,
+    PromptLabel,
+    PromptVersion,
 )
 
 __all__ = [
@@ -252,3 +254,27 @@ def dead_letter_row(letter: DeadLetter) -> tuple[object, ...]:
         letter.source_partition, letter.source_offset, letter.batch_index, letter.payload,
         letter.payload_truncated,
     )
+
+
+PROMPT_VERSION_COLUMNS = (
+    "event_id", "occurred_at", "prompt_id", "version", "messages", "variables", "model",
+    "model_settings", "metadata", "source",
+)
+
+
+def prompt_version_row(event: PromptVersion) -> tuple[object, ...]:
+    """One ``prompt_versions`` row (the messages as JSON)."""
+    messages = msgspec.json.encode(event.messages).decode()
+    return (
+        event.event_id, event.occurred_at, event.prompt_id, event.version, messages,
+        list(event.variables), event.model or "", attributes_map(event.model_settings),
+        dict(event.metadata), event.source or "",
+    )
+
+
+PROMPT_LABEL_COLUMNS = ("event_id", "occurred_at", "prompt_id", "label", "version")
+
+
+def prompt_label_row(event: PromptLabel) -> tuple[object, ...]:
+    """One ``prompt_labels`` row."""
+    return (event.event_id, event.occurred_at, event.prompt_id, event.label, event.version)

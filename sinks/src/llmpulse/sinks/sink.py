@@ -31,7 +31,15 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from llmpulse.schemas import DeadLetter, Limits, decode_record, encode_event
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.topics import ALERTS, DLQ, DRIFT, ENRICHED, FEEDBACK, topic_name
+from llmpulse.schemas.topics import (
+    ALERTS,
+    DLQ,
+    DRIFT,
+    ENRICHED,
+    FEEDBACK,
+    PROMPT_VERSIONS,
+    topic_name,
+)
 from llmpulse.sinks.errors import SinkError, StoreUnavailable
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.writer import Sourced, Writer
@@ -40,7 +48,7 @@ __all__ = ["SINK_TOPICS", "Sink", "SinkConfig", "SinkStats"]
 
 logger = logging.getLogger(__name__)
 
-SINK_TOPICS = (ENRICHED, FEEDBACK, ALERTS, DRIFT, DLQ)
+SINK_TOPICS = (ENRICHED, FEEDBACK, ALERTS, DRIFT, DLQ, PROMPT_VERSIONS)
 """The catalogue topics the sink stores (before the prefix)."""
 
 STATS_LOG_INTERVAL_S = 30.0

@@ -9,7 +9,7 @@ Example:
     >>> from llmpulse.sinks.store import Store
     >>> store = Store.open("chdb:///tmp/llmpulse-doc.chdb")      # doctest: +SKIP
     >>> store.migrate()                                          # doctest: +SKIP
-    ['0001_raw_tables', '0002_rollups', '0003_evaluation']
+    ['0001_raw_tables', '0002_rollups', '0003_evaluation', '0004_eval_sources']
     >>> store.query("SELECT count() FROM calls WHERE app = {app:String}",
     ...             {"app": "support-bot"}).scalar()             # doctest: +SKIP
     0

@@ -36,6 +36,8 @@ from llmpulse.schemas import (
     Event,
     FeedbackEvent,
     GuardrailVerdict,
+    PromptLabel,
+    PromptVersion,
 )
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.errors import RowsRejected
@@ -45,15 +47,18 @@ __all__ = ["TABLE_ORDER", "Rejected", "Sourced", "WriteResult", "Writer"]
 
 logger = logging.getLogger(__name__)
 
-TABLE_ORDER = ("calls", "guardrail_verdicts", "feedback", "alerts", "drift_results", "dead_letters")
+TABLE_ORDER = ("calls", "guardrail_verdicts", "feedback", "alerts", "drift_results", "dead_letters",
+               "prompt_versions", "prompt_labels")
 """Write order: calls first, so feedback in the same batch can be attributed to them."""
 
 _COLUMNS = {
     "calls": r.CALL_COLUMNS, "guardrail_verdicts": r.VERDICT_COLUMNS, "feedback": r.FEEDBACK_COLUMNS,
     "alerts": r.ALERT_COLUMNS, "drift_results": r.DRIFT_COLUMNS, "dead_letters": r.DEAD_LETTER_COLUMNS,
+    "prompt_versions": r.PROMPT_VERSION_COLUMNS, "prompt_labels": r.PROMPT_LABEL_COLUMNS,
 }
 _TABLE_OF: dict[type, str] = {FeedbackEvent: "feedback", Alert: "alerts", DriftResult: "drift_results",
-                              DeadLetter: "dead_letters"}
+                              DeadLetter: "dead_letters", PromptVersion: "prompt_versions",
+                              PromptLabel: "prompt_labels"}
 
 
 def _map_rows(table: str, sources: list[Any]) -> list[Any]:
@@ -68,6 +73,10 @@ def _map_rows(table: str, sources: list[Any]) -> list[Any]:
         return [r.alert_row(e) for e in sources]
     if table == "drift_results":
         return [r.drift_row(e) for e in sources]
+    if table == "prompt_versions":
+        return [r.prompt_version_row(e) for e in sources]
+    if table == "prompt_labels":
+        return [r.prompt_label_row(e) for e in sources]
     return [r.dead_letter_row(e) for e in sources]
 
 
@@ -173,7 +182,8 @@ class Writer:
             targets = [("calls", event), *(("guardrail_verdicts", (v, event)) for v in event.verdicts)]
         elif isinstance(event, GuardrailVerdict):
             targets = [("guardrail_verdicts", (event, None))]
-        elif isinstance(event, FeedbackEvent | Alert | DriftResult | DeadLetter):
+        elif isinstance(event, FeedbackEvent | Alert | DriftResult | DeadLetter | PromptVersion
+                        | PromptLabel):
             targets = [(_TABLE_OF[type(event)], event)]
         else:
             result.rejected.append(Rejected(item, "", "unsupported_event",

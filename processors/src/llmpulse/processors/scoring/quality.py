@@ -114,7 +114,7 @@ class QualityScorer:
     name = "quality"
     version = "1"
     produces = ("empty_answer", "truncated", "refusal", "repetition", "length_vs_expected",
-                "json_valid", "language_mismatch")
+                "json_valid", "language_mismatch", "quality")
     batching: BatchSettings | None = None
     backend = "heuristic"
 
@@ -145,10 +145,12 @@ class QualityScorer:
         if not text.strip():
             results = [self._ok("empty_answer", 1.0, "empty")]
             results.append(self._truncated(call))
-            results.extend(self._na(n, "empty answer") for n in self.produces[2:])
+            results.extend(self._na(n, "empty answer") for n in self.produces[2:-1])
+            results.append(ScoreResult(name="quality", scorer_version=self.version,
+                                       backend=self.backend, value=0.0, label="empty"))
             return results
         question = last_user_text(call.prompt)
-        return [
+        parts = [
             self._ok("empty_answer", 0.0),
             self._truncated(call),
             self._refusal(text),
@@ -157,6 +159,27 @@ class QualityScorer:
             self._json(call.prompt, text),
             self._language(question, text),
         ]
+        return [*parts, self._overall(parts)]
+
+    # How much each failed check takes off the overall score (a heuristic, documented in
+    # processors/README.md): an answer that passes every check scores 1.
+    _PENALTY = {"truncated": 0.3, "refusal": 0.5, "repetition": 0.5, "json_valid": 0.4,
+                "language_mismatch": 0.4}
+
+    def _overall(self, parts: list[ScoreResult]) -> ScoreResult:
+        """``quality`` in [0, 1]: 1 minus the penalties of the checks that failed."""
+        score = 1.0
+        for part in parts:
+            if part.status != "ok" or part.value is None:
+                continue
+            if part.name == "json_valid":
+                score -= self._PENALTY["json_valid"] * (1.0 - part.value)
+            elif part.name == "length_vs_expected":
+                score -= 0.2 if part.label in {"too_long", "too_short"} else 0.0
+            elif part.name in self._PENALTY:
+                score -= self._PENALTY[part.name] * part.value
+        return ScoreResult(name="quality", scorer_version=self.version, backend=self.backend,
+                           value=round(max(0.0, min(1.0, score)), 4))
 
     def _truncated(self, call: EnrichedCall) -> ScoreResult:
         response = call.response
