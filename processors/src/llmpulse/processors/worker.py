@@ -338,7 +338,7 @@ def _drift_agents(app: faust.App, settings: WorkerSettings, drift_input: Any, dr
                 continue
             kind, _, encoded = raw_key.decode().partition("|")
             key = DriftKey.decode(encoded)
-            (monitor if kind == "drift" else engine).restore(key, value)
+            (engine if kind == "alert" else monitor).restore(key, value)
             counts["drift_keys_restored"] += 1
         restored["done"] = True
 
@@ -346,14 +346,13 @@ def _drift_agents(app: faust.App, settings: WorkerSettings, drift_input: Any, dr
                                                                                    dict, dict]:
         results = monitor.observe(calls, feedback)
         raised = engine.evaluate(drift_results=results, calls=calls, feedback=feedback)
-        dirty_drift = {k: monitor.state_for(k) for k in monitor.take_dirty()}
-        dirty_alerts = {k: engine.state_for(k) for k in engine.take_dirty()}
-        return results, raised, dirty_drift, dirty_alerts
+        return results, raised, _drift_state(monitor), {k: engine.state_for(k)
+                                                         for k in engine.take_dirty()}
 
     async def publish(results: list, raised: list, dirty_drift: dict, dirty_alerts: dict) -> None:
-        for key, value in dirty_drift.items():
-            state.data[f"drift|{key.encode()}".encode()] = value
-            state.send_changelog(0, f"drift|{key.encode()}".encode(), value)
+        for name, value in dirty_drift.items():  # "drift.<part>|<key>": only changed parts
+            state.data[name.encode()] = value
+            state.send_changelog(0, name.encode(), value)
         for key, value in dirty_alerts.items():
             state.data[f"alert|{key.encode()}".encode()] = value
             state.send_changelog(0, f"alert|{key.encode()}".encode(), value)
@@ -394,8 +393,15 @@ def _drift_agents(app: faust.App, settings: WorkerSettings, drift_input: Any, dr
         results = monitor.tick()
         if results:
             raised = engine.evaluate(drift_results=results)
-            await publish(results, raised, {k: monitor.state_for(k) for k in monitor.take_dirty()},
+            await publish(results, raised, _drift_state(monitor),
                           {k: engine.state_for(k) for k in engine.take_dirty()})
+
+
+def _drift_state(monitor: Any) -> dict[str, bytes]:
+    """The parts of each key's drift state that changed (the open window changes with every
+    call; the reference only when a window closes), by table key."""
+    return {f"drift.{part}|{key.encode()}": monitor.state_for(key, part)
+            for key, parts in monitor.take_dirty().items() for part in sorted(parts)}
 
 
 def settings_from_env(**overrides: Any) -> WorkerSettings:

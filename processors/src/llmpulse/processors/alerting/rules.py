@@ -58,7 +58,7 @@ class _Rule(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     severity: Severity = "high"
 
 
-class DriftRule(_Rule):
+class DriftRule(_Rule, frozen=True):
     """Fires when a key's windows drift ``consecutive`` times in a row; resolves after
     ``clear_after`` windows in a row without drift."""
 
@@ -68,7 +68,7 @@ class DriftRule(_Rule):
     clear_after: PositiveInt = 2
 
 
-class RateRule(_Rule):
+class RateRule(_Rule, frozen=True):
     """Fires when the share of calls with a problem, over the last ``window_seconds`` of
     event time, is above ``threshold`` (with at least ``min_calls`` calls); resolves when
     it falls to ``threshold * clear_ratio`` or below."""
@@ -83,21 +83,21 @@ class RateRule(_Rule):
     """Guardrails: a call counts when a verdict is at least this severe, or blocked it."""
 
 
-class ToxicityRule(RateRule):
+class ToxicityRule(RateRule, frozen=True):
     """Share of answers whose ``toxicity`` score is at least ``score_threshold``."""
 
 
-class GuardrailRule(RateRule):
+class GuardrailRule(RateRule, frozen=True):
     """Share of calls with a guardrail verdict of ``min_severity`` or worse, or a block."""
 
 
-class ErrorRule(RateRule):
+class ErrorRule(RateRule, frozen=True):
     """Share of calls that failed (an error, or no response before the join gave up)."""
 
     severity: Severity = "critical"
 
 
-class FeedbackRule(_Rule):
+class FeedbackRule(_Rule, frozen=True):
     """Feedback collapse: the thumbs-down share over ``window_seconds`` above
     ``max_thumbs_down_share``, or the mean rating below ``min_mean_rating``."""
 

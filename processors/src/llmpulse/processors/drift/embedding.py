@@ -1,7 +1,7 @@
 """Sentence embeddings for drift: the scoring library's MiniLM, with a cache of texts.
 
-Why a sample, and where the vectors come from: MiniLM costs about 9 ms of CPU a text here
-(126 texts: 1.16 s), so drift embeds only the ``embedding_sample`` calls of each window
+Why a sample, and where the vectors come from: MiniLM costs 6-9 ms of CPU a text here
+(126 texts: 0.8-1.2 s), so drift embeds only the ``embedding_sample`` calls of each window
 with the smallest hash (64 by default: a fixed cost per window, whatever its size) and a
 pinned reference once; a trailing baseline reuses the vectors of its windows. The heavy
 path's embedding scorer already embeds every call's question and answer: pass the

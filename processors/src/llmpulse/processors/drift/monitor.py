@@ -221,7 +221,7 @@ class DriftMonitor:
         """One key's state (msgpack): ``window`` (current window, reference being built),
         ``reference`` (pinned reference or trailing windows), or ``all``."""
         data = self._keys.get(key) or _KeyData()
-        parts = ["window", "reference"] if part == "all" else [part]
+        parts: list[str] = ["window", "reference"] if part == "all" else [part]
         state = KeyState(parts=parts, columns=self.columns, next_index=data.next_index)
         if "window" in parts:
             state.window = data.window.to_state() if data.window else None

@@ -121,7 +121,7 @@ class DriftReportWriter:
     def submit(self, key: DriftKey, result: DriftResult, reference: Summary, current: Summary,
                features: FeatureSet) -> str | None:
         """Queue the report of a drifted window; its ``file://`` URI, or None if skipped."""
-        index = int(result.attributes.get("window_index", 0) or 0)  # type: ignore[arg-type]
+        index = int(result.attributes.get("window_index", 0) or 0)
         path = report_path(self.folder, key, index, result.window_end).resolve()
         threshold = result.features[0].threshold if result.features else 0.05
         title = f"Drift of {key.label()}, window {index} ({result.window_start:%Y-%m-%d %H:%M} - " \

@@ -145,7 +145,8 @@ def principal_basis(centred: np.ndarray, components: int) -> np.ndarray:
     values, vectors = np.linalg.eigh(b @ b.T)
     order = np.argsort(values)[::-1][:k]
     scale = np.sqrt(np.maximum(values[order], 1e-12))
-    return ((vectors[:, order].T @ b) / scale[:, None]).T
+    basis: np.ndarray = ((vectors[:, order].T @ b) / scale[:, None]).T
+    return basis
 
 
 def hotelling_test(reference: np.ndarray, current: np.ndarray, components: int = 8,
@@ -203,7 +204,8 @@ def hotelling_test(reference: np.ndarray, current: np.ndarray, components: int =
 
     def statistic(current_sums: np.ndarray) -> np.ndarray:
         d = current_sums / n2 - (grand - current_sums) / n1
-        return np.einsum("ij,ij->i", d, d)
+        values: np.ndarray = np.einsum("ij,ij->i", d, d)
+        return values
 
     observed = float(statistic(white[n1:].sum(axis=0)[None, :])[0])
     rng = np.random.default_rng(seed)
