@@ -30,7 +30,7 @@ from llmpulse.schemas import (
     TokenUsage,
     decode_event,
     encode_event,
-    uuid7_str,
+    uuid7_block,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +60,11 @@ def _same(value: str | None) -> str | None:
 def _messages(raw: Any, text: Callable[[str | None], str | None] = _same) -> list[ChatMessage]:
     out = []
     for m in raw or ():
+        if type(m) is dict and type(m.get("content")) is str:  # the usual case, fast
+            role = m.get("role", "user")
+            out.append(ChatMessage(role=role if role in _ROLES else "user",
+                                   content=text(m["content"]) or ""))
+            continue
         if isinstance(m, ChatMessage):
             out.append(ChatMessage(role=m.role, content=text(m.content) or "", name=m.name))
             continue
@@ -118,7 +123,9 @@ class LLMCall:
             prompt_id = prompt_id or origin[0]
             prompt_version = prompt_version or origin[1]
             template_variables = template_variables or origin[2]
-        self.call_id: str = call_id or uuid7_str()
+        ids = uuid7_block(3)  # the call's id and its two events' ids, in one go
+        self.call_id: str = call_id or str(ids[0])
+        self._event_ids = (ids[1], ids[2])
         self.prompt_id, self.prompt_version = prompt_id, prompt_version
         self.model, self.provider = model, provider
         self.session_id, self.user_id, self.trace_id = session_id, user_id, trace_id
@@ -209,22 +216,22 @@ class LLMCall:
             if not client.keep(self.call_id, is_error=self._error is not None, call=self):
                 return
             text = client.text
-            common = dict(call_id=self.call_id, app=client.config.app,
-                          environment=client.config.environment, trace_id=self.trace_id,
-                          session_id=self.session_id, user_id=self.user_id,
-                          prompt_id=self.prompt_id, prompt_version=self.prompt_version,
-                          request_model=self.model, provider=self.provider)
-            messages = _messages(self._messages, text)
-            documents = _documents(self._context, text)
+            config = client.config
             prompt = PromptEvent(
-                **common, occurred_at=self._started_at, operation=self.operation,  # type: ignore[arg-type]
-                messages=messages, retrieved_context=documents,
-                template_variables={k: text(str(v)) or "" for k, v in self.template_variables.items()},
+                event_id=self._event_ids[0], call_id=self.call_id, app=config.app,
+                environment=config.environment, trace_id=self.trace_id,
+                session_id=self.session_id, user_id=self.user_id, prompt_id=self.prompt_id,
+                prompt_version=self.prompt_version, request_model=self.model,
+                provider=self.provider, occurred_at=self._started_at, operation=self.operation,
+                messages=_messages(self._messages, text),
+                retrieved_context=_documents(self._context, text) if self._context else [],
+                template_variables={k: text(str(v)) or "" for k, v in
+                                    self.template_variables.items()},
                 temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
                 expects_json=self.expects_json, attributes=self.attributes)
             r = self._response
             usage = None
-            if any(k in r for k in ("input_tokens", "output_tokens", "cached_input_tokens")):
+            if "input_tokens" in r or "output_tokens" in r or "cached_input_tokens" in r:
                 usage = TokenUsage(input_tokens=int(r.get("input_tokens", 0)),
                                    output_tokens=int(r.get("output_tokens", 0)),
                                    cached_input_tokens=int(r.get("cached_input_tokens", 0)))
@@ -236,13 +243,17 @@ class LLMCall:
                 response_text = ""
             if r.get("latency_ms") is not None:
                 latency_ms = float(r["latency_ms"])
-            ended_at = self._started_at + timedelta(milliseconds=latency_ms)
             response = ResponseEvent(
-                **common, occurred_at=ended_at, text=response_text, error=error,  # type: ignore[arg-type]
-                finish_reason=r.get("finish_reason"), response_model=r.get("response_model"),
-                response_id=r.get("response_id"), usage=usage, latency_ms=latency_ms,
-                time_to_first_token_ms=self._ttft_ms, cost_usd=r.get("cost_usd"),
-                streamed=bool(r.get("streamed", False)))
+                event_id=self._event_ids[1], call_id=self.call_id, app=config.app,
+                environment=config.environment, trace_id=self.trace_id,
+                session_id=self.session_id, user_id=self.user_id, prompt_id=self.prompt_id,
+                prompt_version=self.prompt_version, request_model=self.model,
+                provider=self.provider,
+                occurred_at=self._started_at + timedelta(milliseconds=latency_ms),
+                text=response_text, error=error, finish_reason=r.get("finish_reason"),
+                response_model=r.get("response_model"), response_id=r.get("response_id"),
+                usage=usage, latency_ms=latency_ms, time_to_first_token_ms=self._ttft_ms,
+                cost_usd=r.get("cost_usd"), streamed=bool(r.get("streamed", False)))
             client.emit("prompt", prompt)
             client.emit("response", response)
         except Exception:
