@@ -62,3 +62,14 @@ def test_mounted_paths_exist_in_the_repository() -> None:
     datasource = yaml.safe_load(
         (ROOT / "dashboards/grafana/provisioning/datasources/clickhouse.yaml").read_text())
     assert datasource["datasources"][0]["type"] == "grafana-clickhouse-datasource"
+
+
+def test_the_mounted_worker_configuration_is_valid() -> None:
+    from llmpulse.processors.alerting import load_alert_config
+    from llmpulse.processors.config import load_config
+    from llmpulse.processors.drift.config import load_drift_config
+
+    path = ROOT / "deploy" / "llmpulse.yaml"
+    assert load_config(path, environ={}).scoring.embeddings.sample_rate == 0.25
+    assert load_drift_config(path, environ={}).window_calls == 1000
+    assert load_alert_config(path, environ={}).cooldown_seconds == 900
