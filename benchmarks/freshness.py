@@ -69,14 +69,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llmpulse-fresh-"))
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        from kafka_broker import KafkaBroker, free_port
+    from kafka_broker import broker_unless_given
 
-        broker = KafkaBroker(tmp / "kafka", free_port())
-        broker.start()
-        bootstrap = broker.bootstrap
+    bootstrap, broker = broker_unless_given(args.bootstrap, tmp)
     prefix = f"f{uuid.uuid4().hex[:6]}."
     store_url = f"chdb://{tmp / 'store'}"
     procs: list[subprocess.Popen[bytes]] = []
@@ -127,6 +122,7 @@ def main() -> None:
         worker.stop()
         sink.terminate()
         sink.wait(60)
+        sink_log.close()
         from llmpulse.sinks.store import Store
 
         store = Store.open(store_url)

@@ -165,14 +165,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llmpulse-bench-"))
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        from kafka_broker import KafkaBroker, free_port
+    from kafka_broker import broker_unless_given
 
-        broker = KafkaBroker(tmp / "kafka", free_port())
-        broker.start()
-        bootstrap = broker.bootstrap
+    bootstrap, broker = broker_unless_given(args.bootstrap, tmp)
     try:
         report = ensure_topics(bootstrap, partitions=6)
         partitions = next(t.partitions for t in report if t.name == "llm.prompts")

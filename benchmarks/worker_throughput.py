@@ -167,14 +167,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llmpulse-wbench-"))
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        from kafka_broker import KafkaBroker, free_port
+    from kafka_broker import broker_unless_given
 
-        broker = KafkaBroker(tmp / "kafka", free_port())
-        broker.start()
-        bootstrap = broker.bootstrap
+    bootstrap, broker = broker_unless_given(args.bootstrap, tmp)
     try:
         out: dict[str, object] = {"calls": args.calls, "events": 2 * args.calls}
         prefix = _input(bootstrap, args.calls, tmp)

@@ -106,3 +106,13 @@ class KafkaBroker:
 
     def __repr__(self) -> str:
         return f"KafkaBroker(dir={str(self.dir)!r}, port={self.port})"
+
+
+def broker_unless_given(bootstrap: str | None, folder: Path) -> tuple[str, KafkaBroker | None]:
+    """For scripts (benchmarks): the given bootstrap servers, or a broker started in
+    ``folder`` on a free port (stop it when done)."""
+    if bootstrap is not None:
+        return bootstrap, None
+    broker = KafkaBroker(folder / "kafka", free_port())
+    broker.start()
+    return broker.bootstrap, broker

@@ -49,7 +49,7 @@ def test_sync_client_plain_and_streaming(setup: tuple[str, ChatServer], kafka_bo
         temperature=0.1, llmpulse={"session_id": "s-9"})
     assert reply.choices[0].message.content == "Echo: hello there"
     plain_id = llmpulse.last_call_id()
-    assert getattr(reply, "llmpulse_call_id", plain_id) == plain_id
+    assert reply.llmpulse_call_id == plain_id  # the response carries its call id
 
     stream = client.chat.completions.create(
         model="llama-3-8b", messages=[{"role": "user", "content": "stream me four words"}],

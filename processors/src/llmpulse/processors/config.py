@@ -194,6 +194,28 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         ops["prices"] = [str(base / Path(p).expanduser()) for p in ops["prices"]]
 
 
+def read_file(file: str | os.PathLike[str]) -> dict[str, Any]:
+    """The workers' YAML file as a mapping (the ``scoring``, ``guardrails``, ``drift`` and
+    ``alerting`` sections are read from it by their loaders)."""
+    file_path = Path(file)
+    try:
+        loaded = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(exc), source=str(file_path)) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError("the file must hold a mapping", source=str(file_path))
+    return loaded
+
+
+def set_from_env(data: dict[str, Any], keys: list[str], name: str, raw: str) -> None:
+    """Set ``data[keys...]`` from the variable ``name`` (its value read as YAML)."""
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not a YAML value: {exc}", source=name) from None
+    _set(data, keys, value, name)
+
+
 def _set(data: dict[str, Any], keys: list[str], value: Any, source: str) -> None:
     node = data
     for key in keys[:-1]:
@@ -220,23 +242,12 @@ def load_config(
     file = path if path is not None else source_env.get(env.CONFIG) or None
     data: dict[str, Any] = {}
     if file is not None:
-        file_path = Path(file)
-        try:
-            loaded = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(str(exc), source=str(file_path)) from None
-        if not isinstance(loaded, dict):
-            raise ConfigError("the file must hold a mapping", source=str(file_path))
+        loaded = read_file(file)
         data = {k: v for k, v in loaded.items() if k in _SECTIONS and v is not None}
-        _resolve_paths(data, file_path.resolve().parent)
+        _resolve_paths(data, Path(file).resolve().parent)
     for name, raw in sorted(source_env.items()):
         if name.startswith(_ENV_SECTIONS):
-            keys = name[len("LLMPULSE_"):].lower().split("__")
-            try:
-                value = yaml.safe_load(raw) if raw != "" else None
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"not a YAML value: {exc}", source=name) from None
-            _set(data, keys, value, name)
+            set_from_env(data, name[len("LLMPULSE_"):].lower().split("__"), name, raw)
     if source_env.get(env.POLICY):
         _set(data, ["guardrails", "policy"], source_env[env.POLICY], env.POLICY)
     try:

@@ -10,7 +10,7 @@ as an incomplete call, never lost.
 Example:
     >>> from llmpulse.processors.join import CallJoiner
     >>> from llmpulse.schemas import PromptEvent, ResponseEvent
-    >>> joiner = CallJoiner({})
+    >>> joiner = CallJoiner()
     >>> joiner.add(ResponseEvent(call_id="c1", app="a", text="hi", latency_ms=5.0), now=100.0)
     >>> pair = joiner.add(PromptEvent(call_id="c1", app="a"), now=101.0)
     >>> pair.prompt.call_id, pair.response.text, len(joiner)
@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -83,12 +83,8 @@ def _pair(kind: str, event: PromptEvent | ResponseEvent, other: Any) -> CallPair
 class CallJoiner:
     """Matches prompts and responses; lonely halves wait in ``store`` (call_id -> bytes)."""
 
-    def __init__(self, store: JoinStore | MutableMapping[str, bytes] | None = None) -> None:
-        if store is None:
-            store = DictJoinStore()
-        elif not hasattr(store, "put"):
-            store = _MappingStore(store)  # type: ignore[arg-type]
-        self.store: JoinStore = store  # type: ignore[assignment]
+    def __init__(self, store: JoinStore | None = None) -> None:
+        self.store: JoinStore = store if store is not None else DictJoinStore()
         self.duplicates = 0
         """A second prompt (or response) for a call whose half is waiting: the newer wins."""
         self.stored = 0
@@ -155,25 +151,3 @@ class CallJoiner:
             self.store.remove(key, half.partition)
             out.append(pair)
         return out
-
-
-class _MappingStore:
-    """Any mutable mapping as a join store."""
-
-    def __init__(self, mapping: MutableMapping[str, bytes]) -> None:
-        self.mapping = mapping
-
-    def get(self, key: str) -> bytes | None:
-        return self.mapping.get(key)
-
-    def put(self, key: str, value: bytes, partition: int) -> None:
-        self.mapping[key] = value
-
-    def remove(self, key: str, partition: int) -> None:
-        self.mapping.pop(key, None)
-
-    def items(self) -> Iterable[tuple[str, bytes]]:
-        return list(self.mapping.items())
-
-    def __len__(self) -> int:
-        return len(self.mapping)

@@ -527,7 +527,7 @@ def replay(store: EvalStore, source: ReplaySource, *, candidate: Enricher,
     if candidate.batched_scorers:
         candidate.load_models()
 
-    joiner = CallJoiner({})
+    joiner = CallJoiner()
     refs: dict[str, SourceRef] = {}
     progress = _Progress(1, progress_every_s, run_id)
     pending: list[tuple[PromptEvent | ResponseEvent, int]] = []

@@ -31,6 +31,7 @@ class Client:
         self.config = config
         self.stats = SdkStats(warn_on_drop=config.warn_on_drop)
         self.pid = os.getpid()
+        self._generation = _fork_generation
         self.topics = {kind: topic_name(base, config.topic_prefix) for kind, base in _TOPIC_OF.items()}
         self._transport: Transport | None = None
         self._closed = False
@@ -53,7 +54,7 @@ class Client:
         if not self.config.enabled:
             return
         try:
-            if self.pid != os.getpid():
+            if self._generation != _fork_generation:  # a counter, not a syscall per event
                 self._after_fork()
             transport = self._transport
             if transport is None or self._closed:
@@ -108,6 +109,7 @@ class Client:
         """In a forked child: the parent's producer and thread are not ours; make new ones."""
         old = self._transport
         self.pid = os.getpid()
+        self._generation = _fork_generation
         self.stats = SdkStats(warn_on_drop=self.config.warn_on_drop)
         if old is not None:
             old.abandon_after_fork()
@@ -169,7 +171,6 @@ def init(**options: Any) -> Client:
         old, _client = _client, Client(config)
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
-            on_fork(_forget_locks_after_fork)
             _atexit_registered = True
     if old is not None:
         old.shutdown()
@@ -195,6 +196,15 @@ def _shutdown_at_exit() -> None:
         client.shutdown()
 
 
-def _forget_locks_after_fork() -> None:
-    global _lock
+_fork_generation = 0
+"""Bumped in every forked child: a client made before the fork sees it and re-makes its
+producer on its next event."""
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _fork_generation
     _lock = threading.Lock()
+    _fork_generation += 1
+
+
+on_fork(_after_fork_in_child)

@@ -65,16 +65,13 @@ def _simulate(bot: Any, total: int, since: datetime, span: timedelta,
     return drift_start
 
 
-def _first_report_writer() -> Any:
+def _report_writer(folder: Path) -> Any:
+    """An Evidently report takes seconds: the demo keeps the first drifted window's report
+    of each prompt version (the one its alert points to)."""
     from llmpulse.processors.drift.report import DriftReportWriter
 
     class FirstReportPerKey(DriftReportWriter):
-        """An Evidently report takes seconds: the demo keeps the first drifted window's
-        report of each prompt version (the one its alert points to)."""
-
-        def __init__(self, folder: Path) -> None:
-            super().__init__(folder)
-            self.done: set[Any] = set()
+        done: set[Any] = set()
 
         def submit(self, key: Any, result: Any, *args: Any) -> str | None:
             if key in self.done:
@@ -82,11 +79,9 @@ def _first_report_writer() -> Any:
             self.done.add(key)
             return super().submit(key, result, *args)  # type: ignore[no-any-return]
 
-    return FirstReportPerKey
-
-
-def _report_writer(folder: Path) -> Any:
-    return _first_report_writer()(folder)
+    writer = FirstReportPerKey(folder)
+    writer.done = set()
+    return writer
 
 
 def _drift_config(out: Path, window: int) -> Any:

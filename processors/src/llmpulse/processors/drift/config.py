@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-import yaml
 from msgspec import Meta, Struct
 
+from llmpulse.processors.config import read_file, set_from_env
 from llmpulse.processors.errors import ConfigError
 from llmpulse.schemas import environment as env
 
@@ -107,16 +107,6 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
             raise ValueError("drift: set both reference_start and reference_end, or neither")
 
 
-def _set(data: dict[str, Any], keys: list[str], value: Any, source: str) -> None:
-    node = data
-    for key in keys[:-1]:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{key!r} is not a section", source=source)
-        node = child
-    node[keys[-1]] = value
-
-
 def read_section(section: str, kind: type[T], path: str | os.PathLike[str] | None = None, *,
                  environ: Mapping[str, str] | None = None,
                  path_keys: tuple[str, ...] = ()) -> T:
@@ -137,13 +127,7 @@ def read_section(section: str, kind: type[T], path: str | os.PathLike[str] | Non
     data: dict[str, Any] = {}
     if file is not None:
         file_path = Path(file)
-        try:
-            loaded = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(str(exc), source=str(file_path)) from None
-        if not isinstance(loaded, dict):
-            raise ConfigError("the file must hold a mapping", source=str(file_path))
-        data = dict(loaded.get(section) or {})
+        data = dict(read_file(file_path).get(section) or {})
         for key in path_keys:
             if isinstance(data.get(key), str):
                 data[key] = str(file_path.resolve().parent / Path(data[key]).expanduser())
@@ -151,11 +135,7 @@ def read_section(section: str, kind: type[T], path: str | os.PathLike[str] | Non
         section, f"LLMPULSE_{section.upper()}__")
     for name, raw in sorted(source_env.items()):
         if name.startswith(prefix):
-            try:
-                value = yaml.safe_load(raw) if raw != "" else None
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"not a YAML value: {exc}", source=name) from None
-            _set(data, name[len(prefix):].lower().split("__"), value, name)
+            set_from_env(data, name[len(prefix):].lower().split("__"), name, raw)
     try:
         return msgspec.convert(data, kind, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
