@@ -9,8 +9,14 @@ start in a fresh consumer group:
    per-record ceiling on this machine).
 2. ``worker x1``: ``llmpulse worker --no-heavy`` until N enriched calls are out.
 3. ``worker x2``: two worker processes in one group, one partition each.
+4. ``worker x1`` and ``x2`` again, each worker in its own CPU cgroup limited to
+   ``--worker-cpus`` cores (where cgroups can be written): the scaling a deployment with
+   a core budget per worker sees. On a 2-core machine, two unlimited workers share the
+   cores with the broker, so step 3 measures the machine, not the design.
 
-Prints JSON. ``uv run python benchmarks/worker_throughput.py [--calls 30000]``
+Each run also reports the workers' CPU seconds (``/proc``) and calls per worker CPU second.
+
+Prints JSON. ``uv run python benchmarks/worker_throughput.py [--calls 30000] [--worker-cpus 0.5]``
 """
 
 from __future__ import annotations
@@ -119,28 +125,59 @@ def _copy(bootstrap: str, source: str, target: str) -> None:
     producer.flush(60)
 
 
-def _workers(bootstrap: str, source: str, n: int, tmp: Path, calls: int) -> dict[str, float]:
+def _cpu_budget(name: str, cpus: float) -> Path | None:
+    """A CPU cgroup limited to ``cpus`` cores (CFS quota), or None where cgroups cannot be
+    written (not root, no cpu controller)."""
+    period = 100_000
+    try:
+        v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+        if v2.exists() and "cpu" in v2.read_text().split():
+            group = Path("/sys/fs/cgroup") / name
+            group.mkdir(exist_ok=True)
+            (group / "cpu.max").write_text(f"{int(cpus * period)} {period}")
+        else:
+            group = Path("/sys/fs/cgroup/cpu") / name
+            group.mkdir(exist_ok=True)
+            (group / "cpu.cfs_period_us").write_text(str(period))
+            (group / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+        return group
+    except OSError:
+        return None
+
+
+def _workers(bootstrap: str, source: str, n: int, tmp: Path, calls: int,
+             cpus: float | None = None) -> dict[str, float] | None:
     """n workers on a fresh prefix; once every one is ready, the input is copied in (a
-    fraction of a second), so the clock runs only while they all work."""
+    fraction of a second), so the clock runs only while they all work. With ``cpus``,
+    each worker runs in its own cgroup limited to that many cores (None if impossible)."""
     from worker_process import WorkerProcess
 
     prefix = f"w{uuid.uuid4().hex[:6]}."
+    groups = [_cpu_budget(f"llmpulse-bench-{prefix}{i}", cpus) for i in range(n)] if cpus else []
+    if cpus and None in groups:
+        return None
     ensure_topics(bootstrap, prefix=prefix, partitions=2)
-    procs = [WorkerProcess(bootstrap, prefix, tmp / f"w{n}-{i}", partitions=2)
-             for i in range(n)]
+    procs = [WorkerProcess(bootstrap, prefix, tmp / f"w{n}-{i}", partitions=2,
+                           cgroup=groups[i] if groups else None) for i in range(n)]
     t0 = time.monotonic()
-    for p in procs:
-        p.start(timeout_s=120)
-    ready = time.monotonic() - t0
-    time.sleep(8)  # the group settles: every worker holds its partition
-    _copy(bootstrap, source, prefix)
     try:
-        elapsed = _enriched_calls(bootstrap, f"{prefix}llm.enriched", calls, timeout_s=600)
+        for p in procs:
+            p.start(timeout_s=240)
+        ready = time.monotonic() - t0
+        time.sleep(8)  # the group settles: every worker holds its partition
+        cpu0 = [p.cpu_seconds() for p in procs]
+        _copy(bootstrap, source, prefix)
+        elapsed = _enriched_calls(bootstrap, f"{prefix}llm.enriched", calls, timeout_s=900)
+        cpu = [round(p.cpu_seconds() - c, 2) for p, c in zip(procs, cpu0, strict=True)]
     finally:
         for p in procs:
             p.stop()
+        for group in groups:
+            if group is not None:
+                group.rmdir()
     return {"ready_s": round(ready, 1), "elapsed_s": round(elapsed, 2),
-            "calls_per_s": round(calls / elapsed)}
+            "calls_per_s": round(calls / elapsed), "worker_cpu_s": cpu,
+            "calls_per_worker_cpu_s": round(calls / sum(cpu))}
 
 
 def _input(bootstrap: str, calls: int, tmp: Path) -> str:
@@ -165,6 +202,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=30_000)
     parser.add_argument("--bootstrap", default=None)
+    parser.add_argument("--worker-cpus", type=float, default=0.5,
+                        help="CPU budget of each worker in the cgroup runs (cores)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llmpulse-wbench-"))
     from kafka_broker import broker_unless_given
@@ -187,16 +226,29 @@ def main() -> None:
         else:
             out["count_only"] = {"error": proc.stdout[-2000:] + proc.stderr[-2000:]}
         one = _workers(bootstrap, prefix, 1, tmp, args.calls)
-        out["worker_x1"] = one
         two = _workers(bootstrap, prefix, 2, tmp, args.calls)
-        out["worker_x2"] = two
+        assert one is not None and two is not None
+        out["worker_x1"], out["worker_x2"] = one, two
         count = out["count_only"]
         if "records_per_s" in count:  # type: ignore[operator]
             out["worker_x1_over_count_only_records"] = round(
                 one["calls_per_s"] * records / args.calls / count["records_per_s"], 3)  # type: ignore[index]
         out["two_over_one"] = round(two["calls_per_s"] / one["calls_per_s"], 2)
+        # The same, each worker held to the same CPU budget (its own cgroup): how two
+        # workers scale when each has its share of cores, as on a machine with a core per
+        # worker; here 2 x budget plus the broker must fit in 2 cores.
+        capped_one = _workers(bootstrap, prefix, 1, tmp, args.calls, cpus=args.worker_cpus)
+        capped_two = _workers(bootstrap, prefix, 2, tmp, args.calls, cpus=args.worker_cpus)
+        budget: dict[str, object] = {"error": "cannot write a CPU cgroup here"}
+        if capped_one is not None and capped_two is not None:
+            budget = {"cpus": args.worker_cpus, "worker_x1": capped_one, "worker_x2": capped_two,
+                      "two_over_one": round(capped_two["calls_per_s"] / capped_one["calls_per_s"],
+                                            2)}
+        out["cpu_budget_per_worker"] = budget
         out["goals"] = {"x1 >= 3000 calls/s": one["calls_per_s"] >= 3000,
-                        "x2 >= 1.7 x1": out["two_over_one"] >= 1.7}  # type: ignore[operator]
+                        "x2 >= 1.7 x1 (shared cores)": out["two_over_one"] >= 1.7,  # type: ignore[operator]
+                        "x2 >= 1.7 x1 (a CPU budget per worker)":
+                            float(budget.get("two_over_one", 0)) >= 1.7}  # type: ignore[arg-type]
     finally:
         if broker is not None:
             broker.stop()

@@ -15,9 +15,10 @@ class WorkerProcess:
 
     def __init__(self, bootstrap: str, prefix: str, workdir: Path, *, partitions: int = 2,
                  join_timeout_s: float = 300.0, heavy: bool = False, drift: bool = False,
-                 role: str = "all",
-                 extra: list[str] | None = None) -> None:
+                 role: str = "all", extra: list[str] | None = None,
+                 cgroup: Path | None = None) -> None:
         self.workdir = workdir
+        self.cgroup = cgroup  # a CPU cgroup to start in (benchmarks: a CPU budget per worker)
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = workdir / f"worker-{role}.log"
         self.args = [sys.executable, "-m", "llmpulse.cli.main", "worker", "--fast",
@@ -37,7 +38,8 @@ class WorkerProcess:
         mark = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                         preexec_fn=self._enter_cgroup if self.cgroup else None)
         while time.monotonic() - t0 < timeout_s:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.tail()}")
@@ -47,6 +49,17 @@ class WorkerProcess:
                     return time.monotonic() - t0
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready after {timeout_s}s:\n{self.tail()}")
+
+    def _enter_cgroup(self) -> None:  # in the child, before exec
+        assert self.cgroup is not None
+        (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the worker process has used so far (Linux /proc)."""
+        if self.proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no final commit."""

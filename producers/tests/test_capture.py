@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +146,41 @@ def test_many_calls_travel_as_batch_records_and_stats_add_up(sdk: str, kafka_boo
     _check_routing(got, sdk)
     s = llmpulse.stats()
     assert s["sent"] == s["captured"] == 2000 and s["dropped"] == 0 and s["queue_depth"] == 0
+
+
+def test_events_are_built_off_the_app_thread_unless_it_outpaces_the_flusher(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap, prefix=prefix, partitions=PARTITIONS)
+    built_on: list[str] = []
+
+    def spy(text: str) -> str:  # redaction runs where the events are built
+        built_on.append(threading.current_thread().name)
+        return text
+
+    llmpulse.init(app="support-bot", bootstrap_servers=kafka_bootstrap, topic_prefix=prefix,
+                  spool_dir=tmp_path / "spool", redact=spy, flush_interval_s=5.0,
+                  max_batch_events=10)
+    try:
+        for i in range(30):  # the flusher sleeps 5 s: 10 calls wait, the app builds the rest
+            with llmpulse.call(prompt_id="flood", prompt=f"q{i}") as c:
+                c.record_response(f"a{i}")
+        assert built_on == ["MainThread"] * 40, "only calls beyond the queue are built inline"
+        assert llmpulse.flush(15)
+        assert built_on[40:] == ["MainThread"] * 20  # flush() builds the 10 that waited
+        got = read_events(kafka_bootstrap, _topics(prefix), expected=60)
+        assert len({e.event.event_id for e in got}) == 60
+        assert {e.event.call_id for e in got if isinstance(e.event, PromptEvent)} == {
+            e.event.call_id for e in got if isinstance(e.event, ResponseEvent)}
+        _check_routing(got, prefix)
+        built_on.clear()
+        llmpulse.init(app="support-bot", bootstrap_servers=kafka_bootstrap, topic_prefix=prefix,
+                      spool_dir=tmp_path / "spool", redact=spy, flush_interval_s=0.05)
+        with llmpulse.call(prompt_id="calm", prompt="q") as c:
+            c.record_response("a")
+        deadline = time.monotonic() + 10
+        while len(built_on) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert built_on == ["llmpulse-flusher"] * 2  # not the app's thread: the flusher's
+    finally:
+        llmpulse.shutdown()

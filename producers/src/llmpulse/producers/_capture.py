@@ -30,7 +30,8 @@ from llmpulse.schemas import (
     TokenUsage,
     decode_event,
     encode_event,
-    uuid7_block,
+    uuid7_after,
+    uuid7_str_int,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,6 +108,12 @@ class LLMCall:
     exception leaving the block is recorded for you, then re-raised).
     """
 
+    __slots__ = ("_context", "_error", "_finished", "_id_bits", "_latency_ms", "_messages",
+                 "_response", "_started_at", "_started_ns", "_t0", "_token", "_ttft_ms",
+                 "attributes", "call_id", "expects_json", "max_tokens", "model", "operation",
+                 "prompt_id", "prompt_version", "provider", "session_id", "temperature",
+                 "template_variables", "top_p", "trace_id", "user_id")
+
     def __init__(self, *, prompt_id: str | None = None, prompt_version: str | None = None,
                  model: str | None = None, provider: str | None = None,
                  messages: Iterable[Any] | None = None, prompt: str | None = None,
@@ -123,21 +130,24 @@ class LLMCall:
             prompt_id = prompt_id or origin[0]
             prompt_version = prompt_version or origin[1]
             template_variables = template_variables or origin[2]
-        ids = uuid7_block(3)  # the call's id and its two events' ids, in one go
-        self.call_id: str = call_id or str(ids[0])
-        self._event_ids = (ids[1], ids[2])
+        self._id_bits = 0  # the call id's bits: its events' ids follow it
+        if call_id is None:
+            call_id, self._id_bits = uuid7_str_int()
+        self.call_id: str = call_id
         self.prompt_id, self.prompt_version = prompt_id, prompt_version
         self.model, self.provider = model, provider
         self.session_id, self.user_id, self.trace_id = session_id, user_id, trace_id
-        self.attributes: dict[str, Any] = dict(attributes or {})
+        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
         self.expects_json, self.operation = expects_json, operation
         self.temperature, self.max_tokens, self.top_p = temperature, max_tokens, top_p
-        self.template_variables = dict(template_variables or {})
+        self.template_variables = dict(template_variables) if template_variables else {}
         self._messages: Any = list(messages) if messages is not None else (
             [{"role": "user", "content": prompt}] if prompt is not None else [])
-        self._context: list[Any] = list(context or ())
-        self._started_at = occurred_at if occurred_at is not None else datetime.now(UTC)
+        self._context: list[Any] = list(context) if context else []
+        self._started_at = occurred_at
+        self._started_ns = time.time_ns()
         self._t0 = time.perf_counter()
+        self._latency_ms = 0.0
         self._ttft_ms: float | None = None
         self._response: dict[str, Any] = {}
         self._error: ErrorInfo | None = None
@@ -168,11 +178,15 @@ class LLMCall:
         ``latency_ms`` overrides the time the SDK measured between entering and leaving
         the block (for an app that measured the call itself, or a replay of history).
         """
-        fields = dict(text=text, input_tokens=input_tokens, output_tokens=output_tokens,
-                      cached_input_tokens=cached_input_tokens, finish_reason=finish_reason,
-                      response_model=response_model, response_id=response_id,
-                      cost_usd=cost_usd, streamed=streamed, latency_ms=latency_ms)
-        self._response.update({k: v for k, v in fields.items() if v is not None})
+        fields = (("text", text), ("input_tokens", input_tokens),
+                  ("output_tokens", output_tokens), ("cached_input_tokens", cached_input_tokens),
+                  ("finish_reason", finish_reason), ("response_model", response_model),
+                  ("response_id", response_id), ("cost_usd", cost_usd), ("streamed", streamed),
+                  ("latency_ms", latency_ms))
+        response = self._response
+        for name, value in fields:
+            if value is not None:
+                response[name] = value
 
     def record_error(self, error: BaseException | str, message: str | None = None) -> None:
         """The call failed: an exception, or an error type name and message."""
@@ -205,59 +219,70 @@ class LLMCall:
         return self.__exit__(exc_type, exc, tb)
 
     def finish(self) -> None:
-        """Emit the prompt and response events (once). Called on leaving the block."""
+        """End the call (once): called on leaving the block.
+
+        On the app's thread this only takes the time, applies sampling and queues the call;
+        its two events are built, redacted and encoded by the SDK's background thread
+        (``events``), within the flush interval.
+        """
         if self._finished:
             return
         self._finished = True
+        self._latency_ms = (time.perf_counter() - self._t0) * 1000.0
         _last_id.set(self.call_id)
         client = get_client()
         try:
-            latency_ms = (time.perf_counter() - self._t0) * 1000.0
-            if not client.keep(self.call_id, is_error=self._error is not None, call=self):
-                return
-            text = client.text
-            config = client.config
-            prompt = PromptEvent(
-                event_id=self._event_ids[0], call_id=self.call_id, app=config.app,
-                environment=config.environment, trace_id=self.trace_id,
-                session_id=self.session_id, user_id=self.user_id, prompt_id=self.prompt_id,
-                prompt_version=self.prompt_version, request_model=self.model,
-                provider=self.provider, occurred_at=self._started_at, operation=self.operation,
-                messages=_messages(self._messages, text),
-                retrieved_context=_documents(self._context, text) if self._context else [],
-                template_variables={k: text(str(v)) or "" for k, v in
-                                    self.template_variables.items()},
-                temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
-                expects_json=self.expects_json, attributes=self.attributes)
-            r = self._response
-            usage = None
-            if "input_tokens" in r or "output_tokens" in r or "cached_input_tokens" in r:
-                usage = TokenUsage(input_tokens=int(r.get("input_tokens", 0)),
-                                   output_tokens=int(r.get("output_tokens", 0)),
-                                   cached_input_tokens=int(r.get("cached_input_tokens", 0)))
-            error = self._error
-            if error is not None:
-                error = ErrorInfo(type=error.type, message=text(error.message) or "")
-            response_text = text(r.get("text"))
-            if response_text is None and error is None:
-                response_text = ""
-            if r.get("latency_ms") is not None:
-                latency_ms = float(r["latency_ms"])
-            response = ResponseEvent(
-                event_id=self._event_ids[1], call_id=self.call_id, app=config.app,
-                environment=config.environment, trace_id=self.trace_id,
-                session_id=self.session_id, user_id=self.user_id, prompt_id=self.prompt_id,
-                prompt_version=self.prompt_version, request_model=self.model,
-                provider=self.provider,
-                occurred_at=self._started_at + timedelta(milliseconds=latency_ms),
-                text=response_text, error=error, finish_reason=r.get("finish_reason"),
-                response_model=r.get("response_model"), response_id=r.get("response_id"),
-                usage=usage, latency_ms=latency_ms, time_to_first_token_ms=self._ttft_ms,
-                cost_usd=r.get("cost_usd"), streamed=bool(r.get("streamed", False)))
-            client.emit("prompt", prompt)
-            client.emit("response", response)
+            if client.keep(self.call_id, is_error=self._error is not None, call=self):
+                client.submit(self)
         except Exception:
             client.stats.error("finish")
+
+    def events(self, text: Callable[[str | None], str | None],
+               app: str, environment: str) -> tuple[PromptEvent, ResponseEvent]:
+        """The call's prompt and response events, with ``text`` (redaction) applied to every
+        text. Run by the SDK's background thread after ``finish``."""
+        bits = self._id_bits or uuid7_str_int()[1]
+        started = self._started_at
+        if started is None:
+            started = datetime.fromtimestamp(self._started_ns / 1e9, UTC)
+        prompt = PromptEvent(
+            event_id=uuid7_after(bits, 1), call_id=self.call_id, app=app, environment=environment,
+            trace_id=self.trace_id,
+            session_id=self.session_id, user_id=self.user_id, prompt_id=self.prompt_id,
+            prompt_version=self.prompt_version, request_model=self.model,
+            provider=self.provider, occurred_at=started, operation=self.operation,
+            messages=_messages(self._messages, text),
+            retrieved_context=_documents(self._context, text) if self._context else [],
+            template_variables={k: text(str(v)) or "" for k, v in
+                                self.template_variables.items()},
+            temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
+            expects_json=self.expects_json, attributes=self.attributes)
+        r = self._response
+        usage = None
+        if "input_tokens" in r or "output_tokens" in r or "cached_input_tokens" in r:
+            usage = TokenUsage(input_tokens=int(r.get("input_tokens", 0)),
+                               output_tokens=int(r.get("output_tokens", 0)),
+                               cached_input_tokens=int(r.get("cached_input_tokens", 0)))
+        error = self._error
+        if error is not None:
+            error = ErrorInfo(type=error.type, message=text(error.message) or "")
+        response_text = text(r.get("text"))
+        if response_text is None and error is None:
+            response_text = ""
+        latency_ms = self._latency_ms
+        if r.get("latency_ms") is not None:
+            latency_ms = float(r["latency_ms"])
+        response = ResponseEvent(
+            event_id=uuid7_after(bits, 2), call_id=self.call_id, app=app,
+            environment=environment, trace_id=self.trace_id, session_id=self.session_id,
+            user_id=self.user_id, prompt_id=self.prompt_id,
+            prompt_version=self.prompt_version, request_model=self.model,
+            provider=self.provider, occurred_at=started + timedelta(milliseconds=latency_ms),
+            text=response_text, error=error, finish_reason=r.get("finish_reason"),
+            response_model=r.get("response_model"), response_id=r.get("response_id"),
+            usage=usage, latency_ms=latency_ms, time_to_first_token_ms=self._ttft_ms,
+            cost_usd=r.get("cost_usd"), streamed=bool(r.get("streamed", False)))
+        return prompt, response
 
 
 def call(**fields: Any) -> LLMCall:

@@ -11,13 +11,17 @@ import logging
 import os
 import threading
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmpulse.producers._transport import LocalTransport, Transport, on_fork
+from llmpulse.producers._local import LocalTransport
+from llmpulse.producers._transport import Transport, on_fork
 from llmpulse.producers.config import SdkConfig
 from llmpulse.producers.stats import SdkStats
 from llmpulse.schemas import Event, encode_event
 from llmpulse.schemas.topics import FEEDBACK, PROMPTS, RESPONSES, topic_name
+
+if TYPE_CHECKING:
+    from llmpulse.producers._capture import LLMCall
 
 logger = logging.getLogger("llmpulse.producers")
 
@@ -36,10 +40,11 @@ class Client:
         self._transport: Transport | None = None
         self._closed = False
         if config.enabled and config.deliver_to is not None:
-            self._transport = LocalTransport(config.deliver_to, self.stats)  # type: ignore[assignment]
+            self._transport = LocalTransport(config.deliver_to, self.stats,
+                                             self.encode_call)  # type: ignore[assignment]
         elif config.enabled and config.bootstrap_servers:
             try:
-                self._transport = Transport(config, self.stats)
+                self._transport = Transport(config, self.stats, self.encode_call)
             except Exception as exc:  # bad settings must not take the app down
                 self.stats.error("init")
                 logger.warning("llmpulse: could not start the producer (%s); events are dropped",
@@ -49,19 +54,44 @@ class Client:
                         "dropped (not_configured)")
 
     # -- the hot path ------------------------------------------------------------------
-    def emit(self, kind: str, event: Event) -> None:
-        """Encode and queue one event. Never raises."""
+    def _ready_transport(self, events: int) -> Transport | LocalTransport | None:
+        """The transport to queue on, or None (and the events counted as dropped)."""
+        if self._generation != _fork_generation:  # a counter, not a syscall per event
+            self._after_fork()
+        transport = self._transport
+        if transport is None or self._closed:
+            self.stats.drop("not_configured" if not self._closed else "after_shutdown", events)
+            return None
+        return transport
+
+    def submit(self, call: LLMCall) -> None:
+        """Queue a finished call; its two events are built off the app's thread. Never raises."""
         if not self.config.enabled:
             return
         try:
-            if self._generation != _fork_generation:  # a counter, not a syscall per event
-                self._after_fork()
-            transport = self._transport
-            if transport is None or self._closed:
-                self.stats.drop("not_configured" if not self._closed else "after_shutdown")
-                return
-            data = encode_event(event)
-            transport.enqueue(self.topics[kind], event.call_id, data)  # type: ignore[union-attr]
+            transport = self._ready_transport(2)
+            if transport is not None:
+                transport.enqueue_call(call)
+        except Exception:
+            self.stats.error("emit")
+            self.stats.drop("encode_error", 2)
+
+    def encode_call(self, call: LLMCall) -> tuple[str, list[tuple[str, bytes]]]:
+        """A call's prompt and response events, redacted and encoded: the key (call id)
+        and ``[(topic, value), ...]``."""
+        config = self.config
+        prompt, response = call.events(self.text, config.app, config.environment)
+        return call.call_id, [(self.topics["prompt"], encode_event(prompt)),
+                              (self.topics["response"], encode_event(response))]
+
+    def emit(self, kind: str, event: Event) -> None:
+        """Encode and queue one event now (feedback). Never raises."""
+        if not self.config.enabled:
+            return
+        try:
+            transport = self._ready_transport(1)
+            if transport is not None:
+                transport.enqueue(self.topics[kind], event.call_id, encode_event(event))  # type: ignore[union-attr]
         except Exception:
             self.stats.error("emit")
             self.stats.drop("encode_error")
@@ -114,7 +144,7 @@ class Client:
         if old is not None:
             old.abandon_after_fork()
             try:
-                self._transport = Transport(self.config, self.stats)
+                self._transport = Transport(self.config, self.stats, self.encode_call)
             except Exception:
                 self._transport = None
                 self.stats.error("fork")

@@ -1,12 +1,14 @@
 """Delivery: per-partition batch records, a background flusher, the spool when Kafka is away.
 
-The app's thread does the least it can: it encodes the event (done by the caller),
-finds the partition (cached murmur2 of the call id) and appends the bytes to that
-partition's buffer under a lock. A daemon thread wakes every ``flush_interval_s`` (or
-when a buffer is full), joins each buffer into one batch record, and hands it to
-librdkafka, which sends from its own C threads. So the app never waits on the network,
-and the Python work off its thread is a few joins per flush, which keeps the
-interpreter lock free for the app.
+The app's thread does the least it can: it appends the finished call to a list under a
+lock. A daemon thread wakes every ``flush_interval_s`` (or when enough calls wait),
+builds, redacts and encodes each call's events (``EncodeCall``), finds their partition
+(murmur2 of the call id), joins each partition's events into one batch record, and hands
+it to librdkafka, which sends from its own C threads. So the app never waits on the
+network and pays neither the encoding nor the hashing; the flusher takes the interpreter
+lock once per cycle, so a stalled app call is one in a few thousand (measured in
+``benchmarks/sdk_overhead.py``). Feedback events are encoded on the app's thread (it is
+told at once when one is invalid) and queued with ``enqueue``.
 
 When the broker is down (librdkafka reports all brokers down, a delivery fails or its
 queue is full), records go to the on-disk spool instead; the flusher probes the broker
@@ -29,7 +31,7 @@ from confluent_kafka import KafkaError, Producer
 from llmpulse.producers._spool import Spool, SpooledRecord
 from llmpulse.producers.config import SdkConfig
 from llmpulse.producers.stats import SdkStats
-from llmpulse.schemas import encode_batch, partition_for
+from llmpulse.schemas import encode_batch, murmur2, partition_for
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +39,19 @@ _DOWN_ERRORS = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError.
                 KafkaError._TIMED_OUT, KafkaError._RESOLVE}
 _PROBE_INTERVAL_S = 1.0
 
+EncodeCall = Callable[[Any], tuple[str, list[tuple[str, bytes]]]]
+"""Builds a finished call's events: ``(key, [(topic, encoded value), ...])``."""
+
 
 class Transport:
     """Buffers, batches and delivers encoded events. One per process (re-made after fork)."""
 
-    def __init__(self, config: SdkConfig, stats: SdkStats) -> None:
+    def __init__(self, config: SdkConfig, stats: SdkStats, encode_call: EncodeCall) -> None:
         self._config = config
         self._stats = stats
+        self._encode_call = encode_call
         self._lock = threading.Lock()
+        self._calls: list[Any] = []  # finished calls whose events are not built yet
         self._buffers: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
         self._pending: list[tuple[str, bytes, bytes]] = []  # topic unknown to metadata yet
         self._buffered = 0
@@ -77,6 +84,29 @@ class Transport:
         }
 
     # -- the app's side ----------------------------------------------------------------
+    def enqueue_call(self, call: Any) -> bool:
+        """Queue a finished call (two events, built by the flusher). False when full.
+
+        When the flusher has fallen behind (``max_batch_events`` calls wait), the caller
+        builds its own call's events: an app capturing faster than the flusher can
+        encode pays for its own events, so the queue of calls stays short and nothing is
+        lost. (No early wake-up for calls: the flusher builds once per interval, so it
+        takes the interpreter lock from the app once per interval.)
+        """
+        with self._lock:
+            full = self._buffered >= self._config.max_buffered_events
+            if not full:
+                self._buffered += 2
+                behind = len(self._calls) >= self._config.max_batch_events
+                if not behind:
+                    self._calls.append(call)
+        if full:
+            self._stats.drop("buffer_full", 2)
+            return False
+        if behind:
+            self._place([call])
+        return True
+
     def enqueue(self, topic: str, key: str, data: bytes) -> bool:
         """Queue one encoded event. Never blocks on I/O; False when the buffer is full."""
         partitions = self._partitions.get(topic)
@@ -131,6 +161,7 @@ class Transport:
                 logger.exception("llmpulse: flusher cycle failed")
 
     def _cycle(self) -> None:
+        self._build_calls()
         if self._pending or self._topics - set(self._partitions):
             self._learn_partitions()
             if self._down:
@@ -141,6 +172,44 @@ class Transport:
             self._probe()
         elif self._draining is None:
             self._drain_spool()
+
+    def _build_calls(self) -> None:
+        """Build, redact and encode the queued calls' events into the partition buffers."""
+        with self._lock:
+            calls, self._calls = self._calls, []
+        if calls:
+            self._place(calls)
+
+    def _place(self, calls: list[Any]) -> None:
+        """Build the calls' events and append them to their partition's buffer."""
+        placed: list[tuple[str, int, bytes, bytes]] = []
+        partitions = self._partitions
+        failed = 0
+        for call in calls:
+            try:
+                key, events = self._encode_call(call)
+            except Exception:
+                failed += 1
+                continue
+            kb = key.encode()
+            hashed = murmur2(kb) & 0x7FFFFFFF  # once for the call's events (Kafka's choice)
+            for topic, data in events:
+                n = partitions.get(topic)
+                placed.append((topic, hashed % n if n else -1, kb, data))
+        if failed:
+            self._stats.error("build", failed)
+            self._stats.drop("encode_error", 2 * failed)
+        with self._lock:
+            self._buffered -= 2 * failed
+            for topic, part, kb, data in placed:
+                if part >= 0:
+                    buffer = self._buffers.get((topic, part))
+                    if buffer is None:
+                        buffer = self._buffers[(topic, part)] = []
+                    buffer.append((kb, data))
+                else:
+                    self._pending.append((topic, kb, data))
+                    self._topics.add(topic)
 
     def _learn_partitions(self) -> None:
         missing = [t for t in self._topics if t not in self._partitions]
@@ -300,6 +369,7 @@ class Transport:
     def flush(self, timeout_s: float) -> int:
         """Send everything buffered and wait for delivery. Returns records still in flight."""
         deadline = time.monotonic() + timeout_s
+        self._build_calls()
         if self._pending:
             self._learn_partitions()
         self.flush_buffers()
@@ -324,38 +394,6 @@ class Transport:
     def abandon_after_fork(self) -> None:
         """In a forked child: drop the parent's buffers, threads and librdkafka handle."""
         self.spool.abandon_after_fork()
-
-
-class LocalTransport:
-    """Hands each encoded event to a function in this process (no Kafka): the embedded mode."""
-
-    def __init__(self, deliver: Callable[[str, bytes, bytes], None], stats: SdkStats) -> None:
-        self._deliver = deliver
-        self._stats = stats
-        self.buffered = 0
-        self.down = False
-
-    def enqueue(self, topic: str, key: str, data: bytes) -> bool:
-        try:
-            self._deliver(topic, key.encode(), data)
-        except Exception:
-            self._stats.drop("deliver_to_failed")
-            return False
-        self._stats.add("captured")
-        self._stats.add("sent")
-        return True
-
-    def in_flight(self) -> int:
-        return 0
-
-    def flush(self, timeout_s: float) -> int:
-        return 0
-
-    def close(self, timeout_s: float) -> None:
-        pass
-
-    def abandon_after_fork(self) -> None:
-        pass
 
 
 class _KafkaLog:

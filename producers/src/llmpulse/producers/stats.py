@@ -54,10 +54,10 @@ class SdkStats:
         if first and self._warn:
             logger.warning("llmpulse: dropping events (%s); stats() counts every drop", reason)
 
-    def error(self, where: str) -> None:
+    def error(self, where: str, n: int = 1) -> None:
         with self._lock:
-            self._errors[where] = self._errors.get(where, 0) + 1
-            self._counts["sdk_errors"] += 1
+            self._errors[where] = self._errors.get(where, 0) + n
+            self._counts["sdk_errors"] += n
 
     def snapshot(self, **extra: Any) -> dict[str, Any]:
         with self._lock:

@@ -45,7 +45,14 @@ from llmpulse.schemas._events import (
     utcnow,
 )
 from llmpulse.schemas._export import BatchRecord, export_json_schemas, json_schemas
-from llmpulse.schemas._ids import uuid7, uuid7_block, uuid7_str, uuid7_time_ms
+from llmpulse.schemas._ids import (
+    uuid7,
+    uuid7_after,
+    uuid7_block,
+    uuid7_str,
+    uuid7_str_int,
+    uuid7_time_ms,
+)
 from llmpulse.schemas._limits import SUPPORTED_SCHEMA_VERSIONS, Limits, validate_event
 from llmpulse.schemas._partition import murmur2, partition_for
 from llmpulse.schemas.errors import LlmpulseError, SchemaError
@@ -88,8 +95,10 @@ __all__ = [
     "partition_for",
     "utcnow",
     "uuid7",
+    "uuid7_after",
     "uuid7_block",
     "uuid7_str",
+    "uuid7_str_int",
     "uuid7_time_ms",
     "validate_event",
 ]

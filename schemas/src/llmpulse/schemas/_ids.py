@@ -15,21 +15,24 @@ import threading
 import time
 import uuid
 
-__all__ = ["uuid7", "uuid7_block", "uuid7_str", "uuid7_time_ms"]
+__all__ = ["uuid7", "uuid7_after", "uuid7_block", "uuid7_str", "uuid7_str_int", "uuid7_time_ms"]
 
 _lock = threading.Lock()
+_time_ns = time.time_ns
+_getrandbits = random.getrandbits
+_new = object.__new__
+_set = object.__setattr__
+_UUID = uuid.UUID
+_UNKNOWN = uuid.SafeUUID.unknown
 _last_ms = 0
 _counter = 0
 
 
-def uuid7() -> uuid.UUID:
-    """Return a new UUIDv7: 48-bit Unix milliseconds, then a 12-bit counter and 62 random bits.
-
-    Within one millisecond the counter keeps ids from one process sorted in creation order.
-    """
+def _uuid7_int() -> int:
+    """The 128 bits of a new UUIDv7 (see ``uuid7``)."""
     global _last_ms, _counter
-    ms = time.time_ns() // 1_000_000
-    rand = random.getrandbits(64)  # the random module reseeds itself after fork()
+    ms = _time_ns() // 1_000_000
+    rand = _getrandbits(64)  # the random module reseeds itself after fork()
     with _lock:
         if ms <= _last_ms:
             _counter += 1
@@ -39,40 +42,51 @@ def uuid7() -> uuid.UUID:
             ms = _last_ms
         else:
             _last_ms = ms
-            _counter = rand >> 52  # random start keeps ids unguessable across processes
-            _counter &= 0x7FF
+            _counter = (rand >> 52) & 0x7FF  # random start: unguessable across processes
         counter = _counter
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76
-    value |= counter << 64
-    value |= 0b10 << 62
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF
+    return ((ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62
+            | rand & 0x3FFF_FFFF_FFFF_FFFF)
+
+
+def _as_uuid(value: int) -> uuid.UUID:
     # uuid.UUID(int=...) re-validates what is valid by construction; this skips it (3x faster).
-    new = object.__new__(uuid.UUID)
-    object.__setattr__(new, "int", value)
-    object.__setattr__(new, "is_safe", uuid.SafeUUID.unknown)
+    new = _new(_UUID)
+    _set(new, "int", value)
+    _set(new, "is_safe", _UNKNOWN)
     return new
 
 
+def uuid7() -> uuid.UUID:
+    """Return a new UUIDv7: 48-bit Unix milliseconds, then a 12-bit counter and 62 random bits.
+
+    Within one millisecond the counter keeps ids from one process sorted in creation order.
+    """
+    return _as_uuid(_uuid7_int())
+
+
+def uuid7_after(value: int, step: int) -> uuid.UUID:
+    """The UUIDv7 ``step`` places after the UUIDv7 whose 128 bits are ``value``: same time
+    and counter, the random bits counted up (ids that belong together, made from one draw)."""
+    low = (value & 0x3FFF_FFFF_FFFF_FFFF) + step
+    return _as_uuid(value & ~0x3FFF_FFFF_FFFF_FFFF | low & 0x3FFF_FFFF_FFFF_FFFF)
+
+
 def uuid7_block(n: int) -> list[uuid.UUID]:
-    """``n`` UUIDv7s made at once: the first from ``uuid7()``, the next ones with the same
-    time and counter and the random bits counted up (a call's id and its events' ids: one
-    clock read, one random draw)."""
-    first = uuid7().int
-    low = first & 0x3FFF_FFFF_FFFF_FFFF
-    high = first & ~0x3FFF_FFFF_FFFF_FFFF
-    out = []
-    for i in range(n):
-        new = object.__new__(uuid.UUID)
-        object.__setattr__(new, "int", high | ((low + i) & 0x3FFF_FFFF_FFFF_FFFF))
-        object.__setattr__(new, "is_safe", uuid.SafeUUID.unknown)
-        out.append(new)
-    return out
+    """``n`` UUIDv7s made at once: one clock read, one random draw (see ``uuid7_after``)."""
+    first = _uuid7_int()
+    return [uuid7_after(first, i) for i in range(n)]
+
+
+def uuid7_str_int() -> tuple[str, int]:
+    """A new UUIDv7 as its canonical text and its 128 bits (no UUID object made)."""
+    value = _uuid7_int()
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", value
 
 
 def uuid7_str() -> str:
     """Return a new UUIDv7 in its canonical text form."""
-    return str(uuid7())
+    return uuid7_str_int()[0]
 
 
 def uuid7_time_ms(value: uuid.UUID) -> int:

@@ -12,25 +12,30 @@ Example:
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from functools import lru_cache
 
 __all__ = ["murmur2", "partition_for"]
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
+_WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
 
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 (seed 0x9747b28c), returned as a signed 32-bit int like Java's."""
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
-    end = length & ~3
-    for i in range(0, end, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+    words = length >> 2
+    unpack = _WORDS.get(words)
+    if unpack is None:  # one C call reads every little-endian 4-byte word
+        unpack = _WORDS[words] = struct.Struct(f"<{words}I").unpack_from
+    for k in unpack(data):
         k = (k * _M) & _MASK
-        k ^= k >> 24
-        k = (k * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
         h = ((h * _M) & _MASK) ^ k
+    end = words << 2
     rest = length & 3
     if rest == 3:
         h ^= data[end + 2] << 16
