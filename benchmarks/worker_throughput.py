@@ -102,11 +102,12 @@ def _enriched_calls(bootstrap: str, topic: str, want: int, timeout_s: float) -> 
 
 
 def _copy(bootstrap: str, source: str, target: str) -> None:
-    """Copy the input records (same partitions) from ``source`` to ``target`` topics."""
+    """Copy the input records (same partitions) from ``source`` to ``target`` topics, in
+    the order the SDK produced them (prompt and response records interleave, as they do
+    when apps send them), so the join sees what it sees in production."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 8 * 1024 * 1024,
-                         "linger.ms": 5})
+    records: list[tuple[int, int, str, int, bytes | None, bytes | None]] = []
     for base in ("llm.prompts", "llm.responses"):
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"copy-{uuid.uuid4()}",
                              "enable.auto.commit": False})
@@ -119,9 +120,15 @@ def _copy(bootstrap: str, source: str, target: str) -> None:
             while got < high - low:
                 for msg in consumer.consume(500, 1.0):
                     if not msg.error():
-                        producer.produce(target + base, msg.value(), msg.key(), partition=p)
+                        records.append((msg.timestamp()[1], msg.offset(), base, p, msg.key(),
+                                        msg.value()))
                         got += 1
         consumer.close()
+    records.sort(key=lambda r: (r[0], r[2] != "llm.prompts", r[1]))
+    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 8 * 1024 * 1024,
+                         "linger.ms": 5})
+    for _, _, base, p, key, value in records:
+        producer.produce(target + base, value, key, partition=p)
     producer.flush(60)
 
 

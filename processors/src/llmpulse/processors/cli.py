@@ -37,10 +37,15 @@ __all__ = ["replay", "worker"]
 @click.option("--fast", is_flag=True, help="Short consumer-group timeouts (tests, the demo).")
 @click.option("--datadir", default=None, type=click.Path(file_okay=False),
               help="Faust's local data folder.")
+@click.option("--join-linger", type=float, default=3.0, show_default=True,
+              help="seconds a lonely half waits in memory before the join table")
+@click.option("--standby-replicas", type=int, default=0, show_default=True,
+              help="warm copies of each join-table partition on other workers")
 @click.option("--loglevel", default="info", show_default=True)
 def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: str,
            partitions: int, join_timeout: float, no_heavy: bool, no_drift: bool, fast: bool,
-           datadir: str | None, loglevel: str) -> None:
+           datadir: str | None, join_linger: float, standby_replicas: int,
+           loglevel: str) -> None:
     """Validate, join, score and guard every call (a Faust worker; Ctrl-C stops it)."""
     import faust
 
@@ -50,7 +55,8 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
 
     options = dict(bootstrap_servers=bootstrap_servers, topic_prefix=prefix,
                    partitions=partitions, role=role, heavy=not no_heavy, drift=not no_drift,
-                   join_timeout_s=join_timeout)
+                   join_timeout_s=join_timeout, join_linger_s=join_linger,
+                   standby_replicas=standby_replicas)
     if datadir:
         options["datadir"] = datadir
     if role in {"heavy", "drift"}:

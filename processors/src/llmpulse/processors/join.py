@@ -80,18 +80,40 @@ def _pair(kind: str, event: PromptEvent | ResponseEvent, other: Any) -> CallPair
     return CallPair(prompt=other, response=event)  # type: ignore[arg-type]
 
 
-class CallJoiner:
-    """Matches prompts and responses; lonely halves wait in ``store`` (call_id -> bytes)."""
+class _Lingering(Struct):
+    kind: str
+    event: PromptEvent | ResponseEvent
+    partition: int
+    arrived: float
+    source: Any
 
-    def __init__(self, store: JoinStore | None = None) -> None:
+
+class CallJoiner:
+    """Matches prompts and responses; lonely halves wait in ``store`` (call_id -> bytes).
+
+    With ``linger_s`` > 0 a lonely half first waits that long in memory: its partner
+    usually arrives within a few records (the SDK sends both halves together, but a
+    consumer fetches the prompts and responses topics separately), and a half that meets
+    it there never costs a table write and its changelog record. The half's ``source``
+    (the worker's Kafka message) stays unacknowledged while it lingers, so a crash
+    loses nothing: the record is read again. ``settle`` moves halves that waited long
+    enough into the store and says which sources are free.
+    """
+
+    def __init__(self, store: JoinStore | None = None, *, linger_s: float = 0.0,
+                 max_lingering: int = 50_000) -> None:
         self.store: JoinStore = store if store is not None else DictJoinStore()
+        self.linger_s = linger_s
+        self.max_lingering = max_lingering
+        self._lingering: dict[str, _Lingering] = {}
+        self._holding: dict[int, list[Any]] = {}  # id(source) -> [source, halves, pinned]
         self.duplicates = 0
         """A second prompt (or response) for a call whose half is waiting: the newer wins."""
         self.stored = 0
-        """Halves that had to wait in the store (the rest met their partner in a batch)."""
+        """Halves that had to wait in the store (the rest met their partner in memory)."""
 
     def __len__(self) -> int:
-        return len(self.store)
+        return len(self.store) + len(self._lingering)
 
     def add(self, event: PromptEvent | ResponseEvent, *, now: float,
             partition: int = -1) -> CallPair | None:
@@ -100,10 +122,11 @@ class CallJoiner:
         return pairs[0] if pairs else None
 
     def add_many(self, events: Iterable[tuple[PromptEvent | ResponseEvent, int]], *,
-                 now: float) -> list[CallPair]:
-        """Join a batch: halves that meet inside it never touch the store."""
+                 now: float, source: Any = None) -> list[CallPair]:
+        """Join a batch: halves that meet inside it (or lingering) never touch the store."""
         pairs: list[CallPair] = []
         local: dict[str, tuple[str, PromptEvent | ResponseEvent, int]] = {}
+        lingering = self._lingering
         for event, partition in events:
             kind = "prompt" if isinstance(event, PromptEvent) else "response"
             key = event.call_id
@@ -115,7 +138,15 @@ class CallJoiner:
                     continue
                 self.duplicates += 1
             local[key] = (kind, event, partition)
+        linger = self.linger_s > 0 and source is not None
         for key, (kind, event, partition) in local.items():
+            waiting = lingering.get(key)
+            if waiting is not None:
+                self._unlinger(key, waiting)
+                if waiting.kind != kind:
+                    pairs.append(_pair(kind, event, waiting.event))
+                    continue
+                self.duplicates += 1
             stored = self.store.get(key)
             if stored is not None:
                 half = _decode(stored)
@@ -124,10 +155,63 @@ class CallJoiner:
                     pairs.append(_pair(kind, event, decode_event(half.event)))
                     continue
                 self.duplicates += 1
-            self.store.put(key, _encode(StoredHalf(kind, now, partition, encode_event(event))),
-                           partition)
-            self.stored += 1
+            if linger and len(lingering) < self.max_lingering:
+                lingering[key] = _Lingering(kind, event, partition, now, source)
+                held = self._holding.get(id(source))
+                if held is None:
+                    self._holding[id(source)] = [source, 1, False]
+                else:
+                    held[1] += 1
+                continue
+            self._store(key, kind, event, partition, now)
         return pairs
+
+    def _store(self, key: str, kind: str, event: PromptEvent | ResponseEvent, partition: int,
+               arrived: float) -> None:
+        self.store.put(key, _encode(StoredHalf(kind, arrived, partition, encode_event(event))),
+                       partition)
+        self.stored += 1
+
+    def _unlinger(self, key: str, waiting: _Lingering) -> None:
+        del self._lingering[key]
+        held = self._holding[id(waiting.source)]
+        held[1] -= 1
+
+    def settle(self, *, now: float, owned: Callable[[int], bool] | None = None) -> list[Any]:
+        """Store the halves that lingered ``linger_s`` (dropping, unstored and unreleased,
+        those of partitions ``owned`` says this worker lost: their records are read again by
+        the new owner). Returns the sources that hold nothing any more and were pinned."""
+        for key, waiting in list(self._lingering.items()):
+            if now - waiting.arrived < self.linger_s:
+                continue
+            self._unlinger(key, waiting)
+            if owned is not None and not owned(waiting.partition):
+                self._holding[id(waiting.source)][2] = False  # never acknowledge it
+                continue
+            self._store(key, waiting.kind, waiting.event, waiting.partition, waiting.arrived)
+        released = []
+        for ident, (source, halves, pinned) in list(self._holding.items()):
+            if halves <= 0:
+                del self._holding[ident]
+                if pinned:
+                    released.append(source)
+        return released
+
+    def pin_holding(self, sources: Iterable[Any]) -> list[Any]:
+        """Of ``sources``, those that still hold lingering halves and were not pinned yet:
+        the caller keeps them unacknowledged (and gets them back from ``settle``)."""
+        out = []
+        for source in sources:
+            held = self._holding.get(id(source))
+            if held is not None and held[1] > 0 and not held[2]:
+                held[2] = True
+                out.append(source)
+        return out
+
+    @property
+    def lingering(self) -> int:
+        """Halves waiting in memory for their partner."""
+        return len(self._lingering)
 
     def waiting(self) -> Iterator[tuple[str, StoredHalf]]:
         """Every stored half, decoded."""

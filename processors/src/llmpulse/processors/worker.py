@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,7 +92,17 @@ class WorkerSettings:
     """Records taken at once by the join agent (each may hold hundreds of events)."""
     join_batch_wait_s: float = 0.05
     """Longest wait to fill a micro-batch of the join agent."""
+    join_linger_s: float = 3.0
+    """How long a lonely half waits in memory (its record unacknowledged) before it is
+    written to the join table; 0 writes at once. Most partners arrive within a few
+    records, so this spares the table and changelog nearly every write."""
     expiry_check_s: float = 5.0
+    standby_replicas: int = 0
+    """Warm copies of each table partition on other workers (Faust's standby replicas).
+    0: a worker that takes over a partition recovers its table from the changelog (a few
+    seconds). 1: faster take-over, but every worker also reads and applies the other
+    workers' changelogs, which cost two workers on two partitions about half their
+    throughput here (``benchmarks/worker_throughput.py``)."""
     dlq_payload_max_bytes: int = 64 * 1024
     datadir: str = field(default_factory=lambda: os.path.join(os.getcwd(), "llmpulse-worker-data"))
     # Consumer-group timing. Production: Kafka's defaults (session 45 s, heartbeat 3 s,
@@ -182,6 +192,7 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         stream_recovery_delay=settings.recovery_delay_s,
         broker_commit_interval=settings.commit_interval_s,
+        table_standby_replicas=settings.standby_replicas,
         producer_max_request_size=8 * 1024 * 1024,
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
@@ -197,7 +208,7 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
     feedback_topic = app.topic(settings.topic(FEEDBACK), **raw)
     table = app.Table("llmpulse-join", default=None, partitions=settings.partitions,
                       key_type=bytes, value_type=bytes)
-    joiner = CallJoiner(_TableStore(table))
+    joiner = CallJoiner(_TableStore(table), linger_s=settings.join_linger_s)
     counts: Counter[str] = Counter()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmpulse-heavy")
     heavy_on = settings.heavy and bool(enricher.batched_scorers)
@@ -234,18 +245,42 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
             await dlq.send(key=message.key or key, value=value)
 
     if settings.role in {"all", "light"}:
+        join_stream: list[Any] = []
+
+        def owned() -> Callable[[int], bool]:
+            """Is a partition of the input (and of the join table) still this worker's?"""
+            return {tp.partition for tp in app.consumer.assignment()
+                    if tp.topic == settings.topic(PROMPTS)}.__contains__
+
+        async def release(sources: list[Any]) -> None:
+            for event in sources:  # records whose every half is paired or in the table
+                await join_stream[0].ack(event)
+
+        async def emit_pairs(pairs: list[CallPair]) -> None:
+            by_partition: dict[int, list[CallPair]] = {}
+            for pair in pairs:
+                call_id = (pair.prompt or pair.response).call_id  # type: ignore[union-attr]
+                by_partition.setdefault(partition_for(call_id, settings.partitions),
+                                        []).append(pair)
+            for partition, group in by_partition.items():
+                await hand_on(enricher.light(group), partition)
+
         @app.agent(inputs, name="llmpulse-join")
         async def join(stream: Any) -> None:
-            # Micro-batches: a prompt and its response (sent together by the SDK) meet in
-            # memory and never touch the table; only halves that must wait are stored.
+            # Micro-batches of records; a prompt and its response (sent together by the
+            # SDK) meet in memory and never touch the table: a lonely half lingers (its
+            # record unacknowledged) until its partner comes or join_linger_s passes.
+            join_stream[:] = [stream]
             async for events in stream.take_events(settings.join_batch_records,
                                                    within=settings.join_batch_wait_s):
-                halves: list[tuple[PromptEvent | ResponseEvent, int]] = []
+                now = time.time()
+                pairs: list[CallPair] = []
                 for event in events:
                     message = event.message
                     record = decode_record(event.value)
                     if record.failures:
                         await reject(record.failures, message, "validate")
+                    halves: list[tuple[PromptEvent | ResponseEvent, int]] = []
                     wrong: list[RecordFailure] = []
                     for index, item in enumerate(record.events):
                         if isinstance(item, PromptEvent | ResponseEvent):
@@ -259,15 +294,19 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
                     if wrong:
                         await reject(wrong, message, "validate")
                     counts["events"] += len(record.events)
-                pairs = joiner.add_many(halves, now=time.time())
+                    pairs.extend(joiner.add_many(halves, now=now, source=event))
+                counts["join_table_writes"] = joiner.stored
+                released = joiner.settle(now=now, owned=owned())
+                for event in joiner.pin_holding(events):
+                    event.message.incref()  # stays unacknowledged while its halves linger
                 if pairs:
-                    by_partition: dict[int, list[CallPair]] = {}
-                    for pair in pairs:
-                        call_id = (pair.prompt or pair.response).call_id  # type: ignore[union-attr]
-                        by_partition.setdefault(partition_for(call_id, settings.partitions),
-                                                []).append(pair)
-                    for partition, group in by_partition.items():
-                        await hand_on(enricher.light(group), partition)
+                    await emit_pairs(pairs)
+                await release(released)
+
+        @app.timer(interval=max(0.1, settings.join_linger_s / 2))
+        async def settle() -> None:
+            if join_stream and joiner.lingering:
+                await release(joiner.settle(now=time.time(), owned=owned()))
 
         @app.timer(interval=settings.expiry_check_s)
         async def expire() -> None:
@@ -278,13 +317,7 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
             if not expired:
                 return
             counts["incomplete"] += len(expired)
-            by_partition: dict[int, list[CallPair]] = {}
-            for pair in expired:
-                call_id = (pair.prompt or pair.response).call_id  # type: ignore[union-attr]
-                by_partition.setdefault(partition_for(call_id, settings.partitions),
-                                        []).append(pair)
-            for partition, pairs in by_partition.items():
-                await hand_on(enricher.light(pairs), partition)
+            await emit_pairs(expired)
 
     if heavy_on and settings.role in {"all", "heavy"}:
         batching = enricher.batching

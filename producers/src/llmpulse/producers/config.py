@@ -81,7 +81,8 @@ class SdkConfig:
     flush_interval_s: float = 0.1
     """Longest time an event waits in memory before it is handed to Kafka."""
     max_batch_events: int = 500
-    """Events per batch record."""
+    """Events per batch record; also how many finished calls may wait for the flusher
+    before the app's thread builds its own calls' events."""
     max_batch_bytes: int = 900_000
     """Bytes per batch record (kept under the broker's 1 MB default)."""
     max_buffered_events: int = 100_000
