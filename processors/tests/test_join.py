@@ -48,7 +48,6 @@ def test_lingering_halves_meet_across_records_and_never_touch_the_store() -> Non
                             source=responses)
     assert len(pairs) == 100 and joiner.lingering == 0
     assert joiner.settle(now=0.3) == [prompts]  # every half paired: release the record
-    assert joiner.pin_holding([responses]) == []  # nothing of it waits: acknowledged normally
     assert joiner.stored == 0 and len(store) == 0
 
 
@@ -96,3 +95,15 @@ def test_without_a_source_nothing_lingers() -> None:
     joiner = CallJoiner(linger_s=1.0)  # replay and the demo join whole batches
     joiner.add_many([(_prompt("p"), 0)], now=0.0)
     assert joiner.lingering == 0 and joiner.stored == 1
+
+
+def test_settle_everything_at_shutdown_stores_all_and_releases_every_held_record() -> None:
+    store = DictJoinStore()
+    joiner = CallJoiner(store, linger_s=3.0)
+    records = [Record(f"r{i}") for i in range(3)]
+    for i, record in enumerate(records):
+        joiner.add_many([(_prompt(f"c{i}"), 0)], now=float(i), source=record)
+    assert joiner.pin_holding(records) == records
+    assert joiner.settle(now=2.5) == []  # nothing waited 3 s yet
+    assert joiner.settle(now=float("inf")) == records  # a rebalance or a stop: all of them
+    assert sorted(store) == ["c0", "c1", "c2"] and joiner.lingering == 0

@@ -117,6 +117,41 @@ def test_a_prompt_without_response_is_emitted_incomplete_after_the_timeout(
     assert calls["orphan"].incomplete_reason == "prompt_timeout"
 
 
+def test_a_stop_while_a_half_lingers_exits_promptly_and_loses_nothing(
+        kafka_bootstrap: str, prefix: str, tmp_path: Path) -> None:
+    part = partition_for("held", PARTITIONS)
+    marker = next(f"m{i}" for i in range(1000) if partition_for(f"m{i}", PARTITIONS) == part)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+
+    def send(event: PromptEvent | ResponseEvent) -> None:
+        topic = "prompts" if isinstance(event, PromptEvent) else "responses"
+        producer.produce(f"{prefix}llm.{topic}", encode_event(event), event.call_id.encode(),
+                         partition=part)
+
+    send(PromptEvent(call_id="held", app="a", prompt_id="p"))  # its response comes later
+    send(PromptEvent(call_id=marker, app="a", prompt_id="p"))
+    send(ResponseEvent(call_id=marker, app="a", text="ok", latency_ms=1.0))
+    assert producer.flush(10) == 0
+    linger = ["--join-linger", "60"]  # the lonely prompt lingers (unacknowledged) at the stop
+    worker = WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w", extra=linger)
+    worker.start()
+    try:
+        assert _enriched(kafka_bootstrap, prefix, expected=1)[0].event.call_id == marker
+        t0 = time.monotonic()
+        worker.stop()
+        stopped_in = time.monotonic() - t0
+        assert worker.proc is not None and worker.proc.returncode != -9, "had to be killed"
+        assert stopped_in < 20, f"stop took {stopped_in:.1f}s"
+        send(ResponseEvent(call_id="held", app="a", text="late answer", latency_ms=3.0))
+        assert producer.flush(10) == 0
+        worker.start()
+        got = _enriched(kafka_bootstrap, prefix, expected=2)
+    finally:
+        worker.stop()
+    held = [e.event for e in got if e.event.call_id == "held"]
+    assert held and held[0].complete and held[0].response.text == "late answer"
+
+
 def test_killing_the_worker_mid_stream_loses_no_call(kafka_bootstrap: str, prefix: str,
                                                      sdk: None, tmp_path: Path) -> None:
     n = 3000

@@ -105,8 +105,9 @@ class CallJoiner:
         self.store: JoinStore = store if store is not None else DictJoinStore()
         self.linger_s = linger_s
         self.max_lingering = max_lingering
-        self._lingering: dict[str, _Lingering] = {}
+        self._lingering: dict[str, _Lingering] = {}  # in arrival order
         self._holding: dict[int, list[Any]] = {}  # id(source) -> [source, halves, pinned]
+        self._released: list[Any] = []  # pinned sources that hold nothing any more
         self.duplicates = 0
         """A second prompt (or response) for a call whose half is waiting: the newer wins."""
         self.stored = 0
@@ -174,27 +175,31 @@ class CallJoiner:
 
     def _unlinger(self, key: str, waiting: _Lingering) -> None:
         del self._lingering[key]
-        held = self._holding[id(waiting.source)]
+        ident = id(waiting.source)
+        held = self._holding[ident]
         held[1] -= 1
+        if held[1] <= 0:
+            del self._holding[ident]
+            if held[2]:
+                self._released.append(held[0])
 
     def settle(self, *, now: float, owned: Callable[[int], bool] | None = None) -> list[Any]:
-        """Store the halves that lingered ``linger_s`` (dropping, unstored and unreleased,
-        those of partitions ``owned`` says this worker lost: their records are read again by
-        the new owner). Returns the sources that hold nothing any more and were pinned."""
-        for key, waiting in list(self._lingering.items()):
+        """Store the halves that lingered ``linger_s`` (``now=math.inf``: all of them), and
+        drop, unstored and never released, those of partitions ``owned`` says this worker
+        lost (their records are read again by the new owner). Returns the pinned sources
+        that hold nothing any more: the caller acknowledges them."""
+        lingering = self._lingering
+        while lingering:
+            key, waiting = next(iter(lingering.items()))
             if now - waiting.arrived < self.linger_s:
-                continue
-            self._unlinger(key, waiting)
+                break  # arrival order: the rest are younger
             if owned is not None and not owned(waiting.partition):
                 self._holding[id(waiting.source)][2] = False  # never acknowledge it
+                self._unlinger(key, waiting)
                 continue
+            self._unlinger(key, waiting)
             self._store(key, waiting.kind, waiting.event, waiting.partition, waiting.arrived)
-        released = []
-        for ident, (source, halves, pinned) in list(self._holding.items()):
-            if halves <= 0:
-                del self._holding[ident]
-                if pinned:
-                    released.append(source)
+        released, self._released = self._released, []
         return released
 
     def pin_holding(self, sources: Iterable[Any]) -> list[Any]:
@@ -203,7 +208,7 @@ class CallJoiner:
         out = []
         for source in sources:
             held = self._holding.get(id(source))
-            if held is not None and held[1] > 0 and not held[2]:
+            if held is not None and not held[2]:
                 held[2] = True
                 out.append(source)
         return out

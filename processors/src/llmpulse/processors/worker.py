@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,12 +178,25 @@ class _TableStore:
         return len(self.table.data)
 
 
+class _App(faust.App):
+    """Faust's App with one hook: ``before_wait_empty`` runs before Faust waits for every
+    record to be acknowledged (on a rebalance and on stop), so the join can store and
+    acknowledge the records it holds instead of waiting forever for them."""
+
+    before_wait_empty: Callable[[], Awaitable[None]] | None = None
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if self.before_wait_empty is not None:
+            await self.before_wait_empty()
+        await super()._consumer_wait_empty(consumer, logger)
+
+
 def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
               drift_monitor: Any = None, alert_engine: Any = None) -> faust.App:
     """The Faust app with its topics, join table, agents and timers."""
     enricher = enricher if enricher is not None else Enricher()
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
-    app = faust.App(
+    app = _App(
         settings.app_id, broker=brokers, store="memory://", datadir=settings.datadir,
         key_serializer="raw", value_serializer="raw", topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -246,6 +260,7 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
 
     if settings.role in {"all", "light"}:
         join_stream: list[Any] = []
+        join_lock = asyncio.Lock()  # the agent's batch and the timers' settling, one at a time
 
         def owned() -> Callable[[int], bool]:
             """Is a partition of the input (and of the join table) still this worker's?"""
@@ -255,6 +270,15 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
         async def release(sources: list[Any]) -> None:
             for event in sources:  # records whose every half is paired or in the table
                 await join_stream[0].ack(event)
+
+        async def settle_all() -> None:
+            """Before Faust waits for every record to be acknowledged (a rebalance, a
+            stop): store every lingering half in the table and acknowledge its record."""
+            async with join_lock:
+                if join_stream:
+                    await release(joiner.settle(now=math.inf))
+
+        app.before_wait_empty = settle_all  # type: ignore[attr-defined]
 
         async def emit_pairs(pairs: list[CallPair]) -> None:
             by_partition: dict[int, list[CallPair]] = {}
@@ -273,40 +297,45 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
             join_stream[:] = [stream]
             async for events in stream.take_events(settings.join_batch_records,
                                                    within=settings.join_batch_wait_s):
-                now = time.time()
-                pairs: list[CallPair] = []
-                for event in events:
-                    message = event.message
-                    record = decode_record(event.value)
-                    if record.failures:
-                        await reject(record.failures, message, "validate")
-                    halves: list[tuple[PromptEvent | ResponseEvent, int]] = []
-                    wrong: list[RecordFailure] = []
-                    for index, item in enumerate(record.events):
-                        if isinstance(item, PromptEvent | ResponseEvent):
-                            halves.append((item, message.partition))
-                        else:
-                            error = SchemaError("unknown_type", f"a {type(item).__name__} does "
-                                                f"not belong on {message.topic}", field="$.type",
-                                                index=index if record.batched else None)
-                            wrong.append(RecordFailure(error=error, payload=encode_event(item),
-                                                       index=error.index))
-                    if wrong:
-                        await reject(wrong, message, "validate")
-                    counts["events"] += len(record.events)
-                    pairs.extend(joiner.add_many(halves, now=now, source=event))
-                counts["join_table_writes"] = joiner.stored
-                released = joiner.settle(now=now, owned=owned())
-                for event in joiner.pin_holding(events):
-                    event.message.incref()  # stays unacknowledged while its halves linger
-                if pairs:
-                    await emit_pairs(pairs)
-                await release(released)
+                async with join_lock:
+                    await join_batch(events)
+
+        async def join_batch(events: list[Any]) -> None:
+            now = time.time()
+            pairs: list[CallPair] = []
+            for event in events:
+                message = event.message
+                record = decode_record(event.value)
+                if record.failures:
+                    await reject(record.failures, message, "validate")
+                halves: list[tuple[PromptEvent | ResponseEvent, int]] = []
+                wrong: list[RecordFailure] = []
+                for index, item in enumerate(record.events):
+                    if isinstance(item, PromptEvent | ResponseEvent):
+                        halves.append((item, message.partition))
+                    else:
+                        error = SchemaError("unknown_type", f"a {type(item).__name__} does "
+                                            f"not belong on {message.topic}", field="$.type",
+                                            index=index if record.batched else None)
+                        wrong.append(RecordFailure(error=error, payload=encode_event(item),
+                                                   index=error.index))
+                if wrong:
+                    await reject(wrong, message, "validate")
+                counts["events"] += len(record.events)
+                pairs.extend(joiner.add_many(halves, now=now, source=event))
+            counts["join_table_writes"] = joiner.stored
+            released = joiner.settle(now=now, owned=owned())
+            for event in joiner.pin_holding(events):
+                event.message.incref()  # stays unacknowledged while its halves linger
+            if pairs:
+                await emit_pairs(pairs)
+            await release(released)
 
         @app.timer(interval=max(0.1, settings.join_linger_s / 2))
         async def settle() -> None:
             if join_stream and joiner.lingering:
-                await release(joiner.settle(now=time.time(), owned=owned()))
+                async with join_lock:
+                    await release(joiner.settle(now=time.time(), owned=owned()))
 
         @app.timer(interval=settings.expiry_check_s)
         async def expire() -> None:

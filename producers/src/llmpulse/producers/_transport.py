@@ -1,8 +1,8 @@
 """Delivery: per-partition batch records, a background flusher, the spool when Kafka is away.
 
 The app's thread does the least it can: it appends the finished call to a list under a
-lock. A daemon thread wakes every ``flush_interval_s`` (or when enough calls wait),
-builds, redacts and encodes each call's events (``EncodeCall``), finds their partition
+lock. A daemon thread wakes every ``flush_interval_s`` (or when a feedback buffer is
+full), builds, redacts and encodes each call's events (``EncodeCall``), finds their partition
 (murmur2 of the call id), joins each partition's events into one batch record, and hands
 it to librdkafka, which sends from its own C threads. So the app never waits on the
 network and pays neither the encoding nor the hashing; the flusher takes the interpreter
@@ -51,6 +51,7 @@ class Transport:
         self._stats = stats
         self._encode_call = encode_call
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()  # a flush waits for a build in progress
         self._calls: list[Any] = []  # finished calls whose events are not built yet
         self._buffers: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
         self._pending: list[tuple[str, bytes, bytes]] = []  # topic unknown to metadata yet
@@ -175,10 +176,11 @@ class Transport:
 
     def _build_calls(self) -> None:
         """Build, redact and encode the queued calls' events into the partition buffers."""
-        with self._lock:
-            calls, self._calls = self._calls, []
-        if calls:
-            self._place(calls)
+        with self._build_lock:
+            with self._lock:
+                calls, self._calls = self._calls, []
+            if calls:
+                self._place(calls)
 
     def _place(self, calls: list[Any]) -> None:
         """Build the calls' events and append them to their partition's buffer."""
@@ -188,14 +190,13 @@ class Transport:
         for call in calls:
             try:
                 key, events = self._encode_call(call)
+                kb = key.encode()
+                hashed = murmur2(kb) & 0x7FFFFFFF  # once for the call's events (Kafka's choice)
+                for topic, data in events:
+                    n = partitions.get(topic)
+                    placed.append((topic, hashed % n if n else -1, kb, data))
             except Exception:
                 failed += 1
-                continue
-            kb = key.encode()
-            hashed = murmur2(kb) & 0x7FFFFFFF  # once for the call's events (Kafka's choice)
-            for topic, data in events:
-                n = partitions.get(topic)
-                placed.append((topic, hashed % n if n else -1, kb, data))
         if failed:
             self._stats.error("build", failed)
             self._stats.drop("encode_error", 2 * failed)
@@ -381,7 +382,10 @@ class Transport:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=max(0.1, timeout_s / 4))
-        remaining = self.flush(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        self.flush(timeout_s)  # waits for a build the flusher may still be doing
+        self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        remaining = self.flush(max(0.1, deadline - time.monotonic()))  # what its cycle left
         if remaining:
             # What librdkafka still holds fails with _PURGE_QUEUE and is spooled.
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -18,6 +19,15 @@ import uuid
 __all__ = ["uuid7", "uuid7_after", "uuid7_block", "uuid7_str", "uuid7_str_int", "uuid7_time_ms"]
 
 _lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:  # a fork while another thread held the lock
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 _time_ns = time.time_ns
 _getrandbits = random.getrandbits
 _new = object.__new__
