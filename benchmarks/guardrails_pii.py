@@ -18,8 +18,8 @@ import platform
 import random
 import time
 
-from llmpulse.processors.guardrails.detectors import find_pii
 from llmpulse.processors.guardrails.presidio import regex_only_analyzer
+from llmpulse.schemas.detectors import find_pii
 
 # (template, item, our kind, Presidio entity)
 ITEMS = [

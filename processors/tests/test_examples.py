@@ -20,7 +20,7 @@ MODULES = [
     "llmpulse.processors.scoring.embeddings",
     "llmpulse.processors.scoring.readability",
     "llmpulse.processors.guardrails",
-    "llmpulse.processors.guardrails.detectors",
+    "llmpulse.schemas.detectors",
     "llmpulse.processors.guardrails.rules",
     "llmpulse.processors.guardrails.policy",
 ]

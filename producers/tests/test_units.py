@@ -24,8 +24,10 @@ from llmpulse.producers.redaction import Redactor, luhn_valid
         ("call +1 (555) 123-4567 now", "call [PHONE] now"),
         ("key sk-proj-abcdefghijklmnopqrstuvwxyz012345", "key [SECRET]"),
         ("aws AKIAIOSFODNN7EXAMPLE", "aws [SECRET]"),
-        ("Authorization: Bearer abcdefghijklmnop1234", "Authorization: [SECRET]"),
-        ("password=hunter2hunter2", "[SECRET]"),
+        ("Authorization: Bearer abcdefghijklmnop1234", "Authorization: Bearer [SECRET]"),
+        ("password=hunter2hunter2", "password=[SECRET]"),  # the value, not its name
+        ("IBAN GB82 WEST 1234 5698 7654 32, SSN 123-45-6789", "IBAN [IBAN], SSN [NATIONAL_ID]"),
+        ("order 5550123 shipped", "order [PHONE] shipped"),  # loose: 7 digits may be a phone
         ("host 10.1.2.3 and 2001:db8::1", "host [IP] and [IP]"),
         ("at 12:30:45 on 2024-05-01, 3 for 19.99", "at 12:30:45 on 2024-05-01, 3 for 19.99"),
         ("", ""),

@@ -33,7 +33,8 @@ import msgspec
 from msgspec import Struct
 
 from llmpulse.processors.errors import PolicyError
-from llmpulse.processors.guardrails.detectors import (
+from llmpulse.schemas import EnrichedCall, ScoreResult
+from llmpulse.schemas.detectors import (
     _ASSIGNMENT,
     _BEARER,
     _URL_PASSWORD,
@@ -42,8 +43,7 @@ from llmpulse.processors.guardrails.detectors import (
     find_pii,
     find_secrets,
 )
-from llmpulse.processors.guardrails.detectors import _SECRETS as _SECRET_PATTERNS
-from llmpulse.schemas import EnrichedCall, ScoreResult
+from llmpulse.schemas.detectors import _SECRETS as _SECRET_PATTERNS
 
 __all__ = [
     "ACTIONS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmpulse.processors.guardrails.detectors import find_pii, find_secrets, iban_valid, luhn_valid
+from llmpulse.schemas.detectors import find_pii, find_secrets, iban_valid, luhn_valid
 
 
 def kinds(text: str, **kwargs: object) -> list[tuple[str, str]]:

@@ -6,13 +6,14 @@ itself is never kept. Candidates are validated where a checksum exists (Luhn for
 ISO 7064 mod 97 for IBANs, the SSN and DNI rules), so ``4111 1111 1111 1111`` is a card
 and ``4111 1111 1111 1112`` is not.
 
-The module has no dependency beyond the standard library so the SDK or a sink can share
-it later. It is built for the stream's light path: cheap substring tests gate every
-regular expression (Python's ``re`` scans ~20 ns a character on the reference CPU), so
-text with nothing to find costs a few microseconds per kilobyte.
+One module for both users of it: the SDK's redaction (``llmpulse.producers.redaction``)
+masks what it finds before anything leaves the app, and the guardrails report it. It
+depends on the standard library only. It is built for the stream's light path: cheap
+substring tests gate every regular expression (Python's ``re`` scans ~20 ns a character
+on the reference CPU), so text with nothing to find costs a few microseconds per KB.
 
 Example:
-    >>> from llmpulse.processors.guardrails.detectors import find_pii, find_secrets
+    >>> from llmpulse.schemas.detectors import find_pii, find_secrets
     >>> [(f.kind, f.preview) for f in find_pii("mail ada@example.com, card 4111 1111 1111 1111")]
     [('email', 'a***@***.com'), ('credit_card', '**** **** **** 1111')]
     >>> find_pii("order 4111 1111 1111 1112")
@@ -58,14 +59,18 @@ class Finding(NamedTuple):
 
 
 def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum of a string of digits (card numbers)."""
+    """The Luhn checksum of a card number (spaces, dashes and other non-digits ignored)."""
     total = 0
-    for i, ch in enumerate(reversed(digits)):
+    i = 0
+    for ch in reversed(digits):
         d = ord(ch) - 48
+        if not 0 <= d <= 9:
+            continue
         if i % 2:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
-    return total % 10 == 0
+        i += 1
+    return i > 0 and total % 10 == 0
 
 
 _IBAN_LENGTHS = {
@@ -151,7 +156,7 @@ def _ip_finding(text: str, start: int, end: int, private_ips: bool) -> Finding |
 
 
 def _classify_run(text: str, m: re.Match[str], wanted: Collection[str],
-                  private_ips: bool) -> Finding | None:
+                  private_ips: bool, loose_phones: bool) -> Finding | None:
     start, end = m.span("run")
     letter = m.group("letter")
     if letter:
@@ -174,10 +179,11 @@ def _classify_run(text: str, m: re.Match[str], wanted: Collection[str],
     if "credit_card" in wanted and 13 <= n <= 19 and luhn_valid(digits) \
             and not any(ch in value for ch in "()./"):
         return Finding("credit_card", start, end, _keep_tail(value, 4))
-    if "phone" in wanted and 8 <= n <= 15 and not _DATE.match(value):
+    if "phone" in wanted and (7 if loose_phones else 8) <= n <= 15 and not _DATE.match(value):
         plus = value.startswith("+")
         separated = any(ch in value for ch in " -().")
-        if plus or (separated and n >= 10) or (n >= 10 and _near(text, start, _PHONE_WORDS)):
+        if loose_phones or plus or (separated and n >= 10) or (
+                n >= 10 and _near(text, start, _PHONE_WORDS)):
             return Finding("phone", start, end, _keep_tail(value, 2))
     return None
 
@@ -188,13 +194,16 @@ def _near(text: str, start: int, words: tuple[str, ...]) -> bool:
 
 
 def find_pii(text: str, kinds: Collection[str] = PII_KINDS, *,
-             private_ips: bool = False) -> list[Finding]:
+             private_ips: bool = False, loose_phones: bool = False) -> list[Finding]:
     """Personal data in ``text``, in order of position.
 
     Args:
         text: the text to scan.
         kinds: which of ``PII_KINDS`` to look for.
         private_ips: also report private, loopback and reserved IP addresses.
+        loose_phones: any run of 7-15 digits that is not a date is a phone (redaction
+            would rather mask an order number than leak a phone); by default a phone needs
+            a ``+``, separators, or a word such as "call" before it.
     """
     found: list[Finding] = []
     if "email" in kinds and "@" in text:
@@ -218,7 +227,7 @@ def find_pii(text: str, kinds: Collection[str] = PII_KINDS, *,
                 if "national_id" in kinds:
                     found.append(Finding("national_id", m.start(), m.end(), "** ** ** ** *", "uk_nino"))
             else:
-                finding = _classify_run(text, m, kinds, private_ips)
+                finding = _classify_run(text, m, kinds, private_ips, loose_phones)
                 if finding is not None:
                     found.append(finding)
     if len(found) > 1:
