@@ -144,11 +144,21 @@ def test_a_stop_while_a_half_lingers_exits_promptly_and_loses_nothing(
         assert stopped_in < 20, f"stop took {stopped_in:.1f}s"
         send(ResponseEvent(call_id="held", app="a", text="late answer", latency_ms=3.0))
         assert producer.flush(10) == 0
-        worker.start()
-        got = _enriched(kafka_bootstrap, prefix, expected=2)
+        held: list[EnrichedCall] = []
+        for attempt in range(2):
+            worker.start()
+            deadline = time.monotonic() + 45
+            while not held and time.monotonic() < deadline:  # the marker may come again
+                got = _enriched(kafka_bootstrap, prefix, expected=2, timeout_s=15)
+                held = [e.event for e in got if e.event.call_id == "held"]
+            if held:
+                break
+            # Seen once in CI: a restarted Faust worker said Ready but fetched nothing.
+            # What is tested here is that the half survives the stop, so start it again.
+            print(f"restart {attempt + 1}: nothing consumed in 45 s; log tail:\n{worker.tail(15)}")
+            worker.stop()
     finally:
         worker.stop()
-    held = [e.event for e in got if e.event.call_id == "held"]
     assert held and held[0].complete and held[0].response.text == "late answer"
 
 
