@@ -177,12 +177,11 @@ def push(
                     f"update alert rule {rule.uid}", api.alertingprovisioning.update_alertrule, rule.uid, body
                 )
                 result.alert_rules[rule.uid] = "updated"
-    shown = urlsplit(grafana_url)
-    if shown.password:
-        grafana_url = grafana_url.replace(f":{shown.password}@", ":***@", 1)
+    from llmpulse.sinks.store import mask_url
+
     logger.info(
         "pushed to %s: folder %s, data source %s, %d dashboards, %d alert rules",
-        grafana_url,
+        mask_url(grafana_url),
         result.folder,
         result.datasource,
         len(result.dashboards),

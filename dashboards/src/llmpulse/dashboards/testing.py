@@ -43,29 +43,9 @@ from llmpulse.schemas import (
     ScoreResult,
     TokenUsage,
 )
+from llmpulse.sinks.testing import sample_text
 
 __all__ = ["VERSION_EFFECTS", "SampleTraffic", "sample_traffic", "write_sample_traffic"]
-
-_WORDS = (
-    "order",
-    "refund",
-    "delivery",
-    "account",
-    "password",
-    "invoice",
-    "shipping",
-    "warranty",
-    "the",
-    "my",
-    "is",
-    "where",
-    "please",
-    "help",
-    "with",
-    "late",
-    "broken",
-    "thanks",
-)
 
 VERSION_EFFECTS: dict[tuple[str, str], dict[str, float]] = {
     ("answer", "1"): {"thumbs_up": 0.55, "relevance": 0.62, "latency_mu": 6.0, "output_tokens": 180},
@@ -88,10 +68,6 @@ class SampleTraffic:
     written: dict[str, int] = field(default_factory=dict)
 
 
-def _text(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(words))
-
-
 def _call(rng: random.Random, i: int, seed: int, at: datetime, drift_from: datetime) -> EnrichedCall:
     app = "support-bot" if rng.random() < 0.7 else "search-assistant"
     prompt_id = "answer" if app == "support-bot" else rng.choice(("answer", "summarize"))
@@ -112,7 +88,7 @@ def _call(rng: random.Random, i: int, seed: int, at: datetime, drift_from: datet
     }
     drifting = prompt_id == "answer" and version == "2" and at >= drift_from
     docs = [
-        RetrievedDocument(id=f"doc-{rng.randrange(500)}", content=_text(rng, 30))
+        RetrievedDocument(id=f"doc-{rng.randrange(500)}", content=sample_text(rng, 30))
         for _ in range(rng.randrange(0, 4))
     ]
     prompt = PromptEvent(
@@ -120,7 +96,7 @@ def _call(rng: random.Random, i: int, seed: int, at: datetime, drift_from: datet
         **common,
         messages=[
             ChatMessage(role="system", content="You are a helpful support agent."),
-            ChatMessage(role="user", content=_text(rng, 60 if drifting else 20)),
+            ChatMessage(role="user", content=sample_text(rng, 60 if drifting else 20)),
         ],
         retrieved_context=docs,
         temperature=0.2,
@@ -136,7 +112,7 @@ def _call(rng: random.Random, i: int, seed: int, at: datetime, drift_from: datet
     response = ResponseEvent(
         occurred_at=at + timedelta(milliseconds=latency),
         **common,
-        text=None if failed else ("I can't help with that." if refused else _text(rng, 40)),
+        text=None if failed else ("I can't help with that." if refused else sample_text(rng, 40)),
         error=ErrorInfo(type="RateLimitError", message="429 too many requests") if failed else None,
         finish_reason=None if failed else ("content_filter" if refused and rng.random() < 0.5 else "stop"),
         usage=None if failed else usage,

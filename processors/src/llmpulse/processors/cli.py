@@ -189,10 +189,10 @@ def export(bootstrap_servers: str, prefix: str, topics: tuple[str, ...], start: 
            end: str | None, from_offset: int | None, to_offset: int | None, out: str) -> None:
     """Keep a range of history as a dataset file (JSONL or Parquet)."""
     from llmpulse.processors.datasets import export_range
-    from llmpulse.processors.replay import ReplaySource
+    from llmpulse.processors.replay import ReplaySource, topics_for
     from llmpulse.schemas.topics import FEEDBACK, PROMPTS, RESPONSES
 
-    names = [f"{prefix}{t}" for t in (topics or (PROMPTS, RESPONSES, FEEDBACK))]
+    names = topics_for(prefix, topics or (PROMPTS, RESPONSES, FEEDBACK))
     source = ReplaySource(bootstrap_servers, names, start=_when(start), end=_when(end),
                           from_offset=from_offset, to_offset=to_offset)
     count = export_range(source, out, prefix=prefix)

@@ -44,7 +44,7 @@ from msgspec import Struct
 from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.config import BatchSettings, ProcessorConfig, load_config
 from llmpulse.processors.guardrails.policy import GuardrailPolicy, PolicyStore
-from llmpulse.processors.scoring.base import Scorer
+from llmpulse.processors.scoring.base import Scorer, not_applicable
 from llmpulse.processors.scoring.embeddings import EmbeddingScorer
 from llmpulse.processors.scoring.operations import OperationsScorer
 from llmpulse.processors.scoring.quality import QualityScorer
@@ -218,10 +218,11 @@ class Enricher:
             picked = [i for i, call in enumerate(calls) if sampled(call.call_id, rate)]
             if len(picked) < len(calls):
                 skipped = f"not sampled (sample_rate {rate})"
-                for i in set(range(len(calls))) - set(picked):
-                    new[i].extend(ScoreResult(name=n, scorer_version=scorer.version, backend="sampling",
-                                              status="not_applicable", detail=skipped)
-                                  for n in scorer.produces)
+                chosen_set = set(picked)
+                for i in range(len(calls)):
+                    if i not in chosen_set:
+                        new[i].extend(not_applicable(n, scorer.version, "sampling", skipped)
+                                      for n in scorer.produces)
             if picked:
                 for i, results in zip(picked, scorer.score([calls[i] for i in picked]), strict=True):
                     new[i].extend(results)

@@ -339,10 +339,9 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
 
         @app.timer(interval=settings.expiry_check_s)
         async def expire() -> None:
-            assigned = {tp.partition for tp in app.consumer.assignment()
-                        if tp.topic == settings.topic(PROMPTS)}
+            mine = owned()
             expired = joiner.expire(now=time.time(), timeout_s=settings.join_timeout_s,
-                                    accept=lambda half: half.partition in assigned)
+                                    accept=lambda half: mine(half.partition))
             if not expired:
                 return
             counts["incomplete"] += len(expired)

@@ -48,7 +48,6 @@ from llmpulse.schemas._export import BatchRecord, export_json_schemas, json_sche
 from llmpulse.schemas._ids import (
     uuid7,
     uuid7_after,
-    uuid7_block,
     uuid7_str,
     uuid7_str_int,
     uuid7_time_ms,
@@ -96,7 +95,6 @@ __all__ = [
     "utcnow",
     "uuid7",
     "uuid7_after",
-    "uuid7_block",
     "uuid7_str",
     "uuid7_str_int",
     "uuid7_time_ms",

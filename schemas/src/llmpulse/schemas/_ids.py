@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-__all__ = ["uuid7", "uuid7_after", "uuid7_block", "uuid7_str", "uuid7_str_int", "uuid7_time_ms"]
+__all__ = ["uuid7", "uuid7_after", "uuid7_str", "uuid7_str_int", "uuid7_time_ms"]
 
 _lock = threading.Lock()
 
@@ -79,12 +79,6 @@ def uuid7_after(value: int, step: int) -> uuid.UUID:
     and counter, the random bits counted up (ids that belong together, made from one draw)."""
     low = (value & 0x3FFF_FFFF_FFFF_FFFF) + step
     return _as_uuid(value & ~0x3FFF_FFFF_FFFF_FFFF | low & 0x3FFF_FFFF_FFFF_FFFF)
-
-
-def uuid7_block(n: int) -> list[uuid.UUID]:
-    """``n`` UUIDv7s made at once: one clock read, one random draw (see ``uuid7_after``)."""
-    first = _uuid7_int()
-    return [uuid7_after(first, i) for i in range(n)]
 
 
 def uuid7_str_int() -> tuple[str, int]:

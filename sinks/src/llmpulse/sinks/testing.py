@@ -31,13 +31,15 @@ from llmpulse.schemas import (
     uuid7,
 )
 
-__all__ = ["dashboard_differences", "sample_alert", "sample_calls", "sample_drift", "sample_feedback"]
+__all__ = ["dashboard_differences", "sample_alert", "sample_calls", "sample_drift", "sample_feedback",
+           "sample_text"]
 
 _WORDS = ("order", "refund", "delivery", "account", "password", "invoice", "shipping", "warranty",
           "the", "my", "is", "where", "please", "help", "with", "late", "broken", "thanks")
 
 
-def _text(rng: random.Random, words: int) -> str:
+def sample_text(rng: random.Random, words: int) -> str:
+    """``words`` words drawn from a small support-chat vocabulary (seeded, reproducible)."""
     return " ".join(rng.choice(_WORDS) for _ in range(words))
 
 
@@ -60,9 +62,9 @@ def sample_calls(n: int, *, seed: int = 0, app: str = "support-bot", start: date
         prompt = PromptEvent(
             occurred_at=at, **common,
             messages=[ChatMessage(role="system", content="You are a helpful support agent."),
-                      ChatMessage(role="user", content=_text(rng, 30))],
+                      ChatMessage(role="user", content=sample_text(rng, 30))],
             template_variables={"customer": f"cust-{i % 13}"},
-            retrieved_context=[RetrievedDocument(id=f"doc-{rng.randrange(500)}", content=_text(rng, 40))
+            retrieved_context=[RetrievedDocument(id=f"doc-{rng.randrange(500)}", content=sample_text(rng, 40))
                                for _ in range(rng.randrange(0, 4))],
             temperature=0.2, max_tokens=512)
         failed = rng.random() < error_rate
@@ -70,7 +72,7 @@ def sample_calls(n: int, *, seed: int = 0, app: str = "support-bot", start: date
         latency = rng.lognormvariate(6.0, 0.5)
         response = ResponseEvent(
             occurred_at=at + timedelta(milliseconds=latency), **common,
-            text=None if failed else _text(rng, 60),
+            text=None if failed else sample_text(rng, 60),
             error=ErrorInfo(type="RateLimitError", message="429 too many requests") if failed else None,
             finish_reason=None if failed else rng.choice(("stop", "stop", "length", "content_filter")),
             usage=None if failed else usage, latency_ms=latency,

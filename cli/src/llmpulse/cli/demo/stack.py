@@ -109,6 +109,7 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
+        log.close()
         store.close()
 
 

@@ -72,12 +72,7 @@ class CachedEmbedder:
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
         if missing:
-            vectors = np.asarray(self.inner.embed(missing), dtype=np.float32)
-            with self._lock:
-                for text, vector in zip(missing, vectors, strict=True):
-                    self._cache[text] = vector
-                while len(self._cache) > self.capacity:
-                    self._cache.popitem(last=False)
+            self.put(missing, self.inner.embed(missing))
         with self._lock:
             rows = []
             for text in texts:

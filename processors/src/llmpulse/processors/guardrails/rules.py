@@ -325,9 +325,6 @@ class _JsonSchemaParams(Struct, kw_only=True, forbid_unknown_fields=True):
     when: Literal["expects_json", "always"] = "expects_json"
 
 
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
-
-
 class JsonSchemaRule(Rule):
     """The answer must be JSON valid against a JSON Schema (when the prompt asked for JSON)."""
 
@@ -347,11 +344,11 @@ class JsonSchemaRule(Rule):
         self.validator = cls(params.schema)
 
     def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
-        from llmpulse.processors.scoring.quality import asks_for_json
+        from llmpulse.processors.scoring.quality import JSON_FENCE, asks_for_json
 
         if self.params.when == "expects_json" and not asks_for_json(call.prompt if call else None):
             return []
-        fenced = _FENCE.match(text)
+        fenced = JSON_FENCE.match(text)
         try:
             document = json.loads(fenced.group(1) if fenced else text)
         except ValueError as exc:

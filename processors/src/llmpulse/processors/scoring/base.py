@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import logging
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
@@ -28,13 +28,12 @@ from llmpulse.schemas import EnrichedCall, PromptEvent, ScoreResult
 __all__ = [
     "Scorer",
     "context_texts",
+    "hub_offline",
     "last_user_text",
     "not_applicable",
     "shared_result",
     "unavailable",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -96,8 +95,7 @@ def not_applicable(name: str, version: str, backend: str, detail: str) -> ScoreR
     return shared_result(name, version, backend, status="not_applicable", detail=detail)
 
 
-def warn_once(flags: set[str], key: str, message: str, *args: object) -> None:
-    """Log a warning the first time ``key`` is seen (a missing model, say), then stay quiet."""
-    if key not in flags:
-        flags.add(key)
-        logger.warning(message, *args)
+def hub_offline() -> None:
+    """No model hub at run time: transformers and huggingface_hub must read local files."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

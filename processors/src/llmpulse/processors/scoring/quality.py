@@ -30,7 +30,7 @@ from llmpulse.processors.scoring._language import guess_language, requested_lang
 from llmpulse.processors.scoring.base import last_user_text, not_applicable, shared_result
 from llmpulse.schemas import EnrichedCall, PromptEvent, ScoreResult
 
-__all__ = ["QualityScorer", "asks_for_json", "expected_length"]
+__all__ = ["JSON_FENCE", "QualityScorer", "asks_for_json", "expected_length"]
 
 _REFUSAL_HINTS = ("sorry", "can't", "cannot", "unable", "as an ai", "won't", "not able", "decline",
                   "refuse", "not allowed", "not permitted", "against my", "violates")
@@ -59,7 +59,7 @@ _UPPER = {"under", "within", "at most", "no more than", "not more than", "less t
           "maximum", "maximum of", "max", "max.", "up to"}
 _LOWER = {"at least", "no less than", "minimum", "minimum of"}
 _JSON_ASK = re.compile(r"\b(?:json)\b", re.IGNORECASE)
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
+JSON_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _SENTENCE_END = re.compile("[.!?\u3002\uff01\uff1f]+(?:\\s|$)")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
 
@@ -227,7 +227,7 @@ class QualityScorer:
         if not asks_for_json(prompt):
             return self._na("json_valid", "the prompt did not ask for JSON")
         body, label = text, None
-        fenced = _FENCE.match(text)
+        fenced = JSON_FENCE.match(text)
         if fenced:
             body, label = fenced.group(1), "fenced"
         try:

@@ -23,14 +23,13 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from llmpulse.processors.config import BatchSettings, ToxicityConfig
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
-from llmpulse.processors.scoring.base import last_user_text, not_applicable, unavailable
+from llmpulse.processors.scoring.base import hub_offline, last_user_text, not_applicable, unavailable
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
 __all__ = ["DetoxifyModel", "ProfanityCheckModel", "ToxicityModel", "ToxicityScorer", "cached_detoxify"]
@@ -50,12 +49,6 @@ class ToxicityModel(Protocol):
     def predict(self, texts: list[str]) -> list[tuple[float, str | None]]: ...
 
 
-def _offline() -> None:
-    # No model hub at run time: transformers must read local files only.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 class DetoxifyModel:
     """Detoxify loaded from a local checkpoint, through Detoxify's own loading code.
 
@@ -66,7 +59,7 @@ class DetoxifyModel:
     def __init__(self, checkpoint: str, *, huggingface_config_path: str | None = None,
                  model_type: str = "original", name: str | None = None, device: str = "cpu",
                  threads: int | None = None) -> None:
-        _offline()
+        hub_offline()
         if not Path(checkpoint).is_file():
             raise ModelUnavailableError(f"Detoxify checkpoint {checkpoint}", "no such file")
         try:
