@@ -7,8 +7,9 @@ Example:
     ['json_schema', 'length', 'pii']
 """
 
+from llmpulse.processors.guardrails.base import Match, Rule
 from llmpulse.processors.guardrails.policy import GuardrailPolicy, PolicyResult, PolicyStore, segments
-from llmpulse.processors.guardrails.rules import ENTRY_POINT_GROUP, Match, Rule, register_rule_kind
+from llmpulse.processors.guardrails.rules import ENTRY_POINT_GROUP, register_rule_kind
 from llmpulse.schemas.detectors import Finding, find_pii, find_secrets, luhn_valid
 
 __all__ = [

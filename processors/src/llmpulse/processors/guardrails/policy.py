@@ -42,7 +42,8 @@ from msgspec import Struct
 from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.errors import PolicyError
 from llmpulse.processors.guardrails._gate import TextGate
-from llmpulse.processors.guardrails.rules import Match, Rule, Where, build_rule
+from llmpulse.processors.guardrails.base import Match, Rule, Where
+from llmpulse.processors.guardrails.rules import build_rule
 from llmpulse.schemas import EnrichedCall, GuardrailVerdict, ScoreResult
 
 __all__ = ["GuardrailPolicy", "PolicyResult", "PolicyStore", "Segment", "segments"]

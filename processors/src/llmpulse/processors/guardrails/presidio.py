@@ -25,7 +25,7 @@ from typing import Any
 from msgspec import Struct
 
 from llmpulse.processors.errors import missing_dependency
-from llmpulse.processors.guardrails.rules import Match, Rule, _Common
+from llmpulse.processors.guardrails.base import Match, Rule, RuleCommon
 from llmpulse.schemas import EnrichedCall
 
 __all__ = ["PresidioRule", "regex_only_analyzer"]
@@ -76,7 +76,7 @@ class PresidioRule(Rule):
     kind = "presidio"
     Params = _PresidioParams
 
-    def __init__(self, common: _Common, params: _PresidioParams) -> None:
+    def __init__(self, common: RuleCommon, params: _PresidioParams) -> None:
         super().__init__(common, params)
         self.analyzer = regex_only_analyzer(params.language)
 

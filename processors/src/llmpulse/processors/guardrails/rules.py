@@ -27,12 +27,22 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from importlib import metadata, resources
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, Literal
 
 import msgspec
 from msgspec import Struct
 
 from llmpulse.processors.errors import PolicyError
+from llmpulse.processors.guardrails.base import (
+    ACTIONS,
+    APPLIES_TO,
+    COMMON_KEYS,
+    SEVERITIES,
+    Gate,
+    Match,
+    Rule,
+    RuleCommon,
+)
 from llmpulse.schemas import EnrichedCall, ScoreResult
 from llmpulse.schemas.detectors import (
     _ASSIGNMENT,
@@ -56,73 +66,7 @@ __all__ = [
     "register_rule_kind",
 ]
 
-APPLIES_TO = ("prompt", "response", "context")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-ACTIONS = ("flag", "block", "redact")
 ENTRY_POINT_GROUP = "llmpulse.guardrail_rules"
-
-Where = Literal["prompt", "response", "context"]
-Gate = tuple[str, str, int]
-"""``(label, regex, re flags)``: the rule may find something only where the regex matches."""
-
-
-class Match(NamedTuple):
-    """What a rule matched: the span (None for the whole text), a masked preview, a label."""
-
-    start: int | None
-    end: int | None
-    preview: str
-    kind: str
-
-
-class _Common(Struct, kw_only=True, forbid_unknown_fields=True):
-    id: str
-    kind: str
-    applies_to: list[Where] | Where
-    severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
-    action: Literal["flag", "block", "redact"] = "flag"
-    message: str = ""
-    roles: list[str] | None = None
-    """For ``prompt``: only messages of these roles (user, system, tool...)."""
-    enabled: bool = True
-
-
-_COMMON_KEYS = set(_Common.__struct_fields__)
-
-
-class Rule:
-    """A compiled rule. Subclasses set ``kind`` and a ``Params`` struct of their settings."""
-
-    kind: ClassVar[str] = ""
-    Params: ClassVar[type[Struct]]
-    redacts_spans: ClassVar[bool] = True
-
-    def __init__(self, common: _Common, params: Any) -> None:
-        self.id = common.id
-        self.applies_to: tuple[str, ...] = (
-            (common.applies_to,) if isinstance(common.applies_to, str) else tuple(common.applies_to))
-        self.severity = common.severity
-        self.action = common.action
-        self.message = common.message
-        self.roles = frozenset(common.roles) if common.roles else None
-        self.enabled = common.enabled
-        self.params = params
-
-    def gates(self) -> list[Gate] | None:
-        """Gate patterns, or None: run on every text."""
-        return None
-
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
-        """Matches in one text; ``labels`` are the gates that fired (None: unknown, all)."""
-        return []
-
-    def score_name(self, where: str) -> str | None:
-        """The score this rule compares with a threshold for ``where``, if it is a score rule."""
-        return None
-
-    def check_score(self, where: str, score: ScoreResult) -> Match | None:
-        """A match when the score crosses the rule's threshold."""
-        return None
 
 
 # --- personal data and secrets ------------------------------------------------------------
@@ -141,7 +85,7 @@ class PiiRule(Rule):
     kind = "pii"
     Params = _PiiParams
 
-    def __init__(self, common: _Common, params: _PiiParams) -> None:
+    def __init__(self, common: RuleCommon, params: _PiiParams) -> None:
         super().__init__(common, params)
         unknown = set(params.entities) - set(PII_KINDS)
         if unknown:
@@ -180,7 +124,7 @@ class SecretsRule(Rule):
     kind = "secrets"
     Params = _SecretParams
 
-    def __init__(self, common: _Common, params: _SecretParams) -> None:
+    def __init__(self, common: RuleCommon, params: _SecretParams) -> None:
         super().__init__(common, params)
         unknown = set(params.kinds) - set(SECRET_KINDS)
         if unknown:
@@ -229,7 +173,7 @@ class InjectionRule(Rule):
     kind = "prompt_injection"
     Params = _InjectionParams
 
-    def __init__(self, common: _Common, params: _InjectionParams) -> None:
+    def __init__(self, common: RuleCommon, params: _InjectionParams) -> None:
         super().__init__(common, params)
         pairs = list(builtin_injection_patterns()) if params.builtin_patterns else []
         pairs.extend(params.patterns.items())
@@ -295,7 +239,7 @@ class TermsRule(Rule):
     kind = "banned_terms"
     Params = _TermsParams
 
-    def __init__(self, common: _Common, params: _TermsParams) -> None:
+    def __init__(self, common: RuleCommon, params: _TermsParams) -> None:
         super().__init__(common, params)
         self.topic_of: dict[str, str] = {}
         for term in params.terms:
@@ -332,7 +276,7 @@ class JsonSchemaRule(Rule):
     Params = _JsonSchemaParams
     redacts_spans = False
 
-    def __init__(self, common: _Common, params: _JsonSchemaParams) -> None:
+    def __init__(self, common: RuleCommon, params: _JsonSchemaParams) -> None:
         super().__init__(common, params)
         import jsonschema
 
@@ -415,7 +359,7 @@ class CustomRule(Rule):
 
     kind = "custom"
 
-    def __init__(self, common: _Common, params: dict[str, Any], function: RuleFunction) -> None:
+    def __init__(self, common: RuleCommon, params: dict[str, Any], function: RuleFunction) -> None:
         super().__init__(common, params)
         self.kind_name = common.kind
         self.function = function
@@ -454,12 +398,12 @@ def build_rule(entry: Mapping[str, Any], defaults: Mapping[str, Any] | None = No
     """
     data = {**(defaults or {}), **entry}
     rule_id = data.get("id", "?")
-    common_data = {k: v for k, v in data.items() if k in _COMMON_KEYS}
-    params_data = {k: v for k, v in data.items() if k not in _COMMON_KEYS}
+    common_data = {k: v for k, v in data.items() if k in COMMON_KEYS}
+    params_data = {k: v for k, v in data.items() if k not in COMMON_KEYS}
     params_data.pop("params", None)
     params_data.update(data.get("params") or {})
     try:
-        common = msgspec.convert(common_data, _Common)
+        common = msgspec.convert(common_data, RuleCommon)
     except msgspec.ValidationError as exc:
         raise PolicyError(f"rule {rule_id!r}: {exc}") from None
     factory = _BUILTIN.get(common.kind)

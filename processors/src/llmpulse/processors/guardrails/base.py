@@ -1,0 +1,90 @@
+"""What every guardrail rule is: the common keys, the ``Rule`` base class, ``Match``.
+
+The rule kinds (``rules``, ``injection``, ``presidio``) and the policy import from here,
+so none of them imports another to get these.
+
+Example:
+    >>> from llmpulse.processors.guardrails.base import Match
+    >>> Match(0, 5, "a***@***.com", "email").kind
+    'email'
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, NamedTuple
+
+from msgspec import Struct
+
+from llmpulse.schemas import EnrichedCall, ScoreResult
+
+__all__ = ["ACTIONS", "APPLIES_TO", "COMMON_KEYS", "SEVERITIES", "Gate", "Match", "Rule", "RuleCommon",
+           "Where"]
+
+APPLIES_TO = ("prompt", "response", "context")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+ACTIONS = ("flag", "block", "redact")
+
+Where = Literal["prompt", "response", "context"]
+Gate = tuple[str, str, int]
+"""``(label, regex, re flags)``: the rule may find something only where the regex matches."""
+
+
+class Match(NamedTuple):
+    """What a rule matched: the span (None for the whole text), a masked preview, a label."""
+
+    start: int | None
+    end: int | None
+    preview: str
+    kind: str
+
+
+class RuleCommon(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The keys every rule has, whatever its kind."""
+
+    id: str
+    kind: str
+    applies_to: list[Where] | Where
+    severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
+    action: Literal["flag", "block", "redact"] = "flag"
+    message: str = ""
+    roles: list[str] | None = None
+    """For ``prompt``: only messages of these roles (user, system, tool...)."""
+    enabled: bool = True
+
+
+COMMON_KEYS = set(RuleCommon.__struct_fields__)
+
+
+class Rule:
+    """A compiled rule. Subclasses set ``kind`` and a ``Params`` struct of their settings."""
+
+    kind: ClassVar[str] = ""
+    Params: ClassVar[type[Struct]]
+    redacts_spans: ClassVar[bool] = True
+
+    def __init__(self, common: RuleCommon, params: Any) -> None:
+        self.id = common.id
+        self.applies_to: tuple[str, ...] = (
+            (common.applies_to,) if isinstance(common.applies_to, str) else tuple(common.applies_to))
+        self.severity = common.severity
+        self.action = common.action
+        self.message = common.message
+        self.roles = frozenset(common.roles) if common.roles else None
+        self.enabled = common.enabled
+        self.params = params
+
+    def gates(self) -> list[Gate] | None:
+        """Gate patterns, or None: run on every text."""
+        return None
+
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+        """Matches in one text; ``labels`` are the gates that fired (None: unknown, all)."""
+        return []
+
+    def score_name(self, where: str) -> str | None:
+        """The score this rule compares with a threshold for ``where``, if it is a score rule."""
+        return None
+
+    def check_score(self, where: str, score: ScoreResult) -> Match | None:
+        """A match when the score crosses the rule's threshold."""
+        return None
