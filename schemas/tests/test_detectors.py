@@ -101,3 +101,77 @@ def test_plain_text_finds_nothing():
     text = ("The key point: keep your token budget small and the secret to good prompts is clarity. "
             "Orders ship in 3 days; call us any time.")
     assert find_pii(text) == [] and find_secrets(text) == []
+
+
+@pytest.mark.parametrize("text", [
+    "git remote add origin git@github.com:acme/payments.git",
+    "clone ssh://git@gitlab.example.com/team/repo.git",
+    "ISBN 978-3-16-148410-0 and ISBN 0-306-40615-2",
+    "running version 10.0.2.15 of the agent, Chrome 120.0.6099.109",
+    "order 555-123-4567-89 shipped; invoice no. 0034 5567 8812",
+    "request 550e8400-e29b-41d4-a716-446655440000 at 2024-06-01 12:30:45",
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b, sha256 9f86d081884c7d659a2feaa0c55ad015",
+    "the population grew to 1 234 567 890 people",
+])
+def test_what_engineers_paste_every_day_is_not_personal_data(text):
+    assert kinds(text) == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("appelle-moi au 06 12 34 56 78", "phone"),
+    ("ruf mich an: 030 12345678", "phone"),
+    ("llámame al 612 34 56 78", "phone"),
+    ("telemóvel 912 345 678", "phone"),
+    ("bel me op 06-12345678", "phone"),
+    ("chiamami al 333 123 4567", "phone"),
+    ("WhatsApp (11) 91234-5678", "phone"),
+    ("numéro de sécurité sociale 2 69 05 49 588 157 80", "fr_nir"),
+    ("Steuer-ID 86095742719", "de_steuer_id"),
+    ("mijn BSN is 111222333", "nl_bsn"),
+    ("NIF 123456789", "pt_nif"),
+    ("CPF 529.982.247-25", "br_cpf"),
+    ("codice fiscale RSSMRA85T10A562S", "it_codice_fiscale"),
+    ("NIE X1234567L", "es_nie"),
+])
+def test_phones_and_national_ids_of_more_countries(text, expected):
+    assert [kind for kind, _ in kinds(text)] == [expected]
+
+
+def test_national_ids_with_a_wrong_check_digit_are_not_found():
+    assert kinds("CPF 529.982.247-24, BSN 111222334, codice fiscale RSSMRA85T10A562T, NIE X1234567A") == []
+
+
+MORE_SECRETS = {
+    "gitlab_token": "glpat-Vq3xR8mT2kLp9sWz4YbN",
+    "npm_token": "npm_Q8vR2mXk7LpT3sWz9YbN4cFh6JdG1aEo5uKi",
+    "azure_storage_key": ("DefaultEndpointsProtocol=https;AccountName=acmelogs;AccountKey="
+                          "q8V2mXk7LpT3sWz9YbN4cFh6JdG1aEo5uKiR0tHy3QnB7wZ1xCv5Ls8Dj2Mf6Gp4Hr9Tk1Ne3Ua7Wq0Yb5Zc8Xd2Ve6Ag==;"
+                          "EndpointSuffix=core.windows.net"),
+    "slack_token": "https://hooks.slack.com/services/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",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MORE_SECRETS))
+def test_more_vendor_formats(kind):
+    assert [f.kind for f in find_secrets(f"config: {MORE_SECRETS[kind]}")] == [kind]
+
+
+@pytest.mark.parametrize("text", [
+    "OPENAI_API_KEY=YOUR_API_KEY",
+    "api_key: <your-api-key>",
+    "password = changeme",
+    'token: "${GITHUB_TOKEN}"',
+    "Authorization: Bearer YOUR_TOKEN_HERE",
+    "export AWS_ACCESS_KEY_ID=AKIAXXXXXXXXXXXXXXXX",
+    "sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "postgres://postgres:postgres@localhost:5432/app",
+    "DATABASE_URL=postgres://user:${DB_PASSWORD}@db/app",
+])
+def test_placeholders_are_not_secrets(text):
+    assert find_secrets(text) == []
+
+
+def test_database_urls_and_connection_strings_with_passwords():
+    text = ("redis://:Zq81mVx02pLk@cache:6379/0\n"
+            "Server=tcp:sql.example.net;Database=app;User Id=app;Password=Tr0ub4dor&3x;")
+    assert [f.kind for f in find_secrets(text)] == ["password_in_url", "credential_assignment"]

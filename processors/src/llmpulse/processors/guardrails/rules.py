@@ -44,16 +44,7 @@ from llmpulse.processors.guardrails.base import (
     RuleCommon,
 )
 from llmpulse.schemas import EnrichedCall, ScoreResult
-from llmpulse.schemas.detectors import (
-    _ASSIGNMENT,
-    _BEARER,
-    _URL_PASSWORD,
-    PII_KINDS,
-    SECRET_KINDS,
-    find_pii,
-    find_secrets,
-)
-from llmpulse.schemas.detectors import _SECRETS as _SECRET_PATTERNS
+from llmpulse.schemas.detectors import PII_KINDS, SECRET_KINDS, find_pii, find_secrets, secret_gate_patterns
 
 __all__ = [
     "ACTIONS",
@@ -133,11 +124,7 @@ class SecretsRule(Rule):
         self.kinds = frozenset(params.kinds)
 
     def gates(self) -> list[Gate]:
-        patterns = [(p.kind, p.regex) for p in _SECRET_PATTERNS]
-        patterns += [("bearer_token", _BEARER), ("password_in_url", _URL_PASSWORD),
-                     ("credential_assignment", _ASSIGNMENT)]
-        return [(kind, regex.pattern, regex.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL))
-                for kind, regex in patterns if kind in self.kinds]
+        return secret_gate_patterns(self.kinds)
 
     def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
         kinds = self.kinds if labels is None else self.kinds & labels
