@@ -22,6 +22,7 @@ from llmpulse.processors.cli import export as export_command
 from llmpulse.processors.cli import import_ as import_command
 from llmpulse.processors.cli import replay as replay_command
 from llmpulse.processors.cli import worker as worker_command
+from llmpulse.processors.otlp.command import otlp as otlp_commands
 from llmpulse.schemas import environment as env
 from llmpulse.schemas import export_json_schemas
 from llmpulse.schemas.errors import LlmpulseError
@@ -98,6 +99,7 @@ main.add_command(worker_command)
 main.add_command(replay_command)
 main.add_command(export_command)
 main.add_command(import_command)
+main.add_command(otlp_commands)
 main.add_command(sink_command)
 main.add_command(db_commands)
 

@@ -202,13 +202,28 @@ def export(bootstrap_servers: str, prefix: str, topics: tuple[str, ...], start: 
 @click.command("import")
 @click.option("--bootstrap-servers", envvar=env.BOOTSTRAP_SERVERS, required=True)
 @click.option("--prefix", envvar=env.TOPIC_PREFIX, default="", help="Topic name prefix.")
+@click.option("--otlp", is_flag=True,
+              help="DATASET is OTLP trace data (protobuf, OTLP/JSON or JSON lines): its GenAI "
+                   "spans are mapped onto prompts and responses, as the OTLP stage does.")
 @click.argument("dataset", type=click.Path(dir_okay=False, exists=True))
-def import_(bootstrap_servers: str, prefix: str, dataset: str) -> None:
+def import_(bootstrap_servers: str, prefix: str, otlp: bool, dataset: str) -> None:
     """Produce a dataset file's events to the topics they came from (under --prefix)."""
-    from llmpulse.processors.datasets import import_dataset
+    from llmpulse.processors.datasets import import_dataset, produce_events
 
     try:
-        count = import_dataset(dataset, bootstrap_servers=bootstrap_servers, prefix=prefix)
+        if otlp:
+            from llmpulse.processors.otlp.files import read_otlp_file
+            from llmpulse.processors.otlp.mapper import OtlpMapper
+
+            mapper = OtlpMapper()
+            count = produce_events(read_otlp_file(dataset, mapper),  # type: ignore[arg-type]
+                                   bootstrap_servers=bootstrap_servers, prefix=prefix)
+            click.echo(f"{mapper.counts['spans']} span(s): {mapper.counts['calls']} call(s), "
+                       f"{mapper.counts['skipped']} not GenAI calls, "
+                       f"{sum(v for k, v in mapper.counts.items() if k.startswith('dlq:'))} "
+                       "dead-lettered")
+        else:
+            count = import_dataset(dataset, bootstrap_servers=bootstrap_servers, prefix=prefix)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"imported {count} events into {prefix or '(no prefix)'} topics")

@@ -98,6 +98,17 @@ def import_dataset(path: str | Path, *, bootstrap_servers: str, prefix: str = ""
                    kafka_config: dict[str, Any] | None = None, batch_events: int = 500) -> int:
     """Produce a dataset's events to ``prefix + topic``, as batch records per partition
     (the partition from ``call_id`` with Kafka's hash, like the SDK); the count."""
+    count = produce_events(read_dataset(path), bootstrap_servers=bootstrap_servers,
+                           prefix=prefix, kafka_config=kafka_config, batch_events=batch_events)
+    logger.info("imported %d events from %s", count, path)
+    return count
+
+
+def produce_events(events: Iterable[tuple[str, Event]], *, bootstrap_servers: str,
+                   prefix: str = "", kafka_config: dict[str, Any] | None = None,
+                   batch_events: int = 500) -> int:
+    """Produce (topic, event) pairs to ``prefix + topic`` as batch records per partition of
+    ``call_id`` (Kafka's hash, like the SDK); the count. Every topic must exist."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient
 
@@ -116,7 +127,7 @@ def import_dataset(path: str | Path, *, bootstrap_servers: str, prefix: str = ""
             producer.produce(key[0], value, items[0][0].encode(), partition=key[1])
             producer.poll(0)
 
-    for topic, event in read_dataset(path):
+    for topic, event in events:
         name = f"{prefix}{topic}"
         if name not in partitions:
             meta = admin.list_topics(name, timeout=10).topics.get(name)
@@ -134,5 +145,4 @@ def import_dataset(path: str | Path, *, bootstrap_servers: str, prefix: str = ""
         flush(slot)
     if producer.flush(60):
         raise RuntimeError("some imported records were not delivered")
-    logger.info("imported %d events from %s", count, path)
     return count

@@ -25,6 +25,11 @@ __all__ = [
     "GUARDRAILS_PREFIX",
     "KAFKA_PREFIX",
     "LIMIT_PREFIX",
+    "OTEL_GRPC_ENDPOINT",
+    "OTEL_HTTP_ENDPOINT",
+    "OTEL_METRICS_PORT",
+    "OTEL_QUEUE_DIR",
+    "OTEL_TOKENS_FILE",
     "POLICY",
     "PROMPTS_DIR",
     "RETENTION_DEDUP_DAYS",
@@ -175,3 +180,19 @@ DRIFT_PREFIX = "LLMPULSE_DRIFT__"
 ALERTING_PREFIX = "LLMPULSE_ALERTING__"
 """Overrides of the workers' ``alerting`` settings: ``LLMPULSE_ALERTING__COOLDOWN_SECONDS=600``,
 ``LLMPULSE_ALERTING__TOXICITY__THRESHOLD=0.1``."""
+
+OTEL_TOKENS_FILE = "LLMPULSE_OTEL_TOKENS_FILE"
+"""The Collector's tokens file, one ``<token> <app>[,<app>...]`` per line: the Collector's
+``bearertokenauth`` reads the tokens, the OTLP stage (``llmpulse otlp run``) the bindings."""
+
+OTEL_HTTP_ENDPOINT = "LLMPULSE_OTEL_HTTP_ENDPOINT"
+"""Where the Collector listens for OTLP/HTTP (``127.0.0.1:4318``)."""
+
+OTEL_GRPC_ENDPOINT = "LLMPULSE_OTEL_GRPC_ENDPOINT"
+"""Where the Collector listens for OTLP/gRPC (``127.0.0.1:4317``)."""
+
+OTEL_QUEUE_DIR = "LLMPULSE_OTEL_QUEUE_DIR"
+"""The Collector's persistent sending queue (``file_storage``) folder."""
+
+OTEL_METRICS_PORT = "LLMPULSE_OTEL_METRICS_PORT"
+"""Port of the Collector's own Prometheus metrics on 127.0.0.1 (``8888``)."""

@@ -25,6 +25,9 @@ REASONS: dict[str, str] = {
     "invalid_value": "a field has the wrong type or breaks a rule of the contract",
     "limit_exceeded": "a field is longer or has more items than the configured limit",
     "batch_count_mismatch": "a batch record's count differs from its number of events",
+    "malformed_otlp": "an OTLP record or file that is not valid OTLP trace data",
+    "missing_ids": "an OTLP span without a valid trace id, span id or start time",
+    "app_not_allowed": "an OTLP span whose app is not bound to the token that sent it",
 }
 """Every reason code a validation failure can carry, with its meaning."""
 

@@ -31,6 +31,7 @@ __all__ = [
     "ENRICHED",
     "ENRICHED_PENDING",
     "FEEDBACK",
+    "OTLP_SPANS",
     "PROMPTS",
     "PROMPT_VERSIONS",
     "RESPONSES",
@@ -51,6 +52,7 @@ DLQ = "llm.dlq"
 PROMPT_VERSIONS = "llm.prompt-versions"
 ENRICHED_PENDING = "llm.enriched.pending"
 DRIFT_INPUT = "llm.drift.input"
+OTLP_SPANS = "llm.otlp.spans"
 
 
 class TopicSpec(Struct, kw_only=True, frozen=True):
@@ -115,6 +117,11 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               description="Internal to the workers: finished calls and feedback for the drift "
                           "agent (one partition; its state is one table partition).",
               retention_ms=1 * DAY_MS, partitions=1),
+    TopicSpec(name=OTLP_SPANS, key="trace id (the Collector's partition_traces_by_id)",
+              value="OTLP TracesData, protobuf (the Collector's kafka exporter, otlp_proto)",
+              description="Spans from OpenTelemetry-instrumented apps, written by the "
+                          "OpenTelemetry Collector; the OTLP stage maps the GenAI ones onto "
+                          "prompts and responses.", retention_ms=3 * DAY_MS),
 )
 """Every topic llmpulse uses, with its defaults."""
 

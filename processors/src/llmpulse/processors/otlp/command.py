@@ -1,0 +1,68 @@
+"""``llmpulse otlp``: run the OTLP stage, or make a Collector token for an app.
+
+Example:
+    $ llmpulse otlp run --bootstrap-servers 127.0.0.1:9092 --tokens /etc/llmpulse/otel-tokens
+    $ llmpulse otlp token support-bot >> /etc/llmpulse/otel-tokens
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import click
+
+from llmpulse.schemas import environment as env
+
+__all__ = ["otlp"]
+
+logger = logging.getLogger(__name__)
+
+
+@click.group("otlp")
+def otlp() -> None:
+    """OpenTelemetry in: spans from the OpenTelemetry Collector."""
+
+
+@otlp.command("run")
+@click.option("--bootstrap-servers", envvar=env.BOOTSTRAP_SERVERS, required=True,
+              help=f"Kafka bootstrap servers (or ${env.BOOTSTRAP_SERVERS}).")
+@click.option("--tokens", "tokens_path", envvar=env.OTEL_TOKENS_FILE, default=None,
+              type=click.Path(dir_okay=False, exists=True),
+              help=f"The Collector's tokens file with the app bindings (or ${env.OTEL_TOKENS_FILE}); "
+                   "without it every token may write every app.")
+@click.option("--prefix", envvar=env.TOPIC_PREFIX, default="", help="Topic name prefix.")
+@click.option("--partitions", envvar=env.TOPIC_PARTITIONS, type=click.IntRange(min=1), default=6,
+              show_default=True, help="Partitions of llm.prompts and llm.responses.")
+@click.option("--fast", is_flag=True, help="Short consumer-group timeouts (tests, the demo).")
+@click.option("--datadir", default=None, type=click.Path(file_okay=False),
+              help="Faust's local data folder.")
+@click.option("--loglevel", default="info", show_default=True)
+def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions: int,
+        fast: bool, datadir: str | None, loglevel: str) -> None:
+    """Map GenAI spans from llm.otlp.spans onto llm.prompts / llm.responses (Ctrl-C stops)."""
+    import faust
+
+    from llmpulse.processors.otlp.auth import TokenBindings
+    from llmpulse.processors.otlp.mapper import OtlpMapper
+    from llmpulse.processors.otlp.stage import APP_ID, build_otlp_app
+    from llmpulse.processors.worker import WorkerSettings
+
+    bindings = TokenBindings.load(tokens_path) if tokens_path else None
+    if bindings is None:
+        logger.warning("no tokens file: spans of any app are accepted from any token")
+    options: dict[str, Any] = dict(bootstrap_servers=bootstrap_servers, topic_prefix=prefix,
+                   partitions=partitions, app_id=APP_ID)
+    if datadir:
+        options["datadir"] = datadir
+    settings = WorkerSettings.fast(**options) if fast else WorkerSettings(**options)
+    app = build_otlp_app(settings, OtlpMapper(bindings=bindings))
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@otlp.command("token")
+@click.argument("apps", nargs=-1, required=True)
+def token(apps: tuple[str, ...]) -> None:
+    """Print a new random token bound to APPS, as a line of the tokens file."""
+    click.echo(f"{secrets.token_urlsafe(32)} {','.join(apps)}")

@@ -1,0 +1,291 @@
+"""Reading the OpenTelemetry GenAI semantic conventions off one span.
+
+Current conventions (the ``semantic-conventions-genai`` repository, span
+``gen_ai.client.inference``): ``gen_ai.input.messages``, ``gen_ai.output.messages`` and
+``gen_ai.system_instructions`` as JSON strings or structured values (role + parts), the
+same attributes on a ``gen_ai.client.inference.operation.details`` span event, usage
+with cache read/write and reasoning tokens, ``gen_ai.response.time_to_first_chunk``.
+Older forms still emitted in the wild are read too: indexed ``gen_ai.prompt.N.*`` /
+``gen_ai.completion.N.*``, ``gen_ai.system``, ``llm.*``, ``gen_ai.prompt`` /
+``gen_ai.completion`` on ``gen_ai.content.*`` events, and the per-message
+``gen_ai.{system,user,assistant,tool}.message`` and ``gen_ai.choice`` events.
+``schemas/OTEL_MAPPING.md`` has the table.
+
+A value of the wrong type or nested too deep raises ``SchemaError`` naming the attribute;
+the mapper dead-letters that span and keeps the others.
+
+Example:
+    >>> attrs = {"gen_ai.input.messages":
+    ...          '[{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]'}
+    >>> input_messages(attrs, [])
+    [{'role': 'user', 'content': 'Hi'}]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from llmpulse.processors.otlp._wire import MAX_DEPTH
+from llmpulse.schemas import SchemaError
+
+__all__ = [
+    "DETAILS_EVENT",
+    "INFERENCE_OPERATIONS",
+    "SpanEvent",
+    "as_bool",
+    "as_float",
+    "as_int",
+    "as_str",
+    "first",
+    "input_messages",
+    "is_genai",
+    "output",
+]
+
+DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
+"""Operations that are one model call with a prompt and a response (others: embeddings,
+execute_tool, invoke_agent, create_agent ... are counted and skipped)."""
+_ROLES = {"system": "system", "user": "user", "assistant": "assistant", "tool": "tool",
+          "developer": "developer", "model": "assistant", "human": "user", "ai": "assistant",
+          "function": "tool"}
+_MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                   "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
+
+SpanEvent = tuple[str, Mapping[str, Any]]
+"""A span event: its name and attributes."""
+
+
+def is_genai(attrs: Mapping[str, Any]) -> bool:
+    """Does the span describe a GenAI operation at all (any convention generation)?"""
+    return any(key in attrs for key in (
+        "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model",
+        "llm.request.type", "gen_ai.input.messages", "gen_ai.prompt.0.content"))
+
+
+def first(attrs: Mapping[str, Any], *keys: str) -> tuple[str, Any]:
+    """The first of ``keys`` present (not None), with its value; ``("", None)`` if none."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return key, value
+    return "", None
+
+
+def _wrong(key: str, value: Any, expected: str) -> SchemaError:
+    return SchemaError("invalid_value", f"span attribute {key} is {type(value).__name__}, "
+                       f"expected {expected}", field=f"$.attributes.{key}")
+
+
+def as_str(attrs: Mapping[str, Any], *keys: str) -> str | None:
+    key, value = first(attrs, *keys)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return str(value[0])  # e.g. finish reasons
+    raise _wrong(key, value, "a string")
+
+
+def as_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
+    key, value = first(attrs, *keys)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _wrong(key, value, "an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise _wrong(key, value, "an integer")
+
+
+def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
+    key, value = first(attrs, *keys)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _wrong(key, value, "a number")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise _wrong(key, value, "a number")
+
+
+def as_bool(attrs: Mapping[str, Any], *keys: str) -> bool | None:
+    key, value = first(attrs, *keys)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    raise _wrong(key, value, "a boolean")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists and dicts, iteratively (no recursion to blow up)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict)
+                                                             else item))
+    return deepest
+
+
+def structured(key: str, value: Any) -> Any:
+    """A message attribute as Python data: a JSON string is parsed; structured OTLP values
+    (arrays, maps) are taken as they are."""
+    if isinstance(value, str):
+        try:
+            value = msgspec.json.decode(value)
+        except RecursionError:
+            raise SchemaError("too_deep", f"{key} is JSON nested deeper than the parser allows",
+                              field=f"$.attributes.{key}") from None
+        except msgspec.DecodeError as exc:
+            raise SchemaError("malformed_json", f"{key} is not valid JSON: {exc}",
+                              field=f"$.attributes.{key}") from None
+    if not isinstance(value, list | dict):
+        raise _wrong(key, value, "a JSON array or object")
+    if _depth(value) > MAX_DEPTH:
+        raise SchemaError("too_deep", f"{key} is nested deeper than {MAX_DEPTH} levels",
+                          field=f"$.attributes.{key}")
+    return value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _parts_text(parts: Any) -> str:
+    """The text of a message's parts: text parts as they are, tool calls and tool results
+    as compact JSON; reasoning, media and unknown parts are left out."""
+    if isinstance(parts, str):
+        return parts
+    if not isinstance(parts, list):
+        return ""
+    texts = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type", "text")
+        if kind == "text" and part.get("content") is not None:
+            texts.append(_text(part["content"]))
+        elif kind == "tool_call":
+            texts.append(_text({"tool_call": part.get("name"), "arguments": part.get("arguments")}))
+        elif kind == "tool_call_response":
+            texts.append(_text(part.get("response", part.get("result"))))
+    return "\n".join(texts)
+
+
+def _message(item: Any, key: str) -> dict[str, str] | None:
+    if not isinstance(item, dict):
+        raise SchemaError("invalid_value", f"{key} holds a {type(item).__name__}, not a message",
+                          field=f"$.attributes.{key}")
+    role = _ROLES.get(str(item.get("role", "user")).lower(), "user")
+    content = _parts_text(item["parts"]) if "parts" in item else _parts_text(item.get("content"))
+    message = {"role": role, "content": content}
+    if isinstance(item.get("name"), str):
+        message["name"] = item["name"]
+    return message
+
+
+def _messages(key: str, value: Any) -> list[dict[str, str]]:
+    data = structured(key, value)
+    items = data if isinstance(data, list) else [data]
+    return [m for m in (_message(item, key) for item in items) if m is not None]
+
+
+def _indexed(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``prefix.0.role``, ``prefix.0.content`` ... as a list of dicts (old OpenLLMetry)."""
+    out = []
+    for n in range(10_000):
+        role, content = attrs.get(f"{prefix}.{n}.role"), attrs.get(f"{prefix}.{n}.content")
+        if role is None and content is None:
+            break
+        item = {"role": role or "user", "content": "" if content is None else content,
+                "finish_reason": attrs.get(f"{prefix}.{n}.finish_reason")}
+        for field in ("role", "content"):
+            if item[field] is not None and not isinstance(item[field], str):
+                raise _wrong(f"{prefix}.{n}.{field}", item[field], "a string")
+        out.append(item)
+    return out
+
+
+def input_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> list[dict[str, str]]:
+    """The prompt's messages, system instructions first."""
+    messages: list[dict[str, str]] = []
+    if attrs.get("gen_ai.system_instructions") is not None:
+        text = _parts_text(structured("gen_ai.system_instructions",
+                                      attrs["gen_ai.system_instructions"]))
+        messages.append({"role": "system", "content": text})
+    if attrs.get("gen_ai.input.messages") is not None:
+        return messages + _messages("gen_ai.input.messages", attrs["gen_ai.input.messages"])
+    indexed = _indexed(attrs, "gen_ai.prompt")
+    if indexed:
+        return messages + [m for m in (_message(i, "gen_ai.prompt") for i in indexed) if m]
+    events = list(events)
+    for name, event_attrs in events:
+        if name == "gen_ai.content.prompt" and event_attrs.get("gen_ai.prompt") is not None:
+            return messages + _messages("gen_ai.prompt", event_attrs["gen_ai.prompt"])
+    for name, event_attrs in events:
+        role = _MESSAGE_EVENTS.get(name)
+        if role is None:
+            continue
+        key, content = first(event_attrs, "content", "gen_ai.event.content", "message")
+        if isinstance(content, str) and key == "gen_ai.event.content":
+            content = structured(key, content)
+        if isinstance(content, dict):
+            content = content.get("content", content.get("parts", ""))
+        messages.append({"role": role, "content": _parts_text(content)})
+    return messages
+
+
+def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> tuple[str | None, str | None]:
+    """The answer's text (the first choice) and its finish reason, or (None, None)."""
+    if attrs.get("gen_ai.output.messages") is not None:
+        data = structured("gen_ai.output.messages", attrs["gen_ai.output.messages"])
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            message = _message(item, "gen_ai.output.messages")
+            if message is not None:
+                reason = item.get("finish_reason")
+                return message["content"], reason if isinstance(reason, str) else None
+        return "", None
+    indexed = _indexed(attrs, "gen_ai.completion")
+    if indexed:
+        reason = indexed[0]["finish_reason"]
+        return indexed[0]["content"], reason if isinstance(reason, str) else None
+    events = list(events)
+    for name, event_attrs in events:
+        if name == "gen_ai.content.completion" and event_attrs.get("gen_ai.completion") is not None:
+            messages = _messages("gen_ai.completion", event_attrs["gen_ai.completion"])
+            return (messages[0]["content"] if messages else ""), None
+    for name, event_attrs in events:
+        if name != "gen_ai.choice":
+            continue
+        body: Any = dict(event_attrs)
+        if event_attrs.get("gen_ai.event.content") is not None:
+            body = structured("gen_ai.event.content", event_attrs["gen_ai.event.content"])
+        choice: Any = body.get("message", body.get("content", "")) if isinstance(body, dict) else body
+        if isinstance(choice, str) and choice.startswith("{"):
+            choice = structured("message", choice)
+        if isinstance(choice, dict):
+            choice = choice.get("content", choice.get("parts", ""))
+        reason = body.get("finish_reason") if isinstance(body, dict) else None
+        return _parts_text(choice), reason if isinstance(reason, str) else None
+    return None, None

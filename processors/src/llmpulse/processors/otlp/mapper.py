@@ -1,0 +1,334 @@
+"""The OTLP mapper: GenAI spans in, llmpulse prompt and response events out. No Kafka here.
+
+One OTLP record (what the Collector's Kafka exporter writes, or an OTLP/JSON file) becomes
+a ``MappedRecord``: a ``PromptEvent`` and a ``ResponseEvent`` per GenAI inference span,
+dead letters for the spans that cannot be kept (each with its reason and the span's bytes),
+and counts of the spans skipped because they are not GenAI inference calls (HTTP spans,
+tool executions, agent invocations, embeddings). A bad span never costs the good spans of
+the same record, and nothing here raises on bad input.
+
+Ids are derived, so redelivery is harmless: ``call_id`` is ``otel-<trace id>-<span id>``
+and the events' UUIDv7 ids are the span's start time plus a hash of those ids (ClickHouse
+keeps one row per ``event_id``).
+
+Example:
+    >>> from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+    >>> traces = TracesData()
+    >>> rs = traces.resource_spans.add()
+    >>> kv = rs.resource.attributes.add(); kv.key = "service.name"
+    >>> kv.value.string_value = "support-bot"
+    >>> span = rs.scope_spans.add().spans.add()
+    >>> span.trace_id, span.span_id = bytes(range(1, 17)), bytes(range(1, 9))
+    >>> span.start_time_unix_nano, span.end_time_unix_nano = 1_700_000_000 * 10**9, 1_700_000_001 * 10**9
+    >>> for key, value in [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o"),
+    ...                    ("gen_ai.output.messages", '[{"role": "assistant", "parts": '
+    ...                     '[{"type": "text", "content": "Hello"}], "finish_reason": "stop"}]')]:
+    ...     kv = span.attributes.add(); kv.key = key; kv.value.string_value = value
+    >>> record = OtlpMapper().map_record(traces.SerializeToString())
+    >>> [(e.app, e.request_model) for e in record.prompts], record.responses[0].text
+    ([('support-bot', 'gpt-4o')], 'Hello')
+    >>> record.responses[0].latency_ms, record.prompts[0].call_id[:13]
+    (1000.0, 'otel-01020304')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status, TracesData
+
+from llmpulse.processors.otlp import conventions as c
+from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces, hex_id
+from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE, TokenBindings
+from llmpulse.schemas import (
+    DeadLetter,
+    Limits,
+    PromptEvent,
+    ResponseEvent,
+    SchemaError,
+    validate_event,
+)
+
+__all__ = ["MappedRecord", "OtlpMapper", "call_id_for"]
+
+logger = logging.getLogger(__name__)
+
+STAGE = "otlp"
+_PROVIDERS = {"az.ai.openai": "azure.ai.openai", "az.ai.inference": "azure.ai.inference"}
+_LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings",
+                      "rerank": "rerank"}
+_REQUEST_EXTRAS = ("gen_ai.request.frequency_penalty", "gen_ai.request.presence_penalty",
+                   "gen_ai.request.seed", "gen_ai.request.stop_sequences", "gen_ai.request.top_k",
+                   "gen_ai.request.choice.count", "gen_ai.request.reasoning.level",
+                   "gen_ai.request.stream", "gen_ai.output.type", "server.address")
+_USAGE_EXTRAS = {
+    "gen_ai.usage.cache_creation.input_tokens": ("gen_ai.usage.cache_write.input_tokens",
+                                                 "gen_ai.usage.cache_creation.input_tokens",
+                                                 "gen_ai.usage.cache_creation_input_tokens"),
+    "gen_ai.usage.reasoning.output_tokens": ("gen_ai.usage.reasoning.output_tokens",
+                                             "gen_ai.usage.reasoning_tokens"),
+}
+
+
+def call_id_for(trace_id: str, span_id: str) -> str:
+    """The call id of the span with these hex ids."""
+    return f"otel-{trace_id}-{span_id}"
+
+
+def _event_id(start_ns: int, call_id: str, kind: str) -> uuid.UUID:
+    """A UUIDv7 from the span's start time and a hash: the same span, the same id."""
+    digest = int.from_bytes(hashlib.sha256(f"{call_id}/{kind}".encode()).digest()[:10], "big")
+    rand_a, rand_b = digest >> 68 & 0xFFF, digest & ((1 << 62) - 1)
+    ms = (start_ns // 1_000_000) & ((1 << 48) - 1)
+    return uuid.UUID(int=ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b)
+
+
+@dataclass
+class MappedRecord:
+    """What one OTLP record became."""
+
+    prompts: list[PromptEvent] = field(default_factory=list)
+    responses: list[ResponseEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    spans: int = 0
+    """Spans read."""
+    skipped: int = 0
+    """Spans that are not GenAI inference calls (counted, not dead-lettered)."""
+
+
+@dataclass
+class _Source:
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+class OtlpMapper:
+    """Maps OTLP trace data onto llmpulse's call events.
+
+    Args:
+        limits: size caps the events must meet (as everywhere else).
+        bindings: token -> apps; when given, every span must carry the Collector's token
+            hash on its resource and name an app bound to that token.
+        payload_max: bytes of a rejected span kept in its dead letter.
+        default_environment: when the resource names none.
+    """
+
+    def __init__(self, *, limits: Limits | None = None, bindings: TokenBindings | None = None,
+                 payload_max: int = 64 * 1024, default_environment: str = "production") -> None:
+        self.limits = limits if limits is not None else Limits.from_env()
+        self.bindings = bindings
+        self.payload_max = payload_max
+        self.default_environment = default_environment
+        self.counts: Counter[str] = Counter()
+
+    def map_record(self, data: bytes, *, content_type: str = "protobuf", topic: str | None = None,
+                   partition: int | None = None, offset: int | None = None) -> MappedRecord:
+        """Map one OTLP record (protobuf ``TracesData`` or OTLP/JSON)."""
+        source = _Source(topic, partition, offset)
+        try:
+            traces = decode_traces(data, content_type=content_type)
+        except OtlpDecodeError as exc:
+            self.counts[f"dlq:{exc.reason}"] += 1
+            return MappedRecord(dead_letters=[self._letter(exc.reason, exc.detail, None, data,
+                                                           source)])
+        return self.map_traces(traces, source=source)
+
+    def map_traces(self, traces: TracesData, *, source: _Source | None = None) -> MappedRecord:
+        """Map decoded trace data; see ``map_record``."""
+        source = source or _Source()
+        out = MappedRecord()
+        for resource_spans in traces.resource_spans:
+            try:
+                resource = attributes(resource_spans.resource.attributes)
+            except ValueError as exc:
+                resource = None
+                resource_error = SchemaError("too_deep", str(exc), field="$.resource.attributes")
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    out.spans += 1
+                    self.counts["spans"] += 1
+                    try:
+                        if resource is None:
+                            raise resource_error
+                        events = self._map_span(resource, scope_spans, span)
+                    except SchemaError as exc:
+                        self._reject(out, exc, resource_spans, scope_spans, span, source)
+                        continue
+                    except Exception as exc:  # the mapper never dies on one span
+                        logger.warning("OTLP span not mapped: %s", type(exc).__name__, exc_info=True)
+                        error = SchemaError("invalid_value", f"the span could not be mapped: "
+                                            f"{type(exc).__name__}: {exc}"[:500])
+                        self._reject(out, error, resource_spans, scope_spans, span, source)
+                        continue
+                    if events is None:
+                        out.skipped += 1
+                        continue
+                    out.prompts.append(events[0])
+                    out.responses.append(events[1])
+        self.counts["calls"] += len(out.prompts)
+        self.counts["skipped"] += out.skipped
+        return out
+
+    def _map_span(self, resource: dict[str, Any], scope: ScopeSpans,
+                  span: Span) -> tuple[PromptEvent, ResponseEvent] | None:
+        try:
+            attrs = attributes(span.attributes)
+            events = [(e.name, attributes(e.attributes)) for e in span.events]
+        except ValueError as exc:
+            raise SchemaError("too_deep", str(exc), field="$.attributes") from None
+        for name, event_attrs in events:
+            if name == c.DETAILS_EVENT:
+                for key, value in event_attrs.items():
+                    attrs.setdefault(key, value)
+        if not c.is_genai(attrs):
+            return None
+        operation = c.as_str(attrs, "gen_ai.operation.name")
+        if operation is None:
+            legacy = c.as_str(attrs, "llm.request.type")
+            operation = _LEGACY_OPERATIONS.get(legacy or "chat", legacy or "chat")
+        if operation == "completion":
+            operation = "text_completion"
+        if operation not in c.INFERENCE_OPERATIONS:
+            return None
+        trace_id, span_id = hex_id(span.trace_id), hex_id(span.span_id)
+        if (len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id)
+                or not any(span.span_id) or span.start_time_unix_nano <= 0
+                or span.end_time_unix_nano < span.start_time_unix_nano):
+            raise SchemaError("missing_ids", "the span needs a 16-byte trace id, an 8-byte span "
+                              "id, a start time and an end time not before it",
+                              field="$.span_id" if len(span.trace_id) == 16 else "$.trace_id")
+        app = c.as_str(attrs, "llmpulse.app") or c.as_str(resource, "llmpulse.app", "service.name")
+        if not app:
+            raise SchemaError("missing_field", "the span's resource has no service.name",
+                              field="$.resource.attributes.service.name")
+        if self.bindings is not None:
+            token_hash = resource.get(TOKEN_HASH_ATTRIBUTE)
+            if not self.bindings.allows(token_hash if isinstance(token_hash, str) else None, app):
+                raise SchemaError("app_not_allowed", f"the token that sent this span may not "
+                                  f"write app {app!r}", field="$.resource.attributes.service.name")
+        call_id = call_id_for(trace_id, span_id)
+        provider = c.as_str(attrs, "gen_ai.provider.name", "gen_ai.system")
+        provider = _PROVIDERS.get(provider.lower(), provider.lower()) if provider else None
+        common: dict[str, Any] = {
+            "call_id": call_id, "trace_id": trace_id, "app": app,
+            "environment": (c.as_str(attrs, "llmpulse.environment")
+                            or c.as_str(resource, "llmpulse.environment",
+                                        "deployment.environment.name", "deployment.environment")
+                            or self.default_environment),
+            "session_id": c.as_str(attrs, "gen_ai.conversation.id", "session.id"),
+            "user_id": c.as_str(attrs, "user.id", "enduser.id"),
+            "prompt_id": c.as_str(attrs, "llmpulse.prompt.id", "gen_ai.prompt.name"),
+            "prompt_version": c.as_str(attrs, "llmpulse.prompt.version", "gen_ai.prompt.version"),
+            "request_model": c.as_str(attrs, "gen_ai.request.model", "llm.request.model"),
+            "provider": provider,
+        }
+        start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+        origin = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256],
+                  "otel.scope.name": scope.scope.name[:256] or None}
+        prompt = dict(common, event_id=_event_id(start_ns, call_id, "prompt"),
+                      occurred_at=_time(start_ns), operation=operation,
+                      messages=c.input_messages(attrs, events),
+                      temperature=c.as_float(attrs, "gen_ai.request.temperature"),
+                      max_tokens=c.as_int(attrs, "gen_ai.request.max_tokens"),
+                      top_p=c.as_float(attrs, "gen_ai.request.top_p"),
+                      expects_json=c.as_str(attrs, "gen_ai.output.type") == "json",
+                      attributes=_primitive(origin, {k: attrs.get(k) for k in _REQUEST_EXTRAS}))
+        text, reason = c.output(attrs, events)
+        usage = {"input_tokens": c.as_int(attrs, "gen_ai.usage.input_tokens",
+                                          "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
+                 "output_tokens": c.as_int(attrs, "gen_ai.usage.output_tokens",
+                                           "gen_ai.usage.completion_tokens",
+                                           "llm.usage.completion_tokens"),
+                 "cached_input_tokens": c.as_int(attrs, "gen_ai.usage.cache_read.input_tokens",
+                                                 "gen_ai.usage.cache_read_input_tokens")}
+        extras = {name: c.as_int(attrs, *keys) for name, keys in _USAGE_EXTRAS.items()}
+        ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
+                          "gen_ai.response.time_to_first_token")
+        if ttfc is None:  # OpenLLMetry: one span event per streamed chunk
+            chunks = [e.time_unix_nano for e in span.events
+                      if e.name == "gen_ai.content.completion.chunk" and e.time_unix_nano]
+            ttfc = (min(chunks) - start_ns) / 1e9 if chunks and min(chunks) >= start_ns else None
+        error = _error(span, attrs, events)
+        response = dict(common, event_id=_event_id(start_ns, call_id, "response"),
+                        occurred_at=_time(end_ns),
+                        text=text if text is not None or error else "",
+                        error=error,
+                        finish_reason=c.as_str(attrs, "gen_ai.response.finish_reasons") or reason,
+                        response_model=c.as_str(attrs, "gen_ai.response.model"),
+                        response_id=c.as_str(attrs, "gen_ai.response.id"),
+                        usage={k: v for k, v in usage.items() if v is not None} or None,
+                        latency_ms=(end_ns - start_ns) / 1e6,
+                        time_to_first_token_ms=None if ttfc is None else ttfc * 1000.0,
+                        streamed=bool(c.as_bool(attrs, "gen_ai.request.stream", "gen_ai.is_streaming",
+                                               "llm.is_streaming")),
+                        attributes=_primitive(origin, extras))
+        return self._event(prompt, PromptEvent), self._event(response, ResponseEvent)
+
+    def _event(self, data: dict[str, Any], kind: type[Any]) -> Any:
+        clean = {k: v for k, v in data.items() if v is not None}
+        try:
+            event = msgspec.convert(clean, kind)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            where = text.rsplit(" - at `", 1)[-1].rstrip("`") if " - at `" in text else None
+            raise SchemaError("invalid_value", text.split(" - at `")[0], field=where) from None
+        validate_event(event, self.limits)
+        return event
+
+    def _reject(self, out: MappedRecord, error: SchemaError, resource_spans: ResourceSpans,
+                scope_spans: ScopeSpans, span: Span, source: _Source) -> None:
+        self.counts[f"dlq:{error.reason}"] += 1
+        one = TracesData()
+        rs = one.resource_spans.add()
+        rs.resource.CopyFrom(resource_spans.resource)
+        ss = rs.scope_spans.add()
+        ss.scope.CopyFrom(scope_spans.scope)
+        ss.spans.add().CopyFrom(span)
+        out.dead_letters.append(self._letter(error.reason, error.detail, error.field,
+                                             one.SerializeToString(), source))
+
+    def _letter(self, reason: str, detail: str, where: str | None, payload: bytes,
+                source: _Source) -> DeadLetter:
+        return DeadLetter(reason=reason, detail=detail[:1000], error_field=where, stage=STAGE,
+                          source_topic=source.topic, source_partition=source.partition,
+                          source_offset=source.offset, payload=payload[:self.payload_max],
+                          payload_truncated=len(payload) > self.payload_max)
+
+
+def _time(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def _primitive(*maps: dict[str, Any]) -> dict[str, Any]:
+    """Attributes for the open map: lists become JSON text, None is left out."""
+    out: dict[str, Any] = {}
+    for values in maps:
+        for key, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, list | dict | bytes):
+                value = json.dumps(value, ensure_ascii=False, default=str)
+            out[key] = value
+    return out
+
+
+def _error(span: Span, attrs: dict[str, Any], events: Sequence[c.SpanEvent]) -> dict[str, str] | None:
+    if span.status.code != Status.STATUS_CODE_ERROR and attrs.get("error.type") is None:
+        return None
+    message = span.status.message
+    kind = c.as_str(attrs, "error.type")
+    for name, event_attrs in events:
+        if name == "exception":
+            message = message or str(event_attrs.get("exception.message") or "")
+            kind = kind or str(event_attrs.get("exception.type") or "") or None
+    return {"type": kind or "error", "message": message}

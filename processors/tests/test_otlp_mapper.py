@@ -1,0 +1,304 @@
+"""The OTLP mapper on recorded payloads (OpenLLMetry), hand-made spans of each convention
+generation, bad input of every kind, and the token -> app binding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Status, TracesData
+
+from llmpulse.processors.otlp import OtlpMapper, TokenBindings, header_sha256
+from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE
+from llmpulse.schemas import Limits
+
+FIXTURES = Path(__file__).resolve().parent / "otlp_fixtures"
+T0 = 1_764_590_000 * 10**9
+
+
+def _set(target: AnyValue, value: Any) -> None:
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int):
+        target.int_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, list):
+        target.array_value.SetInParent()
+        for item in value:
+            _set(target.array_value.values.add(), item)
+    elif isinstance(value, dict):
+        target.kvlist_value.SetInParent()
+        for key, item in value.items():
+            kv = target.kvlist_value.values.add()
+            kv.key = key
+            _set(kv.value, item)
+
+
+def _attrs(repeated: Any, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        kv = repeated.add()
+        kv.key = key
+        _set(kv.value, value)
+
+
+def traces(*spans: dict[str, Any], resource: dict[str, Any] | None = None) -> TracesData:
+    """TracesData with one resource and these spans (attrs, events, ids, status ...)."""
+    data = TracesData()
+    rs = data.resource_spans.add()
+    _attrs(rs.resource.attributes, resource if resource is not None else
+           {"service.name": "support-bot", "deployment.environment.name": "prod-eu"})
+    scope = rs.scope_spans.add()
+    scope.scope.name = "hand-made"
+    for n, spec in enumerate(spans, start=1):
+        span = scope.spans.add()
+        span.name = spec.get("name", "chat gpt-4o")
+        span.trace_id = spec.get("trace_id", bytes([n]) * 16)
+        span.span_id = spec.get("span_id", bytes([n]) * 8)
+        span.start_time_unix_nano = spec.get("start", T0)
+        span.end_time_unix_nano = spec.get("end", T0 + 1_500_000_000)
+        _attrs(span.attributes, spec.get("attrs", {}))
+        for name, attrs in spec.get("events", []):
+            event = span.events.add()
+            event.name = name
+            event.time_unix_nano = T0 + 1
+            _attrs(event.attributes, attrs)
+        if "status" in spec:
+            span.status.code, span.status.message = spec["status"]
+    return data
+
+
+CURRENT = {
+    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+    "gen_ai.request.model": "claude-x", "gen_ai.response.model": "claude-x-2026",
+    "gen_ai.response.id": "msg_1", "gen_ai.conversation.id": "conv-7",
+    "gen_ai.prompt.name": "refund-policy", "gen_ai.prompt.version": "v3",
+    "gen_ai.request.temperature": 0.3, "gen_ai.request.top_p": 0.9,
+    "gen_ai.request.max_tokens": 200, "gen_ai.request.seed": 42,
+    "gen_ai.request.stop_sequences": ["END"], "gen_ai.request.stream": True,
+    "gen_ai.output.type": "json",
+    "gen_ai.system_instructions": [{"type": "text", "content": "Answer in JSON."}],
+    "gen_ai.input.messages": [{"role": "user", "parts": [
+        {"type": "text", "content": "Can I get a refund?"}]}],
+    "gen_ai.output.messages": [{"role": "assistant", "finish_reason": "stop", "parts": [
+        {"type": "reasoning", "content": "thinking..."},
+        {"type": "text", "content": '{"refund": true}'}]}],
+    "gen_ai.response.finish_reasons": ["stop"],
+    "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30,
+    "gen_ai.usage.cache_read.input_tokens": 100, "gen_ai.usage.cache_write.input_tokens": 20,
+    "gen_ai.usage.reasoning.output_tokens": 12, "gen_ai.response.time_to_first_chunk": 0.25,
+    "user.id": "u-9",
+}
+
+
+def test_openllmetry_recording_maps_every_chat_span_and_skips_the_http_span() -> None:
+    record = OtlpMapper().map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
+    assert (record.spans, record.skipped, record.dead_letters) == (4, 1, [])
+    plain, streamed, failed = sorted(zip(record.prompts, record.responses, strict=True),
+                                     key=lambda pair: pair[0].occurred_at)
+    prompt, response = plain
+    assert (prompt.app, prompt.environment, prompt.provider) == ("support-bot", "staging", "openai")
+    assert [(m.role, m.content) for m in prompt.messages] == [
+        ("system", "You are terse."), ("user", "Where is my order?")]
+    assert (prompt.request_model, prompt.temperature, prompt.max_tokens) == ("gpt-4o-mini", 0.2, 64)
+    assert response.text == "Echo: Where is my order?" and response.finish_reason == "stop"
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (7, 5)
+    assert response.latency_ms > 0 and response.call_id == prompt.call_id
+    assert streamed[1].streamed and streamed[1].time_to_first_token_ms is not None
+    assert streamed[1].time_to_first_token_ms <= streamed[1].latency_ms
+    assert failed[1].text is None and failed[1].error.type == "InternalServerError"
+    assert "model crashed" in failed[1].error.message
+
+
+def test_current_conventions_with_structured_values() -> None:
+    record = OtlpMapper().map_traces(traces({"attrs": CURRENT}))
+    assert record.dead_letters == []
+    prompt, response = record.prompts[0], record.responses[0]
+    assert [(m.role, m.content) for m in prompt.messages] == [
+        ("system", "Answer in JSON."), ("user", "Can I get a refund?")]
+    assert (prompt.prompt_id, prompt.prompt_version, prompt.session_id, prompt.user_id) == (
+        "refund-policy", "v3", "conv-7", "u-9")
+    assert (prompt.temperature, prompt.top_p, prompt.max_tokens, prompt.expects_json) == (
+        0.3, 0.9, 200, True)
+    assert prompt.attributes["gen_ai.request.seed"] == 42
+    assert json.loads(prompt.attributes["gen_ai.request.stop_sequences"]) == ["END"]
+    assert response.text == '{"refund": true}'  # the reasoning part is not the answer
+    assert (response.finish_reason, response.response_model, response.response_id) == (
+        "stop", "claude-x-2026", "msg_1")
+    assert (response.usage.input_tokens, response.usage.output_tokens,
+            response.usage.cached_input_tokens) == (120, 30, 100)
+    assert response.attributes["gen_ai.usage.cache_creation.input_tokens"] == 20
+    assert response.attributes["gen_ai.usage.reasoning.output_tokens"] == 12
+    assert response.time_to_first_token_ms == 250.0 and response.streamed
+    assert response.latency_ms == 1500.0 and prompt.provider == "anthropic"
+
+
+def test_messages_on_the_operation_details_event_and_llmpulse_attributes_win() -> None:
+    details = {key: json.dumps(CURRENT[key]) for key in
+               ("gen_ai.input.messages", "gen_ai.output.messages")}
+    span = {"attrs": {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                      "llmpulse.prompt.id": "greet", "llmpulse.prompt.version": "7",
+                      "gen_ai.prompt.name": "ignored"},
+            "events": [("gen_ai.client.inference.operation.details", details)]}
+    record = OtlpMapper().map_traces(traces(span, resource={
+        "service.name": "svc", "llmpulse.app": "billing", "llmpulse.environment": "canary"}))
+    prompt, response = record.prompts[0], record.responses[0]
+    assert (prompt.app, prompt.environment, prompt.prompt_id, prompt.prompt_version) == (
+        "billing", "canary", "greet", "7")
+    assert prompt.messages[0].content == "Can I get a refund?"
+    assert response.text == '{"refund": true}'
+
+
+def test_older_forms_indexed_attributes_and_message_events() -> None:
+    indexed = {"gen_ai.system": "az.ai.openai", "llm.request.type": "completion",
+               "gen_ai.request.model": "gpt-35", "gen_ai.prompt.0.role": "system",
+               "gen_ai.prompt.0.content": "Be brief.", "gen_ai.prompt.1.role": "user",
+               "gen_ai.prompt.1.content": "Hi there", "gen_ai.completion.0.role": "assistant",
+               "gen_ai.completion.0.content": "Hello!", "gen_ai.completion.0.finish_reason": "length",
+               "gen_ai.usage.prompt_tokens": 9, "gen_ai.usage.completion_tokens": 2,
+               "llm.is_streaming": True}
+    events = {"attrs": {"gen_ai.system": "openai", "gen_ai.operation.name": "chat"},
+              "events": [("gen_ai.system.message", {"content": "Rules."}),
+                         ("gen_ai.user.message", {"content": "Question?"}),
+                         ("gen_ai.choice", {"gen_ai.event.content": json.dumps(
+                             {"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": "Answer."}})})]}
+    content_events = {"attrs": {"gen_ai.system": "openai"},
+                      "events": [("gen_ai.content.prompt", {"gen_ai.prompt": json.dumps(
+                          [{"role": "user", "content": "Old prompt"}])}),
+                          ("gen_ai.content.completion", {"gen_ai.completion": json.dumps(
+                              [{"role": "assistant", "content": "Old answer"}])})]}
+    record = OtlpMapper().map_traces(traces({"attrs": indexed}, events, content_events))
+    assert record.dead_letters == []
+    (p1, p2, p3), (r1, r2, r3) = record.prompts, record.responses
+    assert (p1.provider, p1.operation) == ("azure.ai.openai", "text_completion")
+    assert [(m.role, m.content) for m in p1.messages] == [("system", "Be brief."), ("user", "Hi there")]
+    assert (r1.text, r1.finish_reason, r1.usage.input_tokens, r1.usage.output_tokens, r1.streamed) == (
+        "Hello!", "length", 9, 2, True)
+    assert [(m.role, m.content) for m in p2.messages] == [("system", "Rules."), ("user", "Question?")]
+    assert (r2.text, r2.finish_reason) == ("Answer.", "stop")
+    assert (p3.messages[0].content, r3.text) == ("Old prompt", "Old answer")
+
+
+def test_non_genai_and_non_inference_spans_are_counted_not_dead_lettered() -> None:
+    record = OtlpMapper().map_traces(traces(
+        {"name": "GET /health", "attrs": {"http.method": "GET"}},
+        {"attrs": {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}},
+        {"attrs": {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "e5"}},
+        {"attrs": CURRENT}))
+    assert (record.spans, record.skipped, len(record.prompts), record.dead_letters) == (4, 3, 1, [])
+
+
+def test_bad_spans_go_to_the_dlq_with_a_reason_and_the_good_span_is_kept() -> None:
+    deep = "[" * 200 + "]" * 200
+    megabyte = [{"role": "user", "parts": [{"type": "text", "content": "x" * 1_100_000}]}]
+    bad = [
+        {"attrs": dict(CURRENT, **{"gen_ai.usage.input_tokens": "lots"})},
+        {"attrs": dict(CURRENT, **{"gen_ai.usage.output_tokens": -3})},
+        {"attrs": dict(CURRENT, **{"gen_ai.input.messages": json.dumps(megabyte)})},
+        {"attrs": dict(CURRENT, **{"gen_ai.input.messages": deep})},
+        {"attrs": dict(CURRENT, **{"gen_ai.input.messages": "{not json"})},
+        {"attrs": dict(CURRENT, **{"gen_ai.request.model": 12})},
+        {"attrs": CURRENT, "trace_id": b"", "span_id": b""},
+        {"attrs": CURRENT, "start": 0},
+    ]
+    record = OtlpMapper().map_traces(traces(*bad, {"attrs": CURRENT, "span_id": b"\x09" * 8}))
+    assert len(record.prompts) == len(record.responses) == 1
+    assert record.prompts[0].call_id.endswith("0909090909090909")
+    reasons = [d.reason for d in record.dead_letters]
+    assert reasons == ["invalid_value", "invalid_value", "limit_exceeded", "too_deep",
+                       "malformed_json", "invalid_value", "missing_ids", "missing_ids"]
+    first = record.dead_letters[0]
+    assert first.stage == "otlp" and "gen_ai.usage.input_tokens" in (first.error_field or "")
+    kept = TracesData.FromString(first.payload)  # the span itself, with its resource
+    assert kept.resource_spans[0].scope_spans[0].spans[0].span_id == b"\x01" * 8
+
+
+def test_deeply_nested_attribute_values_and_broken_records_never_raise() -> None:
+    data = traces({"attrs": CURRENT})
+    value = data.resource_spans[0].scope_spans[0].spans[0].attributes.add()
+    value.key = "nested"
+    inner = value.value
+    for _ in range(60):
+        inner = inner.array_value.values.add()
+    inner.string_value = "bottom"
+    record = OtlpMapper().map_traces(data)
+    assert [d.reason for d in record.dead_letters] == ["too_deep"]
+    for junk in (b"\xff\xfe garbage", b"\x0a\xff\xff\xff\xff\x0f", b""):
+        out = OtlpMapper().map_record(junk)
+        assert out.prompts == [] and all(d.reason == "malformed_otlp" for d in out.dead_letters)
+
+
+def test_a_missing_service_name_is_a_missing_field() -> None:
+    record = OtlpMapper().map_traces(traces({"attrs": CURRENT}, resource={}))
+    assert [d.reason for d in record.dead_letters] == ["missing_field"]
+
+
+def test_limits_apply_as_everywhere_else() -> None:
+    record = OtlpMapper(limits=Limits(max_text_chars=5)).map_traces(traces({"attrs": CURRENT}))
+    assert [d.reason for d in record.dead_letters] == ["limit_exceeded"]
+
+
+@pytest.mark.parametrize(("token_hash", "app", "kept"), [
+    (header_sha256("tok-a"), "support-bot", True),
+    (header_sha256("tok-a"), "billing", False),
+    (header_sha256("tok-any"), "billing", True),
+    (header_sha256("unknown"), "support-bot", False),
+    (None, "support-bot", False),
+])
+def test_a_token_writes_only_its_apps(token_hash: str | None, app: str, kept: bool) -> None:
+    bindings = TokenBindings.parse("tok-a support-bot,faq\ntok-any *\n# comment\n")
+    resource: dict[str, Any] = {"service.name": app}
+    if token_hash:
+        resource[TOKEN_HASH_ATTRIBUTE] = token_hash
+    record = OtlpMapper(bindings=bindings).map_traces(traces({"attrs": CURRENT}, resource=resource))
+    assert len(record.prompts) == int(kept)
+    assert [d.reason for d in record.dead_letters] == ([] if kept else ["app_not_allowed"])
+
+
+def test_otlp_json_with_hex_ids_and_ids_stable_across_redelivery() -> None:
+    document = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "curl-app"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "name": "chat m", "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 10**9),
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "5"}},
+                {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(
+                    [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}])}}]}]}]}]}
+    body = json.dumps(document).encode()
+    first, again = (OtlpMapper().map_record(body, content_type="json") for _ in range(2))
+    prompt = first.prompts[0]
+    assert prompt.call_id == "otel-5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174"
+    assert prompt.trace_id == "5b8efff798038103d269b633813fc60c"
+    assert first.responses[0].usage.input_tokens == 5
+    assert [e.event_id for e in first.prompts + first.responses] == [
+        e.event_id for e in again.prompts + again.responses]
+    assert prompt.event_id.version == 7
+    bad = OtlpMapper().map_record(b'{"resourceSpans": [{"scopeSpans": [{"spans": '
+                                  b'[{"traceId": "zz"}]}]}]}', content_type="json")
+    assert [d.reason for d in bad.dead_letters] == ["malformed_otlp"]
+
+
+def test_error_status_without_output_is_an_error_response() -> None:
+    span = {"attrs": {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"},
+            "status": (Status.STATUS_CODE_ERROR, "rate limited"),
+            "events": [("exception", {"exception.type": "RateLimitError"})]}
+    response = OtlpMapper().map_traces(traces(span)).responses[0]
+    assert (response.text, response.error.type, response.error.message) == (
+        None, "RateLimitError", "rate limited")
+
+
+@pytest.mark.parametrize("name", ["", ".mapper", ".conventions", ".auth", "._wire", ".files"])
+def test_module_examples_run(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"llmpulse.processors.otlp{name}"))
+    assert result.attempted > 0 and result.failed == 0
