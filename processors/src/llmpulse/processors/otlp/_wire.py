@@ -117,7 +117,16 @@ def attributes(pairs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     pair: KeyValue
     for pair in pairs:
-        out[pair.key] = plain_value(pair.value)
+        value = pair.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":  # the common kinds inline: this runs for every attribute
+            out[pair.key] = value.string_value
+        elif kind == "int_value":
+            out[pair.key] = value.int_value
+        elif kind == "double_value":
+            out[pair.key] = value.double_value
+        else:
+            out[pair.key] = plain_value(value)
     return out
 
 

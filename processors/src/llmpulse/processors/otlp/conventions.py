@@ -147,6 +147,7 @@ def _depth(value: Any) -> int:
 def structured(key: str, value: Any) -> Any:
     """A message attribute as Python data: a JSON string is parsed; structured OTLP values
     (arrays, maps) are taken as they are."""
+    original = value
     if isinstance(value, str):
         try:
             value = msgspec.json.decode(value)
@@ -158,7 +159,11 @@ def structured(key: str, value: Any) -> Any:
                               field=f"$.attributes.{key}") from None
     if not isinstance(value, list | dict):
         raise _wrong(key, value, "a JSON array or object")
-    if _depth(value) > MAX_DEPTH:
+    if not isinstance(original, str) or original.count("[") + original.count("{") > MAX_DEPTH:
+        depth = _depth(value)  # (a string with few brackets cannot nest deeper than their count)
+    else:
+        depth = 0
+    if depth > MAX_DEPTH:
         raise SchemaError("too_deep", f"{key} is nested deeper than {MAX_DEPTH} levels",
                           field=f"$.attributes.{key}")
     return value

@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import uuid
@@ -43,18 +42,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status, TracesData
 
+from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.otlp import conventions as c
 from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces, hex_id
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE, TokenBindings
 from llmpulse.schemas import (
+    ChatMessage,
     DeadLetter,
+    ErrorInfo,
     Limits,
     PromptEvent,
     ResponseEvent,
     SchemaError,
+    TokenUsage,
     validate_event,
 )
 
@@ -66,6 +68,8 @@ STAGE = "otlp"
 _PROVIDERS = {"az.ai.openai": "azure.ai.openai", "az.ai.inference": "azure.ai.inference"}
 _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings",
                       "rerank": "rerank"}
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_NON_NEGATIVE = ("max_tokens", "latency_ms", "time_to_first_token_ms")
 _REQUEST_EXTRAS = ("gen_ai.request.frequency_penalty", "gen_ai.request.presence_penalty",
                    "gen_ai.request.seed", "gen_ai.request.stop_sequences", "gen_ai.request.top_k",
                    "gen_ai.request.choice.count", "gen_ai.request.reasoning.level",
@@ -85,11 +89,8 @@ def call_id_for(trace_id: str, span_id: str) -> str:
 
 
 def _event_id(start_ns: int, call_id: str, kind: str) -> uuid.UUID:
-    """A UUIDv7 from the span's start time and a hash: the same span, the same id."""
-    digest = int.from_bytes(hashlib.sha256(f"{call_id}/{kind}".encode()).digest()[:10], "big")
-    rand_a, rand_b = digest >> 68 & 0xFFF, digest & ((1 << 62) - 1)
-    ms = (start_ns // 1_000_000) & ((1 << 48) - 1)
-    return uuid.UUID(int=ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b)
+    """A UUIDv7 from the span's start time and its ids: the same span, the same id."""
+    return derived_uuid7(start_ns // 1_000_000, b"otlp", call_id, kind)
 
 
 @dataclass
@@ -183,7 +184,7 @@ class OtlpMapper:
                   span: Span) -> tuple[PromptEvent, ResponseEvent] | None:
         try:
             attrs = attributes(span.attributes)
-            events = [(e.name, attributes(e.attributes)) for e in span.events]
+            events = [(e.name, attributes(e.attributes)) for e in span.events] if span.events else []
         except ValueError as exc:
             raise SchemaError("too_deep", str(exc), field="$.attributes") from None
         for name, event_attrs in events:
@@ -200,13 +201,14 @@ class OtlpMapper:
             operation = "text_completion"
         if operation not in c.INFERENCE_OPERATIONS:
             return None
-        trace_id, span_id = hex_id(span.trace_id), hex_id(span.span_id)
-        if (len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id)
-                or not any(span.span_id) or span.start_time_unix_nano <= 0
-                or span.end_time_unix_nano < span.start_time_unix_nano):
+        raw_trace, raw_span = span.trace_id, span.span_id
+        start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+        if (len(raw_trace) != 16 or len(raw_span) != 8 or raw_trace == _ZERO_TRACE
+                or raw_span == _ZERO_SPAN or start_ns <= 0 or end_ns < start_ns):
             raise SchemaError("missing_ids", "the span needs a 16-byte trace id, an 8-byte span "
                               "id, a start time and an end time not before it",
-                              field="$.span_id" if len(span.trace_id) == 16 else "$.trace_id")
+                              field="$.span_id" if len(raw_trace) == 16 else "$.trace_id")
+        trace_id, span_id = hex_id(raw_trace), hex_id(raw_span)
         app = c.as_str(attrs, "llmpulse.app") or c.as_str(resource, "llmpulse.app", "service.name")
         if not app:
             raise SchemaError("missing_field", "the span's resource has no service.name",
@@ -232,7 +234,6 @@ class OtlpMapper:
             "request_model": c.as_str(attrs, "gen_ai.request.model", "llm.request.model"),
             "provider": provider,
         }
-        start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
         origin = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256],
                   "otel.scope.name": scope.scope.name[:256] or None}
         prompt = dict(common, event_id=_event_id(start_ns, call_id, "prompt"),
@@ -254,7 +255,7 @@ class OtlpMapper:
         extras = {name: c.as_int(attrs, *keys) for name, keys in _USAGE_EXTRAS.items()}
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
                           "gen_ai.response.time_to_first_token")
-        if ttfc is None:  # OpenLLMetry: one span event per streamed chunk
+        if ttfc is None and events:  # OpenLLMetry: one span event per streamed chunk
             chunks = [e.time_unix_nano for e in span.events
                       if e.name == "gen_ai.content.completion.chunk" and e.time_unix_nano]
             ttfc = (min(chunks) - start_ns) / 1e9 if chunks and min(chunks) >= start_ns else None
@@ -275,13 +276,25 @@ class OtlpMapper:
         return self._event(prompt, PromptEvent), self._event(response, ResponseEvent)
 
     def _event(self, data: dict[str, Any], kind: type[Any]) -> Any:
-        clean = {k: v for k, v in data.items() if v is not None}
-        try:
-            event = msgspec.convert(clean, kind)
-        except msgspec.ValidationError as exc:
-            text = str(exc)
-            where = text.rsplit(" - at `", 1)[-1].rstrip("`") if " - at `" in text else None
-            raise SchemaError("invalid_value", text.split(" - at `")[0], field=where) from None
+        """The event, built directly (the readers above already checked every type) and
+        held to the contract's ranges and the size limits."""
+        for name in _NON_NEGATIVE:
+            value = data.get(name)
+            if value is not None and value < 0:
+                raise SchemaError("invalid_value", f"{name} is {value}, expected >= 0",
+                                  field=f"$.{name}")
+        usage = data.get("usage")
+        if usage:
+            for name, value in usage.items():
+                if value < 0:
+                    raise SchemaError("invalid_value", f"usage.{name} is {value}, expected >= 0",
+                                      field=f"$.usage.{name}")
+            data["usage"] = TokenUsage(**usage)
+        if data.get("messages"):
+            data["messages"] = [ChatMessage(**m) for m in data["messages"]]
+        if data.get("error"):
+            data["error"] = ErrorInfo(**data["error"])
+        event = kind(**{k: v for k, v in data.items() if v is not None})
         validate_event(event, self.limits)
         return event
 
