@@ -68,7 +68,7 @@ class OperationsConfig(_Section, frozen=True):
 
     enabled: bool = True
     prices: list[str] = []
-    """Extra price tables (YAML) laid over the shipped one, later files winning."""
+    """Price files (YAML) laid over genai-prices, later files winning; see ``scoring.operations``."""
 
 
 class QualityConfig(_Section, frozen=True):

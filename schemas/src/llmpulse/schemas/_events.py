@@ -191,6 +191,9 @@ class ScoreResult(Struct, kw_only=True, omit_defaults=True):
     status: Literal["ok", "unavailable", "error", "not_applicable"] = "ok"
     detail: str | None = None
     """Why the value is missing, naming the model or dependency."""
+    attributes: dict[str, str] = {}
+    """Provenance of the value (a cost's ``price_source``, ``price_date``, ``price_model``);
+    the store keeps them in the call's ``attributes`` as ``<name>.<key>``."""
 
 
 class GuardrailVerdict(CallEvent, tag="guardrail_verdict", kw_only=True):

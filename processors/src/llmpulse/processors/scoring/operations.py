@@ -1,25 +1,35 @@
-"""Operations: latency, time to first token, tokens and cost from a price table.
+"""Operations: latency, time to first token, tokens and cost from model prices.
 
 The cost is the one the SDK reported when it sent one; otherwise the token counts times
-the model's price in the table (the shipped ``data/prices.yaml`` plus the user's files).
-A model that is not in the table gets no cost, and says so.
+the model's price: from the user's price files (``scoring.operations.prices``) when they
+name the model, else from `genai-prices <https://github.com/pydantic/genai-prices>`_ (a
+maintained table, updated with each release of the package; prices in effect on the
+day of the call, long-context tiers included). Each cost records where its price came
+from (``price_source``, ``price_date``, ``price_model``, ``price_provider`` in the
+score's attributes). A model neither knows gets no cost, and says so: never a made-up 0.
 
 Example:
+    >>> from datetime import UTC, datetime
     >>> from llmpulse.processors.scoring.operations import PriceTable
     >>> table = PriceTable.load()
-    >>> price = table.lookup("openai/gpt-4o-mini-2024-07-18")
-    >>> price.model, price.input
-    ('gpt-4o-mini', 0.15)
-    >>> round(price.cost(input_tokens=1000, output_tokens=500), 6)
+    >>> quote = table.lookup("openai/gpt-4o-mini-2024-07-18", at=datetime(2026, 1, 5, tzinfo=UTC))
+    >>> quote.price.model, quote.price.input, quote.source.split()[0], quote.date
+    ('gpt-4o-mini', 0.15, 'genai-prices', '2026-01-05')
+    >>> round(quote.price.cost(input_tokens=1000, output_tokens=500), 6)
     0.00045
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import lru_cache
-from importlib import resources
+from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import yaml
@@ -30,7 +40,19 @@ from llmpulse.processors.errors import ConfigError
 from llmpulse.processors.scoring.base import not_applicable, unavailable
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
-__all__ = ["ModelPrice", "OperationsScorer", "PriceTable"]
+__all__ = ["ModelPrice", "OperationsScorer", "PriceQuote", "PriceTable", "PriceTier"]
+
+logger = logging.getLogger(__name__)
+
+
+class PriceTier(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Rates that replace the base rates for every token of a call whose input is longer
+    than ``above_input_tokens`` (long-context pricing); a rate left out keeps the base one."""
+
+    above_input_tokens: int
+    input: float | None = None
+    output: float | None = None
+    cached_input: float | None = None
 
 
 class ModelPrice(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -39,14 +61,40 @@ class ModelPrice(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     input: float
     output: float
     cached_input: float | None = None
+    tiers: tuple[PriceTier, ...] = ()
+    """Long-context tiers, by ascending ``above_input_tokens``."""
     model: str = ""
 
     def cost(self, *, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
         """The cost of one call, in dollars. Cached input tokens are part of input tokens."""
+        rate_in, rate_out, rate_cached = self.input, self.output, self.cached_input
+        for tier in self.tiers:
+            if input_tokens > tier.above_input_tokens:
+                rate_in = rate_in if tier.input is None else tier.input
+                rate_out = rate_out if tier.output is None else tier.output
+                rate_cached = rate_cached if tier.cached_input is None else tier.cached_input
         cached = min(cached_input_tokens, input_tokens)
-        cached_price = self.input if self.cached_input is None else self.cached_input
-        return ((input_tokens - cached) * self.input + cached * cached_price
-                + output_tokens * self.output) / 1_000_000
+        cached_price = rate_in if rate_cached is None else rate_cached
+        dollars = (input_tokens - cached) * rate_in + cached * cached_price + output_tokens * rate_out
+        return dollars / 1_000_000
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    """A model's price and where it came from."""
+
+    price: ModelPrice
+    source: str
+    """``genai-prices <version>`` or the price file that named the model."""
+    date: str
+    """The day the price is in effect for (genai-prices: the call's day), or the price
+    file's ``version``."""
+    provider: str = ""
+
+    def attributes(self) -> dict[str, str]:
+        """The provenance recorded with a cost."""
+        return {"price_source": self.source, "price_date": self.date, "price_model": self.price.model,
+                **({"price_provider": self.provider} if self.provider else {})}
 
 
 class _TableFile(Struct, kw_only=True):
@@ -55,51 +103,109 @@ class _TableFile(Struct, kw_only=True):
     models: dict[str, ModelPrice] = {}
 
 
-class PriceTable:
-    """Model prices, looked up by model name (exact, then the longest matching prefix)."""
+_GENAI_KEYS = {"input": "input_mtok", "output": "output_mtok", "cached_input": "cache_read_mtok"}
 
-    def __init__(self, prices: dict[str, ModelPrice], version: str) -> None:
-        self.prices = {name.lower(): msgspec.structs.replace(p, model=name.lower())
-                       for name, p in prices.items()}
-        self.version = version
-        self._by_length = sorted(self.prices, key=len, reverse=True)
-        self.lookup = lru_cache(maxsize=4096)(self._lookup)
+
+def _genai_price(model: Any, at: datetime) -> ModelPrice | None:
+    """genai-prices' rates for ``model`` on ``at`` as a ``ModelPrice`` (None when the model
+    is not priced per token)."""
+    prices = model.get_prices(at)
+    rates = {ours: getattr(prices, theirs, None) for ours, theirs in _GENAI_KEYS.items()}
+    if rates["input"] is None or rates["output"] is None:
+        return None
+
+    def at_size(value: Any, input_tokens: int) -> float | None:
+        if value is None or isinstance(value, Decimal | int | float):
+            return None if value is None else float(value)
+        rate = value.base  # TieredPrices: a tier applies when the input is longer than its start
+        for tier in value.tiers:
+            if input_tokens > tier.start:
+                rate = tier.price
+        return float(rate)
+
+    starts = sorted({t.start for v in rates.values() for t in getattr(v, "tiers", ())})
+    tiers = tuple(PriceTier(above_input_tokens=s, **{k: at_size(v, s + 1) for k, v in rates.items()})
+                  for s in starts)
+    base = {k: at_size(v, 0) for k, v in rates.items()}
+    return ModelPrice(input=base["input"] or 0.0, output=base["output"] or 0.0,
+                      cached_input=base["cached_input"], tiers=tiers, model=model.id)
+
+
+class PriceTable:
+    """Model prices: the user's price files first (a model's own entry, else the longest
+    entry it starts with), then genai-prices.
+
+    Args:
+        overrides: model name -> (price, file name, file version).
+    """
+
+    def __init__(self, overrides: dict[str, tuple[ModelPrice, str, str]] | None = None) -> None:
+        self.overrides = {name.lower(): (msgspec.structs.replace(p, model=name.lower()), source, when)
+                          for name, (p, source, when) in (overrides or {}).items()}
+        self._by_length = sorted(self.overrides, key=len, reverse=True)
+        self.genai_version = package_version("genai-prices")
+        versions = sorted({when for _, _, when in self.overrides.values()})
+        self.version = "+".join([*versions, f"genai-prices-{self.genai_version}"])
+        """What the prices come from, for the score's backend (``acme-1+genai-prices-0.2.3``)."""
+        self._lookup = lru_cache(maxsize=4096)(self._find)
 
     @classmethod
-    def load(cls, extra: Sequence[str | Path] = ()) -> PriceTable:
-        """The shipped table with ``extra`` files laid over it (later files win).
+    def load(cls, files: Sequence[str | Path] = ()) -> PriceTable:
+        """genai-prices with ``files`` laid over it (later files win, model by model).
 
         Raises:
             ConfigError: a file is missing or not a price table.
         """
-        shipped = resources.files("llmpulse.processors.scoring").joinpath("data/prices.yaml")
-        sources: list[tuple[str, str]] = [("prices.yaml", shipped.read_text(encoding="utf-8"))]
-        for path in extra:
+        overrides: dict[str, tuple[ModelPrice, str, str]] = {}
+        for path in files:
             try:
-                sources.append((str(path), Path(path).read_text(encoding="utf-8")))
+                text = Path(path).read_text(encoding="utf-8")
+                table = msgspec.convert(yaml.safe_load(text) or {}, _TableFile, strict=False)
             except OSError as exc:
                 raise ConfigError(str(exc), source=str(path)) from None
-        prices: dict[str, ModelPrice] = {}
-        versions: list[str] = []
-        for name, text in sources:
-            try:
-                table = msgspec.convert(yaml.safe_load(text) or {}, _TableFile, strict=False)
             except (yaml.YAMLError, msgspec.ValidationError) as exc:
-                raise ConfigError(f"not a price table: {exc}", source=name) from None
+                raise ConfigError(f"not a price table: {exc}", source=str(path)) from None
             if table.currency.upper() != "USD":
-                raise ConfigError(f"prices must be in USD, not {table.currency}", source=name)
-            prices.update(table.models)
-            versions.append(table.version or Path(name).stem)
-        return cls(prices, "+".join(versions))
+                raise ConfigError(f"prices must be in USD, not {table.currency}", source=str(path))
+            when = table.version or Path(path).stem
+            for name, price in table.models.items():
+                tiers = tuple(sorted(price.tiers, key=lambda t: t.above_input_tokens))
+                overrides[name] = (msgspec.structs.replace(price, tiers=tiers), str(path), when)
+        return cls(overrides)
 
-    def _lookup(self, model: str) -> ModelPrice | None:
-        name = model.lower().rsplit("/", 1)[-1]
-        if name in self.prices:
-            return self.prices[name]
-        for key in self._by_length:
-            if name.startswith(key) and name[len(key)] in "-:@.":
-                return self.prices[key]
-        return None
+    def lookup(self, model: str, *, provider: str | None = None,
+               at: datetime | None = None) -> PriceQuote | None:
+        """The price of ``model`` (``provider/`` prefixes and case ignored) on the day ``at``
+        (default today), or None when no source knows it."""
+        day = (at or datetime.now(UTC)).astimezone(UTC).date()
+        return self._lookup(model.lower(), (provider or "").lower(), day)
+
+    def _find(self, model: str, provider: str, day: date) -> PriceQuote | None:
+        hinted, _, name = model.rpartition("/")
+        key = name if name in self.overrides else next(
+            (k for k in self._by_length if name.startswith(k) and name[len(k)] in "-:@."), None)
+        if key is not None:
+            price, source, when = self.overrides[key]
+            return PriceQuote(price, source, when)
+        from genai_prices import data_snapshot  # its table takes ~0.2 s to load: only when needed
+
+        snapshot = data_snapshot.get_snapshot()
+        found = None
+        for hint in dict.fromkeys(h for h in (hinted, provider, None) if h != ""):
+            try:
+                found = snapshot.find_provider_model(name, None, hint, None)
+                break
+            except LookupError:
+                continue
+        if found is None:
+            return None
+        vendor, info = found
+        at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        rates = _genai_price(info, at)
+        if rates is None:
+            logger.info("genai-prices has no per-token price for %s (%s)", info.id, vendor.id)
+            return None
+        return PriceQuote(rates, f"genai-prices {self.genai_version}", day.isoformat(), vendor.id)
 
 
 class OperationsScorer:
@@ -114,7 +220,7 @@ class OperationsScorer:
     def __init__(self, config: OperationsConfig | None = None, *, prices: PriceTable | None = None):
         config = config or OperationsConfig()
         self.prices = prices or PriceTable.load(config.prices)
-        self._table_backend = f"price-table:{self.prices.version}"
+        self._table_backend = f"prices:{self.prices.version}"
 
     def score(self, calls: Sequence[EnrichedCall]) -> list[list[ScoreResult]]:
         """Score each call (light: no batching needed)."""
@@ -165,14 +271,15 @@ class OperationsScorer:
         model = response.response_model or call.request_model or response.request_model
         if not model:
             return unavailable("cost_usd", v, self._table_backend, "no model named on the call")
-        price = self.prices.lookup(model)
-        if price is None:
+        quote = self.prices.lookup(model, provider=call.provider or response.provider, at=call.occurred_at)
+        if quote is None:
             return unavailable("cost_usd", v, self._table_backend,
-                               f"no price for model {model!r} in the price table")
+                               f"no price for model {model!r} in genai-prices {self.prices.genai_version} "
+                               "or the price files (add it to a file in scoring.operations.prices)")
         usage = response.usage
         if usage is None:
             return unavailable("cost_usd", v, self._table_backend, "the SDK reported no token usage")
-        cost = price.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                          cached_input_tokens=usage.cached_input_tokens)
+        cost = quote.price.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                                cached_input_tokens=usage.cached_input_tokens)
         return ScoreResult(name="cost_usd", scorer_version=v, backend=self._table_backend,
-                           value=cost, label=price.model)
+                           value=cost, label=quote.price.model, attributes=quote.attributes())
