@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from llmpulse.processors.alerting import AlertConfig, AlertEngine, DriftRule, FeedbackRule, load_alert_config
 from llmpulse.processors.drift import DriftKey, TrafficGenerator
 from llmpulse.schemas import DriftResult, FeatureDrift, decode_event, encode_event
@@ -115,3 +117,11 @@ def test_alert_ids_are_stable_for_a_replay():
         return [a.event_id for i in range(3) for a in engine.evaluate([_result(i, i == 1)])]
 
     assert run() == run() and len(run()) == 1
+
+
+def test_the_old_threshold_names_still_work_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="LLMPULSE_ALERT_TOXICITY_RATE"):
+        cfg = load_alert_config(environ={"LLMPULSE_ALERTING__TOXICITY__THRESHOLD": "0.2",
+                                         "LLMPULSE_ALERT_TOXICITY_RATE": "0.1"})
+    assert cfg.toxicity.threshold == 0.2  # the rule's own old setting wins for that rule
+    assert cfg.guardrail.threshold == 0.05

@@ -1,8 +1,9 @@
 """Grafana unified alerting rules: drift, toxicity, guardrail violations, errors, latency, cost.
 
 Each rule is a ClickHouse query (string columns become the alert's labels, the one
-number its value) and a threshold. ``AlertThresholds`` holds the thresholds (defaults,
-``LLMPULSE_ALERT_*`` variables, or ``llmpulse dashboards generate --threshold``);
+number its value) and a threshold. ``AlertThresholds`` (``llmpulse.schemas.thresholds``,
+shared with the workers' alert engine) holds the thresholds (defaults, ``LLMPULSE_ALERT_*``
+variables, or ``llmpulse dashboards generate --threshold``);
 ``llmpulse.dashboards.grafana`` writes them as a provisioning file and ``push`` sends
 them to Grafana's provisioning API. ``evaluate_rules`` runs the same queries against a
 store, expanded as Grafana's alerting would, so the report and the tests can say which
@@ -20,79 +21,20 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmpulse.dashboards._sql import QUANTILES, sql
 from llmpulse.dashboards.macros import TimeRange, expand
-from llmpulse.schemas import environment as env
+from llmpulse.schemas.thresholds import TOXIC_SCORE, AlertThresholds
 
 __all__ = ["AlertInstance", "AlertRuleSpec", "AlertThresholds", "alert_rules", "evaluate_rules"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AlertThresholds:
-    """When each rule fires. Every field can be set with ``LLMPULSE_ALERT_<FIELD>``.
-
-    Attributes:
-        drifted_windows: fire when more drift windows than this drifted in the look-back.
-        toxicity_rate: share of scored responses with toxicity >= 0.5.
-        guardrail_violation_rate: share of calls with at least one guardrail verdict.
-        error_rate: share of calls whose response carried an error.
-        p95_latency_ms: 95th percentile latency, per app and model.
-        cost_per_hour_usd: spend per hour, per app.
-        min_calls: rate rules stay quiet below this many calls in the window.
-        window_minutes: the look-back of the rate and latency rules.
-        drift_window_minutes: the look-back of the drift rule.
-        pending_minutes: how long a condition must hold before the alert fires.
-    """
-
-    drifted_windows: float = 0
-    toxicity_rate: float = 0.05
-    guardrail_violation_rate: float = 0.10
-    error_rate: float = 0.05
-    p95_latency_ms: float = 5000.0
-    cost_per_hour_usd: float = 10.0
-    min_calls: int = 20
-    window_minutes: int = 15
-    drift_window_minutes: int = 120
-    pending_minutes: int = 5
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertThresholds:
-        """Defaults, overridden by ``LLMPULSE_ALERT_ERROR_RATE=0.1`` and its siblings."""
-        source = os.environ if environ is None else environ
-        values = {
-            f.name: source[env.ALERT_PREFIX + f.name.upper()]
-            for f in dataclasses.fields(cls)
-            if source.get(env.ALERT_PREFIX + f.name.upper(), "").strip()
-        }
-        return cls().replace(values)
-
-    def replace(self, values: Mapping[str, str | float]) -> AlertThresholds:
-        """A copy with some thresholds changed (``{"error_rate": "0.1"}``); names are checked."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        changes: dict[str, Any] = {}
-        for name, raw in values.items():
-            if name not in fields:
-                raise ValueError(f"unknown alert threshold {name!r}; known: {', '.join(fields)}")
-            kind = int if fields[name].type in ("int", int) else float
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ValueError(f"alert threshold {name}={raw!r} is not a number") from None
-            if value < 0:
-                raise ValueError(f"alert threshold {name} must not be negative, got {value}")
-            changes[name] = value
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -151,7 +93,7 @@ def alert_rules(thresholds: AlertThresholds | None = None) -> list[AlertRuleSpec
             window,
             f"Toxic responses above {t.toxicity_rate:.0%} on {{{{ $labels.prompt_id }}}} "
             "v{{ $labels.prompt_version }}",
-            "Share of scored responses with toxicity >= 0.5 over the window.",
+            f"Share of scored responses with toxicity >= {TOXIC_SCORE:g} over the window.",
             severity="critical",
             pending_minutes=pending,
         ),

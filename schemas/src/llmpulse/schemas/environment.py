@@ -163,8 +163,9 @@ SINK_GROUP_ID = "LLMPULSE_SINK_GROUP_ID"
 """Kafka consumer group of the sink (default ``llmpulse-sink``)."""
 
 ALERT_PREFIX = "LLMPULSE_ALERT_"
-"""Thresholds of the Grafana alert rules: ``LLMPULSE_ALERT_ERROR_RATE=0.1`` and the other
-fields of ``llmpulse.dashboards.alerts.AlertThresholds``."""
+"""Alert thresholds, for the workers' alert engine and the Grafana rules alike:
+``LLMPULSE_ALERT_ERROR_RATE=0.1`` and the other fields of
+``llmpulse.schemas.thresholds.AlertThresholds``."""
 
 GRAFANA_URL = "LLMPULSE_GRAFANA_URL"
 """Grafana's URL for ``llmpulse dashboards push`` (``http://localhost:3000``)."""
@@ -178,8 +179,9 @@ DRIFT_PREFIX = "LLMPULSE_DRIFT__"
 ``LLMPULSE_DRIFT__REPORTS_DIR=/var/lib/llmpulse/drift-reports``."""
 
 ALERTING_PREFIX = "LLMPULSE_ALERTING__"
-"""Overrides of the workers' ``alerting`` settings: ``LLMPULSE_ALERTING__COOLDOWN_SECONDS=600``,
-``LLMPULSE_ALERTING__TOXICITY__THRESHOLD=0.1``."""
+"""Overrides of the workers' ``alerting`` settings other than thresholds:
+``LLMPULSE_ALERTING__COOLDOWN_SECONDS=600``, ``LLMPULSE_ALERTING__GUARDRAIL__MIN_SEVERITY=medium``
+(``LLMPULSE_ALERTING__TOXICITY__THRESHOLD`` and the like are deprecated: ``ALERT_PREFIX``)."""
 
 OTEL_TOKENS_FILE = "LLMPULSE_OTEL_TOKENS_FILE"
 """The Collector's tokens file, one ``<token> <app>[,<app>...]`` per line: the Collector's
