@@ -34,6 +34,7 @@ def hyperscan_available() -> bool:
 
 
 _LOOKAROUNDS = ("(?=", "(?!", "(?<=", "(?<!")
+_BOUNDED = re.compile(r"\{([0-9]+),[0-9]+\}")
 
 
 def _group_end(regex: str, i: int) -> int:
@@ -70,14 +71,27 @@ _UNICODE_SPACE = ("\\x{1c}-\\x{1f}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{
 _IN_CLASS = {"w": "\\w" + _NON_ASCII, "d": "0-9" + _NON_ASCII, "s": "\\s" + _UNICODE_SPACE}
 
 
+def _code_points(c: str) -> str:
+    """A non-ASCII character as Hyperscan escapes, with its other case (Hyperscan's
+    caseless mode folds ASCII only): ``é`` -> ``\\x{e9}\\x{c9}``."""
+    variants = dict.fromkeys(v for v in (c, c.lower(), c.upper()) if len(v) == 1)
+    return "".join(f"\\x{{{ord(v):x}}}" for v in variants)
+
+
 def relax(regex: str) -> str:
     """A pattern that matches wherever ``regex`` does (and maybe more), in a form Hyperscan
-    compiles fast: no word boundaries or lookarounds, and Python's Unicode classes
-    (``\\w``, ``\\d``, ``\\s``) widened for Hyperscan's ASCII ones."""
+    compiles fast: no word boundaries, lookarounds or upper bounds on repeats, Python's
+    Unicode classes (``\\w``, ``\\d``, ``\\s``) widened for Hyperscan's ASCII ones, and
+    non-ASCII letters written as code points in both cases, so the result is ASCII."""
     out: list[str] = []
     i, n = 0, len(regex)
     while i < n:
         c = regex[i]
+        if not c.isascii():
+            points = _code_points(c)
+            out.append(points if points.count("\\x") == 1 else f"[{points}]")
+            i += 1
+            continue
         if c == "\\" and i + 1 < n:
             nxt = regex[i + 1]
             if nxt in "bB":
@@ -93,6 +107,13 @@ def relax(regex: str) -> str:
             out.append(_widen_class(regex[i:end]))
             i = end
             continue
+        if c == "{":
+            bounded = _BOUNDED.match(regex, i)
+            if bounded:  # x{2,120} -> x{2,}: bounded repeats make Hyperscan's compile explode
+                low = bounded.group(1)
+                out.append("*" if low == "0" else "+" if low == "1" else f"{{{low},}}")
+                i = bounded.end()
+                continue
         if regex.startswith(_LOOKAROUNDS, i):
             i = _group_end(regex, i)
             continue
@@ -125,6 +146,10 @@ def _widen_class(cls: str) -> str:
                 return "[\\s\\S]"  # Python's [^\\W] has letters Hyperscan's lacks: take any
             out.append(_IN_CLASS[esc] if esc in _IN_CLASS and not negated else body[j:j + 2])
             j += 2
+        elif not body[j].isascii():
+            ranged = body[j + 1:j + 2] == "-" or body[j - 1:j] == "-"
+            out.append(f"\\x{{{ord(body[j]):x}}}" if ranged or negated else _code_points(body[j]))
+            j += 1
         else:
             out.append(body[j])
             j += 1

@@ -42,7 +42,7 @@ from msgspec import Struct
 from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.errors import PolicyError
 from llmpulse.processors.guardrails._gate import TextGate
-from llmpulse.processors.guardrails.base import Match, Rule, Where
+from llmpulse.processors.guardrails.base import Match, Rule, RuleCommon, Where
 from llmpulse.processors.guardrails.rules import build_rule
 from llmpulse.schemas import EnrichedCall, GuardrailVerdict, ScoreResult
 
@@ -54,6 +54,7 @@ _CACHED_ROLES = frozenset({"system", "developer"})
 _CACHE_MIN_CHARS = 200
 _CACHE_SIZE = 2048
 _WHERE = ("prompt", "response", "context")
+DEFAULT_MAX_SCAN_CHARS = 65_536
 
 
 class Segment(NamedTuple):
@@ -136,9 +137,16 @@ def _redact(call: EnrichedCall, redactions: dict[str, list[tuple[int, int, str]]
     return replace(call, prompt=prompt, response=response)
 
 
+class _ScanLimit(Rule):
+    """The policy's own note that a text was too long to scan whole."""
+
+    kind = "scan_limit"
+
+
 class _PolicyFile(Struct, kw_only=True, forbid_unknown_fields=True):
     version: str | int | float = ""
     description: str = ""
+    max_scan_chars: int = DEFAULT_MAX_SCAN_CHARS
     defaults: dict[str, Any] = {}
     rules: list[dict[str, Any]] = []
 
@@ -153,10 +161,15 @@ class GuardrailPolicy:
         max_verdicts_per_rule: matches of one rule in one text beyond this are counted in
             the last verdict's ``attributes["omitted_matches"]``.
         use_hyperscan: False forces the pure-Python gates (same verdicts, slower).
+        max_scan_chars: a longer text is scanned in two windows, its first three quarters
+            of this many characters and its last quarter; the middle is not looked at, and
+            a ``scan-limit`` verdict (severity info) says so with the text's length. This
+            bounds every rule's cost per text, whatever the input.
     """
 
     def __init__(self, rules: Sequence[Rule], *, version: str, source: str = "",
-                 max_verdicts_per_rule: int = 20, use_hyperscan: bool = True) -> None:
+                 max_verdicts_per_rule: int = 20, use_hyperscan: bool = True,
+                 max_scan_chars: int = DEFAULT_MAX_SCAN_CHARS) -> None:
         self.rules = [rule for rule in rules if rule.enabled]
         ids = [rule.id for rule in self.rules]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -165,6 +178,10 @@ class GuardrailPolicy:
         self.version = version
         self.source = source
         self.max_verdicts_per_rule = max_verdicts_per_rule
+        if max_scan_chars < 1024:
+            raise PolicyError(f"max_scan_chars must be at least 1024, not {max_scan_chars}",
+                              source=source or None)
+        self.max_scan_chars = max_scan_chars
         self._score_rules: dict[str, list[tuple[str, Rule]]] = {}
         self._ungated: dict[str, list[tuple[int, Rule]]] = {w: [] for w in _WHERE}
         gates: dict[str, list[tuple[Any, str, int]]] = {w: [] for w in _WHERE}
@@ -182,6 +199,9 @@ class GuardrailPolicy:
                 else:
                     gates[where].extend(((index, label), regex, flags) for label, regex, flags in rule_gates)
         self.gates = {w: TextGate(gates[w], use_hyperscan=use_hyperscan) for w in _WHERE}
+        self._scan_limit = _ScanLimit(RuleCommon(
+            id="scan-limit", kind="scan_limit", applies_to=["prompt", "response", "context"], severity="info",
+            message=f"text longer than {max_scan_chars} chars: only its head and tail were scanned"), None)
         self._cache: dict[tuple[str, str | None, str], list[tuple[int, list[Match]]]] = {}
 
     @property
@@ -191,7 +211,7 @@ class GuardrailPolicy:
 
     @classmethod
     def from_yaml(cls, text: str | bytes, *, source: str = "<string>", max_verdicts_per_rule: int = 20,
-                  use_hyperscan: bool = True) -> GuardrailPolicy:
+                  use_hyperscan: bool = True, max_scan_chars: int | None = None) -> GuardrailPolicy:
         """Compile a policy from its YAML text.
 
         Raises:
@@ -209,7 +229,8 @@ class GuardrailPolicy:
         declared = str(data.version) if data.version != "" else "0"
         version = f"{declared}+{hashlib.sha256(raw).hexdigest()[:8]}"
         return cls(rules, version=version, source=source, max_verdicts_per_rule=max_verdicts_per_rule,
-                   use_hyperscan=use_hyperscan)
+                   use_hyperscan=use_hyperscan,
+                   max_scan_chars=data.max_scan_chars if max_scan_chars is None else max_scan_chars)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> GuardrailPolicy:
@@ -225,6 +246,20 @@ class GuardrailPolicy:
         return cls.from_yaml(data, source=str(path), **kwargs)
 
     def _find(self, segment: Segment, call: EnrichedCall) -> list[tuple[int, list[Match]]]:
+        text = segment.text
+        if len(text) <= self.max_scan_chars:
+            return self._find_in(segment, call)
+        head = self.max_scan_chars * 3 // 4
+        tail_start = len(text) - (self.max_scan_chars - head)
+        merged: dict[int, list[Match]] = {}
+        for offset, window in ((0, text[:head]), (tail_start, text[tail_start:])):
+            for index, matches in self._find_in(segment._replace(text=window), call):
+                merged.setdefault(index, []).extend(
+                    m if m.start is None or m.end is None
+                    else m._replace(start=m.start + offset, end=m.end + offset) for m in matches)
+        return sorted(merged.items())
+
+    def _find_in(self, segment: Segment, call: EnrichedCall) -> list[tuple[int, list[Match]]]:
         gate = self.gates[segment.where]
         ungated = self._ungated[segment.where]
         if not ungated and not gate.keys:
@@ -269,6 +304,10 @@ class GuardrailPolicy:
         verdicts: list[GuardrailVerdict] = []
         redactions: dict[str, list[tuple[int, int, str]]] = {}
         for segment in segments(call):
+            if len(segment.text) > self.max_scan_chars:
+                note = f"scanned {self.max_scan_chars} of {len(segment.text)} chars"
+                verdicts.append(self._verdict(call, self._scan_limit, segment.where, segment.name,
+                                              Match(None, None, note, "partly_scanned"), 0))
             for index, matches in self._find(segment, call):
                 rule = self.rules[index]
                 kept = matches[:self.max_verdicts_per_rule]

@@ -25,8 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
-from importlib import metadata, resources
+from importlib import metadata
 from typing import Any, Literal
 
 import msgspec
@@ -43,6 +42,7 @@ from llmpulse.processors.guardrails.base import (
     Rule,
     RuleCommon,
 )
+from llmpulse.processors.guardrails.injection import InjectionRule
 from llmpulse.schemas import EnrichedCall, ScoreResult
 from llmpulse.schemas.detectors import PII_KINDS, SECRET_KINDS, find_pii, find_secrets, secret_gate_patterns
 
@@ -129,64 +129,6 @@ class SecretsRule(Rule):
     def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
         kinds = self.kinds if labels is None else self.kinds & labels
         return [Match(f.start, f.end, f.preview, f.kind) for f in find_secrets(text, kinds)]
-
-
-# --- prompt injection ---------------------------------------------------------------------
-
-@lru_cache(maxsize=1)
-def builtin_injection_patterns() -> tuple[tuple[str, str], ...]:
-    """The shipped pattern library: ``(id, regex)`` pairs."""
-    text = resources.files("llmpulse.processors.guardrails").joinpath(
-        "data/injection_patterns.txt").read_text(encoding="utf-8")
-    pairs = []
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, regex = line.partition(":")
-            pairs.append((name.strip(), regex.strip()))
-    return tuple(pairs)
-
-
-class _InjectionParams(Struct, kw_only=True, forbid_unknown_fields=True):
-    builtin_patterns: bool = True
-    patterns: dict[str, str] = {}
-    """Extra patterns, by id."""
-    similarity_threshold: float | None = 0.6
-    """Flag a user message whose ``injection_similarity`` is at least this (None: off)."""
-
-
-class InjectionRule(Rule):
-    """Prompt injection and jailbreaks: the pattern library, and similarity to known attacks."""
-
-    kind = "prompt_injection"
-    Params = _InjectionParams
-
-    def __init__(self, common: RuleCommon, params: _InjectionParams) -> None:
-        super().__init__(common, params)
-        pairs = list(builtin_injection_patterns()) if params.builtin_patterns else []
-        pairs.extend(params.patterns.items())
-        try:
-            self.patterns = [(name, regex, re.compile(regex, re.IGNORECASE)) for name, regex in pairs]
-        except re.error as exc:
-            raise PolicyError(f"rule {common.id!r}: bad pattern: {exc}") from None
-
-    def gates(self) -> list[Gate]:
-        return [(name, regex, re.IGNORECASE) for name, regex, _ in self.patterns]
-
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
-        out: list[Match] = []
-        for name, _, compiled in self.patterns:
-            if labels is None or name in labels:
-                out.extend(Match(m.start(), m.end(), m.group()[:80], name) for m in compiled.finditer(text))
-        return out
-
-    def score_name(self, where: str) -> str | None:
-        return "injection_similarity" if where == "prompt" and self.params.similarity_threshold else None
-
-    def check_score(self, where: str, score: ScoreResult) -> Match | None:
-        threshold = self.params.similarity_threshold
-        if threshold is None or score.value is None or score.value < threshold:
-            return None
-        return Match(None, None, f"similarity {score.value:.2f} >= {threshold}", "attack_similarity")
 
 
 # --- toxicity, terms, format, length --------------------------------------------------------
