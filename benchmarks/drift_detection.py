@@ -1,15 +1,24 @@
-"""Detection delay and false-alarm rate of drift, per kind of shift, on generated traffic.
+"""Detection delay and false-alarm rate of drift, per kind of shift and share, on generated traffic.
 
 For each shift (answers twice as long, a topic change, toxicity up, relevance down, a
 different language) and each seed: stationary windows, then the shift injected half-way
-through a window. Reported per shift: the false alarms among the stationary windows, the
-delay (1 = the window the shift began in was called drifted; 2 = the next one), the
-shifted calls seen by then, and when the drift alert (default rule) fired. A longer
-stationary run per seed (pinned reference and trailing baseline) gives the false-alarm
-rate of windows and of alerts. Embeddings are the real MiniLM (``--no-embeddings`` to
-leave them out). Prints JSON.
+through a window. Reported per shift (``shifts``, the whole traffic shifted, pinned
+reference): the false alarms among the stationary windows, the delay (1 = the window the
+shift began in was called drifted; 2 = the next one), the shifted calls seen by then, and
+when the drift alert (default rule) fired.
 
-    uv run python benchmarks/drift_detection.py [--window 200] [--seeds 3] [--stationary-windows 100]
+``partial``: every shift of ``SHIFTS`` (the rates too: errors, refusals, thumbs down) sent
+through a share q = 0.1, 0.2, 0.3 and 1.0 of the calls, per reference (pinned: the first
+``--reference-windows`` windows; trailing: the last as many), with the delay and the
+misses (not detected within ``--windows-after`` windows) per shift and q. ``goals``
+checks the issue's: q = 0.3 within 2 windows for every shift, the rates at q = 0.1 within
+5, false alarms at most 1% of the stationary windows.
+
+A long stationary run per seed (pinned reference and trailing baseline; at least 300
+windows in all) gives the false-alarm rate of windows and of alerts. Embeddings are the
+real MiniLM (``--no-embeddings`` to leave them out). Prints JSON.
+
+    uv run python benchmarks/drift_detection.py --no-embeddings [--window 200] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -22,8 +31,10 @@ import statistics
 import sys
 import time
 
-from llmpulse.processors.drift import DRIFT_SHIFTS, CachedEmbedder, DriftConfig
+from llmpulse.processors.drift import DRIFT_SHIFTS, RATE_SHIFTS, SHIFTS, CachedEmbedder, DriftConfig
 from llmpulse.processors.drift.evaluation import measure_detection
+
+SHARES = (0.1, 0.2, 0.3, 1.0)
 
 
 def _summary(values: list[int | None]) -> dict[str, object]:
@@ -32,13 +43,31 @@ def _summary(values: list[int | None]) -> dict[str, object]:
             "mean": round(statistics.mean(found), 2) if found else None, "missed": len(values) - len(found)}
 
 
+def _within(entry: dict[str, object], windows: int) -> bool:
+    return entry["missed"] == 0 and entry["max"] is not None and int(entry["max"]) <= windows  # type: ignore[call-overload]
+
+
+def _goals(partial: dict[str, dict[str, dict[str, object]]], out: dict[str, object]) -> dict[str, object]:
+    """The issue's goals, per reference: which shifts miss them."""
+    goals: dict[str, object] = {}
+    for mode, shifts in partial.items():
+        late_03 = [s for s in SHIFTS if not _within(shifts[s]["0.3"], 2)]  # type: ignore[arg-type]
+        late_rates = [s for s in RATE_SHIFTS if not _within(shifts[s]["0.1"], 5)]  # type: ignore[arg-type]
+        rate = out[f"stationary_{mode}"]["false_alarm_rate"]  # type: ignore[index]
+        goals[mode] = {"q0.3_within_2_windows": not late_03, "q0.3_late": late_03,
+                       "rates_q0.1_within_5_windows": not late_rates, "rates_q0.1_late": late_rates,
+                       "false_alarms_at_most_1pct": rate <= 0.01}
+    return goals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=200, help="calls per window")
     parser.add_argument("--reference-windows", type=int, default=8, help="reference size, in windows")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--windows-before", type=int, default=10, help="stationary windows before a shift")
-    parser.add_argument("--stationary-windows", type=int, default=100)
+    parser.add_argument("--stationary-windows", type=int, default=100, help="per seed and reference")
+    parser.add_argument("--windows-after", type=int, default=6, help="windows watched after a partial shift")
     parser.add_argument("--no-embeddings", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -74,9 +103,27 @@ def main() -> None:
             "features_first_detecting": sorted({f for r in runs for f in r.drifted_features}),
         }
         print(f"{shift}: done", file=sys.stderr)
-    for mode in ("pinned", "trailing"):
-        cfg = DriftConfig(**{**{f: getattr(config, f) for f in config.__struct_fields__}, "reference": mode,
-                             "reference_windows": args.reference_windows})
+    modes = {mode: DriftConfig(**{**{f: getattr(config, f) for f in config.__struct_fields__},
+                                  "reference": mode, "reference_windows": args.reference_windows})
+             for mode in ("pinned", "trailing")}
+    partial: dict[str, dict[str, dict[str, object]]] = {}
+    for mode, cfg in modes.items():
+        partial[mode] = {}
+        for shift in SHIFTS:
+            partial[mode][shift] = {}
+            for q in SHARES:
+                runs = [measure_detection(cfg, shift, seed=seed, windows_before=2,
+                                          windows_after=args.windows_after, share=q, embedder=embedder)
+                        for seed in range(args.seeds)]
+                delays = _summary([r.delay_windows for r in runs])
+                partial[mode][shift][str(q)] = {
+                    "delay_windows": delays["all"], "max": delays["max"], "missed": delays["missed"],
+                    "false_alarms": sum(r.false_alarms for r in runs),
+                    "features_first_detecting": sorted({f for r in runs for f in r.drifted_features})[:6],
+                }
+            print(f"partial {mode} {shift}: done", file=sys.stderr)
+    out["partial"] = partial
+    for mode, cfg in modes.items():
         runs = [measure_detection(cfg, None, seed=1000 + seed, windows_before=args.stationary_windows,
                                   windows_after=0, embedder=embedder) for seed in range(args.seeds)]
         windows = sum(r.windows_before for r in runs)
@@ -88,6 +135,7 @@ def main() -> None:
             "per_seed": [r.false_alarms for r in runs],
         }
         print(f"stationary {mode}: done", file=sys.stderr)
+    out["goals"] = _goals(partial, out)
     out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
 

@@ -6,7 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmpulse.processors.drift.stats import categorical_test, decide, hotelling_test, ks_test, proportion_test
+from llmpulse.processors.drift.stats import (
+    TestOutcome as Outcome,
+)
+from llmpulse.processors.drift.stats import (
+    categorical_test,
+    decide,
+    hotelling_test,
+    increase_test,
+    ks_test,
+    proportion_test,
+    tail_test,
+)
 
 
 def test_ks_matches_evidentlys_default_numeric_test():
@@ -66,11 +77,66 @@ def test_hotelling_level_holds_on_null_samples():
     assert np.mean(np.array(p) < 0.01) <= 0.03
 
 
-def test_decide_holds_each_feature_to_alpha_over_features():
+def test_decide_is_holms_step_down_over_the_tests():
     outcomes = [("a", ks_test(np.arange(100.0), np.arange(100.0) + 50)), ("b", ks_test(np.arange(50.0),
                                                                                      np.arange(50.0)))]
     features, share, drifted = decide(outcomes, alpha=0.01)
-    assert [f.threshold for f in features] == [0.005, 0.005]
+    assert [f.threshold for f in features] == [0.005, 0.01]
     assert [f.drifted for f in features] == [True, False]
     assert share == 0.5 and drifted
     assert decide([], 0.01) == ([], 0.0, False)
+    # Holm rejects what Bonferroni (0.01 / 3 each) would not, and stops at the first failure
+    p = [("x", Outcome("t", 0, 0.001)), ("y", Outcome("t", 0, 0.004)), ("z", Outcome("t", 0, 0.02)),
+         ("w", Outcome("t", 0, 0.0049))]
+    features, _share, _ = decide(p, alpha=0.02)
+    assert [f.drifted for f in features] == [True, True, False, True]
+    assert [f.threshold for f in features] == [0.02 / 4, 0.02 / 3, 0.02, 0.02 / 2]
+    stepped, _share, _ = decide([("x", Outcome("t", 0, 0.01)), ("y", Outcome("t", 0, 0.001))], 0.01)
+    assert [f.drifted for f in stepped] == [False, True]  # 0.001 < 0.005, then 0.01 is not < 0.01
+    stopped, _share, _ = decide([("x", Outcome("t", 0, 0.006)), ("y", Outcome("t", 0, 0.006))], 0.01)
+    assert [f.drifted for f in stopped] == [False, False]  # the first fails 0.005: Holm stops there
+    assert decide([("nan", Outcome("t", 0, float("nan")))], 0.01)[0][0].drifted is False
+
+
+def test_tail_test_is_exact_on_ties_and_sees_a_small_extreme_slice_ks_misses():
+    rng = np.random.default_rng(11)
+    level = 0.01
+    rejections = 0
+    for _ in range(2000):  # discrete values with many ties: the test must stay at its level
+        ref = rng.poisson(2.0, size=400).astype(float)
+        cur = rng.poisson(2.0, size=100).astype(float)
+        rejections += tail_test(ref, cur).p_value < level
+    assert rejections / 2000 <= level + 3 * (level * (1 - level) / 2000) ** 0.5  # + 3 sd margin
+    ref = rng.normal(size=1600)
+    cur = np.concatenate([rng.normal(size=180), rng.normal(4.0, size=20)])  # 10% far in the tail
+    assert tail_test(ref, cur).p_value < 1e-6 < ks_test(ref, cur).p_value
+    assert tail_test(ref, cur).statistic > 0.05  # the share beyond the pooled 98% went up
+
+
+def test_increase_test_is_one_sided():
+    up, down = increase_test(16, 1600, 12, 200), increase_test(16, 1600, 0, 200)
+    assert up.test == "fisher_exact_increase" and up.p_value < 1e-3 and up.statistic == pytest.approx(0.05)
+    assert down.p_value == 1.0
+    assert increase_test(16, 1600, 2, 200).p_value > 0.4
+
+
+def test_the_family_of_a_window_keeps_its_false_alarm_budget():
+    # null windows: six numeric features (KS + tails), three rare rates, a categorical;
+    # Holm over the family must call at most alpha of them drifted
+    rng = np.random.default_rng(12)
+    alpha, trials, alarms = 0.05, 600, 0
+    for _ in range(trials):
+        outcomes = []
+        for j in range(6):
+            ref, cur = rng.gamma(1 + j, size=800), rng.gamma(1 + j, size=200)
+            outcomes += [(f"n{j}", ks_test(ref, cur)), (f"n{j}_tail", tail_test(ref, cur))]
+        for j, rate in enumerate((0.01, 0.03, 0.1)):
+            outcomes.append((f"r{j}", increase_test(int(rng.binomial(800, rate)), 800,
+                                                    int(rng.binomial(200, rate)), 200)))
+        langs = ["en", "fr", "de", "es"]
+        shares = [0.8, 0.15, 0.04, 0.01]
+        ref_langs = dict(zip(langs, rng.multinomial(800, shares), strict=True))
+        cur_langs = dict(zip(langs, rng.multinomial(200, shares), strict=True))
+        outcomes.append(("lang", categorical_test(ref_langs, cur_langs)))
+        alarms += decide(outcomes, alpha)[2]
+    assert alarms / trials <= alpha + 3 * (alpha * (1 - alpha) / trials) ** 0.5

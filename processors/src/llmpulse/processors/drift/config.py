@@ -6,9 +6,13 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
     drift:
       window_calls: 1000        # a window closes after this many calls of a key ...
       window_seconds: 3600      # ... or when this much event time has passed
-      reference: pinned         # or "trailing" (the last reference_windows windows)
+      reference: pinned         # or "trailing" (the last reference_windows windows), or
+                                # "seasonal" (windows of the same hour on earlier days)
       reference_calls: 2000
       alpha: 0.005              # false-alarm probability per window, all features together
+      thresholds: {toxicity: 0.5}        # rate of calls at or above, tested as a rate
+      low_thresholds: {relevance: 0.4}   # rate of calls below
+      rate_windows: 4           # rare-event rates also tested over the last 4 windows
       reports_dir: /var/lib/llmpulse/drift-reports
 
 Example:
@@ -63,23 +67,44 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     sample_size: PositiveInt = 1000
     """Calls kept per window (a uniform sample chosen by a hash of ``call_id``); descriptors
     are computed only for the calls kept, so busy keys cost little per call."""
-    reference: Literal["pinned", "trailing"] = "pinned"
+    reference: Literal["pinned", "trailing", "seasonal"] = "pinned"
     """``pinned``: a fixed reference (the first ``reference_calls`` calls of the key, or the
     period ``reference_start``-``reference_end``); ``trailing``: the last
-    ``reference_windows`` windows, so slow change is absorbed and a shift resolves."""
+    ``reference_windows`` windows, so slow change is absorbed and a shift resolves;
+    ``seasonal``: the last ``reference_windows`` windows that began in the same slot of the
+    season (the same hour of earlier days), so a daily rhythm of the mix is not drift."""
     reference_calls: PositiveInt = 2000
     reference_start: datetime | None = None
     reference_end: datetime | None = None
     reference_windows: PositiveInt = 4
+    season_seconds: PositiveFloat = 86_400.0
+    """The period of ``seasonal`` references (86,400: a day; 604,800: a week)."""
+    season_slots: PositiveInt = 24
+    """Slots a period is cut into; a window's slot is that of its start."""
     alpha: Probability = 0.005
-    """Chance that a window of unchanged traffic is called drifted, for all features
-    together (Bonferroni: each of the F features tested is held to ``alpha / F``)."""
+    """Chance that a window of unchanged traffic is called drifted, for all tests together
+    (Holm's step-down over the F tests: the smallest p-value is held to ``alpha / F``)."""
     min_samples: PositiveInt = 30
     """A feature with fewer values on either side is not tested in that window."""
     min_drifted_features: PositiveInt = 1
     """Features that must drift for the window to count as drifted."""
     scores: dict[str, Literal["numeric", "binary"]] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_SCORES))
+    thresholds: dict[str, float] = msgspec.field(default_factory=lambda: {"toxicity": 0.5})
+    """Scores whose rate at or above a threshold is tested (``toxicity>=0.5``): the share of
+    rare bad calls, which a test of the whole distribution hardly sees."""
+    low_thresholds: dict[str, float] = msgspec.field(default_factory=lambda: {"relevance": 0.4})
+    """Scores whose rate below a threshold is tested (``relevance<0.4``)."""
+    events: bool = True
+    """The rates of failed calls (``error``) and of calls a guardrail flagged (``guardrail``)."""
+    tails: bool = True
+    """Each numeric feature also gets a test of its tails: the shares beyond the pooled
+    ``tail_quantile`` (and below ``1 - tail_quantile``), Fisher's exact test."""
+    tail_quantile: Annotated[float, Meta(gt=0.5, lt=1)] = 0.98
+    rate_windows: PositiveInt = 4
+    """The rates (thresholds, binary scores, events, thumbs down) are also tested, for an
+    increase, over the last ``rate_windows`` windows together (1: not): a small share of
+    calls going bad shows over several windows before one window can tell."""
     descriptors: bool = True
     """Text descriptors of prompt and answer: length, non-letter share, language, OOV rate."""
     sentiment: bool = True

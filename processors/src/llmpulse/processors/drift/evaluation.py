@@ -54,7 +54,8 @@ class DetectionOutcome(Struct, kw_only=True):
 def measure_detection(config: DriftConfig, shift: str | None, *, seed: int = 0, windows_before: int = 10,
                       windows_after: int = 3, shift_offset: float = 0.5, embedder: TextEmbedder | None = None,
                       alert_rule: DriftRule | None = None, batch: int = 100,
-                      keep_results: bool = False) -> DetectionOutcome:
+                      keep_results: bool = False, share: float = 1.0,
+                      generator: TrafficGenerator | None = None) -> DetectionOutcome:
     """Run stationary traffic, then a shift, through a monitor; count alarms and delays.
 
     Args:
@@ -68,6 +69,8 @@ def measure_detection(config: DriftConfig, shift: str | None, *, seed: int = 0, 
         alert_rule: the drift alert rule (default ``DriftRule()``).
         batch: calls handed to ``observe`` at a time.
         keep_results: keep every ``DriftResult`` in the outcome.
+        share: the share of calls that go through the shift once it began (a partial shift).
+        generator: the traffic (default ``TrafficGenerator(seed=seed)``).
     """
     if config.window_calls is None or config.window_seconds is not None:
         raise ValueError("measure_detection needs count windows (window_calls set, window_seconds None)")
@@ -75,7 +78,10 @@ def measure_detection(config: DriftConfig, shift: str | None, *, seed: int = 0, 
     monitor = DriftMonitor(config, embedder=embedder)
     alerts = AlertEngine(AlertConfig(drift=alert_rule or DriftRule(), toxicity=None, guardrail=None,
                                      errors=None, feedback=None))
-    gen = TrafficGenerator(seed=seed)
+    gen = generator or TrafficGenerator(seed=seed)
+    if config.reference == "seasonal":
+        raise ValueError("measure_detection: a seasonal reference needs days of traffic, see "
+                         "benchmarks/drift_seasonality.py")
     warmup = config.reference_calls if config.reference == "pinned" else config.reference_windows * size
     first_tested = 0 if config.reference == "pinned" else config.reference_windows
     offset = round(shift_offset * size)
@@ -86,7 +92,7 @@ def measure_detection(config: DriftConfig, shift: str | None, *, seed: int = 0, 
         done = 0
         while done < total:
             n = min(batch, total - done)
-            calls, feedback = gen.traffic(n, shift=kind)
+            calls, feedback = gen.traffic(n, shift=kind, share=share)
             done += n
             new = monitor.observe(calls, feedback)
             for result in new:

@@ -12,14 +12,22 @@ Descriptors (cheap, offline, computed only for the calls a window keeps):
 - ``language``: ``llmpulse.processors.scoring._language.guess_language``, or ``unknown``.
 
 Scores are read from ``call.scores`` by name (``ok`` results only; a missing score is NaN
-and simply not counted).
+and simply not counted). Events (``DriftConfig.events``) are 0/1 columns: ``error`` (the
+call failed) and ``guardrail`` (a guardrail rule flagged it).
+
+``FeatureSet.rates`` lists the rare-event rates tested as rates: binary scores, events, and
+scores past a threshold (``toxicity>=0.5``, ``relevance<0.4``).
 
 Example:
     >>> from llmpulse.processors.drift.features import FeatureSet
-    >>> from llmpulse.processors.drift.config import DriftConfig
+    >>> import numpy as np
+
+from llmpulse.processors.drift.config import DriftConfig
     >>> fs = FeatureSet(DriftConfig(sentiment=False))
     >>> fs.numeric[:3], fs.categorical
     (('prompt_length', 'prompt_non_letter', 'prompt_oov'), ('prompt_language', 'response_language'))
+    >>> [r.name for r in fs.rates]
+    ['refusal', 'error', 'guardrail', 'toxicity>=0.5', 'relevance<0.4']
 """
 
 from __future__ import annotations
@@ -28,14 +36,16 @@ import logging
 import math
 import re
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
 
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.scoring._language import guess_language
 from llmpulse.processors.scoring.base import last_user_text
 from llmpulse.schemas import EnrichedCall
 
-__all__ = ["FeatureSet", "TextDescriptors", "oov_vocabulary", "prompt_text", "response_text"]
+__all__ = ["FeatureSet", "Rate", "TextDescriptors", "oov_vocabulary", "prompt_text", "response_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +131,25 @@ class TextDescriptors:
         return [length, non_letter, oov, sentiment], guess_language(text) or "unknown"
 
 
+class Rate(NamedTuple):
+    """A rare event's rate: the share of a numeric column's values past a threshold."""
+
+    name: str
+    column: int
+    threshold: float
+    below: bool = False
+
+    def hits(self, values: np.ndarray) -> tuple[int, int]:
+        """``(events, calls with a value)`` among a column's values (NaN: not counted)."""
+        present = values[~np.isnan(values)]
+        hit = present < self.threshold if self.below else present >= self.threshold
+        return int(hit.sum()), len(present)
+
+
+EVENTS = ("error", "guardrail")
+"""The 0/1 event columns, after the scores."""
+
+
 class FeatureSet:
     """The columns of one configuration, and the row of one call.
 
@@ -128,6 +157,7 @@ class FeatureSet:
         numeric: names of the numeric columns, in row order (descriptors, then scores).
         binary: the numeric columns holding 0/1 (tested as proportions).
         categorical: names of the categorical columns.
+        rates: the rates tested as rates (binary columns, scores past a threshold).
     """
 
     def __init__(self, config: DriftConfig) -> None:
@@ -144,8 +174,19 @@ class FeatureSet:
                 numeric.extend(f"{side}_{TextDescriptors.names[i]}" for i in self._keep)
         self.score_names = tuple(config.scores)
         numeric.extend(self.score_names)
+        self.events = EVENTS if config.events else ()
+        numeric.extend(self.events)
         self.numeric = tuple(numeric)
-        self.binary = frozenset(n for n, kind in config.scores.items() if kind == "binary")
+        self.binary = frozenset([*(n for n, kind in config.scores.items() if kind == "binary"),
+                                 *self.events])
+        index = {name: j for j, name in enumerate(self.numeric)}
+        rates = [Rate(name, index[name], 0.5) for name in self.numeric if name in self.binary]
+        rates.extend(Rate(f"{name}>={t:g}", index[name], t) for name, t in config.thresholds.items()
+                     if name in index and name not in self.binary)
+        rates.extend(Rate(f"{name}<{t:g}", index[name], t, below=True)
+                     for name, t in config.low_thresholds.items()
+                     if name in index and name not in self.binary)
+        self.rates = tuple(rates)
         self.categorical: tuple[str, ...] = ("prompt_language", "response_language") \
             if config.descriptors else ()
 
@@ -171,4 +212,8 @@ class FeatureSet:
             for name in self.score_names:
                 value = found.get(name)
                 values.append(NAN if value is None else float(value))
+        if self.events:
+            response = call.response
+            values.append(NAN if response is None else float(response.error is not None))
+            values.append(float(bool(call.verdicts)))  # a verdict is a rule that matched
         return values, categories

@@ -42,20 +42,13 @@ import numpy as np
 from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
+from llmpulse.processors.drift.compare import RateCounts, add_counts, compare_window, rate_counts
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
 from llmpulse.processors.drift.features import FeatureSet, prompt_text, response_text
 from llmpulse.processors.drift.reference import Summary, SummaryState, combine
 from llmpulse.processors.drift.report import DriftReportWriter
-from llmpulse.processors.drift.stats import (
-    TestOutcome,
-    categorical_test,
-    decide,
-    hotelling_test,
-    ks_test,
-    proportion_test,
-    single_threaded,
-)
+from llmpulse.processors.drift.stats import decide, single_threaded
 from llmpulse.processors.drift.window import DriftKey, WindowData, WindowState, call_priority
 from llmpulse.schemas import DriftResult, EnrichedCall, FeedbackEvent
 
@@ -66,7 +59,6 @@ logger = logging.getLogger(__name__)
 Part = Literal["all", "window", "reference"]
 _TEXT_CAP = 1000
 """Characters of a text kept for embedding (MiniLM reads ~256 word pieces at most)."""
-_MIN_FEEDBACK = 20
 _CALL_INDEX = 200_000
 
 
@@ -82,6 +74,10 @@ class KeyState(Struct, kw_only=True, omit_defaults=True):
     builder: WindowState | None = None
     reference: SummaryState | None = None
     ring: list[SummaryState] = []
+    recent: list[RateCounts] = []
+    """The rate counts of the last windows (tests over several windows)."""
+    slots: dict[int, list[SummaryState]] = {}
+    """``seasonal``: the last windows of each slot of the season."""
 
 
 class _KeyData:
@@ -91,6 +87,8 @@ class _KeyData:
         self.builder: WindowData | None = None
         self.reference: Summary | None = None
         self.ring: list[Summary] = []
+        self.recent: list[RateCounts] = []
+        self.slots: dict[int, list[Summary]] = {}
 
 
 class DriftMonitor:
@@ -209,6 +207,7 @@ class DriftMonitor:
         """Forget the key's reference: the next calls build a new one."""
         data = self._data(key)
         data.reference, data.builder, data.ring = None, None, []
+        data.recent, data.slots = [], {}
         self._mark(key, "window", "reference")
 
     # -- state ---------------------------------------------------------------------------
@@ -229,6 +228,8 @@ class DriftMonitor:
         if "reference" in parts:
             state.reference = data.reference.to_state() if data.reference else None
             state.ring = [s.to_state() for s in data.ring]
+            state.recent = data.recent
+            state.slots = {slot: [s.to_state() for s in held] for slot, held in data.slots.items()}
         return msgspec.msgpack.encode(state)
 
     def restore(self, key: DriftKey, data: bytes) -> bool:
@@ -247,6 +248,9 @@ class DriftMonitor:
         if "reference" in state.parts:
             held.reference = Summary.from_state(state.reference) if state.reference else None
             held.ring = [Summary.from_state(s) for s in state.ring]
+            held.recent = [dict(c) for c in state.recent]
+            held.slots = {slot: [Summary.from_state(s) for s in held_states]
+                          for slot, held_states in state.slots.items()}
         return True
 
     def take_dirty(self) -> dict[DriftKey, set[str]]:
@@ -399,68 +403,69 @@ class DriftMonitor:
         summary = self._summarise(window)
         self.counts["windows"] += 1
         self._mark(key, "window", "reference")
-        if self.config.reference == "pinned":
+        cfg = self.config
+        if cfg.reference == "pinned":
             reference = data.reference
+        elif cfg.reference == "trailing":
+            reference = combine(data.ring) if len(data.ring) >= cfg.reference_windows else None
+            data.ring = [*data.ring, summary][-cfg.reference_windows:]
         else:
-            reference = combine(data.ring) if len(data.ring) >= self.config.reference_windows else None
-            data.ring = [*data.ring, summary][-self.config.reference_windows:]
+            slot = self._slot(window.start)
+            same = data.slots.get(slot, [])
+            reference = combine(same) if len(same) >= cfg.reference_windows else None
+            data.slots[slot] = [*same, summary][-cfg.reference_windows:]
+        counts = rate_counts(self.features, summary)
+        span = self._span(data, counts, reference)
+        data.recent = [*data.recent, counts][-self._recent_kept():] if self._recent_kept() else []
         if reference is None or window.start is None or window.end is None:
             return []
         with single_threaded():
-            result = self._compare(key, window, summary, reference, reason)
+            result = self._compare(key, window, summary, reference, reason, span)
         self.counts["drifted"] += result.drifted
         return [result]
+
+    def _slot(self, start: datetime | None) -> int:
+        cfg = self.config
+        if start is None:
+            return 0
+        return int((start.timestamp() % cfg.season_seconds) / cfg.season_seconds * cfg.season_slots)
+
+    def _recent_kept(self) -> int:
+        """Windows whose rate counts are kept: the span's, and a trailing reference's."""
+        cfg = self.config
+        if cfg.rate_windows < 2:
+            return 0
+        return cfg.rate_windows - 1 + (cfg.reference_windows if cfg.reference == "trailing" else 0)
+
+    def _span(self, data: _KeyData, counts: RateCounts, reference: Summary | None
+              ) -> tuple[RateCounts, RateCounts] | None:
+        """The rates of the last ``rate_windows`` windows and of the reference before them."""
+        cfg = self.config
+        k = cfg.rate_windows
+        if k < 2 or reference is None or len(data.recent) < k - 1:
+            return None
+        recent = add_counts([*data.recent[len(data.recent) - (k - 1):], counts])
+        if cfg.reference != "trailing":
+            return recent, rate_counts(self.features, reference)
+        before = data.recent[:len(data.recent) - (k - 1)]
+        if len(before) < cfg.reference_windows:
+            return None
+        return recent, add_counts(before[-cfg.reference_windows:])
 
     # -- the comparison ------------------------------------------------------------------
 
     def _compare(self, key: DriftKey, window: WindowData, current: Summary, reference: Summary,
-                 reason: str) -> DriftResult:
-        cfg, fs = self.config, self.features
-        outcomes: list[tuple[str, TestOutcome]] = []
+                 reason: str, span: tuple[RateCounts, RateCounts] | None) -> DriftResult:
+        cfg = self.config
+        outcomes, found = compare_window(cfg, self.features, current, reference, seed=window.index, span=span)
         attributes: dict[str, Any] = {
             "window_index": window.index, "window_sample": len(current.numeric),
             "reference_sample": len(reference.numeric), "reference_mode": cfg.reference,
             "alpha": cfg.alpha, "closed_by": reason,
-            "feedback_window": current.feedback.thumbs + current.feedback.rated,
+            "feedback_window": current.feedback.thumbs + current.feedback.rated, **found,
         }
-        for j, name in enumerate(fs.numeric):
-            ref = reference.numeric[:, j]
-            cur = current.numeric[:, j]
-            ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
-            if len(ref) < cfg.min_samples or len(cur) < cfg.min_samples:
-                continue
-            if name in fs.binary:
-                outcomes.append((name, proportion_test(int((ref >= 0.5).sum()), len(ref),
-                                                       int((cur >= 0.5).sum()), len(cur))))
-            else:
-                outcomes.append((name, ks_test(ref, cur)))
-        for j, name in enumerate(fs.categorical):
-            ref_counts = Counter(row[j] for row in reference.categories)
-            cur_counts = Counter(row[j] for row in current.categories)
-            if sum(ref_counts.values()) >= cfg.min_samples and sum(cur_counts.values()) >= cfg.min_samples:
-                outcomes.append((name, categorical_test(ref_counts, cur_counts)))
-        if cfg.feedback:
-            rf, cf = reference.feedback, current.feedback
-            if rf.thumbs >= _MIN_FEEDBACK and cf.thumbs >= _MIN_FEEDBACK:
-                outcomes.append(("thumbs_down_share",
-                                 proportion_test(rf.down, rf.thumbs, cf.down, cf.thumbs)))
-            if rf.rated >= _MIN_FEEDBACK and cf.rated >= _MIN_FEEDBACK:  # ordinal: KS, not chi-square
-                outcomes.append(("rating", ks_test(np.repeat(np.arange(1.0, 6.0), rf.ratings),
-                                                   np.repeat(np.arange(1.0, 6.0), cf.ratings))))
-        if cfg.embeddings:
-            pairs = [(side, ref_v, cur_v) for side, ref_v, cur_v in
-                     (("prompt", reference.prompt_vectors, current.prompt_vectors),
-                      ("response", reference.response_vectors, current.response_vectors))
-                     if ref_v is not None and cur_v is not None and len(ref_v) >= cfg.min_samples
-                     and len(cur_v) >= max(10, cfg.embedding_sample // 2)]
-            threshold = cfg.alpha / max(1, len(outcomes) + len(pairs))
-            for side, ref_v, cur_v in pairs:
-                test = hotelling_test(ref_v, cur_v, cfg.embedding_components, threshold=threshold,
-                                      seed=window.index)
-                outcomes.append((f"{side}_embedding", test.outcome))
-                attributes[f"{side}_embedding_cosine_distance"] = round(test.cosine_distance, 6)
-            if self.embedding_error:
-                attributes["embeddings"] = f"unavailable: {self.embedding_error}"
+        if cfg.embeddings and self.embedding_error:
+            attributes["embeddings"] = f"unavailable: {self.embedding_error}"
         features, share, drifted = decide(outcomes, cfg.alpha, cfg.min_drifted_features)
         assert window.start is not None and window.end is not None
         ms = int(window.end.timestamp() * 1000)

@@ -9,7 +9,13 @@ what it writes from the next call on:
 - ``toxicity_up``: a quarter of the answers are abusive (toxicity scores and texts);
 - ``relevance_down``: half the answers miss the question (relevance and groundedness drop);
 - ``language_change``: questions and answers in French;
-- ``errors_up``: a fifth of the calls fail; ``feedback_collapse``: half the thumbs go down.
+- ``errors_up``: a fifth of the calls fail; ``refusals_up``: 30% of the answers refuse
+  (3% before); ``feedback_collapse``: half the thumbs go down.
+
+A partial shift sends only a ``share`` of the calls through it (one customer segment, one
+locale, a model update that misbehaves on some inputs). ``locale_cycle=(low, high)`` makes
+traffic whose mix follows the hour of the day: French questions are ``low`` of the calls at
+08:00 UTC and ``high`` at 20:00 (a cosine in between), with no shift at all.
 
 ``calls()`` returns ``EnrichedCall`` with simulated scores (no model needed); ``pairs()``
 returns the raw prompt and response events, to run through the real ``Enricher``.
@@ -23,10 +29,14 @@ Example:
     >>> fr = gen.calls(1, shift="language_change")[0]
     >>> fr.prompt.messages[-1].content.startswith(("Où", "Comment", "Mon", "Quand"))
     True
+    >>> some = gen.calls(1000, shift="errors_up", share=0.3)
+    >>> 0.03 < sum(c.response.error is not None for c in some) / 1000 < 0.1
+    True
 """
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -45,14 +55,16 @@ from llmpulse.schemas import (
     TokenUsage,
 )
 
-__all__ = ["DRIFT_SHIFTS", "SHIFTS", "Shift", "TrafficGenerator"]
+__all__ = ["DRIFT_SHIFTS", "RATE_SHIFTS", "SHIFTS", "Shift", "TrafficGenerator"]
 
 Shift = Literal["longer_answers", "topic_change", "toxicity_up", "relevance_down", "language_change",
-                "errors_up", "feedback_collapse"]
+                "errors_up", "refusals_up", "feedback_collapse"]
 SHIFTS: tuple[str, ...] = ("longer_answers", "topic_change", "toxicity_up", "relevance_down",
-                           "language_change", "errors_up", "feedback_collapse")
+                           "language_change", "errors_up", "refusals_up", "feedback_collapse")
 DRIFT_SHIFTS: tuple[str, ...] = SHIFTS[:5]
-"""The shifts of the issue's detection criterion (the others are for alert rules)."""
+"""The shifts of the first detection criterion (whole traffic, within two windows)."""
+RATE_SHIFTS: tuple[str, ...] = ("toxicity_up", "errors_up", "refusals_up")
+"""Shifts of a rare event's rate: detected at a share of 0.1 within five windows."""
 
 _ITEMS = ("shoes", "jacket", "lamp", "blender", "backpack", "headphones", "chair", "kettle")
 _DAYS = ("yesterday", "last week", "on Monday", "two days ago", "on Friday")
@@ -140,12 +152,14 @@ class TrafficGenerator:
         start: the first call's time.
         calls_per_second: mean arrival rate (exponential gaps).
         feedback_rate: share of calls that get thumbs (half of those also a rating).
+        locale_cycle: ``(low, high)``: the share of French questions follows the hour of
+            the day, ``low`` at 08:00 UTC, ``high`` at 20:00 (None: English only).
     """
 
     def __init__(self, *, seed: int = 0, app: str = "support-bot", environment: str = "production",
                  prompt_id: str = "support-answer", prompt_version: str = "1", model: str = "gpt-4o-mini",
                  start: datetime = datetime(2025, 1, 6, 9, 0, tzinfo=UTC), calls_per_second: float = 1.0,
-                 feedback_rate: float = 0.3) -> None:
+                 feedback_rate: float = 0.3, locale_cycle: tuple[float, float] | None = None) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
         self.app, self.environment, self.model = app, environment, model
@@ -153,7 +167,16 @@ class TrafficGenerator:
         self.now = start
         self.rate = calls_per_second
         self.feedback_rate = feedback_rate
+        self.locale_cycle = locale_cycle
         self.count = 0
+
+    def locale_share(self, when: datetime) -> float:
+        """The share of French questions at this time (0 without ``locale_cycle``)."""
+        if self.locale_cycle is None:
+            return 0.0
+        low, high = self.locale_cycle
+        hours = when.hour + when.minute / 60 + when.second / 3600
+        return low + (high - low) * (1 + math.cos(2 * math.pi * (hours - 20) / 24)) / 2
 
     def _texts(self, shift: str | None) -> tuple[str, str, dict[str, bool]]:
         rng = self.rng
@@ -174,21 +197,27 @@ class TrafficGenerator:
                 answer = f"{rng.choice(answers)} {_MORE[0]} {_MORE[1]} {rng.choice(_CLOSERS)}"
         toxic_share = 0.25 if shift == "toxicity_up" else 0.01
         off_share = 0.5 if shift == "relevance_down" else 0.02
+        refusal_share = 0.3 if shift == "refusals_up" else 0.03
         roll = rng.random()
         if roll < toxic_share:
             answer, truth["toxic"] = rng.choice(_TOXIC), True
         elif roll < toxic_share + off_share:
             answer, truth["off_topic"] = rng.choice(_OFF_TOPIC), True
-        elif roll < toxic_share + off_share + 0.03:
+        elif roll < toxic_share + off_share + refusal_share:
             answer, truth["refusal"] = rng.choice(_REFUSALS), True
         return question.format(**fill), answer.format(**fill), truth
 
-    def _one(self, shift: str | None) -> tuple[CallPair, dict[str, bool], bool]:
+    def _one(self, shift: str | None, share: float = 1.0) -> tuple[CallPair, dict[str, bool], bool]:
         rng = self.rng
         self.now += timedelta(seconds=rng.expovariate(self.rate))
         self.count += 1
         call_id = f"sim-{self.seed}-{self.count}"
-        question, answer, truth = self._texts(shift)
+        if shift is not None and share < 1.0 and rng.random() >= share:
+            shift = None  # this call is outside the shifted slice
+        texts = shift
+        if self.locale_cycle is not None and shift is None and rng.random() < self.locale_share(self.now):
+            texts = "language_change"  # the evening's locale, not a shift
+        question, answer, truth = self._texts(texts)
         rag = rng.random() < 0.4
         common = {"call_id": call_id, "app": self.app, "environment": self.environment,
                   "prompt_id": self.prompt_id, "prompt_version": self.prompt_version,
@@ -206,21 +235,24 @@ class TrafficGenerator:
             usage = TokenUsage(input_tokens=40 + len(question) // 4, output_tokens=len(answer) // 4)
             response = ResponseEvent(**common, text=answer, latency_ms=latency,  # type: ignore[arg-type]
                                      finish_reason="stop", usage=usage)
-        return CallPair(prompt=prompt, response=response), {**truth, "rag": rag}, failed
+        truth = {**truth, "rag": rag, "shifted": shift is not None}
+        return CallPair(prompt=prompt, response=response), truth, failed
 
-    def pairs(self, n: int, shift: str | None = None) -> list[CallPair]:
+    def pairs(self, n: int, shift: str | None = None, share: float = 1.0) -> list[CallPair]:
         """``n`` raw prompt/response pairs (for the real enricher)."""
-        return [self._one(shift)[0] for _ in range(n)]
+        return [self._one(shift, share)[0] for _ in range(n)]
 
-    def calls(self, n: int, shift: str | None = None) -> list[EnrichedCall]:
+    def calls(self, n: int, shift: str | None = None, share: float = 1.0) -> list[EnrichedCall]:
         """``n`` enriched calls with simulated scores and guardrail verdicts."""
-        return self.traffic(n, shift)[0]
+        return self.traffic(n, shift, share)[0]
 
-    def traffic(self, n: int, shift: str | None = None) -> tuple[list[EnrichedCall], list[FeedbackEvent]]:
-        """``n`` enriched calls and the feedback some of them got."""
+    def traffic(self, n: int, shift: str | None = None, share: float = 1.0
+                ) -> tuple[list[EnrichedCall], list[FeedbackEvent]]:
+        """``n`` enriched calls and the feedback some of them got; ``share``: the share of
+        the calls that go through ``shift`` (each call drawn at random)."""
         calls, feedback = [], []
         for _ in range(n):
-            pair, truth, failed = self._one(shift)
+            pair, truth, failed = self._one(shift, share)
             call = join(pair)
             if not failed:
                 call.scores = self._scores(truth)
@@ -233,7 +265,7 @@ class TrafficGenerator:
                         severity="high", action="flag", policy_version="sim")]
             call.processed_at = call.occurred_at
             calls.append(call)
-            event = self._feedback(call, truth, failed, shift)
+            event = self._feedback(call, truth, failed, shift if truth["shifted"] else None)
             if event is not None:
                 feedback.append(event)
         return calls, feedback

@@ -10,13 +10,22 @@
   with rare categories pooled. Evidently's ``chisquare`` is a goodness-of-fit test against
   the reference's proportions, which ignores the reference's own sampling noise (too many
   alarms with a small reference) and is infinite for a category the reference lacks;
+- tails of numeric features: the shares beyond the pooled sample's upper and lower
+  quantile (``tail_fisher``): a label-blind cut, then Fisher's exact test, so an exact
+  permutation test of a tail quantile. KS looks at the largest gap of the CDFs, which a
+  change in 5% of the calls barely moves; the tail test sees it when that change is extreme;
+- rates over several windows (``fisher_exact_increase``): one-sided Fisher, for a rare
+  event's rate going up (errors, toxicity, refusals) over the last few windows together;
 - embeddings: Hotelling's T² (``hotelling_pca``) on the first principal components of
   both samples pooled, an analytic p-value from the F distribution (a permutation MMD such as
   Evidently's ``empirical_mmd`` with 100 permutations cannot give p-values below 0.01,
   too coarse once the level is split over 18 features).
 
-``decide`` applies Bonferroni: with F features tested, each is held to ``alpha / F``,
-so a window of unchanged traffic is called drifted with probability at most ``alpha``.
+``decide`` applies Holm's step-down procedure over the F tests of a window: the smallest
+p-value is held to ``alpha / F``, the next to ``alpha / (F - 1)`` (once the first is
+below its level) and so on, so a window of unchanged traffic is called drifted with
+probability at most ``alpha`` whatever the tests' dependence, a little more often than
+with Bonferroni when a shift moves several features.
 
 Example:
     >>> import numpy as np
@@ -38,8 +47,8 @@ from scipy import stats as sps
 
 from llmpulse.schemas import FeatureDrift
 
-__all__ = ["TestOutcome", "categorical_test", "decide", "hotelling_test", "ks_test",
-           "principal_basis", "proportion_test", "single_threaded"]
+__all__ = ["TestOutcome", "categorical_test", "decide", "hotelling_test", "increase_test", "ks_test",
+           "principal_basis", "proportion_test", "single_threaded", "tail_test"]
 
 
 _controller: Any = None
@@ -65,7 +74,7 @@ def single_threaded() -> Iterator[None]:
 
 
 class TestOutcome(NamedTuple):
-    """One test's result: its name, statistic and two-sided p-value."""
+    """One test's result: its name, statistic and p-value."""
 
     test: str
     statistic: float
@@ -91,6 +100,38 @@ def proportion_test(ref_hits: int, ref_n: int, cur_hits: int, cur_n: int) -> Tes
     pooled = total_hits / total
     z = (ref_hits / ref_n - cur_hits / cur_n) / math.sqrt(pooled * (1 - pooled) * (1 / ref_n + 1 / cur_n))
     return TestOutcome("z", float(z), float(2 * sps.norm.sf(abs(z))))
+
+
+def increase_test(ref_hits: int, ref_n: int, cur_hits: int, cur_n: int) -> TestOutcome:
+    """Did the share of 1s go up? One-sided Fisher's exact test (the statistic: the rise)."""
+    if ref_n == 0 or cur_n == 0 or cur_hits == 0:
+        return TestOutcome("fisher_exact_increase", 0.0, 1.0)
+    table = [[cur_hits, cur_n - cur_hits], [ref_hits, ref_n - ref_hits]]
+    _odds, p = sps.fisher_exact(table, alternative="greater")
+    return TestOutcome("fisher_exact_increase", float(cur_hits / cur_n - ref_hits / ref_n), float(p))
+
+
+def tail_test(reference: np.ndarray, current: np.ndarray, quantile: float = 0.98) -> TestOutcome:
+    """Did more (or fewer) values land in a tail? Both tails, Fisher's exact test each.
+
+    The cuts are the pooled sample's ``quantile`` and ``1 - quantile`` (label-blind, so the
+    2 x 2 table's margins are fixed under the null and the test is exact); the p-value is
+    the smaller tail's, doubled. The statistic is the change of that tail's share.
+    """
+    pooled = np.concatenate([reference, current])
+    if len(pooled) == 0:
+        return TestOutcome("tail_fisher", 0.0, 1.0)
+    upper, lower = np.quantile(pooled, [quantile, 1 - quantile])
+    best = TestOutcome("tail_fisher", 0.0, 1.0)
+    n1, n2 = len(reference), len(current)
+    for ref_hits, cur_hits in ((int((reference > upper).sum()), int((current > upper).sum())),
+                               (int((reference < lower).sum()), int((current < lower).sum()))):
+        if ref_hits + cur_hits == 0:
+            continue
+        _odds, p = sps.fisher_exact([[ref_hits, n1 - ref_hits], [cur_hits, n2 - cur_hits]])
+        if p < best.p_value:
+            best = TestOutcome("tail_fisher", cur_hits / n2 - ref_hits / n1, float(p))
+    return best._replace(p_value=min(1.0, 2 * best.p_value))
 
 
 def categorical_test(reference: Mapping[str, int], current: Mapping[str, int]) -> TestOutcome:
@@ -225,16 +266,29 @@ def hotelling_test(reference: np.ndarray, current: np.ndarray, components: int =
 
 def decide(outcomes: Sequence[tuple[str, TestOutcome]], alpha: float,
            min_drifted: int = 1) -> tuple[list[FeatureDrift], float, bool]:
-    """Bonferroni over the features tested: ``(features, share_drifted, drifted)``."""
+    """Holm over the tests: ``(features, share_drifted, drifted)``.
+
+    Each feature's ``threshold`` is the level Holm held its p-value to: ``alpha / (F - r)``
+    for the r-th smallest p-value (r from 0); it drifted when it and every smaller p-value
+    were below their levels.
+    """
     if not outcomes:
         return [], 0.0, False
-    threshold = alpha / len(outcomes)
+    m = len(outcomes)
+    p_values = [1.0 if math.isnan(o.p_value) else o.p_value for _name, o in outcomes]
+    order = sorted(range(m), key=lambda i: p_values[i])
+    thresholds = [0.0] * m
+    rejected = [False] * m
+    going = True
+    for rank, i in enumerate(order):
+        thresholds[i] = alpha / (m - rank)
+        going = going and p_values[i] < thresholds[i]
+        rejected[i] = going
     features = [FeatureDrift(feature=name, test=o.test, statistic=_finite(o.statistic),
-                             p_value=_finite(o.p_value), threshold=threshold,
-                             drifted=o.p_value < threshold)
-                for name, o in outcomes]
-    hits = sum(f.drifted for f in features)
-    return features, hits / len(features), hits >= min_drifted
+                             p_value=_finite(o.p_value), threshold=thresholds[i], drifted=rejected[i])
+                for i, (name, o) in enumerate(outcomes)]
+    hits = sum(rejected)
+    return features, hits / m, hits >= min_drifted
 
 
 def _finite(value: float) -> float:

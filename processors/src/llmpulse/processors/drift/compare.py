@@ -1,0 +1,148 @@
+"""The family of tests one window gets against its reference, feature by feature.
+
+- numeric features: Kolmogorov-Smirnov on the whole distribution, and (``tails``) Fisher's
+  exact test of the shares beyond the pooled 2% and 98% quantiles (``<feature>_tail``);
+- rates of bad events (``FeatureSet.rates``: refusals, errors, guardrail flags,
+  ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: a one-sided Fisher
+  test of an increase in the window, and over the last ``rate_windows`` windows together
+  (``<rate>[4w]``), against the reference's rate. One-sided because a rise is what matters
+  and it halves the p-value of a real rise; a fall still shows in the score's KS and tails;
+- categorical features (languages): chi-square of homogeneity, rare categories pooled;
+- ratings: KS; embeddings: Hotelling's T² on principal components.
+
+Every test goes into one family for ``stats.decide`` (Holm at ``alpha``), so adding tests
+costs each a stricter level, never more false alarms.
+
+Example:
+    >>> import numpy as np
+    >>> from llmpulse.processors.drift.compare import rate_counts
+    >>> from llmpulse.processors.drift.config import DriftConfig
+    >>> from llmpulse.processors.drift.features import FeatureSet
+    >>> from llmpulse.processors.drift.reference import Summary
+    >>> fs = FeatureSet(DriftConfig(descriptors=False, sentiment=False, scores={"toxicity": "numeric"}))
+    >>> fs.numeric
+    ('toxicity', 'error', 'guardrail')
+    >>> window = Summary(calls=3, numeric=np.array([[0.9, 0, 1], [0.1, 0, 0], [np.nan, 1, 0]]),
+    ...                  categories=[[], [], []])
+    >>> rate_counts(fs, window)
+    {'error': [1, 3], 'guardrail': [1, 3], 'toxicity>=0.5': [1, 2], 'thumbs_down_share': [0, 0]}
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from llmpulse.processors.drift.config import DriftConfig
+from llmpulse.processors.drift.features import FeatureSet
+from llmpulse.processors.drift.reference import Summary
+from llmpulse.processors.drift.stats import (
+    TestOutcome,
+    categorical_test,
+    hotelling_test,
+    increase_test,
+    ks_test,
+    proportion_test,
+    tail_test,
+)
+
+__all__ = ["RateCounts", "add_counts", "compare_window", "rate_counts"]
+
+RateCounts = dict[str, list[int]]
+"""``{rate name: [events, calls]}`` of one window (or several added)."""
+
+_MIN_FEEDBACK = 20
+
+
+def rate_counts(fs: FeatureSet, summary: Summary) -> RateCounts:
+    """The events and calls of every rate in a window, and its thumbs down of all thumbs."""
+    counts = {rate.name: list(rate.hits(summary.numeric[:, rate.column])) for rate in fs.rates} \
+        if len(summary.numeric) else {rate.name: [0, 0] for rate in fs.rates}
+    counts["thumbs_down_share"] = [summary.feedback.down, summary.feedback.thumbs]
+    return counts
+
+
+def add_counts(parts: Sequence[Mapping[str, Sequence[int]]]) -> RateCounts:
+    """Several windows' counts added up."""
+    total: RateCounts = {}
+    for part in parts:
+        for name, (hits, n) in part.items():
+            held = total.setdefault(name, [0, 0])
+            held[0] += hits
+            held[1] += n
+    return total
+
+
+def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference: Summary, *,
+                   seed: int = 0, span: tuple[RateCounts, RateCounts] | None = None
+                   ) -> tuple[list[tuple[str, TestOutcome]], dict[str, Any]]:
+    """Every test of a window: ``([(feature, outcome)], attributes)``.
+
+    Args:
+        cfg: the settings (``min_samples``, ``tails``, embeddings ...).
+        fs: the feature columns.
+        current: the window.
+        reference: what it is compared with.
+        seed: the embedding permutation test's seed.
+        span: the rate counts of the last ``rate_windows`` windows and of their reference
+            (None: no test over several windows).
+    """
+    outcomes: list[tuple[str, TestOutcome]] = []
+    attributes: dict[str, Any] = {}
+    rate_columns = {rate.column for rate in fs.rates if rate.name in fs.binary}
+    for j, name in enumerate(fs.numeric):
+        ref = reference.numeric[:, j]
+        cur = current.numeric[:, j]
+        ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+        if len(ref) < cfg.min_samples or len(cur) < cfg.min_samples:
+            continue
+        if name in fs.binary:
+            if j in rate_columns:
+                continue  # tested with the rates below
+            outcomes.append((name, proportion_test(int((ref >= 0.5).sum()), len(ref),
+                                                   int((cur >= 0.5).sum()), len(cur))))
+            continue
+        outcomes.append((name, ks_test(ref, cur)))
+        if cfg.tails:
+            outcomes.append((f"{name}_tail", tail_test(ref, cur, cfg.tail_quantile)))
+    ref_rates, cur_rates = rate_counts(fs, reference), rate_counts(fs, current)
+    for rate in fs.rates:
+        (rh, rn), (ch, cn) = ref_rates[rate.name], cur_rates[rate.name]
+        if rn >= cfg.min_samples and cn >= cfg.min_samples:
+            outcomes.append((rate.name, increase_test(rh, rn, ch, cn)))
+    for j, name in enumerate(fs.categorical):
+        ref_counts = Counter(row[j] for row in reference.categories)
+        cur_counts = Counter(row[j] for row in current.categories)
+        if sum(ref_counts.values()) >= cfg.min_samples and sum(cur_counts.values()) >= cfg.min_samples:
+            outcomes.append((name, categorical_test(ref_counts, cur_counts)))
+    if cfg.feedback:
+        rf, cf = reference.feedback, current.feedback
+        if rf.thumbs >= _MIN_FEEDBACK and cf.thumbs >= _MIN_FEEDBACK:
+            outcomes.append(("thumbs_down_share", increase_test(rf.down, rf.thumbs, cf.down, cf.thumbs)))
+        if rf.rated >= _MIN_FEEDBACK and cf.rated >= _MIN_FEEDBACK:  # ordinal: KS, not chi-square
+            outcomes.append(("rating", ks_test(np.repeat(np.arange(1.0, 6.0), rf.ratings),
+                                               np.repeat(np.arange(1.0, 6.0), cf.ratings))))
+    if span is not None:
+        recent, base = span
+        least = {"thumbs_down_share": _MIN_FEEDBACK}
+        for name, (ch, cn) in recent.items():
+            rh, rn = base.get(name, (0, 0))
+            if name == "thumbs_down_share" and not cfg.feedback:
+                continue
+            if min(rn, cn) >= least.get(name, cfg.min_samples):
+                outcomes.append((f"{name}[{cfg.rate_windows}w]", increase_test(rh, rn, ch, cn)))
+    if cfg.embeddings:
+        pairs = [(side, ref_v, cur_v) for side, ref_v, cur_v in
+                 (("prompt", reference.prompt_vectors, current.prompt_vectors),
+                  ("response", reference.response_vectors, current.response_vectors))
+                 if ref_v is not None and cur_v is not None and len(ref_v) >= cfg.min_samples
+                 and len(cur_v) >= max(10, cfg.embedding_sample // 2)]
+        threshold = cfg.alpha / max(1, len(outcomes) + len(pairs))
+        for side, ref_v, cur_v in pairs:
+            test = hotelling_test(ref_v, cur_v, cfg.embedding_components, threshold=threshold, seed=seed)
+            outcomes.append((f"{side}_embedding", test.outcome))
+            attributes[f"{side}_embedding_cosine_distance"] = round(test.cosine_distance, 6)
+    return outcomes, attributes
