@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import llmpulse.producers as llmpulse  # noqa: E402
-from llmpulse.producers.topics import ensure_topics  # noqa: E402
+from llmpulse.cli.topics import ensure_topics  # noqa: E402
 from llmpulse.schemas.topics import TopicSpec  # noqa: E402
 
 

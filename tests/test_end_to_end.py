@@ -11,7 +11,7 @@ import pytest
 from worker_process import WorkerProcess
 
 import llmpulse.producers as llmpulse
-from llmpulse.producers.topics import ensure_topics
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas.topics import TopicSpec
 from llmpulse.sinks.sink import Sink, SinkConfig
 from llmpulse.sinks.store import Store

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from llmpulse.cli.main import main
-from llmpulse.producers.topics import TopicError, ensure_topics
+from llmpulse.cli.topics import TopicError, ensure_topics
 from llmpulse.schemas import partition_for
 from llmpulse.schemas.topics import CATALOGUE, TopicSpec, catalogue
 

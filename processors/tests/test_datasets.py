@@ -11,7 +11,7 @@ from kafka_events import read_events
 
 import llmpulse.producers as llmpulse
 from llmpulse.cli.main import main
-from llmpulse.producers.topics import ensure_topics
+from llmpulse.cli.topics import ensure_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import llmpulse.producers as sdk
 from llmpulse.cli.main import main as cli_main
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.processors.config import load_config
 from llmpulse.processors.guardrails.policy import GuardrailPolicy
 from llmpulse.processors.pipeline import Enricher
@@ -27,7 +28,6 @@ from llmpulse.processors.replay import (
     topics_for,
 )
 from llmpulse.producers.prompts import PromptRegistry
-from llmpulse.producers.topics import ensure_topics
 from llmpulse.sinks.store import Store
 
 pytestmark = pytest.mark.kafka

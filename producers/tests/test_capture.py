@@ -13,7 +13,7 @@ import pytest
 from kafka_events import read_events
 
 import llmpulse.producers as llmpulse
-from llmpulse.producers.topics import ensure_topics
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas import FeedbackEvent, PromptEvent, ResponseEvent, partition_for
 
 pytestmark = pytest.mark.kafka

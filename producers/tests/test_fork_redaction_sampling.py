@@ -11,8 +11,8 @@ import pytest
 from kafka_events import read_events
 
 import llmpulse.producers as llmpulse
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.producers import Redactor
-from llmpulse.producers.topics import ensure_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -13,7 +13,7 @@ from chat_server import ChatServer
 from kafka_events import read_events
 
 import llmpulse.producers as llmpulse
-from llmpulse.producers.topics import ensure_topics
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas import PromptEvent, ResponseEvent
 
 pytestmark = pytest.mark.kafka

@@ -17,7 +17,7 @@ from kafka_broker import KafkaBroker, free_port
 from kafka_events import read_events
 
 import llmpulse.producers as llmpulse
-from llmpulse.producers.topics import ensure_topics
+from llmpulse.cli.topics import ensure_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ from kafka_events import read_events
 
 import llmpulse.producers as llmpulse
 from llmpulse.cli.main import main
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.producers.prompts import PromptError, PromptRegistry, PromptVariableError
-from llmpulse.producers.topics import ensure_topics
 from llmpulse.schemas import PromptEvent, PromptLabel, PromptVersion
 
 ANSWER = '''

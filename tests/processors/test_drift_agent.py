@@ -11,7 +11,7 @@ from kafka_events import read_events
 from worker_process import WorkerProcess
 
 import llmpulse.producers as llmpulse
-from llmpulse.producers.topics import ensure_topics
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas import Alert, DriftResult
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

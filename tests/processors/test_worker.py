@@ -14,7 +14,7 @@ from kafka_events import read_events
 from worker_process import WorkerProcess
 
 import llmpulse.producers as llmpulse
-from llmpulse.producers.topics import ensure_topics
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas import (
     DeadLetter,
     EnrichedCall,

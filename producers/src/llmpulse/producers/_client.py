@@ -1,7 +1,9 @@
 """The process-wide SDK client: configuration, sampling, redaction, delivery, fork and exit.
 
 Apps use the functions in ``llmpulse.producers`` (``init``, ``track``, ``call``, ``wrap``,
-``feedback``, ``stats``); they all go through ``get_client()``.
+``feedback``, ``stats``); they all go through ``get_client()``. The Kafka transport (and
+confluent-kafka with it) is made on the first event sent, not at import or ``init``, so
+a serverless function that starts cold pays for Kafka only when it has something to send.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import logging
 import os
 import threading
 import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmpulse.producers._delivery import Delivery, on_fork
 from llmpulse.producers._local import LocalTransport
-from llmpulse.producers._transport import Transport, on_fork
+from llmpulse.producers._spool import has_leftovers, spool_root
 from llmpulse.producers.config import SdkConfig
+from llmpulse.producers.redaction import Redactor
 from llmpulse.producers.stats import SdkStats
 from llmpulse.schemas import Event, encode_event
 from llmpulse.schemas.topics import FEEDBACK, PROMPTS, RESPONSES, topic_name
@@ -37,27 +43,43 @@ class Client:
         self.pid = os.getpid()
         self._generation = _fork_generation
         self.topics = {kind: topic_name(base, config.topic_prefix) for kind, base in _TOPIC_OF.items()}
-        self._transport: Transport | None = None
+        self._transport: Delivery | None = None
+        self._kafka_due = False
+        """True until the Kafka transport is made, on the first event (see ``_start_kafka``)."""
+        self._start_lock = threading.Lock()
         self._closed = False
         if config.enabled and config.deliver_to is not None:
-            self._transport = LocalTransport(config.deliver_to, self.stats,
-                                             self.encode_call)  # type: ignore[assignment]
+            self._transport = LocalTransport(config.deliver_to, self.stats, self.encode_call)
         elif config.enabled and config.bootstrap_servers:
-            try:
-                self._transport = Transport(config, self.stats, self.encode_call)
-            except Exception as exc:  # bad settings must not take the app down
-                self.stats.error("init")
-                logger.warning("llmpulse: could not start the producer (%s); events are dropped",
-                               exc)
+            self._kafka_due = True
+            if has_leftovers(spool_root(config.spool_dir, config.app)):
+                self._start_kafka()  # an earlier process left records to resend: start now
         elif config.enabled:
             logger.info("llmpulse: no bootstrap servers configured; events are counted as "
                         "dropped (not_configured)")
 
+    def _start_kafka(self) -> None:
+        """Make the Kafka transport (importing confluent-kafka) once, on the first event."""
+        with self._start_lock:
+            if not self._kafka_due:
+                return
+            try:
+                from llmpulse.producers._transport import Transport
+
+                self._transport = Transport(self.config, self.stats, self.encode_call)
+            except Exception as exc:  # bad settings must not take the app down
+                self.stats.error("init")
+                logger.warning("llmpulse: could not start the producer (%s); events are dropped",
+                               exc)
+            self._kafka_due = False
+
     # -- the hot path ------------------------------------------------------------------
-    def _ready_transport(self, events: int) -> Transport | LocalTransport | None:
+    def _ready_transport(self, events: int) -> Delivery | None:
         """The transport to queue on, or None (and the events counted as dropped)."""
         if self._generation != _fork_generation:  # a counter, not a syscall per event
             self._after_fork()
+        if self._kafka_due and not self._closed:
+            self._start_kafka()
         transport = self._transport
         if transport is None or self._closed:
             self.stats.drop("not_configured" if not self._closed else "after_shutdown", events)
@@ -141,13 +163,14 @@ class Client:
         self.pid = os.getpid()
         self._generation = _fork_generation
         self.stats = SdkStats(warn_on_drop=self.config.warn_on_drop)
+        self._start_lock = threading.Lock()
         if old is not None:
             old.abandon_after_fork()
-            try:
-                self._transport = Transport(self.config, self.stats, self.encode_call)
-            except Exception:
+            if isinstance(old, LocalTransport):
+                self._transport = LocalTransport(old.deliver, self.stats, self.encode_call)
+            else:  # the child's Kafka transport is made on its first event
                 self._transport = None
-                self.stats.error("fork")
+                self._kafka_due = True
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Deliver everything queued; True when nothing is left in flight."""
@@ -177,14 +200,8 @@ class Client:
         transport = self._transport
         extra: dict[str, Any] = {"queue_depth": 0, "spool_events": 0, "spool_bytes": 0,
                                  "connected": False, "enabled": self.config.enabled}
-        if isinstance(transport, LocalTransport):
-            extra["connected"] = True
-        elif transport is not None:
-            extra["queue_depth"] = transport.buffered + transport.in_flight()
-            extra["spool_events"] = transport.spool.events
-            extra["spool_bytes"] = transport.spool.size
-            extra["spool_evicted"] = transport.spool.evicted_events
-            extra["connected"] = not transport.down
+        if transport is not None:
+            extra.update(transport.status())
         return self.stats.snapshot(**extra)
 
 
@@ -193,10 +210,48 @@ _client: Client | None = None
 _atexit_registered = False
 
 
-def init(**options: Any) -> Client:
-    """Configure the SDK for this process (replacing an earlier client, which is flushed)."""
+def init(
+    *,
+    app: str | None = None,
+    environment: str | None = None,
+    bootstrap_servers: str | None = None,
+    enabled: bool | None = None,
+    topic_prefix: str | None = None,
+    sample_rate: float | None = None,
+    sample_rule: Callable[[Any], bool | None] | None = None,
+    redact: Redactor | None = None,
+    capture_content: bool | None = None,
+    flush_interval_s: float | None = None,
+    max_batch_events: int | None = None,
+    max_batch_bytes: int | None = None,
+    max_buffered_events: int | None = None,
+    spool_dir: str | Path | None = None,
+    spool_max_bytes: int | None = None,
+    delivery_timeout_s: float | None = None,
+    shutdown_timeout_s: float | None = None,
+    compression: str | None = None,
+    kafka_config: Mapping[str, str] | None = None,
+    deliver_to: Callable[[str, bytes, bytes], None] | None = None,
+    warn_on_drop: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Client:
+    """Configure the SDK for this process (replacing an earlier client, which is flushed).
+
+    Every option is described on ``SdkConfig``. An option left at None comes from its
+    ``LLMPULSE_*`` variable (in ``environ``, default ``os.environ``), then the default.
+    Nothing connects here: the Kafka producer is made on the first event sent.
+    """
     global _client, _atexit_registered
-    config = SdkConfig.resolve(**options)
+    config = SdkConfig.resolve(
+        environ, app=app, environment=environment, bootstrap_servers=bootstrap_servers,
+        enabled=enabled, topic_prefix=topic_prefix, sample_rate=sample_rate,
+        sample_rule=sample_rule, redact=redact, capture_content=capture_content,
+        flush_interval_s=flush_interval_s, max_batch_events=max_batch_events,
+        max_batch_bytes=max_batch_bytes, max_buffered_events=max_buffered_events,
+        spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
+        delivery_timeout_s=delivery_timeout_s, shutdown_timeout_s=shutdown_timeout_s,
+        compression=compression, kafka_config=kafka_config, deliver_to=deliver_to,
+        warn_on_drop=warn_on_drop)
     with _lock:
         old, _client = _client, Client(config)
         if not _atexit_registered:

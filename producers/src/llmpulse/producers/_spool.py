@@ -228,3 +228,21 @@ class Spool:
         except OSError:
             pass
         os.close(self._lock_fd)
+
+
+def safe_name(app: str) -> str:
+    """An app's name as a file and client name: letters, digits, ``-_.``; 64 at most."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in app)[:64] or "app"
+
+
+def spool_root(spool_dir: Path | str, app: str) -> Path:
+    """The folder of an app's spool (one sub-folder per process)."""
+    return Path(spool_dir) / safe_name(app)
+
+
+def has_leftovers(root: Path) -> bool:
+    """True when an earlier process left spooled records under ``root`` (a cheap glob)."""
+    try:
+        return any(True for _ in root.glob("p-*/seg-*.spool"))
+    except OSError:
+        return False

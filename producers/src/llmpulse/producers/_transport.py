@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
-from llmpulse.producers._spool import Spool, SpooledRecord
+from llmpulse.producers._delivery import EncodeCall
+from llmpulse.producers._spool import Spool, SpooledRecord, safe_name, spool_root
 from llmpulse.producers.config import SdkConfig
 from llmpulse.producers.stats import SdkStats
 from llmpulse.schemas import encode_batch, murmur2, partition_for
@@ -38,10 +37,6 @@ logger = logging.getLogger(__name__)
 _DOWN_ERRORS = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._MSG_TIMED_OUT,
                 KafkaError._TIMED_OUT, KafkaError._RESOLVE}
 _PROBE_INTERVAL_S = 1.0
-
-EncodeCall = Callable[[Any], tuple[str, list[tuple[str, bytes]]]]
-"""Builds a finished call's events: ``(key, [(topic, encoded value), ...])``."""
-
 
 class Transport:
     """Buffers, batches and delivers encoded events. One per process (re-made after fork)."""
@@ -63,7 +58,7 @@ class Transport:
         self._draining: tuple[Path, int] | None = None  # segment being resent, records left
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.spool = Spool(Path(config.spool_dir) / _safe(config.app), config.spool_max_bytes)
+        self.spool = Spool(spool_root(config.spool_dir, config.app), config.spool_max_bytes)
         self._producer = Producer(self._producer_config())
         self._thread = threading.Thread(target=self._run, name="llmpulse-flusher", daemon=True)
         self._thread.start()
@@ -78,7 +73,7 @@ class Transport:
             "message.timeout.ms": int(cfg.delivery_timeout_s * 1000),
             "message.max.bytes": 8 * 1024 * 1024,
             "queue.buffering.max.kbytes": 64 * 1024,
-            "client.id": f"llmpulse-sdk-{_safe(cfg.app)}",
+            "client.id": f"llmpulse-sdk-{safe_name(cfg.app)}",
             "error_cb": self._on_error,
             "logger": _KafkaLog(),
             **dict(cfg.kafka_config),
@@ -149,6 +144,12 @@ class Transport:
     def in_flight(self) -> int:
         """Records handed to librdkafka and not yet acknowledged."""
         return len(self._producer)
+
+    def status(self) -> dict[str, Any]:
+        """Queue depth, the spool's figures and whether the broker answers."""
+        return {"queue_depth": self.buffered + self.in_flight(), "spool_events": self.spool.events,
+                "spool_bytes": self.spool.size, "spool_evicted": self.spool.evicted_events,
+                "connected": not self.down}
 
     # -- the flusher thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -428,12 +429,3 @@ class _ClosedProducer:
     def list_topics(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("llmpulse transport is closed")
 
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "app"
-
-
-def on_fork(callback: Callable[[], None]) -> None:
-    """Run ``callback`` in every forked child (gunicorn, uvicorn workers, multiprocessing)."""
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=callback)

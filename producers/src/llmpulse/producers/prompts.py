@@ -191,7 +191,8 @@ def load_file(path: Path) -> PromptTemplate:
             try:
                 import yaml
             except ImportError:
-                raise PromptError(f"{path}: YAML prompts need PyYAML: pip install pyyaml") from None
+                raise PromptError(f"{path}: YAML prompts need PyYAML: "
+                                  "pip install 'llmpulse-producers[yaml]'") from None
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise PromptError(f"{path}: {exc}") from None

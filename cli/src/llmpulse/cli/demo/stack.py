@@ -38,7 +38,7 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
     import llmpulse.producers as llmpulse
     from llmpulse.cli.demo.command import _simulate, summarise
     from llmpulse.cli.demo.simulator import SupportBot
-    from llmpulse.producers.topics import ensure_topics
+    from llmpulse.cli.topics import ensure_topics
     from llmpulse.sinks.sink import Sink, SinkConfig
     from llmpulse.sinks.store import Store
 

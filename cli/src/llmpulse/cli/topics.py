@@ -1,7 +1,13 @@
-"""Create llmpulse's topics idempotently (``llmpulse topics create``).
+"""Kafka topic administration: ``llmpulse topics create|list`` and ``ensure_topics``.
+
+Operators and the stack create topics; apps never do, so this lives in the umbrella and
+not in the SDK (an app that installs ``llmpulse-producers`` gets no admin client).
 
 Example:
-    >>> from llmpulse.producers.topics import ensure_topics
+    $ llmpulse topics create --bootstrap-servers 127.0.0.1:9092 --partitions 6
+    $ llmpulse topics list --prefix eval.
+
+    >>> from llmpulse.cli.topics import ensure_topics
     >>> report = ensure_topics("127.0.0.1:9092", partitions=6)  # doctest: +SKIP
     >>> [(t.name, t.status) for t in report]                     # doctest: +SKIP
     [('llm.prompts', 'created'), ('llm.responses', 'exists'), ...]
@@ -10,17 +16,21 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+import click
 
+from llmpulse.schemas import environment as env
 from llmpulse.schemas.errors import LlmpulseError
 from llmpulse.schemas.topics import TopicSpec, catalogue
 
-__all__ = ["TopicError", "TopicStatus", "ensure_topics"]
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
+
+__all__ = ["TopicError", "TopicStatus", "ensure_topics", "topics"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +77,10 @@ def ensure_topics(
         TopicError: a topic could not be created, or the co-partitioned topics
             (prompts, responses, feedback) exist with different partition counts.
     """
+    # Imported here: `llmpulse --help` should not load the Kafka client.
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
     specs = specs if specs is not None else catalogue(prefix=prefix, partitions=partitions)
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(kafka_config or {})})
     existing = admin.list_topics(timeout=timeout_s).topics
@@ -98,3 +112,38 @@ def ensure_topics(
         raise TopicError(f"co-partitioned topics disagree on partition counts: {co}; "
                          "a call's prompt, response and feedback would land apart")
     return report
+
+
+@click.group()
+def topics() -> None:
+    """Kafka topics of the catalogue."""
+
+
+@topics.command("create")
+@click.option("--bootstrap-servers", envvar=env.BOOTSTRAP_SERVERS, required=True,
+              help=f"Kafka bootstrap servers (or ${env.BOOTSTRAP_SERVERS}).")
+@click.option("--partitions", type=click.IntRange(min=1), envvar=env.TOPIC_PARTITIONS,
+              default=None, help="Partitions of the call topics (default 6).")
+@click.option("--replication-factor", type=click.IntRange(min=1),
+              envvar=env.TOPIC_REPLICATION_FACTOR, default=1, show_default=True)
+@click.option("--prefix", envvar=env.TOPIC_PREFIX, default="", help="Topic name prefix.")
+def topics_create(bootstrap_servers: str, partitions: int | None, replication_factor: int,
+                  prefix: str) -> None:
+    """Create the missing topics; existing ones are left as they are (idempotent)."""
+    try:
+        report = ensure_topics(bootstrap_servers, partitions=partitions,
+                               replication_factor=replication_factor, prefix=prefix)
+    except LlmpulseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for t in report:
+        click.echo(f"{t.status:8} {t.name} ({t.partitions} partitions)")
+
+
+@topics.command("list")
+@click.option("--prefix", envvar=env.TOPIC_PREFIX, default="")
+def topics_list(prefix: str) -> None:
+    """Print the catalogue: name, key, contract, partitions, retention."""
+    for spec in catalogue(prefix=prefix, environ=os.environ):
+        kept = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms / 86_400_000:g}d"
+        click.echo(f"{spec.name:22} key={spec.key:32} partitions={spec.partitions:<3} "
+                   f"retention={kept} {spec.cleanup_policy:8} {spec.value}")
