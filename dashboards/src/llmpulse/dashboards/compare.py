@@ -17,18 +17,37 @@ from datetime import datetime
 from typing import Any
 
 from llmpulse.dashboards.charts import bar_chart, format_value, interval_plot
+from llmpulse.dashboards.page import page
 from llmpulse.dashboards.samples import run_samples, version_samples
 from llmpulse.dashboards.stats import Comparison, MetricComparison, compare_samples
 
 __all__ = [
     "compare_runs",
     "compare_versions", "comparison_html", "comparison_json", "comparison_section",
-    "comparison_table",
+    "comparison_table", "version_label", "worse_for_b", "worse_metrics",
 ]
 
 logger = logging.getLogger(__name__)
 
 _UNIT_FORMAT = {"%": "percentunit", "ms": "ms", "USD": "currencyUSD"}
+
+
+def version_label(version: str) -> str:
+    """``v1`` stays ``v1``; a bare ``3`` or content hash gets its ``v`` (``v3``)."""
+    return version if version[:1] in {"v", "V"} else f"v{version}"
+
+
+def worse_for_b(metric: MetricComparison) -> bool | None:
+    """True when a significant difference goes B's bad way, False its good way; None when
+    the metric did not differ significantly or has no better direction."""
+    if not metric.significant or metric.higher_is_better is None or metric.difference is None:
+        return None
+    return (metric.difference > 0) != metric.higher_is_better
+
+
+def worse_metrics(comparison: Comparison) -> list[MetricComparison]:
+    """The metrics on which B is significantly worse than A (``compare --fail-on worse``)."""
+    return [m for m in comparison.metrics if worse_for_b(m)]
 
 
 def compare_runs(
@@ -101,8 +120,8 @@ def compare_versions(
     comparison = compare_samples(
         side_a,
         side_b,
-        label_a=f"{prompt_id} v{version_a}",
-        label_b=f"{prompt_id} v{version_b}",
+        label_a=f"{prompt_id} {version_label(version_a)}",
+        label_b=f"{prompt_id} {version_label(version_b)}",
         alpha=alpha,
         correction=correction,
         min_samples=min_samples,
@@ -298,8 +317,6 @@ def comparison_section(comparison: Comparison) -> str:
 
 def comparison_html(comparison: Comparison, *, subtitle: str = "") -> str:
     """A self-contained HTML page of the comparison."""
-    from llmpulse.dashboards.report import page
-
     title = f"{comparison.label_a} vs {comparison.label_b}"
     intro = (f"<p>{html.escape(subtitle)}</p>" if subtitle else "") + (
         f"<p>{len(comparison.significant)} of {len(comparison.metrics)} metrics differ at "

@@ -32,39 +32,6 @@ class DemoResult:
     seconds: float
 
 
-def _simulate(bot: Any, total: int, since: datetime, span: timedelta,
-              on_step: Any = None) -> datetime:
-    """Drive the instrumented bot; returns the simulated time the drift started."""
-    import llmpulse.producers as llmpulse
-    from llmpulse.cli.demo.simulator import GOOD, SYSTEM
-
-    step = span / total
-    drift_start = since + step * bot.drift_index
-    for i in range(total):
-        turn = bot.turn(i)
-        at = since + step * i
-        context = [{"id": f"kb-{turn.topic}", "content": GOOD[turn.topic].format(order="<order>"),
-                    "score": 0.82}]
-        with llmpulse.call(prompt_id="support-answer", prompt_version=turn.version,
-                           model="gpt-4o-mini", provider="openai", session_id=turn.session_id,
-                           user_id=turn.user_id, occurred_at=at, context=context,
-                           messages=[{"role": "system", "content": SYSTEM[turn.version]},
-                                     {"role": "user", "content": turn.question}]) as call:
-            call.record_response(turn.answer, input_tokens=turn.input_tokens,
-                                 output_tokens=turn.output_tokens, finish_reason="stop",
-                                 latency_ms=turn.latency_ms,
-                                 cost_usd=(turn.input_tokens * 0.15 + turn.output_tokens * 0.6)
-                                 / 1_000_000)
-        said = bot.feedback(turn)
-        if said is not None:
-            llmpulse.feedback(call.call_id, occurred_at=at + timedelta(seconds=30),
-                              prompt_id="support-answer", prompt_version=turn.version,
-                              **said)  # type: ignore[arg-type]
-        if on_step is not None:
-            on_step(i)
-    return drift_start
-
-
 def _report_writer(folder: Path) -> Any:
     """An Evidently report takes seconds: the demo keeps the first drifted window's report
     of each prompt version (the one its alert points to)."""
@@ -103,6 +70,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
     """The embedded run: SDK -> in-process pipeline -> chDB -> report."""
     import llmpulse.producers as llmpulse
     from llmpulse.cli.demo.pipeline import EmbeddedPipeline
+    from llmpulse.cli.demo.scenario import simulate, summarise, worse_version
     from llmpulse.cli.demo.simulator import SupportBot
     from llmpulse.processors.alerting import AlertConfig, AlertEngine
     from llmpulse.processors.config import load_config
@@ -147,7 +115,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
                     pipeline.process()
                 bar.update(1)
 
-            drift_start = _simulate(bot, requests, since, until - since, step)
+            drift_start = simulate(bot, requests, since, until - since, step)
         pipeline.finish()
         llmpulse.shutdown()
         reports.flush(timeout=120)
@@ -166,7 +134,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
     for alert in alerts:
         echo(f"  {alert.occurred_at:%H:%M} {alert.status:8} {alert.severity:8} {alert.rule:12} "
              f"{alert.prompt_version or '':4} {alert.summary}")
-    worse = _worse_version(comparison)
+    worse = worse_version(comparison)
     seconds = time.perf_counter() - t_start
     echo(f"\nreport:      {report}\ncomparison:  {comparison_path}\n"
          f"drift reports: {out / 'drift-reports'}\nstore:       {store_url}\n"
@@ -174,42 +142,6 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
     return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
                       drift_start=drift_start, since=since, until=until, calls=totals.calls,
                       worse_version=worse, seconds=seconds)
-
-
-def summarise(store: Any, out: Path, since: datetime, until: datetime,
-              echo: Any = click.echo) -> tuple[Any, Path, Path]:
-    """The version comparison (printed and saved) and the HTML report of the store."""
-    from llmpulse.dashboards.compare import compare_versions, comparison_json, comparison_table
-    from llmpulse.dashboards.report import render_report
-
-    comparison = compare_versions(store, "support-answer", "v1", "v2",
-                                  since=since - timedelta(minutes=1),
-                                  until=until + timedelta(minutes=1), app="acme-support")
-    echo("\n" + comparison_table(comparison))
-    comparison_path = out / "comparison.json"
-    comparison_path.write_text(comparison_json(comparison), encoding="utf-8")
-    with click.progressbar(length=1, label="rendering the report") as bar:
-        def progress(done: int, total: int, what: str) -> None:
-            bar.length = total
-            bar.update(1)
-
-        report = render_report(store, since=since - timedelta(minutes=1),
-                               until=until + timedelta(minutes=1), app="acme-support",
-                               out_path=out / "report.html", progress=progress)
-    return comparison, comparison_path, report
-
-
-def _worse_version(comparison: Any) -> str | None:
-    """The version that is worse on more of the significant metrics (None: a tie)."""
-    score = 0  # > 0: B is worse
-    for metric in comparison.significant:
-        if metric.higher_is_better is None or metric.difference is None:
-            continue
-        b_better = (metric.difference > 0) == metric.higher_is_better
-        score += -1 if b_better else 1
-    if score == 0:
-        return None
-    return "v2" if score > 0 else "v1"
 
 
 @click.command("demo")

@@ -36,7 +36,7 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
     import shutil
 
     import llmpulse.producers as llmpulse
-    from llmpulse.cli.demo.command import _simulate, summarise
+    from llmpulse.cli.demo.scenario import simulate, summarise
     from llmpulse.cli.demo.simulator import SupportBot
     from llmpulse.cli.topics import ensure_topics
     from llmpulse.sinks.sink import Sink, SinkConfig
@@ -76,7 +76,7 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
         bot = SupportBot(seed=seed, total=requests)
         with click.progressbar(length=requests, label="simulating requests", show_eta=True,
                                show_pos=True) as bar:
-            _simulate(bot, requests, since, until - since, lambda i: bar.update(1))
+            simulate(bot, requests, since, until - since, lambda i: bar.update(1))
         llmpulse.flush(30)
         stats = llmpulse.stats()
         echo(f"SDK: sent {stats['sent']} events, dropped {stats['dropped']}")

@@ -1,0 +1,85 @@
+"""The demo's scenario, shared by the embedded run and ``--kafka``: drive the instrumented
+support bot, then summarise what the store holds (the version comparison and the report).
+
+Example:
+    >>> from llmpulse.cli.demo.scenario import simulate, summarise
+    >>> # simulate(SupportBot(seed=42, total=3000), 3000, since, span); then
+    >>> # summarise(store, out, since, until) -> (comparison, comparison.json, report.html)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["simulate", "summarise", "worse_version"]
+
+
+def simulate(bot: Any, total: int, since: datetime, span: timedelta,
+             on_step: Any = None) -> datetime:
+    """Drive the instrumented bot; returns the simulated time the drift started."""
+    import llmpulse.producers as llmpulse
+    from llmpulse.cli.demo.simulator import GOOD, SYSTEM
+
+    step = span / total
+    drift_start = since + step * bot.drift_index
+    for i in range(total):
+        turn = bot.turn(i)
+        at = since + step * i
+        context = [{"id": f"kb-{turn.topic}", "content": GOOD[turn.topic].format(order="<order>"),
+                    "score": 0.82}]
+        with llmpulse.call(prompt_id="support-answer", prompt_version=turn.version,
+                           model="gpt-4o-mini", provider="openai", session_id=turn.session_id,
+                           user_id=turn.user_id, occurred_at=at, context=context,
+                           messages=[{"role": "system", "content": SYSTEM[turn.version]},
+                                     {"role": "user", "content": turn.question}]) as call:
+            call.record_response(turn.answer, input_tokens=turn.input_tokens,
+                                 output_tokens=turn.output_tokens, finish_reason="stop",
+                                 latency_ms=turn.latency_ms,
+                                 cost_usd=(turn.input_tokens * 0.15 + turn.output_tokens * 0.6)
+                                 / 1_000_000)
+        said = bot.feedback(turn)
+        if said is not None:
+            llmpulse.feedback(call.call_id, occurred_at=at + timedelta(seconds=30),
+                              prompt_id="support-answer", prompt_version=turn.version,
+                              **said)  # type: ignore[arg-type]
+        if on_step is not None:
+            on_step(i)
+    return drift_start
+
+
+def summarise(store: Any, out: Path, since: datetime, until: datetime,
+              echo: Any = click.echo) -> tuple[Any, Path, Path]:
+    """The version comparison (printed and saved) and the HTML report of the store."""
+    from llmpulse.dashboards.compare import compare_versions, comparison_json, comparison_table
+    from llmpulse.dashboards.report import render_report
+
+    comparison = compare_versions(store, "support-answer", "v1", "v2",
+                                  since=since - timedelta(minutes=1),
+                                  until=until + timedelta(minutes=1), app="acme-support")
+    echo("\n" + comparison_table(comparison))
+    comparison_path = out / "comparison.json"
+    comparison_path.write_text(comparison_json(comparison), encoding="utf-8")
+    with click.progressbar(length=1, label="rendering the report") as bar:
+        def progress(done: int, total: int, what: str) -> None:
+            bar.length = total
+            bar.update(1)
+
+        report = render_report(store, since=since - timedelta(minutes=1),
+                               until=until + timedelta(minutes=1), app="acme-support",
+                               out_path=out / "report.html", progress=progress)
+    return comparison, comparison_path, report
+
+
+def worse_version(comparison: Any) -> str | None:
+    """The version that is worse on more of the significant metrics (None: a tie)."""
+    from llmpulse.dashboards.compare import worse_for_b
+
+    verdicts = [worse_for_b(metric) for metric in comparison.significant]
+    score = verdicts.count(True) - verdicts.count(False)  # > 0: B is worse
+    if score == 0:
+        return None
+    return "v2" if score > 0 else "v1"
