@@ -20,6 +20,7 @@ from llmpulse.dashboards.cli import dashboards as dashboards_commands
 from llmpulse.dashboards.cli import report as report_command
 from llmpulse.processors.cli import export as export_command
 from llmpulse.processors.cli import import_ as import_command
+from llmpulse.processors.cli import models as models_command
 from llmpulse.processors.cli import replay as replay_command
 from llmpulse.processors.cli import worker as worker_command
 from llmpulse.processors.otlp.command import otlp as otlp_commands
@@ -56,6 +57,7 @@ main.add_command(replay_command)
 main.add_command(export_command)
 main.add_command(import_command)
 main.add_command(otlp_commands)
+main.add_command(models_command)
 main.add_command(sink_command)
 main.add_command(db_commands)
 

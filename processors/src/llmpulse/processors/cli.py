@@ -4,6 +4,7 @@ Example:
     $ llmpulse worker --bootstrap-servers 127.0.0.1:9092 --config llmpulse.yaml
     $ llmpulse worker --role light      # join, light scorers, guardrails
     $ llmpulse worker --role heavy      # model scorers only, in their own consumer group
+    $ llmpulse models fetch detoxify-original minilm --dir /models
     $ llmpulse replay --from 2026-01-01T00:00 --to 2026-01-02T00:00 --policy strict.yaml
 """
 
@@ -14,9 +15,10 @@ from datetime import UTC, datetime
 
 import click
 
+from llmpulse.processors.models.commands import models
 from llmpulse.schemas import environment as env
 
-__all__ = ["replay", "worker"]
+__all__ = ["export", "import_", "models", "replay", "worker"]
 
 
 @click.command("worker")

@@ -25,6 +25,7 @@ __all__ = [
     "GUARDRAILS_PREFIX",
     "KAFKA_PREFIX",
     "LIMIT_PREFIX",
+    "MODELS_DIR",
     "OTEL_GRPC_ENDPOINT",
     "OTEL_HTTP_ENDPOINT",
     "OTEL_METRICS_PORT",
@@ -135,6 +136,10 @@ GUARDRAILS_PREFIX = "LLMPULSE_GUARDRAILS__"
 
 POLICY = "LLMPULSE_POLICY"
 """Path of the guardrail policy file (YAML); reloaded when it changes."""
+
+MODELS_DIR = "LLMPULSE_MODELS_DIR"
+"""The models folder written by ``llmpulse models fetch`` and read by the model scorers
+(default for ``scoring.toxicity.models_dir`` and ``scoring.embeddings.models_dir``)."""
 
 DATA_DIR = "LLMPULSE_DATA_DIR"
 """Folder of the embedded store (``llmpulse.chdb`` in it) when ``LLMPULSE_CLICKHOUSE_URL`` is

@@ -1,0 +1,196 @@
+"""Run a fetched model: on ONNX Runtime (no torch), or on torch, in length-bucketed batches.
+
+Texts are tokenised once, truncated at the model's maximum tokens, sorted by length and
+cut into batches of similar lengths, each padded only to its own longest text, so one long
+answer does not slow a whole batch; results come back in the original order. The same
+bucketing serves both backends.
+
+- ``OnnxTextModel``: ``tokenizers`` + ``onnxruntime`` over ``onnx/model.onnx`` (fp32) or
+  ``onnx/model.int8.onnx``; ``device="cuda"`` asks for ONNX Runtime's CUDA provider
+  (``onnxruntime-gpu``), and says so in the log when only the CPU one is there.
+- ``TorchTextModel``: the same outputs from the torch model (a Detoxify checkpoint in a
+  models folder), for machines without an ONNX export.
+
+A model's outputs are ``multi-label`` probabilities (sigmoid of the logits, Detoxify's
+classes) or ``sentence-embedding`` vectors (mean of the token states, unit length).
+
+Example:
+    >>> from llmpulse.processors.models.runtime import length_buckets
+    >>> length_buckets([5, 1, 9, 2, 7], 2)
+    [[1, 3], [0, 4], [2]]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llmpulse.processors.errors import ModelUnavailableError
+from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8
+
+__all__ = ["OnnxTextModel", "TorchTextModel", "length_buckets", "top_label"]
+
+logger = logging.getLogger(__name__)
+
+INSTALL_ONNX = "pip install 'llmpulse-processors[onnx]'"
+
+
+def length_buckets(lengths: Sequence[int], size: int) -> list[list[int]]:
+    """Indices grouped into batches of at most ``size``, shortest texts first."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def top_label(classes: Sequence[str], probabilities: Any) -> tuple[float, str | None]:
+    """``(toxicity, label)``: the ``toxicity`` class (else the highest), and the most likely
+    class when it reaches 0.5."""
+    values = [float(p) for p in probabilities]
+    best = max(range(len(values)), key=values.__getitem__)
+    value = values[classes.index("toxicity")] if "toxicity" in classes else values[best]
+    return value, classes[best] if values[best] >= 0.5 else None
+
+
+def _finish(task: str, output: Any, mask: Any) -> Any:
+    """Probabilities or unit embeddings from a batch's raw output (numpy)."""
+    import numpy as np
+
+    if task == "multi-label":
+        return 1.0 / (1.0 + np.exp(-output))
+    weights = mask[..., None].astype(output.dtype)
+    pooled = (output * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def _gather(n: int, buckets: list[list[int]], run: Callable[[list[int]], Any]) -> Any:
+    import numpy as np
+
+    out: Any = None
+    for bucket in buckets:
+        rows = run(bucket)
+        if out is None:
+            out = np.zeros((n, *rows.shape[1:]), dtype=np.float32)
+        out[bucket] = rows
+    return out
+
+
+class OnnxTextModel:
+    """A model exported by ``llmpulse models fetch``, on ONNX Runtime.
+
+    Args:
+        model_dir: the model's folder in a models folder (``/models/minilm``).
+        precision: ``fp32`` or ``int8``.
+        device: ``cpu`` or ``cuda`` / ``cuda:N``.
+        threads: ONNX Runtime intra-op threads (None: its default, every core).
+        batch_size: texts per run.
+
+    Raises:
+        ModelUnavailableError: onnxruntime/tokenizers missing, or the export is not there.
+    """
+
+    def __init__(self, model_dir: str | Path, *, precision: str = "int8", device: str = "cpu",
+                 threads: int | None = None, batch_size: int = 32) -> None:
+        self.model_dir = Path(model_dir)
+        file = self.model_dir / (ONNX_INT8 if precision == "int8" else ONNX_FP32)
+        if not file.is_file() or not (self.model_dir / MODEL_INFO).is_file():
+            raise ModelUnavailableError(str(file), "no ONNX export; run llmpulse models fetch (with torch) "
+                                        "or llmpulse models export")
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise ModelUnavailableError("onnxruntime", f"not installed: {INSTALL_ONNX}") from None
+        self.info: dict[str, Any] = json.loads((self.model_dir / MODEL_INFO).read_text("utf-8"))
+        self.task: str = self.info["task"]
+        self.classes: list[str] = list(self.info.get("classes", []))
+        self.precision = precision
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(self.model_dir / self.info["tokenizer"]))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(int(self.info["max_tokens"]))
+        self.pad_id = int(self.info.get("pad_token_id", 0))
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            index = device.partition(":")[2] or "0"
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index)}))  # type: ignore[arg-type]
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                logger.warning("%s: device %s asked, but this onnxruntime has no CUDA provider "
+                               "(install onnxruntime-gpu); running on the CPU", self.model_dir.name, device)
+                providers = ["CPUExecutionProvider"]
+        try:
+            self.session = onnxruntime.InferenceSession(str(file), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own error types
+            raise ModelUnavailableError(str(file), f"{type(exc).__name__}: {exc}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.provider = self.session.get_providers()[0]
+
+    def run(self, texts: Sequence[str]) -> Any:
+        """Probabilities (``n x classes``) or unit embeddings (``n x dim``), one row a text."""
+        import numpy as np
+
+        encodings = self.tokenizer.encode_batch(list(texts))
+
+        def run_bucket(bucket: list[int]) -> Any:
+            width = max(len(encodings[i].ids) for i in bucket)
+            ids = np.full((len(bucket), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(bucket), width), dtype=np.int64)
+            types = np.zeros((len(bucket), width), dtype=np.int64)
+            for row, i in enumerate(bucket):
+                enc = encodings[i]
+                ids[row, :len(enc.ids)] = enc.ids
+                mask[row, :len(enc.ids)] = 1
+                types[row, :len(enc.ids)] = enc.type_ids
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            output = self.session.run(None, {name: feed[name] for name in self.input_names})[0]
+            return _finish(self.task, output, mask)
+
+        return _gather(len(encodings), length_buckets([len(e.ids) for e in encodings], self.batch_size),
+                       run_bucket)
+
+
+class TorchTextModel:
+    """A Detoxify checkpoint from a models folder, on torch, with the same bucketing.
+
+    Args:
+        model_dir: the Detoxify model's folder (``/models/detoxify-original``).
+    """
+
+    def __init__(self, model_dir: str | Path, *, device: str = "cpu", threads: int | None = None,
+                 batch_size: int = 32) -> None:
+        from llmpulse.processors.models.export import load_detoxify_torch, max_tokens_of
+
+        self.model_dir = Path(model_dir)
+        checkpoints = sorted(self.model_dir.glob("*.ckpt"))
+        if not checkpoints:
+            raise ModelUnavailableError(str(self.model_dir), "no Detoxify checkpoint (*.ckpt) in it")
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.tokenizer, self.classes = load_detoxify_torch(
+            checkpoints[0], self.model_dir / "base", device)
+        self.task = "multi-label"
+        self.device = device
+        self.max_tokens = max_tokens_of(self.model_dir / "base")
+        self.batch_size = batch_size
+        self.precision = "fp32"
+
+    def run(self, texts: Sequence[str]) -> Any:
+        """Probabilities, one row a text (``n x classes``)."""
+        import torch
+
+        lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=True,
+                                                      max_length=self.max_tokens)["input_ids"]]
+
+        def run_bucket(bucket: list[int]) -> Any:
+            inputs = self.tokenizer([texts[i] for i in bucket], return_tensors="pt", truncation=True,
+                                    max_length=self.max_tokens, padding=True).to(self.device)
+            with torch.no_grad():
+                return torch.sigmoid(self.model(**inputs)[0]).float().cpu().numpy()
+
+        return _gather(len(texts), length_buckets(lengths, self.batch_size), run_bucket)
