@@ -141,6 +141,7 @@ _SSN = re.compile(r"([0-9]{3})[- ]([0-9]{2})[- ]([0-9]{4})")
 _DATE = re.compile(r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}")
 _IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:)(?![\w:])")
+_DECIMAL = re.compile(r"[0-9]+[.,][0-9]+")
 _CPF_SHAPE = re.compile(r"[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}")
 _THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(?:[ ,.\u00a0][0-9]{3})+")
 _PHONE_WORDS = ("phone", "tel", "call", "mobile", "cell", "whatsapp", "sms", "fax", "ring", "dial",
@@ -151,8 +152,10 @@ _PHONE_WORDS = ("phone", "tel", "call", "mobile", "cell", "whatsapp", "sms", "fa
 _NOT_PHONE_WORDS = ("order", "invoice", "ticket", "tracking", "ref", "case", "booking", "confirmation",
                     "serial", "sku", "isbn", "issn", "version", "build", "release", "part", "item",
                     "commande", "facture", "bestell", "rechnung", "pedido", "factura", "ordine",
-                    "fattura", "encomenda", "bestelling", "factuur", "#", "no.", "nr.", "n°", "id ")
+                    "fattura", "encomenda", "bestelling", "factuur", "#", "no.", "nr.", "n°", "id ",
+                    "range", "port")
 _VERSION_WORDS = ("version", "ver", "v", "build", "release", "firmware", "kernel", "python", "node",
+                  "versión", "versione", "versão", "versie", "Version",
                   "java", "chrome", "ios", "android", "windows", "macos", "oid", "snmp")
 _ID_CONTEXT = {
     "de_steuer_id": ("steuer", "idnr", "identifikationsnummer", "tax id", "tin"),
@@ -184,6 +187,13 @@ def _after_version_word(text: str, start: int) -> bool:
     words = text[max(0, start - 16):start].lower().replace("-", " ").split()
     last = words[-1].rstrip(":=") if words else ""
     return text[start - 1:start] in ("v", "V") or last in _VERSION_WORDS
+
+
+def _after_code(text: str, start: int) -> bool:
+    """The digits continue a code that has letters and digits (``1Z 999 AA1 01 2345 6784``)."""
+    words = text[max(0, start - 12):start].split()
+    last = words[-1] if words and text[start - 1:start] == " " else ""
+    return any(ch.isdigit() for ch in last) and any(ch.isalpha() for ch in last)
 
 
 def _ip_finding(text: str, start: int, end: int, private_ips: bool) -> Finding | None:
@@ -226,12 +236,12 @@ def _national_id(text: str, start: int, end: int, value: str, digits: str) -> Fi
 def _phone(text: str, start: int, value: str, n: int, loose: bool) -> bool:
     if loose:
         return 7 <= n <= 15 and not _DATE.match(value)
-    if not 8 <= n <= 15 or _DATE.match(value):
+    if not 8 <= n <= 15 or _DATE.match(value) or _DECIMAL.fullmatch(value):
         return False
     if value.startswith("+"):
         return True
     if _near(text, start, _NOT_PHONE_WORDS, 16) or _after_version_word(text, start) \
-            or _CPF_SHAPE.fullmatch(value):
+            or _CPF_SHAPE.fullmatch(value) or _after_code(text, start):
         return False
     if value.startswith("00") and n >= 11:
         return True
@@ -257,8 +267,11 @@ def _classify_run(text: str, m: re.Match[str], wanted: Collection[str],
                 and _DNI_LETTERS[int(digits) % 23] == letter:
             return Finding("national_id", start, end + 1, "********" + letter, "es_dni")
         return None
-    if "ip_address" in wanted and _IPV4.fullmatch(value):
-        return _ip_finding(text, start, end, private_ips)
+    address = _IPV4.match(value) if "." in value else None
+    if address is not None:  # an address, or one with a prefix length (10.0.0.0/8)
+        if "ip_address" not in wanted:
+            return None
+        return _ip_finding(text, start, start + address.end(), private_ips)
     if n in (10, 13) and not value.startswith("+") and (n == 13 or _near(text, start, ("isbn",))) \
             and isbn_valid(digits):
         return None
@@ -400,7 +413,9 @@ _PLACEHOLDER = re.compile(
     r"^(?:x+|\*+|\.+|<.*>|\[.*\]|\{.*\}|\$.*|%.*|your[_\-].*|.*[_\-]here|os\.environ.*|getenv.*|env\..*"
     r"|process\.env.*|none|null|nil|true|false|undefined|redacted|example.*|sample.*|dummy.*|placeholder.*"
     r"|changeme|change[_\-]?me|password1?|passwd|secret|mysecret|mypassword|test(?:ing)?|admin|root"
-    r"|foo(?:bar)?|bar|qwerty|12345678|123456789|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$",
+    r"|foo(?:bar)?|bar|qwerty|12345678|123456789|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
+    # the most common passwords of the public breach lists: known to everyone, examples
+    r"|password123|passw0rd|admin123|letmein|welcome1?|iloveyou|abc123|qwerty123|monkey123)$",
     re.IGNORECASE,
 )
 _VENDOR_PLACEHOLDER = re.compile(r"x{6}|X{6}|0{8}|your|YOUR|placeholder|PLACEHOLDER|<|\.\.\.")
@@ -414,9 +429,10 @@ def _credential_value(value: str, user: str = "") -> bool:
     value = value.strip("\"'`")
     if _PLACEHOLDER.match(value) or value == user or shannon_entropy(value) < _MIN_ENTROPY:
         return False
-    has_digit = any(ch.isdigit() for ch in value)
-    has_alpha = any(ch.isalpha() for ch in value)
-    return (has_digit and has_alpha) or len(value) >= 16
+    classes = (any(ch.isdigit() for ch in value) + any(ch.islower() for ch in value)
+               + any(ch.isupper() for ch in value) + any(not ch.isalnum() for ch in value))
+    has_digit_and_alpha = any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
+    return has_digit_and_alpha or classes >= 3 or len(value) >= 16
 
 
 def _vendor_token(value: str, prefix_chars: int) -> bool:

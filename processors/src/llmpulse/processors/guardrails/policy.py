@@ -299,6 +299,15 @@ class GuardrailPolicy:
             self._cache[key] = found
         return found
 
+    def check_text(self, text: str, where: str = "prompt",
+                   role: str | None = "user") -> list[tuple[Rule, list[Match]]]:
+        """The text rules' matches in one text, as if it were a segment of a call (``where``
+        prompt, response or context; ``role`` for prompt messages). For evaluating a policy on
+        a labelled corpus; the worker calls ``evaluate``."""
+        segment = Segment(where, "text", role, text)
+        found = self._find(segment, EnrichedCall(call_id="-", app="-"))
+        return [(self.rules[index], matches) for index, matches in found]
+
     def evaluate(self, call: EnrichedCall) -> PolicyResult:
         """Run the text rules on every segment of a call."""
         verdicts: list[GuardrailVerdict] = []

@@ -84,7 +84,8 @@ class PiiRule(Rule):
                               f"known: {', '.join(PII_KINDS)}")
         self.entities = frozenset(params.entities)
         self._by_label = {"email": {"email"}, "ipv4": {"ip_address"}, "ipv6": {"ip_address"},
-                          "digits": {"phone", "credit_card", "iban", "national_id"}}
+                          "digits": {"phone", "credit_card", "iban", "national_id"},
+                          "letter_ids": {"national_id"}}
 
     def gates(self) -> list[Gate]:
         gates: list[Gate] = []
@@ -92,6 +93,8 @@ class PiiRule(Rule):
             gates.append(("email", "@", 0))
         if self.entities & {"phone", "credit_card", "iban", "national_id"}:
             gates.append(("digits", _DIGIT_RUN_GATE, 0))
+        if "national_id" in self.entities:  # the Italian codice fiscale: 16 letters and digits
+            gates.append(("letter_ids", "[A-Z]{6}[0-9LMNP-V]{2}[ABCDEHLMPRST][0-9LMNP-V]{2}[A-Z]", 0))
         if "ip_address" in self.entities:
             gates.append(("ipv4", r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", 0))
             gates.append(("ipv6", r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:", 0))
