@@ -21,6 +21,11 @@ from llmpulse.schemas._codec import (
     encode_batch,
     encode_event,
 )
+from llmpulse.schemas._dead_letters import (
+    DLQ_PAYLOAD_MAX_BYTES,
+    dead_letter,
+    dead_letters,
+)
 from llmpulse.schemas._events import (
     SCHEMA_VERSION,
     Alert,
@@ -57,6 +62,7 @@ from llmpulse.schemas._partition import murmur2, partition_for
 from llmpulse.schemas.errors import LlmpulseError, SchemaError
 
 __all__ = [
+    "DLQ_PAYLOAD_MAX_BYTES",
     "SCHEMA_VERSION",
     "SUPPORTED_SCHEMA_VERSIONS",
     "Alert",
@@ -84,6 +90,8 @@ __all__ = [
     "SchemaError",
     "ScoreResult",
     "TokenUsage",
+    "dead_letter",
+    "dead_letters",
     "decode_event",
     "decode_record",
     "encode_batch",

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from llmpulse.schemas import DeadLetter, Limits, decode_record, encode_event
+from llmpulse.schemas import DeadLetter, Limits, dead_letter, decode_record, encode_event
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.topics import (
     ALERTS,
@@ -250,11 +250,10 @@ class Sink:
     def _letter(self, reason: str, detail: str, topic: str | None, partition: int | None,
                 offset: int | None, index: int | None, payload: bytes,
                 error_field: str | None = None) -> DeadLetter:
-        cap = self.config.dlq_payload_bytes
-        return DeadLetter(reason=reason, detail=detail[:4000] or reason, error_field=error_field,
-                          stage="sink", source_topic=topic, source_partition=partition,
-                          source_offset=offset, batch_index=index, payload=payload[:cap],
-                          payload_truncated=len(payload) > cap)
+        return dead_letter(reason, detail, stage="sink", source_topic=topic,
+                           source_partition=partition, source_offset=offset, batch_index=index,
+                           error_field=error_field, payload=payload,
+                           payload_max=self.config.dlq_payload_bytes)
 
     def _route_letter(self, letter: DeadLetter, key: bytes | None) -> None:
         if letter.source_topic == self.config.dlq_topic:

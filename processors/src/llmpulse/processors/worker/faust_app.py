@@ -1,0 +1,140 @@
+"""Everything the worker asks of Faust beyond agents and timers, in one place.
+
+- ``WorkerApp``: Faust's ``App`` with the worker's one override (``before_wait_empty``).
+- ``TableStore``: a Faust table as the join's ``JoinStore`` (and the drift state's), read
+  and written through the table's ``data`` and ``send_changelog`` directly.
+- ``create_app``: the app with its settings and topics (``Topics``).
+- ``batches``: events as batch records for ``topic.send``.
+
+Nothing else in the worker touches Faust's internals; a Faust upgrade is checked here
+(``faust-streaming`` is pinned below its next minor in ``pyproject.toml``).
+
+Example (not a doctest: Faust apps want a running loop and a broker)::
+
+    app, topics = create_app(WorkerSettings("127.0.0.1:9092"))
+    for key, value in batches(calls):
+        await topics.enriched.send(key=key, value=value)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from llmpulse.processors.worker.settings import WorkerSettings
+from llmpulse.schemas import Event, encode_batch, encode_event
+from llmpulse.schemas.topics import (
+    ALERTS,
+    DLQ,
+    DRIFT,
+    DRIFT_INPUT,
+    ENRICHED,
+    ENRICHED_PENDING,
+    FEEDBACK,
+    PROMPTS,
+    RESPONSES,
+)
+
+__all__ = ["TableStore", "Topics", "WorkerApp", "batches", "create_app"]
+
+
+class WorkerApp(faust.App):
+    """Faust's App with one hook: ``before_wait_empty`` runs before Faust waits for every
+    record to be acknowledged (on a rebalance and on stop), so the join can store and
+    acknowledge the records it holds instead of waiting forever for them."""
+
+    before_wait_empty: Callable[[], Awaitable[None]] | None = None
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if self.before_wait_empty is not None:
+            await self.before_wait_empty()
+        await super()._consumer_wait_empty(consumer, logger)
+
+
+class TableStore:
+    """A Faust table as a ``JoinStore``. Writes go to the table's data and its changelog
+    partition directly: a micro-batch mixes partitions, so Faust's "current event" does not
+    name the right one (and a timer has none)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> bytes | None:
+        return self.table.data.get(key.encode())  # type: ignore[no-any-return]
+
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        self.table.data[key.encode()] = value
+        self.table.send_changelog(partition, key.encode(), value)
+
+    def remove(self, key: str, partition: int) -> None:
+        self.table.data.pop(key.encode(), None)
+        self.table.send_changelog(partition, key.encode(), None)
+
+    def items(self) -> list[tuple[str, bytes]]:
+        return [(k.decode() if isinstance(k, bytes) else k, v)
+                for k, v in list(self.table.data.items()) if v is not None]
+
+    def __len__(self) -> int:
+        return len(self.table.data)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The worker's topics (raw bytes keys and values), named with the settings' prefix."""
+
+    inputs: Any
+    """``llm.prompts`` and ``llm.responses``, read together by the join."""
+    enriched: Any
+    pending: Any
+    """Light calls waiting for the model scorers (internal, keyed like the inputs)."""
+    alerts: Any
+    dlq: Any
+    drift_input: Any
+    """Calls and feedback for the drift agent (one partition)."""
+    drift_out: Any
+    feedback: Any
+
+
+def create_app(settings: WorkerSettings) -> tuple[WorkerApp, Topics]:
+    """The Faust app configured from ``settings``, and its topics."""
+    brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
+    app = WorkerApp(
+        settings.app_id, broker=brokers, store="memory://", datadir=settings.datadir,
+        key_serializer="raw", value_serializer="raw", topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest", web_enabled=False,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        stream_recovery_delay=settings.recovery_delay_s,
+        broker_commit_interval=settings.commit_interval_s,
+        table_standby_replicas=settings.standby_replicas,
+        producer_max_request_size=8 * 1024 * 1024,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+    )
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+           "value_serializer": "raw"}
+    topic = settings.topic
+    topics = Topics(
+        inputs=app.topic(topic(PROMPTS), topic(RESPONSES), **raw),
+        enriched=app.topic(topic(ENRICHED), **raw),
+        pending=app.topic(topic(ENRICHED_PENDING), partitions=settings.partitions, **raw),
+        alerts=app.topic(topic(ALERTS), **raw),
+        dlq=app.topic(topic(DLQ), **raw),
+        drift_input=app.topic(topic(DRIFT_INPUT), partitions=1, **raw),
+        drift_out=app.topic(topic(DRIFT), **raw),
+        feedback=app.topic(topic(FEEDBACK), **raw),
+    )
+    return app, topics
+
+
+def batches(events: Sequence[Event], max_events: int = 500) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) batch records of at most ``max_events``, keyed by the first call id."""
+    for start in range(0, len(events), max_events):
+        chunk = events[start:start + max_events]
+        key = getattr(chunk[0], "call_id", None) or str(chunk[0].event_id)
+        encoded = [encode_event(e) for e in chunk]
+        yield key.encode(), encoded[0] if len(encoded) == 1 else encode_batch(encoded)
