@@ -57,6 +57,7 @@ from llmpulse.schemas import (
     ResponseEvent,
     SchemaError,
     TokenUsage,
+    dead_letter,
     validate_event,
 )
 
@@ -312,10 +313,10 @@ class OtlpMapper:
 
     def _letter(self, reason: str, detail: str, where: str | None, payload: bytes,
                 source: _Source) -> DeadLetter:
-        return DeadLetter(reason=reason, detail=detail[:1000], error_field=where, stage=STAGE,
-                          source_topic=source.topic, source_partition=source.partition,
-                          source_offset=source.offset, payload=payload[:self.payload_max],
-                          payload_truncated=len(payload) > self.payload_max)
+        return dead_letter(reason, detail[:1000], error_field=where, stage=STAGE,
+                           source_topic=source.topic, source_partition=source.partition,
+                           source_offset=source.offset, payload=payload,
+                           payload_max=self.payload_max)
 
 
 def _time(ns: int) -> datetime:
