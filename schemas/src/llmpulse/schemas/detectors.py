@@ -149,11 +149,10 @@ _PHONE_WORDS = ("phone", "tel", "call", "mobile", "cell", "whatsapp", "sms", "fa
                 "móvil", "movil", "llama", "cellulare", "chiama", "telemóvel", "telefone", "celular",
                 "ligue", "mobiel", "bel ", "nummer", "numéro", "número", "numero")
 # An id, a version, a product or an order: the digits after these words are not a phone.
-_NOT_PHONE_WORDS = ("order", "invoice", "ticket", "tracking", "ref", "case", "booking", "confirmation",
-                    "serial", "sku", "isbn", "issn", "version", "build", "release", "part", "item",
-                    "commande", "facture", "bestell", "rechnung", "pedido", "factura", "ordine",
-                    "fattura", "encomenda", "bestelling", "factuur", "#", "no.", "nr.", "n°", "id ",
-                    "range", "port")
+_NOT_PHONE = re.compile(
+    r"(?:\b(?:order|invoice|ticket|tracking|ref|reference|case|booking|confirmation|serial|sku|isbn|issn"
+    r"|version|build|release|part|item|range|ports?|commande|facture|bestell\w*|rechnung\w*|pedido|factura"
+    r"|ordine|fattura|encomenda|bestelling\w*|factuur\w*|id|no|nr)\b|n°|#)[^0-9]{0,3}$", re.IGNORECASE)
 _VERSION_WORDS = ("version", "ver", "v", "build", "release", "firmware", "kernel", "python", "node",
                   "versión", "versione", "versão", "versie", "Version",
                   "java", "chrome", "ios", "android", "windows", "macos", "oid", "snmp")
@@ -240,7 +239,7 @@ def _phone(text: str, start: int, value: str, n: int, loose: bool) -> bool:
         return False
     if value.startswith("+"):
         return True
-    if _near(text, start, _NOT_PHONE_WORDS, 16) or _after_version_word(text, start) \
+    if _NOT_PHONE.search(text, max(0, start - 16), start) or _after_version_word(text, start) \
             or _CPF_SHAPE.fullmatch(value) or _after_code(text, start):
         return False
     if value.startswith("00") and n >= 11:

@@ -48,6 +48,8 @@ class Case(NamedTuple):
     where: str
     text: str
     source: str
+    split: str = ""
+    """``tune`` (the rules were corrected on it) or ``holdout`` (written after, never tuned on)."""
 
 
 def load_corpus(path: str | Path) -> list[Case]:
@@ -57,7 +59,7 @@ def load_corpus(path: str | Path) -> list[Case]:
         if line.strip() and not line.startswith("#"):
             row = json.loads(line)
             cases.append(Case(str(row.get("id", n)), row["class"], row["label"], row["lang"], row["where"],
-                              row["text"], row.get("source", "")))
+                              row["text"], row.get("source", ""), row.get("split", "")))
     return cases
 
 
@@ -105,23 +107,27 @@ class _Tally:
 
 def evaluate(policy: GuardrailPolicy, cases: Sequence[Case]) -> dict[str, Any]:
     """Per class: recall, precision and the false-positive rate on benign cases, overall,
-    by language and by label; plus the cases missed and the benign cases flagged."""
+    by language, by label and by split; plus the cases missed and the benign cases flagged."""
     out: dict[str, Any] = {}
     for cls in sorted({c.cls for c in cases}):
-        overall, by_lang, by_label = _Tally(), dict[str, _Tally](), dict[str, _Tally]()
+        overall = _Tally()
+        by_lang: dict[str, _Tally] = {}
+        by_label: dict[str, _Tally] = {}
+        by_split: dict[str, _Tally] = {}
         missed: list[str] = []
         flagged: list[str] = []
         for case in (c for c in cases if c.cls == cls):
             found = _found(policy, case)
             for tally in (overall, by_lang.setdefault(case.lang, _Tally()),
-                          by_label.setdefault(case.label or "benign", _Tally())):
+                          by_label.setdefault(case.label or "benign", _Tally()),
+                          by_split.setdefault(case.split or "all", _Tally())):
                 tally.add(case, found)
             if case.label is None and found:
                 flagged.append(f"{case.id}: {sorted(found)}")
             elif case.label is not None and not (case.label in found if cls == "pii" else found):
                 missed.append(f"{case.id}: {case.label} (found {sorted(found)})")
         out[cls] = {**overall.report(), "by_language": _reports(by_lang), "by_label": _reports(by_label),
-                    "missed": missed, "benign_flagged": flagged}
+                    "by_split": _reports(by_split), "missed": missed, "benign_flagged": flagged}
     return out
 
 
