@@ -17,6 +17,7 @@ from llmpulse.processors.drift.stats import (
     ks_test,
     proportion_test,
     tail_test,
+    topic_test,
 )
 
 
@@ -49,7 +50,10 @@ def test_chisquare_is_a_homogeneity_test_and_handles_a_new_category():
     new = categorical_test({"en": 400}, {"en": 50, "de": 50})
     assert new.p_value < 1e-10  # Evidently's goodness-of-fit version is infinite here
     tiny = categorical_test({"en": 400, "xx": 1}, {"en": 100})
-    assert tiny.p_value == 1.0  # one rare category alone is pooled away
+    assert tiny.p_value > 0.5  # one call of a rare category in the reference is no evidence
+    sparse = categorical_test({"en": 1600}, {"en": 190, "xx": 10})  # a new category, 5% of calls
+    assert sparse.p_value < 1e-4  # Monte Carlo over tables of the same margins resolves it
+    assert categorical_test({"en": 1600}, {"en": 190, "xx": 10}).p_value == sparse.p_value  # seeded
 
 
 @pytest.mark.parametrize("shift", [0.0, 1.0])
@@ -140,3 +144,17 @@ def test_the_family_of_a_window_keeps_its_false_alarm_budget():
         outcomes.append(("lang", categorical_test(ref_langs, cur_langs)))
         alarms += decide(outcomes, alpha)[2]
     assert alarms / trials <= alpha + 3 * (alpha * (1 - alpha) / trials) ** 0.5
+
+
+def test_topic_clusters_see_a_new_kind_of_question_and_hold_their_level():
+    rng = np.random.default_rng(13)
+    centres = rng.normal(size=(6, 32)) * 3
+    def texts(n, topics):
+        return centres[rng.choice(topics, size=n)] + rng.normal(size=(n, 32))
+    new = topic_test(texts(256, [0, 1, 2, 3, 4]), np.vstack([texts(54, [0, 1, 2, 3, 4]), texts(10, [5])]))
+    assert new.test == "topic_chisquare" and new.p_value < 1e-4  # 15% of a new topic
+    level, rejections = 0.01, 0
+    for seed in range(300):
+        pool = texts(320, [0, 1, 2, 3, 4])
+        rejections += topic_test(pool[:256], pool[256:], seed=seed).p_value < level
+    assert rejections / 300 <= level + 3 * (level * (1 - level) / 300) ** 0.5

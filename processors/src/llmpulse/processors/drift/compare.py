@@ -8,7 +8,8 @@
   (``<rate>[4w]``), against the reference's rate. One-sided because a rise is what matters
   and it halves the p-value of a real rise; a fall still shows in the score's KS and tails;
 - categorical features (languages): chi-square of homogeneity, rare categories pooled;
-- ratings: KS; embeddings: Hotelling's T² on principal components.
+- ratings: KS; embeddings: Hotelling's T² on principal components, and their topic
+  clusters as categories (``<side>_topic``).
 
 Every test goes into one family for ``stats.decide`` (Holm at ``alpha``), so adding tests
 costs each a stricter level, never more false alarms.
@@ -47,6 +48,7 @@ from llmpulse.processors.drift.stats import (
     ks_test,
     proportion_test,
     tail_test,
+    topic_test,
 )
 
 __all__ = ["RateCounts", "add_counts", "compare_window", "rate_counts"]
@@ -140,9 +142,12 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
                   ("response", reference.response_vectors, current.response_vectors))
                  if ref_v is not None and cur_v is not None and len(ref_v) >= cfg.min_samples
                  and len(cur_v) >= max(10, cfg.embedding_sample // 2)]
-        threshold = cfg.alpha / max(1, len(outcomes) + len(pairs))
+        per_side = 2 if cfg.topic_clusters else 1
+        threshold = cfg.alpha / max(1, len(outcomes) + per_side * len(pairs))
         for side, ref_v, cur_v in pairs:
             test = hotelling_test(ref_v, cur_v, cfg.embedding_components, threshold=threshold, seed=seed)
             outcomes.append((f"{side}_embedding", test.outcome))
             attributes[f"{side}_embedding_cosine_distance"] = round(test.cosine_distance, 6)
+            if cfg.topic_clusters:
+                outcomes.append((f"{side}_topic", topic_test(ref_v, cur_v, cfg.topic_clusters, seed=seed)))
     return outcomes, attributes

@@ -118,6 +118,8 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     """Calls per window whose prompt and answer are embedded (the first by hash)."""
     reference_embedding_sample: PositiveInt = 256
     embedding_components: PositiveInt = 8
+    topic_clusters: Annotated[int, Meta(ge=0)] = 8
+    """Topics: k-means clusters of the pooled embeddings, tested as categories (0: not)."""
     text_max_chars: PositiveInt = 2000
     """Texts are cut to this length before descriptors and embeddings."""
     reports_dir: str | None = None

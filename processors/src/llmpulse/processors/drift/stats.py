@@ -6,16 +6,20 @@
   when every expected count is 50 or more; else Fisher's exact test (``fisher_exact``):
   for a rare event (3% refusals) the z-test's normal tail is far too heavy at the levels
   Bonferroni asks for (p ~ 1e-4);
-- categorical: the chi-square test of homogeneity on the 2 x K table (``chisquare``),
-  with rare categories pooled. Evidently's ``chisquare`` is a goodness-of-fit test against
-  the reference's proportions, which ignores the reference's own sampling noise (too many
-  alarms with a small reference) and is infinite for a category the reference lacks;
+- categorical: the chi-square test of homogeneity on the 2 x K table (``chisquare``), its
+  p-value by Monte Carlo over tables of the same margins when a cell is sparse. Evidently's
+  ``chisquare`` is a goodness-of-fit test against the reference's proportions, which
+  ignores the reference's own sampling noise (too many alarms with a small reference) and
+  is infinite for a category the reference lacks;
 - tails of numeric features: the shares beyond the pooled sample's upper and lower
   quantile (``tail_fisher``): a label-blind cut, then Fisher's exact test, so an exact
   permutation test of a tail quantile. KS looks at the largest gap of the CDFs, which a
   change in 5% of the calls barely moves; the tail test sees it when that change is extreme;
 - rates over several windows (``fisher_exact_increase``): one-sided Fisher, for a rare
   event's rate going up (errors, toxicity, refusals) over the last few windows together;
+- topics: the embeddings of both samples pooled cut into ``k`` clusters (k-means, a
+  label-blind choice, fixed seed), each call's cluster a category, then the chi-square test
+  above (``topic_chisquare``): a new kind of question shows as a cluster the reference lacks;
 - embeddings: Hotelling's T² (``hotelling_pca``) on the first principal components of
   both samples pooled, an analytic p-value from the F distribution (a permutation MMD such as
   Evidently's ``empirical_mmd`` with 100 permutations cannot give p-values below 0.01,
@@ -48,7 +52,7 @@ from scipy import stats as sps
 from llmpulse.schemas import FeatureDrift
 
 __all__ = ["TestOutcome", "categorical_test", "decide", "hotelling_test", "increase_test", "ks_test",
-           "principal_basis", "proportion_test", "single_threaded", "tail_test"]
+           "principal_basis", "proportion_test", "single_threaded", "tail_test", "topic_test"]
 
 
 _controller: Any = None
@@ -134,34 +138,85 @@ def tail_test(reference: np.ndarray, current: np.ndarray, quantile: float = 0.98
     return best._replace(p_value=min(1.0, 2 * best.p_value))
 
 
-def categorical_test(reference: Mapping[str, int], current: Mapping[str, int]) -> TestOutcome:
-    """Chi-square test of homogeneity of two category counts (rare categories pooled)."""
-    keys = sorted(set(reference) | set(current))
-    ref = np.array([reference.get(k, 0) for k in keys], dtype=float)
-    cur = np.array([current.get(k, 0) for k in keys], dtype=float)
-    n_ref, n_cur = ref.sum(), cur.sum()
-    if n_ref == 0 or n_cur == 0:
+def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *,
+                     draws: int = 20_000, seed: int = 0) -> TestOutcome:
+    """Chi-square test of homogeneity of two category counts.
+
+    With every expected count 5 or more, the chi-square distribution's p-value. Else (sparse
+    cells: a rare language, a new topic) the same statistic's exact conditional p-value by
+    Monte Carlo: tables with the same margins drawn from the multivariate hypergeometric,
+    1,000 first and ``draws`` when the p-value is below 0.05 (so it resolves 1/``draws``).
+    A sparse cell is neither pooled away (a new category of 10 calls in 200 must count) nor
+    trusted to the chi-square tail (far too light there at Holm's levels).
+    """
+    keys = sorted(k for k in set(reference) | set(current)
+                  if reference.get(k, 0) + current.get(k, 0) > 0)
+    ref = np.array([reference.get(k, 0) for k in keys], dtype=np.int64)
+    cur = np.array([current.get(k, 0) for k in keys], dtype=np.int64)
+    n_ref, n_cur = int(ref.sum()), int(cur.sum())
+    if n_ref == 0 or n_cur == 0 or len(keys) < 2:
         return TestOutcome("chisquare", 0.0, 1.0)
     total = ref + cur
-    expected_min = total * min(n_ref, n_cur) / (n_ref + n_cur)
-    rare = expected_min < 5
-    if rare.any():
-        ref = np.append(ref[~rare], ref[rare].sum())
-        cur = np.append(cur[~rare], cur[rare].sum())
-        if ref[-1] + cur[-1] == 0:
-            ref, cur = ref[:-1], cur[:-1]
-        elif len(ref) > 1 and (ref[-1] + cur[-1]) * min(n_ref, n_cur) / (n_ref + n_cur) < 5:
-            # still too small: fold the pooled bucket into the smallest category
-            smallest = int(np.argmin((ref + cur)[:-1]))
-            ref[smallest] += ref[-1]
-            cur[smallest] += cur[-1]
-            ref, cur = ref[:-1], cur[:-1]
-    keep = (ref + cur) > 0
-    ref, cur = ref[keep], cur[keep]
-    if len(ref) < 2:
-        return TestOutcome("chisquare", 0.0, 1.0)
-    chi2, p, _, _ = sps.chi2_contingency(np.vstack([ref, cur]), correction=False)
-    return TestOutcome("chisquare", float(chi2), float(p))
+    n = n_ref + n_cur
+
+    def statistic(cur_counts: np.ndarray) -> np.ndarray:
+        expected_cur = total * n_cur / n
+        expected_ref = total * n_ref / n
+        ref_counts = total - cur_counts
+        values: np.ndarray = (((cur_counts - expected_cur) ** 2 / expected_cur).sum(axis=-1)
+                              + ((ref_counts - expected_ref) ** 2 / expected_ref).sum(axis=-1))
+        return values
+
+    observed = float(statistic(cur.astype(np.float64)))
+    if (total * min(n_ref, n_cur) / n).min() >= 5:
+        return TestOutcome("chisquare", observed, float(sps.chi2.sf(observed, len(keys) - 1)))
+    rng = np.random.default_rng(seed)
+    exceed = done = 0
+    for size in (1000, draws - 1000):
+        if size <= 0 or (done and (exceed + 1) / (done + 1) >= 0.05):
+            break
+        tables = rng.multivariate_hypergeometric(total, n_cur, size=size).astype(np.float64)
+        exceed += int((statistic(tables) >= observed * (1 - 1e-12)).sum())
+        done += size
+    return TestOutcome("chisquare", observed, (exceed + 1) / (done + 1))
+
+
+def topic_test(reference: np.ndarray, current: np.ndarray, clusters: int = 8, *,
+               iterations: int = 10, seed: int = 0) -> TestOutcome:
+    """Did the mix of topics change? k-means clusters of both samples pooled, chi-square.
+
+    Args:
+        reference: one embedding a row.
+        current: one embedding a row, same width.
+        clusters: k (fewer when the samples are small).
+        iterations: Lloyd iterations (the clusters need not be optimal, only label-blind).
+        seed: the initial centres' seed.
+    """
+    both = np.vstack([reference, current]).astype(np.float64)
+    k = max(2, min(clusters, len(both) // 10))
+    rng = np.random.default_rng(seed)
+    squared = (both * both).sum(axis=1)[:, None]
+    centres = both[[int(rng.integers(len(both)))]]  # k-means++: far points seed clusters
+    nearest = ((both - centres[0]) ** 2).sum(axis=1)
+    while len(centres) < k and nearest.sum() > 0:
+        pick = both[int(rng.choice(len(both), p=nearest / nearest.sum()))]
+        centres = np.vstack([centres, pick])
+        nearest = np.minimum(nearest, ((both - pick) ** 2).sum(axis=1))
+    k = len(centres)
+    labels = np.zeros(len(both), dtype=np.int64)
+    for _ in range(iterations):
+        distances = squared - 2 * both @ centres.T + (centres * centres).sum(axis=1)[None, :]
+        labels = distances.argmin(axis=1)
+        for j in range(k):
+            members = both[labels == j]
+            if len(members):
+                centres[j] = members.mean(axis=0)
+    n1 = len(reference)
+    ref_counts = np.bincount(labels[:n1], minlength=k)
+    cur_counts = np.bincount(labels[n1:], minlength=k)
+    outcome = categorical_test({str(j): int(c) for j, c in enumerate(ref_counts)},
+                               {str(j): int(c) for j, c in enumerate(cur_counts)})
+    return outcome._replace(test="topic_chisquare")
 
 
 class EmbeddingOutcome(NamedTuple):
