@@ -127,3 +127,12 @@ def test_drift_sees_the_calls_and_the_feedback_and_alerts_see_the_windows(enrich
     flushed = step.flush()
     assert [r.drifted for r in flushed.results] == [False]
     assert engine.calls[-1] == {"drift_results": flushed.results}
+
+
+def test_an_unexpected_event_after_a_bad_one_names_its_own_place_in_the_batch(enricher):
+    batch = encode_batch([b'{"type":"prompt","app":"shop"}', encode_event(_prompt("c1")),
+                          encode_event(FeedbackEvent(call_id="c1", app="shop", thumbs="up"))])
+    letters = ProcessingStep(enricher).process([Record("llm.prompts", batch)], now=0.0).dead_letters
+    assert sorted((d.batch_index, d.reason) for d in letters) == [(0, "missing_field"),
+                                                                 (2, "unknown_type")]
+

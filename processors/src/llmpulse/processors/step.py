@@ -38,6 +38,7 @@ from llmpulse.schemas import (
     DLQ_PAYLOAD_MAX_BYTES,
     Alert,
     DeadLetter,
+    DecodedRecord,
     DriftResult,
     EnrichedCall,
     FeedbackEvent,
@@ -195,7 +196,7 @@ class ProcessingStep:
             elif self.take_feedback and isinstance(event, FeedbackEvent):
                 out.feedback.append(event)
             elif self.reject_unexpected:
-                at = index if decoded.batched else None
+                at = _batch_position(decoded, index) if decoded.batched else None
                 out.letters.append(dead_letter(
                     "unknown_type", f"a {type(event).__name__} does not belong on {record.topic}",
                     error_field="$.type", source_topic=record.topic,
@@ -278,3 +279,16 @@ class ProcessingStep:
                           drift=drifted, events=taken.events,
                           seconds={"join": t1 - t0, "light": t2 - t1, "heavy": t3 - t2,
                                    "drift": t4 - t3})
+
+
+def _batch_position(decoded: DecodedRecord, index: int) -> int:
+    """The position in its batch record of the ``index``-th valid event (the failed
+    events before it count too)."""
+    failed = sorted(f.index for f in decoded.failures if f.index is not None)
+    position = index
+    for at in failed:
+        if at > position:
+            break
+        position += 1
+    return position
+
