@@ -7,6 +7,7 @@ failures; it never raises and never loses an event without a failure for it.
 from __future__ import annotations
 
 import json
+import unicodedata
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,6 +109,11 @@ def test_any_unicode_text_round_trips(text: str, call_id: str, rating: int) -> N
         assert any(0xD800 <= ord(c) <= 0xDFFF for c in text + call_id)
         return
     record = decode_record(encode_batch(encoded), SMALL)
+    if any(unicodedata.category(c) == "Cc" for c in call_id):  # an id, not free text
+        assert [f.error.reason for f in record.failures] == ["control_character"] * 2
+        assert [f.error.field for f in record.failures] == ["$.events[0].call_id",
+                                                             "$.events[1].call_id"]
+        return
     assert record.failures == [] and record.events == events
 
 

@@ -57,13 +57,21 @@ from llmpulse.schemas._ids import (
     uuid7_str_int,
     uuid7_time_ms,
 )
-from llmpulse.schemas._limits import SUPPORTED_SCHEMA_VERSIONS, Limits, validate_event
+from llmpulse.schemas._limits import (
+    STORE_MAX_TIME,
+    STORE_MIN_TIME,
+    SUPPORTED_SCHEMA_VERSIONS,
+    Limits,
+    validate_event,
+)
 from llmpulse.schemas._partition import murmur2, partition_for
 from llmpulse.schemas.errors import LlmpulseError, SchemaError
 
 __all__ = [
     "DLQ_PAYLOAD_MAX_BYTES",
     "SCHEMA_VERSION",
+    "STORE_MAX_TIME",
+    "STORE_MIN_TIME",
     "SUPPORTED_SCHEMA_VERSIONS",
     "Alert",
     "BatchRecord",

@@ -14,19 +14,20 @@ Example:
     ...           FeedbackEvent(call_id="c1", app="a", rating=9)]
     >>> record = decode_record(encode_batch([encode_event(e) for e in events]))
     >>> len(record.events), [(f.index, f.error.reason) for f in record.failures]
-    (1, [(1, 'invalid_value')])
+    (1, [(1, 'out_of_range')])
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import msgspec
 from msgspec import Raw, Struct
 
-from llmpulse.schemas._events import SCHEMA_VERSION, Event
+from llmpulse.schemas._events import SCHEMA_VERSION, Event, utcnow
 from llmpulse.schemas._limits import (
     DEFAULT_LIMITS,
     SUPPORTED_SCHEMA_VERSIONS,
@@ -66,6 +67,7 @@ _LONE_SURROGATE = re.compile(
 )
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 _AT = re.compile(r" - at `([^`]+)`$")
+_BOUND = re.compile(r"^(Expected `(int|float)` [<>]=? |Number out of range$)")
 
 
 def encode_event(event: Event) -> bytes:
@@ -134,6 +136,8 @@ def _classify(exc: BaseException, data: bytes) -> SchemaError:
             return SchemaError("missing_field", rule, field=f"{path}.{name}")
         if path.endswith(".type") and rule.startswith("Invalid value"):
             return SchemaError("unknown_type", rule, field=path)
+        if _BOUND.match(rule):
+            return SchemaError("out_of_range", rule, field=path)
         return SchemaError("invalid_value", rule, field=path)
     if isinstance(exc, msgspec.DecodeError):
         if _LONE_SURROGATE.search(data):
@@ -153,8 +157,10 @@ def _too_large(size: int, cap: int, cap_name: str) -> SchemaError:
     return SchemaError("too_large", f"{size} bytes, more than {cap_name}={cap}")
 
 
-def decode_event(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Event:
-    """Decode and validate one event.
+def decode_event(data: bytes, limits: Limits = DEFAULT_LIMITS, *,
+                 now: datetime | None = None) -> Event:
+    """Decode and validate one event (``now``: the reader's clock, default the current
+    time; the time window is checked against it).
 
     Raises:
         SchemaError: the reason code, the field and the rule.
@@ -163,17 +169,20 @@ def decode_event(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Event:
         raise _too_large(len(data), limits.max_event_bytes, "max_event_bytes")
     try:
         event = cast(Event, _event_decoder.decode(data))
-        validate_event(event, limits)
+        validate_event(event, limits, now=now)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError,
             SchemaError) as exc:
         raise _classify(exc, data) from None
     return event
 
 
-def decode_record(data: bytes | None, limits: Limits = DEFAULT_LIMITS) -> DecodedRecord:
+def decode_record(data: bytes | None, limits: Limits = DEFAULT_LIMITS, *,
+                  now: datetime | None = None) -> DecodedRecord:
     """Decode one Kafka record value: a single event or a batch.
 
-    Never raises for bad input: every problem is a ``RecordFailure`` in the result.
+    ``now`` is the reader's clock (default: the current time), read once per record;
+    the time window of every event is checked against it. Never raises for bad input:
+    every problem is a ``RecordFailure`` in the result.
     """
     if data is None:
         error = SchemaError("malformed_json", "the record has no value (a tombstone)")
@@ -193,15 +202,15 @@ def decode_record(data: bytes | None, limits: Limits = DEFAULT_LIMITS) -> Decode
         try:
             if len(data) > limits.max_event_bytes:
                 raise _too_large(len(data), limits.max_event_bytes, "max_event_bytes")
-            validate_event(decoded, limits)
+            validate_event(decoded, limits, now=now)
         except SchemaError as exc:
             return DecodedRecord(events=[], failures=[RecordFailure(error=exc, payload=data)],
                                  batched=False)
         return DecodedRecord(events=[decoded], failures=[], batched=False)
-    return _decode_batch(decoded, data, limits)
+    return _decode_batch(decoded, data, limits, utcnow() if now is None else now)
 
 
-def _decode_batch(batch: _Batch, data: bytes, limits: Limits) -> DecodedRecord:
+def _decode_batch(batch: _Batch, data: bytes, limits: Limits, now: datetime) -> DecodedRecord:
     whole: SchemaError | None = None
     if batch.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
         whole = SchemaError("unknown_schema_version",
@@ -223,7 +232,7 @@ def _decode_batch(batch: _Batch, data: bytes, limits: Limits) -> DecodedRecord:
     for index, raw in enumerate(batch.events):
         payload = bytes(raw)
         try:
-            events.append(decode_event(payload, limits))
+            events.append(decode_event(payload, limits, now=now))
         except SchemaError as exc:
             field = f"$.events[{index}]" + exc.field[1:] if exc.field else f"$.events[{index}]"
             error = SchemaError(exc.reason, exc.detail, field=field, index=index)

@@ -51,8 +51,25 @@ SCHEMA_VERSION = 1
 """The contract version this package writes. Readers accept the versions in
 ``SUPPORTED_SCHEMA_VERSIONS`` (see ``llmpulse.schemas.validate``)."""
 
-NonNegInt = Annotated[int, Meta(ge=0)]
-NonNegFloat = Annotated[float, Meta(ge=0)]
+# Bounds that keep every accepted value storable (see ``llmpulse.schemas._limits``): an
+# integer fits its column's type, a float is finite and in a range a dashboard can average.
+UInt32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
+"""A count stored as ``UInt32`` (tokens, character offsets)."""
+Count64 = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+"""A count or offset stored as a 64-bit integer."""
+Partition = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+"""A Kafka partition (``Int32``)."""
+Offset = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+"""A Kafka offset (``Int64``)."""
+DurationMs = Annotated[float, Meta(ge=0, le=7 * 86_400_000)]
+"""A duration in milliseconds, at most 7 days (``Float32``)."""
+CostUsd = Annotated[float, Meta(ge=0, le=1_000_000)]
+"""The cost of one call in US dollars, at most a million."""
+Probability = Annotated[float, Meta(ge=0, le=1)]
+Finite32 = Annotated[float, Meta(ge=-1e30, le=1e30)]
+"""A finite value that fits ``Float32`` (scores, document scores)."""
+Finite64 = Annotated[float, Meta(ge=-1e300, le=1e300)]
+"""A finite value stored as ``Float64`` (test statistics, alert values)."""
 Identifier = Annotated[str, Meta(min_length=1)]
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 AttributeValue = str | int | float | bool | None
@@ -109,7 +126,7 @@ class RetrievedDocument(Struct, kw_only=True, omit_defaults=True):
 
     id: Identifier
     content: str = ""
-    score: float | None = None
+    score: Finite32 | None = None
     source: str | None = None
 
 
@@ -122,11 +139,11 @@ class PromptEvent(CallEvent, tag="prompt", kw_only=True):
     template_variables: dict[str, str] = {}
     """The variables the prompt template was rendered with (replay re-renders them)."""
     retrieved_context: list[RetrievedDocument] = []
-    temperature: float | None = None
+    temperature: Annotated[float, Meta(ge=0, le=10)] | None = None
     """``gen_ai.request.temperature``."""
-    max_tokens: NonNegInt | None = None
+    max_tokens: UInt32 | None = None
     """``gen_ai.request.max_tokens``."""
-    top_p: float | None = None
+    top_p: Probability | None = None
     expects_json: bool = False
     """The prompt asked for a JSON answer (quality scorers check validity)."""
 
@@ -134,9 +151,9 @@ class PromptEvent(CallEvent, tag="prompt", kw_only=True):
 class TokenUsage(Struct, kw_only=True, omit_defaults=True):
     """Token counts (``gen_ai.usage.*``)."""
 
-    input_tokens: NonNegInt = 0
-    output_tokens: NonNegInt = 0
-    cached_input_tokens: NonNegInt = 0
+    input_tokens: UInt32 = 0
+    output_tokens: UInt32 = 0
+    cached_input_tokens: UInt32 = 0
 
 
 class ErrorInfo(Struct, kw_only=True, omit_defaults=True):
@@ -158,10 +175,10 @@ class ResponseEvent(CallEvent, tag="response", kw_only=True):
     response_id: str | None = None
     """``gen_ai.response.id``."""
     usage: TokenUsage | None = None
-    latency_ms: NonNegFloat
+    latency_ms: DurationMs
     """Wall time of the whole call (``gen_ai.client.operation.duration``, in ms)."""
-    time_to_first_token_ms: NonNegFloat | None = None
-    cost_usd: NonNegFloat | None = None
+    time_to_first_token_ms: DurationMs | None = None
+    cost_usd: CostUsd | None = None
     streamed: bool = False
 
 
@@ -186,7 +203,7 @@ class ScoreResult(Struct, kw_only=True, omit_defaults=True):
     scorer_version: str
     backend: str
     """What produced the value (``detoxify:original``, ``profanity-check``, ``heuristic``)."""
-    value: float | None = None
+    value: Finite32 | None = None
     label: str | None = None
     status: Literal["ok", "unavailable", "error", "not_applicable"] = "ok"
     detail: str | None = None
@@ -205,8 +222,8 @@ class GuardrailVerdict(CallEvent, tag="guardrail_verdict", kw_only=True):
     severity: Literal["info", "low", "medium", "high", "critical"]
     action: Literal["flag", "block", "redact"]
     policy_version: str
-    span_start: NonNegInt | None = None
-    span_end: NonNegInt | None = None
+    span_start: UInt32 | None = None
+    span_end: UInt32 | None = None
     match_preview: str | None = None
     """The matched text masked (``j***@***.com``); never the secret itself."""
     message: str = ""
@@ -233,9 +250,9 @@ class FeatureDrift(Struct, kw_only=True, omit_defaults=True):
     feature: Identifier
     test: str
     """The statistical test (``ks``, ``chisquare``, ``psi``, ``wasserstein``, ``mmd``)."""
-    statistic: float
-    p_value: float | None = None
-    threshold: float
+    statistic: Finite64
+    p_value: Probability | None = None
+    threshold: Finite64
     drifted: bool
 
 
@@ -249,8 +266,8 @@ class DriftResult(EventBase, tag="drift_result", kw_only=True):
     window_end: AwareDatetime
     reference_start: AwareDatetime
     reference_end: AwareDatetime
-    window_size: NonNegInt
-    reference_size: NonNegInt
+    window_size: Count64
+    reference_size: Count64
     features: list[FeatureDrift] = []
     share_drifted: Annotated[float, Meta(ge=0, le=1)] = 0.0
     drifted: bool = False
@@ -269,8 +286,8 @@ class Alert(EventBase, tag="alert", kw_only=True):
     prompt_version: str | None = None
     request_model: str | None = None
     started_at: AwareDatetime | None = None
-    value: float | None = None
-    threshold: float | None = None
+    value: Finite64 | None = None
+    threshold: Finite64 | None = None
     link: str | None = None
 
 
@@ -289,9 +306,9 @@ class DeadLetter(Struct, tag="dead_letter", tag_field="type", kw_only=True, omit
     stage: str = "validate"
     """Which stage rejected it (validate, join, score, sink)."""
     source_topic: str | None = None
-    source_partition: int | None = None
-    source_offset: int | None = None
-    batch_index: int | None = None
+    source_partition: Partition | None = None
+    source_offset: Offset | None = None
+    batch_index: Count64 | None = None
     payload: bytes = b""
     """The rejected bytes (base64 in JSON), cut to the configured cap."""
     payload_truncated: bool = False

@@ -1,8 +1,22 @@
 """Limits on events, and the checks that the types alone cannot express.
 
-The type of every field is checked while decoding; this module adds what is
-configurable (size caps per field and per event) and the cross-field rules
-(a response has text or an error; feedback says something).
+The type of every field is checked while decoding, with the numeric bounds of the
+contract (an integer fits its column's type, a float is finite and sane: see
+``llmpulse.schemas._events``). This module adds what is configurable (size caps per
+field and per event, the time window), the cross-field rules (a response has text or
+an error; feedback says something) and what keeps every accepted event storable:
+
+- **Time window.** Every timestamp that drives a table's partition or TTL
+  (``occurred_at``, ``processed_at``, a drift window's end) must lie within
+  ``max_past_seconds`` before and ``max_future_seconds`` after the reader's clock;
+  other timestamps within what ``DateTime64`` holds (1900-2299). Outside:
+  ``timestamp_out_of_range``, and the event goes to the dead-letter topic. A far-past
+  event is never stored with its arrival time instead: that would put it in the wrong
+  windows and latencies without a trace; the dead letter keeps the payload, so an
+  operator can fix the producer's clock and send it again. The prompt registry
+  (``PromptVersion``, ``PromptLabel``: no TTL, compacted topic) only needs storable times.
+- **Identifiers** (ids, names, labels, attribute keys) hold no control character
+  (``control_character``).
 
 Example:
     >>> from llmpulse.schemas import FeedbackEvent, Limits, SchemaError, validate_event
@@ -18,7 +32,9 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from operator import attrgetter
 
@@ -39,12 +55,20 @@ from llmpulse.schemas._events import (
     PromptLabel,
     PromptVersion,
     ResponseEvent,
+    utcnow,
 )
 from llmpulse.schemas.errors import SchemaError
 
-__all__ = ["SUPPORTED_SCHEMA_VERSIONS", "Limits", "validate_event"]
+__all__ = ["STORE_MAX_TIME", "STORE_MIN_TIME", "SUPPORTED_SCHEMA_VERSIONS", "Limits",
+           "validate_event"]
 
 SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({SCHEMA_VERSION})
+STORE_MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+"""The earliest instant a ``DateTime64`` column holds."""
+STORE_MAX_TIME = datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""The latest instant a ``DateTime64`` column holds (to the second)."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_DAY = 86_400
 
 
 class Limits(Struct, kw_only=True, frozen=True):
@@ -68,12 +92,27 @@ class Limits(Struct, kw_only=True, frozen=True):
     max_attributes: int = 128
     max_attribute_chars: int = 4_096
     """An attribute's key or string value."""
+    max_past_seconds: int = 30 * _DAY
+    """How long before the reader's clock an event may have happened. The default is the
+    topics' retention and the text retention (30 days), inside the raw rows' (90 days):
+    an accepted call is kept, with its text, and a redelivery can still be recognised."""
+    max_future_seconds: int = 900
+    """How long after the reader's clock: the clock skew between hosts."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        """Read ``LLMPULSE_LIMIT_<NAME>`` overrides (e.g. ``LLMPULSE_LIMIT_MAX_TEXT_CHARS``)."""
+        """Read ``LLMPULSE_LIMIT_<NAME>`` overrides (e.g. ``LLMPULSE_LIMIT_MAX_TEXT_CHARS``).
+
+        Without ``LLMPULSE_LIMIT_MAX_PAST_SECONDS``, a raw retention shorter than the
+        default window (``LLMPULSE_RETENTION_RAW_DAYS``) shortens it to one day less than
+        the retention, so an accepted event is not deleted on arrival.
+        """
         source = os.environ if environ is None else environ
         overrides: dict[str, int] = {}
+        raw_days = source.get(env.RETENTION_RAW_DAYS, "").strip()
+        if raw_days.isdigit() and int(raw_days) > 0:
+            overrides["max_past_seconds"] = min(cls.max_past_seconds,
+                                                max(1, int(raw_days) - 1) * _DAY)
         for name in cls.__struct_fields__:
             raw = source.get(env.LIMIT_PREFIX + name.upper())
             if raw is None:
@@ -89,6 +128,52 @@ class Limits(Struct, kw_only=True, frozen=True):
 
 
 DEFAULT_LIMITS = Limits()
+
+
+class _Window:
+    """The instants a windowed timestamp may take, against one reading of the clock."""
+
+    __slots__ = ("future", "hi", "lo", "past")
+
+    def __init__(self, limits: Limits, now: datetime | None) -> None:
+        now = utcnow() if now is None else now
+        self.past, self.future = limits.max_past_seconds, limits.max_future_seconds
+        try:
+            self.lo = max(STORE_MIN_TIME, now - timedelta(seconds=self.past))
+        except OverflowError:
+            self.lo = STORE_MIN_TIME
+        try:
+            self.hi = min(STORE_MAX_TIME, now + timedelta(seconds=self.future))
+        except OverflowError:
+            self.hi = STORE_MAX_TIME
+
+    def check(self, value: datetime, path: str) -> None:
+        """Raise ``timestamp_out_of_range`` unless ``value`` is inside the window."""
+        if not self.lo <= value <= self.hi:
+            raise SchemaError(
+                "timestamp_out_of_range",
+                f"{value.isoformat()} is outside {self.lo:%Y-%m-%dT%H:%M:%SZ} .. "
+                f"{self.hi:%Y-%m-%dT%H:%M:%SZ} (max_past_seconds={self.past}, "
+                f"max_future_seconds={self.future}, against the reader's clock)", field=path)
+
+
+def _storable(value: datetime | None, path: str) -> None:
+    """Raise ``timestamp_out_of_range`` unless a ``DateTime64`` column holds ``value``."""
+    if value is not None and not STORE_MIN_TIME <= value <= STORE_MAX_TIME:
+        raise SchemaError("timestamp_out_of_range",
+                          f"{value.isoformat()} is outside what the store holds "
+                          f"({STORE_MIN_TIME:%Y-%m-%d} .. {STORE_MAX_TIME:%Y-%m-%d})", field=path)
+
+
+def _no_control(values: list[str], path: Callable[[int], str]) -> None:
+    """One C-level pass over identifiers; the slow path names the culprit."""
+    if values and _CONTROL.search("".join(values)) is not None:
+        for i, value in enumerate(values):
+            found = _CONTROL.search(value)
+            if found is not None:
+                raise SchemaError("control_character",
+                                  f"U+{ord(found.group()):04X} at character {found.start()}",
+                                  field=path(i))
 
 
 _CALL_IDS = ("call_id", "trace_id", "session_id", "user_id", "prompt_id", "prompt_version",
@@ -110,11 +195,17 @@ def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[str | None, ...]
 def _ids(event: object, names: tuple[str, ...], limits: Limits, prefix: str = "$") -> None:
     """One C-level pass over the id fields; the slow path only names the culprit."""
     values = _getter(names)(event)
-    if max(map(len, filter(None, values)), default=0) > limits.max_id_chars:
+    present = [v for v in values if v]
+    if not present:
+        return
+    if max(map(len, present)) > limits.max_id_chars:
         for name, value in zip(names, values, strict=True):
             error = _too_long(value, limits.max_id_chars, "max_id_chars", f"{prefix}.{name}")
             if error is not None:
                 raise error
+    if _CONTROL.search("".join(present)) is not None:
+        named = [(n, v) for n, v in zip(names, values, strict=True) if v]
+        _no_control([v for _, v in named], lambda i: f"{prefix}.{named[i][0]}")
 
 
 def _texts(values: list[str], path: Callable[[int], str], limits: Limits) -> None:
@@ -131,7 +222,9 @@ def _count(n: int, cap: int, cap_name: str, path: str) -> None:
         raise SchemaError("limit_exceeded", f"{n} items, more than {cap_name}={cap}", field=path)
 
 
-def _base(event: EventBase, limits: Limits, prefix: str = "$") -> None:
+def _base(event: EventBase, limits: Limits, window: _Window | None, prefix: str = "$") -> None:
+    """Version, attributes, and ``occurred_at``: in the window, or (``window`` None: a
+    table without a TTL on it) storable."""
     if event.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
         raise SchemaError(
             "unknown_schema_version",
@@ -139,6 +232,10 @@ def _base(event: EventBase, limits: Limits, prefix: str = "$") -> None:
             f"{sorted(SUPPORTED_SCHEMA_VERSIONS)}",
             field=f"{prefix}.schema_version",
         )
+    if window is not None:
+        window.check(event.occurred_at, f"{prefix}.occurred_at")
+    else:
+        _storable(event.occurred_at, f"{prefix}.occurred_at")
     attributes = event.attributes
     if attributes:
         _count(len(attributes), limits.max_attributes, "max_attributes", f"{prefix}.attributes")
@@ -150,15 +247,18 @@ def _base(event: EventBase, limits: Limits, prefix: str = "$") -> None:
                     f"attribute key or value longer than max_attribute_chars={cap}",
                     field=f"{prefix}.attributes.{key[:64]}",
                 )
+        keys = list(attributes)
+        _no_control(keys, lambda i: f"{prefix}.attributes.{keys[i][:64]!r}")
 
 
-def _call(event: CallEvent, limits: Limits, prefix: str = "$") -> None:
-    _base(event, limits, prefix)
+def _call(event: CallEvent, limits: Limits, window: _Window, prefix: str = "$") -> None:
+    _base(event, limits, window, prefix)
     _ids(event, ("app", "environment", *_CALL_IDS), limits, prefix)
 
 
-def _prompt(event: PromptEvent, limits: Limits, prefix: str = "$") -> None:
-    _call(event, limits, prefix)
+def _prompt(event: PromptEvent, limits: Limits, window: _Window, prefix: str = "$") -> None:
+    _call(event, limits, window, prefix)
+    _ids(event, ("operation",), limits, prefix)
     messages, documents, variables = event.messages, event.retrieved_context, event.template_variables
     if messages:
         _count(len(messages), limits.max_messages, "max_messages", f"{prefix}.messages")
@@ -171,6 +271,7 @@ def _prompt(event: PromptEvent, limits: Limits, prefix: str = "$") -> None:
         if max(map(len, ids)) > limits.max_id_chars:
             for i, doc in enumerate(documents):
                 _ids(doc, ("id",), limits, f"{prefix}.retrieved_context[{i}]")
+        _no_control(ids, lambda i: f"{prefix}.retrieved_context[{i}].id")
         _texts([d.content for d in documents],
                lambda i: f"{prefix}.retrieved_context[{i}].content", limits)
     if variables:
@@ -181,17 +282,19 @@ def _prompt(event: PromptEvent, limits: Limits, prefix: str = "$") -> None:
                lambda i: f"{prefix}.template_variables.{keys[i][:64]}", limits)
 
 
-def _response(event: ResponseEvent, limits: Limits, prefix: str = "$") -> None:
-    _call(event, limits, prefix)
+def _response(event: ResponseEvent, limits: Limits, window: _Window, prefix: str = "$") -> None:
+    _call(event, limits, window, prefix)
     if event.text is None and event.error is None:
         raise SchemaError("missing_field", "a response needs text or an error", field=f"{prefix}.text")
     _ids(event, ("response_model", "response_id", "finish_reason"), limits, prefix)
+    if event.error is not None:
+        _ids(event.error, ("type",), limits, f"{prefix}.error")
     texts = [event.text or "", event.error.message if event.error else ""]
     _texts(texts, lambda i: f"{prefix}.text" if i == 0 else f"{prefix}.error.message", limits)
 
 
-def _feedback(event: FeedbackEvent, limits: Limits) -> None:
-    _call(event, limits)
+def _feedback(event: FeedbackEvent, limits: Limits, window: _Window) -> None:
+    _call(event, limits, window)
     if (event.thumbs is None and event.rating is None and event.label is None
             and event.correction is None and event.comment is None):
         raise SchemaError(
@@ -204,47 +307,92 @@ def _feedback(event: FeedbackEvent, limits: Limits) -> None:
            lambda i: "$.correction" if i == 0 else "$.comment", limits)
 
 
-def _enriched(event: EnrichedCall, limits: Limits) -> None:
-    _call(event, limits)
+def _verdict(event: GuardrailVerdict, limits: Limits, window: _Window, prefix: str = "$") -> None:
+    _call(event, limits, window, prefix)
+    _ids(event, ("rule_id", "rule_kind", "policy_version"), limits, prefix)
+
+
+def _enriched(event: EnrichedCall, limits: Limits, window: _Window) -> None:
+    _call(event, limits, window)
+    window.check(event.processed_at, "$.processed_at")
+    _ids(event, ("incomplete_reason", "scorer_set_version", "policy_version"), limits)
     if event.prompt is not None:
-        _prompt(event.prompt, limits, "$.prompt")
+        _prompt(event.prompt, limits, window, "$.prompt")
     if event.response is not None:
-        _response(event.response, limits, "$.response")
+        _response(event.response, limits, window, "$.response")
     if event.prompt is None and event.response is None:
         raise SchemaError("missing_field", "an enriched call needs a prompt or a response",
                           field="$.prompt")
+    for i, score in enumerate(event.scores):
+        _ids(score, ("name", "scorer_version", "backend"), limits, f"$.scores[{i}]")
+    for i, verdict in enumerate(event.verdicts):
+        _verdict(verdict, limits, window, f"$.verdicts[{i}]")
 
 
-def validate_event(event: object, limits: Limits = DEFAULT_LIMITS) -> None:
-    """Check the configurable limits and the cross-field rules of one decoded event.
+def _drift(event: DriftResult, limits: Limits, window: _Window) -> None:
+    _base(event, limits, window)
+    window.check(event.window_end, "$.window_end")  # the table's partition and TTL
+    for name in ("window_start", "reference_start", "reference_end"):
+        _storable(getattr(event, name), f"$.{name}")
+    for i, feature in enumerate(event.features):
+        _ids(feature, ("feature", "test"), limits, f"$.features[{i}]")
+
+
+def _alert(event: Alert, limits: Limits, window: _Window) -> None:
+    _base(event, limits, window)
+    _storable(event.started_at, "$.started_at")
+    _ids(event, ("rule", "dedup_key"), limits)
+
+
+def _dead_letter(event: DeadLetter, limits: Limits, window: _Window) -> None:
+    if event.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise SchemaError("unknown_schema_version",
+                          f"schema_version {event.schema_version} is unknown",
+                          field="$.schema_version")
+    window.check(event.occurred_at, "$.occurred_at")
+    _ids(event, ("reason", "stage", "source_topic"), limits)
+
+
+def validate_event(event: object, limits: Limits = DEFAULT_LIMITS, *,
+                   now: datetime | None = None) -> None:
+    """Check the configurable limits, the time window and the cross-field rules of one
+    decoded event.
+
+    Args:
+        event: a decoded event.
+        limits: the caps and the time window.
+        now: the reader's clock (default: the current time, in UTC).
 
     Raises:
         SchemaError: naming the field and the rule that failed.
     """
+    window = _Window(limits, now)
     if isinstance(event, PromptEvent):
-        _prompt(event, limits)
+        _prompt(event, limits, window)
     elif isinstance(event, ResponseEvent):
-        _response(event, limits)
+        _response(event, limits, window)
     elif isinstance(event, FeedbackEvent):
-        _feedback(event, limits)
+        _feedback(event, limits, window)
     elif isinstance(event, EnrichedCall):
-        _enriched(event, limits)
+        _enriched(event, limits, window)
     elif isinstance(event, GuardrailVerdict):
-        _call(event, limits)
+        _verdict(event, limits, window)
     elif isinstance(event, PromptVersion | PromptLabel):
-        _base(event, limits)
+        _base(event, limits, None)
         _ids(event, ("app", "prompt_id", "version"), limits)
         if isinstance(event, PromptVersion):
             _count(len(event.messages), limits.max_messages, "max_messages", "$.messages")
             _texts([m.content for m in event.messages], lambda i: f"$.messages[{i}].content",
                    limits)
-    elif isinstance(event, DriftResult | Alert):
-        _base(event, limits)
+        else:
+            _ids(event, ("label",), limits)
+    elif isinstance(event, DriftResult):
+        _drift(event, limits, window)
+        _ids(event, ("app", "environment", "prompt_id", "prompt_version", "request_model"), limits)
+    elif isinstance(event, Alert):
+        _alert(event, limits, window)
         _ids(event, ("app", "environment", "prompt_id", "prompt_version", "request_model"), limits)
     elif isinstance(event, DeadLetter):
-        if event.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-            raise SchemaError("unknown_schema_version",
-                              f"schema_version {event.schema_version} is unknown",
-                              field="$.schema_version")
+        _dead_letter(event, limits, window)
     else:
         raise SchemaError("unknown_type", f"{type(event).__name__} is not an llmpulse event")

@@ -28,6 +28,13 @@ REASONS: dict[str, str] = {
     "malformed_otlp": "an OTLP record or file that is not valid OTLP trace data",
     "missing_ids": "an OTLP span without a valid trace id, span id or start time",
     "app_not_allowed": "an OTLP span whose app is not bound to the token that sent it",
+    "out_of_range": "a number is outside what its column and the dashboards can hold "
+                    "(an integer too big for its type, a float not finite or not sane)",
+    "timestamp_out_of_range": "a timestamp is outside the accepted window around the reader's "
+                              "clock (max_past_seconds, max_future_seconds), or outside what "
+                              "the store can hold",
+    "control_character": "an identifier (id, name, label, attribute key) holds a control "
+                         "character",
 }
 """Every reason code a validation failure can carry, with its meaning."""
 
