@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -52,7 +53,9 @@ def test_import_otlp_protobuf_and_json_lines(kafka_bootstrap: str, tmp_path: Pat
     for path in (FIXTURE, lines):
         result = subprocess.run([sys.executable, "-m", "llmpulse.cli.main", "import", "--otlp",
                                  "--bootstrap-servers", kafka_bootstrap, "--prefix", prefix,
-                                 str(path)], capture_output=True, text=True, timeout=120)
+                                 str(path)], capture_output=True, text=True, timeout=120,
+                                env={**os.environ,  # the recorded fixture's spans age
+                                     "LLMPULSE_LIMIT_MAX_PAST_SECONDS": str(20 * 365 * 86_400)})
         assert result.returncode == 0, result.stderr
     events = _read_all(kafka_bootstrap, [f"{prefix}llm.prompts", f"{prefix}llm.responses",
                                          f"{prefix}llm.dlq"], want=8)

@@ -4,6 +4,7 @@ generation, bad input of every kind, and the token -> app binding."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE
 from llmpulse.schemas import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "otlp_fixtures"
-T0 = 1_764_590_000 * 10**9
+T0 = (time.time_ns() // 10**9 - 3_600) * 10**9  # an hour ago: inside the accepted window
 
 
 def _set(target: AnyValue, value: Any) -> None:
@@ -97,7 +98,8 @@ CURRENT = {
 
 
 def test_openllmetry_recording_maps_every_chat_span_and_skips_the_http_span() -> None:
-    record = OtlpMapper().map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
+    recorded = Limits(max_past_seconds=20 * 365 * 86_400)  # the fixture's spans age
+    record = OtlpMapper(limits=recorded).map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
     assert (record.spans, record.skipped, record.dead_letters) == (4, 1, [])
     plain, streamed, failed = sorted(zip(record.prompts, record.responses, strict=True),
                                      key=lambda pair: pair[0].occurred_at)

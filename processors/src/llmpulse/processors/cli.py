@@ -216,8 +216,9 @@ def import_(bootstrap_servers: str, prefix: str, otlp: bool, dataset: str) -> No
         if otlp:
             from llmpulse.processors.otlp.files import read_otlp_file
             from llmpulse.processors.otlp.mapper import OtlpMapper
+            from llmpulse.schemas import Limits
 
-            mapper = OtlpMapper()
+            mapper = OtlpMapper(limits=Limits.from_env())  # LLMPULSE_LIMIT_MAX_PAST_SECONDS ...
             count = produce_events(read_otlp_file(dataset, mapper),  # type: ignore[arg-type]
                                    bootstrap_servers=bootstrap_servers, prefix=prefix)
             click.echo(f"{mapper.counts['spans']} span(s): {mapper.counts['calls']} call(s), "

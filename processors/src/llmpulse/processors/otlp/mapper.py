@@ -19,7 +19,8 @@ Example:
     >>> kv.value.string_value = "support-bot"
     >>> span = rs.scope_spans.add().spans.add()
     >>> span.trace_id, span.span_id = bytes(range(1, 17)), bytes(range(1, 9))
-    >>> span.start_time_unix_nano, span.end_time_unix_nano = 1_700_000_000 * 10**9, 1_700_000_001 * 10**9
+    >>> import time; start = time.time_ns() - 60 * 10**9  # a minute ago
+    >>> span.start_time_unix_nano, span.end_time_unix_nano = start, start + 10**9
     >>> for key, value in [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o"),
     ...                    ("gen_ai.output.messages", '[{"role": "assistant", "parts": '
     ...                     '[{"type": "text", "content": "Hello"}], "finish_reason": "stop"}]')]:
