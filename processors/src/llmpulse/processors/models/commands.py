@@ -112,7 +112,9 @@ def _export(folder: ModelsFolder, names: list[str], quantize: bool) -> None:
 
             written = export_model(folder, name, quantize=quantize)
         except ModelUnavailableError as exc:
-            click.echo(f"{name}: no ONNX export ({exc}); the torch backend will run it", err=True)
+            click.echo(f"{name}: no ONNX export ({exc}); the scorers run it on torch where torch is "
+                       f"installed, or run llmpulse models export {name} on a machine with the ml extra",
+                       err=True)
             continue
         click.echo(f"{name}: exported {', '.join(written)}", err=True)
 

@@ -69,6 +69,9 @@ def load_detoxify_torch(checkpoint: Path, base_dir: Path, device: str = "cpu") -
     Raises:
         ModelUnavailableError: torch or transformers is missing, or the checkpoint does not load.
     """
+    from llmpulse.processors.scoring.base import hub_offline
+
+    hub_offline()
     try:
         import torch
         import transformers
@@ -163,8 +166,13 @@ def export_model(folder: ModelsFolder, name: str, *, quantize: bool = True) -> l
     info["inputs"] = list(inputs)
     info["pad_token_id"] = int(getattr(model.config, "pad_token_id", None) or 0)
     logger.info("%s: exporting to ONNX (once; this takes a minute for a BERT-base model)", name)
-    with torch.no_grad():
-        _export(_wrap(model, list(inputs)), inputs, model_dir / ONNX_FP32)
+    try:
+        with torch.no_grad():
+            _export(_wrap(model, list(inputs)), inputs, model_dir / ONNX_FP32)
+    except ImportError as exc:  # onnx / onnxscript, which the dynamo exporter needs
+        raise ModelUnavailableError("onnx", f"{exc}: {INSTALL_ML}") from None
+    except Exception as exc:  # the exporter raises many kinds; the fetched files stay usable
+        raise ModelUnavailableError(f"{name} ONNX export", f"{type(exc).__name__}: {exc}") from None
     (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=1) + "\n", "utf-8")
     written = [ONNX_FP32, MODEL_INFO]
     folder.record_export(name, ONNX_FP32, {"precision": "fp32", "from": "torch.onnx dynamo, opset 18"})
