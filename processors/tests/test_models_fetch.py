@@ -271,3 +271,14 @@ def test_minilm_is_copied_from_the_installed_package_without_the_network(tmp_pat
     report = fetch_models(["minilm"], tmp_path / "m", catalog=catalog, attempts=1)
     assert len(report.copied) == len(catalog["minilm"].files) and not report.downloaded
     assert ModelsFolder(tmp_path / "m").verify() == []
+
+
+def test_a_model_that_cannot_be_exported_is_still_fetched_and_the_command_says_so(server, tmp_path):
+    pytest.importorskip("torch")
+    catalog = write_catalog(tmp_path, server.url)
+    root = tmp_path / "models"
+    result = run_cli("fetch", "detoxify-test", "--dir", str(root), "--catalog", str(catalog))
+    assert result.exit_code == 0, result.output
+    assert "detoxify-test: no ONNX export (Detoxify checkpoint" in result.output  # random bytes
+    assert "llmpulse models export detoxify-test" in result.output
+    assert ModelsFolder(root).verify() == [] and ModelsFolder(root).entry("detoxify-test")["exports"] == {}
