@@ -286,6 +286,9 @@ class Store:
         except OperationalError as exc:
             raise StoreUnavailable(f"cannot reach {mask_url(url)}: {exc}", retry_after=2.0) from exc
         except Exception as exc:
+            held = _holder(kwargs["dsn"][len("chdb://"):]) if backend == "chdb" else None
+            if held is not None:
+                raise StoreError(held) from exc
             raise StoreError(f"cannot open {mask_url(url)}: {exc}") from exc
         logger.info("opened store %s (database %s, %s)", mask_url(url), database, backend)
         return cls(client, backend=backend, database=database, url=url)
@@ -443,6 +446,48 @@ class Store:
         except Exception as exc:
             raise _translate(exc, f"insert into {table}", insert=True) from exc
         return int(summary.written_rows) if summary.written_rows else len(columns[0]) if columns else 0
+
+
+def _holder(path: str) -> str | None:
+    """Why a chDB path cannot be opened when another process holds it, or None.
+
+    chDB runs the ClickHouse engine in one process per folder; the engine locks the
+    folder's ``status`` file, which names the holder's PID.
+    """
+    status = Path(path) / "status"
+    try:
+        text = status.read_text("utf-8", errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"PID:\s*(\d+)", text)
+    if found is None:
+        return None
+    pid = int(found.group(1))
+    if pid == os.getpid():
+        return None  # ours: the failure is something else
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            "utf-8", "replace").strip()
+    except OSError:
+        command = ""
+    if not command and not _running(pid):
+        return None
+    what = f" ({command[:200]})" if command else ""
+    return (f"the embedded store {path} is open in another process: PID {pid}{what}. chDB lets "
+            "one process use a store folder at a time. Stop that process (an `llmpulse sink` "
+            "stops on Ctrl-C or SIGTERM) and run this again, or run a ClickHouse server and "
+            "point every command at it with --clickhouse http://user:pass@host:8123/llmpulse "
+            f"(or ${env.CLICKHOUSE_URL}), which many readers and the sink can share.")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _translate(exc: BaseException, what: str, *, insert: bool = False) -> StoreError:
