@@ -23,6 +23,8 @@ __all__ = [
     "GRAFANA_TOKEN",
     "GRAFANA_URL",
     "GUARDRAILS_PREFIX",
+    "HEALTH_ADDRESS",
+    "HEALTH_TOKEN",
     "KAFKA_PREFIX",
     "LIMIT_PREFIX",
     "MODELS_DIR",
@@ -203,3 +205,12 @@ OTEL_QUEUE_DIR = "LLMPULSE_OTEL_QUEUE_DIR"
 
 OTEL_METRICS_PORT = "LLMPULSE_OTEL_METRICS_PORT"
 """Port of the Collector's own Prometheus metrics on 127.0.0.1 (``8888``)."""
+
+HEALTH_ADDRESS = "LLMPULSE_HEALTH_ADDRESS"
+"""``host:port`` where a worker or the sink serves ``/healthz``, ``/readyz`` and ``/metrics``
+(default loopback: ``127.0.0.1:9464`` for the sink, ``127.0.0.1:9465`` for a worker;
+``off`` serves nothing; port 0 picks a free one)."""
+
+HEALTH_TOKEN = "LLMPULSE_HEALTH_TOKEN"  # noqa: S105 - a variable name, not a secret
+"""The bearer token the health endpoints require from any peer but loopback; needed
+when ``LLMPULSE_HEALTH_ADDRESS`` is not a loopback address."""

@@ -121,9 +121,13 @@ def db_status(clickhouse_url: str | None) -> None:
 @click.option("--batch-seconds", envvar=env.SINK_BATCH_SECONDS, type=click.FloatRange(min=0.01),
               default=1.0, show_default=True, show_envvar=True,
               help="Write when the oldest event waited this long.")
+@click.option("--health-address", envvar=env.HEALTH_ADDRESS, default="127.0.0.1:9464",
+              show_default=True, show_envvar=True,
+              help="Serve /healthz, /readyz and /metrics here ('off': not at all). Not loopback: "
+                   f"${env.HEALTH_TOKEN} is required.")
 @click.option("--log-level", default="INFO", show_default=True)
 def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, prefix: str,
-         batch_rows: int, batch_seconds: float, log_level: str) -> None:
+         batch_rows: int, batch_seconds: float, health_address: str, log_level: str) -> None:
     """Consume the enriched, feedback, alert, drift and DLQ topics into ClickHouse."""
     from llmpulse.sinks.sink import Sink, SinkConfig
     from llmpulse.sinks.store import Retention, mask_url
@@ -141,9 +145,21 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     click.echo(f"sink: {', '.join(config.topics)} -> {mask_url(store.url)} (group {group_id})")
+    running = Sink(config, store)
+    health = None
     try:
-        stats = Sink(config, store).run(stop)
+        if health_address.lower() != "off":
+            from llmpulse.schemas.health import HealthServer
+
+            health = HealthServer(running.metrics.registry, ready=running.readiness,
+                                  address=health_address).start()
+            click.echo(f"health: {health.url}/healthz, /readyz, /metrics")
+        stats = running.run(stop)
+    except LlmpulseError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
+        if health is not None:
+            health.stop()
         store.close()
     click.echo(f"sink stopped: {stats.total_written} rows written, {stats.duplicates} duplicates dropped, "
                f"{stats.rejected} rejected to the dead-letter topic")

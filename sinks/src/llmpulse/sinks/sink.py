@@ -26,11 +26,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from llmpulse.schemas import DeadLetter, Limits, dead_letter, decode_record, encode_event
+from llmpulse.schemas import DeadLetter, EnrichedCall, Limits, dead_letter, decode_record, encode_event
 from llmpulse.schemas import environment as env
+from llmpulse.schemas.health import PipelineMetrics
 from llmpulse.schemas.topics import (
     ALERTS,
     DLQ,
@@ -42,7 +44,7 @@ from llmpulse.schemas.topics import (
 )
 from llmpulse.sinks.errors import SinkError, StoreUnavailable
 from llmpulse.sinks.store import Store
-from llmpulse.sinks.writer import Sourced, Writer
+from llmpulse.sinks.writer import Sourced, Writer, WriteResult
 
 __all__ = ["SINK_TOPICS", "Sink", "SinkConfig", "SinkStats"]
 
@@ -150,11 +152,16 @@ class Sink:
         writer: defaults to ``Writer(store)``.
     """
 
-    def __init__(self, config: SinkConfig, store: Store, *, writer: Writer | None = None) -> None:
+    def __init__(self, config: SinkConfig, store: Store, *, writer: Writer | None = None,
+                 metrics: PipelineMetrics | None = None) -> None:
         self.config = config
         self.store = store
         self.writer = writer or Writer(store)
         self.stats = SinkStats()
+        self.metrics = metrics if metrics is not None else PipelineMetrics("sink")
+        """Prometheus metrics (``llmpulse sink`` serves them on ``/metrics``)."""
+        self._joined = False
+        self._last_loop: float | None = None
         self._stop = threading.Event()
         self._buffer: list[Sourced] = []
         self._letters: list[tuple[DeadLetter, bytes | None]] = []
@@ -179,7 +186,8 @@ class Sink:
         self._consumer = Consumer({
             **base, "group.id": self.config.group_id, "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-            "client.id": "llmpulse-sink"})
+            "client.id": "llmpulse-sink", "statistics.interval.ms": 5000,
+            "stats_cb": self.metrics.lag_from_statistics})
         self._consumer.subscribe(self.config.topics, on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_revoke)
         logger.info("sink consuming %s into %s", ", ".join(self.config.topics), self.store.url)
@@ -196,9 +204,22 @@ class Sink:
 
     # -- the loop -----------------------------------------------------------------------------
 
+    def readiness(self) -> tuple[bool, str]:
+        """``/readyz``: consuming (the loop turns, the group is joined) and the store
+        takes writes (not backing off after a failure)."""
+        last = self._last_loop
+        if last is None or time.monotonic() - last > 30.0:
+            return False, "the consume loop is not running"
+        if not self._joined:
+            return False, "not in the consumer group yet"
+        if self._retry_at is not None:
+            return False, f"store unavailable: {self.stats.last_error}"
+        return True, f"consuming; {self.stats.total_written} rows written"
+
     def _step(self) -> None:
         assert self._consumer is not None
         now = time.monotonic()
+        self._last_loop = now
         if self._retry_at is not None:
             self._consumer.poll(max(0.0, min(0.2, self._retry_at - now)))  # keeps the group alive
             if time.monotonic() >= self._retry_at:
@@ -241,6 +262,10 @@ class Sink:
             at = index if decoded.batched else None
             self._buffer.append(Sourced(event, topic, partition, offset, at, message.key()))
         self.stats.events += len(decoded.events)
+        metrics = self.metrics
+        metrics.records_in.inc()
+        metrics.events_in.inc(len(decoded.events))
+        metrics.last_fetch.set(time.time())
         for failure in decoded.failures:
             self.stats.undecodable += 1
             letter = self._letter(failure.error.reason, failure.error.detail, topic, partition, offset,
@@ -272,6 +297,7 @@ class Sink:
         """Write the buffer, send dead letters, commit. On a store outage, pause and back off."""
         if not self._offsets and not self._letters:
             return
+        started = time.perf_counter()
         try:
             result = self.writer.write(self._buffer)
             for rejected in result.rejected:
@@ -287,6 +313,7 @@ class Sink:
             self.stats.written[table] = self.stats.written.get(table, 0) + count
         self.stats.duplicates += result.duplicates
         self.stats.batches += 1
+        self._measure(result, time.perf_counter() - started)
         self._commit()
         self._buffer, self._first_at = [], None
         self._letter_sources.clear()
@@ -318,7 +345,26 @@ class Sink:
             raise StoreUnavailable(f"dead-letter topic unavailable ({remaining or len(failed)} unsent)",
                                    retry_after=2.0)
         self.stats.dead_letters_sent += len(self._letters)
+        for letter, _ in self._letters:
+            self.metrics.dead_letter(letter.reason)
         self._letters = []
+
+    def _measure(self, result: WriteResult, seconds: float) -> None:
+        """Metrics of a written batch, and the freshness of its calls: processed_at -
+        occurred_at, and now (the insert, within the write's time) - processed_at."""
+        metrics = self.metrics
+        metrics.store_write_seconds.observe(seconds)
+        metrics.batch_events.observe(len(self._buffer))
+        for table, count in result.written.items():
+            metrics.events_out(table, count)
+        metrics.duplicates.inc(result.duplicates)
+        inserted = datetime.now(UTC)
+        processed, stored = metrics.freshness_processed, metrics.freshness_inserted
+        for item in self._buffer:
+            event = item.event
+            if type(event) is EnrichedCall:
+                processed.observe((event.processed_at - event.occurred_at).total_seconds())
+                stored.observe((inserted - event.processed_at).total_seconds())
 
     def _commit(self) -> None:
         assert self._consumer is not None
@@ -336,6 +382,7 @@ class Sink:
         assert self._consumer is not None
         self._attempt += 1
         self.stats.store_failures += 1
+        self.metrics.store_retries.inc()
         self.stats.last_error = str(exc)[:500]
         delay = min(self.config.max_backoff_s,
                     max(exc.retry_after if self._attempt > 1 else 0.0,
@@ -362,6 +409,7 @@ class Sink:
     # -- rebalancing --------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._joined = True
         if self._paused_since is not None:
             consumer.assign(partitions)
             consumer.pause(partitions)
