@@ -29,4 +29,6 @@ def test_drifted_window_gets_an_evidently_report_and_a_clean_one_does_not(tmp_pa
     html = Path(path).read_text(encoding="utf-8")
     assert writer.counts["written"] == 1 and writer.counts["failed"] == 0
     assert "response_length" in html and "Drift" in html
+    fired = [f for f in shifted.features if f.drifted]
+    assert f"{fired[0].feature} ({fired[0].test}, p=" in html  # the heading names what fired
     assert "support-bot" in path and path.endswith("-w1.html")

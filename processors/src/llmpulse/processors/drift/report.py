@@ -8,8 +8,10 @@ link) and a thread writes it; when the queue is full the report is skipped, coun
 no URI is returned.
 
 The report holds the window's sampled rows and the reference's: each text descriptor and
-score as a column, compared by Evidently's ``DataDriftPreset`` with the same tests and
-the same per-feature threshold (``alpha / features``) the monitor used.
+score as a column, compared by Evidently's ``DataDriftPreset`` with KS and chi-square at
+the strictest level the monitor used (Holm's first, ``alpha / tests``); its title names
+each feature and test that fired in the monitor (tails, rates over several windows and
+topics are the monitor's own tests, not Evidently's).
 
 Example:
     >>> from llmpulse.processors.drift.report import DriftReportWriter, report_path
@@ -22,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import logging
 import queue
 import re
@@ -92,6 +95,11 @@ def build_report(reference: Summary, current: Summary, features: FeatureSet, thr
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     snapshot.save_html(str(tmp))
+    if title:  # Evidently does not show the metadata's title: a heading of our own, escaped
+        page = tmp.read_text(encoding="utf-8")
+        heading = f'<h2 style="font-family:sans-serif;margin:16px">{html.escape(title)}</h2>'
+        page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + heading, page, count=1)
+        tmp.write_text(page, encoding="utf-8")
     tmp.replace(target)
     return target
 
@@ -123,9 +131,10 @@ class DriftReportWriter:
         """Queue the report of a drifted window; its ``file://`` URI, or None if skipped."""
         index = int(result.attributes.get("window_index", 0) or 0)
         path = report_path(self.folder, key, index, result.window_end).resolve()
-        threshold = result.features[0].threshold if result.features else 0.05
+        threshold = min((f.threshold for f in result.features), default=0.05)  # Holm's first level
+        fired = ", ".join(f"{f.feature} ({f.test}, p={f.p_value:.2g})" for f in result.features if f.drifted)
         title = f"Drift of {key.label()}, window {index} ({result.window_start:%Y-%m-%d %H:%M} - " \
-                f"{result.window_end:%Y-%m-%d %H:%M} UTC)"
+                f"{result.window_end:%Y-%m-%d %H:%M} UTC): {fired or 'no test fired'}"
         job = (reference, current, features, threshold, path, title)
         if not self.background:
             return path.as_uri() if self._write(job) else None
