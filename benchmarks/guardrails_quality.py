@@ -1,0 +1,195 @@
+"""Quality and cost of the default guardrail policy: the labelled corpus, the light path,
+and the worst case of every rule on pathological input.
+
+1. **Corpus** (``processors/tests/data/guardrails_corpus.jsonl``): precision, recall and the
+   false-positive rate on benign cases per class (injection, pii, secret), per language,
+   per label and per split (``tune``: the rules were corrected on it; ``holdout``: written
+   after and never tuned on).
+2. **Cost per call** of the policy and of the whole light path (join, light scorers, the
+   policy, redaction), measured in the same run on the same calls
+   (``scoring_corpus.make_pairs``); the worker's goal is 3,000 calls/s, so the light path
+   must stay under ~333 us a call. Process CPU time, best of ``--repeat``.
+3. **Worst case per rule**: each text rule of the default policy on texts built to hurt
+   regular expressions (a megabyte without spaces, 100k repeated ``ignore``, deeply nested
+   markup, mixed scripts, a megabyte of digits, of ``eyJ``, of letters before one ``@``),
+   whole and unbounded (``rule.find``); then the policy's own bound (``max_scan_chars``)
+   on the same texts.
+4. With ``--similarity``: the embedding tier (MiniLM, ``injection_similarity`` >= the rule's
+   threshold) on the injection cases placed in user messages, labelled by its backend.
+
+Prints JSON.
+
+    uv run python benchmarks/guardrails_quality.py [--n 2000] [--repeat 3] [--similarity]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import string
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from scoring_corpus import make_pairs
+
+from llmpulse.processors.config import load_config
+from llmpulse.processors.guardrails.base import Rule
+from llmpulse.processors.guardrails.evaluation import Case, evaluate, load_corpus
+from llmpulse.processors.guardrails.policy import GuardrailPolicy
+from llmpulse.processors.pipeline import Enricher, join
+
+CORPUS = Path(__file__).resolve().parent.parent / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
+MB = 1 << 20
+
+
+def best_s(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def pathological() -> dict[str, str]:
+    rng = random.Random(7)
+    alphabet = string.ascii_letters + string.digits + "+/"
+    return {
+        "1mb_without_spaces": "".join(rng.choice(alphabet) for _ in range(MB)),
+        "100k_ignore": "ignore " * 100_000,
+        "nested_markup": "<system><user><div>" * 50_000 + "</div></user></system>" * 1000,
+        "mixed_scripts": "a\u0430 o\u043e e\u0435 \u03b9i \u03c1p " * (MB // 15),
+        "1mb_digits_and_dashes": "1-2 3.4-5 6/7 " * (MB // 14),
+        "letters_then_at": "a" * MB + "@example.com",
+        "repeated_eyJ": "eyJ" * (MB // 3),
+        "repeated_password_eq": "password=" * (MB // 9),
+    }
+
+
+def worst_case(policy: GuardrailPolicy) -> dict[str, Any]:
+    texts = pathological()
+    per_rule: dict[str, dict[str, float]] = {}
+    for rule in policy.rules:
+        if type(rule).find is Rule.find:  # a score rule: no text to scan
+            continue
+        per_rule[rule.id] = {}
+        for name, text in texts.items():
+            start = time.process_time()
+            rule.find(text, None, None)
+            per_rule[rule.id][name] = round((time.process_time() - start) / (len(text) / MB) * 1000, 1)
+    bounded: dict[str, float] = {}
+    for name, text in texts.items():
+        start = time.process_time()
+        for where, role in (("prompt", "user"), ("context", None), ("response", None)):
+            policy.check_text(text, where, role)
+        bounded[name] = round((time.process_time() - start) * 1000, 1)
+    worst = {rule: max(v.items(), key=lambda kv: kv[1]) for rule, v in per_rule.items()}
+    return {
+        "unbounded_ms_per_mb_by_rule": per_rule,
+        "worst_ms_per_mb_by_rule": {rule: {"input": k, "ms_per_mb": v} for rule, (k, v) in worst.items()},
+        "bounded_policy_ms_per_text_all_three_places": bounded,
+        "max_scan_chars": policy.max_scan_chars,
+    }
+
+
+def cost(n: int, repeat: int) -> dict[str, Any]:
+    pairs = make_pairs(n)
+    enricher = Enricher(load_config(environ={}), batched_scorers=[])
+    policy = enricher.policy
+    assert policy is not None
+    calls = [join(p) for p in pairs]
+    enricher.light(pairs[:200])
+    light = best_s(lambda: enricher.light(pairs), repeat) / n * 1e6
+    evaluate_s = best_s(lambda: [policy.evaluate(c) for c in calls], repeat) / n * 1e6
+    return {
+        "calls": n,
+        "gate_backend": policy.gate_backend,
+        "policy_us_per_call": round(evaluate_s, 1),
+        "light_path_us_per_call": round(light, 1),
+        "light_path_calls_per_s": round(1e6 / light),
+        "light_path_goal_calls_per_s": 3000,
+        "policy_share_of_light_path": round(evaluate_s / light, 2),
+    }
+
+
+def similarity(policy: GuardrailPolicy, cases: list[Case]) -> dict[str, Any]:
+    from llmpulse.processors.config import EmbeddingConfig
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+
+    scorer = EmbeddingScorer(EmbeddingConfig(threads=1))
+    if scorer.load() is None:
+        return {"backend": None, "status": f"model missing: {scorer._missing}"}
+    rule = next(r for r in policy.rules if r.kind == "prompt_injection")
+    threshold = rule.params.similarity_threshold
+    prompts = [c for c in cases if c.cls == "injection" and c.where == "prompt"]
+    calls = [join(p) for p in make_pairs(1)]
+    base = calls[0]
+    assert base.prompt is not None
+    import msgspec
+
+    from llmpulse.schemas import ChatMessage
+
+    batch = [msgspec.structs.replace(base, prompt=msgspec.structs.replace(
+        base.prompt, messages=[ChatMessage(role="user", content=c.text)])) for c in prompts]
+    scores = scorer.score(batch)
+    values = [next(s.value for s in r if s.name == "injection_similarity") for r in scores]
+    backend = next(s.backend for s in scores[0] if s.name == "injection_similarity")
+    out: dict[str, Any] = {"backend": backend, "threshold": threshold}
+    for split in ("tune", "holdout", "all"):
+        chosen = [(c, v) for c, v in zip(prompts, values, strict=True) if split in ("all", c.split)]
+        pos = [v for c, v in chosen if c.label]
+        neg = [v for c, v in chosen if not c.label]
+        out[split] = {
+            "positives": len(pos), "benign": len(neg),
+            "recall": round(sum(v >= threshold for v in pos) / len(pos), 3) if pos else None,
+            "false_positive_rate": round(sum(v >= threshold for v in neg) / len(neg), 3) if neg else None,
+        }
+    by_lang: dict[str, dict[str, Any]] = {}
+    for lang in sorted({c.lang for c in prompts}):
+        pos = [v for c, v in zip(prompts, values, strict=True) if c.lang == lang and c.label]
+        by_lang[lang] = {"recall": round(sum(v >= threshold for v in pos) / len(pos), 3) if pos else None}
+    out["by_language"] = by_lang
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--similarity", action="store_true", help="also score the MiniLM similarity tier")
+    parser.add_argument("--skip-worst-case", action="store_true")
+    args = parser.parse_args()
+    print("guardrails_quality: corpus...", file=sys.stderr)
+    policy = GuardrailPolicy.load()
+    cases = load_corpus(CORPUS)
+    report = evaluate(policy, cases)
+    print("guardrails_quality: cost per call...", file=sys.stderr)
+    out: dict[str, Any] = {
+        "benchmark": "guardrails_quality",
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "policy_version": policy.version,
+        "corpus_cases": len(cases),
+        "corpus": report,
+        "cost": cost(args.n, args.repeat),
+    }
+    if not args.skip_worst_case:
+        print("guardrails_quality: worst case per rule...", file=sys.stderr)
+        out["worst_case"] = worst_case(policy)
+    if args.similarity:
+        print("guardrails_quality: similarity tier...", file=sys.stderr)
+        out["similarity_tier"] = similarity(policy, cases)
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
