@@ -43,11 +43,18 @@ __all__ = ["export", "import_", "models", "replay", "worker"]
               help="seconds a lonely half waits in memory before the join table")
 @click.option("--standby-replicas", type=int, default=0, show_default=True,
               help="warm copies of each join-table partition on other workers")
+@click.option("--health-address", envvar=env.HEALTH_ADDRESS, default="127.0.0.1:9465",
+              show_default=True, show_envvar=True,
+              help="Serve /healthz, /readyz and /metrics here ('off': not at all). Not loopback: "
+                   f"${env.HEALTH_TOKEN} is required.")
+@click.option("--stall-seconds", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              help="Exit non-zero (for the supervisor to restart it) when records wait but none "
+                   "arrives for this long; 0: never.")
 @click.option("--loglevel", default="info", show_default=True)
 def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: str,
            partitions: int, join_timeout: float, no_heavy: bool, no_drift: bool, fast: bool,
            datadir: str | None, join_linger: float, standby_replicas: int,
-           loglevel: str) -> None:
+           health_address: str, stall_seconds: float, loglevel: str) -> None:
     """Validate, join, score and guard every call (a Faust worker; Ctrl-C stops it)."""
     import faust
 
@@ -58,7 +65,7 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
     options = dict(bootstrap_servers=bootstrap_servers, topic_prefix=prefix,
                    partitions=partitions, role=role, heavy=not no_heavy, drift=not no_drift,
                    join_timeout_s=join_timeout, join_linger_s=join_linger,
-                   standby_replicas=standby_replicas)
+                   standby_replicas=standby_replicas, stall_s=stall_seconds)
     if datadir:
         options["datadir"] = datadir
     if role in {"heavy", "drift"}:
@@ -77,7 +84,22 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
         monitor = DriftMonitor(load_drift_config(config_path))
         engine = AlertEngine(load_alert_config(config_path))
     app = build_app(settings, enricher, drift_monitor=monitor, alert_engine=engine)
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    from llmpulse.schemas.errors import LlmpulseError
+    from llmpulse.schemas.health import serve_health
+
+    health = app.llmpulse_health  # type: ignore[attr-defined]
+    explicit = click.get_current_context().get_parameter_source("health_address") != \
+        click.core.ParameterSource.DEFAULT
+    try:
+        server = serve_health(health.metrics.registry, health.readiness, health_address,
+                              explicit=explicit)
+    except LlmpulseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def _when(text: str | None) -> datetime | None:

@@ -37,7 +37,7 @@ import ipaddress
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,7 +46,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.errors import LlmpulseError
 
-__all__ = ["HealthServer", "Readiness", "health_address", "is_loopback"]
+__all__ = ["HealthServer", "PipelineMetrics", "Readiness", "is_loopback", "serve_health"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +64,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def health_address(default: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """``$LLMPULSE_HEALTH_ADDRESS`` or ``default``; None when it says ``off``."""
-    source = os.environ if environ is None else environ
-    address = source.get(env.HEALTH_ADDRESS, "").strip() or default
-    return None if address.lower() in ("off", "none", "") else address
+def serve_health(registry: CollectorRegistry, ready: Readiness, address: str, *,
+                 explicit: bool) -> HealthServer | None:
+    """Start a ``HealthServer`` for a service's command line.
+
+    ``address`` ``off`` serves nothing. A port that is taken fails when the address was
+    given explicitly; the default address only warns (two workers on one host), so set
+    ``$LLMPULSE_HEALTH_ADDRESS`` per process where Prometheus scrapes them.
+
+    Raises:
+        LlmpulseError: an explicit address cannot be served.
+    """
+    if address.strip().lower() in ("off", "none", ""):
+        return None
+    try:
+        return HealthServer(registry, ready=ready, address=address).start()
+    except LlmpulseError as exc:
+        if explicit:
+            raise
+        logger.warning("health endpoints not served: %s", exc)
+        return None
 
 
 class HealthServer:
@@ -239,6 +254,9 @@ class PipelineMetrics:
 
     def scorer_queue(self, scorer: str, depth: int) -> None:
         self._scorer_queue.labels(self.stage, scorer).set(depth)
+
+    def set_lag(self, topic: str, partition: int | str, lag: int) -> None:
+        self._lag.labels(self.stage, topic, str(partition)).set(lag)
 
     def lag_from_statistics(self, statistics: str) -> None:
         """Set the lag gauges from librdkafka's statistics JSON (``stats_cb``)."""

@@ -148,11 +148,13 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
     running = Sink(config, store)
     health = None
     try:
-        if health_address.lower() != "off":
-            from llmpulse.schemas.health import HealthServer
+        from llmpulse.schemas.health import serve_health
 
-            health = HealthServer(running.metrics.registry, ready=running.readiness,
-                                  address=health_address).start()
+        explicit = click.get_current_context().get_parameter_source("health_address") != \
+            click.core.ParameterSource.DEFAULT
+        health = serve_health(running.metrics.registry, running.readiness, health_address,
+                              explicit=explicit)
+        if health is not None:
             click.echo(f"health: {health.url}/healthz, /readyz, /metrics")
         stats = running.run(stop)
     except LlmpulseError as exc:

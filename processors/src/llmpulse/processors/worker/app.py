@@ -19,12 +19,17 @@ from llmpulse.processors.pipeline import Enricher
 from llmpulse.processors.step import ProcessingStep
 from llmpulse.processors.worker.drift_agent import DriftAgent
 from llmpulse.processors.worker.faust_app import TableStore, create_app
+from llmpulse.processors.worker.health import WorkerHealth
 from llmpulse.processors.worker.heavy_agent import register_heavy
 from llmpulse.processors.worker.light_agent import LightAgent
 from llmpulse.processors.worker.outputs import Outputs
 from llmpulse.processors.worker.settings import WorkerSettings
+from llmpulse.schemas.topics import DRIFT_INPUT, ENRICHED_PENDING, FEEDBACK, PROMPTS, RESPONSES
 
-__all__ = ["build_app"]
+__all__ = ["WORKER_INPUTS", "build_app"]
+
+WORKER_INPUTS = (PROMPTS, RESPONSES, FEEDBACK, ENRICHED_PENDING, DRIFT_INPUT)
+"""The topics a worker consumes (before the prefix): its lag and its watchdog's."""
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +40,8 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
 
     ``settings.role`` picks the agents: ``light`` the join, ``heavy`` the model scorers,
     ``drift`` the drift windows and alert rules, ``all`` every one of them. The counts
-    of what went through are ``app.llmpulse_counts`` (and logged every 30 s).
+    of what went through are ``app.llmpulse_counts`` (and logged every 30 s); its metrics,
+    readiness and watchdog are ``app.llmpulse_health``.
     """
     app, topics = create_app(settings)
     table = app.Table("llmpulse-join", default=None, partitions=settings.partitions,
@@ -56,6 +62,12 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
         register_heavy(app, topics, step, outputs, executor)
     if settings.drift and settings.role in {"all", "drift"}:
         DriftAgent(app, topics, settings, step, executor).register()
+
+    health = WorkerHealth(app, counts, step.joiner if settings.role in {"all", "light"} else None,
+                          topics=frozenset(settings.topic(t) for t in WORKER_INPUTS),
+                          stall_s=settings.stall_s)
+    health.register()
+    app.llmpulse_health = health  # type: ignore[attr-defined]
 
     @app.timer(interval=30.0)
     async def report() -> None:

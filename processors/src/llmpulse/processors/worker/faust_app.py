@@ -18,6 +18,7 @@ Example (not a doctest: Faust apps want a running loop and a broker)::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,7 @@ from llmpulse.schemas.topics import (
     RESPONSES,
 )
 
-__all__ = ["TableStore", "Topics", "WorkerApp", "batches", "create_app"]
+__all__ = ["TableStore", "Topics", "WorkerApp", "batches", "consumer_lag", "create_app"]
 
 
 class WorkerApp(faust.App):
@@ -138,3 +139,35 @@ def batches(events: Sequence[Event], max_events: int = 500) -> Iterator[tuple[by
         key = getattr(chunk[0], "call_id", None) or str(chunk[0].event_id)
         encoded = [encode_event(e) for e in chunk]
         yield key.encode(), encoded[0] if len(encoded) == 1 else encode_batch(encoded)
+
+
+async def consumer_lag(app: Any, topics: frozenset[str]) -> dict[tuple[str, int], int]:
+    """Records behind on each assigned partition of ``topics``: the end offset, asked of the
+    broker by a client of its own (not the last fetch's, and not through Faust's consumer
+    thread, so a consumer that fetches nothing still sees its lag grow), minus the offset
+    Faust committed."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = app.consumer
+    assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
+    if not assigned:
+        return {}
+    client = getattr(app, "_llmpulse_offsets", None)
+    if client is None:
+        client = AIOKafkaConsumer(bootstrap_servers=_bootstrap(app), enable_auto_commit=False,
+                                  client_id="llmpulse-lag")
+        await client.start()
+        app._llmpulse_offsets = client
+    ends = await asyncio.wait_for(
+        client.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in assigned]), 10)
+    committed = consumer._committed_offset  # Faust's own record of its commits
+    return {(tp.topic, tp.partition):
+            max(0, int(ends.get(TopicPartition(tp.topic, tp.partition), 0))
+                - int(committed.get(tp) or 0))
+            for tp in assigned}
+
+
+def _bootstrap(app: Any) -> str:
+    """``host:port,...`` of the app's brokers (``kafka://host:port`` URLs)."""
+    return ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)

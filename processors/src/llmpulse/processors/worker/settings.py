@@ -62,6 +62,9 @@ class WorkerSettings:
     rebalance_timeout_s: float = 60.0
     recovery_delay_s: float = 3.0
     commit_interval_s: float = 2.8
+    stall_s: float = 120.0
+    """The watchdog: records wait on assigned partitions, none arrives for this long and the
+    lag does not shrink: the worker exits non-zero to be restarted (0: no watchdog)."""
 
     @classmethod
     def fast(cls, **kw: Any) -> WorkerSettings:

@@ -1,0 +1,90 @@
+"""``llmpulse worker``'s /healthz, /readyz and /metrics, on the real broker; the watchdog."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from kafka_broker import free_port
+from kafka_events import read_events
+from prometheus_client.parser import text_string_to_metric_families
+from worker_process import WorkerProcess
+
+from llmpulse.cli.topics import ensure_topics
+from llmpulse.processors.worker.health import Watchdog
+from llmpulse.schemas import PromptEvent, ResponseEvent, encode_event, partition_for
+from llmpulse.schemas.topics import TopicSpec
+
+PARTITIONS = 2
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_the_worker_serves_its_health_and_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"wh{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap, prefix=prefix, partitions=PARTITIONS)
+    ensure_topics(kafka_bootstrap, specs=[TopicSpec(
+        name=f"{prefix}llm.enriched.pending", key="call_id", value="EnrichedCall",
+        description="internal", partitions=PARTITIONS)])
+    port = free_port()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(20):
+        call_id = f"h{i}"
+        for event in (PromptEvent(call_id=call_id, app="a"),
+                      ResponseEvent(call_id=call_id, app="a", text="ok", latency_ms=3.0)):
+            topic = "llm.prompts" if isinstance(event, PromptEvent) else "llm.responses"
+            producer.produce(f"{prefix}{topic}", encode_event(event), call_id.encode(),
+                             partition=partition_for(call_id, PARTITIONS))
+    producer.produce(f"{prefix}llm.prompts", b"{not json", b"bad", partition=0)
+    assert producer.flush(10) == 0
+    url = f"http://127.0.0.1:{port}"
+    with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w",
+                       extra=["--health-address", f"127.0.0.1:{port}"]) as worker:
+        assert len(read_events(kafka_bootstrap, [f"{prefix}llm.enriched"], expected=20)) == 20
+        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        out = ("llmpulse_events_out_total", (("stage", "worker"), ("target", "enriched")))
+        deadline = time.monotonic() + 30  # the metrics timer runs every 5 s
+        while time.monotonic() < deadline and samples.get(out) != 20:
+            samples = _samples(_get(f"{url}/metrics")[1])
+            time.sleep(0.5)
+        assert samples.get(out) == 20, worker.tail()
+        assert samples[("llmpulse_events_in_total", (("stage", "worker"),))] == 40
+        assert samples[("llmpulse_dead_letters_total",
+                        (("reason", "malformed_json"), ("stage", "worker")))] == 1
+        lag = {labels: v for (name, labels), v in samples.items()
+               if name == "llmpulse_consumer_lag"}
+        assert {dict(labels)["topic"] for labels in lag} >= {f"{prefix}llm.prompts",
+                                                             f"{prefix}llm.responses"}
+        assert _get(f"{url}/healthz") == (200, "ok\n")
+        status, body = _get(f"{url}/readyz")
+        assert status == 200 and "partitions assigned" in body, body
+
+
+def test_the_watchdog_fires_only_when_records_wait_and_none_arrives() -> None:
+    dog = Watchdog(stall_s=60)
+    assert dog.observe(now=100.0, last_fetch=100.0, lag=50) is None  # fetching
+    assert dog.observe(now=150.0, last_fetch=100.0, lag=80) is None  # quiet, not long yet
+    assert dog.observe(now=170.0, last_fetch=100.0, lag=90) == (
+        "no record received for 70 s while 90 records wait (lag 80 -> 90)")
+    idle = Watchdog(stall_s=60)
+    assert idle.observe(now=500.0, last_fetch=100.0, lag=0) is None  # nothing to fetch
+    again = Watchdog(stall_s=60)
+    assert again.observe(now=170.0, last_fetch=169.5, lag=90) is None  # records arrive
