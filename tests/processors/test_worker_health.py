@@ -73,6 +73,13 @@ def test_the_worker_serves_its_health_and_metrics(kafka_bootstrap: str, tmp_path
                if name == "llmpulse_consumer_lag"}
         assert {dict(labels)["topic"] for labels in lag} >= {f"{prefix}llm.prompts",
                                                              f"{prefix}llm.responses"}
+        # everything consumed and committed: no lag left (an idle worker is not "stalled")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(lag.values()):
+            lag = {labels: v for (name, labels), v in _samples(_get(f"{url}/metrics")[1]).items()
+                   if name == "llmpulse_consumer_lag"}
+            time.sleep(0.5)
+        assert not any(lag.values()), lag
         assert _get(f"{url}/healthz") == (200, "ok\n")
         status, body = _get(f"{url}/readyz")
         assert status == 200 and "partitions assigned" in body, body
