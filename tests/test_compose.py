@@ -32,8 +32,11 @@ def test_docker_compose_config_accepts_the_file() -> None:
 def test_the_stack_has_every_service_with_health_checks() -> None:
     services = _compose()["services"]
     assert {"kafka", "clickhouse", "grafana", "worker", "sink", "topics"} <= set(services)
-    for name in ("kafka", "clickhouse", "grafana"):
+    for name in ("kafka", "clickhouse", "grafana", "worker", "sink", "prometheus"):
         assert "healthcheck" in services[name], name
+    for name, port in (("worker", 9465), ("sink", 9464)):  # the health address they serve
+        assert services[name]["environment"][env.HEALTH_ADDRESS] == f"0.0.0.0:{port}"
+        assert f"127.0.0.1:{port}/readyz" in " ".join(services[name]["healthcheck"]["test"])
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert "grafana-clickhouse-datasource" in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
@@ -62,6 +65,20 @@ def test_mounted_paths_exist_in_the_repository() -> None:
     datasource = yaml.safe_load(
         (ROOT / "dashboards/grafana/provisioning/datasources/clickhouse.yaml").read_text())
     assert datasource["datasources"][0]["type"] == "grafana-clickhouse-datasource"
+
+
+def test_prometheus_scrapes_the_worker_and_the_sink_with_the_health_token() -> None:
+    services = _compose()["services"]
+    config = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for c in job["static_configs"]
+               for t in c["targets"]}
+    assert targets == {"worker:9465", "sink:9464"}
+    token = services["worker"]["environment"][env.HEALTH_TOKEN]
+    for job in config["scrape_configs"]:
+        assert token.endswith(f":-{job['authorization']['credentials']}}}"), (token, job)
+    grafana = yaml.safe_load(
+        (ROOT / "dashboards/grafana/provisioning/datasources/prometheus.yaml").read_text())
+    assert grafana["datasources"][0]["url"] == "http://prometheus:9090"
 
 
 def test_the_mounted_worker_configuration_is_valid() -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "check",
     "dashboard_json",
     "datasource_json",
+    "prometheus_datasource_json",
     "generate",
     "rendered_files",
 ]
@@ -228,6 +229,16 @@ def datasource_json(
     }
 
 
+PROMETHEUS_UID = "llmpulse-prometheus"
+
+
+def prometheus_datasource_json(url: str = "http://prometheus:9090") -> dict[str, Any]:
+    """The Prometheus data source (the workers' and the sink's metrics)."""
+    return {"name": "llmpulse-prometheus", "uid": PROMETHEUS_UID, "type": "prometheus",
+            "access": "proxy", "url": url, "isDefault": False,
+            "jsonData": {"timeInterval": "15s"}}
+
+
 def alert_rule_json(rule: AlertRuleSpec, *, folder_uid: str = FOLDER_UID) -> dict[str, Any]:
     """One rule in the shape of Grafana's provisioning API (``/api/v1/provisioning/alert-rules``)."""
     seconds = rule.lookback_minutes * 60
@@ -321,6 +332,11 @@ def rendered_files(thresholds: AlertThresholds | None = None) -> dict[str, str]:
         {"apiVersion": 1, "datasources": [datasource_json()]},
         "# ClickHouse data source (grafana-clickhouse-datasource plugin); credentials from the\n"
         "# environment of the Grafana container (see docker-compose.yml).\n",
+    )
+    files["provisioning/datasources/prometheus.yaml"] = _yaml(
+        {"apiVersion": 1, "datasources": [prometheus_datasource_json()]},
+        "# Prometheus, which scrapes /metrics of the llmpulse workers and sink (lag, rates,\n"
+        "# freshness; see deploy/prometheus.yml and docker-compose.yml).\n",
     )
     files["provisioning/dashboards/llmpulse.yaml"] = _yaml(
         {
