@@ -50,8 +50,8 @@ __all__ = [
     "check",
     "dashboard_json",
     "datasource_json",
-    "prometheus_datasource_json",
     "generate",
+    "prometheus_datasource_json",
     "rendered_files",
 ]
 

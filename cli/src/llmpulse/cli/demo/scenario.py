@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-__all__ = ["simulate", "summarise", "worse_version"]
+__all__ = ["simulate", "store_summary", "summarise", "worse_version"]
 
 
 def simulate(bot: Any, total: int, since: datetime, span: timedelta,
@@ -83,3 +83,25 @@ def worse_version(comparison: Any) -> str | None:
     if score == 0:
         return None
     return "v2" if score > 0 else "v1"
+
+
+def store_summary(store: Any) -> dict[str, Any]:
+    """What a run left in the store, in the terms both modes must agree on.
+
+    ``drift_windows_by_size`` counts the windows per prompt version that closed because
+    they were full; the embedded run also closes the partial last window of each version
+    at its end (``closed_by`` ``flush``), which a running worker keeps open.
+    """
+    def scalar(sql: str) -> int:
+        return int(store.query(sql).scalar())
+
+    by_size = dict(store.query(
+        "SELECT prompt_version, count() FROM drift_results "
+        "WHERE attributes['closed_by'] != 'flush' GROUP BY prompt_version").rows)
+    return {
+        "calls": scalar("SELECT count() FROM calls"),
+        "feedback": scalar("SELECT count() FROM feedback"),
+        "verdicts": scalar("SELECT count() FROM guardrail_verdicts"),
+        "drift_windows": scalar("SELECT count() FROM drift_results"),
+        "drift_windows_by_size": by_size,
+    }

@@ -15,9 +15,14 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from llmpulse.cli.demo.drain import wait_until_consumed
+
+if TYPE_CHECKING:
+    from llmpulse.cli.demo.command import DemoResult
 
 _CONFIG = """# written by llmpulse demo --kafka
 drift:
@@ -32,13 +37,17 @@ scoring:
 
 
 def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhouse: str | None,
-                   drift_window: int, echo: Any = click.echo) -> None:
+                   drift_window: int, echo: Any = click.echo) -> DemoResult:
+    """The run through the real stack; returns what the embedded run returns."""
     import shutil
 
     import llmpulse.producers as llmpulse
-    from llmpulse.cli.demo.scenario import simulate, summarise
+    from llmpulse.cli.demo.command import DemoResult
+    from llmpulse.cli.demo.scenario import simulate, store_summary, summarise, worse_version
     from llmpulse.cli.demo.simulator import SupportBot
     from llmpulse.cli.topics import ensure_topics
+    from llmpulse.processors.worker.app import WORKER_INPUTS
+    from llmpulse.schemas import Alert
     from llmpulse.sinks.sink import Sink, SinkConfig
     from llmpulse.sinks.store import Store
 
@@ -76,29 +85,37 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
         bot = SupportBot(seed=seed, total=requests)
         with click.progressbar(length=requests, label="simulating requests", show_eta=True,
                                show_pos=True) as bar:
-            simulate(bot, requests, since, until - since, lambda i: bar.update(1))
+            drift_start = simulate(bot, requests, since, until - since, lambda i: bar.update(1))
         llmpulse.flush(30)
         stats = llmpulse.stats()
         echo(f"SDK: sent {stats['sent']} events, dropped {stats['dropped']}")
-        with click.progressbar(length=requests, label="calls stored") as bar:
-            stored = 0
-            deadline = time.monotonic() + 600
-            while stored < requests and time.monotonic() < deadline:
-                now = int(store.query("SELECT count() FROM calls").scalar())
-                bar.update(now - stored)
-                stored = now
-                time.sleep(1)
-        time.sleep(3)  # the last drift windows and alerts
-        _, comparison_path, report = summarise(store, out, since, until, echo)
-        alerts = store.query("SELECT occurred_at, status, severity, rule, prompt_version, summary "
-                             "FROM alerts ORDER BY occurred_at").dicts()
+        # Done when every stage has consumed all its input: the worker's group (join,
+        # model scorers, drift) has committed every record of its topics, whose outputs
+        # were sent before; then the sink's group has committed everything those made.
+        worker_group = f"{prefix}llmpulse-processors"
+        worker_topics = [f"{prefix}{t}" for t in WORKER_INPUTS]
+        wait_until_consumed(kafka, [(worker_group, worker_topics),
+                                    (sink.config.group_id, sink.config.topics)],
+                            timeout_s=900, alive=lambda: _alive(worker, out / "worker.log"),
+                            echo=echo)
+        summary = store_summary(store)
+        echo(f"stored {summary['calls']} calls, {summary['feedback']} feedback, "
+             f"{summary['verdicts']} guardrail verdicts, {summary['drift_windows']} drift windows")
+        comparison, comparison_path, report = summarise(store, out, since, until, echo)
+        alerts = [Alert(**row) for row in store.query(
+            "SELECT occurred_at, app, status, severity, rule, dedup_key, summary, prompt_version "
+            "FROM alerts ORDER BY occurred_at").dicts()]
         echo(f"\nalerts ({len(alerts)}):")
         for a in alerts:
-            echo(f"  {a['occurred_at']:%H:%M} {a['status']:8} {a['severity']:8} {a['rule']:12} "
-                 f"{a['prompt_version']:4} {a['summary']}")
+            echo(f"  {a.occurred_at:%H:%M} {a.status:8} {a.severity:8} {a.rule:12} "
+                 f"{a.prompt_version or '':4} {a.summary}")
+        seconds = time.perf_counter() - t0
         echo(f"\nreport:      {report}\ncomparison:  {comparison_path}\nworker log:  "
-             f"{out / 'worker.log'}\nstore:       {store_url}\n"
-             f"done in {time.perf_counter() - t0:.0f} s")
+             f"{out / 'worker.log'}\nstore:       {store_url}\ndone in {seconds:.0f} s")
+        return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
+                          drift_start=drift_start, since=since, until=until,
+                          calls=summary["calls"], worse_version=worse_version(comparison),
+                          seconds=seconds)
     finally:
         llmpulse.shutdown(5)
         stop.set()
@@ -111,6 +128,11 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
             worker.kill()
         log.close()
         store.close()
+
+
+def _alive(proc: subprocess.Popen[bytes], log: Path) -> None:
+    if proc.poll() is not None:
+        raise click.ClickException(f"the worker exited ({proc.returncode}); see {log}")
 
 
 def _wait_for(ready: Any, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
