@@ -4,10 +4,11 @@
   exact test of the shares beyond the pooled 2% and 98% quantiles (``<feature>_tail``);
 - rates of bad events (``FeatureSet.rates``: refusals, errors, guardrail flags,
   ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: a one-sided Fisher
-  test of an increase in the window, and over the last ``rate_windows`` windows together
-  (``<rate>[4w]``), against the reference's rate. One-sided because a rise is what matters
-  and it halves the p-value of a real rise; a fall still shows in the score's KS and tails;
-- categorical features (languages): chi-square of homogeneity, rare categories pooled;
+  test of an increase in the window, and over the last k windows together for each k of
+  ``rate_windows`` (``<rate>[2w]``, ``<rate>[4w]``), against the reference's rate.
+  One-sided because a rise is what matters and it halves the p-value of a real rise; a fall
+  still shows in the score's KS and tails;
+- categorical features (languages): chi-square of homogeneity (Monte Carlo when sparse);
 - ratings: KS; embeddings: Hotelling's T² on principal components, and their topic
   clusters as categories (``<side>_topic``).
 
@@ -79,7 +80,7 @@ def add_counts(parts: Sequence[Mapping[str, Sequence[int]]]) -> RateCounts:
 
 
 def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference: Summary, *,
-                   seed: int = 0, span: tuple[RateCounts, RateCounts] | None = None
+                   seed: int = 0, spans: Sequence[tuple[int, RateCounts, RateCounts]] = ()
                    ) -> tuple[list[tuple[str, TestOutcome]], dict[str, Any]]:
     """Every test of a window: ``([(feature, outcome)], attributes)``.
 
@@ -89,8 +90,8 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
         current: the window.
         reference: what it is compared with.
         seed: the embedding permutation test's seed.
-        span: the rate counts of the last ``rate_windows`` windows and of their reference
-            (None: no test over several windows).
+        spans: ``(k, counts of the last k windows, counts of their reference)`` for the
+            tests of rates over several windows.
     """
     outcomes: list[tuple[str, TestOutcome]] = []
     attributes: dict[str, Any] = {}
@@ -127,15 +128,14 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
         if rf.rated >= _MIN_FEEDBACK and cf.rated >= _MIN_FEEDBACK:  # ordinal: KS, not chi-square
             outcomes.append(("rating", ks_test(np.repeat(np.arange(1.0, 6.0), rf.ratings),
                                                np.repeat(np.arange(1.0, 6.0), cf.ratings))))
-    if span is not None:
-        recent, base = span
-        least = {"thumbs_down_share": _MIN_FEEDBACK}
+    least = {"thumbs_down_share": _MIN_FEEDBACK}
+    for k, recent, base in spans:
         for name, (ch, cn) in recent.items():
             rh, rn = base.get(name, (0, 0))
             if name == "thumbs_down_share" and not cfg.feedback:
                 continue
             if min(rn, cn) >= least.get(name, cfg.min_samples):
-                outcomes.append((f"{name}[{cfg.rate_windows}w]", increase_test(rh, rn, ch, cn)))
+                outcomes.append((f"{name}[{k}w]", increase_test(rh, rn, ch, cn)))
     if cfg.embeddings:
         pairs = [(side, ref_v, cur_v) for side, ref_v, cur_v in
                  (("prompt", reference.prompt_vectors, current.prompt_vectors),

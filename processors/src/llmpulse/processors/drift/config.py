@@ -12,7 +12,7 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
       alpha: 0.005              # false-alarm probability per window, all features together
       thresholds: {toxicity: 0.5}        # rate of calls at or above, tested as a rate
       low_thresholds: {relevance: 0.4}   # rate of calls below
-      rate_windows: 4           # rare-event rates also tested over the last 4 windows
+      rate_windows: [2, 4]      # rare-event rates also tested over the last 2 and 4 windows
       reports_dir: /var/lib/llmpulse/drift-reports
 
 Example:
@@ -101,10 +101,10 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     """Each numeric feature also gets a test of its tails: the shares beyond the pooled
     ``tail_quantile`` (and below ``1 - tail_quantile``), Fisher's exact test."""
     tail_quantile: Annotated[float, Meta(gt=0.5, lt=1)] = 0.98
-    rate_windows: PositiveInt = 4
+    rate_windows: tuple[PositiveInt, ...] = (2, 4)
     """The rates (thresholds, binary scores, events, thumbs down) are also tested, for an
-    increase, over the last ``rate_windows`` windows together (1: not): a small share of
-    calls going bad shows over several windows before one window can tell."""
+    increase, over the last k windows together for each k here (``[]``: not): a small share
+    of calls going bad shows over several windows before one window can tell."""
     descriptors: bool = True
     """Text descriptors of prompt and answer: length, non-letter share, language, OOV rate."""
     sentiment: bool = True
@@ -130,6 +130,8 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     def __post_init__(self) -> None:
         if self.window_calls is None and self.window_seconds is None:
             raise ValueError("drift: set window_calls, window_seconds or both")
+        if any(k < 2 for k in self.rate_windows):
+            raise ValueError("drift: rate_windows are spans of 2 windows or more")
         if (self.reference_start is None) != (self.reference_end is None):
             raise ValueError("drift: set both reference_start and reference_end, or neither")
 

@@ -415,12 +415,12 @@ class DriftMonitor:
             reference = combine(same) if len(same) >= cfg.reference_windows else None
             data.slots[slot] = [*same, summary][-cfg.reference_windows:]
         counts = rate_counts(self.features, summary)
-        span = self._span(data, counts, reference)
+        spans = [span for k in cfg.rate_windows if (span := self._span(data, k, counts, reference))]
         data.recent = [*data.recent, counts][-self._recent_kept():] if self._recent_kept() else []
         if reference is None or window.start is None or window.end is None:
             return []
         with single_threaded():
-            result = self._compare(key, window, summary, reference, reason, span)
+            result = self._compare(key, window, summary, reference, reason, spans)
         self.counts["drifted"] += result.drifted
         return [result]
 
@@ -433,31 +433,31 @@ class DriftMonitor:
     def _recent_kept(self) -> int:
         """Windows whose rate counts are kept: the span's, and a trailing reference's."""
         cfg = self.config
-        if cfg.rate_windows < 2:
+        if not cfg.rate_windows:
             return 0
-        return cfg.rate_windows - 1 + (cfg.reference_windows if cfg.reference == "trailing" else 0)
+        return max(cfg.rate_windows) - 1 + (cfg.reference_windows if cfg.reference == "trailing" else 0)
 
-    def _span(self, data: _KeyData, counts: RateCounts, reference: Summary | None
-              ) -> tuple[RateCounts, RateCounts] | None:
-        """The rates of the last ``rate_windows`` windows and of the reference before them."""
+    def _span(self, data: _KeyData, k: int, counts: RateCounts, reference: Summary | None
+              ) -> tuple[int, RateCounts, RateCounts] | None:
+        """The rates of the last ``k`` windows and of the reference before them."""
         cfg = self.config
-        k = cfg.rate_windows
-        if k < 2 or reference is None or len(data.recent) < k - 1:
+        if reference is None or len(data.recent) < k - 1:
             return None
         recent = add_counts([*data.recent[len(data.recent) - (k - 1):], counts])
         if cfg.reference != "trailing":
-            return recent, rate_counts(self.features, reference)
+            return k, recent, rate_counts(self.features, reference)
         before = data.recent[:len(data.recent) - (k - 1)]
         if len(before) < cfg.reference_windows:
             return None
-        return recent, add_counts(before[-cfg.reference_windows:])
+        return k, recent, add_counts(before[-cfg.reference_windows:])
 
     # -- the comparison ------------------------------------------------------------------
 
     def _compare(self, key: DriftKey, window: WindowData, current: Summary, reference: Summary,
-                 reason: str, span: tuple[RateCounts, RateCounts] | None) -> DriftResult:
+                 reason: str, spans: list[tuple[int, RateCounts, RateCounts]]) -> DriftResult:
         cfg = self.config
-        outcomes, found = compare_window(cfg, self.features, current, reference, seed=window.index, span=span)
+        outcomes, found = compare_window(cfg, self.features, current, reference, seed=window.index,
+                                         spans=spans)
         attributes: dict[str, Any] = {
             "window_index": window.index, "window_sample": len(current.numeric),
             "reference_sample": len(reference.numeric), "reference_mode": cfg.reference,
