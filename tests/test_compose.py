@@ -90,3 +90,17 @@ def test_the_mounted_worker_configuration_is_valid() -> None:
     assert load_config(path, environ={}).scoring.embeddings.sample_rate == 0.25
     assert load_drift_config(path, environ={}).window_calls == 1000
     assert load_alert_config(path, environ={}).cooldown_seconds == 900
+
+
+def test_prometheus_rules_use_the_metrics_the_services_serve() -> None:
+    from llmpulse.schemas.health import PipelineMetrics
+
+    served = {m.name for m in PipelineMetrics("x").registry.collect()}
+    config = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in
+               _compose()["services"]["prometheus"]["volumes"] if v.startswith("./")}
+    (rules_file,) = config["rule_files"]
+    rules = yaml.safe_load((ROOT / mounted[rules_file]).read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {m for e in exprs for m in re.findall(r"\b(llmpulse_[a-z_]+)", e)}
+    assert used and used <= served, used - served

@@ -11,6 +11,7 @@ import yaml
 from llmpulse.dashboards.alerts import AlertThresholds, alert_rules
 from llmpulse.dashboards.definitions import DASHBOARDS
 from llmpulse.dashboards.grafana import DATASOURCE_TYPE, DATASOURCE_UID, FOLDER_TITLE, check, generate
+from llmpulse.dashboards.pipeline_board import pipeline_alert_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -89,11 +90,14 @@ def test_alert_rules_file_holds_every_rule_with_its_threshold() -> None:
     (group,) = provisioned["groups"]
     assert group["folder"] == FOLDER_TITLE
     rules = {r["uid"]: r for r in group["rules"]}
-    expected = alert_rules(AlertThresholds())
+    expected = alert_rules(AlertThresholds()) + pipeline_alert_rules()
     assert (
         set(rules)
         == {r.uid for r in expected}
         == {
+            "llmpulse-freshness-p99",
+            "llmpulse-dead-letter-rate",
+            "llmpulse-silent-source",
             "llmpulse-drift",
             "llmpulse-toxicity-rate",
             "llmpulse-guardrail-violation-rate",

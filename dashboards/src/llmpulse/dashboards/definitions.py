@@ -1,4 +1,5 @@
-"""The five llmpulse dashboards: Overview, Quality and safety, Feedback, Drift, Prompt versions.
+"""The six llmpulse dashboards: Overview, Quality and safety, Feedback, Drift, Pipeline health,
+Prompt versions.
 
 Panels over time ranges read the per-minute rollups (``calls_1m``, ``feedback_1m``,
 ``guardrail_verdicts_1m``); drill-down tables read raw rows; drift reads
@@ -8,8 +9,8 @@ dialect: ``$__timeFilter``, ``$__timeInterval``, ``$__conditionalAll`` and
 
 Example:
     >>> from llmpulse.dashboards.definitions import DASHBOARDS
-    >>> [d.uid for d in DASHBOARDS]
-    ['llmpulse-overview', 'llmpulse-quality', 'llmpulse-feedback', 'llmpulse-drift', 'llmpulse-versions']
+    >>> [d.uid for d in DASHBOARDS][3:]
+    ['llmpulse-drift', 'llmpulse-pipeline', 'llmpulse-versions']
 """
 
 # ruff: noqa: S608 - SQL built from constant fragments; values arrive as Grafana variables or parameters
@@ -30,9 +31,11 @@ from llmpulse.dashboards.board_parts import VARIABLES, stat_panel
 from llmpulse.dashboards.drift_board import DRIFT
 from llmpulse.dashboards.feedback_board import FEEDBACK
 from llmpulse.dashboards.panels import DashboardSpec, PanelSpec, Viz
+from llmpulse.dashboards.pipeline_board import PIPELINE
 from llmpulse.dashboards.versions_board import VERSIONS
 
-__all__ = ["DASHBOARDS", "DRIFT", "FEEDBACK", "OVERVIEW", "QUALITY", "VARIABLES", "VERSIONS", "dashboard"]
+__all__ = ["DASHBOARDS", "DRIFT", "FEEDBACK", "OVERVIEW", "PIPELINE", "QUALITY", "VARIABLES", "VERSIONS",
+           "dashboard"]
 
 OVERVIEW = DashboardSpec(
     uid="llmpulse-overview",
@@ -331,7 +334,7 @@ QUALITY = DashboardSpec(
     ),
 )
 
-DASHBOARDS: tuple[DashboardSpec, ...] = (OVERVIEW, QUALITY, FEEDBACK, DRIFT, VERSIONS)
+DASHBOARDS: tuple[DashboardSpec, ...] = (OVERVIEW, QUALITY, FEEDBACK, DRIFT, PIPELINE, VERSIONS)
 """Every dashboard, in the order the report shows them."""
 
 

@@ -39,6 +39,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 from llmpulse.dashboards.alerts import AlertRuleSpec, AlertThresholds, alert_rules
 from llmpulse.dashboards.definitions import DASHBOARDS
 from llmpulse.dashboards.panels import DashboardSpec, PanelSpec, VariableSpec, Viz
+from llmpulse.dashboards.pipeline_board import pipeline_alert_rules
 
 __all__ = [
     "DATASOURCE_TYPE",
@@ -356,7 +357,7 @@ def rendered_files(thresholds: AlertThresholds | None = None) -> dict[str, str]:
         "# Dashboards generated from code into dashboards/grafana/dashboards/ (mounted there).\n",
     )
     files["provisioning/alerting/llmpulse-rules.yaml"] = _yaml(
-        _alerting_file(alert_rules(thresholds or AlertThresholds())),
+        _alerting_file(alert_rules(thresholds or AlertThresholds()) + pipeline_alert_rules()),
         "# Grafana unified alerting rules; thresholds: LLMPULSE_ALERT_* when generating\n"
         "# (llmpulse dashboards generate --threshold error_rate=0.1).\n",
     )
