@@ -30,6 +30,7 @@ from llmpulse.producers._capture import LLMCall, call, current_call, feedback, l
 from llmpulse.producers._client import Client, get_client, init
 from llmpulse.producers._openai import wrap
 from llmpulse.producers.config import SdkConfig
+from llmpulse.producers.metrics import export_metrics
 from llmpulse.producers.redaction import Redactor
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "SdkConfig",
     "call",
     "current_call",
+    "export_metrics",
     "feedback",
     "flush",
     "init",
