@@ -3,9 +3,11 @@
 Both sides write the same rows into the same schema (the ``calls`` table with its
 materialized views) on the same chDB engine, in the same run:
 
-* ``writer``: ``Writer.write`` on batches of decoded ``EnrichedCall`` events: the row
-  mapping, the ledger lookup, clickhouse-connect's Native serialization, the insert and
-  the views (what the sink does per batch).
+* ``writer``: ``Writer.write`` on batches of decoded ``EnrichedCall`` events: the
+  column mapping, the ledger lookup, the Arrow table, the insert and the views (what the
+  sink does per batch).
+* ``native_encoder``: the same columns inserted through clickhouse-connect's Python Native
+  encoder (``client.insert``), the writer's path before it moved to Arrow, for reference.
 * ``bare chDB``: the same rows, already in an Arrow table, inserted with chDB's own
   ``Python()`` table function on a raw ``chdb.connect`` handle (no Python per row).
 
@@ -32,11 +34,9 @@ from llmpulse.sinks.testing import sample_calls
 from llmpulse.sinks.writer import Sourced, Writer
 
 
-def _arrow(store: Store, rows: list[tuple[object, ...]]) -> pa.Table:
-    """The rows as an Arrow table typed for chDB's Python() reader."""
-    types = dict(store.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
-                             "AND table = 'calls'").rows)
-    columns = list(zip(*rows, strict=True))
+def _arrow(store: Store, columns: list[list[object]]) -> pa.Table:
+    """The columns as an Arrow table typed for chDB's Python() reader."""
+    types = store.column_types("calls")
     arrays = []
     for name, values in zip(r.CALL_COLUMNS, columns, strict=True):
         kind = types[name]
@@ -61,8 +61,9 @@ def main() -> None:
 
     calls = sample_calls(args.calls, seed=7)
     folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
-    results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": []}
-    mapped = [r.call_row(c) for c in calls]
+    results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": [],
+                                       "native_encoder": []}
+    mapping: list[float] = []
     for _ in range(args.repeat):
         for name, dedup in (("writer", True), ("writer_no_dedup", False)):
             store = Store.open(f"chdb://{folder}?database=w{uuid.uuid4().hex[:8]}")
@@ -75,9 +76,21 @@ def main() -> None:
             assert store.query("SELECT count() FROM calls").scalar() == len(calls)
             store.close()
 
+        store = Store.open(f"chdb://{folder}?database=n{uuid.uuid4().hex[:8]}")
+        store.migrate()
+        started = time.perf_counter()
+        for start in range(0, len(calls), args.batch):
+            store.client.insert("calls", r.call_columns(calls[start:start + args.batch]),
+                                column_names=list(r.CALL_COLUMNS), column_oriented=True)
+        results["native_encoder"].append(len(calls) / (time.perf_counter() - started))
+        store.close()
+
         store = Store.open(f"chdb://{folder}?database=b{uuid.uuid4().hex[:8]}")
         store.migrate()
-        tables = [_arrow(store, mapped[s:s + args.batch]) for s in range(0, len(mapped), args.batch)]
+        started = time.perf_counter()
+        batches = [r.call_columns(calls[s:s + args.batch]) for s in range(0, len(calls), args.batch)]
+        mapping.append((time.perf_counter() - started) / len(calls) * 1e6)
+        tables = [_arrow(store, columns) for columns in batches]
         raw = chdb.connect(folder)  # a bare handle on the same engine
         sql = f"INSERT INTO {store.database}.calls ({', '.join(r.CALL_COLUMNS)}) SELECT * FROM Python(frame)"
         started = time.perf_counter()
@@ -96,6 +109,8 @@ def main() -> None:
         "rows_per_s": {k: round(v) for k, v in best.items()},
         "ratio_writer_to_bare": round(best["writer"] / bare, 3),
         "ratio_writer_no_dedup_to_bare": round(best["writer_no_dedup"] / bare, 3),
+        "ratio_native_encoder_to_bare": round(best["native_encoder"] / bare, 3),
+        "mapping_us_per_row": round(min(mapping), 2),
         "chdb": chdb.__version__, "python": platform.python_version(), "machine": platform.machine(),
     }, indent=2))
 

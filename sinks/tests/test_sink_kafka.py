@@ -170,7 +170,7 @@ def test_an_outage_during_10000_calls_stores_each_exactly_once(
         kafka_bootstrap: str, prefix: str, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = sample_calls(10_000, seed=13, spread_s=300)
     client = store.client
-    insert, query = client.insert, client.query
+    insert, query = client.insert_arrow, client.query
     down = threading.Event()
 
     def flaky(real: Callable[..., Any]) -> Callable[..., Any]:
@@ -180,7 +180,7 @@ def test_an_outage_during_10000_calls_stores_each_exactly_once(
             return real(*args, **kwargs)
         return call
 
-    monkeypatch.setattr(client, "insert", flaky(insert))
+    monkeypatch.setattr(client, "insert_arrow", flaky(insert))
     monkeypatch.setattr(client, "query", flaky(query))
 
     def stored() -> int:

@@ -97,6 +97,17 @@ def test_an_enriched_call_lands_with_its_values_and_types(store: Store) -> None:
     assert verdict == [("pii.email", "high", "redact", "7", "c-42")]
 
 
+def test_a_scores_provenance_is_kept_with_the_call(store: Store) -> None:
+    call = _full_call(datetime.now(UTC) - timedelta(hours=1))
+    call.scores.append(ScoreResult(
+        name="cost_usd", scorer_version="1", backend="prices:genai-prices-0.2.3", value=0.001,
+        attributes={"price_source": "genai-prices 0.2.3", "price_date": "2026-12-01"}))
+    Writer(store).write([Sourced(call)])
+    found = store.query("SELECT attributes['cost_usd.price_source'], attributes['cost_usd.price_date'], "
+                        "attributes['tier'] FROM calls WHERE call_id = {c:String}", {"c": call.call_id}).rows
+    assert found == [("genai-prices 0.2.3", "2026-12-01", "2")]
+
+
 def test_a_failed_call_counts_as_an_error_in_the_rollup(store: Store) -> None:
     failed = EnrichedCall(call_id="c-err", app="bot", prompt_id="p", prompt_version="1",
                           response=ResponseEvent(call_id="c-err", app="bot", latency_ms=30.0,
@@ -176,3 +187,14 @@ def test_chdb_hosts_one_path_per_process(store: Store, store_url: str, tmp_path:
             Store.open(f"chdb://{tmp_path}/other")
     finally:
         again.close()
+
+
+def test_every_column_the_writer_fills_has_an_arrow_type(store: Store) -> None:
+    from llmpulse.sinks.arrow import arrow_type
+    from llmpulse.sinks.writer import _COLUMNS
+
+    for table, columns in _COLUMNS.items():
+        types = store.column_types(table)
+        assert set(columns) <= set(types), table
+        for column in columns:
+            arrow_type(types[column])  # raises for a type the store cannot send

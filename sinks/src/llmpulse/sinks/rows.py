@@ -16,7 +16,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import msgspec
 
@@ -41,6 +42,7 @@ __all__ = [
     "VERDICT_COLUMNS",
     "alert_row",
     "attributes_map",
+    "call_columns",
     "call_row",
     "dead_letter_row",
     "drift_row",
@@ -77,6 +79,11 @@ def attributes_map(attributes: Mapping[str, object]) -> dict[str, str]:
     other values as JSON (``true``, ``1.5``, ``null``)."""
     if not attributes:
         return {}
+    for value in attributes.values():
+        if type(value) is not str:
+            break
+    else:  # all strings already (the common case)
+        return cast(dict[str, str], dict(attributes))
     return {k: v if type(v) is str else _LITERALS[v] if v is None or type(v) is bool
             else str(v) if type(v) is int or (type(v) is float and math.isfinite(v))
             else _json.encode(v).decode() for k, v in attributes.items()}
@@ -86,66 +93,103 @@ _LITERALS: dict[object, str] = {None: "null", True: "true", False: "false"}
 
 
 def call_row(call: EnrichedCall) -> tuple[object, ...]:
-    """One ``calls`` row. Fields missing from the envelope are taken from the prompt or
-    the response (the model from the prompt's request, then the response's)."""
-    prompt, response = call.prompt, call.response
-    scores: dict[str, float | None] = dict.fromkeys(TYPED_SCORES)
-    custom: dict[str, float] = {}
-    unavailable: list[str] = []
-    versions: dict[str, str] = {}
-    for score in call.scores:
-        versions[score.name] = score.scorer_version
-        if score.status != "ok" or score.value is None:
-            if score.status != "not_applicable":
-                unavailable.append(score.name)
-            continue
-        if score.name in scores:
-            scores[score.name] = score.value
+    """One ``calls`` row (``call_columns`` of one call)."""
+    return tuple(column[0] for column in call_columns([call]))
+
+
+def call_columns(calls: Sequence[EnrichedCall]) -> list[list[Any]]:
+    """The ``calls`` columns (in ``CALL_COLUMNS`` order) of a batch, built column by column.
+
+    Fields missing from the envelope are taken from the prompt or the response (the
+    model from the prompt's request, then the response's).
+    """
+    prompts = [c.prompt for c in calls]
+    responses = [c.response for c in calls]
+    usages = [r.usage if r is not None else None for r in responses]
+    errors = [r.error if r is not None else None for r in responses]
+    typed: list[list[float | None]] = [[] for _ in TYPED_SCORES]
+    slot = {name: typed[i] for i, name in enumerate(TYPED_SCORES)}
+    custom: list[dict[str, float]] = []
+    unavailable: list[list[str]] = []
+    versions: list[dict[str, str]] = []
+    rules: list[list[str]] = []
+    severities: list[str] = []
+    flagged: list[bool] = []
+    blocked: list[bool] = []
+    redacted: list[bool] = []
+    attributes: list[dict[str, str]] = []
+    for call in calls:
+        values: dict[str, float] = {}
+        missing: list[str] = []
+        named: dict[str, str] = {}
+        extra = attributes_map(call.attributes)
+        for score in call.scores:
+            named[score.name] = score.scorer_version
+            if score.attributes:  # provenance (a cost's price source): "<score>.<key>"
+                extra = {**extra, **{f"{score.name}.{k}": v for k, v in score.attributes.items()}}
+            if score.status != "ok" or score.value is None:
+                if score.status != "not_applicable":
+                    missing.append(score.name)
+                continue
+            values[score.name] = score.value
+        for name, column in slot.items():
+            column.append(values.pop(name, None))
+        custom.append(values)
+        attributes.append(extra)
+        unavailable.append(missing)
+        versions.append(named)
+        verdicts = call.verdicts
+        if verdicts:
+            rules.append([v.rule_id for v in verdicts])
+            severities.append(_SEVERITY_NAME[max(_SEVERITY_RANK[v.severity] for v in verdicts)])
+            actions = {v.action for v in verdicts}
+            flagged.append(True)
+            blocked.append("block" in actions)
+            redacted.append("redact" in actions)
         else:
-            custom[score.name] = score.value
-    rules: list[str] = []
-    severity = 0
-    actions: set[str] = set()
-    for verdict in call.verdicts:
-        rules.append(verdict.rule_id)
-        severity = max(severity, _SEVERITY_RANK[verdict.severity])
-        actions.add(verdict.action)
-    usage = response.usage if response is not None else None
-    error = response.error if response is not None else None
-    model = _first(call.request_model, prompt and prompt.request_model,
-                   response and response.request_model, response and response.response_model)
-    return (
-        call.event_id, call.call_id, call.occurred_at, call.processed_at, call.app,
-        call.environment, _first(call.prompt_id, prompt and prompt.prompt_id),
-        _first(call.prompt_version, prompt and prompt.prompt_version), model,
-        (response.response_model or "") if response else "",
-        _first(call.provider, prompt and prompt.provider, response and response.provider),
-        prompt.operation if prompt else "",
-        _first(call.trace_id, prompt and prompt.trace_id),
-        _first(call.session_id, prompt and prompt.session_id),
-        _first(call.user_id, prompt and prompt.user_id),
-        _json.encode(prompt.messages).decode() if prompt and prompt.messages else "",
-        dict(prompt.template_variables) if prompt else {},
-        (response.text or "") if response else "",
-        error.message if error else "",
-        [d.id for d in prompt.retrieved_context] if prompt else [],
-        prompt.temperature if prompt else None,
-        prompt.max_tokens if prompt else None,
-        prompt.expects_json if prompt else False,
-        response.streamed if response else False,
-        call.complete, call.incomplete_reason or "",
-        response.latency_ms if response else None,
-        response.time_to_first_token_ms if response else None,
-        usage.input_tokens if usage else 0,
-        usage.output_tokens if usage else 0,
-        usage.cached_input_tokens if usage else 0,
-        response.cost_usd if response else None,
-        (response.finish_reason or "") if response else "",
-        error.type if error else "",
-        *scores.values(), custom, unavailable, versions, call.scorer_set_version,
-        call.policy_version, rules, _SEVERITY_NAME[severity], bool(call.verdicts),
-        "block" in actions, "redact" in actions, attributes_map(call.attributes),
-    )
+            rules.append([])
+            severities.append("none")
+            flagged.append(False)
+            blocked.append(False)
+            redacted.append(False)
+    return [
+        [c.event_id for c in calls], [c.call_id for c in calls], [c.occurred_at for c in calls],
+        [c.processed_at for c in calls], [c.app for c in calls], [c.environment for c in calls],
+        [c.prompt_id or (p.prompt_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
+        [c.prompt_version or (p.prompt_version if p else None) or ""
+         for c, p in zip(calls, prompts, strict=True)],
+        [c.request_model or (p.request_model if p else None)
+         or (r.request_model or r.response_model if r else None) or ""
+         for c, p, r in zip(calls, prompts, responses, strict=True)],
+        [(r.response_model or "") if r else "" for r in responses],
+        [c.provider or (p.provider if p else None) or (r.provider if r else None) or ""
+         for c, p, r in zip(calls, prompts, responses, strict=True)],
+        [p.operation if p else "" for p in prompts],
+        [c.trace_id or (p.trace_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
+        [c.session_id or (p.session_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
+        [c.user_id or (p.user_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
+        [_json.encode(p.messages) if p and p.messages else b"" for p in prompts],
+        [p.template_variables if p else {} for p in prompts],
+        [(r.text or "") if r else "" for r in responses],
+        [e.message if e else "" for e in errors],
+        [[d.id for d in p.retrieved_context] if p else [] for p in prompts],
+        [p.temperature if p else None for p in prompts],
+        [p.max_tokens if p else None for p in prompts],
+        [p.expects_json if p else False for p in prompts],
+        [r.streamed if r else False for r in responses],
+        [c.complete for c in calls], [c.incomplete_reason or "" for c in calls],
+        [r.latency_ms if r else None for r in responses],
+        [r.time_to_first_token_ms if r else None for r in responses],
+        [u.input_tokens if u else 0 for u in usages],
+        [u.output_tokens if u else 0 for u in usages],
+        [u.cached_input_tokens if u else 0 for u in usages],
+        [r.cost_usd if r else None for r in responses],
+        [(r.finish_reason or "") if r else "" for r in responses],
+        [e.type if e else "" for e in errors],
+        *typed, custom, unavailable, versions,
+        [c.scorer_set_version for c in calls], [c.policy_version for c in calls],
+        rules, severities, flagged, blocked, redacted, attributes,
+    ]
 
 
 def _first(*values: object) -> str:

@@ -303,8 +303,9 @@ class Sink:
             for rejected in result.rejected:
                 item = rejected.item
                 self.stats.rejected += 1
-                self._route_letter(self._letter(rejected.reason, rejected.detail, item.topic, item.partition,
-                                                item.offset, item.index, encode_event(item.event)), item.key)
+                letter = self._letter(rejected.reason, rejected.detail, item.topic, item.partition,
+                                      item.offset, item.batch_index, encode_event(item.event))
+                self._route_letter(letter, item.key)
             self._send_letters()
         except StoreUnavailable as exc:
             self._back_off(exc)

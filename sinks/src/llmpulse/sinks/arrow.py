@@ -1,0 +1,119 @@
+"""Column-oriented Python values to an Arrow table typed for a ClickHouse table.
+
+The store inserts every batch as Arrow (``clickhouse-connect``'s ``insert_arrow``: an
+HTTP body for a server, a temporary file read with ``INSERT … FROM INFILE`` on chDB), so
+the per-row work in Python is only the mapping in ``rows``; pyarrow's C++ builders and the
+engine's Arrow reader do the rest. Each Arrow type follows the ClickHouse column type
+(read once per table from ``system.columns``), so a value that does not fit its column
+(5 billion tokens in a ``UInt32``) fails here, before anything is sent, as a
+``ValueError`` or ``TypeError`` the store reports as refused rows.
+
+Example:
+    >>> from llmpulse.sinks.arrow import arrow_type, to_arrow
+    >>> str(arrow_type("Map(LowCardinality(String), Float64)"))
+    'map<binary, double>'
+    >>> table = to_arrow({"n": "Nullable(UInt32)", "tags": "Array(String)"},
+    ...                  ["n", "tags"], [[1, None], [["a"], []]])
+    >>> table.column("n").to_pylist(), table.column("tags").to_pylist()
+    ([1, None], [[b'a'], []])
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["arrow_type", "to_arrow"]
+
+_SCALARS: dict[str, pa.DataType] = {
+    "String": pa.binary(), "UUID": pa.binary(16), "Bool": pa.bool_(),
+    "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
+    "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
+    "Float32": pa.float32(), "Float64": pa.float64(),
+}
+_UUID = pa.binary(16)
+_WRAPPER = re.compile(r"(\w+)\((.*)\)$", re.DOTALL)
+
+
+@lru_cache(maxsize=256)
+def arrow_type(clickhouse_type: str) -> pa.DataType:
+    """The Arrow type ClickHouse reads into ``clickhouse_type``.
+
+    Strings are sent as binary (a ClickHouse ``String`` is bytes; ``str`` values are
+    encoded as UTF-8), UUIDs as their 16 bytes, enums by name, timestamps as UTC
+    microseconds (seconds for ``DateTime``).
+
+    Raises:
+        ValueError: a type the store never inserts (aggregate states ...).
+    """
+    text = clickhouse_type.strip()
+    if text in _SCALARS:
+        return _SCALARS[text]
+    if text.startswith("DateTime64"):
+        return pa.timestamp("us", tz="UTC")
+    if text.startswith("DateTime"):
+        return pa.timestamp("s", tz="UTC")
+    match = _WRAPPER.match(text)
+    if match is None:
+        raise ValueError(f"no Arrow type for ClickHouse type {clickhouse_type!r}")
+    wrapper, inner = match.groups()
+    if wrapper in ("Nullable", "LowCardinality"):
+        return arrow_type(inner)
+    if wrapper.startswith("Enum"):
+        return pa.string()
+    if wrapper == "Array":
+        return pa.list_(arrow_type(inner))
+    if wrapper == "Map":
+        key, value = _split_pair(inner)
+        return pa.map_(arrow_type(key), arrow_type(value))
+    raise ValueError(f"no Arrow type for ClickHouse type {clickhouse_type!r}")
+
+
+def _split_pair(text: str) -> tuple[str, str]:
+    """``K, V`` at the top level of a ``Map(K, V)``."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            return text[:i], text[i + 1:]
+    raise ValueError(f"not a key, value pair: {text!r}")
+
+
+def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+    if kind == _UUID:
+        return pa.array([v.bytes if type(v) is uuid.UUID else uuid.UUID(str(v)).bytes for v in values], kind)
+    if pa.types.is_map(kind):
+        # Flattened keys and values with offsets: far faster than a list of item pairs.
+        offsets = pa.array([0, *itertools.accumulate(map(len, values))], pa.int32())
+        keys = pa.array([k for m in values for k in m], kind.key_type)
+        items = pa.array([v for m in values for v in m.values()], kind.item_type)
+        return pa.MapArray.from_arrays(offsets, keys, items)
+    return pa.array(values, kind)
+
+
+def to_arrow(types: Mapping[str, str], names: Sequence[str], columns: Sequence[Sequence[Any]]) -> pa.Table:
+    """``columns`` (one sequence per name) as an Arrow table typed after ``types``.
+
+    Args:
+        types: ClickHouse type by column name (``system.columns``).
+        names: the columns being inserted, in the order of ``columns``.
+        columns: the values, column-oriented.
+
+    Raises:
+        ValueError, TypeError: a value does not fit its column.
+    """
+    arrays = []
+    for name, values in zip(names, columns, strict=True):
+        kind = types[name]
+        try:
+            arrays.append(_array(values, arrow_type(kind)))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise type(exc)(f"column {name} ({kind}): {exc}") from exc
+    return pa.Table.from_arrays(arrays, names=list(names))
