@@ -53,6 +53,9 @@ DEFAULT_DATABASE = "llmpulse"
 LOOKUP_CHUNK = 5_000
 """Ids per lookup query: server-side parameters travel in the URL on HTTP (ClickHouse's
 ``http_max_uri_size`` is 1 MiB; 5,000 UUIDs take 185 KB)."""
+LEDGER_CHUNK = 12_000
+"""Event ids per ledger lookup: a default batch (10,000 calls and their verdicts) in one
+query; 12,000 ids sent as one comma-separated String take ~470 KB of URL."""
 
 # ClickHouse error codes after which the same insert can succeed later: the server is
 # busy, short of memory or parts, or the table/database/user is not there yet (an
@@ -414,8 +417,8 @@ class Store:
         """The ids among ``event_ids`` that are already stored (in the ``event_ids`` ledger)."""
         ids = list(event_ids)
         found: set[uuid.UUID] = set()
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            chunk = ids[start:start + LOOKUP_CHUNK]
+        for start in range(0, len(ids), LEDGER_CHUNK):
+            chunk = ids[start:start + LEDGER_CHUNK]
             # One String parameter, split by the engine: binding an Array(UUID) formats each
             # id in Python (~40 us an id in clickhouse-connect's binder).
             rows = self.query("SELECT DISTINCT event_id FROM event_ids WHERE event_id IN "
