@@ -113,4 +113,25 @@ def test_compare_command_outputs(
     text = page.read_text()
     assert text.startswith("<!DOCTYPE html>") and 'class="chart"' in text and "<script src" not in text
     bad = runner.invoke(compare_cli, [*base[:-4], "--since", "yesterday-ish"])
-    assert bad.exit_code == 2 and "use 6h" in bad.output
+    assert bad.exit_code == 2 and "is not a time" in bad.output and "2h" in bad.output
+
+
+def test_compare_fail_on_gates_a_prompt_change(traffic_url: str, traffic: SampleTraffic) -> None:
+    """CI: ``--fail-on worse`` exits 3 when B is significantly worse on a metric, 0 when not."""
+    runner = CliRunner()
+    scope = ["--clickhouse", traffic_url, "--from", traffic.start.isoformat(),
+             "--to", (traffic.end + timedelta(minutes=5)).isoformat(), "--prompt", "answer"]
+    worse = runner.invoke(compare_cli, [*scope, "--a", "1", "--b", "2", "--fail-on", "worse"])
+    assert worse.exit_code == 3, worse.output
+    assert "answer v2 is worse than answer v1" in worse.stderr and "latency_p95_ms" in worse.stderr
+    assert "thumbs_up_rate" not in worse.stderr  # v2 is better liked: not a failure
+    same = runner.invoke(compare_cli, [*scope, "--a", "1", "--b", "1", "--fail-on", "different"])
+    assert same.exit_code == 0, same.output
+    ungated = runner.invoke(compare_cli, [*scope, "--a", "1", "--b", "2"])
+    assert ungated.exit_code == 0, ungated.output
+
+
+def test_version_labels_get_one_v() -> None:
+    from llmpulse.dashboards.compare import version_label
+
+    assert [version_label(v) for v in ("v1", "V2", "3", "3f2a9c1d")] == ["v1", "V2", "v3", "v3f2a9c1d"]

@@ -38,10 +38,12 @@ def test_a_dataset_round_trips_through_a_file(kafka_bootstrap: str, tmp_path: Pa
     result = runner.invoke(main, ["export", "--bootstrap-servers", kafka_bootstrap, "--prefix",
                                   source, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "exported 31 events" in result.output
+    assert "exported 31 events" in result.stdout
+    assert "export: 31 events" in result.stderr  # the progress line, finished
     result = runner.invoke(main, ["import", "--bootstrap-servers", kafka_bootstrap, "--prefix",
                                   target, str(out)])
     assert result.exit_code == 0, result.output
+    assert "import: 31 events" in result.stderr
     topics = [f"{target}llm.prompts", f"{target}llm.responses", f"{target}llm.feedback"]
     back = read_events(kafka_bootstrap, topics, expected=31)
     originals = read_events(kafka_bootstrap, [t.replace(target, source) for t in topics],

@@ -3,6 +3,8 @@ prompt version, written to the evaluation tables, resumable without duplicates."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -203,3 +205,24 @@ def test_compare_runs_shows_the_stricter_policy_blocks_more(recorded: Recorded, 
                                     "--format", "json", "--clickhouse", store_url])
     assert out.exit_code == 0, out.output
     assert "guardrail_block_rate" in out.output and "cmp/baseline" in out.output
+
+
+def test_replay_on_a_store_never_migrated_migrates_it_and_shows_progress(recorded: Recorded,
+                                                                          tmp_path: Path) -> None:
+    """As a new user runs it: the entry point, a fresh chDB folder, progress on stderr."""
+    (tmp_path / "strict.yaml").write_text(STRICT)
+    url = f"chdb://{tmp_path / 'fresh'}"
+    llmpulse = str(Path(sys.executable).parent / "llmpulse")
+    done = subprocess.run(
+        [llmpulse, "replay", "--bootstrap-servers", recorded.bootstrap, "--prefix", recorded.prefix,
+         "--from-offset", "0", "--config", str(recorded.config), "--policy",
+         str(tmp_path / "strict.yaml"), "--no-baseline", "--run-id", "fresh", "--clickhouse", url],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"replay: {len(recorded.all)} calls evaluated" in done.stderr, done.stderr
+    assert "INFO llmpulse.processors.replay: replay reads" in done.stderr  # its log is shown
+    assert f"{len(recorded.all)} call(s) evaluated" in done.stdout
+    status = subprocess.run([llmpulse, "db", "status", "--clickhouse", url], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    lines = [line for line in status.stdout.splitlines()[1:] if line.strip()]
+    assert lines and all(line.startswith("applied") for line in lines), status.stdout

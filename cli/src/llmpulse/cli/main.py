@@ -1,5 +1,9 @@
 """Entry point of the ``llmpulse`` command. Mounts the rooms' subcommands.
 
+Each room declares its own entry point with its commands (``llmpulse-processors``,
+``llmpulse-sinks``, ``llmpulse-dashboards``); ``llmpulse`` mounts all of them, plus the
+commands that cross rooms (topics, replay, export, import, prompts, demo).
+
 Example:
     $ llmpulse topics create --bootstrap-servers 127.0.0.1:9092
     $ llmpulse schemas export
@@ -13,20 +17,16 @@ from pathlib import Path
 import click
 
 from llmpulse.cli.demo import demo as demo_command
+from llmpulse.cli.history import export as export_command
+from llmpulse.cli.history import import_ as import_command
+from llmpulse.cli.history import replay as replay_command
 from llmpulse.cli.prompts import prompts as prompts_commands
 from llmpulse.cli.topics import topics as topics_commands
-from llmpulse.dashboards.cli import compare as compare_command
-from llmpulse.dashboards.cli import dashboards as dashboards_commands
-from llmpulse.dashboards.cli import report as report_command
-from llmpulse.processors.cli import export as export_command
-from llmpulse.processors.cli import import_ as import_command
-from llmpulse.processors.cli import models as models_command
-from llmpulse.processors.cli import replay as replay_command
-from llmpulse.processors.cli import worker as worker_command
-from llmpulse.processors.otlp.command import otlp as otlp_commands
+from llmpulse.dashboards.cli import commands as dashboards_room
+from llmpulse.processors.cli import commands as processors_room
 from llmpulse.schemas import export_json_schemas
-from llmpulse.sinks.cli import db as db_commands
-from llmpulse.sinks.cli import sink as sink_command
+from llmpulse.schemas.commandline import run_command
+from llmpulse.sinks.cli import commands as sinks_room
 
 
 @click.group()
@@ -52,20 +52,20 @@ def schemas_export(out: Path | None) -> None:
 
 
 main.add_command(topics_commands)
-main.add_command(worker_command)
 main.add_command(replay_command)
 main.add_command(export_command)
 main.add_command(import_command)
-main.add_command(otlp_commands)
-main.add_command(models_command)
-main.add_command(sink_command)
-main.add_command(db_commands)
-
 main.add_command(prompts_commands)
 main.add_command(demo_command)
-main.add_command(dashboards_commands)
-main.add_command(report_command)
-main.add_command(compare_command)
+for room in (processors_room, sinks_room, dashboards_room):  # each room's own commands
+    for command in room.commands.values():
+        main.add_command(command)
+
+
+def run() -> None:
+    """The ``llmpulse`` entry point: one line, not a traceback, for an expected failure."""
+    sys.exit(run_command(main, "llmpulse"))
+
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,7 @@ from llmpulse.schemas.topics import TopicSpec, catalogue
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
-__all__ = ["TopicError", "TopicStatus", "ensure_topics", "topics"]
+__all__ = ["TopicError", "TopicStatus", "ensure_topics", "kafka_failures", "topics"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,21 @@ def ensure_topics(
     return report
 
 
+@contextmanager
+def kafka_failures(bootstrap_servers: str) -> Iterator[None]:
+    """Turn a broker that does not answer into one line for the user (``click.ClickException``)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        yield
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        reason = error.str() if hasattr(error, "str") else str(error)
+        raise click.ClickException(
+            f"Kafka at {bootstrap_servers} did not answer ({reason}): start the broker, or check "
+            f"--bootstrap-servers (or ${env.BOOTSTRAP_SERVERS})") from exc
+
+
 @click.group()
 def topics() -> None:
     """Kafka topics of the catalogue."""
@@ -131,8 +148,9 @@ def topics_create(bootstrap_servers: str, partitions: int | None, replication_fa
                   prefix: str) -> None:
     """Create the missing topics; existing ones are left as they are (idempotent)."""
     try:
-        report = ensure_topics(bootstrap_servers, partitions=partitions,
-                               replication_factor=replication_factor, prefix=prefix)
+        with kafka_failures(bootstrap_servers):
+            report = ensure_topics(bootstrap_servers, partitions=partitions,
+                                   replication_factor=replication_factor, prefix=prefix)
     except LlmpulseError as exc:
         raise click.ClickException(str(exc)) from exc
     for t in report:

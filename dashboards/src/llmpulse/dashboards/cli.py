@@ -6,53 +6,37 @@ Example:
     $ llmpulse dashboards push --grafana-url http://localhost:3000 --token glsa_...
     $ llmpulse report --since 24h --out llmpulse-report.html
     $ llmpulse compare --prompt answer --a 1 --b 2 --since 7d --format table
+    $ llmpulse-dashboards report --help  # the same commands, from this distribution alone
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from llmpulse.schemas import environment as env
+from llmpulse.schemas.commandline import MOMENT_HELP, moment_range, run_command
 
 if TYPE_CHECKING:
     from llmpulse.dashboards.alerts import AlertThresholds
     from llmpulse.sinks.store import Store
 
-__all__ = ["compare", "dashboards", "parse_time", "report"]
+__all__ = ["commands", "compare", "dashboards", "report", "run"]
 
 logger = logging.getLogger(__name__)
 
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|h|d|w)")
-_UNIT = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str, *, now: datetime) -> datetime:
-    """``6h``, ``30m``, ``7d``, ``2w`` before ``now``, or an ISO 8601 time (UTC if no zone)."""
-    match = _RELATIVE.fullmatch(text.strip())
-    if match:
-        return now - timedelta(**{_UNIT[match.group(2)]: float(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use 6h, 30m, 7d or an ISO time (2025-01-31T12:00)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _range(since: str, until: str | None) -> tuple[datetime, datetime]:
-    end = parse_time(until, now=datetime.now(UTC)) if until else datetime.now(UTC)
-    start = parse_time(since, now=end)
-    if start >= end:
-        raise click.BadParameter(
-            f"--since ({start:%Y-%m-%d %H:%M}) is not before --until ({end:%Y-%m-%d %H:%M})"
-        )
-    return start, end
+    try:
+        start, end = moment_range(since, until)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    assert start is not None
+    return start, end or datetime.now(UTC)
 
 
 def _clickhouse_option(fn: Any) -> Any:
@@ -68,24 +52,23 @@ def _clickhouse_option(fn: Any) -> Any:
 
 def _range_options(fn: Any) -> Any:
     fn = click.option(
-        "--until", default=None, help="End of the range (default now): ISO time or 6h before now."
+        "--until", "--to", "until", default=None, help=f"End of the range (default now): {MOMENT_HELP}."
     )(fn)
     return click.option(
         "--since",
+        "--from",
+        "since",
         default="24h",
         show_default=True,
-        help="Start of the range: 6h, 7d ... before --until, or an ISO time.",
+        help=f"Start of the range: {MOMENT_HELP}; a duration counts back from --until.",
     )(fn)
 
 
 def _open(url: str | None) -> Store:
-    from llmpulse.schemas.errors import LlmpulseError
-    from llmpulse.sinks.store import Store
+    """Open the store to read (told to run ``llmpulse db migrate`` when it is not migrated)."""
+    from llmpulse.sinks.cli import open_store
 
-    try:
-        return Store.open(url)
-    except LlmpulseError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return open_store(url, writes=False)
 
 
 def _thresholds(pairs: tuple[str, ...]) -> AlertThresholds:
@@ -294,6 +277,13 @@ def report(
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutations."
 )
+@click.option(
+    "--fail-on",
+    type=click.Choice(["worse", "different"]),
+    default=None,
+    help="Exit with status 3 when B is significantly worse than A on a metric (worse), or "
+    "differs on any (different): a CI job can gate a prompt change on it.",
+)
 def compare(
     prompt_id: str | None,
     version_a: str | None,
@@ -310,15 +300,17 @@ def compare(
     alpha: float,
     correction: str,
     seed: int,
+    fail_on: str | None,
 ) -> None:
     """Compare two prompt versions (or two replay runs): values, differences with intervals,
-    p-values, verdicts."""
+    p-values, verdicts. With --fail-on, exit 3 when B fails the gate."""
     from llmpulse.dashboards.compare import (
         compare_runs,
         compare_versions,
         comparison_html,
         comparison_json,
         comparison_table,
+        worse_metrics,
     )
 
     if runs and len(runs) != 2:
@@ -364,3 +356,25 @@ def compare(
     else:
         out.write_text(text, "utf-8")
         click.echo(str(out))
+    failing = (worse_metrics(result) if fail_on == "worse"
+               else list(result.significant) if fail_on == "different" else [])
+    if failing:
+        names = ", ".join(m.name for m in failing)
+        click.echo(f"compare: {result.label_b} is {'worse than' if fail_on == 'worse' else 'different from'} "
+                   f"{result.label_a} on {len(failing)} metric(s): {names}", err=True)
+        sys.exit(3)
+
+
+@click.group("llmpulse-dashboards")
+def commands() -> None:
+    """The dashboards room's commands (``llmpulse`` mounts the same ones)."""
+
+
+commands.add_command(dashboards)
+commands.add_command(report)
+commands.add_command(compare)
+
+
+def run() -> None:
+    """The ``llmpulse-dashboards`` entry point: one line, not a traceback, for an expected failure."""
+    sys.exit(run_command(commands, "llmpulse-dashboards"))

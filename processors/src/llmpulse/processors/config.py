@@ -223,11 +223,22 @@ def read_file(file: str | os.PathLike[str]) -> dict[str, Any]:
     file_path = Path(file)
     try:
         loaded = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(exc), source=str(file_path)) from None
+    except OSError as exc:
+        raise ConfigError(exc.strerror or str(exc), source=str(file_path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_problem(exc), source=str(file_path)) from None
     if not isinstance(loaded, dict):
         raise ConfigError("the file must hold a mapping", source=str(file_path))
     return loaded
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: where, then what (``line 2, column 1: expected ...``)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
 
 
 def set_from_env(data: dict[str, Any], keys: list[str], name: str, raw: str) -> None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from llmpulse.processors.errors import missing_dependency
 from llmpulse.processors.replay import ReplaySource, read_events
 from llmpulse.schemas import Event, decode_event, encode_batch, encode_event, partition_for
 
@@ -35,16 +36,20 @@ def _base(topic: str, prefix: str) -> str:
     return topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
 
 
-def export_range(source: ReplaySource, out: str | Path, *, prefix: str = "") -> int:
-    """Write the events of the range to ``out`` (``.jsonl`` or ``.parquet``); the count."""
+def export_range(source: ReplaySource, out: str | Path, *, prefix: str = "",
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Write the events of the range to ``out`` (``.jsonl`` or ``.parquet``); the count.
+
+    ``progress(events read so far)`` is called after every event (keep it cheap).
+    """
     path = Path(out)
+    if path.suffix not in {".jsonl", ".ndjson", ".parquet"}:
+        raise ValueError(f"{path}: export to .jsonl or .parquet")
     group = f"llmpulse-export-{uuid.uuid4().hex[:8]}"
     rows = ((_base(ref.topic, prefix), ref.partition, ref.offset, event)
-            for event, ref in read_events(source, group_id=group))
+            for event, ref in _counted(read_events(source, group_id=group), progress))
     if path.suffix == ".parquet":
         return _write_parquet(path, rows)
-    if path.suffix not in {".jsonl", ".ndjson"}:
-        raise ValueError(f"{path}: export to .jsonl or .parquet")
     count = 0
     with path.open("w", encoding="utf-8") as f:
         for topic, partition, offset, event in rows:
@@ -55,9 +60,26 @@ def export_range(source: ReplaySource, out: str | Path, *, prefix: str = "") -> 
     return count
 
 
+def _counted(items: Iterable[Any], progress: Callable[[int], None] | None) -> Iterator[Any]:
+    if progress is None:
+        yield from items
+        return
+    for count, item in enumerate(items, 1):
+        yield item
+        progress(count)
+
+
+def _pyarrow(what: str) -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise missing_dependency("pyarrow", what, extra="replay") from None
+    return pq
+
+
 def _write_parquet(path: Path, rows: Iterable[tuple[str, int, int, Event]]) -> int:
+    pq = _pyarrow("writing a Parquet dataset")
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     columns: dict[str, list[Any]] = {name: [] for name in _PARQUET_COLUMNS}
     for topic, partition, offset, event in rows:
@@ -76,9 +98,7 @@ def read_dataset(path: str | Path) -> Iterator[tuple[str, Event]]:
     """``(topic, event)`` pairs of a dataset file, validated by the contracts."""
     path = Path(path)
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path, columns=["topic", "event"])
+        table = _pyarrow("reading a Parquet dataset").read_table(path, columns=["topic", "event"])
         for topic, raw in zip(table.column("topic").to_pylist(), table.column("event").to_pylist(),
                               strict=True):
             yield topic, decode_event(raw.encode())
@@ -95,10 +115,14 @@ def read_dataset(path: str | Path) -> Iterator[tuple[str, Event]]:
 
 
 def import_dataset(path: str | Path, *, bootstrap_servers: str, prefix: str = "",
-                   kafka_config: dict[str, Any] | None = None, batch_events: int = 500) -> int:
+                   kafka_config: dict[str, Any] | None = None, batch_events: int = 500,
+                   progress: Callable[[int], None] | None = None) -> int:
     """Produce a dataset's events to ``prefix + topic``, as batch records per partition
-    (the partition from ``call_id`` with Kafka's hash, like the SDK); the count."""
-    count = produce_events(read_dataset(path), bootstrap_servers=bootstrap_servers,
+    (the partition from ``call_id`` with Kafka's hash, like the SDK); the count.
+
+    ``progress(events queued so far)`` is called after every event (keep it cheap).
+    """
+    count = produce_events(_counted(read_dataset(path), progress), bootstrap_servers=bootstrap_servers,
                            prefix=prefix, kafka_config=kafka_config, batch_events=batch_events)
     logger.info("imported %d events from %s", count, path)
     return count
@@ -109,8 +133,11 @@ def produce_events(events: Iterable[tuple[str, Event]], *, bootstrap_servers: st
                    batch_events: int = 500) -> int:
     """Produce (topic, event) pairs to ``prefix + topic`` as batch records per partition of
     ``call_id`` (Kafka's hash, like the SDK); the count. Every topic must exist."""
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient
+    try:
+        from confluent_kafka import Producer
+        from confluent_kafka.admin import AdminClient
+    except ImportError:
+        raise missing_dependency("confluent-kafka", "producing events to Kafka", extra="replay") from None
 
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(kafka_config or {})})
     producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True,

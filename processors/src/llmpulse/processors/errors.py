@@ -10,6 +10,8 @@ Example:
     the toxicity scorer needs 'detoxify': pip install 'llmpulse-processors[ml]'
     >>> isinstance(err, ConfigError)
     True
+    >>> print(missing_dependency("pyarrow", "a Parquet dataset", extra="replay"))
+    a Parquet dataset needs 'pyarrow': pip install 'llmpulse-processors[replay]'
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
 
 INSTALL_ML = "pip install 'llmpulse-processors[ml]'"
 """The install line for the model-backed scorers and Presidio."""
+
 
 
 class ProcessorError(LlmpulseError):
@@ -61,6 +64,7 @@ class ModelUnavailableError(ProcessorError):
         super().__init__(f"{model}: {reason}")
 
 
-def missing_dependency(package: str, what: str) -> ConfigError:
-    """The error for an optional dependency that is not installed, with the line to run."""
-    return ConfigError(f"{what} needs {package!r}: {INSTALL_ML}")
+def missing_dependency(package: str, what: str, *, extra: str = "ml") -> ConfigError:
+    """The error for an optional dependency that is not installed, with the line to run
+    (``extra`` names the ``llmpulse-processors`` extra that brings it)."""
+    return ConfigError(f"{what} needs {package!r}: pip install 'llmpulse-processors[{extra}]'")

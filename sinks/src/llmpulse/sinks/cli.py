@@ -4,12 +4,14 @@ Example:
     $ llmpulse db migrate --clickhouse chdb:///var/lib/llmpulse/llmpulse.chdb --text-days 14
     $ llmpulse db status
     $ llmpulse sink --bootstrap-servers 127.0.0.1:9092 --clickhouse http://llmpulse:pw@ch:8123/llmpulse
+    $ llmpulse-sinks db status          # the same commands, from this distribution alone
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from llmpulse.schemas import environment as env
+from llmpulse.schemas.commandline import run_command
 from llmpulse.schemas.errors import LlmpulseError
 
 if TYPE_CHECKING:
     from llmpulse.sinks.store import Store
 
-__all__ = ["db", "sink"]
+__all__ = ["commands", "db", "open_store", "run", "sink"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +49,26 @@ def _retention_options(fn: Any) -> Any:
     return fn
 
 
-def _open(url: str | None, wait_s: float = 0.0) -> Store:
+def open_store(url: str | None, *, writes: bool, wait_s: float = 0.0) -> Store:
+    """Open the store for a command; every failure is a one-line ``click.ClickException``.
+
+    A command that writes migrates the store first (safe to repeat); one that only reads
+    is told to run ``llmpulse db migrate`` when the store has pending migrations.
+
+    Args:
+        url: ``--clickhouse`` (None: ``$LLMPULSE_CLICKHOUSE_URL`` or the embedded default).
+        writes: migrate first (True), or check that the store is migrated (False).
+        wait_s: keep retrying an unreachable server this long (the sink at start-up).
+    """
     # Imported here: `llmpulse --help` should not load the ClickHouse and Kafka clients.
     from llmpulse.sinks.errors import StoreUnavailable
-    from llmpulse.sinks.store import Store
+    from llmpulse.sinks.store import Store, mask_url
 
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return Store.open(url)
+            store = Store.open(url)
+            break
         except StoreUnavailable as exc:
             if time.monotonic() >= deadline:
                 raise click.ClickException(str(exc)) from exc
@@ -62,6 +76,34 @@ def _open(url: str | None, wait_s: float = 0.0) -> Store:
             time.sleep(2.0)
         except LlmpulseError as exc:
             raise click.ClickException(str(exc)) from exc
+    try:
+        if writes:
+            store.migrate()
+        else:
+            migrated = store.query("EXISTS TABLE schema_migrations").scalar()
+            pending = [m.name for m in store.migration_status() if not m.applied] if migrated else []
+            if not migrated or pending:
+                state = f"has {len(pending)} migration(s) pending" if migrated else "was never migrated"
+                where = f" --clickhouse '{mask_url(store.url)}'" if url else ""
+                raise click.ClickException(f"the store {mask_url(store.url)} {state}: run "
+                                           f"`llmpulse db migrate{where}` first")
+    except LlmpulseError as exc:
+        store.close()
+        raise click.ClickException(str(exc)) from exc
+    except click.ClickException:
+        store.close()
+        raise
+    return store
+
+
+def _open(url: str | None) -> Store:
+    """Open without migrating or checking (``db migrate`` and ``db status`` do that)."""
+    from llmpulse.sinks.store import Store
+
+    try:
+        return Store.open(url)
+    except LlmpulseError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group("db")
@@ -135,9 +177,9 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = SinkConfig.from_env(bootstrap_servers=bootstrap_servers, group_id=group_id, prefix=prefix,
                                  batch_rows=batch_rows, batch_seconds=batch_seconds)
-    store = _open(clickhouse_url, wait_s=300.0)
+    store = open_store(clickhouse_url, writes=True, wait_s=300.0)
     try:
-        store.migrate(Retention.from_env())
+        store.apply_retention(Retention.from_env())
     except LlmpulseError as exc:
         store.close()
         raise click.ClickException(str(exc)) from exc
@@ -165,3 +207,17 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
         store.close()
     click.echo(f"sink stopped: {stats.total_written} rows written, {stats.duplicates} duplicates dropped, "
                f"{stats.rejected} rejected to the dead-letter topic")
+
+
+@click.group("llmpulse-sinks")
+def commands() -> None:
+    """The sinks room's commands (``llmpulse`` mounts the same ones)."""
+
+
+commands.add_command(sink)
+commands.add_command(db)
+
+
+def run() -> None:
+    """The ``llmpulse-sinks`` entry point: one line, not a traceback, for an expected failure."""
+    sys.exit(run_command(commands, "llmpulse-sinks"))

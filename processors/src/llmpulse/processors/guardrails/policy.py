@@ -40,6 +40,7 @@ import yaml
 from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
+from llmpulse.processors.config import yaml_problem
 from llmpulse.processors.errors import PolicyError
 from llmpulse.processors.guardrails._gate import TextGate
 from llmpulse.processors.guardrails.base import Match, Rule, RuleCommon, Where
@@ -220,7 +221,9 @@ class GuardrailPolicy:
         raw = text.encode("utf-8") if isinstance(text, str) else text
         try:
             data = msgspec.convert(yaml.safe_load(raw) or {}, _PolicyFile)
-        except (yaml.YAMLError, msgspec.ValidationError) as exc:
+        except yaml.YAMLError as exc:
+            raise PolicyError(yaml_problem(exc), source=source) from None
+        except msgspec.ValidationError as exc:
             raise PolicyError(str(exc), source=source) from None
         try:
             rules = [build_rule(entry, data.defaults) for entry in data.rules]

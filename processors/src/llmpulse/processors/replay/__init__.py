@@ -36,6 +36,13 @@ Example (not a doctest: it needs a broker)::
     $ llmpulse replay --run-id r-20260101-ab12 ...     # resume an interrupted run
 """
 
+from llmpulse.processors.errors import missing_dependency
+
+try:  # replay writes with the sinks' row mappings: the `replay` extra brings them
+    import llmpulse.sinks.eval_rows  # noqa: F401
+except ImportError:
+    raise missing_dependency("llmpulse-sinks", "replay", extra="replay") from None
+
 from llmpulse.processors.replay.candidate import CandidatePrompt, ChatModel
 from llmpulse.processors.replay.kafka_range import (
     ReplayError,

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from llmpulse.processors.errors import missing_dependency
 from llmpulse.processors.pipeline import CallPair
 from llmpulse.schemas import ChatMessage, ErrorInfo, ResponseEvent, TokenUsage
 from llmpulse.schemas.errors import LlmpulseError
@@ -38,7 +39,10 @@ class ChatModel:
 
     def __init__(self, base_url: str, *, api_key: str | None = None, rate: float = 5.0,
                  timeout_s: float = 60.0, retries: int = 2) -> None:
-        import httpx
+        try:
+            import httpx
+        except ImportError:
+            raise missing_dependency("httpx", "the candidate model client", extra="replay") from None
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = base_url.rstrip("/") + "/chat/completions"

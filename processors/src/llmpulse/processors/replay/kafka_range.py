@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmpulse.processors.errors import missing_dependency
 from llmpulse.processors.step import Record
 from llmpulse.schemas import PromptEvent, ResponseEvent, decode_record
 from llmpulse.schemas.errors import LlmpulseError
@@ -181,7 +182,10 @@ def read_records(source: ReplaySource, *, group_id: str,
     done at its end offset (the high watermark when the read started) or at its first
     record stamped after ``source.end``.
     """
-    from confluent_kafka import KafkaError, TopicPartition
+    try:
+        from confluent_kafka import KafkaError, TopicPartition
+    except ImportError:
+        raise missing_dependency("confluent-kafka", "reading a Kafka range", extra="replay") from None
 
     consumer = _consumer(source, group_id)
     try:

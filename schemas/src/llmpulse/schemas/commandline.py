@@ -1,0 +1,99 @@
+"""What every llmpulse command shares, in plain Python: times, the log level, exits.
+
+Each room builds its click options on these, so ``--since``/``--from``/``--to``/``--until``
+read times the same way everywhere (a duration before now, or an ISO time) and
+``--log-level`` means the same thing on every command, and every entry point ends an
+expected failure (any ``LlmpulseError``: a bad configuration file, a store that is busy
+or not migrated, a broker that does not answer) with one line and a non-zero status
+instead of a traceback. No click here: ``llmpulse-schemas`` stays free of command-line
+packages.
+
+Example:
+    >>> from datetime import UTC, datetime
+    >>> from llmpulse.schemas.commandline import parse_moment, moment_range
+    >>> now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    >>> parse_moment("2h", now=now).isoformat()
+    '2026-12-01T10:00:00+00:00'
+    >>> parse_moment("2026-11-30T08:00", now=now).isoformat()
+    '2026-11-30T08:00:00+00:00'
+    >>> [m.isoformat() for m in moment_range("1d", "6h", now=now)]
+    ['2026-11-30T06:00:00+00:00', '2026-12-01T06:00:00+00:00']
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from llmpulse.schemas.errors import LlmpulseError
+
+__all__ = ["LOG_LEVELS", "MOMENT_HELP", "configure_logging", "moment_range", "parse_moment",
+           "run_command"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)")
+_UNIT = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+MOMENT_HELP = "a duration before now (30m, 2h, 7d, 2w) or an ISO time (2026-01-31T12:00, UTC if no zone)"
+"""How a time option reads its value, for the options' help."""
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""The values of ``--log-level``."""
+
+
+def parse_moment(text: str, *, now: datetime) -> datetime:
+    """``30m``, ``2h``, ``7d``, ``2w`` before ``now``, or an ISO 8601 time (UTC if no zone).
+
+    Raises:
+        ValueError: neither a duration nor an ISO time (the message says what is accepted).
+    """
+    value = text.strip()
+    match = _DURATION.fullmatch(value)
+    if match:
+        return now - timedelta(**{_UNIT[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use {MOMENT_HELP}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def moment_range(start: str | None, end: str | None, *,
+                 now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """A range from two option values; a duration in ``start`` counts back from ``end``.
+
+    Either side may be None (open). Raises ValueError when start is not before end.
+    """
+    now = now or datetime.now(UTC)
+    until = parse_moment(end, now=now) if end else None
+    since = parse_moment(start, now=until or now) if start else None
+    if since is not None and until is not None and since >= until:
+        raise ValueError(f"the start ({since:%Y-%m-%d %H:%M}) is not before the end "
+                         f"({until:%Y-%m-%d %H:%M})")
+    return since, until
+
+
+def configure_logging(level: str) -> None:
+    """Log to standard error at ``level`` (a command's ``--log-level``), with times and names."""
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_command(command: Callable[..., Any], prog: str) -> int:
+    """Run a (click) command as an entry point: the exit status, never a traceback for an
+    ``LlmpulseError``, which is printed as ``PROG: error: MESSAGE`` on standard error.
+
+    Usage errors and ``click.ClickException`` are click's own (one line, status 2 and 1).
+    """
+    try:
+        result = command(prog_name=prog)
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except LlmpulseError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,171 @@
+"""Each distribution declares what it imports and works installed alone.
+
+The first test reads every room's sources (fast): each import outside the standard
+library must be declared by that room's ``pyproject.toml`` (core, or an extra when the
+import is guarded or lazy). The slow tests install one room with only the llmpulse
+distributions it declares into a fresh venv (``uv pip install``, from uv's cache when it
+can) and run that room's own entry point.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOMS = ["schemas", "producers", "processors", "sinks", "dashboards", "cli"]
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(text: str) -> str:
+    return _norm(re.split(r"[<>=!~;\[ ]", text.strip(), maxsplit=1)[0])
+
+
+def _declared(room: str) -> tuple[str, set[str], set[str]]:
+    project = tomllib.loads((ROOT / room / "pyproject.toml").read_text())["project"]
+    core = {_requirement_name(d) for d in project.get("dependencies", [])}
+    extras = {_requirement_name(d) for group in project.get("optional-dependencies", {}).values()
+              for d in group}
+    return _norm(project["name"]), core, extras
+
+
+def _guarded_lines(tree: ast.AST) -> set[int]:
+    """Lines of imports inside a function, a ``try`` or ``if TYPE_CHECKING`` (not at import)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Try):
+            lines.update(n.lineno for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom))
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            lines.update(n.lineno for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom))
+    return lines
+
+
+def _imports(room: str) -> list[tuple[str, bool, str]]:
+    """``(distribution, at import time, where)`` for every non-stdlib import of a room."""
+    owners = importlib.metadata.packages_distributions()
+    found = []
+    for path in sorted((ROOT / room / "src").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = _guarded_lines(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                if top == "llmpulse":
+                    sub = name.split(".")[1]
+                    dist = "llmpulse" if sub == "cli" else f"llmpulse-{sub}"
+                else:
+                    dist = _norm(owners.get(top, [top])[0])
+                found.append((dist, node.lineno not in guarded,
+                              f"{path.relative_to(ROOT)}:{node.lineno}"))
+    return found
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_each_room_declares_what_it_imports(room: str) -> None:
+    name, core, extras = _declared(room)
+    undeclared = [(d, where) for d, _, where in _imports(room)
+                  if d != name and d not in core and d not in extras]
+    assert not undeclared, f"{room} imports what its pyproject.toml does not declare: {undeclared}"
+    only_extra_at_import = [(d, where) for d, eager, where in _imports(room)
+                            if eager and d != name and d not in core]
+    assert not only_extra_at_import, (
+        f"{room} imports an optional dependency at import time: {only_extra_at_import}")
+
+
+# -- each distribution alone in a fresh venv ------------------------------------------------
+
+ALONE = {
+    # room: (llmpulse folders to install, commands to run, what must not be installed)
+    "schemas": (["schemas"], [
+        ["python", "-c", "from llmpulse.schemas import export_json_schemas; import sys; "
+                         "print(len(export_json_schemas(sys.argv[1])))", "{tmp}/jsonschema"],
+    ], {"llmpulse-producers", "confluent-kafka"}),
+    "producers": (["schemas", "producers"], [
+        ["python", "-c", "import sys, llmpulse.producers as p; got = []; "
+                         "p.init(app='alone', deliver_to=lambda t, k, v: got.append(t)); "
+                         "p.feedback('0190a3c4-0000-7000-8000-000000000001', thumbs='up'); "
+                         "assert 'confluent_kafka' not in sys.modules; print(got)"],
+    ], {"faust-streaming", "llmpulse-processors", "chdb"}),
+    "processors": (["schemas", "processors"], [
+        ["llmpulse-processors", "worker", "--help"],
+        ["python", "-c", "import pkgutil, importlib, llmpulse.processors as p; "
+                         "[importlib.import_module(m.name) for m in "
+                         "pkgutil.walk_packages(p.__path__, 'llmpulse.processors.')]; "
+                         "import numpy as np; from llmpulse.processors.drift.stats import ks_test; "
+                         "print(ks_test(np.arange(50.0), np.arange(50.0) + 30))"],
+        ["python", "-c", "from llmpulse.processors.datasets import import_dataset; "
+                         "import_dataset('x.jsonl', bootstrap_servers='127.0.0.1:1')",
+         "!pip install 'llmpulse-processors[replay]'"],
+    ], {"llmpulse-sinks", "llmpulse-producers", "llmpulse", "confluent-kafka", "torch"}),
+    "sinks": (["schemas", "sinks"], [
+        ["llmpulse-sinks", "db", "migrate", "--clickhouse", "chdb://{tmp}/store"],
+        ["llmpulse-sinks", "sink", "--help"],
+    ], {"llmpulse-processors", "faust-streaming", "llmpulse"}),
+    "dashboards": (["schemas", "sinks", "dashboards"], [
+        ["llmpulse-dashboards", "dashboards", "generate", "--out", "{tmp}/grafana"],
+        ["llmpulse-dashboards", "report", "--help"],
+    ], {"llmpulse-processors", "faust-streaming", "llmpulse"}),
+}
+
+
+def _install(venv: Path, folders: list[str]) -> dict[str, str]:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is missing: scripts/setup.sh installs it")
+    environ = {**os.environ, "VIRTUAL_ENV": str(venv)}
+    environ.pop("PYTHONPATH", None)
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True,
+                   timeout=120, env=environ)
+    install = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+               *[str(ROOT / f) for f in folders]]
+    # From uv's cache when everything is there (no network); else from the index.
+    offline = subprocess.run([*install, "--offline"], capture_output=True, text=True,
+                             timeout=900, env=environ)
+    if offline.returncode != 0:
+        subprocess.run(install, check=True, timeout=900, env=environ)
+    return environ
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("room", sorted(ALONE))
+def test_each_distribution_installs_alone_and_its_entry_point_works(room: str,
+                                                                     tmp_path: Path) -> None:
+    folders, commands, absent = ALONE[room]
+    venv = tmp_path / "venv"
+    environ = _install(venv, folders)
+    listed = subprocess.run([shutil.which("uv") or "uv", "pip", "list", "--format", "json",
+                             "--python", str(venv / "bin" / "python")], capture_output=True,
+                            text=True, check=True, timeout=60, env=environ)
+    installed = {_norm(d["name"]) for d in __import__("json").loads(listed.stdout)}
+    assert {f"llmpulse-{f}" for f in folders} <= installed
+    assert not installed & absent, f"{room} alone brought {installed & absent}"
+    for command in commands:
+        expect_failure = command[-1].startswith("!")
+        argv = [a.format(tmp=tmp_path) for a in (command[:-1] if expect_failure else command)]
+        argv[0] = str(venv / "bin" / argv[0])
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env=environ)
+        if expect_failure:
+            assert done.returncode != 0 and command[-1][1:] in done.stderr, (argv, done.stderr)
+        else:
+            assert done.returncode == 0, (argv, done.stdout, done.stderr)
