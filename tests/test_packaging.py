@@ -10,6 +10,7 @@ can) and run that room's own entry point.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import os
 import re
@@ -52,9 +53,31 @@ def _guarded_lines(tree: ast.AST) -> set[int]:
     return lines
 
 
-def _imports(room: str) -> list[tuple[str, bool, str]]:
-    """``(distribution, at import time, where)`` for every non-stdlib import of a room."""
-    owners = importlib.metadata.packages_distributions()
+@functools.cache
+def _owners() -> dict[str, set[str]]:
+    """Module name (``google``, ``google.protobuf``) -> the distributions that install it.
+
+    Two levels, because namespace packages (``google``, ``opentelemetry``) are shared by
+    many distributions: ``google.protobuf`` is protobuf's, ``opentelemetry.proto`` is
+    opentelemetry-proto's.
+    """
+    owners: dict[str, set[str]] = {}
+    for dist in importlib.metadata.distributions():
+        name = _norm(dist.metadata["Name"])
+        for file in dist.files or ():
+            parts = file.parts
+            if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] == "..":
+                continue
+            top = parts[0].removesuffix(".py").split(".")[0]
+            owners.setdefault(top, set()).add(name)
+            if len(parts) > 1:
+                owners.setdefault(f"{top}.{parts[1].removesuffix('.py').split('.')[0]}", set()).add(name)
+    return owners
+
+
+def _imports(room: str) -> list[tuple[set[str], bool, str]]:
+    """``(distributions, at import time, where)`` for every non-stdlib import of a room."""
+    owners = _owners()
     found = []
     for path in sorted((ROOT / room / "src").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -67,15 +90,14 @@ def _imports(room: str) -> list[tuple[str, bool, str]]:
             else:
                 continue
             for name in names:
-                top = name.split(".")[0]
-                if top in sys.stdlib_module_names or top == "__future__":
+                parts = name.split(".")
+                if parts[0] in sys.stdlib_module_names or parts[0] == "__future__":
                     continue
-                if top == "llmpulse":
-                    sub = name.split(".")[1]
-                    dist = "llmpulse" if sub == "cli" else f"llmpulse-{sub}"
+                if parts[0] == "llmpulse":
+                    dists = {"llmpulse" if parts[1] == "cli" else f"llmpulse-{parts[1]}"}
                 else:
-                    dist = _norm(owners.get(top, [top])[0])
-                found.append((dist, node.lineno not in guarded,
+                    dists = owners.get(".".join(parts[:2])) or owners.get(parts[0]) or {parts[0]}
+                found.append((dists, node.lineno not in guarded,
                               f"{path.relative_to(ROOT)}:{node.lineno}"))
     return found
 
@@ -83,11 +105,11 @@ def _imports(room: str) -> list[tuple[str, bool, str]]:
 @pytest.mark.parametrize("room", ROOMS)
 def test_each_room_declares_what_it_imports(room: str) -> None:
     name, core, extras = _declared(room)
-    undeclared = [(d, where) for d, _, where in _imports(room)
-                  if d != name and d not in core and d not in extras]
+    undeclared = [(sorted(d), where) for d, _, where in _imports(room)
+                  if name not in d and not d & (core | extras)]
     assert not undeclared, f"{room} imports what its pyproject.toml does not declare: {undeclared}"
-    only_extra_at_import = [(d, where) for d, eager, where in _imports(room)
-                            if eager and d != name and d not in core]
+    only_extra_at_import = [(sorted(d), where) for d, eager, where in _imports(room)
+                            if eager and name not in d and not d & core]
     assert not only_extra_at_import, (
         f"{room} imports an optional dependency at import time: {only_extra_at_import}")
 
