@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from llmpulse.schemas import environment as env
+from llmpulse.schemas.commandline import LOG_LEVELS
 
 __all__ = ["otlp"]
 
@@ -38,7 +39,8 @@ def otlp() -> None:
 @click.option("--fast", is_flag=True, help="Short consumer-group timeouts (tests, the demo).")
 @click.option("--datadir", default=None, type=click.Path(file_okay=False),
               help="Faust's local data folder.")
-@click.option("--loglevel", default="info", show_default=True)
+@click.option("--log-level", "--loglevel", "loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              default="info", show_default=True, help="Log level (the stage logs to standard error).")
 def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions: int,
         fast: bool, datadir: str | None, loglevel: str) -> None:
     """Map GenAI spans from llm.otlp.spans onto llm.prompts / llm.responses (Ctrl-C stops)."""
