@@ -119,8 +119,9 @@ def test_each_room_declares_what_it_imports(room: str) -> None:
 ALONE = {
     # room: (llmpulse folders to install, commands to run, what must not be installed)
     "schemas": (["schemas"], [
-        ["python", "-c", "from llmpulse.schemas import export_json_schemas; import sys; "
-                         "print(len(export_json_schemas(sys.argv[1])))", "{tmp}/jsonschema"],
+        ["python", "-c", "import sys, pathlib; from llmpulse.schemas import export_json_schemas; "
+                         "print(len(export_json_schemas(pathlib.Path(sys.argv[1]))))",
+         "{tmp}/jsonschema"],
     ], {"llmpulse-producers", "confluent-kafka"}),
     "producers": (["schemas", "producers"], [
         ["python", "-c", "import sys, llmpulse.producers as p; got = []; "
