@@ -146,11 +146,13 @@ ALONE = {
     ], {"faust-streaming", "llmpulse-processors", "chdb"}),
     "processors": (["schemas", "processors"], [
         ["llmpulse-processors", "worker", "--help"],
-        ["python", "-c", "import pkgutil, importlib, llmpulse.processors as p; "
-                         "[importlib.import_module(m.name) for m in "
-                         "pkgutil.walk_packages(p.__path__, 'llmpulse.processors.') "
-                         "if not m.name.startswith(('llmpulse.processors.replay', "
-                         "'llmpulse.processors.datasets'))]; "
+        ["python", "-c", "import importlib, pathlib, llmpulse.processors as p; "
+                         "base = pathlib.Path(p.__path__[0]); "
+                         "names = ['.'.join(('llmpulse', 'processors', *f.relative_to(base)"
+                         ".with_suffix('').parts)).removesuffix('.__init__') "
+                         "for f in sorted(base.rglob('*.py'))]; "
+                         "[importlib.import_module(n) for n in names if not n.startswith("
+                         "('llmpulse.processors.replay', 'llmpulse.processors.datasets'))]; "
                          "import numpy as np; from llmpulse.processors.drift.stats import ks_test; "
                          "print(ks_test(np.arange(50.0), np.arange(50.0) + 30))"],
         ["python", "-c", "import llmpulse.processors.replay",
