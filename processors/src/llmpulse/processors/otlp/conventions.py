@@ -82,17 +82,27 @@ def _wrong(key: str, value: Any, expected: str) -> SchemaError:
 
 
 def as_str(attrs: Mapping[str, Any], *keys: str) -> str | None:
-    key, value = first(attrs, *keys)
-    if value is None or isinstance(value, str):
-        return value
+    for key in keys:  # the hot path inline: most keys are absent, most values strings
+        value = attrs.get(key)
+        if type(value) is str:
+            return value
+        if value is not None:
+            break
+    else:
+        return None
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return str(value[0])  # e.g. finish reasons
     raise _wrong(key, value, "a string")
 
 
 def as_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
-    key, value = first(attrs, *keys)
-    if value is None:
+    for key in keys:
+        value = attrs.get(key)
+        if type(value) is int:
+            return value
+        if value is not None:
+            break
+    else:
         return None
     if isinstance(value, bool):
         raise _wrong(key, value, "an integer")

@@ -71,6 +71,7 @@ _PROVIDERS = {"az.ai.openai": "azure.ai.openai", "az.ai.inference": "azure.ai.in
 _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings",
                       "rerank": "rerank"}
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_RESPONSE_BITS = 0x5A5A_5A5A_5A5A_5A5A  # flips random bits of the low 62 only
 _NON_NEGATIVE = ("max_tokens", "latency_ms", "time_to_first_token_ms")
 _REQUEST_EXTRAS = ("gen_ai.request.frequency_penalty", "gen_ai.request.presence_penalty",
                    "gen_ai.request.seed", "gen_ai.request.stop_sequences", "gen_ai.request.top_k",
@@ -90,9 +91,11 @@ def call_id_for(trace_id: str, span_id: str) -> str:
     return f"otel-{trace_id}-{span_id}"
 
 
-def _event_id(start_ns: int, call_id: str, kind: str) -> uuid.UUID:
-    """A UUIDv7 from the span's start time and its ids: the same span, the same id."""
-    return derived_uuid7(start_ns // 1_000_000, b"otlp", call_id, kind)
+def _event_ids(start_ns: int, call_id: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """UUIDv7s of the prompt and the response from the span's start time and its ids: the
+    same span, the same ids. The response's differs from the prompt's in random bits only."""
+    prompt = derived_uuid7(start_ns // 1_000_000, b"otlp", call_id)
+    return prompt, uuid.UUID(int=prompt.int ^ _RESPONSE_BITS)
 
 
 @dataclass
@@ -106,6 +109,15 @@ class MappedRecord:
     """Spans read."""
     skipped: int = 0
     """Spans that are not GenAI inference calls (counted, not dead-lettered)."""
+
+
+@dataclass(frozen=True)
+class _ResourceView:
+    """What every span of one resource shares."""
+
+    app: str | None
+    environment: str | None
+    token_hash: str | None
 
 
 @dataclass
@@ -153,9 +165,11 @@ class OtlpMapper:
         for resource_spans in traces.resource_spans:
             try:
                 resource = attributes(resource_spans.resource.attributes)
-            except ValueError as exc:
+                view = self._resource_view(resource)
+            except (ValueError, SchemaError) as exc:
                 resource = None
-                resource_error = SchemaError("too_deep", str(exc), field="$.resource.attributes")
+                resource_error = (exc if isinstance(exc, SchemaError) else
+                                  SchemaError("too_deep", str(exc), field="$.resource.attributes"))
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     out.spans += 1
@@ -163,7 +177,7 @@ class OtlpMapper:
                     try:
                         if resource is None:
                             raise resource_error
-                        events = self._map_span(resource, scope_spans, span)
+                        events = self._map_span(view, scope_spans, span)
                     except SchemaError as exc:
                         self._reject(out, exc, resource_spans, scope_spans, span, source)
                         continue
@@ -182,7 +196,15 @@ class OtlpMapper:
         self.counts["skipped"] += out.skipped
         return out
 
-    def _map_span(self, resource: dict[str, Any], scope: ScopeSpans,
+    def _resource_view(self, resource: dict[str, Any]) -> _ResourceView:
+        token_hash = resource.get(TOKEN_HASH_ATTRIBUTE)
+        return _ResourceView(
+            app=c.as_str(resource, "llmpulse.app", "service.name"),
+            environment=c.as_str(resource, "llmpulse.environment", "deployment.environment.name",
+                                 "deployment.environment"),
+            token_hash=token_hash if isinstance(token_hash, str) else None)
+
+    def _map_span(self, resource: _ResourceView, scope: ScopeSpans,
                   span: Span) -> tuple[PromptEvent, ResponseEvent] | None:
         try:
             attrs = attributes(span.attributes)
@@ -211,23 +233,19 @@ class OtlpMapper:
                               "id, a start time and an end time not before it",
                               field="$.span_id" if len(raw_trace) == 16 else "$.trace_id")
         trace_id, span_id = hex_id(raw_trace), hex_id(raw_span)
-        app = c.as_str(attrs, "llmpulse.app") or c.as_str(resource, "llmpulse.app", "service.name")
+        app = c.as_str(attrs, "llmpulse.app") or resource.app
         if not app:
             raise SchemaError("missing_field", "the span's resource has no service.name",
                               field="$.resource.attributes.service.name")
-        if self.bindings is not None:
-            token_hash = resource.get(TOKEN_HASH_ATTRIBUTE)
-            if not self.bindings.allows(token_hash if isinstance(token_hash, str) else None, app):
-                raise SchemaError("app_not_allowed", f"the token that sent this span may not "
-                                  f"write app {app!r}", field="$.resource.attributes.service.name")
+        if self.bindings is not None and not self.bindings.allows(resource.token_hash, app):
+            raise SchemaError("app_not_allowed", f"the token that sent this span may not "
+                              f"write app {app!r}", field="$.resource.attributes.service.name")
         call_id = call_id_for(trace_id, span_id)
         provider = c.as_str(attrs, "gen_ai.provider.name", "gen_ai.system")
         provider = _PROVIDERS.get(provider.lower(), provider.lower()) if provider else None
         common: dict[str, Any] = {
             "call_id": call_id, "trace_id": trace_id, "app": app,
-            "environment": (c.as_str(attrs, "llmpulse.environment")
-                            or c.as_str(resource, "llmpulse.environment",
-                                        "deployment.environment.name", "deployment.environment")
+            "environment": (c.as_str(attrs, "llmpulse.environment") or resource.environment
                             or self.default_environment),
             "session_id": c.as_str(attrs, "gen_ai.conversation.id", "session.id"),
             "user_id": c.as_str(attrs, "user.id", "enduser.id"),
@@ -238,7 +256,8 @@ class OtlpMapper:
         }
         origin = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256],
                   "otel.scope.name": scope.scope.name[:256] or None}
-        prompt = dict(common, event_id=_event_id(start_ns, call_id, "prompt"),
+        prompt_id, response_id = _event_ids(start_ns, call_id)
+        prompt = dict(common, event_id=prompt_id,
                       occurred_at=_time(start_ns), operation=operation,
                       messages=c.input_messages(attrs, events),
                       temperature=c.as_float(attrs, "gen_ai.request.temperature"),
@@ -262,7 +281,7 @@ class OtlpMapper:
                       if e.name == "gen_ai.content.completion.chunk" and e.time_unix_nano]
             ttfc = (min(chunks) - start_ns) / 1e9 if chunks and min(chunks) >= start_ns else None
         error = _error(span, attrs, events)
-        response = dict(common, event_id=_event_id(start_ns, call_id, "response"),
+        response = dict(common, event_id=response_id,
                         occurred_at=_time(end_ns),
                         text=text if text is not None or error else "",
                         error=error,
