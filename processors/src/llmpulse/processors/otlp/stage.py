@@ -21,6 +21,7 @@ import faust
 
 from llmpulse.processors.otlp.mapper import MappedRecord, OtlpMapper
 from llmpulse.processors.worker import WorkerSettings
+from llmpulse.processors.worker.faust_app import configured_app
 from llmpulse.schemas import Event, encode_batch, encode_event, partition_for
 from llmpulse.schemas.topics import DLQ, OTLP_SPANS, PROMPTS, RESPONSES
 
@@ -50,20 +51,7 @@ def records_by_partition(events: Sequence[Event], partitions: int
 def build_otlp_app(settings: WorkerSettings, mapper: OtlpMapper | None = None) -> faust.App:
     """The Faust app of the OTLP stage (``settings.app_id`` names its consumer group)."""
     mapper = mapper if mapper is not None else OtlpMapper()
-    brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
-    app = faust.App(
-        settings.app_id, broker=brokers, store="memory://", datadir=settings.datadir,
-        key_serializer="raw", value_serializer="raw", topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        consumer_auto_offset_reset="earliest", web_enabled=False,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_s,
-        broker_rebalance_timeout=settings.rebalance_timeout_s,
-        stream_recovery_delay=settings.recovery_delay_s,
-        broker_commit_interval=settings.commit_interval_s,
-        producer_max_request_size=8 * 1024 * 1024,
-        consumer_max_fetch_size=8 * 1024 * 1024,
-    )
+    app: faust.App = configured_app(settings, faust.App)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}
     spans = app.topic(settings.topic(OTLP_SPANS), **raw)

@@ -99,10 +99,11 @@ class Topics:
     feedback: Any
 
 
-def create_app(settings: WorkerSettings) -> tuple[WorkerApp, Topics]:
-    """The Faust app configured from ``settings``, and its topics."""
+def configured_app(settings: WorkerSettings, app_class: type[faust.App] = WorkerApp) -> Any:
+    """A Faust app of ``app_class`` configured from ``settings`` (brokers, consumer-group
+    timing, raw bytes, 8 MiB records); the worker's and the OTLP stage's."""
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
-    app = WorkerApp(
+    return app_class(
         settings.app_id, broker=brokers, store="memory://", datadir=settings.datadir,
         key_serializer="raw", value_serializer="raw", topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -116,6 +117,11 @@ def create_app(settings: WorkerSettings) -> tuple[WorkerApp, Topics]:
         producer_max_request_size=8 * 1024 * 1024,
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
+
+
+def create_app(settings: WorkerSettings) -> tuple[WorkerApp, Topics]:
+    """The Faust app configured from ``settings``, and its topics."""
+    app: WorkerApp = configured_app(settings)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}
     topic = settings.topic
