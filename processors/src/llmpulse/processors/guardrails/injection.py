@@ -182,7 +182,7 @@ class _InjectionParams(Struct, kw_only=True, forbid_unknown_fields=True):
     """Extra patterns, by id."""
     deobfuscate: bool = True
     """Also look through invisible characters, look-alike letters, spacing and base64."""
-    similarity_threshold: float | None = 0.6
+    similarity_threshold: float | None = 0.75
     """Flag a user message whose ``injection_similarity`` is at least this (None: off)."""
 
 
