@@ -6,7 +6,11 @@ writing to an embedded chDB store. Each call's end time is kept by call id; afte
 the store's ``inserted_at`` (set by the engine when the row is written, i.e. when a
 query can first see it) gives the freshness of every call. The baseline in the same run
 is the time until the call's prompt can be read back from Kafka by a plain consumer:
-the floor any pipeline built on Kafka pays. Prints JSON.
+the floor any pipeline built on Kafka pays. Beside its own measure it reads the sink's
+Prometheus ``/metrics`` (``llmpulse_freshness_seconds``: processed_at - occurred_at plus
+inserted_at - processed_at) and reports whether the two means agree within 10%. It waits
+on the sink's ``/readyz`` and on its metrics (every call stored), never a fixed sleep.
+Prints JSON.
 
     uv run python benchmarks/freshness.py [--rate 1000] [--seconds 30]
 """
@@ -38,6 +42,35 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     n = len(values)
     return {"p50_s": round(values[n // 2], 3), "p99_s": round(values[int(n * 0.99)], 3),
             "max_s": round(values[-1], 3), "n": n}
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, ""
+    except OSError:
+        return 0, ""
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def _wait(condition: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"freshness: {what} after {timeout_s:.0f} s")
+        time.sleep(0.2)
 
 
 def _read_kafka(bootstrap: str, topic: str, seen: dict[str, float],
@@ -85,14 +118,18 @@ def main() -> None:
         worker = WorkerProcess(bootstrap, prefix, tmp / "worker")
         worker.start()
         sink_log = open(tmp / "sink.log", "wb")  # noqa: SIM115
+        from kafka_broker import free_port
+
+        health = f"http://127.0.0.1:{free_port()}"
         sink = subprocess.Popen([sys.executable, "-m", "llmpulse.cli.main", "sink",
                                  "--bootstrap-servers", bootstrap, "--prefix", prefix,
                                  "--clickhouse", store_url, "--group-id", f"{prefix}sink",
-                                 "--batch-seconds", "0.25", "--log-level", "WARNING"],
+                                 "--batch-seconds", "0.25", "--log-level", "WARNING",
+                                 "--health-address", health.removeprefix("http://")],
                                 stdout=sink_log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         procs.append(sink)
-        time.sleep(5)  # the sink joins its group
+        _wait(lambda: _get(f"{health}/readyz")[0] == 200, 120, "the sink is not ready")
         seen_on_kafka: dict[str, float] = {}
         stop_reader = threading.Event()
         reader = threading.Thread(target=_read_kafka, args=(bootstrap, f"{prefix}llm.prompts",
@@ -116,7 +153,10 @@ def main() -> None:
         achieved = total / (time.time() - start)
         llmpulse.flush(30)
         sdk_stats = llmpulse.stats()
-        time.sleep(5)  # the tail of the stream reaches the store
+        _wait(lambda: _metric(_get(f"{health}/metrics")[1], "llmpulse_events_out_total",
+                              target="calls") >= sdk_stats["sent"] // 2, 300,
+              "not every call the SDK sent was stored")
+        metrics = _get(f"{health}/metrics")[1]
         stop_reader.set()
         reader.join(30)
         worker.stop()
@@ -136,6 +176,11 @@ def main() -> None:
                 if seen.tzinfo is None:
                     seen = seen.replace(tzinfo=UTC)
                 fresh.append(seen.timestamp() - t_end)
+        counted = _metric(metrics, "llmpulse_freshness_seconds_count", span="processed")
+        from_metrics = (_metric(metrics, "llmpulse_freshness_seconds_sum", span="processed")
+                        + _metric(metrics, "llmpulse_freshness_seconds_sum", span="inserted")
+                        ) / counted if counted else None
+        own_mean = sum(fresh) / len(fresh) if fresh else None
         floor = [seen_on_kafka[c] - t for c, t in ended.items() if c in seen_on_kafka]
         out = {"rate_target": args.rate, "rate_achieved": round(achieved), "seconds": args.seconds,
                "calls": total, "stored": len(fresh), "freshness": _quantiles(fresh) if fresh else None,
@@ -143,6 +188,14 @@ def main() -> None:
                "p99_over_baseline_p99": round(_quantiles(fresh)["p99_s"] / _quantiles(floor)["p99_s"], 2)
                if fresh and floor else None,
                "sdk_sent": sdk_stats["sent"], "sdk_dropped": sdk_stats["dropped"],
+               "freshness_mean_s": round(own_mean, 4) if own_mean is not None else None,
+               "metrics_freshness_mean_s": round(from_metrics, 4)
+               if from_metrics is not None else None,
+               "metrics_calls_counted": int(counted),
+               "metrics_over_measured": round(from_metrics / own_mean, 3)
+               if from_metrics and own_mean else None,
+               "metrics_agree_within_10pct": bool(from_metrics and own_mean)
+               and abs(from_metrics / own_mean - 1) <= 0.10,
                "goal_p99_under_5s": bool(fresh) and _quantiles(fresh)["p99_s"] < 5.0,
                "note": "worker (light path), sink, SDK, broker and this process share 2 cores",
                "at": datetime.now(UTC).isoformat(timespec="seconds")}

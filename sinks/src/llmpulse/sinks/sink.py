@@ -352,14 +352,15 @@ class Sink:
 
     def _measure(self, result: WriteResult, seconds: float) -> None:
         """Metrics of a written batch, and the freshness of its calls: processed_at -
-        occurred_at, and now (the insert, within the write's time) - processed_at."""
+        occurred_at, and the insert's start (about ``inserted_at``) - processed_at."""
         metrics = self.metrics
         metrics.store_write_seconds.observe(seconds)
         metrics.batch_events.observe(len(self._buffer))
         for table, count in result.written.items():
             metrics.events_out(table, count)
         metrics.duplicates.inc(result.duplicates)
-        inserted = datetime.now(UTC)
+        inserted = (datetime.fromtimestamp(result.insert_started, UTC)
+                    if result.insert_started is not None else datetime.now(UTC))
         processed, stored = metrics.freshness_processed, metrics.freshness_inserted
         for item in self._buffer:
             event = item.event

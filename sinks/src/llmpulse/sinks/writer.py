@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,6 +123,9 @@ class WriteResult:
     rejected: list[Rejected] = field(default_factory=list)
     inserts: int = 0
     """INSERT statements issued (more than one per table when a batch was bisected)."""
+    insert_started: float | None = None
+    """Wall-clock time (``time.time()``) just before the first INSERT: about the rows'
+    ``inserted_at`` (the sink's freshness metric uses it)."""
 
     @property
     def total_written(self) -> int:
@@ -166,6 +170,7 @@ class Writer:
             stored = self.store.existing_event_ids(seen)
             if stored:
                 result.duplicates += self._drop(pending, stored)
+        result.insert_started = time.time()
         for table in TABLE_ORDER:
             batch = pending[table]
             if batch.sources:
