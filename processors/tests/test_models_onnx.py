@@ -173,3 +173,35 @@ def test_the_embedding_scorer_runs_the_models_folder_on_onnx(minilm_dir):
     for g, w in zip(got, want, strict=True):
         for name in ("relevance", "injection_similarity"):
             assert g[name].value == pytest.approx(w[name].value, abs=1e-4)
+
+
+def test_the_onnx_backend_scores_with_torch_and_transformers_unimportable(minilm_dir, detoxify_dir):
+    """What a worker of the onnx extra has: no torch, transformers, sentence-transformers or
+    detoxify (each made unimportable in a fresh interpreter)."""
+    import json
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, json
+for name in ("torch", "transformers", "sentence_transformers", "detoxify"):
+    sys.modules[name] = None
+from llmpulse.processors.config import EmbeddingConfig, ToxicityConfig
+from llmpulse.processors.pipeline import CallPair, join
+from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+from llmpulse.processors.scoring.toxicity import ToxicityScorer
+from llmpulse.schemas import ChatMessage, PromptEvent, ResponseEvent
+prompt = PromptEvent(call_id="c", app="a", messages=[ChatMessage(role="user", content="Where is my parcel?")])
+answer = ResponseEvent(call_id="c", app="a", text="It ships today.", latency_ms=300.0)
+call = join(CallPair(prompt=prompt, response=answer))
+tox = ToxicityScorer(ToxicityConfig(models_dir={str(detoxify_dir.parent)!r}, model_type="generated"))
+emb = EmbeddingScorer(EmbeddingConfig(models_dir={str(minilm_dir.parent)!r}))
+results = tox.score([call])[0] + emb.score([call])[0]
+print(json.dumps([[r.name, r.backend, r.status] for r in results]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = {name: (backend, status) for name, backend, status in json.loads(done.stdout.splitlines()[-1])}
+    assert results["toxicity"] == ("detoxify:generated+onnx-int8", "ok")
+    assert results["prompt_toxicity"] == ("detoxify:generated+onnx-int8", "ok")
+    assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+onnx-fp32", "ok")
