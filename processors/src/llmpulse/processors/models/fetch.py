@@ -115,9 +115,12 @@ def download(url: str, dest: Path, spec: ModelFile, *, attempts: int = 3, timeou
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last: Exception | None = None
+    done = False
     for attempt in range(1, attempts + 1):
+        before = part.stat().st_size if part.exists() else 0
         try:
             _transfer(url, part, timeout_s, progress, dest.name)
+            done = True
             break
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and part.exists():  # the part is already whole, or bigger: restart
@@ -128,9 +131,11 @@ def download(url: str, dest: Path, spec: ModelFile, *, attempts: int = 3, timeou
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             last = exc
             have = part.stat().st_size if part.exists() else 0
+            if isinstance(exc, urllib.error.URLError) and have == before:
+                break  # no connection at all (name, route, refused): trying again will not help
             logger.warning("%s: attempt %d of %d broke off after %d bytes: %s", dest.name, attempt,
                            attempts, have, exc)
-    else:
+    if not done:
         reason = getattr(last, "reason", last)
         raise NetworkError(f"{url}: {type(last).__name__}: {reason}")
     digest, why = check_file(part, spec)
