@@ -104,3 +104,16 @@ def test_prometheus_rules_use_the_metrics_the_services_serve() -> None:
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
     used = {m for e in exprs for m in re.findall(r"\b(llmpulse_[a-z_]+)", e)}
     assert used and used <= served, used - served
+
+
+def test_the_collector_runs_the_official_contrib_image_with_the_tested_config() -> None:
+    services = _compose()["services"]
+    collector = services["otelcol"]
+    assert collector["image"].startswith("otel/opentelemetry-collector-contrib:0.165.")
+    assert "./deploy/otelcol.yaml:/etc/otelcol/otelcol.yaml:ro" in collector["volumes"]
+    assert services["otlp"]["command"] == ["llmpulse", "otlp", "run"]
+    config = yaml.safe_load((ROOT / "deploy" / "otelcol.yaml").read_text(encoding="utf-8"))
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert {p["auth"]["authenticator"] for p in protocols.values()} == {"bearertokenauth"}
+    assert config["exporters"]["kafka"]["traces"]["encoding"] == "otlp_proto"
+    assert config["exporters"]["kafka"]["partition_traces_by_id"] is True

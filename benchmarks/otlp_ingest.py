@@ -1,0 +1,289 @@
+"""OpenTelemetry in: the OTLP mapper's cost, and freshness through the real Collector.
+
+1. ``mapper``: CPU time of ``OtlpMapper`` (decode an OTLP record of 512 OpenLLMetry-like
+   chat spans, map, validate, encode as batch records per partition) per span, against the
+   light path per call measured in the same process on the same calls (decode the prompt
+   and response records + join + light scorers + guardrails + encode the enriched calls,
+   what one worker does with each call). The
+   mapper must never be the bottleneck: ``mapper_over_light`` >= 2 (spans/s per core over
+   calls/s per core).
+2. ``freshness`` (skipped with ``--no-pipeline``): a real broker, the Collector built by
+   ``scripts/otelcol.sh``, ``llmpulse otlp run``, a worker (light path) and a sink to chDB.
+   Phase ``sdk``: ``--rate`` calls/s through our SDK. Phase ``otlp``: ``--rate`` calls/s as
+   spans made by the OpenTelemetry SDK (current-convention attributes) and exported over
+   OTLP/HTTP to the Collector. For each call, app end time -> the row's ``inserted_at``
+   (when a query can first see it); p50/p99 per phase and their ratio. The Collector's CPU
+   seconds (``/proc``) over the otlp phase, per 1,000 spans.
+
+Prints JSON. ``uv run python benchmarks/otlp_ingest.py [--rate 500] [--seconds 20] [--spans 20000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from freshness import _quantiles  # noqa: E402
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData  # noqa: E402
+
+from llmpulse.processors.otlp import OtlpMapper  # noqa: E402
+from llmpulse.processors.otlp.stage import records_by_partition  # noqa: E402
+
+SPANS_PER_RECORD = 512
+
+
+def _span_record(start: int, count: int) -> bytes:
+    data = TracesData()
+    rs = data.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "bench-bot"
+    scope = rs.scope_spans.add()
+    t0 = time.time_ns()
+    for i in range(start, start + count):
+        span = scope.spans.add()
+        span.trace_id = uuid.uuid4().bytes
+        span.span_id = os.urandom(8)
+        span.name = "openai.chat"
+        span.start_time_unix_nano, span.end_time_unix_nano = t0, t0 + 700_000_000
+        attrs = {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini",
+            "gen_ai.request.temperature": 0.2, "gen_ai.response.id": f"chatcmpl-{i}",
+            "gen_ai.input.messages": json.dumps([
+                {"role": "system", "parts": [{"type": "text", "content": "You are a support bot."}]},
+                {"role": "user", "parts": [{"type": "text",
+                                            "content": f"Where is my order {i}? It was due Monday."}]}]),
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "finish_reason": "stop",
+                                                   "parts": [{"type": "text", "content":
+                                                              f"Order {i} ships tomorrow, sorry."}]}]),
+            "gen_ai.response.finish_reasons": ["stop"],
+            "gen_ai.usage.input_tokens": 24, "gen_ai.usage.output_tokens": 7,
+        }
+        for key, value in attrs.items():
+            kv = span.attributes.add()
+            kv.key = key
+            if isinstance(value, list):
+                kv.value.array_value.values.add().string_value = value[0]
+            elif isinstance(value, float):
+                kv.value.double_value = value
+            elif isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.string_value = value
+    return data.SerializeToString()
+
+
+def bench_mapper(spans: int) -> dict[str, Any]:
+    from llmpulse.processors.config import load_config
+    from llmpulse.processors.pipeline import CallPair, Enricher
+    from llmpulse.schemas import decode_record, encode_batch, encode_event
+
+    records = [_span_record(i, min(SPANS_PER_RECORD, spans - i))
+               for i in range(0, spans, SPANS_PER_RECORD)]
+    mapper = OtlpMapper()
+    outputs: list[tuple[bytes, bytes]] = []
+    t0 = time.process_time()
+    for record in records:
+        mapped = mapper.map_record(record)
+        prompts = [v for _, _, v in records_by_partition(mapped.prompts, 6)]
+        responses = [v for _, _, v in records_by_partition(mapped.responses, 6)]
+        outputs.extend(zip(prompts, responses, strict=True))
+    mapper_cpu = time.process_time() - t0
+    assert mapper.counts["calls"] == spans, mapper.counts
+    # The light path on the same calls, from the same batch records.
+    enricher = Enricher(load_config(None))
+    t0 = time.process_time()
+    calls = 0
+    for prompt_value, response_value in outputs:
+        prompts = decode_record(prompt_value).events
+        responses = {e.call_id: e for e in decode_record(response_value).events}  # type: ignore[union-attr]
+        pairs = [CallPair(prompt=p, response=responses[p.call_id])  # type: ignore[union-attr]
+                 for p in prompts]
+        enriched = enricher.light(pairs)
+        encode_batch([encode_event(call) for call in enriched])  # what goes on to llm.enriched
+        calls += len(enriched)
+    light_cpu = time.process_time() - t0
+    assert calls == spans, calls
+    mapper_rate, light_rate = spans / mapper_cpu, calls / light_cpu
+    return {"spans": spans, "mapper_spans_per_cpu_s": round(mapper_rate),
+            "light_calls_per_cpu_s": round(light_rate),
+            "mapper_over_light": round(mapper_rate / light_rate, 2),
+            "goal_mapper_over_light_at_least_2": mapper_rate / light_rate >= 2.0}
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _paced(rate: int, seconds: int, one: Any) -> tuple[dict[str, float], float]:
+    ended: dict[str, float] = {}
+    interval, total = 1.0 / rate, rate * seconds
+    start = next_at = time.time()
+    for i in range(total):
+        now = time.time()
+        if now < next_at:
+            time.sleep(next_at - now)
+        next_at += interval
+        ended[one(i)] = time.time()
+    return ended, total / (time.time() - start)
+
+
+def _fresh(store_url: str, app: str, ended: dict[str, float], want: int) -> list[float]:
+    from llmpulse.sinks.store import Store
+
+    deadline = time.time() + 120
+    store = Store.open(store_url)
+    try:
+        while time.time() < deadline:
+            rows = store.query("SELECT call_id, inserted_at FROM calls WHERE app = {a:String}",
+                               {"a": app}).dicts()
+            if len(rows) >= want:
+                break
+            time.sleep(1)
+    finally:
+        store.close()
+    out = []
+    for row in rows:
+        t_end = ended.get(row["call_id"])
+        if t_end is not None:
+            seen = row["inserted_at"]
+            seen = seen if seen.tzinfo else seen.replace(tzinfo=UTC)
+            out.append(seen.timestamp() - t_end)
+    return out
+
+
+def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
+    from kafka_broker import KafkaBroker, free_port
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from otel_collector import OtelCollector
+    from worker_process import WorkerProcess
+
+    import llmpulse.producers as llmpulse
+    from llmpulse.cli.topics import ensure_topics
+    from llmpulse.processors.otlp import call_id_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmpulse-otlp-bench-"))
+    broker = KafkaBroker(tmp / "kafka", free_port())
+    broker.start()
+    prefix = "bench."
+    collector = OtelCollector(tmp / "otelcol", broker.bootstrap, prefix=prefix)
+    store_url = f"chdb://{tmp / 'store'}"
+    procs: list[subprocess.Popen[bytes]] = []
+    workers: list[WorkerProcess] = []
+    try:
+        ensure_topics(broker.bootstrap, prefix=prefix, partitions=2)
+        collector.start()
+        collector_pid = int((collector.dir / "otelcol.pid").read_text())
+        stage = WorkerProcess(broker.bootstrap, prefix, tmp / "otlp", role="otlp")
+        stage.args = [sys.executable, "-m", "llmpulse.cli.main", "otlp", "run", "--fast",
+                      "--bootstrap-servers", broker.bootstrap, "--prefix", prefix,
+                      "--partitions", "2", "--tokens", str(collector.tokens_file),
+                      "--datadir", str(tmp / "otlp" / "data"), "--loglevel", "warning"]
+        worker = WorkerProcess(broker.bootstrap, prefix, tmp / "worker")
+        for process in (stage, worker):
+            process.start()
+            workers.append(process)
+        sink_log = open(tmp / "sink.log", "wb")  # noqa: SIM115
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "llmpulse.cli.main", "sink", "--bootstrap-servers",
+             broker.bootstrap, "--prefix", prefix, "--clickhouse", store_url, "--group-id",
+             f"{prefix}sink", "--batch-seconds", "0.25", "--log-level", "WARNING"],
+            stdout=sink_log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        total = rate * seconds
+
+        llmpulse.init(app="fresh-sdk", bootstrap_servers=broker.bootstrap, topic_prefix=prefix,
+                      spool_dir=tmp / "spool", warn_on_drop=False)
+
+        def sdk_call(i: int) -> str:
+            with llmpulse.call(prompt_id="fresh", messages=[{"role": "user", "content": f"q{i}"}]) as c:
+                c.record_response(f"a{i}", input_tokens=3, output_tokens=2)
+            return c.call_id
+
+        sdk_ended, sdk_rate = _paced(rate, seconds, sdk_call)
+        llmpulse.flush(30)
+        sdk_fresh = _fresh(store_url, "fresh-sdk", sdk_ended, total)
+
+        provider = TracerProvider(resource=Resource.create({"service.name": "fresh-otlp"}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+            endpoint=f"{collector.http_endpoint}/v1/traces",
+            headers={"Authorization": f"Bearer {collector.tokens['admin']}"}),
+            schedule_delay_millis=100, max_export_batch_size=512))
+        tracer = provider.get_tracer("bench")
+        messages = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "q"}]}])
+
+        def otlp_call(i: int) -> str:
+            with tracer.start_as_current_span("chat m") as span:
+                span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                                     "gen_ai.input.messages": messages,
+                                     "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 2})
+                context = span.get_span_context()
+            return call_id_for(f"{context.trace_id:032x}", f"{context.span_id:016x}")
+
+        cpu0 = _cpu_seconds(collector_pid)
+        otlp_ended, otlp_rate = _paced(rate, seconds, otlp_call)
+        provider.force_flush(30_000)
+        otlp_fresh = _fresh(store_url, "fresh-otlp", otlp_ended, total)
+        collector_cpu = _cpu_seconds(collector_pid) - cpu0
+        provider.shutdown()
+        llmpulse.shutdown()
+        sdk_q = _quantiles(sdk_fresh) if sdk_fresh else None
+        otlp_q = _quantiles(otlp_fresh) if otlp_fresh else None
+        return {
+            "rate_target": rate, "seconds": seconds, "calls_per_phase": total,
+            "sdk": {"rate_achieved": round(sdk_rate), "stored": len(sdk_fresh), "freshness": sdk_q},
+            "otlp": {"rate_achieved": round(otlp_rate), "stored": len(otlp_fresh),
+                     "freshness": otlp_q},
+            "otlp_p99_over_sdk_p99": round(otlp_q["p99_s"] / sdk_q["p99_s"], 2)
+            if sdk_q and otlp_q else None,
+            "goal_otlp_p99_under_5s": bool(otlp_q) and otlp_q["p99_s"] < 5.0,  # type: ignore[index]
+            "collector_cpu_s": round(collector_cpu, 2),
+            "collector_cpu_s_per_1000_spans": round(collector_cpu / total * 1000, 3),
+        }
+    finally:
+        for process in workers:
+            process.stop()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(60)
+        try:
+            collector.stop()
+        finally:
+            broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--no-pipeline", action="store_true")
+    args = parser.parse_args()
+    out: dict[str, Any] = {"mapper": bench_mapper(args.spans)}
+    if not args.no_pipeline:
+        out["freshness"] = bench_pipeline(args.rate, args.seconds)
+    out["note"] = ("one process per stage; the broker, Collector, stage, worker, sink and this "
+                   "process share the machine's cores")
+    out["at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
