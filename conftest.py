@@ -15,6 +15,7 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from kafka_broker import KafkaBroker, free_port  # noqa: E402
+from otel_collector import OtelCollector  # noqa: E402
 
 from llmpulse.sinks.store import Store  # noqa: E402
 
@@ -35,6 +36,21 @@ def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
     """The session broker's bootstrap address, "127.0.0.1:PORT"."""
     bootstrap: str = kafka_broker.bootstrap
     return bootstrap
+
+
+@pytest.fixture(scope="session")
+def otel_collector(kafka_broker: KafkaBroker,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtelCollector]:
+    """The real OpenTelemetry Collector (built from its Go modules by scripts/otelcol.sh,
+    config deploy/otelcol.yaml) for the whole session, exporting to the session broker under
+    the topic prefix ``otel.``; tokens in ``.tokens``."""
+    collector = OtelCollector(tmp_path_factory.mktemp("otelcol"), kafka_broker.bootstrap,
+                              prefix="otel.")
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
 
 
 # chDB hosts one engine path per process, so every test of the session shares one folder

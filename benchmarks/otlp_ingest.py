@@ -195,7 +195,7 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
         stage.args = [sys.executable, "-m", "llmpulse.cli.main", "otlp", "run", "--fast",
                       "--bootstrap-servers", broker.bootstrap, "--prefix", prefix,
                       "--partitions", "2", "--tokens", str(collector.tokens_file),
-                      "--datadir", str(tmp / "otlp" / "data"), "--loglevel", "warning"]
+                      "--datadir", str(tmp / "otlp" / "data")]
         worker = WorkerProcess(broker.bootstrap, prefix, tmp / "worker")
         for process in (stage, worker):
             process.start()

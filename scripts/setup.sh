@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development machine: uv, the locked Python environment of every room,
-# the Apache Kafka jars (Maven Central), and the Debian tools the tests use.
+# the Apache Kafka jars (Maven Central), the OpenTelemetry Collector (built from Go
+# modules; LLMPULSE_SKIP_OTELCOL=1 skips it), and the Debian tools the tests use.
 # Safe to run again.
 #
 #   bash scripts/setup.sh
@@ -47,4 +48,10 @@ uv sync --all-packages --all-extras --frozen "${find_links[@]}" "$@"
 
 # 4. Apache Kafka from Maven Central (once; cached in tools/kafka/target and ~/.m2).
 bash scripts/kafka.sh fetch
+
+# 5. The OpenTelemetry Collector, built from its Go modules (the Go module proxy) into
+#    tools/otelcol/bin; redone only when tools/otelcol changes (Go caches the rest).
+if [[ "${LLMPULSE_SKIP_OTELCOL:-0}" != "1" ]]; then
+    bash scripts/otelcol.sh build
+fi
 say "ready"

@@ -1,0 +1,306 @@
+"""OpenTelemetry in, end to end with real parts: an instrumented app -> the real OpenTelemetry
+Collector (built from its Go modules) -> Kafka -> the OTLP stage -> the worker -> the sink ->
+ClickHouse (chDB). Also the Collector's bearer-token auth and the token -> app binding."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from chat_server import ChatServer
+from confluent_kafka import Consumer, TopicPartition
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from otel_collector import OtelCollector
+from worker_process import WorkerProcess
+
+from llmpulse.cli.topics import ensure_topics
+from llmpulse.schemas.topics import OTLP_SPANS
+from llmpulse.sinks.sink import Sink, SinkConfig
+from llmpulse.sinks.store import Store
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def _wait(store: Store, sql: str, params: dict[str, Any], want: int, timeout_s: float = 120) -> int:
+    deadline = time.monotonic() + timeout_s
+    got = 0
+    while time.monotonic() < deadline:
+        got = int(store.query(sql, params).scalar())
+        if got >= want:
+            return got
+        time.sleep(0.5)
+    return got
+
+
+class OtlpStage(WorkerProcess):
+    """``llmpulse otlp run --fast`` as a real process (the worker helper's start/stop)."""
+
+    def __init__(self, collector: OtelCollector, workdir: Path, partitions: int) -> None:
+        super().__init__(collector.bootstrap, collector.prefix, workdir, role="otlp")
+        self.args = [self.args[0], "-m", "llmpulse.cli.main", "otlp", "run", "--fast",
+                     "--bootstrap-servers", collector.bootstrap, "--prefix", collector.prefix,
+                     "--partitions", str(partitions), "--tokens", str(collector.tokens_file),
+                     "--datadir", str(workdir / "data-otlp")]
+
+
+@pytest.fixture(scope="module")
+def pipeline(otel_collector: OtelCollector, chdb_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """Topics, the OTLP stage, a worker and a sink on the Collector's topic prefix."""
+    ensure_topics(otel_collector.bootstrap, prefix=otel_collector.prefix, partitions=2)
+    work = tmp_path_factory.mktemp("otlp-pipeline")
+    store = Store.open(f"chdb://{chdb_dir}?database=otlp_{uuid.uuid4().hex[:8]}")
+    store.migrate()
+    sink = Sink(SinkConfig(bootstrap_servers=otel_collector.bootstrap, prefix=otel_collector.prefix,
+                           group_id=f"{otel_collector.prefix}sink", batch_seconds=0.5), store)
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        with OtlpStage(otel_collector, work, partitions=2), \
+                WorkerProcess(otel_collector.bootstrap, otel_collector.prefix, work, partitions=2):
+            yield store
+    finally:
+        stop.set()
+        thread.join(30)
+        store.close()
+
+
+class _Exporters(SpanExporter):
+    """One instrumented TracerProvider for the module (OpenLLMetry instruments a client
+    library once per process); each test points it at the exporter it is about."""
+
+    def __init__(self) -> None:
+        self.target: SpanExporter | None = None
+
+    def export(self, spans: Any) -> SpanExportResult:
+        assert self.target is not None
+        return self.target.export(spans)
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def instrumented() -> Iterator[tuple[TracerProvider, _Exporters]]:
+    exporters = _Exporters()
+    provider = TracerProvider(resource=Resource.create(
+        {"service.name": "support-bot", "deployment.environment.name": "e2e"}))
+    provider.add_span_processor(BatchSpanProcessor(exporters, schedule_delay_millis=100))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    yield provider, exporters
+    instrumentor.uninstrument()
+    provider.shutdown()
+
+
+CALLS_OF_APP = "SELECT count() FROM calls WHERE app = {app:String}"
+
+
+def test_openllmetry_over_otlp_http_lands_scored_and_guarded(
+        otel_collector: OtelCollector, pipeline: Store,
+        instrumented: tuple[TracerProvider, _Exporters]) -> None:
+    provider, exporters = instrumented
+    exporters.target = HttpExporter(endpoint=f"{otel_collector.http_endpoint}/v1/traces",
+                                    headers={"Authorization": f"Bearer {otel_collector.tokens['support']}"})
+    questions = [f"Where is order {n}?" for n in range(4)] + ["Mail me at jane.doe@example.com"]
+    with ChatServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        for question in questions:
+            client.chat.completions.create(model="gpt-4o-mini", temperature=0.1,
+                                           messages=[{"role": "user", "content": question}])
+    assert provider.force_flush(30_000)
+    assert _wait(pipeline, CALLS_OF_APP + " AND environment = 'e2e'", {"app": "support-bot"},
+                 len(questions)) == len(questions)
+    rows = pipeline.query(
+        "SELECT call_id, model, provider, input_tokens, output_tokens, latency_ms, "
+        "prompt_messages, response_text, finish_reason, complete, quality, scorer_set_version, "
+        "guardrail_rules, guardrail_flagged, trace_id FROM calls WHERE app = 'support-bot' "
+        "AND environment = 'e2e' ORDER BY occurred_at", {}).dicts()
+    stored = [json.loads(r["prompt_messages"])[-1]["content"] for r in rows]
+    assert stored[:4] == questions[:4]
+    # The guardrails acted: the e-mail address is redacted in what is stored.
+    assert stored[4] == "Mail me at [EMAIL]"
+    for row, question in zip(rows[:4], questions[:4], strict=True):
+        assert row["response_text"] == f"Echo: {question}"
+    for row in rows:
+        assert (row["model"], row["provider"], row["finish_reason"]) == ("gpt-4o-mini", "openai", "stop")
+        assert row["input_tokens"] > 0 and row["output_tokens"] > 0 and row["latency_ms"] > 0
+        assert row["complete"] and row["scorer_set_version"]
+        assert row["call_id"] == f"otel-{row['trace_id']}-{row['call_id'][-16:]}"
+    assert rows[0]["quality"] is not None
+    assert rows[-1]["guardrail_flagged"] and rows[-1]["guardrail_rules"], rows[-1]
+    verdicts = pipeline.query("SELECT count() FROM guardrail_verdicts WHERE call_id = {c:String}",
+                              {"c": rows[-1]["call_id"]}).scalar()
+    assert int(verdicts) >= 1
+
+
+def test_grpc_exporter_and_streaming(otel_collector: OtelCollector, pipeline: Store,
+                                     instrumented: tuple[TracerProvider, _Exporters]) -> None:
+    provider, exporters = instrumented
+    exporters.target = GrpcExporter(
+        endpoint=otel_collector.grpc_endpoint, insecure=True,
+        headers=(("authorization", f"Bearer {otel_collector.tokens['support']}"),))
+    with ChatServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        for chunk in client.chat.completions.create(
+                model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+                messages=[{"role": "user", "content": "Stream the opening hours"}]):
+            del chunk
+    assert provider.force_flush(30_000)
+    streamed = "SELECT count() FROM calls WHERE app = {app:String} AND streamed"
+    assert _wait(pipeline, streamed, {"app": "support-bot"}, 1) == 1
+    row = pipeline.query("SELECT response_text, streamed, time_to_first_token_ms, latency_ms "
+                         "FROM calls WHERE app = 'support-bot' AND streamed", {}).dicts()[0]
+    assert row["response_text"] == "Echo: Stream the opening hours"
+    assert row["streamed"] and 0 < row["time_to_first_token_ms"] <= row["latency_ms"]
+
+
+def _otlp_json(service: str, trace_id: str, attrs: dict[str, Any]) -> bytes:
+    now = time.time_ns()
+
+    def value(v: Any) -> dict[str, Any]:
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": str(v)}
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        return {"stringValue": v if isinstance(v, str) else json.dumps(v)}
+
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"scope": {"name": "hand-made"}, "spans": [{
+            "traceId": trace_id, "spanId": trace_id[:16], "name": "chat m", "kind": 3,
+            "startTimeUnixNano": str(now - 800_000_000), "endTimeUnixNano": str(now),
+            "attributes": [{"key": k, "value": value(v)} for k, v in attrs.items()]}]}]}]}).encode()
+
+
+def _post(collector: OtelCollector, body: bytes, token: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{collector.http_endpoint}/v1/traces", data=body,
+                                     headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+CURRENT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+           "gen_ai.request.model": "claude-x", "gen_ai.prompt.name": "refunds",
+           "gen_ai.prompt.version": "v7", "gen_ai.conversation.id": "conv-1",
+           "gen_ai.input.messages": [{"role": "user", "parts": [
+               {"type": "text", "content": "Can I return shoes?"}]}],
+           "gen_ai.output.messages": [{"role": "assistant", "finish_reason": "stop", "parts": [
+               {"type": "text", "content": "Yes, within 30 days."}]}],
+           "gen_ai.usage.input_tokens": 11, "gen_ai.usage.output_tokens": 6,
+           "gen_ai.usage.cache_read.input_tokens": 4}
+
+
+def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in parts}
+    finally:
+        consumer.close()
+
+
+def test_hand_made_current_convention_span_via_otlp_json(otel_collector: OtelCollector,
+                                                         pipeline: Store) -> None:
+    trace_id = uuid.uuid4().hex
+    body = _otlp_json("support-bot", trace_id, CURRENT)
+    assert _post(otel_collector, body, otel_collector.tokens["support"]) == 200
+    sql = "SELECT count() FROM calls WHERE trace_id = {t:String}"
+    assert _wait(pipeline, sql, {"t": trace_id}, 1) == 1
+    row = pipeline.query("SELECT prompt_id, prompt_version, session_id, provider, "
+                         "cached_input_tokens, response_text FROM calls WHERE trace_id = {t:String}",
+                         {"t": trace_id}).dicts()[0]
+    assert row == {"prompt_id": "refunds", "prompt_version": "v7", "session_id": "conv-1",
+                   "provider": "anthropic", "cached_input_tokens": 4,
+                   "response_text": "Yes, within 30 days."}
+
+
+def test_no_token_or_a_wrong_one_is_401_and_nothing_reaches_kafka(
+        otel_collector: OtelCollector, pipeline: Store) -> None:
+    topic = otel_collector.prefix + OTLP_SPANS
+    before = _end_offsets(otel_collector.bootstrap, topic)
+    refused = uuid.uuid4().hex
+    assert _post(otel_collector, _otlp_json("support-bot", refused, CURRENT), None) == 401
+    assert _post(otel_collector, _otlp_json("support-bot", refused, CURRENT), "not-a-token") == 401
+    accepted = uuid.uuid4().hex
+    assert _post(otel_collector, _otlp_json("support-bot", accepted, CURRENT),
+                 otel_collector.tokens["admin"]) == 200
+    # Read everything written since: the accepted request arrives, the refused ones never.
+    consumer = Consumer({"bootstrap.servers": otel_collector.bootstrap,
+                         "group.id": f"probe-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, o) for p, o in before.items()])
+    seen: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and not any(bytes.fromhex(accepted) in v for v in seen):
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                seen.append(message.value())
+    finally:
+        consumer.close()
+    assert any(bytes.fromhex(accepted) in v for v in seen)
+    assert not any(bytes.fromhex(refused) in v for v in seen)
+    for value in seen:  # the token never reaches Kafka, only its hash
+        assert otel_collector.tokens["admin"].encode() not in value
+
+
+def test_a_span_claiming_another_app_is_dead_lettered(otel_collector: OtelCollector,
+                                                      pipeline: Store) -> None:
+    trace_id = uuid.uuid4().hex
+    assert _post(otel_collector, _otlp_json("billing", trace_id, CURRENT),
+                 otel_collector.tokens["support"]) == 200
+    sql = ("SELECT count() FROM dead_letters WHERE reason = 'app_not_allowed' AND stage = 'otlp' "
+           "AND position(payload, unhex({t:String})) > 0")
+    assert _wait(pipeline, sql, {"t": trace_id}, 1) == 1
+    assert int(pipeline.query(CALLS_OF_APP, {"app": "billing"}).scalar()) == 0
+    # The admin token may write any app.
+    allowed = uuid.uuid4().hex
+    assert _post(otel_collector, _otlp_json("billing", allowed, CURRENT),
+                 otel_collector.tokens["admin"]) == 200
+    assert _wait(pipeline, CALLS_OF_APP, {"app": "billing"}, 1) == 1
+
+
+@pytest.mark.skipif(os.environ.get("LLMPULSE_SKIP_OUTAGE") == "1", reason="asked to skip")
+def test_kafka_outage_loses_nothing_within_the_queue_bound(
+        otel_collector: OtelCollector, pipeline: Store, kafka_broker: Any) -> None:
+    traces = [uuid.uuid4().hex for _ in range(20)]
+    kafka_broker.stop()
+    try:
+        for trace_id in traces:
+            assert _post(otel_collector, _otlp_json("outage-bot", trace_id, CURRENT),
+                         otel_collector.tokens["admin"]) == 200
+        # The Collector holds them in its persistent queue while Kafka is away.
+        deadline = time.monotonic() + 30
+        queued = 0.0
+        while time.monotonic() < deadline and queued < 1:
+            queued = otel_collector.metric("otelcol_exporter_queue_size")
+            time.sleep(0.2)
+        assert queued >= 1
+    finally:
+        kafka_broker.start()
+    assert _wait(pipeline, CALLS_OF_APP, {"app": "outage-bot"}, len(traces), timeout_s=180) == len(traces)
