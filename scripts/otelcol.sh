@@ -25,7 +25,12 @@ STAMP="$TOOLS/bin/.build-stamp"
 die() { echo "otelcol.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-need_go() { command -v go >/dev/null || die "go not found (needed to build the Collector; Debian: apt-get install golang-go, or the Go toolchain >= 1.26)"; }
+need_go() {
+    if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+        export PATH="/usr/local/go/bin:$PATH"  # the official tarball's place, often not on PATH
+    fi
+    command -v go >/dev/null || die "go not found (needed to build the Collector; Debian: apt-get install golang-go, or the Go toolchain >= 1.26)"
+}
 
 build_key() {
     { cat "$TOOLS/main.go" "$TOOLS/go.mod" "$TOOLS/go.sum"; go version; } | sha256sum | cut -d' ' -f1
