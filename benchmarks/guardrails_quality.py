@@ -16,10 +16,16 @@ and the worst case of every rule on pathological input.
    on the same texts.
 4. With ``--similarity``: the embedding tier (MiniLM, ``injection_similarity`` >= the rule's
    threshold) on the injection cases placed in user messages, labelled by its backend.
+5. With ``--classifier NAME``: the classifier tier (the ``prompt_injection`` rule's
+   ``classifier``, a model fetched into ``--models-dir`` / ``$LLMPULSE_MODELS_DIR`` with
+   ``llmpulse models fetch NAME``) on every injection case where it was written (prompt or
+   context), recall and false-positive rate per split and language at ``--classifier-threshold``,
+   labelled by its backend; ``status`` names the model when it is missing.
 
 Prints JSON.
 
     uv run python benchmarks/guardrails_quality.py [--n 2000] [--repeat 3] [--similarity]
+        [--classifier deberta-injection [--models-dir DIR] [--classifier-threshold 0.9]]
 """
 
 from __future__ import annotations
@@ -160,12 +166,59 @@ def similarity(policy: GuardrailPolicy, cases: list[Case]) -> dict[str, Any]:
     return out
 
 
+def _rates(chosen: list[tuple[Case, bool]]) -> dict[str, Any]:
+    pos = [hit for c, hit in chosen if c.label]
+    neg = [hit for c, hit in chosen if not c.label]
+    return {"positives": len(pos), "benign": len(neg),
+            "recall": round(sum(pos) / len(pos), 3) if pos else None,
+            "false_positive_rate": round(sum(neg) / len(neg), 3) if neg else None}
+
+
+def classifier(cases: list[Case], model: str, models_dir: str | None, threshold: float) -> dict[str, Any]:
+    """The classifier tier alone, through the policy's ``evaluate_models``, on each case as a
+    user message or a retrieved document (where the corpus placed it)."""
+    from llmpulse.schemas import ChatMessage, EnrichedCall, PromptEvent, RetrievedDocument
+
+    policy = GuardrailPolicy.from_yaml(json.dumps({"rules": [{
+        "id": "classifier", "kind": "prompt_injection", "applies_to": ["prompt", "context"],
+        "roles": ["user", "tool"], "builtin_patterns": False, "deobfuscate": False,
+        "similarity_threshold": None, "classifier": model, "classifier_threshold": threshold,
+        "classifier_models_dir": models_dir}]}))
+    backend = policy.load_models()["classifier"]
+    if policy.models_missing:
+        missing = policy.models_missing["classifier"]
+        return {"model": model, "backend": None, "status": f"model missing: {missing}"}
+    chosen = [c for c in cases if c.cls == "injection"]
+    calls = []
+    for i, c in enumerate(chosen):
+        doc = c.where == "context"
+        prompt = PromptEvent(call_id=str(i), app="bench",
+                             messages=[] if doc else [ChatMessage(role="user", content=c.text)],
+                             retrieved_context=[RetrievedDocument(id="d0", content=c.text)] if doc else [])
+        calls.append(EnrichedCall(call_id=str(i), app="bench", prompt=prompt))
+    start = time.perf_counter()
+    results = policy.evaluate_models(calls)
+    elapsed = time.perf_counter() - start
+    hits = [bool(r.verdicts) for r in results]
+    out: dict[str, Any] = {"model": model, "backend": backend, "threshold": threshold,
+                           "ms_per_text": round(elapsed * 1000 / max(1, len(calls)), 2)}
+    for split in ("tune", "holdout", "all"):
+        out[split] = _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if split in ("all", c.split)])
+    out["by_language"] = {lang: _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if c.lang == lang])
+                          for lang in sorted({c.lang for c in chosen})}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--similarity", action="store_true", help="also score the MiniLM similarity tier")
     parser.add_argument("--skip-worst-case", action="store_true")
+    parser.add_argument("--classifier", metavar="NAME", help="also score the classifier tier with this model "
+                        "of the models folder (llmpulse models fetch NAME)")
+    parser.add_argument("--models-dir", default=None, help="the models folder (default $LLMPULSE_MODELS_DIR)")
+    parser.add_argument("--classifier-threshold", type=float, default=0.9)
     args = parser.parse_args()
     print("guardrails_quality: corpus...", file=sys.stderr)
     policy = GuardrailPolicy.load()
@@ -188,6 +241,10 @@ def main() -> None:
     if args.similarity:
         print("guardrails_quality: similarity tier...", file=sys.stderr)
         out["similarity_tier"] = similarity(policy, cases)
+    if args.classifier:
+        print(f"guardrails_quality: classifier tier ({args.classifier})...", file=sys.stderr)
+        out["classifier_tier"] = classifier(cases, args.classifier, args.models_dir,
+                                            args.classifier_threshold)
     print(json.dumps(out, indent=2, ensure_ascii=False))
 
 

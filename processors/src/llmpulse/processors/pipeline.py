@@ -7,7 +7,8 @@ Plain Python, no Kafka: the Faust agents, replay and the embedded demo all call 
   ``redact`` rules matched. Cheap (well under 150 us a call): run it on every call.
 - ``Enricher.heavy(calls, scorers=...)`` runs the model scorers (toxicity, embeddings,
   readability) on a micro-batch, then the score rules (toxicity threshold, similarity to
-  known attacks). Each batched scorer's ``BatchSettings`` (``enricher.batching``) tell
+  known attacks) and the policy's model tiers (the injection classifier, when enabled).
+  Each batched scorer's ``BatchSettings`` (``enricher.batching``) tell
   the stream how many calls to gather and how long to wait.
 - ``Enricher.enrich(pairs)`` is both, for replay and the demo.
 
@@ -174,6 +175,10 @@ class Enricher:
             if load is not None:
                 load()
             backends[name] = str(getattr(scorer, "backend", "unknown"))
+        policy = self.policy
+        if policy is not None:
+            backends.update({f"guardrail:{rule_id}": backend
+                             for rule_id, backend in policy.load_models().items()})
         return backends
 
     def light(self, pairs: Sequence[CallPair]) -> list[EnrichedCall]:
@@ -227,17 +232,21 @@ class Enricher:
                 for i, results in zip(picked, scorer.score([calls[i] for i in picked]), strict=True):
                     new[i].extend(results)
         policy = self.policy
+        modelled = policy.evaluate_models(calls) if policy is not None and scorers is None else None
         out = []
-        for call, fresh in zip(calls, new, strict=True):
+        for n, (call, fresh) in enumerate(zip(calls, new, strict=True)):
             names = {s.name for s in fresh}
             scores = [s for s in call.scores if s.name not in names] + fresh
             verdicts = list(call.verdicts)
             updated = msgspec.structs.replace(call, scores=scores)
             if policy is not None:
-                result = policy.evaluate_scores(updated, fresh)
+                policy_results = [policy.evaluate_scores(updated, fresh)]
+                if modelled is not None:
+                    policy_results.append(modelled[n])
                 seen = {v.event_id for v in verdicts}
-                verdicts.extend(v for v in result.verdicts if v.event_id not in seen)
-                updated = result.apply(updated)
+                for result in policy_results:
+                    verdicts.extend(v for v in result.verdicts if v.event_id not in seen)
+                    updated = result.apply(updated)
                 updated.policy_version = policy.version
             updated.verdicts = verdicts
             updated.scorer_set_version = self.scorer_set_version

@@ -81,6 +81,23 @@ class Rule:
         """Matches in one text; ``labels`` are the gates that fired (None: unknown, all)."""
         return []
 
+    def model_name(self) -> str | None:
+        """The model of this rule's heavy (batched) tier, if it has one and it is enabled."""
+        return None
+
+    def load_model(self) -> str:
+        """Load the heavy tier's model now; its backend, or ``none`` when it is missing."""
+        return "none"
+
+    def model_missing(self) -> str | None:
+        """Why the heavy tier's model is not available (None: it is, or not loaded yet)."""
+        return None
+
+    def classify(self, texts: list[str]) -> list[tuple[Match, dict[str, Any]] | None] | None:
+        """The heavy tier on a batch of texts: per text, a match and the verdict attributes
+        that name the model and its backend, or None; None for all when the model is missing."""
+        return None
+
     def score_name(self, where: str) -> str | None:
         """The score this rule compares with a threshold for ``where``, if it is a score rule."""
         return None

@@ -16,6 +16,12 @@ Three tiers, cheapest first:
 3. **Similarity** to the attack exemplars (``data/attack_exemplars.txt``), a score the
    embedding scorer computes off the light path (``injection_similarity``): paraphrases
    the patterns do not know.
+4. **Classifier** (off by default; ``classifier: deberta-injection``): a prompt-injection
+   sequence classifier from the models folder (``guardrails.classifier``), run off the
+   light path on a batch of calls over every message and document the rule applies to;
+   a verdict when its attack probability reaches ``classifier_threshold``, naming the
+   model and its backend. When the model is missing the other tiers still run and the
+   policy's ``models_missing`` says why.
 
 Example:
     >>> from llmpulse.processors.guardrails.rules import build_rule
@@ -36,12 +42,14 @@ import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
+from typing import Any, Literal
 
 from msgspec import Struct
 
 from llmpulse.processors.errors import PolicyError
 from llmpulse.processors.guardrails._gate import TextGate
 from llmpulse.processors.guardrails.base import Gate, Match, Rule, RuleCommon
+from llmpulse.processors.guardrails.classifier import InjectionClassifier
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
 __all__ = ["InjectionRule", "builtin_injection_patterns", "deobfuscate", "gate_source"]
@@ -184,6 +192,15 @@ class _InjectionParams(Struct, kw_only=True, forbid_unknown_fields=True):
     """Also look through invisible characters, look-alike letters, spacing and base64."""
     similarity_threshold: float | None = 0.75
     """Flag a user message whose ``injection_similarity`` is at least this (None: off)."""
+    classifier: str | None = None
+    """A prompt-injection classifier's sub-folder in the models folder (None: the tier is off)."""
+    classifier_threshold: float = 0.9
+    """Flag a text whose attack probability (1 - P(benign class)) is at least this."""
+    classifier_backend: Literal["auto", "onnx", "torch"] = "auto"
+    """``auto``: the fetch's ONNX export where there is one, else torch."""
+    classifier_precision: Literal["fp32", "int8"] = "fp32"
+    classifier_models_dir: str | None = None
+    """The models folder (None: ``$LLMPULSE_MODELS_DIR``)."""
 
 
 class InjectionRule(Rule):
@@ -203,6 +220,11 @@ class InjectionRule(Rule):
             raise PolicyError(f"rule {common.id!r}: bad pattern: {exc}") from None
         self._by_name = {name: compiled for name, _, compiled in self.patterns}
         self._inner: TextGate | None = None
+        if not 0.0 <= params.classifier_threshold <= 1.0:
+            raise PolicyError(f"rule {common.id!r}: classifier_threshold must be within 0..1")
+        self.classifier = None if params.classifier is None else InjectionClassifier(
+            params.classifier, models_dir=params.classifier_models_dir, backend=params.classifier_backend,
+            precision=params.classifier_precision)
 
     def gates(self) -> list[Gate]:
         gates: list[Gate] = [(name, gate_source(regex), re.IGNORECASE) for name, regex, _ in self.patterns]
@@ -264,3 +286,27 @@ class InjectionRule(Rule):
         if threshold is None or score.value is None or score.value < threshold:
             return None
         return Match(None, None, f"similarity {score.value:.2f} >= {threshold}", "attack_similarity")
+
+    def model_name(self) -> str | None:
+        return self.classifier.model if self.classifier is not None else None
+
+    def load_model(self) -> str:
+        if self.classifier is None:
+            return "none"
+        self.classifier.load()
+        return self.classifier.backend
+
+    def model_missing(self) -> str | None:
+        return self.classifier.missing if self.classifier is not None else None
+
+    def classify(self, texts: list[str]) -> list[tuple[Match, dict[str, Any]] | None] | None:
+        if self.classifier is None:
+            return None
+        scores = self.classifier.scores(texts)
+        if scores is None:
+            return None
+        threshold = self.params.classifier_threshold
+        model, backend = self.classifier.model, self.classifier.backend
+        return [(Match(None, None, f"{model} {p:.3f} >= {threshold}", "classifier"),
+                 {"model": model, "backend": backend, "score": round(p, 6)}) if p >= threshold else None
+                for p in scores]

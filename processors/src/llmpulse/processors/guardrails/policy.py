@@ -204,6 +204,8 @@ class GuardrailPolicy:
             id="scan-limit", kind="scan_limit", applies_to=["prompt", "response", "context"], severity="info",
             message=f"text longer than {max_scan_chars} chars: only its head and tail were scanned"), None)
         self._cache: dict[tuple[str, str | None, str], list[tuple[int, list[Match]]]] = {}
+        self.model_rules = [rule for rule in self.rules if rule.model_name() is not None]
+        """Rules with a heavy (model) tier: ``evaluate_models`` runs them on batches."""
 
     @property
     def gate_backend(self) -> str:
@@ -352,8 +354,48 @@ class GuardrailPolicy:
                     redactions.setdefault(segment, []).append((0, 1 << 30, rule.id))
         return PolicyResult(verdicts, redactions)
 
+    def load_models(self) -> dict[str, str]:
+        """Load the heavy tiers' models now (a worker's start); each rule's backend, by id."""
+        return {rule.id: rule.load_model() for rule in self.model_rules}
+
+    @property
+    def models_missing(self) -> dict[str, str]:
+        """The rules whose model tier could not load, and why, by rule id (each named once
+        in the log too); their pattern tiers run all the same."""
+        return {rule.id: why for rule in self.model_rules if (why := rule.model_missing()) is not None}
+
+    def evaluate_models(self, calls: Sequence[EnrichedCall]) -> list[PolicyResult]:
+        """Run the rules' model tiers (the injection classifier) on a batch of calls: one
+        model run per rule over every segment it applies to; one result per call."""
+        results = [PolicyResult([], {}) for _ in calls]
+        for rule in self.model_rules:
+            slots: list[tuple[int, Segment]] = []
+            for i, call in enumerate(calls):
+                for segment in segments(call):
+                    if segment.where in rule.applies_to and (
+                            rule.roles is None or segment.role is None or segment.role in rule.roles):
+                        slots.append((i, segment))
+            if not slots:
+                continue
+            try:
+                found = rule.classify([segment.text for _, segment in slots])
+            except Exception:  # a model failure must not stop the stream
+                logger.exception("guardrails: rule %s failed on a batch of %d texts", rule.id, len(slots))
+                continue
+            if found is None:
+                continue
+            for (i, segment), hit in zip(slots, found, strict=True):
+                if hit is None:
+                    continue
+                match, attributes = hit
+                results[i].verdicts.append(
+                    self._verdict(calls[i], rule, segment.where, segment.name, match, 0, attributes))
+                if rule.action == "redact":
+                    results[i].redactions.setdefault(segment.name, []).append((0, len(segment.text), rule.id))
+        return results
+
     def _verdict(self, call: EnrichedCall, rule: Rule, where: str, segment: str, match: Match,
-                 omitted: int) -> GuardrailVerdict:
+                 omitted: int, extra: dict[str, Any] | None = None) -> GuardrailVerdict:
         ms = int(call.occurred_at.timestamp() * 1000)
         event_id = derived_uuid7(ms, str(call.event_id), rule.id, segment, str(match.start),
                                  str(match.end), match.kind)
@@ -361,6 +403,8 @@ class GuardrailPolicy:
                                                                   "match_kind": match.kind}
         if omitted:
             attributes["omitted_matches"] = omitted
+        if extra:
+            attributes.update(extra)
         return GuardrailVerdict(
             event_id=event_id, occurred_at=call.occurred_at, app=call.app,
             environment=call.environment, call_id=call.call_id, trace_id=call.trace_id,

@@ -34,6 +34,7 @@ __all__ = [
     "ONNX_INT8",
     "export_model",
     "fuse_transformer",
+    "load_classifier_torch",
     "load_detoxify_torch",
     "max_tokens_of",
     "quantize_int8",
@@ -90,6 +91,32 @@ def load_detoxify_torch(checkpoint: Path, base_dir: Path, device: str = "cpu") -
         raise ModelUnavailableError(f"Detoxify checkpoint {checkpoint}",
                                     f"{type(exc).__name__}: {exc}") from None
     classes = [_DETOXIFY_NAMES.get(c, c) for c in loaded["config"]["dataset"]["args"]["classes"]]
+    return model.to(device).eval(), tokenizer, classes
+
+
+def load_classifier_torch(model_dir: Path, device: str = "cpu") -> tuple[Any, Any, list[str]]:
+    """A transformers sequence classifier (``AutoModelForSequenceClassification``) from a
+    local folder: the model, its tokenizer and its class names (``id2label``, in order).
+
+    Raises:
+        ModelUnavailableError: torch or transformers is missing, or the folder does not load.
+    """
+    from llmpulse.processors.scoring.base import hub_offline
+
+    hub_offline()
+    try:
+        import transformers
+    except ImportError:
+        raise ModelUnavailableError("transformers", f"not installed: {INSTALL_ML}") from None
+    try:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    except Exception as exc:  # torch, transformers and file errors alike
+        raise ModelUnavailableError(f"sequence classifier {model_dir}",
+                                    f"{type(exc).__name__}: {exc}") from None
+    labels = model.config.id2label
+    classes = [str(labels[i]) for i in range(len(labels))]
     return model.to(device).eval(), tokenizer, classes
 
 
@@ -160,6 +187,10 @@ def export_model(folder: ModelsFolder, name: str, *, quantize: bool = True) -> l
         model, _, classes = load_detoxify_torch(model_dir / checkpoint, model_dir / "base")
         info: dict[str, Any] = {"task": "multi-label", "classes": classes, "tokenizer": "base/tokenizer.json",
                                 "max_tokens": max_tokens_of(model_dir / "base")}
+    elif entry["kind"] == "sequence-classification":
+        model, _, classes = load_classifier_torch(model_dir)
+        info = {"task": "single-label", "classes": classes, "tokenizer": "tokenizer.json",
+                "max_tokens": max_tokens_of(model_dir)}
     else:
         model = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
         info = {"task": "sentence-embedding", "pooling": "mean", "normalize": True,

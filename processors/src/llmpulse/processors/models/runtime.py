@@ -12,7 +12,9 @@ bucketing serves both backends.
   models folder), for machines without an ONNX export.
 
 A model's outputs are ``multi-label`` probabilities (sigmoid of the logits, Detoxify's
-classes) or ``sentence-embedding`` vectors (mean of the token states, unit length).
+classes), ``single-label`` probabilities (softmax of the logits, a sequence classifier's
+``id2label`` classes, such as a prompt-injection classifier) or ``sentence-embedding``
+vectors (mean of the token states, unit length).
 
 Example:
     >>> from llmpulse.processors.models.runtime import length_buckets
@@ -28,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmpulse.processors.errors import ModelUnavailableError
+from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8
 
 __all__ = ["OnnxTextModel", "TorchTextModel", "length_buckets", "top_label"]
@@ -59,6 +61,9 @@ def _finish(task: str, output: Any, mask: Any) -> Any:
 
     if task == "multi-label":
         return 1.0 / (1.0 + np.exp(-output))
+    if task == "single-label":
+        shifted = np.exp(output - output.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
     weights = mask[..., None].astype(output.dtype)
     pooled = (output * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
     return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
@@ -154,35 +159,52 @@ class OnnxTextModel:
 
 
 class TorchTextModel:
-    """A Detoxify checkpoint from a models folder, on torch, with the same bucketing.
+    """A Detoxify checkpoint, or a transformers sequence classifier, from a models folder,
+    on torch, with the same bucketing.
 
     Args:
-        model_dir: the Detoxify model's folder (``/models/detoxify-original``).
+        model_dir: the model's folder (``/models/detoxify-original``: a ``*.ckpt`` and its
+            ``base/``; ``/models/deberta-injection``: a transformers folder).
     """
 
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", threads: int | None = None,
                  batch_size: int = 32) -> None:
-        from llmpulse.processors.models.export import load_detoxify_torch, max_tokens_of
+        from llmpulse.processors.models.export import (
+            load_classifier_torch,
+            load_detoxify_torch,
+            max_tokens_of,
+        )
 
         self.model_dir = Path(model_dir)
         checkpoints = sorted(self.model_dir.glob("*.ckpt"))
-        if not checkpoints:
-            raise ModelUnavailableError(str(self.model_dir), "no Detoxify checkpoint (*.ckpt) in it")
-        import torch
+        if not checkpoints and not (self.model_dir / "config.json").is_file():
+            raise ModelUnavailableError(str(self.model_dir), "no Detoxify checkpoint (*.ckpt) nor a "
+                                        "transformers config.json in it")
+        try:
+            import torch
+        except ImportError:
+            raise ModelUnavailableError("torch", f"not installed: {INSTALL_ML}") from None
 
         if threads:
             torch.set_num_threads(threads)
-        self.model, self.tokenizer, self.classes = load_detoxify_torch(
-            checkpoints[0], self.model_dir / "base", device)
-        self.task = "multi-label"
+        if checkpoints:
+            self.model, self.tokenizer, self.classes = load_detoxify_torch(
+                checkpoints[0], self.model_dir / "base", device)
+            self.task = "multi-label"
+            self.max_tokens = max_tokens_of(self.model_dir / "base")
+        else:
+            self.model, self.tokenizer, self.classes = load_classifier_torch(self.model_dir, device)
+            self.task = "single-label"
+            self.max_tokens = max_tokens_of(self.model_dir)
         self.device = device
-        self.max_tokens = max_tokens_of(self.model_dir / "base")
         self.batch_size = batch_size
         self.precision = "fp32"
 
     def run(self, texts: Sequence[str]) -> Any:
-        """Probabilities, one row a text (``n x classes``)."""
+        """Probabilities, one row a text (``n x classes``): sigmoid (multi-label) or softmax."""
         import torch
+
+        activate = torch.sigmoid if self.task == "multi-label" else (lambda t: torch.softmax(t, dim=-1))
 
         lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=True,
                                                       max_length=self.max_tokens)["input_ids"]]
@@ -191,6 +213,6 @@ class TorchTextModel:
             inputs = self.tokenizer([texts[i] for i in bucket], return_tensors="pt", truncation=True,
                                     max_length=self.max_tokens, padding=True).to(self.device)
             with torch.no_grad():
-                return torch.sigmoid(self.model(**inputs)[0]).float().cpu().numpy()
+                return activate(self.model(**inputs)[0]).float().cpu().numpy()
 
         return _gather(len(texts), length_buckets(lengths, self.batch_size), run_bucket)
