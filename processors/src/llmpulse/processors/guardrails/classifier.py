@@ -17,7 +17,7 @@ Example:
     >>> tier.load() is None, tier.backend
     (True, 'none')
     >>> tier.missing
-    "deberta-injection: not in a models folder (/nonexistent); run llmpulse models fetch deberta-injection"
+    'deberta-injection: not in a models folder (/nonexistent); run llmpulse models fetch deberta-injection'
 """
 
 from __future__ import annotations
