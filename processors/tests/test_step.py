@@ -136,3 +136,24 @@ def test_an_unexpected_event_after_a_bad_one_names_its_own_place_in_the_batch(en
     assert sorted((d.batch_index, d.reason) for d in letters) == [(0, "missing_field"),
                                                                  (2, "unknown_type")]
 
+
+
+def test_a_narrower_configured_window_dead_letters_what_the_default_accepts(enricher,
+                                                                            monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from llmpulse.processors.worker.settings import WorkerSettings
+
+    hour_old = datetime.now(UTC) - timedelta(hours=1)
+    prompt = PromptEvent(call_id="c1", app="shop", occurred_at=hour_old,
+                         messages=[ChatMessage(role="user", content="hello")])
+    records = [Record("llm.prompts", encode_event(prompt), offset=5)]
+    assert ProcessingStep(enricher).process(records).dead_letters == []  # default: 30 days
+
+    monkeypatch.setenv("LLMPULSE_LIMIT_MAX_PAST_SECONDS", "600")
+    worker_step = ProcessingStep(enricher, limits=WorkerSettings("127.0.0.1:9").limits)
+    for step in (ProcessingStep(enricher), worker_step):  # the demo's / replay's, the worker's
+        assert step.limits.max_past_seconds == 600
+        [letter] = step.process(records).dead_letters
+        assert (letter.reason, letter.source_offset) == ("timestamp_out_of_range", 5)
+        assert step.counts["dlq:timestamp_out_of_range"] == 1

@@ -43,6 +43,7 @@ from llmpulse.schemas import (
     EnrichedCall,
     FeedbackEvent,
     GuardrailVerdict,
+    Limits,
     PromptEvent,
     ResponseEvent,
     dead_letter,
@@ -142,6 +143,10 @@ class ProcessingStep:
             feedback) becomes an ``unknown_type`` dead letter (the worker's input topics
             carry only those); else it is skipped.
         payload_max: the cap on the rejected bytes a dead letter keeps.
+        limits: the bounds validation applies (default: ``Limits.from_env()``, the
+            ``LLMPULSE_LIMIT_*`` variables, as the sink reads them): every adapter decodes
+            with the step's ``limits``, so the worker, the demo and replay accept what the
+            sink accepts.
 
     Attributes:
         counts: events decoded, dead letters by reason (``dlq:<reason>``), incomplete
@@ -151,7 +156,8 @@ class ProcessingStep:
     def __init__(self, enricher: Enricher | None = None, *, joiner: CallJoiner | None = None,
                  drift: Any = None, alerts: Any = None, take_feedback: bool = False,
                  reject_unexpected: bool = True,
-                 payload_max: int = DLQ_PAYLOAD_MAX_BYTES) -> None:
+                 payload_max: int = DLQ_PAYLOAD_MAX_BYTES, limits: Limits | None = None) -> None:
+        self.limits = limits if limits is not None else Limits.from_env()
         self.enricher = enricher if enricher is not None else Enricher()
         self.joiner = joiner if joiner is not None else CallJoiner()
         self.drift = drift
@@ -185,7 +191,7 @@ class ProcessingStep:
 
     def decode(self, record: Record) -> Decoded:
         """Decode and validate one record; what fails becomes a dead letter."""
-        decoded = decode_record(record.value)
+        decoded = decode_record(record.value, self.limits)
         out = Decoded(record, events=len(decoded.events))
         out.letters = dead_letters(decoded.failures, source_topic=record.topic,
                                    source_partition=record.partition,

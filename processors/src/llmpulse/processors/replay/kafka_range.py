@@ -24,7 +24,7 @@ from typing import Any
 
 from llmpulse.processors.errors import missing_dependency
 from llmpulse.processors.step import Record
-from llmpulse.schemas import PromptEvent, ResponseEvent, decode_record
+from llmpulse.schemas import Limits, PromptEvent, ResponseEvent, decode_record
 from llmpulse.schemas.errors import LlmpulseError
 from llmpulse.schemas.topics import PROMPTS, RESPONSES, topic_name
 
@@ -155,12 +155,14 @@ def read_range(source: ReplaySource, *, group_id: str,
 
 
 def read_events(source: ReplaySource, *, group_id: str,
-                progress: Progress | None = None, poll_s: float = 0.5
-                ) -> Iterator[tuple[Any, SourceRef]]:
+                progress: Progress | None = None, poll_s: float = 0.5,
+                limits: Limits | None = None) -> Iterator[tuple[Any, SourceRef]]:
     """Every valid event of the range, with where it was read (see ``read_records``);
-    undecodable events are logged and skipped."""
+    undecodable events are logged and skipped. ``limits``: what validation accepts
+    (default: ``Limits.from_env()``, as the worker and the sink)."""
+    limits = limits if limits is not None else Limits.from_env()
     for record in read_records(source, group_id=group_id, progress=progress, poll_s=poll_s):
-        decoded = decode_record(record.value)
+        decoded = decode_record(record.value, limits)
         ref = SourceRef.of(record)
         if decoded.failures:
             log_skipped(len(decoded.failures), ref)

@@ -49,7 +49,7 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
     step = ProcessingStep(enricher,
                           joiner=CallJoiner(TableStore(table), linger_s=settings.join_linger_s),
                           drift=drift_monitor, alerts=alert_engine,
-                          payload_max=settings.dlq_payload_max_bytes)
+                          payload_max=settings.dlq_payload_max_bytes, limits=settings.limits)
     counts = step.counts
     app.llmpulse_counts = counts  # type: ignore[attr-defined]
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmpulse-heavy")

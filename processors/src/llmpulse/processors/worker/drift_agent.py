@@ -88,7 +88,7 @@ class DriftAgent:
             calls: list[EnrichedCall] = []
             feedback: list[FeedbackEvent] = []
             for value in values:
-                for event in decode_record(value).events:
+                for event in decode_record(value, self.step.limits).events:
                     if isinstance(event, EnrichedCall):
                         calls.append(event)
                     elif isinstance(event, FeedbackEvent):

@@ -37,7 +37,7 @@ def register_heavy(app: WorkerApp, topics: Topics, step: ProcessingStep, outputs
         async for values in stream.take(size, within=within):
             calls: list[EnrichedCall] = []
             for value in values:
-                record = decode_record(value)
+                record = decode_record(value, step.limits)
                 calls.extend(e for e in record.events if isinstance(e, EnrichedCall))
             if calls:
                 scored = await loop.run_in_executor(executor, step.heavy, calls)

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmpulse.schemas import DLQ_PAYLOAD_MAX_BYTES
+from llmpulse.schemas import DLQ_PAYLOAD_MAX_BYTES, Limits
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.topics import topic_name
 
@@ -54,6 +54,9 @@ class WorkerSettings:
     workers' changelogs, which cost two workers on two partitions about half their
     throughput here (``benchmarks/worker_throughput.py``)."""
     dlq_payload_max_bytes: int = DLQ_PAYLOAD_MAX_BYTES
+    limits: Limits = field(default_factory=Limits.from_env)
+    """What validation accepts (``LLMPULSE_LIMIT_*``, read as the sink reads them): the
+    timestamp window, the sizes. Every agent decodes with these."""
     datadir: str = field(default_factory=lambda: os.path.join(os.getcwd(), "llmpulse-worker-data"))
     # Consumer-group timing. Production: Kafka's defaults (session 45 s, heartbeat 3 s,
     # rebalance 60 s, 3 s recovery delay). Tests: a few seconds so a worker starts fast.
