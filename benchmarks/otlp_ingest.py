@@ -16,13 +16,19 @@
    seconds (``/proc``) over the otlp phase, per 1,000 spans.
 
 Prints JSON. ``uv run python benchmarks/otlp_ingest.py [--rate 500] [--seconds 20] [--spans 20000]``
+
+The pipeline half waits on the sink's metrics until each phase's calls are stored, then stops
+the stage, worker and sink (each in its own process group) before reading the chDB store,
+which allows one process at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from freshness import _quantiles  # noqa: E402
+from freshness import _get, _metric, _quantiles  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData  # noqa: E402
 
 from llmpulse.processors.otlp import OtlpMapper  # noqa: E402
@@ -142,18 +148,66 @@ def _paced(rate: int, seconds: int, one: Any) -> tuple[dict[str, float], float]:
     return ended, total / (time.time() - start)
 
 
-def _fresh(store_url: str, app: str, ended: dict[str, float], want: int) -> list[float]:
+class _Group:
+    """Child processes, each the leader of its own process group, all ended in ``close``."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, args: list[str], ready: Any, timeout_s: float = 120) -> None:
+        """Start ``args`` (output to ``<name>.log``) and wait until ``ready(log_text)``."""
+        log = self.tmp / f"{name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                    start_new_session=True)
+        self.procs.append(proc)  # tracked before waiting: a failed start is still ended
+        deadline = time.monotonic() + timeout_s
+        while not ready(log.read_text(errors="replace")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                raise RuntimeError(f"{name} did not start (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        """SIGTERM every process group, SIGKILL what has not exited within 30 s."""
+        for proc in self.procs:
+            self._signal(proc, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._signal(proc, signal.SIGKILL)
+                proc.wait(30)
+        self.procs.clear()
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+
+def _stored_calls(health: str) -> float:
+    return float(_metric(_get(f"{health}/metrics")[1], "llmpulse_events_out_total", target="calls"))
+
+
+def _wait_stored(health: str, want: float, timeout_s: float = 180) -> None:
+    """Wait on the sink's metrics until ``want`` calls are stored (a shortfall shows as
+    ``stored`` below ``calls_per_phase`` in the output)."""
+    deadline = time.monotonic() + timeout_s
+    while _stored_calls(health) < want and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _fresh(store_url: str, app: str, ended: dict[str, float]) -> list[float]:
+    """Seconds from each call's end to its row's ``inserted_at`` (the sink must be stopped)."""
     from llmpulse.sinks.store import Store
 
-    deadline = time.time() + 120
     store = Store.open(store_url)
     try:
-        while time.time() < deadline:
-            rows = store.query("SELECT call_id, inserted_at FROM calls WHERE app = {a:String}",
-                               {"a": app}).dicts()
-            if len(rows) >= want:
-                break
-            time.sleep(1)
+        rows = store.query("SELECT call_id, inserted_at FROM calls WHERE app = {a:String}",
+                           {"a": app}).dicts()
     finally:
         store.close()
     out = []
@@ -185,27 +239,29 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
     prefix = "bench."
     collector = OtelCollector(tmp / "otelcol", broker.bootstrap, prefix=prefix)
     store_url = f"chdb://{tmp / 'store'}"
-    procs: list[subprocess.Popen[bytes]] = []
-    workers: list[WorkerProcess] = []
+    group = _Group(tmp)
     try:
         ensure_topics(broker.bootstrap, prefix=prefix, partitions=2)
         collector.start()
         collector_pid = int((collector.dir / "otelcol.pid").read_text())
-        stage = WorkerProcess(broker.bootstrap, prefix, tmp / "otlp", role="otlp")
-        stage.args = [sys.executable, "-m", "llmpulse.cli.main", "otlp", "run", "--fast",
-                      "--bootstrap-servers", broker.bootstrap, "--prefix", prefix,
-                      "--partitions", "2", "--tokens", str(collector.tokens_file),
-                      "--datadir", str(tmp / "otlp" / "data")]
-        worker = WorkerProcess(broker.bootstrap, prefix, tmp / "worker")
-        for process in (stage, worker):
-            process.start()
-            workers.append(process)
-        sink_log = open(tmp / "sink.log", "wb")  # noqa: SIM115
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "llmpulse.cli.main", "sink", "--bootstrap-servers",
-             broker.bootstrap, "--prefix", prefix, "--clickhouse", store_url, "--group-id",
-             f"{prefix}sink", "--batch-seconds", "0.25", "--log-level", "WARNING"],
-            stdout=sink_log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+
+        def faust_ready(text: str) -> bool:
+            return "[^Worker]: Ready" in text
+
+        group.start("otlp-stage", [
+            sys.executable, "-m", "llmpulse.cli.main", "otlp", "run", "--fast",
+            "--bootstrap-servers", broker.bootstrap, "--prefix", prefix, "--partitions", "2",
+            "--tokens", str(collector.tokens_file), "--datadir", str(tmp / "otlp" / "data")],
+            faust_ready)
+        group.start("worker", WorkerProcess(broker.bootstrap, prefix, tmp / "worker").args,
+                    faust_ready)
+        health = f"http://127.0.0.1:{free_port()}"
+        group.start("sink", [
+            sys.executable, "-m", "llmpulse.cli.main", "sink", "--bootstrap-servers",
+            broker.bootstrap, "--prefix", prefix, "--clickhouse", store_url, "--group-id",
+            f"{prefix}sink", "--batch-seconds", "0.25", "--log-level", "WARNING",
+            "--health-address", health.removeprefix("http://")],
+            lambda _text: _get(f"{health}/readyz")[0] == 200)
         total = rate * seconds
 
         llmpulse.init(app="fresh-sdk", bootstrap_servers=broker.bootstrap, topic_prefix=prefix,
@@ -218,7 +274,7 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
 
         sdk_ended, sdk_rate = _paced(rate, seconds, sdk_call)
         llmpulse.flush(30)
-        sdk_fresh = _fresh(store_url, "fresh-sdk", sdk_ended, total)
+        _wait_stored(health, total)
 
         provider = TracerProvider(resource=Resource.create({"service.name": "fresh-otlp"}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
@@ -236,13 +292,17 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
                 context = span.get_span_context()
             return call_id_for(f"{context.trace_id:032x}", f"{context.span_id:016x}")
 
+        stored_sdk = _stored_calls(health)
         cpu0 = _cpu_seconds(collector_pid)
         otlp_ended, otlp_rate = _paced(rate, seconds, otlp_call)
         provider.force_flush(30_000)
-        otlp_fresh = _fresh(store_url, "fresh-otlp", otlp_ended, total)
+        _wait_stored(health, stored_sdk + total)
         collector_cpu = _cpu_seconds(collector_pid) - cpu0
         provider.shutdown()
         llmpulse.shutdown()
+        group.close()  # chDB allows one process per store: the sink lets go before we read
+        sdk_fresh = _fresh(store_url, "fresh-sdk", sdk_ended)
+        otlp_fresh = _fresh(store_url, "fresh-otlp", otlp_ended)
         sdk_q = _quantiles(sdk_fresh) if sdk_fresh else None
         otlp_q = _quantiles(otlp_fresh) if otlp_fresh else None
         return {
@@ -257,12 +317,7 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
             "collector_cpu_s_per_1000_spans": round(collector_cpu / total * 1000, 3),
         }
     finally:
-        for process in workers:
-            process.stop()
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(60)
+        group.close()
         try:
             collector.stop()
         finally:
