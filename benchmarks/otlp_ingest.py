@@ -251,7 +251,7 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
         group.start("otlp-stage", [
             sys.executable, "-m", "llmpulse.cli.main", "otlp", "run", "--fast",
             "--bootstrap-servers", broker.bootstrap, "--prefix", prefix, "--partitions", "2",
-            "--tokens", str(collector.tokens_file), "--datadir", str(tmp / "otlp" / "data")],
+            "--tokens", str(collector.tokens_file), "--datadir", str(tmp / "data-otlp")],
             faust_ready)
         group.start("worker", WorkerProcess(broker.bootstrap, prefix, tmp / "worker").args,
                     faust_ready)
