@@ -23,6 +23,40 @@ from llmpulse.schemas.topics import TopicSpec
 PARTITIONS = 2
 
 
+def _produce_calls(producer: Producer, prefix: str, call_ids: list[str]) -> None:
+    for call_id in call_ids:
+        for event in (PromptEvent(call_id=call_id, app="a"),
+                      ResponseEvent(call_id=call_id, app="a", text="ok", latency_ms=3.0)):
+            topic = "llm.prompts" if isinstance(event, PromptEvent) else "llm.responses"
+            producer.produce(f"{prefix}{topic}", encode_event(event), call_id.encode(),
+                             partition=partition_for(call_id, PARTITIONS))
+    assert producer.flush(10) == 0
+
+
+def _consumer_byte_rate(bootstrap: str, client_id: str, rate: float | None) -> None:
+    """Set (or remove, ``None``) the broker's fetch quota of one client id: what
+    ``kafka-configs.sh --alter --entity-type clients --add-config consumer_byte_rate=N``
+    does, through the Admin API (AlterClientQuotas)."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.protocol.admin import AlterClientQuotasRequest
+
+    request = AlterClientQuotasRequest(
+        entries=[([("client-id", client_id)],
+                  [("consumer_byte_rate", rate or 0.0, rate is None)])],
+        validate_only=False)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="llmpulse-test-quota")
+    try:
+        async def send() -> object:
+            return await admin._manager.send(request)
+
+        response = admin._manager.run(send)
+    finally:
+        admin.close()
+    errors = [(entry.error_code, entry.error_message) for entry in response.entries
+              if entry.error_code]
+    assert not errors, errors
+
+
 def _get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -84,6 +118,44 @@ def test_the_worker_serves_its_health_and_metrics(kafka_bootstrap: str, tmp_path
         assert _get(f"{url}/healthz") == (200, "ok\n")
         status, body = _get(f"{url}/readyz")
         assert status == 200 and "partitions assigned" in body, body
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_worker_whose_fetches_the_broker_throttles_to_nothing_exits_75(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A real stall: the worker is Ready and consuming; then a broker quota of 1 byte/s on
+    its Kafka client id (its app id) turns every fetch with data into an empty, throttled
+    answer. Records keep coming (the watchdog's lag, read by a client of its own, grows),
+    none arrives, and the worker exits 75 for its supervisor to restart it."""
+    prefix = f"ws{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap, prefix=prefix, partitions=PARTITIONS)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    _produce_calls(producer, prefix, [f"before{i}" for i in range(5)])
+    worker = WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w",
+                           extra=["--stall-seconds", "8"])
+    client_id = f"{prefix}llmpulse-processors"  # the worker's app id, prefixed
+    with worker:
+        assert len(read_events(kafka_bootstrap, [f"{prefix}llm.enriched"], expected=5,
+                               idle_s=0)) == 5, worker.tail()  # it fetches
+        assert worker.proc is not None and worker.proc.poll() is None
+        _consumer_byte_rate(kafka_bootstrap, client_id, 1.0)
+        try:
+            deadline = time.monotonic() + 60  # a bound on the wait, not a timing claim
+            sent = 0
+            while worker.proc.poll() is None and time.monotonic() < deadline:
+                _produce_calls(producer, prefix, [f"after{sent}"])  # records keep waiting
+                sent += 1
+                time.sleep(0.5)
+            assert worker.proc.returncode == 75, worker.tail()
+            log = worker.log.read_text(errors="replace")
+            assert "watchdog: the consumer is stalled" in log and "records wait" in log, \
+                worker.tail()
+            done = read_events(kafka_bootstrap, [f"{prefix}llm.enriched"],
+                               expected=5 + sent, timeout_s=3, idle_s=0)
+            assert len(done) < 5 + sent  # calls sent under the quota were left waiting
+        finally:
+            _consumer_byte_rate(kafka_bootstrap, client_id, None)
 
 
 def test_the_watchdog_fires_only_when_records_wait_and_none_arrives() -> None:

@@ -101,10 +101,12 @@ class Topics:
 
 def configured_app(settings: WorkerSettings, app_class: type[faust.App] = WorkerApp) -> Any:
     """A Faust app of ``app_class`` configured from ``settings`` (brokers, consumer-group
-    timing, raw bytes, 8 MiB records); the worker's and the OTLP stage's."""
+    timing, raw bytes, 8 MiB records); the worker's and the OTLP stage's. Its Kafka client
+    id is the app id, so a broker's logs and client quotas name the deployment."""
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
     return app_class(
-        settings.app_id, broker=brokers, store="memory://", datadir=settings.datadir,
+        settings.app_id, broker=brokers, broker_client_id=settings.app_id,
+        store="memory://", datadir=settings.datadir,
         key_serializer="raw", value_serializer="raw", topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest", web_enabled=False,
