@@ -54,6 +54,8 @@ def test_dashboards_are_valid_grafana_json() -> None:
             }
             assert not mine & cells, f"{spec.uid}: panel {panel['title']} overlaps another"
             cells |= mine
+            if panel["datasource"]["type"] == "prometheus":
+                continue  # a live panel: see test_the_live_panels_query_...
             (target,) = panel["targets"]
             assert target["datasource"] == {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
             assert target["editorType"] == "sql"
@@ -61,9 +63,12 @@ def test_dashboards_are_valid_grafana_json() -> None:
                 (0, "timeseries") if panel["type"] == "timeseries" else (1, "table")
             )
         assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
+        store = [p for p in board["panels"] if p["datasource"]["type"] != "prometheus"]
+        assert len(store) == len(spec.panels)
+        assert len(board["panels"]) == len(spec.panels) + len(spec.live_panels)
         assert sum(
-            1 for p in board["panels"] if re.search(r"\$__timeFilter", p["targets"][0]["rawSql"])
-        ) == len(board["panels"]), f"{spec.uid}: every panel follows the time picker"
+            1 for p in store if re.search(r"\$__timeFilter", p["targets"][0]["rawSql"])
+        ) == len(store), f"{spec.uid}: every panel follows the time picker"
 
 
 def test_provisioning_matches_compose_mounts() -> None:
@@ -115,3 +120,43 @@ def test_alert_rules_file_holds_every_rule_with_its_threshold() -> None:
         (threshold,) = condition["model"]["conditions"]
         assert threshold["evaluator"] == {"type": "gt", "params": [spec.threshold]}
         assert "folderUID" not in rule and rule["for"].endswith("m")
+
+
+def test_the_live_panels_query_the_metrics_and_labels_that_the_services_serve() -> None:
+    """Every Prometheus panel names metrics and labels that ``/metrics`` exposes (the
+    workers' and the sink's ``PipelineMetrics``), and points at the provisioned source."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from llmpulse.dashboards.grafana import dashboard_json
+    from llmpulse.dashboards.pipeline_board import LIVE_PANELS, PIPELINE
+    from llmpulse.schemas.health import PipelineMetrics
+
+    metrics = PipelineMetrics("sink")
+    metrics.records_in.inc()
+    metrics.events_in.inc()
+    metrics.events_out("calls")
+    metrics.dead_letter("malformed_json")
+    metrics.set_lag("llm.enriched", 0, 3)
+    metrics.freshness_processed.observe(0.5)
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    assert LIVE_PANELS and PIPELINE.live_panels == LIVE_PANELS
+    for panel in LIVE_PANELS:
+        for expr, legend in panel.queries:
+            names = re.findall(r"\b(llmpulse_[a-z_]+)\b", expr)
+            assert names and all(name in labels for name in names), (panel.key, expr)
+            grouped = {g.strip() for by in re.findall(r"by \(([^)]*)\)", expr)
+                       for g in by.split(",")}
+            assert grouped <= set.union(*(labels[n] for n in names)), (panel.key, expr)
+            assert set(re.findall(r"\{\{(\w+)\}\}", legend)) <= grouped, (panel.key, legend)
+
+    provisioned = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yaml").read_text())
+    uid = provisioned["datasources"][0]["uid"]
+    board = dashboard_json(PIPELINE)
+    live = [p for p in board["panels"] if p["datasource"]["type"] == "prometheus"]
+    assert [p["title"] for p in live] == [p.title for p in LIVE_PANELS]
+    assert {t["datasource"]["uid"] for p in live for t in p["targets"]} == {uid}
+    assert [t["expr"] for t in live[0]["targets"]] == [q for q, _ in LIVE_PANELS[0].queries]

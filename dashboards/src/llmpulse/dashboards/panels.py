@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["DashboardSpec", "PanelSpec", "VariableSpec", "Viz"]
+__all__ = ["DashboardSpec", "LivePanelSpec", "PanelSpec", "VariableSpec", "Viz"]
 
 
 class Viz(StrEnum):
@@ -69,6 +69,35 @@ class PanelSpec:
 
 
 @dataclass(frozen=True)
+class LivePanelSpec:
+    """A time-series panel on Prometheus (the services' ``/metrics``), not on the store.
+
+    Only Grafana draws it: the HTML report and the panel tests read the store, so a
+    dashboard keeps these apart from its ``panels``.
+
+    Attributes:
+        key: stable identifier inside its dashboard.
+        title: shown above the panel.
+        queries: ``(PromQL, legend)`` pairs, one line (or one per series) each; the legend
+            may use ``{{label}}``.
+        description: the panel's tooltip.
+        unit: Grafana unit id.
+        width: grid width (of 24).
+        height: grid height.
+        stacked: stack the series.
+    """
+
+    key: str
+    title: str
+    queries: tuple[tuple[str, str], ...]
+    description: str = ""
+    unit: str = "short"
+    width: int = 12
+    height: int = 8
+    stacked: bool = False
+
+
+@dataclass(frozen=True)
 class VariableSpec:
     """A template variable filled by a query.
 
@@ -105,6 +134,8 @@ class DashboardSpec:
     time_from: str = "now-6h"
     refresh: str = "1m"
     links: tuple[str, ...] = field(default=())
+    live_panels: tuple[LivePanelSpec, ...] = ()
+    """Prometheus panels, placed after the store's (Grafana only)."""
 
     def panel(self, key: str) -> PanelSpec:
         """The panel with this key."""
@@ -113,11 +144,13 @@ class DashboardSpec:
                 return panel
         raise KeyError(f"{self.uid} has no panel {key!r}")
 
-    def layout(self) -> list[tuple[PanelSpec, int, int]]:
-        """``(panel, x, y)`` of each panel: filled row by row, 24 columns wide."""
-        placed = []
+    def layout(self) -> list[tuple[PanelSpec | LivePanelSpec, int, int]]:
+        """``(panel, x, y)`` of each panel, the store's then the live ones: filled row by
+        row, 24 columns wide."""
+        placed: list[tuple[PanelSpec | LivePanelSpec, int, int]] = []
         x = y = row_height = 0
-        for panel in self.panels:
+        every: list[PanelSpec | LivePanelSpec] = [*self.panels, *self.live_panels]
+        for panel in every:
             if x + panel.width > 24:
                 x, y, row_height = 0, y + row_height, 0
             placed.append((panel, x, y))

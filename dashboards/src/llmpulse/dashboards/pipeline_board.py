@@ -2,8 +2,10 @@
 
 From the store: end-to-end freshness over time (``processed_at - occurred_at``: the
 worker's delay; ``inserted_at - processed_at``: the sink's), dead letters by reason, rows
-per table per minute, and the apps that stopped sending. The live counters (consumer lag,
-rates) are Prometheus's, scraped from the workers' and the sink's ``/metrics``;
+per table per minute, and the apps that stopped sending. The live panels (``LIVE_PANELS``:
+consumer lag per partition, events in and out per second, dead letters per second by
+reason, freshness p99 from the histograms) query Prometheus, which scrapes the workers'
+and the sink's ``/metrics`` (the ``llmpulse-prometheus`` data source);
 ``deploy/prometheus-rules.yml`` alerts on the lag.
 
 Example:
@@ -19,9 +21,9 @@ from __future__ import annotations
 from llmpulse.dashboards._sql import APP, ENV, sql
 from llmpulse.dashboards.alerts import AlertRuleSpec
 from llmpulse.dashboards.board_parts import VARIABLES, stat_panel
-from llmpulse.dashboards.panels import DashboardSpec, PanelSpec, Viz
+from llmpulse.dashboards.panels import DashboardSpec, LivePanelSpec, PanelSpec, Viz
 
-__all__ = ["FRESHNESS_P99_SECONDS", "PIPELINE", "pipeline_alert_rules"]
+__all__ = ["FRESHNESS_P99_SECONDS", "LIVE_PANELS", "PIPELINE", "pipeline_alert_rules"]
 
 FRESHNESS_P99_SECONDS = 5.0
 """Alert when the 99th percentile of ``inserted_at - occurred_at`` passes this."""
@@ -34,6 +36,49 @@ _PROCESSED = "(toUnixTimestamp64Micro(processed_at) - toUnixTimestamp64Micro(occ
 _INSERTED = "(toUnixTimestamp64Micro(inserted_at) - toUnixTimestamp64Micro(processed_at)) / 1e6"
 _CALLS = f"$__timeFilter(occurred_at) AND {APP} AND {ENV}"
 _TABLES = ("calls", "feedback", "guardrail_verdicts", "alerts", "drift_results", "dead_letters")
+
+_RATE = "[$__rate_interval]"
+LIVE_PANELS = (
+    LivePanelSpec(
+        "consumer_lag",
+        "Consumer lag per partition",
+        (("sum by (stage, topic, partition) (llmpulse_consumer_lag)",
+          "{{stage}} {{topic}}[{{partition}}]"),),
+        "Records behind the end of each assigned partition (end offset minus committed), "
+        "as each worker and sink reports it.",
+    ),
+    LivePanelSpec(
+        "events_rates",
+        "Events in and out per second",
+        ((f"sum by (stage) (rate(llmpulse_records_in_total{_RATE}))", "{{stage}} records in"),
+         (f"sum by (stage) (rate(llmpulse_events_in_total{_RATE}))", "{{stage}} events in"),
+         (f"sum by (stage, target) (rate(llmpulse_events_out_total{_RATE}))",
+          "{{stage}} out: {{target}}")),
+        "Kafka records and valid events read, and events written (the sink: rows by table; "
+        "a worker: by output), per second.",
+        unit="ops",
+    ),
+    LivePanelSpec(
+        "dead_letter_rate",
+        "Dead letters per second",
+        ((f"sum by (stage, reason) (rate(llmpulse_dead_letters_total{_RATE}))",
+          "{{stage}}: {{reason}}"),),
+        "Dead letters sent per second, by stage and reason (the store's panel above shows "
+        "them once stored).",
+        unit="ops",
+        stacked=True,
+    ),
+    LivePanelSpec(
+        "freshness_metrics",
+        "Freshness p99 (metrics)",
+        ((f"histogram_quantile(0.99, sum by (le, stage, span) "
+          f"(rate(llmpulse_freshness_seconds_bucket{_RATE})))", "{{stage}} {{span}}"),),
+        "99th percentile of the event age each stage measured: processed_at - occurred_at "
+        "(span processed), inserted_at - processed_at (span inserted).",
+        unit="s",
+    ),
+)
+"""The Prometheus panels (Grafana only; the report and the panel tests read the store)."""
 
 PIPELINE = DashboardSpec(
     uid="llmpulse-pipeline",
@@ -106,6 +151,7 @@ PIPELINE = DashboardSpec(
             width=24,
         ),
     ),
+    live_panels=LIVE_PANELS,
 )
 
 
