@@ -54,6 +54,36 @@ def _enriched(bootstrap: str, prefix: str, expected: int, timeout_s: float = 60)
                        timeout_s=timeout_s)
 
 
+def test_a_worker_started_with_a_narrower_window_dead_letters_an_hour_old_call(
+        kafka_bootstrap: str, prefix: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``LLMPULSE_LIMIT_MAX_PAST_SECONDS`` narrows the worker's window as it does the
+    sink's: a call an hour old, accepted by the default (30 days), is dead-lettered."""
+    from datetime import UTC, datetime, timedelta
+
+    hour_old = datetime.now(UTC) - timedelta(hours=1)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for call_id, when in (("old", hour_old), ("now", None)):
+        at = {"occurred_at": when} if when else {}
+        for topic, event in (
+                ("llm.prompts", PromptEvent(call_id=call_id, app="a", **at)),
+                ("llm.responses", ResponseEvent(call_id=call_id, app="a", text="ok",
+                                                latency_ms=1.0, **at))):
+            producer.produce(f"{prefix}{topic}", encode_event(event), call_id.encode(),
+                             partition=partition_for(call_id, PARTITIONS))
+    assert producer.flush(10) == 0
+    monkeypatch.setenv("LLMPULSE_LIMIT_MAX_PAST_SECONDS", "600")  # the worker inherits it
+    with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w") as worker:
+        enriched = _enriched(kafka_bootstrap, prefix, expected=1)
+        dlq = read_events(kafka_bootstrap, [f"{prefix}llm.dlq"], expected=2, timeout_s=30)
+        log = worker.tail(100)
+    assert [e.event.call_id for e in enriched] == ["now"], log
+    letters: list[DeadLetter] = [e.event for e in dlq]
+    assert sorted((d.reason, d.source_topic) for d in letters) == [
+        ("timestamp_out_of_range", f"{prefix}llm.prompts"),
+        ("timestamp_out_of_range", f"{prefix}llm.responses")], letters
+
+
 def test_bad_input_goes_to_the_dlq_with_its_reason_and_good_events_go_on(
         kafka_bootstrap: str, prefix: str, sdk: None, tmp_path: Path) -> None:
     good = [(PromptEvent(call_id=f"g{i}", app="a", prompt_id="p"),
