@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmpulse.cli.demo.command import run_embedded
+from llmpulse.cli.demo.scenario import SKEWED_CALLS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.slow
@@ -26,6 +27,11 @@ def test_the_demo_processes_every_call_and_finds_the_worse_version(demo) -> None
     assert demo.calls == 1000
     assert demo.worse_version == "v2"
     assert demo.report.exists() and demo.comparison_json.exists()
+
+
+def test_the_misconfigured_hosts_calls_are_dead_lettered_not_stored(demo) -> None:  # type: ignore[no-untyped-def]
+    # its prompt and its response, both two days ahead of the clock
+    assert demo.dead_letters == {"timestamp_out_of_range": 2 * SKEWED_CALLS}, demo.dead_letters
 
 
 def test_the_drift_alert_fires_after_the_shift_and_not_before(demo) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from llmpulse.cli.demo.command import DemoResult, run_embedded
-from llmpulse.cli.demo.scenario import store_summary
+from llmpulse.cli.demo.scenario import SKEWED_CALLS, store_summary
 from llmpulse.cli.demo.stack import run_with_kafka
 from llmpulse.sinks.store import Store
 
@@ -57,6 +57,7 @@ def test_the_drift_alert_fires_after_the_shift_and_not_before_through_kafka(
 
 def test_both_modes_stores_agree(runs: tuple[DemoResult, DemoResult]) -> None:
     kafka, embedded = map(_summary, runs)
-    for name in ("calls", "feedback", "verdicts", "drift_windows_by_size"):
+    for name in ("calls", "feedback", "verdicts", "drift_windows_by_size", "dead_letters"):
         assert kafka[name] == embedded[name], (name, kafka, embedded)
     assert kafka["drift_windows_by_size"], kafka  # windows did close, on both sides
+    assert kafka["dead_letters"] == {"timestamp_out_of_range": 2 * SKEWED_CALLS}, kafka

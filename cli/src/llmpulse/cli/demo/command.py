@@ -30,6 +30,7 @@ class DemoResult:
     calls: int
     worse_version: str | None
     seconds: float
+    dead_letters: dict[str, int]
 
 
 def _report_writer(folder: Path) -> Any:
@@ -126,6 +127,8 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
         echo(f"processed {totals.calls} calls, {totals.feedback} feedback, {totals.verdicts} "
              f"guardrail verdicts, {totals.drift_results} drift windows "
              f"({totals.drifted_windows} drifted)")
+        refused = ", ".join(f"{n} {reason}" for reason, n in totals.dead_letters.most_common())
+        echo(f"dead letters: {refused or 'none'}")
         comparison, comparison_path, report = summarise(store, out, since, until, echo)
     finally:
         store.close()
@@ -141,7 +144,8 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
          f"done in {seconds:.0f} s")
     return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
                       drift_start=drift_start, since=since, until=until, calls=totals.calls,
-                      worse_version=worse, seconds=seconds)
+                      worse_version=worse, seconds=seconds,
+                      dead_letters=dict(totals.dead_letters))
 
 
 @click.command("demo")

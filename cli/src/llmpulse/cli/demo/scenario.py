@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,24 @@ def simulate(bot: Any, total: int, since: datetime, span: timedelta,
                               **said)  # type: ignore[arg-type]
         if on_step is not None:
             on_step(i)
+    _misconfigured_host(llmpulse)
     return drift_start
+
+
+SKEWED_CALLS = 3
+"""Calls from a host whose clock runs two days ahead: validation dead-letters them
+(``timestamp_out_of_range``), so the report's dead-letter panel shows what a bad producer
+looks like while every well-formed call is stored."""
+
+
+def _misconfigured_host(llmpulse: Any) -> None:
+    ahead = datetime.now(UTC) + timedelta(days=2)
+    for _ in range(SKEWED_CALLS):
+        with llmpulse.call(prompt_id="support-answer", prompt_version="v1", model="gpt-4o-mini",
+                           provider="openai", occurred_at=ahead,
+                           messages=[{"role": "user", "content": "Where is my order?"}]) as call:
+            call.record_response("It left the warehouse today.", input_tokens=12,
+                                 output_tokens=8, finish_reason="stop", latency_ms=640.0)
 
 
 def summarise(store: Any, out: Path, since: datetime, until: datetime,
@@ -104,4 +121,6 @@ def store_summary(store: Any) -> dict[str, Any]:
         "verdicts": scalar("SELECT count() FROM guardrail_verdicts"),
         "drift_windows": scalar("SELECT count() FROM drift_results"),
         "drift_windows_by_size": by_size,
+        "dead_letters": dict(store.query(
+            "SELECT reason, count() FROM dead_letters GROUP BY reason").rows),
     }

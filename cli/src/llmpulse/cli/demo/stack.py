@@ -115,7 +115,7 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
         return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
                           drift_start=drift_start, since=since, until=until,
                           calls=summary["calls"], worse_version=worse_version(comparison),
-                          seconds=seconds)
+                          seconds=seconds, dead_letters=summary["dead_letters"])
     finally:
         llmpulse.shutdown(5)
         stop.set()
