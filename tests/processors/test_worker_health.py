@@ -168,3 +168,30 @@ def test_the_watchdog_fires_only_when_records_wait_and_none_arrives() -> None:
     assert idle.observe(now=500.0, last_fetch=100.0, lag=0) is None  # nothing to fetch
     again = Watchdog(stall_s=60)
     assert again.observe(now=170.0, last_fetch=169.5, lag=90) is None  # records arrive
+
+
+def test_a_lag_the_broker_cannot_answer_neither_crashes_the_worker_nor_trips_the_watchdog(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from aiokafka.structs import TopicPartition
+
+    from llmpulse.processors.worker.health import WorkerHealth
+
+    class BrokerAway:
+        async def end_offsets(self, partitions: object) -> dict:
+            raise ConnectionRefusedError("broker away")
+
+    assigned = {TopicPartition("llm.prompts", 0)}
+    app = SimpleNamespace(consumer=SimpleNamespace(assignment=lambda: assigned,
+                                                   _committed_offset={}),
+                          _llmpulse_offsets=BrokerAway())
+    health = WorkerHealth(app, Counter(), topics=frozenset({"llm.prompts"}), stall_s=1)
+    health.lag = 40
+    health.last_fetch = time.time() - 3600  # long quiet, records were waiting
+    for _ in range(2):
+        asyncio.run(health.tick())  # before the fix: the exception crashed the Faust app
+    assert health.last_tick is not None and health.lag == 40  # last known lag kept
+    assert sum("consumer lag unreadable" in r.getMessage() for r in caplog.records) == 1

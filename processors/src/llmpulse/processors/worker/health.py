@@ -85,6 +85,7 @@ class WorkerHealth:
         self.lag = 0
         self.last_tick: float | None = None
         self._seen: Counter[str] = Counter()
+        self._lag_unknown = False
 
     def register(self, interval_s: float = 5.0) -> None:
         """Add the timer that refreshes the metrics and runs the watchdog."""
@@ -98,15 +99,24 @@ class WorkerHealth:
         if self._copy_counts():
             self.last_fetch = time.time()
             self.metrics.last_fetch.set(self.last_fetch)
-        lag = await consumer_lag(self.app, self.topics)
-        self.lag = sum(lag.values())
-        for (topic, partition), behind in lag.items():
-            self.metrics.set_lag(topic, partition, behind)
+        try:
+            lag: dict[tuple[str, int], int] | None = await consumer_lag(self.app, self.topics)
+        except Exception as exc:  # broker away: the metrics wait, the worker goes on
+            lag = None
+            if not self._lag_unknown:
+                logger.warning("consumer lag unreadable (%s: %s); the worker goes on and "
+                               "reads it again on the next tick", type(exc).__name__, exc)
+        self._lag_unknown = lag is None
+        if lag is not None:
+            self.lag = sum(lag.values())
+            for (topic, partition), behind in lag.items():
+                self.metrics.set_lag(topic, partition, behind)
         if self.joiner is not None:
             self.metrics.join_table_size.set(len(self.joiner))
             self.metrics.lingering_halves.set(self.joiner.lingering)
         self.last_tick = time.time()
-        if self.watchdog is not None:
+        # A lag it cannot read is no evidence of a stall (the broker may be away).
+        if self.watchdog is not None and lag is not None:
             stalled = self.watchdog.observe(now=self.last_tick, last_fetch=self.last_fetch,
                                             lag=self.lag)
             if stalled is not None:
