@@ -38,12 +38,12 @@ import random
 import string
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from guardrails_policy import best_s
 from scoring_corpus import make_pairs
 
 from llmpulse.processors.config import load_config
@@ -54,15 +54,6 @@ from llmpulse.processors.pipeline import Enricher, join
 
 CORPUS = Path(__file__).resolve().parent.parent / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 MB = 1 << 20
-
-
-def best_s(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
 
 
 def pathological() -> dict[str, str]:
