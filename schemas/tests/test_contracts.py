@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from llmpulse.schemas import (
+    SCHEMA_VERSION,
     Alert,
     ChatMessage,
     DeadLetter,
@@ -26,7 +27,9 @@ from llmpulse.schemas import (
     RetrievedDocument,
     SchemaError,
     ScoreResult,
+    SpanEvent,
     TokenUsage,
+    ToolCall,
     decode_event,
     decode_record,
     encode_batch,
@@ -84,6 +87,12 @@ def _every_event() -> list[object]:
         Alert(app="a", rule="drift", status="firing", dedup_key="a/answer/2/drift",
               summary="drift on 2 windows"),
         DeadLetter(reason="malformed_json", detail="bad", payload=b"\xff"),
+        SpanEvent(call_id="00f067aa0ba902b7", span_id="00f067aa0ba902b7",
+                  trace_id="4bf92f3577b34da6a3ce929d0e0e4736", app="a", name="lookup_order",
+                  operation="execute_tool", started_at=now - timedelta(seconds=1),
+                  latency_ms=1000.0, tool=ToolCall(id="call_1", name="lookup_order",
+                                                   arguments='{"order": 42}'),
+                  result_preview="shipped"),
     ]
 
 
@@ -93,7 +102,7 @@ def test_every_contract_round_trips_and_keeps_its_type(event: object) -> None:
     back = decode_event(data)
     assert back == event
     assert type(back) is type(event)
-    assert b'"schema_version":1' in data, "the version is always on the wire"
+    assert b'"schema_version":%d' % SCHEMA_VERSION in data, "the version is always on the wire"
 
 
 def test_envelope_defaults_are_uuid7_and_utc() -> None:
@@ -121,7 +130,7 @@ def test_naive_timestamps_are_rejected_and_offsets_kept_as_instants() -> None:
         (b'{"type":"prompt","app":"a"}', "missing_field", "$.call_id"),
         (b'{"app":"a","call_id":"c"}', "unknown_type", "$.type"),
         (b'{"type":"telepathy","app":"a","call_id":"c"}', "unknown_type", "$.type"),
-        (b'{"type":"prompt","schema_version":2,"app":"a","call_id":"c"}',
+        (b'{"type":"prompt","schema_version":3,"app":"a","call_id":"c"}',
          "unknown_schema_version", "$.schema_version"),
         (b'{"type":"prompt","schema_version":9,"app":"a"}', "unknown_schema_version",
          "$.schema_version"),

@@ -1,4 +1,4 @@
-"""llmpulse event contracts v1: typed events, limits, validation, batch records.
+"""llmpulse event contracts v1.1: typed events, limits, validation, batch records.
 
 Example:
     >>> from llmpulse.schemas import PromptEvent, ResponseEvent, TokenUsage
@@ -27,6 +27,7 @@ from llmpulse.schemas._dead_letters import (
     dead_letters,
 )
 from llmpulse.schemas._events import (
+    OPERATIONS,
     SCHEMA_VERSION,
     Alert,
     CallEvent,
@@ -46,7 +47,9 @@ from llmpulse.schemas._events import (
     ResponseEvent,
     RetrievedDocument,
     ScoreResult,
+    SpanEvent,
     TokenUsage,
+    ToolCall,
     utcnow,
 )
 from llmpulse.schemas._export import BatchRecord, export_json_schemas, json_schemas
@@ -62,6 +65,7 @@ from llmpulse.schemas._limits import (
     STORE_MIN_TIME,
     SUPPORTED_SCHEMA_VERSIONS,
     Limits,
+    bounded_text,
     validate_event,
 )
 from llmpulse.schemas._partition import murmur2, partition_for
@@ -69,6 +73,7 @@ from llmpulse.schemas.errors import LlmpulseError, SchemaError
 
 __all__ = [
     "DLQ_PAYLOAD_MAX_BYTES",
+    "OPERATIONS",
     "SCHEMA_VERSION",
     "STORE_MAX_TIME",
     "STORE_MIN_TIME",
@@ -97,7 +102,10 @@ __all__ = [
     "RetrievedDocument",
     "SchemaError",
     "ScoreResult",
+    "SpanEvent",
     "TokenUsage",
+    "ToolCall",
+    "bounded_text",
     "dead_letter",
     "dead_letters",
     "decode_event",

@@ -1,16 +1,22 @@
-"""Event contracts v1: what flows through llmpulse's topics.
+"""Event contracts v1.1 (``schema_version`` 2): what flows through llmpulse's topics.
 
 Every event is a ``msgspec.Struct`` tagged by ``type`` so one decoder reads any of them.
 Field names follow the OpenTelemetry GenAI semantic conventions where one exists
 (``request_model`` is ``gen_ai.request.model``, ``input_tokens`` is
 ``gen_ai.usage.input_tokens`` ...); ``schemas/OTEL_MAPPING.md`` has the whole mapping.
 
+v1.1 is additive over v1 (every v1 record still decodes): span and parent span ids on
+every call event, tool calls on messages and answers, reasoning and cache-creation
+tokens, and the ``span`` event for the steps of a trace that are not LLM calls (a tool
+execution, an agent step, a retrieval). A trace is the calls and spans sharing a
+``trace_id``; the calls stay LLM calls only.
+
 Example:
     >>> from llmpulse.schemas import PromptEvent, ChatMessage
     >>> p = PromptEvent(call_id="c1", app="support-bot",
     ...                 messages=[ChatMessage(role="user", content="Where is my order?")])
     >>> p.__struct_config__.tag, p.schema_version, p.event_id.version
-    ('prompt', 1, 7)
+    ('prompt', 2, 7)
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from msgspec import Meta, Struct, field
 from llmpulse.schemas._ids import uuid7
 
 __all__ = [
+    "OPERATIONS",
     "SCHEMA_VERSION",
     "Alert",
     "CallEvent",
@@ -43,13 +50,23 @@ __all__ = [
     "ResponseEvent",
     "RetrievedDocument",
     "ScoreResult",
+    "SpanEvent",
     "TokenUsage",
+    "ToolCall",
     "utcnow",
 ]
 
-SCHEMA_VERSION = 1
-"""The contract version this package writes. Readers accept the versions in
-``SUPPORTED_SCHEMA_VERSIONS`` (see ``llmpulse.schemas.validate``)."""
+SCHEMA_VERSION = 2
+"""The contract version this package writes (2 = v1.1). Readers accept the versions in
+``SUPPORTED_SCHEMA_VERSIONS`` (1 and 2: v1.1 only adds optional fields and the ``span``
+event, so a v1 record decodes as it did). Upgrade readers (workers, sink) before writers."""
+
+OPERATIONS: tuple[str, ...] = (
+    "chat", "text_completion", "embeddings", "execute_tool", "invoke_agent", "retrieval",
+)
+"""The operations llmpulse knows (``gen_ai.operation.name``). A v1.1 event may carry any
+other lowercase identifier (OpenTelemetry adds values such as ``generate_content``), kept
+as is; see ``llmpulse.schemas._limits`` for the rule."""
 
 # Bounds that keep every accepted value storable (see ``llmpulse.schemas._limits``): an
 # integer fits its column's type, a float is finite and in a range a dashboard can average.
@@ -101,6 +118,11 @@ class CallEvent(EventBase, kw_only=True):
     call_id: Identifier
     """The id later feedback refers to; the Kafka key and partition of every call topic."""
     trace_id: str | None = None
+    """The trace the call belongs to (OpenTelemetry's 32 hex digits when the SDK makes it)."""
+    span_id: str | None = None
+    """The call's own span in the trace (16 hex digits when the SDK makes it)."""
+    parent_span_id: str | None = None
+    """The span the call ran inside (an agent step, a tracked function), if any."""
     session_id: str | None = None
     """``gen_ai.conversation.id``."""
     user_id: str | None = None
@@ -113,12 +135,33 @@ class CallEvent(EventBase, kw_only=True):
     """``gen_ai.provider.name`` (openai, anthropic, vllm, ollama ...)."""
 
 
+class ToolCall(Struct, kw_only=True, omit_defaults=True):
+    """A tool call a model asked for (``gen_ai.tool.call.*``; a ``tool_call`` message part).
+
+    ``arguments`` is the raw text the model produced, never parsed (it may not be JSON:
+    processors check that). It is bounded by ``Limits.max_tool_arguments_chars``; a
+    producer cuts longer text with ``llmpulse.schemas.bounded_text`` and sets
+    ``arguments_truncated``.
+    """
+
+    id: str | None = None
+    """``gen_ai.tool.call.id``: what the tool message answering it refers to."""
+    name: Identifier
+    """``gen_ai.tool.name``."""
+    arguments: str = ""
+    arguments_truncated: bool = False
+
+
 class ChatMessage(Struct, kw_only=True, omit_defaults=True):
     """One message of a chat prompt (``gen_ai.input.messages``)."""
 
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str
     name: str | None = None
+    tool_calls: list[ToolCall] = []
+    """An assistant message's tool calls."""
+    tool_call_id: str | None = None
+    """A tool message: the id of the tool call it answers."""
 
 
 class RetrievedDocument(Struct, kw_only=True, omit_defaults=True):
@@ -134,7 +177,7 @@ class PromptEvent(CallEvent, tag="prompt", kw_only=True):
     """A prompt sent to a model (topic ``llm.prompts``)."""
 
     operation: str = "chat"
-    """``gen_ai.operation.name``: chat, text_completion, embeddings ..."""
+    """``gen_ai.operation.name``: one of ``OPERATIONS`` or another lowercase identifier."""
     messages: list[ChatMessage] = []
     template_variables: dict[str, str] = {}
     """The variables the prompt template was rendered with (replay re-renders them)."""
@@ -154,6 +197,12 @@ class TokenUsage(Struct, kw_only=True, omit_defaults=True):
     input_tokens: UInt32 = 0
     output_tokens: UInt32 = 0
     cached_input_tokens: UInt32 = 0
+    reasoning_tokens: UInt32 = 0
+    """Thinking tokens (``gen_ai.usage.reasoning_tokens``), counted inside ``output_tokens``
+    by OpenAI, in addition by providers that bill them apart (recorded as reported)."""
+    cache_creation_input_tokens: UInt32 = 0
+    """Input tokens written to the provider's prompt cache
+    (``gen_ai.usage.cache_creation.input_tokens``; Anthropic bills them apart)."""
 
 
 class ErrorInfo(Struct, kw_only=True, omit_defaults=True):
@@ -168,6 +217,8 @@ class ResponseEvent(CallEvent, tag="response", kw_only=True):
 
     text: str | None = None
     error: ErrorInfo | None = None
+    tool_calls: list[ToolCall] = []
+    """The tool calls in the answer (an answer may hold only tool calls, and no text)."""
     finish_reason: str | None = None
     """``gen_ai.response.finish_reasons`` (the first): stop, length, content_filter ..."""
     response_model: str | None = None
@@ -218,7 +269,9 @@ class GuardrailVerdict(CallEvent, tag="guardrail_verdict", kw_only=True):
 
     rule_id: Identifier
     rule_kind: str
-    applies_to: Literal["prompt", "response", "context"]
+    applies_to: Literal["prompt", "response", "context", "tool_arguments", "tool_result"]
+    """What the rule read; on a span (``tool_arguments``, ``tool_result``) the verdict
+    carries the span's ``call_id``, ``trace_id`` and ``span_id``."""
     severity: Literal["info", "low", "medium", "high", "critical"]
     action: Literal["flag", "block", "redact"]
     policy_version: str
@@ -242,6 +295,47 @@ class EnrichedCall(CallEvent, tag="enriched_call", kw_only=True):
     scorer_set_version: str = ""
     policy_version: str = ""
     processed_at: AwareDatetime = field(default_factory=utcnow)
+
+
+class SpanEvent(CallEvent, tag="span", kw_only=True):
+    """A step of a trace that is not an LLM call (topic ``llm.spans``, key ``trace_id``):
+    a tool execution, an agent step, a retrieval. One event, sent when the step ends, so
+    nothing waits for a join; ``occurred_at`` is the end.
+
+    ``call_id`` is the span's own id (the same value as ``span_id``), so verdicts on the
+    span and the dead-letter paths address it like a call.
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> from llmpulse.schemas import SpanEvent, ToolCall
+        >>> span = SpanEvent(call_id="b7ad6b7169203331", span_id="b7ad6b7169203331",
+        ...                  trace_id="0af7651916cd43dd8448eb211c80319c", app="shop",
+        ...                  name="lookup_order", operation="execute_tool",
+        ...                  started_at=datetime.now(UTC), latency_ms=12.5,
+        ...                  tool=ToolCall(id="call_1", name="lookup_order",
+        ...                                arguments='{"order": 42}'))
+        >>> span.__struct_config__.tag, span.status
+        ('span', 'ok')
+    """
+
+    trace_id: Identifier  # required on a span
+    span_id: Identifier  # required on a span
+    name: Identifier
+    """What the step is (``gen_ai.tool.name``, ``gen_ai.agent.name``, a function name)."""
+    operation: Identifier
+    """``execute_tool``, ``invoke_agent``, ``retrieval``, or another lowercase identifier."""
+    started_at: AwareDatetime
+    latency_ms: DurationMs
+    status: Literal["ok", "error"] = "ok"
+    error: ErrorInfo | None = None
+    tool: ToolCall | None = None
+    """For ``execute_tool``: the tool's name, the call id and the arguments it ran with."""
+    result_preview: str | None = None
+    """The start of what the step returned, bounded by ``Limits.max_tool_result_chars``."""
+    result_truncated: bool = False
+    usage: TokenUsage | None = None
+    """An agent span may carry the totals of the calls inside it."""
+    cost_usd: CostUsd | None = None
 
 
 class FeatureDrift(Struct, kw_only=True, omit_defaults=True):
@@ -340,7 +434,7 @@ class PromptLabel(EventBase, tag="prompt_label", kw_only=True):
 
 
 Event = (
-    PromptEvent | ResponseEvent | FeedbackEvent | EnrichedCall | GuardrailVerdict | DriftResult
-    | Alert | DeadLetter | PromptVersion | PromptLabel
+    PromptEvent | ResponseEvent | FeedbackEvent | EnrichedCall | GuardrailVerdict | SpanEvent
+    | DriftResult | Alert | DeadLetter | PromptVersion | PromptLabel
 )
-"""Any event of contract v1."""
+"""Any event of contract v1.1."""

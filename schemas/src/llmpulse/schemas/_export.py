@@ -30,6 +30,7 @@ from llmpulse.schemas._events import (
     PromptLabel,
     PromptVersion,
     ResponseEvent,
+    SpanEvent,
 )
 
 __all__ = ["BatchRecord", "export_json_schemas", "json_schemas"]
@@ -50,6 +51,7 @@ _MODELS: dict[str, type[Struct]] = {
     "feedback": FeedbackEvent,
     "enriched_call": EnrichedCall,
     "guardrail_verdict": GuardrailVerdict,
+    "span": SpanEvent,
     "drift_result": DriftResult,
     "alert": Alert,
     "dead_letter": DeadLetter,

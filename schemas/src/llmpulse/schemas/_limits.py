@@ -17,6 +17,13 @@ an error; feedback says something) and what keeps every accepted event storable:
   (``PromptVersion``, ``PromptLabel``: no TTL, compacted topic) only needs storable times.
 - **Identifiers** (ids, names, labels, attribute keys) hold no control character
   (``control_character``).
+- **Operations** (v1.1, ``schema_version`` 2): a lowercase identifier (``chat``,
+  ``execute_tool``, OpenTelemetry's ``generate_content`` ...), else ``invalid_value``. A
+  v1 record's operation was free text and is kept as it was.
+- **Tool calls and spans** (v1.1): tool arguments and a span's result preview are
+  bounded (``max_tool_arguments_chars``, ``max_tool_result_chars``; a producer cuts them
+  with ``bounded_text`` and flags the cut), tool calls per message or answer by
+  ``max_tool_calls``; a span's ``call_id`` is its ``span_id``, and it ends after it starts.
 
 Example:
     >>> from llmpulse.schemas import FeedbackEvent, Limits, SchemaError, validate_event
@@ -55,19 +62,22 @@ from llmpulse.schemas._events import (
     PromptLabel,
     PromptVersion,
     ResponseEvent,
+    SpanEvent,
+    ToolCall,
     utcnow,
 )
 from llmpulse.schemas.errors import SchemaError
 
 __all__ = ["STORE_MAX_TIME", "STORE_MIN_TIME", "SUPPORTED_SCHEMA_VERSIONS", "Limits",
-           "validate_event"]
+           "bounded_text", "validate_event"]
 
-SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({SCHEMA_VERSION})
+SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1, SCHEMA_VERSION})
 STORE_MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 """The earliest instant a ``DateTime64`` column holds."""
 STORE_MAX_TIME = datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
 """The latest instant a ``DateTime64`` column holds (to the second)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_OPERATION = re.compile(r"[a-z][a-z0-9_.]*")
 _DAY = 86_400
 
 
@@ -92,6 +102,15 @@ class Limits(Struct, kw_only=True, frozen=True):
     max_attributes: int = 128
     max_attribute_chars: int = 4_096
     """An attribute's key or string value."""
+    max_tool_calls: int = 128
+    """Tool calls in one message or one answer."""
+    max_tool_arguments_chars: int = 32_768
+    """A tool call's raw arguments (producers cut longer ones and set
+    ``arguments_truncated``)."""
+    max_tool_result_chars: int = 16_384
+    """A span's ``result_preview`` (producers cut longer ones and set ``result_truncated``).
+    Guardrails read it for instructions hidden in tool results, so it is more than a
+    glimpse."""
     max_past_seconds: int = 30 * _DAY
     """How long before the reader's clock an event may have happened. The default is the
     topics' retention and the text retention (30 days), inside the raw rows' (90 days):
@@ -128,6 +147,17 @@ class Limits(Struct, kw_only=True, frozen=True):
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def bounded_text(text: str, cap: int) -> tuple[str, bool]:
+    """``text`` cut to ``cap`` characters, and whether it was cut.
+
+    Example:
+        >>> from llmpulse.schemas import Limits, bounded_text
+        >>> bounded_text("x" * 40_000, Limits().max_tool_arguments_chars)[1]
+        True
+    """
+    return (text, False) if len(text) <= cap else (text[:cap], True)
 
 
 class _Window:
@@ -176,8 +206,8 @@ def _no_control(values: list[str], path: Callable[[int], str]) -> None:
                                   field=path(i))
 
 
-_CALL_IDS = ("call_id", "trace_id", "session_id", "user_id", "prompt_id", "prompt_version",
-             "request_model", "provider")
+_CALL_IDS = ("call_id", "trace_id", "span_id", "parent_span_id", "session_id", "user_id",
+             "prompt_id", "prompt_version", "request_model", "provider")
 
 
 def _too_long(value: str | None, cap: int, cap_name: str, path: str) -> SchemaError | None:
@@ -256,14 +286,49 @@ def _call(event: CallEvent, limits: Limits, window: _Window, prefix: str = "$") 
     _ids(event, ("app", "environment", *_CALL_IDS), limits, prefix)
 
 
+def _operation(event: PromptEvent | SpanEvent, limits: Limits, prefix: str) -> None:
+    """Bounded; from v1.1 on, a lowercase identifier (v1 kept it as free text)."""
+    _ids(event, ("operation",), limits, prefix)
+    if event.schema_version > 1 and _OPERATION.fullmatch(event.operation) is None:
+        raise SchemaError("invalid_value",
+                          f"operation {event.operation[:64]!r} is not a lowercase identifier "
+                          "(chat, text_completion, embeddings, execute_tool, invoke_agent, "
+                          "retrieval ...)", field=f"{prefix}.operation")
+
+
+def _tool_call(call: ToolCall, limits: Limits, path: str) -> None:
+    _ids(call, ("id", "name"), limits, path)
+    error = _too_long(call.arguments, limits.max_tool_arguments_chars,
+                      "max_tool_arguments_chars", f"{path}.arguments")
+    if error is not None:
+        raise error
+
+
+def _tool_calls(calls: list[ToolCall], limits: Limits, path: str) -> None:
+    _count(len(calls), limits.max_tool_calls, "max_tool_calls", path)
+    for i, call in enumerate(calls):
+        _tool_call(call, limits, f"{path}[{i}]")
+
+
+def _messages_tools(event: PromptEvent, limits: Limits, prefix: str) -> None:
+    """Tool calls on assistant messages, and the tool call ids of tool messages."""
+    for i, message in enumerate(event.messages):
+        if message.tool_calls:
+            _tool_calls(message.tool_calls, limits, f"{prefix}.messages[{i}].tool_calls")
+        if message.tool_call_id is not None:
+            _ids(message, ("tool_call_id",), limits, f"{prefix}.messages[{i}]")
+
+
 def _prompt(event: PromptEvent, limits: Limits, window: _Window, prefix: str = "$") -> None:
     _call(event, limits, window, prefix)
-    _ids(event, ("operation",), limits, prefix)
+    _operation(event, limits, prefix)
     messages, documents, variables = event.messages, event.retrieved_context, event.template_variables
     if messages:
         _count(len(messages), limits.max_messages, "max_messages", f"{prefix}.messages")
         _texts([m.content for m in messages], lambda i: f"{prefix}.messages[{i}].content",
                limits)
+        if any(m.tool_calls or m.tool_call_id is not None for m in messages):
+            _messages_tools(event, limits, prefix)
     if documents:
         _count(len(documents), limits.max_documents, "max_documents",
                f"{prefix}.retrieved_context")
@@ -284,9 +349,12 @@ def _prompt(event: PromptEvent, limits: Limits, window: _Window, prefix: str = "
 
 def _response(event: ResponseEvent, limits: Limits, window: _Window, prefix: str = "$") -> None:
     _call(event, limits, window, prefix)
-    if event.text is None and event.error is None:
-        raise SchemaError("missing_field", "a response needs text or an error", field=f"{prefix}.text")
+    if event.text is None and event.error is None and not event.tool_calls:
+        raise SchemaError("missing_field", "a response needs text, tool calls or an error",
+                          field=f"{prefix}.text")
     _ids(event, ("response_model", "response_id", "finish_reason"), limits, prefix)
+    if event.tool_calls:
+        _tool_calls(event.tool_calls, limits, f"{prefix}.tool_calls")
     if event.error is not None:
         _ids(event.error, ("type",), limits, f"{prefix}.error")
     texts = [event.text or "", event.error.message if event.error else ""]
@@ -310,6 +378,29 @@ def _feedback(event: FeedbackEvent, limits: Limits, window: _Window) -> None:
 def _verdict(event: GuardrailVerdict, limits: Limits, window: _Window, prefix: str = "$") -> None:
     _call(event, limits, window, prefix)
     _ids(event, ("rule_id", "rule_kind", "policy_version"), limits, prefix)
+
+
+def _span(event: SpanEvent, limits: Limits, window: _Window) -> None:
+    _call(event, limits, window)
+    if event.call_id != event.span_id:
+        raise SchemaError("invalid_value", "a span's call_id must be its span_id",
+                          field="$.call_id")
+    _storable(event.started_at, "$.started_at")
+    if event.started_at > event.occurred_at:
+        raise SchemaError("invalid_value",
+                          f"started_at {event.started_at.isoformat()} is after occurred_at "
+                          f"{event.occurred_at.isoformat()} (a span's end)", field="$.started_at")
+    _ids(event, ("name",), limits)
+    _operation(event, limits, "$")
+    if event.error is not None:
+        _ids(event.error, ("type",), limits, "$.error")
+        _texts([event.error.message], lambda _: "$.error.message", limits)
+    if event.tool is not None:
+        _tool_call(event.tool, limits, "$.tool")
+    error = _too_long(event.result_preview, limits.max_tool_result_chars,
+                      "max_tool_result_chars", "$.result_preview")
+    if error is not None:
+        raise error
 
 
 def _enriched(event: EnrichedCall, limits: Limits, window: _Window) -> None:
@@ -377,6 +468,8 @@ def validate_event(event: object, limits: Limits = DEFAULT_LIMITS, *,
         _enriched(event, limits, window)
     elif isinstance(event, GuardrailVerdict):
         _verdict(event, limits, window)
+    elif isinstance(event, SpanEvent):
+        _span(event, limits, window)
     elif isinstance(event, PromptVersion | PromptLabel):
         _base(event, limits, None)
         _ids(event, ("app", "prompt_id", "version"), limits)

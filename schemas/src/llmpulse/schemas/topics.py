@@ -35,6 +35,7 @@ __all__ = [
     "PROMPTS",
     "PROMPT_VERSIONS",
     "RESPONSES",
+    "SPANS",
     "TopicSpec",
     "catalogue",
     "topic_name",
@@ -53,6 +54,7 @@ PROMPT_VERSIONS = "llm.prompt-versions"
 ENRICHED_PENDING = "llm.enriched.pending"
 DRIFT_INPUT = "llm.drift.input"
 OTLP_SPANS = "llm.otlp.spans"
+SPANS = "llm.spans"
 
 
 class TopicSpec(Struct, kw_only=True, frozen=True):
@@ -91,6 +93,11 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(name=FEEDBACK, key="call_id", value="FeedbackEvent, or a batch of them",
               description="Human feedback, sent any time after the call.",
               retention_ms=30 * DAY_MS, co_partitioned=True),
+    TopicSpec(name=SPANS, key="trace_id",
+              value="SpanEvent, or a batch of them",
+              description="The steps of a trace that are not LLM calls (tool executions, "
+                          "agent steps, retrievals), one event per finished step. Keyed by "
+                          "trace_id, so one worker sees a whole trace (loop detection)."),
     TopicSpec(name=ENRICHED, key="call_id", value="EnrichedCall, or a batch of them",
               description="Joined, scored and guarded calls, for the sink and replay."),
     TopicSpec(name=ALERTS, key="call_id for verdicts, dedup_key for alerts",
