@@ -17,8 +17,10 @@ Example:
     {'not_configured': 5}
     >>> llmpulse.shutdown()
 
-Three ways to capture (``track``, ``call``, ``wrap(openai_client)``), ``feedback`` by call
-id, redaction and sampling in ``init``; see ``producers/README.md``.
+Three ways to capture calls (``track``, ``call``, ``wrap(client)`` for OpenAI chat
+completions and Responses, and Anthropic Messages), ``trace``/``tool``/``tool_span`` for
+agent runs and tool executions (a tree of spans), ``feedback`` by call id, redaction and
+sampling in ``init``; see ``producers/README.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from typing import Any
 from llmpulse.producers import prompts
 from llmpulse.producers._capture import LLMCall, call, current_call, feedback, last_call_id, track
 from llmpulse.producers._client import Client, get_client, init
-from llmpulse.producers._openai import wrap
+from llmpulse.producers._spans import Span, current_span, span, tool, tool_span, trace
+from llmpulse.producers._wrap import wrap
 from llmpulse.producers.config import SdkConfig
 from llmpulse.producers.metrics import export_metrics
 from llmpulse.producers.redaction import Redactor
@@ -38,8 +41,10 @@ __all__ = [
     "LLMCall",
     "Redactor",
     "SdkConfig",
+    "Span",
     "call",
     "current_call",
+    "current_span",
     "export_metrics",
     "feedback",
     "flush",
@@ -47,7 +52,11 @@ __all__ = [
     "last_call_id",
     "prompts",
     "shutdown",
+    "span",
     "stats",
+    "tool",
+    "tool_span",
+    "trace",
     "track",
     "wrap",
 ]

@@ -8,7 +8,6 @@ is counted in ``stats()``.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import inspect
@@ -16,16 +15,23 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from llmpulse.producers._client import get_client
+from llmpulse.producers._generators import tracked_generator
+from llmpulse.producers._messages import (
+    ToolCallParts,
+    chat_messages,
+    documents,
+    output_fields,
+    tool_calls,
+)
+from llmpulse.producers._spans import Node, active, new_span_id, new_trace_id, place, tool
 from llmpulse.schemas import (
-    ChatMessage,
     ErrorInfo,
     FeedbackEvent,
     PromptEvent,
     ResponseEvent,
-    RetrievedDocument,
     SchemaError,
     TokenUsage,
     decode_event,
@@ -37,16 +43,19 @@ from llmpulse.schemas import (
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("llmpulse.producers")
 
-_current: contextvars.ContextVar[LLMCall | None] = contextvars.ContextVar(
-    "llmpulse_current_call", default=None)
 _last_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "llmpulse_last_call_id", default=None)
-_ROLES = {"system", "user", "assistant", "tool", "developer"}
+_USAGE = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+          "cache_creation_input_tokens")
 
 
 def current_call() -> LLMCall | None:
-    """The call being recorded in this context (inside ``@track`` or ``with call()``)."""
-    return _current.get()
+    """The call being recorded in this context (inside ``@track`` or ``with call()``): the
+    innermost one, also from inside a tool span it made."""
+    node = active.get()
+    while node is not None and not isinstance(node, LLMCall):
+        node = node.parent
+    return node
 
 
 def last_call_id() -> str | None:
@@ -54,65 +63,23 @@ def last_call_id() -> str | None:
     return _last_id.get()
 
 
-def _same(value: str | None) -> str | None:
-    return value
-
-
-def _messages(raw: Any, text: Callable[[str | None], str | None] = _same) -> list[ChatMessage]:
-    out = []
-    for m in raw or ():
-        if type(m) is dict and type(m.get("content")) is str:  # the usual case, fast
-            role = m.get("role", "user")
-            out.append(ChatMessage(role=role if role in _ROLES else "user",
-                                   content=text(m["content"]) or ""))
-            continue
-        if isinstance(m, ChatMessage):
-            out.append(ChatMessage(role=m.role, content=text(m.content) or "", name=m.name))
-            continue
-        get = m.get if isinstance(m, Mapping) else (lambda k, d=None, m=m: getattr(m, k, d))
-        role = str(get("role", "user"))
-        content = get("content", "")
-        if not isinstance(content, str):  # multi-part content: keep the text parts
-            content = "".join(p.get("text", "") if isinstance(p, Mapping) else str(p)
-                              for p in (content or ()))
-        out.append(ChatMessage(role=role if role in _ROLES else "user",  # type: ignore[arg-type]
-                               content=text(content) or ""))
-    return out
-
-
-def _documents(raw: Iterable[Any],
-               text: Callable[[str | None], str | None] = _same) -> list[RetrievedDocument]:
-    out = []
-    for i, d in enumerate(raw or ()):
-        if isinstance(d, RetrievedDocument):
-            out.append(RetrievedDocument(id=d.id, content=text(d.content) or "", score=d.score,
-                                         source=d.source))
-        elif isinstance(d, str):
-            out.append(RetrievedDocument(id=f"doc-{i}", content=text(d) or ""))
-        else:
-            get = d.get if isinstance(d, Mapping) else (lambda k, x=None, d=d: getattr(d, k, x))
-            score = get("score")
-            out.append(RetrievedDocument(id=str(get("id") or f"doc-{i}"),
-                                         content=text(str(get("content") or get("text") or ""))
-                                         or "",
-                                         score=float(score) if score is not None else None,
-                                         source=get("source")))
-    return out
-
-
-class LLMCall:
+class LLMCall(Node):
     """One LLM call being recorded. Made by ``llmpulse.producers.call(...)``.
 
     Use it as a context manager (sync or async); record what the model returned with
     ``record_response`` and anything that went wrong with ``record_error`` (an
-    exception leaving the block is recorded for you, then re-raised).
+    exception leaving the block is recorded for you, then re-raised). Made inside a
+    ``trace()``, a tool span or another call, it is a node of that tree.
     """
 
-    __slots__ = ("_context", "_error", "_finished", "_id_bits", "_latency_ms", "_messages",
-                 "_response", "_started_at", "_started_ns", "_t0", "_token", "_ttft_ms",
-                 "attributes", "call_id", "expects_json", "max_tokens", "model", "operation",
-                 "prompt_id", "prompt_version", "provider", "session_id", "temperature",
+    __slots__ = ("_context", "_finished", "_id_bits", "_latency_ms", "_messages",
+                 "_normalize", "_response", "_span_id", "_started_at", "_started_ns", "_t0",
+                 "_ttft_ms", "attributes", "call_id", "expects_json", "max_tokens",
+                 "metadata", "model", "operation", "parent", "parent_span_id", "prompt_id",
+                 "prompt_version", "provider", "session_id", "temperature",
                  "template_variables", "top_p", "trace_id", "user_id")
+    event_count = 2
+    """Events it becomes (the transports count them): its prompt and its response."""
 
     def __init__(self, *, prompt_id: str | None = None, prompt_version: str | None = None,
                  model: str | None = None, provider: str | None = None,
@@ -136,6 +103,11 @@ class LLMCall:
         self.call_id: str = call_id
         self.prompt_id, self.prompt_version = prompt_id, prompt_version
         self.model, self.provider = model, provider
+        self._span_id: str | None = None
+        (self.parent, trace_id, self.parent_span_id, session_id, user_id,
+         self.metadata) = place(trace_id, session_id, user_id)
+        if self.metadata:  # a trace's metadata, under the call's own attributes
+            attributes = {**self.metadata, **(attributes or {})}
         self.session_id, self.user_id, self.trace_id = session_id, user_id, trace_id
         self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
         self.expects_json, self.operation = expects_json, operation
@@ -143,6 +115,7 @@ class LLMCall:
         self.template_variables = dict(template_variables) if template_variables else {}
         self._messages: Any = list(messages) if messages is not None else (
             [{"role": "user", "content": prompt}] if prompt is not None else [])
+        self._normalize: Callable[[Any], Any] | None = None
         self._context: list[Any] = list(context) if context else []
         self._started_at = occurred_at
         self._started_ns = time.time_ns()
@@ -152,12 +125,33 @@ class LLMCall:
         self._response: dict[str, Any] = {}
         self._error: ErrorInfo | None = None
         self._finished = False
-        self._token: contextvars.Token[LLMCall | None] | None = None
+        self._token: contextvars.Token[Any] | None = None
+
+    @property
+    def span_id(self) -> str:
+        """This call's span id (16 hex), made when first asked for."""
+        span_id = self._span_id
+        if span_id is None:
+            span_id = self._span_id = new_span_id()
+        return span_id
+
+    def child_trace_id(self) -> str:
+        """The trace id a node made inside this call takes: a call with nodes inside it
+        starts a trace when it has none (a call alone keeps ``trace_id`` None)."""
+        if self.trace_id is None:
+            self.trace_id = new_trace_id()
+        return self.trace_id
 
     # -- what the app records ----------------------------------------------------------
-    def set_messages(self, messages: Iterable[Any]) -> None:
-        """The chat messages sent (dicts with role and content, or OpenAI message objects)."""
-        self._messages = list(messages)
+    def set_messages(self, messages: Iterable[Any], *,
+                     normalize: Callable[[Any], Any] | None = None) -> None:
+        """The chat messages sent (dicts with role and content, or OpenAI message objects).
+
+        ``normalize`` turns another provider's input into such messages; it runs where the
+        events are built, off the app's thread.
+        """
+        self._messages = messages if normalize is not None else list(messages)
+        self._normalize = normalize
 
     def add_context(self, documents: Iterable[Any]) -> None:
         """Retrieved documents (str, dict with id/content/score, or RetrievedDocument)."""
@@ -170,16 +164,23 @@ class LLMCall:
 
     def record_response(self, text: str | None = None, *, input_tokens: int | None = None,
                         output_tokens: int | None = None, cached_input_tokens: int | None = None,
+                        reasoning_tokens: int | None = None,
+                        cache_creation_input_tokens: int | None = None,
+                        tool_calls: list[ToolCallParts] | None = None,
                         finish_reason: str | None = None, response_model: str | None = None,
                         response_id: str | None = None, cost_usd: float | None = None,
                         streamed: bool | None = None, latency_ms: float | None = None) -> None:
         """What the model answered. Call again to add fields; the last value wins.
 
+        ``tool_calls`` are the answer's tool calls as ``(id, name, arguments text)``.
         ``latency_ms`` overrides the time the SDK measured between entering and leaving
         the block (for an app that measured the call itself, or a replay of history).
         """
         fields = (("text", text), ("input_tokens", input_tokens),
                   ("output_tokens", output_tokens), ("cached_input_tokens", cached_input_tokens),
+                  ("reasoning_tokens", reasoning_tokens),
+                  ("cache_creation_input_tokens", cache_creation_input_tokens),
+                  ("tool_calls", tool_calls),
                   ("finish_reason", finish_reason), ("response_model", response_model),
                   ("response_id", response_id), ("cost_usd", cost_usd), ("streamed", streamed),
                   ("latency_ms", latency_ms))
@@ -188,40 +189,20 @@ class LLMCall:
             if value is not None:
                 response[name] = value
 
-    def record_error(self, error: BaseException | str, message: str | None = None) -> None:
-        """The call failed: an exception, or an error type name and message."""
-        if isinstance(error, BaseException):
-            self._error = ErrorInfo(type=type(error).__name__, message=message or str(error))
-        else:
-            self._error = ErrorInfo(type=error or "Error", message=message or "")
-
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> LLMCall:
-        self._token = _current.set(self)
+        self._token = active.set(self)
         self._t0 = time.perf_counter()
         return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
-        if exc is not None and self._error is None:
-            self.record_error(exc)
-        self.finish()
-        if self._token is not None:
-            # exited in another context (a generator, another task): harmless
-            with contextlib.suppress(ValueError):
-                _current.reset(self._token)
-        return False
 
     async def __aenter__(self) -> LLMCall:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None,
-                        tb: Any) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
-
     def finish(self) -> None:
         """End the call (once): called on leaving the block.
 
-        On the app's thread this only takes the time, applies sampling and queues the call;
+        On the app's thread this only takes the time, applies sampling (per trace when
+        the call is part of one, so a trace is kept or dropped whole) and queues the call;
         its two events are built, redacted and encoded by the SDK's background thread
         (``events``), within the flush interval.
         """
@@ -232,10 +213,18 @@ class LLMCall:
         _last_id.set(self.call_id)
         client = get_client()
         try:
-            if client.keep(self.call_id, is_error=self._error is not None, call=self):
+            if client.keep(self.trace_id or self.call_id, is_error=self._error is not None,
+                           call=self):
                 client.submit(self)
         except Exception:
             client.stats.error("finish")
+
+    def encoded(self, text: Callable[[str | None], str | None], app: str, environment: str,
+                topics: Mapping[str, str]) -> tuple[str, list[tuple[str, bytes]]]:
+        """Its two events, redacted and encoded: ``(call id, [(topic, value), ...])``."""
+        prompt, response = self.events(text, app, environment)
+        return self.call_id, [(topics["prompt"], encode_event(prompt)),
+                              (topics["response"], encode_event(response))]
 
     def events(self, text: Callable[[str | None], str | None],
                app: str, environment: str) -> tuple[PromptEvent, ResponseEvent]:
@@ -245,24 +234,26 @@ class LLMCall:
         started = self._started_at
         if started is None:
             started = datetime.fromtimestamp(self._started_ns / 1e9, UTC)
+        span_id = self.span_id
+        raw = self._messages
+        if self._normalize is not None:
+            raw = self._normalize(raw)
         prompt = PromptEvent(
             event_id=uuid7_after(bits, 1), call_id=self.call_id, app=app, environment=environment,
-            trace_id=self.trace_id,
+            trace_id=self.trace_id, span_id=span_id, parent_span_id=self.parent_span_id,
             session_id=self.session_id, user_id=self.user_id, prompt_id=self.prompt_id,
             prompt_version=self.prompt_version, request_model=self.model,
             provider=self.provider, occurred_at=started, operation=self.operation,
-            messages=_messages(self._messages, text),
-            retrieved_context=_documents(self._context, text) if self._context else [],
+            messages=chat_messages(raw, text),
+            retrieved_context=documents(self._context, text) if self._context else [],
             template_variables={k: text(str(v)) or "" for k, v in
                                 self.template_variables.items()},
             temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
             expects_json=self.expects_json, attributes=self.attributes)
         r = self._response
         usage = None
-        if "input_tokens" in r or "output_tokens" in r or "cached_input_tokens" in r:
-            usage = TokenUsage(input_tokens=int(r.get("input_tokens", 0)),
-                               output_tokens=int(r.get("output_tokens", 0)),
-                               cached_input_tokens=int(r.get("cached_input_tokens", 0)))
+        if any(name in r for name in _USAGE):
+            usage = TokenUsage(**{name: int(r.get(name) or 0) for name in _USAGE})
         error = self._error
         if error is not None:
             error = ErrorInfo(type=error.type, message=text(error.message) or "")
@@ -274,12 +265,14 @@ class LLMCall:
             latency_ms = float(r["latency_ms"])
         response = ResponseEvent(
             event_id=uuid7_after(bits, 2), call_id=self.call_id, app=app,
-            environment=environment, trace_id=self.trace_id, session_id=self.session_id,
+            environment=environment, trace_id=self.trace_id, span_id=span_id,
+            parent_span_id=self.parent_span_id, session_id=self.session_id,
             user_id=self.user_id, prompt_id=self.prompt_id,
             prompt_version=self.prompt_version, request_model=self.model,
             provider=self.provider, occurred_at=started + timedelta(milliseconds=latency_ms),
             text=response_text, error=error, finish_reason=r.get("finish_reason"),
             response_model=r.get("response_model"), response_id=r.get("response_id"),
+            tool_calls=tool_calls(r["tool_calls"], text) if r.get("tool_calls") else [],
             usage=usage, latency_ms=latency_ms, time_to_first_token_ms=self._ttft_ms,
             cost_usd=r.get("cost_usd"), streamed=bool(r.get("streamed", False)))
         return prompt, response
@@ -294,40 +287,6 @@ def call(**fields: Any) -> LLMCall:
     except Exception:
         get_client().stats.error("call")
         return LLMCall()
-
-
-def output_fields(result: Any) -> dict[str, Any]:
-    """Fields of ``record_response`` from a function's result: a str, or an OpenAI-style
-    chat completion (object or dict)."""
-    if isinstance(result, str):
-        return {"text": result}
-    get = result.get if isinstance(result, Mapping) else (
-        lambda k, d=None: getattr(result, k, d))
-    choices = get("choices")
-    if not choices:
-        return {"text": ""}
-    first = choices[0]
-    fget = first.get if isinstance(first, Mapping) else (lambda k, d=None: getattr(first, k, d))
-    message = fget("message")
-    if message is not None:
-        mget = message.get if isinstance(message, Mapping) else (
-            lambda k, d=None: getattr(message, k, d))
-        text = mget("content") or ""
-    else:
-        text = fget("text") or ""
-    out: dict[str, Any] = {"text": text, "finish_reason": fget("finish_reason"),
-                           "response_model": get("model"), "response_id": get("id")}
-    usage = get("usage")
-    if usage is not None:
-        uget = usage.get if isinstance(usage, Mapping) else (lambda k, d=None: getattr(usage, k, d))
-        out["input_tokens"] = uget("prompt_tokens")
-        out["output_tokens"] = uget("completion_tokens")
-        details = uget("prompt_tokens_details")
-        if details is not None:
-            dget = details.get if isinstance(details, Mapping) else (
-                lambda k, d=None: getattr(details, k, d))
-            out["cached_input_tokens"] = dget("cached_tokens")
-    return out
 
 
 def _input_fields(args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -346,14 +305,24 @@ def _input_fields(args: tuple[Any, ...], kwargs: dict[str, Any],
 
 
 def track(_fn: F | None = None, *, capture_input: Callable[..., Any] | None = None,
-          capture_output: Callable[[Any], Any] | None = None, **fields: Any) -> Any:
-    """Decorate a function that calls an LLM (sync or async) to record every call.
+          capture_output: Callable[[Any], Any] | None = None, kind: str = "llm",
+          **fields: Any) -> Any:
+    """Decorate a function that calls an LLM (sync or async, or a generator of either) to
+    record every call.
 
     The prompt is taken from a ``messages`` or ``prompt`` keyword, or the first str
     argument (or ``capture_input(*args, **kwargs)``); the response from the return value
-    (a str or an OpenAI-style completion, or ``capture_output(result)``). Inside, the
-    call is ``current_call()``; afterwards its id is ``last_call_id()``.
+    (a str or an OpenAI-style completion, or ``capture_output(result)``). A generator's
+    answer is its items put together (str items, or OpenAI/Anthropic stream chunks;
+    ``capture_output(item)`` gives an item's text), its latency runs to the last item and
+    its time to first token to the first. Inside, the call is ``current_call()``;
+    afterwards its id is ``last_call_id()``. ``kind="tool"`` records a tool instead
+    (the same as ``@llmpulse.tool``; ``name=`` names it).
     """
+    if kind == "tool":
+        return tool(_fn, **fields) if _fn is not None else tool(**fields)
+    if kind != "llm":
+        raise ValueError(f"kind must be 'llm' or 'tool', not {kind!r}")
 
     def decorate(fn: F) -> F:
         def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
@@ -369,6 +338,9 @@ def track(_fn: F | None = None, *, capture_input: Callable[..., Any] | None = No
                 c.record_response(**output_fields(value))
             except Exception:
                 get_client().stats.error("track_output")
+
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            return cast(F, tracked_generator(fn, start, capture_output))
 
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)

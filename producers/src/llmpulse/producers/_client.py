@@ -24,14 +24,15 @@ from llmpulse.producers.config import SdkConfig
 from llmpulse.producers.redaction import Redactor
 from llmpulse.producers.stats import SdkStats
 from llmpulse.schemas import Event, encode_event
-from llmpulse.schemas.topics import FEEDBACK, PROMPTS, RESPONSES, topic_name
+from llmpulse.schemas.topics import FEEDBACK, PROMPTS, RESPONSES, SPANS, topic_name
 
 if TYPE_CHECKING:
     from llmpulse.producers._capture import LLMCall
+    from llmpulse.producers._spans import Span
 
 logger = logging.getLogger("llmpulse.producers")
 
-_TOPIC_OF = {"prompt": PROMPTS, "response": RESPONSES, "feedback": FEEDBACK}
+_TOPIC_OF = {"prompt": PROMPTS, "response": RESPONSES, "feedback": FEEDBACK, "span": SPANS}
 
 
 class Client:
@@ -86,25 +87,24 @@ class Client:
             return None
         return transport
 
-    def submit(self, call: LLMCall) -> None:
-        """Queue a finished call; its two events are built off the app's thread. Never raises."""
+    def submit(self, call: LLMCall | Span) -> None:
+        """Queue a finished call (two events) or span (one); its events are built off the
+        app's thread. Never raises."""
         if not self.config.enabled:
             return
         try:
-            transport = self._ready_transport(2)
+            transport = self._ready_transport(call.event_count)
             if transport is not None:
                 transport.enqueue_call(call)
         except Exception:
             self.stats.error("emit")
-            self.stats.drop("encode_error", 2)
+            self.stats.drop("encode_error", call.event_count)
 
-    def encode_call(self, call: LLMCall) -> tuple[str, list[tuple[str, bytes]]]:
-        """A call's prompt and response events, redacted and encoded: the key (call id)
-        and ``[(topic, value), ...]``."""
+    def encode_call(self, call: LLMCall | Span) -> tuple[str, list[tuple[str, bytes]]]:
+        """A finished call's or span's events, redacted and encoded: the key (a call's id,
+        a span's trace id) and ``[(topic, value), ...]``."""
         config = self.config
-        prompt, response = call.events(self.text, config.app, config.environment)
-        return call.call_id, [(self.topics["prompt"], encode_event(prompt)),
-                              (self.topics["response"], encode_event(response))]
+        return call.encoded(self.text, config.app, config.environment, self.topics)
 
     def emit(self, kind: str, event: Event) -> None:
         """Encode and queue one event now (feedback). Never raises."""
@@ -119,11 +119,12 @@ class Client:
             self.stats.drop("encode_error")
 
     def keep(self, call_id: str, *, is_error: bool, call: Any = None) -> bool:
-        """Sampling: errors always; then the rule; then the rate, decided per call_id."""
+        """Sampling: errors always; then the rule (given a call); then the rate, decided per
+        key (a call's id, or the trace id of a call or span in a trace)."""
         config = self.config
         if is_error:
             return True
-        if config.sample_rule is not None:
+        if config.sample_rule is not None and call is not None:
             try:
                 verdict = config.sample_rule(call)
             except Exception:

@@ -31,7 +31,7 @@ class LocalTransport:
             key, events = self._encode_call(call)
         except Exception:
             self._stats.error("build")
-            self._stats.drop("encode_error", 2)
+            self._stats.drop("encode_error", call.event_count)
             return False
         return all([self.enqueue(topic, key, data) for topic, data in events])
 

@@ -81,7 +81,8 @@ class Transport:
 
     # -- the app's side ----------------------------------------------------------------
     def enqueue_call(self, call: Any) -> bool:
-        """Queue a finished call (two events, built by the flusher). False when full.
+        """Queue a finished call (two events) or span (one), built by the flusher. False
+        when full.
 
         When the flusher has fallen behind (``max_batch_events`` calls wait), the caller
         builds its own call's events: an app capturing faster than the flusher can
@@ -89,15 +90,16 @@ class Transport:
         lost. (No early wake-up for calls: the flusher builds once per interval, so it
         takes the interpreter lock from the app once per interval.)
         """
+        events = call.event_count
         with self._lock:
             full = self._buffered >= self._config.max_buffered_events
             if not full:
-                self._buffered += 2
+                self._buffered += events
                 behind = len(self._calls) >= self._config.max_batch_events
                 if not behind:
                     self._calls.append(call)
         if full:
-            self._stats.drop("buffer_full", 2)
+            self._stats.drop("buffer_full", events)
             return False
         if behind:
             self._place([call])
@@ -187,7 +189,7 @@ class Transport:
         """Build the calls' events and append them to their partition's buffer."""
         placed: list[tuple[str, int, bytes, bytes]] = []
         partitions = self._partitions
-        failed = 0
+        failed = lost = 0
         for call in calls:
             try:
                 key, events = self._encode_call(call)
@@ -198,11 +200,12 @@ class Transport:
                     placed.append((topic, hashed % n if n else -1, kb, data))
             except Exception:
                 failed += 1
+                lost += call.event_count
         if failed:
             self._stats.error("build", failed)
-            self._stats.drop("encode_error", 2 * failed)
+            self._stats.drop("encode_error", lost)
         with self._lock:
-            self._buffered -= 2 * failed
+            self._buffered -= lost
             for topic, part, kb, data in placed:
                 if part >= 0:
                     buffer = self._buffers.get((topic, part))
