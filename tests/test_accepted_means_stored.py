@@ -34,7 +34,9 @@ from llmpulse.schemas import (
     PromptLabel,
     PromptVersion,
     ResponseEvent,
+    SpanEvent,
     TokenUsage,
+    ToolCall,
     decode_record,
     encode_event,
 )
@@ -62,6 +64,7 @@ floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
                    st.floats(-10.0, 1e4),
                    st.sampled_from([1e30, 1e31, 3.5e38, 1e300, 1e308, 6.048e8, 6.05e8, -0.0]))
 ids = st.text(min_size=1, max_size=24)
+texts = st.one_of(st.text(max_size=40), st.sampled_from(["{", '{"a": 1}', "x" * 40_000]))
 
 Path = tuple[str | int, ...]
 
@@ -86,6 +89,17 @@ CALL = _call_with_verdict()
 PROMPT, RESPONSE = CALL.prompt, CALL.response
 assert PROMPT is not None and RESPONSE is not None
 VERDICT = CALL.verdicts[0]
+SPAN = SpanEvent(call_id="00f067aa0ba902b7", span_id="00f067aa0ba902b7",
+                 trace_id="4bf92f3577b34da6a3ce929d0e0e4736", parent_span_id="b7ad6b7169203331",
+                 app="shop", name="lookup_order", operation="execute_tool",
+                 started_at=NOW - timedelta(seconds=2), occurred_at=NOW - timedelta(seconds=1),
+                 latency_ms=1000.0, status="error",
+                 tool=ToolCall(id="call_1", name="lookup_order", arguments='{"order": 42}'),
+                 result_preview="shipped", usage=TokenUsage(input_tokens=3), cost_usd=0.01)
+SPAN_VERDICT = GuardrailVerdict(call_id=SPAN.call_id, span_id=SPAN.span_id, trace_id=SPAN.trace_id,
+                                app="shop", rule_id="indirect-injection",
+                                rule_kind="prompt_injection", applies_to="tool_result",
+                                severity="high", action="flag", policy_version="p1")
 PROMPT_VERSION = PromptVersion(app="a", prompt_id="answer", version="v1",
                                messages=[ChatMessage(role="user", content="Hi {name}")])
 
@@ -97,6 +111,9 @@ CASES: dict[str, tuple[Event, dict[Path, st.SearchStrategy[Any]]]] = {
         ("response", "latency_ms"): floats, ("response", "time_to_first_token_ms"): floats,
         ("response", "cost_usd"): floats, ("response", "usage", "input_tokens"): counts,
         ("response", "usage", "output_tokens"): counts, ("response", "finish_reason"): ids,
+        ("response", "usage", "reasoning_tokens"): counts,
+        ("response", "usage", "cache_creation_input_tokens"): counts,
+        ("span_id",): ids, ("parent_span_id",): ids,
         ("scores", 0, "value"): floats, ("scores", 0, "name"): ids,
         ("verdicts", 0, "occurred_at"): timestamps, ("verdicts", 0, "span_start"): counts,
         ("verdicts", 0, "rule_id"): ids}),
@@ -113,6 +130,14 @@ CASES: dict[str, tuple[Event, dict[Path, st.SearchStrategy[Any]]]] = {
     "guardrail_verdict": (VERDICT, {("occurred_at",): timestamps, ("span_start",): counts,
                                     ("span_end",): counts, ("rule_id",): ids,
                                     ("policy_version",): ids}),
+    "span": (SPAN, {
+        ("occurred_at",): timestamps, ("started_at",): timestamps, ("latency_ms",): floats,
+        ("cost_usd",): floats, ("usage", "input_tokens"): counts, ("trace_id",): ids,
+        ("parent_span_id",): ids, ("name",): ids, ("operation",): ids,
+        ("tool", "name"): ids, ("tool", "id"): ids, ("tool", "arguments"): texts,
+        ("result_preview",): texts}),
+    "span_verdict": (SPAN_VERDICT, {("occurred_at",): timestamps, ("trace_id",): ids,
+                                    ("span_id",): ids, ("rule_id",): ids}),
     "drift_result": (sample_drift(), {
         ("occurred_at",): timestamps, ("window_end",): timestamps,
         ("window_start",): timestamps, ("reference_start",): timestamps,
@@ -159,6 +184,7 @@ def _rows(event: Event) -> tuple[Event, list[tuple[str, uuid.UUID, datetime]]]:
         return event, [("calls", event.event_id, event.occurred_at),
                        *(("guardrail_verdicts", v.event_id, v.occurred_at) for v in event.verdicts)]
     table = {FeedbackEvent: "feedback", GuardrailVerdict: "guardrail_verdicts", Alert: "alerts",
+             SpanEvent: "spans",
              DriftResult: "drift_results", DeadLetter: "dead_letters",
              PromptVersion: "prompt_versions", PromptLabel: "prompt_labels"}[type(event)]
     return event, [(table, event.event_id, event.occurred_at)]
@@ -205,6 +231,11 @@ def _check(store: Store, data: bytes, seen: Callable[[str], None]) -> None:
         tokens = _one(store, "SELECT input_tokens FROM calls WHERE event_id = {id:UUID}",
                       stored.event_id)
         assert tokens == (stored.response.usage.input_tokens,)
+    if isinstance(stored, SpanEvent):  # the text and the ids as accepted, not cut again
+        row = _one(store, "SELECT trace_id, parent_span_id, operation, tool_arguments, "
+                          "result_preview FROM spans WHERE event_id = {id:UUID}", stored.event_id)
+        assert row == (stored.trace_id, stored.parent_span_id or "", stored.operation,
+                       stored.tool.arguments if stored.tool else "", stored.result_preview or "")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -4,74 +4,18 @@ generation, bad input of every kind, and the token -> app binding."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status, TracesData
+from otlp_spans import T0, traces
 
 from llmpulse.processors.otlp import OtlpMapper, TokenBindings, header_sha256
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE
 from llmpulse.schemas import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "otlp_fixtures"
-T0 = (time.time_ns() // 10**9 - 3_600) * 10**9  # an hour ago: inside the accepted window
-
-
-def _set(target: AnyValue, value: Any) -> None:
-    if isinstance(value, bool):
-        target.bool_value = value
-    elif isinstance(value, int):
-        target.int_value = value
-    elif isinstance(value, float):
-        target.double_value = value
-    elif isinstance(value, str):
-        target.string_value = value
-    elif isinstance(value, list):
-        target.array_value.SetInParent()
-        for item in value:
-            _set(target.array_value.values.add(), item)
-    elif isinstance(value, dict):
-        target.kvlist_value.SetInParent()
-        for key, item in value.items():
-            kv = target.kvlist_value.values.add()
-            kv.key = key
-            _set(kv.value, item)
-
-
-def _attrs(repeated: Any, values: dict[str, Any]) -> None:
-    for key, value in values.items():
-        kv = repeated.add()
-        kv.key = key
-        _set(kv.value, value)
-
-
-def traces(*spans: dict[str, Any], resource: dict[str, Any] | None = None) -> TracesData:
-    """TracesData with one resource and these spans (attrs, events, ids, status ...)."""
-    data = TracesData()
-    rs = data.resource_spans.add()
-    _attrs(rs.resource.attributes, resource if resource is not None else
-           {"service.name": "support-bot", "deployment.environment.name": "prod-eu"})
-    scope = rs.scope_spans.add()
-    scope.scope.name = "hand-made"
-    for n, spec in enumerate(spans, start=1):
-        span = scope.spans.add()
-        span.name = spec.get("name", "chat gpt-4o")
-        span.trace_id = spec.get("trace_id", bytes([n]) * 16)
-        span.span_id = spec.get("span_id", bytes([n]) * 8)
-        span.start_time_unix_nano = spec.get("start", T0)
-        span.end_time_unix_nano = spec.get("end", T0 + 1_500_000_000)
-        _attrs(span.attributes, spec.get("attrs", {}))
-        for name, attrs in spec.get("events", []):
-            event = span.events.add()
-            event.name = name
-            event.time_unix_nano = T0 + 1
-            _attrs(event.attributes, attrs)
-        if "status" in spec:
-            span.status.code, span.status.message = spec["status"]
-    return data
 
 
 CURRENT = {
@@ -134,8 +78,8 @@ def test_current_conventions_with_structured_values() -> None:
         "stop", "claude-x-2026", "msg_1")
     assert (response.usage.input_tokens, response.usage.output_tokens,
             response.usage.cached_input_tokens) == (120, 30, 100)
-    assert response.attributes["gen_ai.usage.cache_creation.input_tokens"] == 20
-    assert response.attributes["gen_ai.usage.reasoning.output_tokens"] == 12
+    assert (response.usage.cache_creation_input_tokens, response.usage.reasoning_tokens) == (20, 12)
+    assert not any(k.startswith("gen_ai.usage") for k in response.attributes)
     assert response.time_to_first_token_ms == 250.0 and response.streamed
     assert response.latency_ms == 1500.0 and prompt.provider == "anthropic"
 
@@ -193,7 +137,8 @@ def test_non_genai_and_non_inference_spans_are_counted_not_dead_lettered() -> No
         {"attrs": {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}},
         {"attrs": {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "e5"}},
         {"attrs": CURRENT}))
-    assert (record.spans, record.skipped, len(record.prompts), record.dead_letters) == (4, 3, 1, [])
+    assert (record.spans, record.skipped, len(record.prompts), record.dead_letters) == (4, 2, 1, [])
+    assert [s.name for s in record.span_events] == ["search"]  # a tool execution is a step
 
 
 def test_bad_spans_go_to_the_dlq_with_a_reason_and_the_good_span_is_kept() -> None:

@@ -90,7 +90,7 @@ def test_verdicts_come_with_their_calls(enricher):
     out = step.process([Record("llm.prompts", encode_event(_prompt("c", "mail ada@example.com"))),
                         Record("llm.responses", encode_event(_response("c")))], now=0.0)
     assert [v.rule_id for v in out.verdicts] == ["pii-prompt"]
-    assert set(out.seconds) == {"join", "light", "heavy", "drift"}
+    assert set(out.seconds) == {"join", "light", "heavy", "drift", "spans"}
 
 
 class _Monitor:

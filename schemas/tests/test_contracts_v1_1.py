@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,10 @@ from llmpulse.schemas import (
 )
 from llmpulse.schemas.topics import SPANS, catalogue
 
+RECORDED_V1 = Path(__file__).resolve().parent / "data" / "v1_records.json"
+"""Batch records (prompts, responses, feedback, enriched calls, a verdict) encoded by the v1
+code (commit 3d8556a: ``schemas`` and ``sinks.testing.sample_calls``), with the clock they
+were recorded at."""
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
 
@@ -76,6 +81,21 @@ def test_a_v1_record_still_decodes_with_its_free_text_operation() -> None:
     assert response.usage == TokenUsage(input_tokens=12, output_tokens=3, cached_input_tokens=2)
     assert response.usage.reasoning_tokens == 0 and response.tool_calls == []
     assert {1, 2} == SUPPORTED_SCHEMA_VERSIONS and SCHEMA_VERSION == 2
+
+
+def test_records_written_by_the_v1_code_decode_and_round_trip() -> None:
+    recorded = json.loads(RECORDED_V1.read_text(encoding="utf-8"))
+    now = datetime.fromisoformat(recorded["recorded_at"])
+    kinds = []
+    for line in recorded["records"]:
+        record = decode_record(line.encode(), now=now)
+        assert record.failures == [] and record.batched
+        for event in record.events:
+            assert event.schema_version == 1
+            assert decode_event(encode_event(event), now=now) == event
+            kinds.append(type(event).__name__)
+    assert kinds.count("EnrichedCall") == 3 and {"PromptEvent", "ResponseEvent", "FeedbackEvent",
+                                                  "GuardrailVerdict"} <= set(kinds)
 
 
 def test_a_v1_1_operation_must_be_a_lowercase_identifier() -> None:

@@ -19,6 +19,9 @@ from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas import (
     DeadLetter,
     Event,
+    GuardrailVerdict,
+    SpanEvent,
+    ToolCall,
     decode_record,
     encode_batch,
     encode_event,
@@ -50,6 +53,8 @@ def prefix(kafka_bootstrap: str) -> str:
 
 
 def _key(event: Event) -> str:
+    if isinstance(event, SpanEvent):
+        return event.trace_id
     return getattr(event, "call_id", None) or getattr(event, "dedup_key", None) or event.app
 
 
@@ -136,6 +141,39 @@ def test_every_event_becomes_rows_with_its_values(kafka_bootstrap: str, prefix: 
     drift_row = store.query("SELECT feature_names, feature_p_values, drifted FROM drift_results").rows[0]
     assert drift_row == (["prompt_length", "embedding"], [0.001, None], True)
     assert store.query("SELECT status, severity, value FROM alerts").rows == [("firing", "high", 0.08)]
+
+
+def test_spans_and_their_verdicts_are_stored_once(kafka_bootstrap: str, prefix: str, store: Store,
+                                                   count: Callable[[str], int]) -> None:
+    """What the worker emits for an agent trace: guarded spans on llm.enriched, verdicts on
+    llm.alerts (contracts v1.1)."""
+    end = datetime.now(UTC)
+    trace = uuid.uuid4().hex
+    spans = [SpanEvent(call_id=f"{n:016x}", span_id=f"{n:016x}", trace_id=trace,
+                       parent_span_id=None if n == 1 else f"{1:016x}", app="support-bot",
+                       name="agent" if n == 1 else "lookup_order",
+                       operation="invoke_agent" if n == 1 else "execute_tool",
+                       started_at=end - timedelta(milliseconds=10 * n), occurred_at=end,
+                       latency_ms=10.0 * n, status="error" if n == 3 else "ok",
+                       tool=None if n == 1 else ToolCall(id=f"call_{n}", name="lookup_order",
+                                                         arguments='{"order": 42}'))
+             for n in range(1, 5)]
+    loop = GuardrailVerdict(call_id=spans[3].call_id, span_id=spans[3].span_id, trace_id=trace,
+                            app="support-bot", rule_id="agent_loop", rule_kind="agent",
+                            applies_to="tool_arguments", severity="medium", action="flag",
+                            policy_version="agents-1")
+    produce(kafka_bootstrap, f"{prefix}llm.enriched", spans, per_record=2)
+    produce(kafka_bootstrap, f"{prefix}llm.alerts", [loop])
+    with running(Sink(_config(kafka_bootstrap, prefix), store)) as sink:
+        wait_until(lambda: sink.stats.events == 5 and sink.stats.commits > 0 and not sink._offsets,
+                   what="spans and the verdict written and committed")
+    assert count("spans") == 4 and count("guardrail_verdicts WHERE trace_id != ''") == 1
+    tools = store.query("SELECT tool_name, sum(calls), sum(errors) FROM tool_calls_1m "
+                        "GROUP BY tool_name").rows
+    assert tools == [("lookup_order", 3, 1)]
+    tree = store.query("SELECT span_id, parent_span_id FROM spans WHERE trace_id = {t:String} "
+                       "ORDER BY span_id", {"t": trace}).rows
+    assert tree == [(f"{n:016x}", "" if n == 1 else f"{1:016x}") for n in range(1, 5)]
 
 
 def test_replaying_the_same_offsets_changes_no_dashboard(kafka_bootstrap: str, prefix: str,

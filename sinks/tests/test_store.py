@@ -55,9 +55,9 @@ def test_migrate_twice_applies_each_migration_once(store: Store) -> None:
     assert store.migrate() == []
     status = store.migration_status()
     assert [s.name for s in status] == ["0001_raw_tables", "0002_rollups", "0003_evaluation",
-                                         "0004_eval_sources", "0005_prompt_registry"]
+                                         "0004_eval_sources", "0005_prompt_registry", "0006_agents"]
     assert all(s.applied and not s.changed for s in status)
-    assert store.query("SELECT count() FROM schema_migrations FINAL").scalar() == 5
+    assert store.query("SELECT count() FROM schema_migrations FINAL").scalar() == 6
 
 
 def test_an_edited_applied_migration_is_refused(store: Store) -> None:

@@ -1,7 +1,7 @@
 """Configuration of the scorers and guardrails: one YAML file plus ``LLMPULSE_*`` variables.
 
-The file is the workers' file (``LLMPULSE_CONFIG``); this module reads its ``scoring`` and
-``guardrails`` sections and ignores the others. Any setting can be overridden by a
+The file is the workers' file (``LLMPULSE_CONFIG``); this module reads its ``scoring``,
+``guardrails`` and ``agents`` sections and ignores the others. Any setting can be overridden by a
 variable named after its path, ``__`` between the levels (the pydantic-settings habit)::
 
     LLMPULSE_SCORING__TOXICITY__BATCH_SIZE=64
@@ -35,6 +35,7 @@ from llmpulse.processors.errors import ConfigError
 from llmpulse.schemas import environment as env
 
 __all__ = [
+    "AgentsConfig",
     "BatchSettings",
     "EmbeddingConfig",
     "GuardrailsConfig",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
 NonNegFloat = Annotated[float, Meta(ge=0)]
 Ratio = Annotated[float, Meta(ge=0, le=1)]
 
@@ -180,11 +182,30 @@ class GuardrailsConfig(_Section, frozen=True):
     """Matches of one rule in one text beyond this are counted, not recorded one by one."""
 
 
+class AgentsConfig(_Section, frozen=True):
+    """The checks on tool calls and agent traces (``llmpulse.processors.agents``), and the
+    bounds of the per-trace state they keep."""
+
+    enabled: bool = True
+    loop_threshold: Annotated[int, Meta(ge=2)] = 3
+    """The same tool with the same arguments this many times in one trace: ``agent_loop``."""
+    max_traces: PositiveInt = 10_000
+    """Traces held at once; beyond it the least recently seen trace is dropped (counted)."""
+    max_spans_per_trace: PositiveInt = 1_000
+    """Spans of one trace whose ids, parents and tool calls are remembered; later spans of
+    a bigger trace are still checked and emitted, but not remembered (counted)."""
+    max_tracked_spans: PositiveInt = 100_000
+    """Spans remembered over all traces; beyond it the least recently seen traces are dropped."""
+    trace_idle_s: PositiveFloat = 900.0
+    """A trace with no new span for this long is dropped (its loops can no longer grow)."""
+
+
 class ProcessorConfig(_Section, frozen=True):
     """Everything the scoring and guardrail library reads."""
 
     scoring: ScoringConfig = ScoringConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
+    agents: AgentsConfig = AgentsConfig()
 
     def fingerprint(self) -> str:
         """A short hash of the scoring settings (thresholds, models, batches)."""
@@ -192,7 +213,7 @@ class ProcessorConfig(_Section, frozen=True):
         return hashlib.sha256(data).hexdigest()[:8]
 
 
-_SECTIONS = ("scoring", "guardrails")
+_SECTIONS = ("scoring", "guardrails", "agents")
 _ENV_SECTIONS = tuple(f"LLMPULSE_{s.upper()}__" for s in _SECTIONS)
 _PATH_KEYS = {
     ("guardrails", "policy"),

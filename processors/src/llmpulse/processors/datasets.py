@@ -23,7 +23,14 @@ import msgspec
 
 from llmpulse.processors.errors import missing_dependency
 from llmpulse.processors.replay import ReplaySource, read_events
-from llmpulse.schemas import Event, decode_event, encode_batch, encode_event, partition_for
+from llmpulse.schemas import (
+    Event,
+    decode_event,
+    encode_batch,
+    encode_event,
+    event_key,
+    partition_for,
+)
 
 __all__ = ["export_range", "import_dataset", "read_dataset"]
 
@@ -132,7 +139,8 @@ def produce_events(events: Iterable[tuple[str, Event]], *, bootstrap_servers: st
                    prefix: str = "", kafka_config: dict[str, Any] | None = None,
                    batch_events: int = 500) -> int:
     """Produce (topic, event) pairs to ``prefix + topic`` as batch records per partition of
-    ``call_id`` (Kafka's hash, like the SDK); the count. Every topic must exist."""
+    their key (``event_key``: the ``call_id``, a span's ``trace_id``; Kafka's hash, like the
+    SDK); the count. Every topic must exist."""
     try:
         from confluent_kafka import Producer
         from confluent_kafka.admin import AdminClient
@@ -162,7 +170,7 @@ def produce_events(events: Iterable[tuple[str, Event]], *, bootstrap_servers: st
                 raise ValueError(f"topic {name} does not exist: llmpulse topics create --prefix "
                                  f"{prefix!r}")
             partitions[name] = len(meta.partitions)
-        key = getattr(event, "call_id", None) or str(event.event_id)
+        key = event_key(event)
         slot = (name, partition_for(key, partitions[name]))
         buffers.setdefault(slot, []).append((key, encode_event(event)))
         if len(buffers[slot]) >= batch_events:

@@ -11,6 +11,11 @@ Plain Python, no Kafka: the Faust agents, replay and the embedded demo all call 
   Each batched scorer's ``BatchSettings`` (``enricher.batching``) tell
   the stream how many calls to gather and how long to wait.
 - ``Enricher.enrich(pairs)`` is both, for replay and the demo.
+- ``Enricher.guard_span(span)`` runs the policy's text rules on a span's tool arguments
+  and result (the step's span path; ``llmpulse.processors.agents`` checks the trace).
+
+The light path also flags the answer's tool calls whose arguments are not a JSON object
+(``tool_arguments_invalid_json``, when the ``agents`` section is enabled).
 
 Every record carries the scorer-set version and the policy version that produced it;
 every score its scorer's name, version and backend.
@@ -43,6 +48,7 @@ import msgspec
 from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
+from llmpulse.processors.agents import agents_version, tool_call_verdicts
 from llmpulse.processors.config import BatchSettings, ProcessorConfig, load_config
 from llmpulse.processors.guardrails.policy import GuardrailPolicy, PolicyStore
 from llmpulse.processors.scoring.base import Scorer, not_applicable
@@ -51,7 +57,14 @@ from llmpulse.processors.scoring.operations import OperationsScorer
 from llmpulse.processors.scoring.quality import QualityScorer
 from llmpulse.processors.scoring.readability import ReadabilityScorer
 from llmpulse.processors.scoring.toxicity import ToxicityScorer
-from llmpulse.schemas import EnrichedCall, PromptEvent, ResponseEvent, ScoreResult
+from llmpulse.schemas import (
+    EnrichedCall,
+    GuardrailVerdict,
+    PromptEvent,
+    ResponseEvent,
+    ScoreResult,
+    SpanEvent,
+)
 
 __all__ = ["CallPair", "Enricher", "join", "sampled"]
 
@@ -98,6 +111,8 @@ def join(pair: CallPair) -> EnrichedCall:
         event_id=event_id, occurred_at=source.occurred_at, app=source.app,
         environment=source.environment, call_id=source.call_id,
         trace_id=_first(source.trace_id, other and other.trace_id),
+        span_id=_first(source.span_id, other and other.span_id),
+        parent_span_id=_first(source.parent_span_id, other and other.parent_span_id),
         session_id=_first(source.session_id, other and other.session_id),
         user_id=_first(source.user_id, other and other.user_id),
         prompt_id=_first(source.prompt_id, other and other.prompt_id),
@@ -153,6 +168,8 @@ class Enricher:
         names = [(s.name, s.version) for s in (*self.light_scorers, *self.batched_scorers.values())]
         digest = hashlib.sha256(msgspec.json.encode([names, self.config.fingerprint()])).hexdigest()[:8]
         self.scorer_set_version = f"{scoring.version}+{digest}"
+        self.agents_version = agents_version(self.config.agents) if self.config.agents.enabled else None
+        """What the agent checks' verdicts carry as ``policy_version`` (None: checks off)."""
         self.errors = 0
 
     @property
@@ -192,11 +209,14 @@ class Enricher:
                 for scorer in self.light_scorers:
                     one = getattr(scorer, "score_one", None)
                     scores.extend(one(call) if one is not None else scorer.score([call])[0])
+                verdicts = tool_call_verdicts(call, self.agents_version) \
+                    if self.agents_version is not None else []
                 if policy is not None:
                     result = policy.evaluate(call)
                     call = result.apply(call)
-                    call.verdicts = result.verdicts
+                    verdicts.extend(result.verdicts)
                     call.policy_version = policy.version
+                call.verdicts = verdicts
                 call.scores = scores
             except Exception as exc:  # one bad call must not stop the stream
                 self.errors += 1
@@ -206,6 +226,15 @@ class Enricher:
             call.scorer_set_version = self.scorer_set_version
             out.append(call)
         return out
+
+    def guard_span(self, span: SpanEvent) -> tuple[SpanEvent, list[GuardrailVerdict]]:
+        """The policy's text rules on a span's tool arguments and result: the span with what
+        ``redact`` rules matched masked, and the verdicts."""
+        policy = self.policy
+        if policy is None:
+            return span, []
+        result = policy.evaluate(span)
+        return result.apply(span), result.verdicts
 
     def heavy(self, calls: Sequence[EnrichedCall], *, scorers: Iterable[str] | None = None
               ) -> list[EnrichedCall]:

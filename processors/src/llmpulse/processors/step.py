@@ -1,12 +1,15 @@
-"""One processing step: records in; enriched calls, verdicts, dead letters and drift out.
+"""One processing step: records in; enriched calls, spans, verdicts, dead letters and drift out.
 
 Plain Python, no Kafka: decode and validate each record (``llmpulse.schemas``), dead-letter
 what fails, join prompt and response (``CallJoiner``), score and guard (``Enricher``:
 light, then the model scorers), then watch drift (``DriftMonitor``) and raise alerts
-(``AlertEngine``). The Faust worker, the embedded demo and replay are adapters around it:
-the worker runs the stages in separate agents (``take``, ``light``, ``heavy``, ``watch``),
-the demo runs them all at once (``process``), replay takes and joins with it and scores
-with two enrichers.
+(``AlertEngine``). Spans (records of ``llm.spans``: tool executions, agent steps) need no
+join: ``trace`` checks them against their trace (``TraceMonitor``: invalid tool arguments,
+tool errors, loops) and guards their tool arguments and results (``Enricher.guard_span``).
+The Faust worker, the embedded demo and replay are adapters around it: the worker runs the
+stages in separate agents (``take``, ``light``, ``heavy``, ``watch``; ``take`` and
+``trace`` for spans), the demo runs them all at once (``process``), replay takes and joins
+with it and scores with two enrichers.
 
 Example:
     >>> from llmpulse.processors.config import load_config
@@ -25,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from llmpulse.processors.agents import TraceMonitor
 from llmpulse.processors.join import CallJoiner, StoredHalf
 from llmpulse.processors.pipeline import CallPair, Enricher
 from llmpulse.schemas import (
@@ -46,15 +51,18 @@ from llmpulse.schemas import (
     Limits,
     PromptEvent,
     ResponseEvent,
+    SpanEvent,
     dead_letter,
     dead_letters,
     decode_record,
     encode_event,
 )
+from llmpulse.schemas.topics import SPANS
 
-__all__ = ["Decoded", "Drifted", "ProcessingStep", "Record", "StepOutput", "Taken"]
+__all__ = ["Decoded", "Drifted", "ProcessingStep", "Record", "StepOutput", "Taken", "Traced"]
 
 Half = PromptEvent | ResponseEvent
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +82,12 @@ class Record:
 @dataclass
 class Decoded:
     """What one record held: the halves to join (with their partition), the feedback (when
-    the step takes feedback), its dead letters, and how many events were decoded."""
+    the step takes feedback), the spans, its dead letters, and how many events were decoded."""
 
     record: Record
     halves: list[tuple[Half, int]] = field(default_factory=list)
     feedback: list[FeedbackEvent] = field(default_factory=list)
+    spans: list[SpanEvent] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
     events: int = 0
 
@@ -86,10 +95,12 @@ class Decoded:
 @dataclass
 class Taken:
     """What ``take`` made of a batch of records: the joined pairs, the feedback (when the
-    step takes feedback), the records with dead letters, and how many events were decoded."""
+    step takes feedback), the spans, the records with dead letters, and how many events
+    were decoded."""
 
     pairs: list[CallPair] = field(default_factory=list)
     feedback: list[FeedbackEvent] = field(default_factory=list)
+    spans: list[SpanEvent] = field(default_factory=list)
     rejected: list[Decoded] = field(default_factory=list)
     events: int = 0
 
@@ -107,6 +118,14 @@ class Drifted:
 
 
 @dataclass
+class Traced:
+    """Spans checked and guarded (their redactions applied), and their verdicts."""
+
+    spans: list[SpanEvent] = field(default_factory=list)
+    verdicts: list[GuardrailVerdict] = field(default_factory=list)
+
+
+@dataclass
 class StepOutput:
     """Everything one ``process`` call produced."""
 
@@ -114,14 +133,16 @@ class StepOutput:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     feedback: list[FeedbackEvent] = field(default_factory=list)
     drift: Drifted = field(default_factory=Drifted)
+    traced: Traced = field(default_factory=Traced)
+    """The spans and their verdicts."""
     events: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    """Time spent in each stage (join, light, heavy, drift)."""
+    """Time spent in each stage (join, light, heavy, drift, spans)."""
 
     @property
     def verdicts(self) -> list[GuardrailVerdict]:
-        """The guardrail verdicts of the calls."""
-        return [v for c in self.calls for v in c.verdicts]
+        """The verdicts of the calls, then those of the spans."""
+        return [*(v for c in self.calls for v in c.verdicts), *self.traced.verdicts]
 
     @property
     def drift_input(self) -> list[EnrichedCall | FeedbackEvent]:
@@ -139,9 +160,12 @@ class ProcessingStep:
         alerts: an ``AlertEngine`` (None: no alerts).
         take_feedback: feedback events are drift input (the demo reads every topic); else
             a feedback event is an unexpected one.
-        reject_unexpected: an event that is neither a prompt nor a response (nor taken
-            feedback) becomes an ``unknown_type`` dead letter (the worker's input topics
-            carry only those); else it is skipped.
+        reject_unexpected: an event that does not belong on its topic becomes an
+            ``unknown_type`` dead letter (the worker's input topics carry only prompts and
+            responses, ``llm.spans`` only spans); else it is skipped (a span is taken
+            wherever it came from).
+        traces: the agent checks of spans (default: a ``TraceMonitor`` of the enricher's
+            ``agents`` section, None when it is disabled).
         payload_max: the cap on the rejected bytes a dead letter keeps.
         limits: the bounds validation applies (default: ``Limits.from_env()``, the
             ``LLMPULSE_LIMIT_*`` variables, as the sink reads them): every adapter decodes
@@ -155,7 +179,7 @@ class ProcessingStep:
 
     def __init__(self, enricher: Enricher | None = None, *, joiner: CallJoiner | None = None,
                  drift: Any = None, alerts: Any = None, take_feedback: bool = False,
-                 reject_unexpected: bool = True,
+                 reject_unexpected: bool = True, traces: TraceMonitor | None = None,
                  payload_max: int = DLQ_PAYLOAD_MAX_BYTES, limits: Limits | None = None) -> None:
         self.limits = limits if limits is not None else Limits.from_env()
         self.enricher = enricher if enricher is not None else Enricher()
@@ -166,6 +190,10 @@ class ProcessingStep:
         self.reject_unexpected = reject_unexpected
         self.payload_max = payload_max
         self.counts: Counter[str] = Counter()
+        agents = self.enricher.config.agents
+        if traces is None and agents.enabled:
+            traces = TraceMonitor(agents, counts=self.counts)
+        self.traces = traces
 
     # -- the stages ------------------------------------------------------------------------
 
@@ -179,6 +207,7 @@ class ProcessingStep:
         decoded = [self.decode(record) for record in records]
         for one in decoded:
             taken.feedback.extend(one.feedback)
+            taken.spans.extend(one.spans)
             taken.events += one.events
             if one.letters:
                 taken.rejected.append(one)
@@ -196,12 +225,11 @@ class ProcessingStep:
         out.letters = dead_letters(decoded.failures, source_topic=record.topic,
                                    source_partition=record.partition,
                                    source_offset=record.offset, payload_max=self.payload_max)
+        spans_topic = record.topic.endswith(SPANS)
         for index, event in enumerate(decoded.events):
-            if isinstance(event, PromptEvent | ResponseEvent):
-                out.halves.append((event, record.partition))
-            elif self.take_feedback and isinstance(event, FeedbackEvent):
-                out.feedback.append(event)
-            elif self.reject_unexpected:
+            if self._keep(out, event, spans_topic):
+                continue
+            if self.reject_unexpected:
                 at = _batch_position(decoded, index) if decoded.batched else None
                 out.letters.append(dead_letter(
                     "unknown_type", f"a {type(event).__name__} does not belong on {record.topic}",
@@ -212,6 +240,25 @@ class ProcessingStep:
         for letter in out.letters:
             self.counts[f"dlq:{letter.reason}"] += 1
         return out
+
+    def _keep(self, out: Decoded, event: Any, spans_topic: bool) -> bool:
+        """Put an event where it goes in ``out``; False when it does not belong here (only
+        spans belong on ``llm.spans``, and spans nowhere else, unless the step is lenient)."""
+        lenient = not self.reject_unexpected
+        if isinstance(event, SpanEvent):
+            if spans_topic or lenient:
+                out.spans.append(event)
+                return True
+            return False
+        if spans_topic and not lenient:
+            return False
+        if isinstance(event, PromptEvent | ResponseEvent):
+            out.halves.append((event, out.record.partition))
+            return True
+        if self.take_feedback and isinstance(event, FeedbackEvent):
+            out.feedback.append(event)
+            return True
+        return False
 
     def join(self, halves: Iterable[tuple[Half, int]], *, now: float,
              source: Any = None) -> list[CallPair]:
@@ -235,6 +282,27 @@ class ProcessingStep:
     def heavy(self, calls: Sequence[EnrichedCall]) -> list[EnrichedCall]:
         """The model scorers and the score rules, on a micro-batch of light calls."""
         return self.enricher.heavy(calls) if calls else list(calls)
+
+    def trace(self, spans: Sequence[SpanEvent]) -> Traced:
+        """Check each span against its trace (``TraceMonitor``) and guard its tool arguments
+        and result (``Enricher.guard_span``). A span whose checks raise still goes on, as
+        it came, counted in ``span_errors``."""
+        out = Traced()
+        for span in spans:
+            try:
+                verdicts: list[GuardrailVerdict] = []
+                if self.traces is not None:
+                    span, verdicts = self.traces.check(span)
+                span, guarded = self.enricher.guard_span(span)
+                verdicts.extend(guarded)
+            except Exception:  # one bad span must not stop the stream
+                self.counts["span_errors"] += 1
+                logger.exception("checking span %s of trace %s failed", span.span_id, span.trace_id)
+                verdicts = []
+            out.spans.append(span)
+            out.verdicts.extend(verdicts)
+        self.counts["spans"] += len(out.spans)
+        return out
 
     def watch(self, calls: Iterable[EnrichedCall] = (), feedback: Iterable[FeedbackEvent] = ()
               ) -> Drifted:
@@ -281,10 +349,12 @@ class ProcessingStep:
         t3 = clock()
         drifted = self.watch(calls, taken.feedback)
         t4 = clock()
+        traced = self.trace(taken.spans)
+        t5 = clock()
         return StepOutput(calls=calls, dead_letters=taken.dead_letters, feedback=taken.feedback,
-                          drift=drifted, events=taken.events,
+                          drift=drifted, traced=traced, events=taken.events,
                           seconds={"join": t1 - t0, "light": t2 - t1, "heavy": t3 - t2,
-                                   "drift": t4 - t3})
+                                   "drift": t4 - t3, "spans": t5 - t4})
 
 
 def _batch_position(decoded: DecodedRecord, index: int) -> int:

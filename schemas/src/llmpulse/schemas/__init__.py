@@ -68,7 +68,7 @@ from llmpulse.schemas._limits import (
     bounded_text,
     validate_event,
 )
-from llmpulse.schemas._partition import murmur2, partition_for
+from llmpulse.schemas._partition import event_key, murmur2, partition_for
 from llmpulse.schemas.errors import LlmpulseError, SchemaError
 
 __all__ = [
@@ -112,6 +112,7 @@ __all__ = [
     "decode_record",
     "encode_batch",
     "encode_event",
+    "event_key",
     "export_json_schemas",
     "json_schemas",
     "murmur2",

@@ -49,6 +49,7 @@ from msgspec import Struct
 
 from llmpulse.schemas import environment as env
 from llmpulse.schemas._events import (
+    OPERATIONS,
     SCHEMA_VERSION,
     Alert,
     CallEvent,
@@ -78,6 +79,7 @@ STORE_MAX_TIME = datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
 """The latest instant a ``DateTime64`` column holds (to the second)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _OPERATION = re.compile(r"[a-z][a-z0-9_.]*")
+_KNOWN_OPERATIONS = frozenset(OPERATIONS)
 _DAY = 86_400
 
 
@@ -289,7 +291,9 @@ def _call(event: CallEvent, limits: Limits, window: _Window, prefix: str = "$") 
 def _operation(event: PromptEvent | SpanEvent, limits: Limits, prefix: str) -> None:
     """Bounded; from v1.1 on, a lowercase identifier (v1 kept it as free text)."""
     _ids(event, ("operation",), limits, prefix)
-    if event.schema_version > 1 and _OPERATION.fullmatch(event.operation) is None:
+    operation = event.operation
+    if event.schema_version > 1 and operation not in _KNOWN_OPERATIONS \
+            and _OPERATION.fullmatch(operation) is None:
         raise SchemaError("invalid_value",
                           f"operation {event.operation[:64]!r} is not a lowercase identifier "
                           "(chat, text_completion, embeddings, execute_tool, invoke_agent, "

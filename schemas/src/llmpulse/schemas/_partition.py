@@ -4,6 +4,10 @@ The SDK chooses the partition itself (so it can batch per partition), and it mus
 the one any Kafka client would choose for the same key: a call's prompt, response and
 feedback then meet in the same partition of the co-partitioned topics.
 
+A record's key is ``event_key(event)``: the ``call_id`` of a call's events, the
+``trace_id`` of a span (``llm.spans`` is partitioned by trace, so one worker sees a whole
+trace), else the event id.
+
 Example:
     >>> from llmpulse.schemas import partition_for
     >>> partition_for("0192b6f0-7c1e-7aaa-8bbb-123456789abc", 12)
@@ -16,7 +20,9 @@ import struct
 from collections.abc import Callable
 from functools import lru_cache
 
-__all__ = ["murmur2", "partition_for"]
+from llmpulse.schemas._events import SpanEvent
+
+__all__ = ["event_key", "murmur2", "partition_for"]
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -59,3 +65,23 @@ def partition_for(key: str, partitions: int) -> int:
     if partitions <= 0:
         raise ValueError(f"partitions must be positive, got {partitions}")
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+def event_key(event: object) -> str:
+    """The Kafka record key of ``event``: a span's ``trace_id``, else the ``call_id``, else
+    the ``event_id`` (events that belong to no call).
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> from llmpulse.schemas import FeedbackEvent, SpanEvent, event_key
+        >>> event_key(FeedbackEvent(call_id="c1", app="a", thumbs="up"))
+        'c1'
+        >>> event_key(SpanEvent(call_id="s1", span_id="s1", trace_id="t1", app="a", name="f",
+        ...                     operation="execute_tool", started_at=datetime.now(UTC),
+        ...                     latency_ms=1.0))
+        't1'
+    """
+    if type(event) is SpanEvent:
+        return event.trace_id
+    call_id = getattr(event, "call_id", None)
+    return call_id if isinstance(call_id, str) else str(getattr(event, "event_id", ""))

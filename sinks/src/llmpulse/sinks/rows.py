@@ -30,6 +30,7 @@ from llmpulse.schemas import (
     GuardrailVerdict,
     PromptLabel,
     PromptVersion,
+    SpanEvent,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "DEAD_LETTER_COLUMNS",
     "DRIFT_COLUMNS",
     "FEEDBACK_COLUMNS",
+    "SPAN_COLUMNS",
     "TYPED_SCORES",
     "VERDICT_COLUMNS",
     "alert_row",
@@ -47,6 +49,8 @@ __all__ = [
     "dead_letter_row",
     "drift_row",
     "feedback_row",
+    "span_columns",
+    "span_row",
     "verdict_row",
 ]
 
@@ -70,6 +74,9 @@ CALL_COLUMNS = (
     "scores_unavailable", "scorer_versions", "scorer_set_version", "policy_version",
     "guardrail_rules", "guardrail_severity", "guardrail_flagged", "guardrail_blocked",
     "guardrail_redacted", "attributes",
+    # v1.1 (migration 0006_agents)
+    "span_id", "parent_span_id", "tool_call_count", "tool_call_names", "reasoning_tokens",
+    "cache_creation_input_tokens",
 )
 """The columns of ``calls`` the sink writes (``inserted_at`` is the server's)."""
 
@@ -106,6 +113,7 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[list[Any]]:
     prompts = [c.prompt for c in calls]
     responses = [c.response for c in calls]
     usages = [r.usage if r is not None else None for r in responses]
+    tool_calls = [r.tool_calls if r is not None else [] for r in responses]
     errors = [r.error if r is not None else None for r in responses]
     typed: list[list[float | None]] = [[] for _ in TYPED_SCORES]
     slot = {name: typed[i] for i, name in enumerate(TYPED_SCORES)}
@@ -189,6 +197,15 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[list[Any]]:
         *typed, custom, unavailable, versions,
         [c.scorer_set_version for c in calls], [c.policy_version for c in calls],
         rules, severities, flagged, blocked, redacted, attributes,
+        [c.span_id or (p.span_id if p else None) or (r.span_id if r else None) or ""
+         for c, p, r in zip(calls, prompts, responses, strict=True)],
+        [c.parent_span_id or (p.parent_span_id if p else None)
+         or (r.parent_span_id if r else None) or ""
+         for c, p, r in zip(calls, prompts, responses, strict=True)],
+        [len(t) for t in tool_calls],
+        [[t.name for t in ts] if ts else [] for ts in tool_calls],
+        [u.reasoning_tokens if u else 0 for u in usages],
+        [u.cache_creation_input_tokens if u else 0 for u in usages],
     ]
 
 
@@ -223,13 +240,14 @@ def feedback_row(event: FeedbackEvent) -> tuple[object, ...]:
 VERDICT_COLUMNS = (
     "event_id", "call_id", "occurred_at", "app", "environment", "prompt_id", "prompt_version",
     "model", "rule_id", "rule_kind", "applies_to", "severity", "action", "policy_version",
-    "span_start", "span_end", "match_preview", "message", "attributes",
+    "span_start", "span_end", "match_preview", "message", "attributes", "trace_id", "span_id",
 )
 
 
 def verdict_row(verdict: GuardrailVerdict, call: EnrichedCall | None = None) -> tuple[object, ...]:
-    """One ``guardrail_verdicts`` row; ``call`` fills the prompt version and model a
-    verdict nested in an enriched call may leave out."""
+    """One ``guardrail_verdicts`` row; ``call`` fills the prompt version, model and trace a
+    verdict nested in an enriched call may leave out. A verdict on a span carries the
+    span's ``call_id`` (its span id) and ``trace_id``."""
     return (
         verdict.event_id, verdict.call_id, verdict.occurred_at, verdict.app, verdict.environment,
         _first(verdict.prompt_id, call and call.prompt_id, call and call.prompt and call.prompt.prompt_id),
@@ -240,7 +258,53 @@ def verdict_row(verdict: GuardrailVerdict, call: EnrichedCall | None = None) -> 
         verdict.rule_id, verdict.rule_kind, verdict.applies_to, verdict.severity, verdict.action,
         verdict.policy_version, verdict.span_start, verdict.span_end, verdict.match_preview or "",
         verdict.message, attributes_map(verdict.attributes),
+        _first(verdict.trace_id, call and call.trace_id, call and call.prompt and call.prompt.trace_id),
+        _first(verdict.span_id, call and call.span_id, call and call.prompt and call.prompt.span_id),
     )
+
+
+SPAN_COLUMNS = (
+    "event_id", "trace_id", "span_id", "parent_span_id", "occurred_at", "started_at", "app",
+    "environment", "name", "operation", "tool_name", "tool_call_id", "tool_arguments",
+    "arguments_truncated", "status", "error_type", "error_message", "result_preview",
+    "result_truncated", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "session_id",
+    "user_id", "model", "provider", "attributes",
+)
+"""The columns of ``spans`` the sink writes (``arguments_valid_json`` is the server's)."""
+
+
+def span_row(span: SpanEvent) -> tuple[object, ...]:
+    """One ``spans`` row (``span_columns`` of one span)."""
+    return tuple(column[0] for column in span_columns([span]))
+
+
+def span_columns(spans: Sequence[SpanEvent]) -> list[list[Any]]:
+    """The ``spans`` columns (in ``SPAN_COLUMNS`` order) of a batch, built column by column.
+
+    ``tool_name`` is the tool's name, or the span's name for an ``execute_tool`` span that
+    does not say which tool (the per-tool rollup counts every tool execution).
+    """
+    tools = [s.tool for s in spans]
+    errors = [s.error for s in spans]
+    usages = [s.usage for s in spans]
+    return [
+        [s.event_id for s in spans], [s.trace_id for s in spans], [s.span_id for s in spans],
+        [s.parent_span_id or "" for s in spans], [s.occurred_at for s in spans],
+        [s.started_at for s in spans], [s.app for s in spans], [s.environment for s in spans],
+        [s.name for s in spans], [s.operation for s in spans],
+        [t.name if t else s.name if s.operation == "execute_tool" else ""
+         for s, t in zip(spans, tools, strict=True)],
+        [(t.id or "") if t else "" for t in tools],
+        [t.arguments if t else "" for t in tools],
+        [t.arguments_truncated if t else False for t in tools],
+        [s.status for s in spans], [e.type if e else "" for e in errors],
+        [e.message if e else "" for e in errors], [s.result_preview or "" for s in spans],
+        [s.result_truncated for s in spans], [s.latency_ms for s in spans],
+        [u.input_tokens if u else 0 for u in usages], [u.output_tokens if u else 0 for u in usages],
+        [s.cost_usd for s in spans], [s.session_id or "" for s in spans],
+        [s.user_id or "" for s in spans], [s.request_model or "" for s in spans],
+        [s.provider or "" for s in spans], [attributes_map(s.attributes) for s in spans],
+    ]
 
 
 ALERT_COLUMNS = (

@@ -138,10 +138,10 @@ class Retention:
         text = [f"ALTER TABLE {t} MODIFY COLUMN {c} TTL toDateTime({ts}) + INTERVAL {self.text_days} DAY"
                 for t, c, ts in _TEXT_COLUMNS]
         raw = [f"ALTER TABLE {t} MODIFY TTL toDateTime(occurred_at) + INTERVAL {self.raw_days} DAY"
-               for t in ("calls", "feedback", "guardrail_verdicts", "call_index")]
+               for t in ("calls", "spans", "feedback", "guardrail_verdicts", "call_index")]
         rollup = [f"ALTER TABLE {t} MODIFY TTL {ts} + INTERVAL {self.rollup_days} DAY"
                   for t, ts in (("calls_1m", "minute"), ("feedback_1m", "minute"),
-                                ("guardrail_verdicts_1m", "minute"),
+                                ("guardrail_verdicts_1m", "minute"), ("tool_calls_1m", "minute"),
                                 ("alerts", "toDateTime(occurred_at)"),
                                 ("drift_results", "toDateTime(window_end)"))]
         dedup = [f"ALTER TABLE event_ids MODIFY TTL inserted_at + INTERVAL {self.dedup_days} DAY"]
@@ -153,6 +153,8 @@ _TEXT_COLUMNS = (
     ("calls", "response_text", "occurred_at"), ("calls", "error_message", "occurred_at"),
     ("feedback", "correction", "occurred_at"), ("feedback", "comment", "occurred_at"),
     ("dead_letters", "payload", "occurred_at"), ("eval_results", "response_text", "inserted_at"),
+    ("spans", "tool_arguments", "occurred_at"), ("spans", "error_message", "occurred_at"),
+    ("spans", "result_preview", "occurred_at"),
 )
 
 
@@ -342,9 +344,29 @@ class Store:
                                column_names=["version", "name", "checksum"])
             logger.info("applied migration %s", migration.name)
             applied.append(migration.name)
+        if applied:
+            self._reapply_retention()
         if retention is not None:
             self.apply_retention(retention)
         return applied
+
+    def _retention_set(self) -> dict[str, int]:
+        """The days of every retention setting applied so far, by name."""
+        return {name: int(days) for name, days in self.query(
+            "SELECT name, argMax(days, applied_at) FROM retention_settings GROUP BY name").rows}
+
+    def _reapply_retention(self) -> None:
+        """Give the tables a migration just created the retention already set (their DDL
+        has the defaults); every statement of a changed setting is run again (idempotent)."""
+        current = self._retention_set()
+        changed = {name: days for name, days in current.items() if getattr(Retention(), name) != days}
+        if not changed:
+            return
+        statements = Retention(**changed).statements()
+        for name in changed:
+            for statement in statements[name]:
+                self.command(statement)
+            logger.info("retention %s (%d days) applied to the new tables", name, changed[name])
 
     def migration_status(self) -> list[MigrationStatus]:
         """Every migration file, applied or not (needs ``schema_migrations``)."""
@@ -366,8 +388,7 @@ class Store:
         Returns the names of the settings changed now. Shortening the text retention
         rewrites the text columns of existing parts (ClickHouse materializes the TTL).
         """
-        current = {name: int(days) for name, days in self.query(
-            "SELECT name, argMax(days, applied_at) FROM retention_settings GROUP BY name").rows}
+        current = self._retention_set()
         defaults = Retention()
         changed = []
         for name, statements in retention.statements().items():

@@ -39,6 +39,7 @@ from llmpulse.schemas import (
     GuardrailVerdict,
     PromptLabel,
     PromptVersion,
+    SpanEvent,
 )
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.errors import RowsRejected
@@ -48,24 +49,27 @@ __all__ = ["TABLE_ORDER", "Rejected", "Sourced", "WriteResult", "Writer"]
 
 logger = logging.getLogger(__name__)
 
-TABLE_ORDER = ("calls", "guardrail_verdicts", "feedback", "alerts", "drift_results", "dead_letters",
-               "prompt_versions", "prompt_labels")
+TABLE_ORDER = ("calls", "spans", "guardrail_verdicts", "feedback", "alerts", "drift_results",
+               "dead_letters", "prompt_versions", "prompt_labels")
 """Write order: calls first, so feedback in the same batch can be attributed to them."""
 
 _COLUMNS = {
-    "calls": r.CALL_COLUMNS, "guardrail_verdicts": r.VERDICT_COLUMNS, "feedback": r.FEEDBACK_COLUMNS,
+    "calls": r.CALL_COLUMNS, "spans": r.SPAN_COLUMNS, "guardrail_verdicts": r.VERDICT_COLUMNS,
+    "feedback": r.FEEDBACK_COLUMNS,
     "alerts": r.ALERT_COLUMNS, "drift_results": r.DRIFT_COLUMNS, "dead_letters": r.DEAD_LETTER_COLUMNS,
     "prompt_versions": r.PROMPT_VERSION_COLUMNS, "prompt_labels": r.PROMPT_LABEL_COLUMNS,
 }
 _TABLE_OF: dict[type, str] = {FeedbackEvent: "feedback", Alert: "alerts", DriftResult: "drift_results",
                               DeadLetter: "dead_letters", PromptVersion: "prompt_versions",
-                              PromptLabel: "prompt_labels"}
+                              PromptLabel: "prompt_labels", SpanEvent: "spans"}
 
 
 def _columns(table: str, sources: list[Any]) -> list[list[Any]]:
     """Events (or ``(verdict, call)`` pairs) to the columns of ``table``, in its order."""
     if table == "calls":
         return r.call_columns(sources)
+    if table == "spans":
+        return r.span_columns(sources)
     if table == "guardrail_verdicts":
         rows = [r.verdict_row(v, call) for v, call in sources]
     elif table == "feedback":

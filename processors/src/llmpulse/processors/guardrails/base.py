@@ -20,11 +20,14 @@ from llmpulse.schemas import EnrichedCall, ScoreResult
 __all__ = ["ACTIONS", "APPLIES_TO", "COMMON_KEYS", "SEVERITIES", "Gate", "Match", "Rule", "RuleCommon",
            "Where"]
 
-APPLIES_TO = ("prompt", "response", "context")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 ACTIONS = ("flag", "block", "redact")
 
-Where = Literal["prompt", "response", "context"]
+Where = Literal["prompt", "response", "context", "tool_arguments", "tool_result"]
+"""What a rule reads: the prompt's messages, the answer, retrieved documents, the arguments
+of tool calls (an answer's, an assistant message's, a tool span's) and tool results (tool
+messages, a tool span's result)."""
+APPLIES_TO: tuple[Where, ...] = ("prompt", "response", "context", "tool_arguments", "tool_result")
 Gate = tuple[str, str, int]
 """``(label, regex, re flags)``: the rule may find something only where the regex matches."""
 
@@ -64,8 +67,13 @@ class Rule:
 
     def __init__(self, common: RuleCommon, params: Any) -> None:
         self.id = common.id
-        self.applies_to: tuple[str, ...] = (
-            (common.applies_to,) if isinstance(common.applies_to, str) else tuple(common.applies_to))
+        applies_to = [common.applies_to] if isinstance(common.applies_to, str) else list(common.applies_to)
+        if ("prompt" in applies_to and "tool_result" not in applies_to
+                and (not common.roles or "tool" in common.roles)):
+            # Before v1.1 tool messages were prompt segments: a prompt rule whose roles take
+            # tool messages keeps reading them, and reads a tool span's result too.
+            applies_to.append("tool_result")
+        self.applies_to: tuple[str, ...] = tuple(dict.fromkeys(applies_to))
         self.severity = common.severity
         self.action = common.action
         self.message = common.message

@@ -35,7 +35,7 @@ from llmpulse.schemas.detectors import PII_KINDS
 __all__ = ["Case", "evaluate", "load_corpus"]
 
 _RULE_KIND = {"injection": "prompt_injection", "pii": "pii", "secret": "secrets"}
-_PLACE = {"prompt": ("prompt", "user"), "tool": ("prompt", "tool"), "context": ("context", None)}
+_PLACE = {"prompt": ("prompt", "user"), "tool": ("tool_result", "tool"), "context": ("context", None)}
 
 
 class Case(NamedTuple):

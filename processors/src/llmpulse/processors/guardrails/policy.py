@@ -28,24 +28,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import msgspec
 import yaml
 from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
+from llmpulse.processors._verdicts import envelope
 from llmpulse.processors.config import yaml_problem
 from llmpulse.processors.errors import PolicyError
 from llmpulse.processors.guardrails._gate import TextGate
-from llmpulse.processors.guardrails.base import Match, Rule, RuleCommon, Where
+from llmpulse.processors.guardrails.base import APPLIES_TO, Match, Rule, RuleCommon, Where
 from llmpulse.processors.guardrails.rules import build_rule
-from llmpulse.schemas import EnrichedCall, GuardrailVerdict, ScoreResult
+from llmpulse.schemas import EnrichedCall, GuardrailVerdict, ScoreResult, SpanEvent, ToolCall
 
 __all__ = ["GuardrailPolicy", "PolicyResult", "PolicyStore", "Segment", "segments"]
 
@@ -54,34 +56,61 @@ logger = logging.getLogger(__name__)
 _CACHED_ROLES = frozenset({"system", "developer"})
 _CACHE_MIN_CHARS = 200
 _CACHE_SIZE = 2048
-_WHERE = ("prompt", "response", "context")
+_WHERE = APPLIES_TO
+_CACHED_WHERE = frozenset({"context", "tool_result"})
 DEFAULT_MAX_SCAN_CHARS = 65_536
+Redactable = TypeVar("Redactable", EnrichedCall, SpanEvent)
 
 
 class Segment(NamedTuple):
-    """One text of a call that rules look at."""
+    """One text of a call or span that rules look at."""
 
     where: str
-    """``prompt``, ``response`` or ``context``."""
+    """``prompt``, ``response``, ``context``, ``tool_arguments`` or ``tool_result``."""
     name: str
-    """Where in the call: ``messages[2]``, ``response``, ``retrieved_context[0]``."""
+    """Where in the event: ``messages[2]``, ``messages[1].tool_calls[0]``, ``response``,
+    ``response.tool_calls[0]``, ``retrieved_context[0]``; on a span ``tool.arguments``,
+    ``result_preview``."""
     role: str | None
     text: str
 
 
-def segments(call: EnrichedCall) -> list[Segment]:
-    """The texts of a call: each message, each retrieved document, the answer."""
+def segments(event: EnrichedCall | SpanEvent) -> list[Segment]:
+    """The texts of a call (each message, each tool call's arguments, each retrieved
+    document, the answer and its tool calls) or of a span (its tool's arguments, its
+    result). Tool messages are ``tool_result`` segments (role ``tool``)."""
+    if isinstance(event, SpanEvent):
+        return _span_segments(event)
     out: list[Segment] = []
-    prompt = call.prompt
+    prompt = event.prompt
     if prompt is not None:
         for i, message in enumerate(prompt.messages):
             if message.content:
-                out.append(Segment("prompt", f"messages[{i}]", message.role, message.content))
+                where = "tool_result" if message.role == "tool" else "prompt"
+                out.append(Segment(where, f"messages[{i}]", message.role, message.content))
+            for j, tool in enumerate(message.tool_calls):
+                if tool.arguments:
+                    out.append(Segment("tool_arguments", f"messages[{i}].tool_calls[{j}]", None,
+                                       tool.arguments))
         for i, doc in enumerate(prompt.retrieved_context):
             if doc.content:
                 out.append(Segment("context", f"retrieved_context[{i}]", None, doc.content))
-    if call.response is not None and call.response.text:
-        out.append(Segment("response", "response", None, call.response.text))
+    response = event.response
+    if response is not None:
+        if response.text:
+            out.append(Segment("response", "response", None, response.text))
+        for j, tool in enumerate(response.tool_calls):
+            if tool.arguments:
+                out.append(Segment("tool_arguments", f"response.tool_calls[{j}]", None, tool.arguments))
+    return out
+
+
+def _span_segments(span: SpanEvent) -> list[Segment]:
+    out = []
+    if span.tool is not None and span.tool.arguments:
+        out.append(Segment("tool_arguments", "tool.arguments", None, span.tool.arguments))
+    if span.result_preview:
+        out.append(Segment("tool_result", "result_preview", "tool", span.result_preview))
     return out
 
 
@@ -99,11 +128,11 @@ class PolicyResult(NamedTuple):
     verdicts: list[GuardrailVerdict]
     redactions: dict[str, list[tuple[int, int, str]]]
 
-    def apply(self, call: EnrichedCall) -> EnrichedCall:
-        """The call with every redacted span replaced by ``[KIND]``."""
+    def apply(self, event: Redactable) -> Redactable:
+        """The call or span with every redacted span of text replaced by ``[KIND]``."""
         if not self.redactions:
-            return call
-        return _redact(call, self.redactions)
+            return event
+        return _redact(event, self.redactions)
 
 
 def _mask_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
@@ -119,23 +148,56 @@ def _mask_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def _redact(call: EnrichedCall, redactions: dict[str, list[tuple[int, int, str]]]) -> EnrichedCall:
+_NAME = re.compile(r"(messages|retrieved_context|response)(?:\[(\d+)\])?(?:\.tool_calls\[(\d+)\])?")
+
+
+def _masked(text: str, spans: list[tuple[int, int, str]] | None) -> str:
+    return _mask_spans(text, spans) if spans else text
+
+
+def _masked_tools(tools: list[ToolCall], spans_by_index: dict[int, list[tuple[int, int, str]]] | None
+                  ) -> list[ToolCall]:
+    if not spans_by_index:
+        return tools
+    return [msgspec.structs.replace(tool, arguments=_mask_spans(tool.arguments, spans_by_index[j]))
+            if j in spans_by_index else tool for j, tool in enumerate(tools)]
+
+
+def _redact(event: Redactable, redactions: dict[str, list[tuple[int, int, str]]]) -> Redactable:
     replace = msgspec.structs.replace
-    prompt, response = call.prompt, call.response
-    if prompt is not None and any(k != "response" for k in redactions):
-        messages = list(prompt.messages)
-        docs = list(prompt.retrieved_context)
-        for name, spans in redactions.items():
-            if name.startswith("messages["):
-                i = int(name[9:-1])
-                messages[i] = replace(messages[i], content=_mask_spans(messages[i].content, spans))
-            elif name.startswith("retrieved_context["):
-                i = int(name[18:-1])
-                docs[i] = replace(docs[i], content=_mask_spans(docs[i].content, spans))
+    if isinstance(event, SpanEvent):
+        tool = event.tool
+        if tool is not None and "tool.arguments" in redactions:
+            tool = replace(tool, arguments=_mask_spans(tool.arguments, redactions["tool.arguments"]))
+        result = _masked(event.result_preview, redactions.get("result_preview")) \
+            if event.result_preview else event.result_preview
+        return replace(event, tool=tool, result_preview=result)
+    texts: dict[tuple[str, int], list[tuple[int, int, str]]] = {}
+    arguments: dict[tuple[str, int], dict[int, list[tuple[int, int, str]]]] = {}
+    for name, spans in redactions.items():
+        found = _NAME.fullmatch(name)
+        if found is None:
+            continue
+        place = (found.group(1), int(found.group(2) or 0))
+        if found.group(3) is None:
+            texts[place] = spans
+        else:
+            arguments.setdefault(place, {})[int(found.group(3))] = spans
+    prompt, response = event.prompt, event.response
+    if prompt is not None and any(part != "response" for part, _ in (*texts, *arguments)):
+        messages = [replace(message, content=_masked(message.content, texts.get(("messages", i))),
+                            tool_calls=_masked_tools(message.tool_calls, arguments.get(("messages", i))))
+                    if ("messages", i) in texts or ("messages", i) in arguments else message
+                    for i, message in enumerate(prompt.messages)]
+        docs = [replace(doc, content=_mask_spans(doc.content, texts[("retrieved_context", i)]))
+                if ("retrieved_context", i) in texts else doc
+                for i, doc in enumerate(prompt.retrieved_context)]
         prompt = replace(prompt, messages=messages, retrieved_context=docs)
-    if response is not None and response.text and "response" in redactions:
-        response = replace(response, text=_mask_spans(response.text, redactions["response"]))
-    return replace(call, prompt=prompt, response=response)
+    if response is not None and (("response", 0) in texts or ("response", 0) in arguments):
+        text = _masked(response.text, texts.get(("response", 0))) if response.text else response.text
+        response = replace(response, text=text,
+                           tool_calls=_masked_tools(response.tool_calls, arguments.get(("response", 0))))
+    return replace(event, prompt=prompt, response=response)
 
 
 class _ScanLimit(Rule):
@@ -199,9 +261,15 @@ class GuardrailPolicy:
                     self._ungated[where].append((index, rule))
                 else:
                     gates[where].extend(((index, label), regex, flags) for label, regex, flags in rule_gates)
-        self.gates = {w: TextGate(gates[w], use_hyperscan=use_hyperscan) for w in _WHERE}
+        compiled: dict[tuple[Any, ...], TextGate] = {}  # places with the same rules share a gate
+        self.gates: dict[str, TextGate] = {}
+        for where in _WHERE:
+            key = tuple(gates[where])
+            if key not in compiled:
+                compiled[key] = TextGate(gates[where], use_hyperscan=use_hyperscan)
+            self.gates[where] = compiled[key]
         self._scan_limit = _ScanLimit(RuleCommon(
-            id="scan-limit", kind="scan_limit", applies_to=["prompt", "response", "context"], severity="info",
+            id="scan-limit", kind="scan_limit", applies_to=list(APPLIES_TO), severity="info",
             message=f"text longer than {max_scan_chars} chars: only its head and tail were scanned"), None)
         self._cache: dict[tuple[str, str | None, str], list[tuple[int, list[Match]]]] = {}
         self.model_rules = [rule for rule in self.rules if rule.model_name() is not None]
@@ -250,7 +318,7 @@ class GuardrailPolicy:
             raise PolicyError(str(exc), source=str(path)) from None
         return cls.from_yaml(data, source=str(path), **kwargs)
 
-    def _find(self, segment: Segment, call: EnrichedCall) -> list[tuple[int, list[Match]]]:
+    def _find(self, segment: Segment, call: EnrichedCall | None) -> list[tuple[int, list[Match]]]:
         text = segment.text
         if len(text) <= self.max_scan_chars:
             return self._find_in(segment, call)
@@ -264,13 +332,13 @@ class GuardrailPolicy:
                     else m._replace(start=m.start + offset, end=m.end + offset) for m in matches)
         return sorted(merged.items())
 
-    def _find_in(self, segment: Segment, call: EnrichedCall) -> list[tuple[int, list[Match]]]:
+    def _find_in(self, segment: Segment, call: EnrichedCall | None) -> list[tuple[int, list[Match]]]:
         gate = self.gates[segment.where]
         ungated = self._ungated[segment.where]
         if not ungated and not gate.keys:
             return []
         key = None
-        if len(segment.text) >= _CACHE_MIN_CHARS and (segment.where == "context"
+        if len(segment.text) >= _CACHE_MIN_CHARS and (segment.where in _CACHED_WHERE
                                                        or segment.role in _CACHED_ROLES):
             key = (segment.where, segment.role, segment.text)
             cached = self._cache.get(key)
@@ -307,27 +375,29 @@ class GuardrailPolicy:
     def check_text(self, text: str, where: str = "prompt",
                    role: str | None = "user") -> list[tuple[Rule, list[Match]]]:
         """The text rules' matches in one text, as if it were a segment of a call (``where``
-        prompt, response or context; ``role`` for prompt messages). For evaluating a policy on
-        a labelled corpus; the worker calls ``evaluate``."""
+        prompt, response, context, tool_arguments or tool_result; ``role`` for prompt
+        messages). For evaluating a policy on a labelled corpus; the worker calls ``evaluate``."""
         segment = Segment(where, "text", role, text)
         found = self._find(segment, EnrichedCall(call_id="-", app="-"))
         return [(self.rules[index], matches) for index, matches in found]
 
-    def evaluate(self, call: EnrichedCall) -> PolicyResult:
-        """Run the text rules on every segment of a call."""
+    def evaluate(self, event: EnrichedCall | SpanEvent) -> PolicyResult:
+        """Run the text rules on every segment of a call or span (a span's tool arguments
+        and result: ``tool_arguments`` and ``tool_result`` rules)."""
         verdicts: list[GuardrailVerdict] = []
         redactions: dict[str, list[tuple[int, int, str]]] = {}
-        for segment in segments(call):
+        call = event if isinstance(event, EnrichedCall) else None  # what rules may read besides the text
+        for segment in segments(event):
             if len(segment.text) > self.max_scan_chars:
                 note = f"scanned {self.max_scan_chars} of {len(segment.text)} chars"
-                verdicts.append(self._verdict(call, self._scan_limit, segment.where, segment.name,
+                verdicts.append(self._verdict(event, self._scan_limit, segment.where, segment.name,
                                               Match(None, None, note, "partly_scanned"), 0))
             for index, matches in self._find(segment, call):
                 rule = self.rules[index]
                 kept = matches[:self.max_verdicts_per_rule]
                 omitted = len(matches) - len(kept)
                 for n, match in enumerate(kept):
-                    verdicts.append(self._verdict(call, rule, segment.where, segment.name, match,
+                    verdicts.append(self._verdict(event, rule, segment.where, segment.name, match,
                                                   omitted if n == len(kept) - 1 else 0))
                 if rule.action == "redact":
                     spans = redactions.setdefault(segment.name, [])
@@ -394,7 +464,7 @@ class GuardrailPolicy:
                     results[i].redactions.setdefault(segment.name, []).append((0, len(segment.text), rule.id))
         return results
 
-    def _verdict(self, call: EnrichedCall, rule: Rule, where: str, segment: str, match: Match,
+    def _verdict(self, call: EnrichedCall | SpanEvent, rule: Rule, where: str, segment: str, match: Match,
                  omitted: int, extra: dict[str, Any] | None = None) -> GuardrailVerdict:
         ms = int(call.occurred_at.timestamp() * 1000)
         event_id = derived_uuid7(ms, str(call.event_id), rule.id, segment, str(match.start),
@@ -406,11 +476,8 @@ class GuardrailPolicy:
         if extra:
             attributes.update(extra)
         return GuardrailVerdict(
-            event_id=event_id, occurred_at=call.occurred_at, app=call.app,
-            environment=call.environment, call_id=call.call_id, trace_id=call.trace_id,
-            session_id=call.session_id, user_id=call.user_id, prompt_id=call.prompt_id,
-            prompt_version=call.prompt_version, request_model=call.request_model,
-            provider=call.provider, rule_id=rule.id, rule_kind=getattr(rule, "kind_name", rule.kind),
+            event_id=event_id, **envelope(call), rule_id=rule.id,
+            rule_kind=getattr(rule, "kind_name", rule.kind),
             applies_to=cast(Where, where), severity=rule.severity, action=rule.action,
             policy_version=self.version, span_start=match.start, span_end=match.end,
             match_preview=match.preview, message=rule.message, attributes=attributes,

@@ -9,6 +9,9 @@ Older forms still emitted in the wild are read too: indexed ``gen_ai.prompt.N.*`
 ``gen_ai.completion.N.*``, ``gen_ai.system``, ``llm.*``, ``gen_ai.prompt`` /
 ``gen_ai.completion`` on ``gen_ai.content.*`` events, and the per-message
 ``gen_ai.{system,user,assistant,tool}.message`` and ``gen_ai.choice`` events.
+Tool calls (``tool_call`` parts, OpenLLMetry's indexed ``...tool_calls.N.*``) are read as
+structured calls (id, name, raw arguments), not as text; a ``tool_call_response`` part is
+a tool message's text and its id the message's ``tool_call_id``.
 ``schemas/OTEL_MAPPING.md`` has the table.
 
 A value of the wrong type or nested too deep raises ``SchemaError`` naming the attribute;
@@ -35,11 +38,13 @@ from llmpulse.schemas import SchemaError
 __all__ = [
     "DETAILS_EVENT",
     "INFERENCE_OPERATIONS",
+    "STEP_OPERATIONS",
     "SpanEvent",
     "as_bool",
     "as_float",
     "as_int",
     "as_str",
+    "as_text",
     "first",
     "input_messages",
     "is_genai",
@@ -49,7 +54,9 @@ __all__ = [
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
 """Operations that are one model call with a prompt and a response (others: embeddings,
-execute_tool, invoke_agent, create_agent ... are counted and skipped)."""
+create_agent ... are counted and skipped)."""
+STEP_OPERATIONS = frozenset({"execute_tool", "invoke_agent", "retrieval"})
+"""Operations that are a step of a trace but not an LLM call: each becomes a ``SpanEvent``."""
 _ROLES = {"system": "system", "user": "user", "assistant": "assistant", "tool": "tool",
           "developer": "developer", "model": "assistant", "human": "user", "ai": "assistant",
           "function": "tool"}
@@ -179,13 +186,17 @@ def structured(key: str, value: Any) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A string as it is; anything else (a structured value) as JSON text."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
+_text = as_text
+
+
 def _parts_text(parts: Any) -> str:
-    """The text of a message's parts: text parts as they are, tool calls and tool results
-    as compact JSON; reasoning, media and unknown parts are left out."""
+    """The text of a message's parts: text parts as they are, tool results as compact JSON;
+    tool calls (read by ``_tool_calls``), reasoning, media and unknown parts are left out."""
     if isinstance(parts, str):
         return parts
     if not isinstance(parts, list):
@@ -200,50 +211,101 @@ def _parts_text(parts: Any) -> str:
         kind = part.get("type", "text")
         if kind == "text" and part.get("content") is not None:
             texts.append(_text(part["content"]))
-        elif kind == "tool_call":
-            texts.append(_text({"tool_call": part.get("name"), "arguments": part.get("arguments")}))
         elif kind == "tool_call_response":
             texts.append(_text(part.get("response", part.get("result"))))
     return "\n".join(texts)
 
 
-def _message(item: Any, key: str) -> dict[str, str] | None:
+def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any] | None:
+    """A tool call as ``ToolCall`` fields; the arguments as raw text (structured ones as
+    compact JSON). None without a name: a call to no tool is not made up."""
+    if not isinstance(name, str) or not name:
+        return None
+    return {"id": str(call_id) if call_id is not None else None, "name": name,
+            "arguments": "" if arguments is None else _text(arguments)}
+
+
+def _tool_calls(parts: Any) -> list[dict[str, Any]]:
+    """The ``tool_call`` parts of a message (current conventions), or OpenAI's
+    ``tool_calls`` list (``{"id", "function": {"name", "arguments"}}``)."""
+    if not isinstance(parts, list):
+        return []
+    calls = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "tool_call":
+            call = tool_call(part.get("id"), part.get("name"), part.get("arguments"))
+        elif isinstance(part.get("function"), dict):
+            function = part["function"]
+            call = tool_call(part.get("id"), function.get("name"), function.get("arguments"))
+        elif "name" in part and "arguments" in part:  # already read (indexed attributes)
+            call = tool_call(part.get("id"), part["name"], part["arguments"])
+        else:
+            continue
+        if call is not None:
+            calls.append(call)
+    return calls
+
+
+def _message(item: Any, key: str) -> dict[str, Any] | None:
     if not isinstance(item, dict):
         raise SchemaError("invalid_value", f"{key} holds a {type(item).__name__}, not a message",
                           field=f"$.attributes.{key}")
     role = _ROLES.get(str(item.get("role", "user")).lower(), "user")
-    content = _parts_text(item["parts"]) if "parts" in item else _parts_text(item.get("content"))
-    message = {"role": role, "content": content}
+    parts = item["parts"] if "parts" in item else item.get("content")
+    message: dict[str, Any] = {"role": role, "content": _parts_text(parts)}
     if isinstance(item.get("name"), str):
         message["name"] = item["name"]
+    calls = _tool_calls(parts) + _tool_calls(item.get("tool_calls"))
+    if calls:
+        message["tool_calls"] = calls
+    answered = item.get("tool_call_id")
+    if answered is None and isinstance(parts, list):
+        answered = next((p.get("id") for p in parts if isinstance(p, dict)
+                         and p.get("type") == "tool_call_response" and p.get("id")), None)
+    if answered is not None:
+        message["tool_call_id"] = str(answered)
     return message
 
 
-def _messages(key: str, value: Any) -> list[dict[str, str]]:
+def _messages(key: str, value: Any) -> list[dict[str, Any]]:
     data = structured(key, value)
     items = data if isinstance(data, list) else [data]
     return [m for m in (_message(item, key) for item in items) if m is not None]
 
 
 def _indexed(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """``prefix.0.role``, ``prefix.0.content`` ... as a list of dicts (old OpenLLMetry)."""
+    """``prefix.0.role``, ``prefix.0.content``, ``prefix.0.tool_calls.0.name`` ... as a list
+    of dicts (old OpenLLMetry)."""
     out = []
     for n in range(10_000):
-        role, content = attrs.get(f"{prefix}.{n}.role"), attrs.get(f"{prefix}.{n}.content")
-        if role is None and content is None:
+        at = f"{prefix}.{n}"
+        role, content = attrs.get(f"{at}.role"), attrs.get(f"{at}.content")
+        calls = []
+        for m in range(10_000):
+            name = attrs.get(f"{at}.tool_calls.{m}.name")
+            if name is None:
+                break
+            call = tool_call(attrs.get(f"{at}.tool_calls.{m}.id"), name,
+                             attrs.get(f"{at}.tool_calls.{m}.arguments"))
+            if call is not None:
+                calls.append(call)
+        if role is None and content is None and not calls:
             break
         item = {"role": role or "user", "content": "" if content is None else content,
-                "finish_reason": attrs.get(f"{prefix}.{n}.finish_reason")}
+                "finish_reason": attrs.get(f"{at}.finish_reason"), "tool_calls": calls,
+                "tool_call_id": attrs.get(f"{at}.tool_call_id")}
         for field in ("role", "content"):
             if item[field] is not None and not isinstance(item[field], str):
-                raise _wrong(f"{prefix}.{n}.{field}", item[field], "a string")
+                raise _wrong(f"{at}.{field}", item[field], "a string")
         out.append(item)
     return out
 
 
-def input_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> list[dict[str, str]]:
+def input_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> list[dict[str, Any]]:
     """The prompt's messages, system instructions first."""
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     if attrs.get("gen_ai.system_instructions") is not None:
         text = _parts_text(structured("gen_ai.system_instructions",
                                       attrs["gen_ai.system_instructions"]))
@@ -264,14 +326,26 @@ def input_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> lis
         key, content = first(event_attrs, "content", "gen_ai.event.content", "message")
         if isinstance(content, str) and key == "gen_ai.event.content":
             content = structured(key, content)
+        body = content if isinstance(content, dict) else event_attrs
         if isinstance(content, dict):
             content = content.get("content", content.get("parts", ""))
-        messages.append({"role": role, "content": _parts_text(content)})
+        message: dict[str, Any] = {"role": role, "content": _parts_text(content)}
+        calls = _tool_calls(body.get("tool_calls"))
+        if calls:
+            message["tool_calls"] = calls
+        if role == "tool" and body.get("id") is not None:
+            message["tool_call_id"] = str(body["id"])
+        messages.append(message)
     return messages
 
 
-def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> tuple[str | None, str | None]:
-    """The answer's text (the first choice) and its finish reason, or (None, None)."""
+Output = tuple[str | None, str | None, list[dict[str, Any]]]
+"""The answer's text, its finish reason and its tool calls."""
+
+
+def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> Output:
+    """The answer's text (the first choice), its finish reason and its tool calls, or
+    (None, None, [])."""
     if attrs.get("gen_ai.output.messages") is not None:
         data = structured("gen_ai.output.messages", attrs["gen_ai.output.messages"])
         items = data if isinstance(data, list) else [data]
@@ -279,17 +353,20 @@ def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> tuple[str |
             message = _message(item, "gen_ai.output.messages")
             if message is not None:
                 reason = item.get("finish_reason")
-                return message["content"], reason if isinstance(reason, str) else None
-        return "", None
+                return (message["content"], reason if isinstance(reason, str) else None,
+                        message.get("tool_calls", []))
+        return "", None, []
     indexed = _indexed(attrs, "gen_ai.completion")
     if indexed:
         reason = indexed[0]["finish_reason"]
-        return indexed[0]["content"], reason if isinstance(reason, str) else None
+        return (indexed[0]["content"], reason if isinstance(reason, str) else None,
+                indexed[0]["tool_calls"])
     events = list(events)
     for name, event_attrs in events:
         if name == "gen_ai.content.completion" and event_attrs.get("gen_ai.completion") is not None:
             messages = _messages("gen_ai.completion", event_attrs["gen_ai.completion"])
-            return (messages[0]["content"] if messages else ""), None
+            first_message = messages[0] if messages else {}
+            return first_message.get("content", ""), None, first_message.get("tool_calls", [])
     for name, event_attrs in events:
         if name != "gen_ai.choice":
             continue
@@ -299,8 +376,10 @@ def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> tuple[str |
         choice: Any = body.get("message", body.get("content", "")) if isinstance(body, dict) else body
         if isinstance(choice, str) and choice.startswith("{"):
             choice = structured("message", choice)
+        calls: list[dict[str, Any]] = []
         if isinstance(choice, dict):
+            calls = _tool_calls(choice.get("tool_calls")) + _tool_calls(choice.get("parts"))
             choice = choice.get("content", choice.get("parts", ""))
         reason = body.get("finish_reason") if isinstance(body, dict) else None
-        return _parts_text(choice), reason if isinstance(reason, str) else None
-    return None, None
+        return _parts_text(choice), reason if isinstance(reason, str) else None, calls
+    return None, None, []

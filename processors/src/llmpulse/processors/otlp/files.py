@@ -21,7 +21,7 @@ from pathlib import Path
 
 from llmpulse.processors.otlp.mapper import OtlpMapper
 from llmpulse.schemas import DeadLetter, Event
-from llmpulse.schemas.topics import DLQ, PROMPTS, RESPONSES
+from llmpulse.schemas.topics import DLQ, PROMPTS, RESPONSES, SPANS
 
 __all__ = ["read_otlp_file"]
 
@@ -45,7 +45,8 @@ def _documents(path: Path) -> Iterator[tuple[bytes, str]]:
 
 
 def read_otlp_file(path: str | Path, mapper: OtlpMapper) -> Iterator[tuple[str, Event | DeadLetter]]:
-    """(topic, event) pairs: each span's prompt and response, and the dead letters."""
+    """(topic, event) pairs: each call span's prompt and response, each step's span event,
+    and the dead letters."""
     path = Path(path)
     for number, (document, content_type) in enumerate(_documents(path)):
         record = mapper.map_record(document, content_type=content_type, topic=str(path),
@@ -53,5 +54,7 @@ def read_otlp_file(path: str | Path, mapper: OtlpMapper) -> Iterator[tuple[str, 
         for prompt, response in zip(record.prompts, record.responses, strict=True):
             yield PROMPTS, prompt
             yield RESPONSES, response
+        for step in record.span_events:
+            yield SPANS, step
         for letter in record.dead_letters:
             yield DLQ, letter

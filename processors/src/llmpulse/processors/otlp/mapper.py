@@ -1,15 +1,17 @@
-"""The OTLP mapper: GenAI spans in, llmpulse prompt and response events out. No Kafka here.
+"""The OTLP mapper: GenAI spans in, llmpulse call and span events out. No Kafka here.
 
 One OTLP record (what the Collector's Kafka exporter writes, or an OTLP/JSON file) becomes
-a ``MappedRecord``: a ``PromptEvent`` and a ``ResponseEvent`` per GenAI inference span,
-dead letters for the spans that cannot be kept (each with its reason and the span's bytes),
-and counts of the spans skipped because they are not GenAI inference calls (HTTP spans,
-tool executions, agent invocations, embeddings). A bad span never costs the good spans of
-the same record, and nothing here raises on bad input.
+a ``MappedRecord``: a ``PromptEvent`` and a ``ResponseEvent`` per GenAI inference span, a
+``SpanEvent`` per tool execution, agent invocation or retrieval span (``execute_tool``,
+``invoke_agent``, ``retrieval``), dead letters for the spans that cannot be kept (each with
+its reason and the span's bytes), and counts of the spans skipped because they are none of
+these (HTTP spans, embeddings, create_agent). A bad span never costs the good spans of the
+same record, and nothing here raises on bad input. Every event carries the span's own id
+and its parent's, so calls and steps form the trace's tree.
 
 Ids are derived, so redelivery is harmless: ``call_id`` is ``otel-<trace id>-<span id>``
-and the events' UUIDv7 ids are the span's start time plus a hash of those ids (ClickHouse
-keeps one row per ``event_id``).
+(a step's is its span id, as for every ``SpanEvent``) and the events' UUIDv7 ids are the
+span's start time plus a hash of those ids (ClickHouse keeps one row per ``event_id``).
 
 Example:
     >>> from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
@@ -57,7 +59,10 @@ from llmpulse.schemas import (
     PromptEvent,
     ResponseEvent,
     SchemaError,
+    SpanEvent,
     TokenUsage,
+    ToolCall,
+    bounded_text,
     dead_letter,
     validate_event,
 )
@@ -77,13 +82,20 @@ _REQUEST_EXTRAS = ("gen_ai.request.frequency_penalty", "gen_ai.request.presence_
                    "gen_ai.request.seed", "gen_ai.request.stop_sequences", "gen_ai.request.top_k",
                    "gen_ai.request.choice.count", "gen_ai.request.reasoning.level",
                    "gen_ai.request.stream", "gen_ai.output.type", "server.address")
-_USAGE_EXTRAS = {
-    "gen_ai.usage.cache_creation.input_tokens": ("gen_ai.usage.cache_write.input_tokens",
-                                                 "gen_ai.usage.cache_creation.input_tokens",
-                                                 "gen_ai.usage.cache_creation_input_tokens"),
-    "gen_ai.usage.reasoning.output_tokens": ("gen_ai.usage.reasoning.output_tokens",
-                                             "gen_ai.usage.reasoning_tokens"),
+_USAGE = {
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                     "llm.usage.prompt_tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                      "llm.usage.completion_tokens"),
+    "cached_input_tokens": ("gen_ai.usage.cache_read.input_tokens",
+                            "gen_ai.usage.cache_read_input_tokens"),
+    "cache_creation_input_tokens": ("gen_ai.usage.cache_write.input_tokens",
+                                    "gen_ai.usage.cache_creation.input_tokens",
+                                    "gen_ai.usage.cache_creation_input_tokens"),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
 }
+_STEP_EXTRAS = ("gen_ai.tool.type", "gen_ai.tool.description", "gen_ai.agent.id",
+                "gen_ai.agent.description", "gen_ai.data_source.id")
 
 
 def call_id_for(trace_id: str, span_id: str) -> str:
@@ -104,11 +116,13 @@ class MappedRecord:
 
     prompts: list[PromptEvent] = field(default_factory=list)
     responses: list[ResponseEvent] = field(default_factory=list)
+    span_events: list[SpanEvent] = field(default_factory=list)
+    """Tool executions, agent invocations and retrievals (topic ``llm.spans``)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     spans: int = 0
     """Spans read."""
     skipped: int = 0
-    """Spans that are not GenAI inference calls (counted, not dead-lettered)."""
+    """Spans that are neither GenAI calls nor steps (counted, not dead-lettered)."""
 
 
 @dataclass(frozen=True)
@@ -189,10 +203,13 @@ class OtlpMapper:
                         continue
                     if events is None:
                         out.skipped += 1
-                        continue
-                    out.prompts.append(events[0])
-                    out.responses.append(events[1])
+                    elif isinstance(events, SpanEvent):
+                        out.span_events.append(events)
+                    else:
+                        out.prompts.append(events[0])
+                        out.responses.append(events[1])
         self.counts["calls"] += len(out.prompts)
+        self.counts["steps"] += len(out.span_events)
         self.counts["skipped"] += out.skipped
         return out
 
@@ -205,7 +222,7 @@ class OtlpMapper:
             token_hash=token_hash if isinstance(token_hash, str) else None)
 
     def _map_span(self, resource: _ResourceView, scope: ScopeSpans,
-                  span: Span) -> tuple[PromptEvent, ResponseEvent] | None:
+                  span: Span) -> tuple[PromptEvent, ResponseEvent] | SpanEvent | None:
         try:
             attrs = attributes(span.attributes)
             events = [(e.name, attributes(e.attributes)) for e in span.events] if span.events else []
@@ -223,7 +240,8 @@ class OtlpMapper:
             operation = _LEGACY_OPERATIONS.get(legacy or "chat", legacy or "chat")
         if operation == "completion":
             operation = "text_completion"
-        if operation not in c.INFERENCE_OPERATIONS:
+        step = operation in c.STEP_OPERATIONS
+        if operation not in c.INFERENCE_OPERATIONS and not step:
             return None
         raw_trace, raw_span = span.trace_id, span.span_id
         start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
@@ -233,6 +251,8 @@ class OtlpMapper:
                               "id, a start time and an end time not before it",
                               field="$.span_id" if len(raw_trace) == 16 else "$.trace_id")
         trace_id, span_id = hex_id(raw_trace), hex_id(raw_span)
+        raw_parent = span.parent_span_id
+        parent_id = hex_id(raw_parent) if len(raw_parent) == 8 and raw_parent != _ZERO_SPAN else None
         app = c.as_str(attrs, "llmpulse.app") or resource.app
         if not app:
             raise SchemaError("missing_field", "the span's resource has no service.name",
@@ -240,11 +260,12 @@ class OtlpMapper:
         if self.bindings is not None and not self.bindings.allows(resource.token_hash, app):
             raise SchemaError("app_not_allowed", f"the token that sent this span may not "
                               f"write app {app!r}", field="$.resource.attributes.service.name")
-        call_id = call_id_for(trace_id, span_id)
+        call_id = span_id if step else call_id_for(trace_id, span_id)
         provider = c.as_str(attrs, "gen_ai.provider.name", "gen_ai.system")
         provider = _PROVIDERS.get(provider.lower(), provider.lower()) if provider else None
         common: dict[str, Any] = {
-            "call_id": call_id, "trace_id": trace_id, "app": app,
+            "call_id": call_id, "trace_id": trace_id, "span_id": span_id,
+            "parent_span_id": parent_id, "app": app,
             "environment": (c.as_str(attrs, "llmpulse.environment") or resource.environment
                             or self.default_environment),
             "session_id": c.as_str(attrs, "gen_ai.conversation.id", "session.id"),
@@ -256,6 +277,10 @@ class OtlpMapper:
         }
         origin = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256],
                   "otel.scope.name": scope.scope.name[:256] or None}
+        usage = {name: c.as_int(attrs, *keys) for name, keys in _USAGE.items()}
+        error = _error(span, attrs, events)
+        if step:
+            return self._step(common, operation, span, attrs, events, origin, usage, error)
         prompt_id, response_id = _event_ids(start_ns, call_id)
         prompt = dict(common, event_id=prompt_id,
                       occurred_at=_time(start_ns), operation=operation,
@@ -265,26 +290,17 @@ class OtlpMapper:
                       top_p=c.as_float(attrs, "gen_ai.request.top_p"),
                       expects_json=c.as_str(attrs, "gen_ai.output.type") == "json",
                       attributes=_primitive(origin, {k: attrs.get(k) for k in _REQUEST_EXTRAS}))
-        text, reason = c.output(attrs, events)
-        usage = {"input_tokens": c.as_int(attrs, "gen_ai.usage.input_tokens",
-                                          "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
-                 "output_tokens": c.as_int(attrs, "gen_ai.usage.output_tokens",
-                                           "gen_ai.usage.completion_tokens",
-                                           "llm.usage.completion_tokens"),
-                 "cached_input_tokens": c.as_int(attrs, "gen_ai.usage.cache_read.input_tokens",
-                                                 "gen_ai.usage.cache_read_input_tokens")}
-        extras = {name: c.as_int(attrs, *keys) for name, keys in _USAGE_EXTRAS.items()}
+        text, reason, tool_calls = c.output(attrs, events)
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
                           "gen_ai.response.time_to_first_token")
         if ttfc is None and events:  # OpenLLMetry: one span event per streamed chunk
             chunks = [e.time_unix_nano for e in span.events
                       if e.name == "gen_ai.content.completion.chunk" and e.time_unix_nano]
             ttfc = (min(chunks) - start_ns) / 1e9 if chunks and min(chunks) >= start_ns else None
-        error = _error(span, attrs, events)
         response = dict(common, event_id=response_id,
                         occurred_at=_time(end_ns),
                         text=text if text is not None or error else "",
-                        error=error,
+                        error=error, tool_calls=tool_calls,
                         finish_reason=c.as_str(attrs, "gen_ai.response.finish_reasons") or reason,
                         response_model=c.as_str(attrs, "gen_ai.response.model"),
                         response_id=c.as_str(attrs, "gen_ai.response.id"),
@@ -293,8 +309,40 @@ class OtlpMapper:
                         time_to_first_token_ms=None if ttfc is None else ttfc * 1000.0,
                         streamed=bool(c.as_bool(attrs, "gen_ai.request.stream", "gen_ai.is_streaming",
                                                "llm.is_streaming")),
-                        attributes=_primitive(origin, extras))
+                        attributes=_primitive(origin))
         return self._event(prompt, PromptEvent), self._event(response, ResponseEvent)
+
+    def _step(self, common: dict[str, Any], operation: str, span: Span, attrs: dict[str, Any],
+              events: Sequence[c.SpanEvent], origin: dict[str, Any], usage: dict[str, int | None],
+              error: dict[str, str] | None) -> SpanEvent:
+        """A tool execution, agent invocation or retrieval span as a ``SpanEvent``; tool
+        arguments and the result are cut to the limits and flagged, never dead-lettered."""
+        start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+        tool_name = c.as_str(attrs, "gen_ai.tool.name")
+        _, result = c.first(attrs, "gen_ai.tool.call.result")
+        if result is None and operation == "invoke_agent":
+            result = c.output(attrs, events)[0]
+        preview, cut = (None, False) if result is None else bounded_text(
+            c.as_text(result), self.limits.max_tool_result_chars)
+        _, arguments = c.first(attrs, "gen_ai.tool.call.arguments")
+        step = dict(
+            common, event_id=derived_uuid7(start_ns // 1_000_000, b"otlp-span", common["trace_id"],
+                                           common["span_id"]),
+            occurred_at=_time(end_ns), started_at=_time(start_ns), operation=operation,
+            name=(tool_name or c.as_str(attrs, "gen_ai.agent.name", "gen_ai.data_source.id")
+                  or span.name[:256] or operation),
+            latency_ms=(end_ns - start_ns) / 1e6, status="error" if error else "ok", error=error,
+            tool=None if tool_name is None else c.tool_call(
+                c.as_str(attrs, "gen_ai.tool.call.id"), tool_name, arguments),
+            result_preview=preview, result_truncated=cut or None,
+            usage={k: v for k, v in usage.items() if v is not None} or None,
+            attributes=_primitive(origin, {k: attrs.get(k) for k in _STEP_EXTRAS}))
+        return self._event(step, SpanEvent)  # type: ignore[no-any-return]
+
+    def _tool(self, call: dict[str, Any]) -> ToolCall:
+        """A tool call, its arguments cut to ``max_tool_arguments_chars`` and flagged."""
+        arguments, cut = bounded_text(call["arguments"], self.limits.max_tool_arguments_chars)
+        return ToolCall(id=call["id"], name=call["name"], arguments=arguments, arguments_truncated=cut)
 
     def _event(self, data: dict[str, Any], kind: type[Any]) -> Any:
         """The event, built directly (the readers above already checked every type) and
@@ -312,7 +360,12 @@ class OtlpMapper:
                                       field=f"$.usage.{name}")
             data["usage"] = TokenUsage(**usage)
         if data.get("messages"):
-            data["messages"] = [ChatMessage(**m) for m in data["messages"]]
+            data["messages"] = [ChatMessage(**dict(m, tool_calls=[self._tool(t) for t in m["tool_calls"]]))
+                                if m.get("tool_calls") else ChatMessage(**m) for m in data["messages"]]
+        if data.get("tool_calls"):
+            data["tool_calls"] = [self._tool(t) for t in data["tool_calls"]]
+        if data.get("tool"):
+            data["tool"] = self._tool(data["tool"])
         if data.get("error"):
             data["error"] = ErrorInfo(**data["error"])
         event = kind(**{k: v for k, v in data.items() if v is not None})

@@ -2,8 +2,10 @@
 
 It reads ``llm.otlp.spans`` (what the OpenTelemetry Collector's Kafka exporter writes),
 maps each record, and writes the prompts and responses as batch records on ``llm.prompts``
-and ``llm.responses``, one per partition of ``call_id`` (key: the first call id), exactly
-as the SDK does, so the join, scorers, guardrails, drift and sink run unchanged. Spans that
+and ``llm.responses``, one per partition of ``call_id`` (key: the first call id), and the
+steps (tool executions, agent invocations, retrievals) on ``llm.spans``, one per partition
+of ``trace_id``, exactly as the SDK does, so the join, scorers, guardrails, drift, the
+agent checks and the sink run unchanged. Spans that
 cannot be kept go to ``llm.dlq`` with their reason; spans that are not GenAI calls are
 counted. It runs in its own consumer group (``llmpulse-otlp``), beside the workers.
 
@@ -22,8 +24,8 @@ import faust
 from llmpulse.processors.otlp.mapper import MappedRecord, OtlpMapper
 from llmpulse.processors.worker import WorkerSettings
 from llmpulse.processors.worker.faust_app import configured_app
-from llmpulse.schemas import Event, encode_batch, encode_event, partition_for
-from llmpulse.schemas.topics import DLQ, OTLP_SPANS, PROMPTS, RESPONSES
+from llmpulse.schemas import Event, encode_batch, encode_event, event_key, partition_for
+from llmpulse.schemas.topics import DLQ, OTLP_SPANS, PROMPTS, RESPONSES, SPANS
 
 __all__ = ["build_otlp_app", "records_by_partition"]
 
@@ -35,17 +37,19 @@ MAX_BATCH_EVENTS = 500
 
 def records_by_partition(events: Sequence[Event], partitions: int
                          ) -> Iterator[tuple[int, bytes, bytes]]:
-    """(partition, key, value) batch records: the events of each ``call_id`` partition,
-    at most ``MAX_BATCH_EVENTS`` per record, keyed by the first call id (as the SDK)."""
-    groups: dict[int, list[Event]] = {}
+    """(partition, key, value) batch records: the events of each partition of their key
+    (``event_key``: the ``call_id``, a span's ``trace_id``), at most ``MAX_BATCH_EVENTS`` per
+    record, keyed by the first event's key (as the SDK)."""
+    groups: dict[int, list[tuple[str, Event]]] = {}
     for event in events:
-        groups.setdefault(partition_for(event.call_id, partitions), []).append(event)  # type: ignore[union-attr]
+        key = event_key(event)
+        groups.setdefault(partition_for(key, partitions), []).append((key, event))
     for partition, group in groups.items():
         for start in range(0, len(group), MAX_BATCH_EVENTS):
             chunk = group[start:start + MAX_BATCH_EVENTS]
-            encoded = [encode_event(e) for e in chunk]
+            encoded = [encode_event(e) for _, e in chunk]
             value = encoded[0] if len(encoded) == 1 else encode_batch(encoded)
-            yield partition, chunk[0].call_id.encode(), value  # type: ignore[union-attr]
+            yield partition, chunk[0][0].encode(), value
 
 
 def build_otlp_app(settings: WorkerSettings, mapper: OtlpMapper | None = None) -> faust.App:
@@ -57,14 +61,17 @@ def build_otlp_app(settings: WorkerSettings, mapper: OtlpMapper | None = None) -
     spans = app.topic(settings.topic(OTLP_SPANS), **raw)
     prompts = app.topic(settings.topic(PROMPTS), **raw)
     responses = app.topic(settings.topic(RESPONSES), **raw)
+    steps = app.topic(settings.topic(SPANS), **raw)
     dlq = app.topic(settings.topic(DLQ), **raw)
     app.llmpulse_counts = mapper.counts  # type: ignore[attr-defined]
 
     async def emit(record: MappedRecord, key: bytes | None) -> None:
         # Prompts first: a response never reaches the join before its prompt's record.
-        for topic, events in ((prompts, record.prompts), (responses, record.responses)):
-            for partition, event_key, value in records_by_partition(events, settings.partitions):
-                await topic.send(key=event_key, value=value, partition=partition)
+        batches: tuple[tuple[Any, Sequence[Event]], ...] = (
+            (prompts, record.prompts), (responses, record.responses), (steps, record.span_events))
+        for topic, events in batches:
+            for partition, record_key, value in records_by_partition(events, settings.partitions):
+                await topic.send(key=record_key, value=value, partition=partition)
         for letter in record.dead_letters:
             await dlq.send(key=key or str(letter.event_id).encode(), value=encode_event(letter))
 

@@ -1,0 +1,74 @@
+"""Hand-made OTLP trace data for the OTLP mapper's tests (``traces(...)``).
+
+Example:
+    >>> data = traces({"attrs": {"gen_ai.operation.name": "chat"}})
+    >>> data.resource_spans[0].scope_spans[0].spans[0].name
+    'chat gpt-4o'
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+__all__ = ["T0", "traces"]
+
+T0 = (time.time_ns() // 10**9 - 3_600) * 10**9  # an hour ago: inside the accepted window
+
+
+def _set(target: AnyValue, value: Any) -> None:
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int):
+        target.int_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, list):
+        target.array_value.SetInParent()
+        for item in value:
+            _set(target.array_value.values.add(), item)
+    elif isinstance(value, dict):
+        target.kvlist_value.SetInParent()
+        for key, item in value.items():
+            kv = target.kvlist_value.values.add()
+            kv.key = key
+            _set(kv.value, item)
+
+
+def _attrs(repeated: Any, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        kv = repeated.add()
+        kv.key = key
+        _set(kv.value, value)
+
+
+def traces(*spans: dict[str, Any], resource: dict[str, Any] | None = None) -> TracesData:
+    """TracesData with one resource and these spans (attrs, events, ids, parent, status ...)."""
+    data = TracesData()
+    rs = data.resource_spans.add()
+    _attrs(rs.resource.attributes, resource if resource is not None else
+           {"service.name": "support-bot", "deployment.environment.name": "prod-eu"})
+    scope = rs.scope_spans.add()
+    scope.scope.name = "hand-made"
+    for n, spec in enumerate(spans, start=1):
+        span = scope.spans.add()
+        span.name = spec.get("name", "chat gpt-4o")
+        span.trace_id = spec.get("trace_id", bytes([n]) * 16)
+        span.span_id = spec.get("span_id", bytes([n]) * 8)
+        span.start_time_unix_nano = spec.get("start", T0)
+        span.end_time_unix_nano = spec.get("end", T0 + 1_500_000_000)
+        span.parent_span_id = spec.get("parent", b"")
+        _attrs(span.attributes, spec.get("attrs", {}))
+        for name, attrs in spec.get("events", []):
+            event = span.events.add()
+            event.name = name
+            event.time_unix_nano = T0 + 1
+            _attrs(event.attributes, attrs)
+        if "status" in spec:
+            span.status.code, span.status.message = spec["status"]
+    return data
