@@ -4,6 +4,7 @@ span events; tool calls on messages and answers; span and parent ids; bounded to
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from otlp_spans import T0, traces
@@ -148,3 +149,32 @@ def test_step_ids_are_stable_and_a_trace_goes_to_one_partition_keyed_by_trace() 
     decoded = decode_record(records[0][2])
     assert decoded.failures == [] and all(isinstance(e, SpanEvent) for e in decoded.events)
     assert len(decoded.events) == 3
+
+
+def test_a_recorded_openllmetry_agent_run_forms_one_tree() -> None:
+    """Recorded by ``otlp_fixtures/record.py agent``: OpenLLMetry's chat spans inside an
+    app's invoke_agent span, and the app's execute_tool span (see the recorder)."""
+    recorded = Limits(max_past_seconds=20 * 365 * 86_400)  # the fixture's spans age
+    data = (Path(__file__).resolve().parent / "otlp_fixtures" / "openllmetry_agent.binpb").read_bytes()
+    record = OtlpMapper(limits=recorded).map_record(data)
+    assert (record.spans, record.skipped, record.dead_letters) == (4, 0, [])
+    agent, tool = sorted(record.span_events, key=lambda s: s.operation, reverse=True)
+    assert (agent.operation, agent.name, agent.parent_span_id) == ("invoke_agent", "support", None)
+    assert agent.result_preview == "Echo: order 42 shipped on Monday"
+    asking, answering = sorted(zip(record.prompts, record.responses, strict=True),
+                               key=lambda pair: pair[0].occurred_at)
+    assert {tool.parent_span_id, asking[0].parent_span_id, answering[0].parent_span_id} == {
+        agent.span_id}
+    assert len({tool.trace_id, agent.trace_id, asking[0].trace_id, answering[0].trace_id}) == 1
+    [asked] = asking[1].tool_calls
+    assert (asked.name, json.loads(asked.arguments), asking[1].text) == (
+        "lookup_order", {"query": "Where is order 42?"}, "")
+    assert (tool.tool.id, tool.tool.name, tool.tool.arguments) == (asked.id, asked.name,
+                                                                  asked.arguments)
+    assert (tool.status, tool.result_preview) == ("ok", "order 42 shipped on Monday")
+    question, assistant, result = answering[0].messages
+    assert (question.role, question.content) == ("user", "Where is order 42?")
+    assert [t.id for t in assistant.tool_calls] == [asked.id] and assistant.content == ""
+    assert (result.role, result.tool_call_id, result.content) == (
+        "tool", asked.id, "order 42 shipped on Monday")
+    assert answering[1].text == "Echo: order 42 shipped on Monday"
