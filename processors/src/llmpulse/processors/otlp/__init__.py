@@ -1,8 +1,9 @@
 """OpenTelemetry in: GenAI spans that the OpenTelemetry Collector writes to Kafka, mapped onto
-llmpulse's prompt and response events.
+llmpulse's prompt and response events (inference spans) and span events (tool executions,
+agent invocations, retrievals).
 
-``OtlpMapper`` is plain Python (no Kafka): decode OTLP, keep the GenAI inference spans, map
-them, dead-letter what cannot be kept. ``llmpulse.processors.otlp.stage`` is the thin Faust
+``OtlpMapper`` is plain Python (no Kafka): decode OTLP, keep the GenAI inference and step
+spans, map them, dead-letter what cannot be kept. ``llmpulse.processors.otlp.stage`` is the thin Faust
 agent around it, and ``llmpulse import --otlp FILE`` uses it too.
 
 Example:
