@@ -8,6 +8,7 @@ import inspect
 import json
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -79,3 +80,43 @@ print(json.dumps(seen))
                          timeout=120, check=True)
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen == {"import": False, "init": False, "send": True, "dropped": {}}, (seen, out.stderr)
+
+
+@pytest.mark.kafka
+def test_each_partition_receives_calls_in_the_order_the_app_made_them(
+        tmp_path, kafka_bootstrap: str) -> None:
+    """A burst right after ``init`` (before the topics' partitions are known, and faster
+    than the flusher builds, so the app thread builds some calls itself) still arrives in
+    capture order on every partition: consumers such as the drift monitor's count-based
+    reference take "the first N calls" to mean the oldest ones."""
+    from kafka_events import read_events
+
+    from llmpulse.cli.topics import ensure_topics
+
+    prefix = f"order{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap, partitions=2, prefix=prefix)
+    llmpulse.init(app="ordered", bootstrap_servers=kafka_bootstrap, topic_prefix=prefix,
+                  spool_dir=tmp_path, max_batch_events=20, flush_interval_s=0.05)
+    made: list[str] = []
+    try:
+        for i in range(2000):
+            with llmpulse.call(prompt_id="p", messages=[{"role": "user", "content": f"q{i}"}]) as c:
+                c.record_response(f"a{i}", input_tokens=1, output_tokens=1)
+            made.append(c.call_id)
+        assert llmpulse.flush(30)
+    finally:
+        llmpulse.shutdown(5)
+    got = read_events(kafka_bootstrap, [f"{prefix}llm.prompts", f"{prefix}llm.responses"],
+                      expected=4000, idle_s=0.5)
+    assert len(got) == 4000
+    rank = {call_id: i for i, call_id in enumerate(made)}
+    for topic in ("llm.prompts", "llm.responses"):
+        for partition in (0, 1):
+            seen = [rank[e.event.call_id] for e in got
+                    if e.topic == f"{prefix}{topic}" and e.partition == partition]
+            assert seen and seen == sorted(seen), (topic, partition, _first_inversion(seen))
+
+
+def _first_inversion(seen: list[int]) -> tuple[int, int, int] | None:
+    return next(((i, seen[i - 1], seen[i]) for i in range(1, len(seen))
+                 if seen[i] < seen[i - 1]), None)

@@ -17,8 +17,10 @@ and, once it answers, sends the spool oldest first.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
+import operator
 import threading
 import time
 from pathlib import Path
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 _DOWN_ERRORS = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._MSG_TIMED_OUT,
                 KafkaError._TIMED_OUT, KafkaError._RESOLVE}
 _PROBE_INTERVAL_S = 1.0
+_SEQ = operator.itemgetter(0)  # an event's place in the order the app handed it over
 
 class Transport:
     """Buffers, batches and delivers encoded events. One per process (re-made after fork)."""
@@ -47,9 +50,13 @@ class Transport:
         self._encode_call = encode_call
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()  # a flush waits for a build in progress
-        self._calls: list[Any] = []  # finished calls whose events are not built yet
-        self._buffers: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
-        self._pending: list[tuple[str, bytes, bytes]] = []  # topic unknown to metadata yet
+        # Every call and event gets a sequence number when the app hands it over; a
+        # partition's batch is sent in that order, whichever thread built it (the app's
+        # when the flusher is behind) and whenever its topic's partitions became known.
+        self._seq = 0
+        self._calls: list[tuple[int, Any]] = []  # finished calls whose events are not built yet
+        self._buffers: dict[tuple[str, int], list[tuple[int, bytes, bytes]]] = {}
+        self._pending: list[tuple[str, int, bytes, bytes]] = []  # topic unknown to metadata yet
         self._buffered = 0
         self._partitions: dict[str, int] = {}
         self._topics: set[str] = set()
@@ -95,14 +102,15 @@ class Transport:
             full = self._buffered >= self._config.max_buffered_events
             if not full:
                 self._buffered += events
+                self._seq = seq = self._seq + 1
                 behind = len(self._calls) >= self._config.max_batch_events
                 if not behind:
-                    self._calls.append(call)
+                    self._calls.append((seq, call))
         if full:
             self._stats.drop("buffer_full", events)
             return False
         if behind:
-            self._place([call])
+            self._place([(seq, call)])
         return True
 
     def enqueue(self, topic: str, key: str, data: bytes) -> bool:
@@ -115,15 +123,16 @@ class Transport:
             else:
                 full = False
                 self._buffered += 1
+                self._seq = seq = self._seq + 1
                 if partitions:
                     part = partition_for(key, partitions)
                     buffer = self._buffers.get((topic, part))
                     if buffer is None:
                         buffer = self._buffers[(topic, part)] = []
-                    buffer.append((kb, data))
+                    buffer.append((seq, kb, data))
                     wake = len(buffer) >= self._config.max_batch_events
                 else:
-                    self._pending.append((topic, kb, data))
+                    self._pending.append((topic, seq, kb, data))
                     self._topics.add(topic)
                     wake = False
         if full:
@@ -185,19 +194,19 @@ class Transport:
             if calls:
                 self._place(calls)
 
-    def _place(self, calls: list[Any]) -> None:
+    def _place(self, calls: list[tuple[int, Any]]) -> None:
         """Build the calls' events and append them to their partition's buffer."""
-        placed: list[tuple[str, int, bytes, bytes]] = []
+        placed: list[tuple[str, int, int, bytes, bytes]] = []
         partitions = self._partitions
         failed = lost = 0
-        for call in calls:
+        for seq, call in calls:
             try:
                 key, events = self._encode_call(call)
                 kb = key.encode()
                 hashed = murmur2(kb) & 0x7FFFFFFF  # once for the call's events (Kafka's choice)
                 for topic, data in events:
                     n = partitions.get(topic)
-                    placed.append((topic, hashed % n if n else -1, kb, data))
+                    placed.append((topic, hashed % n if n else -1, seq, kb, data))
             except Exception:
                 failed += 1
                 lost += call.event_count
@@ -206,14 +215,14 @@ class Transport:
             self._stats.drop("encode_error", lost)
         with self._lock:
             self._buffered -= lost
-            for topic, part, kb, data in placed:
+            for topic, part, seq, kb, data in placed:
                 if part >= 0:
                     buffer = self._buffers.get((topic, part))
                     if buffer is None:
                         buffer = self._buffers[(topic, part)] = []
-                    buffer.append((kb, data))
+                    buffer.append((seq, kb, data))
                 else:
-                    self._pending.append((topic, kb, data))
+                    self._pending.append((topic, seq, kb, data))
                     self._topics.add(topic)
 
     def _learn_partitions(self) -> None:
@@ -228,13 +237,13 @@ class Transport:
                 self._partitions[topic] = len(meta.partitions)
         with self._lock:
             pending, self._pending = self._pending, []
-            for topic, kb, data in pending:
+            for topic, seq, kb, data in pending:
                 n = self._partitions.get(topic)
                 if n:
                     part = partition_for(kb.decode(), n)
-                    self._buffers.setdefault((topic, part), []).append((kb, data))
+                    self._buffers.setdefault((topic, part), []).append((seq, kb, data))
                 else:
-                    self._pending.append((topic, kb, data))
+                    self._pending.append((topic, seq, kb, data))
 
     def _spool_pending(self) -> None:
         """Kafka is away before we learnt a topic's partitions: keep the events on disk; the
@@ -243,14 +252,29 @@ class Transport:
             pending, self._pending = self._pending, []
             self._buffered -= len(pending)
         self._stats.add("captured", len(pending))
-        for topic, kb, data in pending:
+        for topic, _, kb, data in pending:
             self._spool(SpooledRecord(topic, -1, kb, data, 1))
 
     def flush_buffers(self) -> None:
         """Turn every buffer into batch records and hand them to Kafka (or the spool)."""
         with self._lock:
             buffers, self._buffers = self._buffers, {}
-            taken = sum(len(b) for b in buffers.values())
+            floor = self._calls[0][0] if self._calls else None
+        # Calls still queued for the flusher were handed over before anything the app built
+        # itself while the flusher was behind: what came after the oldest of them waits for
+        # the next cycle, so no event of a partition is ever sent before an older one.
+        held: dict[tuple[str, int], list[tuple[int, bytes, bytes]]] = {}
+        for where, items in buffers.items():
+            items.sort(key=_SEQ)  # stable (a call's prompt stays before its response) and
+            if floor is not None:  # about linear: the items are nearly in order already
+                cut = bisect.bisect_left(items, floor, key=_SEQ)
+                if cut < len(items):
+                    held[where] = items[cut:]
+                    del items[cut:]
+        taken = sum(len(b) for b in buffers.values())
+        with self._lock:
+            for where, items in held.items():
+                self._buffers[where] = items + self._buffers.get(where, [])
             self._buffered -= taken
         self._stats.add("captured", taken)
         max_events, max_bytes = self._config.max_batch_events, self._config.max_batch_bytes
@@ -259,12 +283,12 @@ class Transport:
             while start < len(items):
                 end, size = start, 0
                 while end < len(items) and end - start < max_events and (
-                        end == start or size + len(items[end][1]) < max_bytes):
-                    size += len(items[end][1]) + 1
+                        end == start or size + len(items[end][2]) < max_bytes):
+                    size += len(items[end][2]) + 1
                     end += 1
                 chunk = items[start:end]
-                value = chunk[0][1] if len(chunk) == 1 else encode_batch([d for _, d in chunk])
-                self._send(SpooledRecord(topic, partition, chunk[0][0], value, len(chunk)))
+                value = chunk[0][2] if len(chunk) == 1 else encode_batch([d for _, _, d in chunk])
+                self._send(SpooledRecord(topic, partition, chunk[0][1], value, len(chunk)))
                 start = end
 
     def _send(self, record: SpooledRecord, *, from_spool: bool = False) -> None:
