@@ -23,6 +23,7 @@ import pytest
 from confluent_kafka import Producer
 from worker_process import WorkerProcess
 
+from llmpulse.cli.demo.drain import wait_until_consumed
 from llmpulse.cli.topics import ensure_topics
 from llmpulse.processors.pipeline import CallPair, join
 from llmpulse.schemas import (
@@ -34,7 +35,7 @@ from llmpulse.schemas import (
     encode_event,
     partition_for,
 )
-from llmpulse.schemas.topics import TopicSpec, catalogue
+from llmpulse.schemas.topics import PROMPTS, RESPONSES, TopicSpec, catalogue
 from llmpulse.sinks.sink import Sink, SinkConfig
 from llmpulse.sinks.store import Store
 
@@ -149,7 +150,12 @@ def test_every_event_id_in_is_stored_or_dead_lettered_once(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and _rows(store) < expected_rows:
             time.sleep(0.5)
-        time.sleep(1.0)  # let a wrongly duplicated row show up, if any
+        # a wrongly duplicated row would come from input still in flight: wait until the
+        # worker (the join alone here: no drift, no model scorers) and the sink have
+        # consumed everything there is
+        wait_until_consumed(kafka_bootstrap, [
+            (f"{prefix}llmpulse-processors", [prefix + t for t in (PROMPTS, RESPONSES)]),
+            (sink.config.group_id, sink.config.topics)], timeout_s=120, echo=lambda _: None)
         log = worker.tail(60)
 
     ids_out = _stored_ids(store)
