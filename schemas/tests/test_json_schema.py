@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -10,9 +11,13 @@ import pytest
 
 from llmpulse.schemas import (
     ChatMessage,
+    ErrorInfo,
     FeedbackEvent,
     PromptEvent,
     ResponseEvent,
+    SpanEvent,
+    TokenUsage,
+    ToolCall,
     encode_batch,
     encode_event,
     json_schemas,
@@ -33,6 +38,29 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
     schema = json.loads((JSONSCHEMA_DIR / name).read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_v1_1_events_validate_against_their_schema() -> None:
+    now = datetime.now(UTC)
+    call = ToolCall(id="call_1", name="lookup_order", arguments='{"order": 42')
+    span = SpanEvent(call_id="00f067aa0ba902b7", span_id="00f067aa0ba902b7",
+                     trace_id="4bf92f3577b34da6a3ce929d0e0e4736", app="a", name="lookup_order",
+                     operation="execute_tool", started_at=now - timedelta(seconds=1),
+                     occurred_at=now, latency_ms=1000.0, status="error",
+                     error=ErrorInfo(type="TimeoutError"), tool=call, result_preview="x",
+                     result_truncated=True, usage=TokenUsage(reasoning_tokens=3))
+    answer = ResponseEvent(call_id="c", app="a", latency_ms=3.0, tool_calls=[call],
+                           span_id="b7ad6b7169203331", parent_span_id="00f067aa0ba902b7",
+                           usage=TokenUsage(cache_creation_input_tokens=10))
+    prompt = PromptEvent(call_id="c", app="a", messages=[
+        ChatMessage(role="assistant", content="", tool_calls=[call]),
+        ChatMessage(role="tool", content="shipped", tool_call_id="call_1")])
+    for name, event in [("span", span), ("response", answer), ("prompt", prompt)]:
+        _validator(f"{name}.schema.json").validate(json.loads(encode_event(event)))
+    with pytest.raises(jsonschema.ValidationError):  # a span needs its trace id
+        document = json.loads(encode_event(span))
+        del document["trace_id"]
+        _validator("span.schema.json").validate(document)
 
 
 def test_encoded_events_validate_against_their_schema() -> None:
