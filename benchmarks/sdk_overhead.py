@@ -23,6 +23,16 @@ The subjects:
 - ``langfuse``: one Langfuse generation (v5 SDK) with input, output, model and usage,
   configured for a local host where nothing listens, so it buffers.
 
+Agent steps (issue #14), inside one open ``llmpulse.trace()`` run, reported under
+``agents`` beside the keys above:
+
+- ``floor_span``: encode one ``SpanEvent`` (a tool execution with its arguments and a
+  result preview) and ``Producer.produce`` it on ``llm.spans``;
+- ``llmpulse_tool_call``: one call of an ``@llmpulse.tool`` function (arguments bound and
+  written as JSON, the result's preview kept; one ``SpanEvent``), against ``floor_span``;
+- ``llmpulse_nested_call``: the ``llmpulse`` subject's call made inside the run (a child
+  span: trace and parent ids, session and metadata propagated), against ``floor``.
+
 Then: sustained capture rate of one app thread with the broker up (all delivered), and
 memory held while the broker is down for 100,000 events. Prints JSON.
 
@@ -42,6 +52,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from random import getrandbits
 
 from confluent_kafka import Producer
 
@@ -55,9 +66,12 @@ from llmpulse.schemas import (  # noqa: E402
     PromptEvent,
     ResponseEvent,
     RetrievedDocument,
+    SpanEvent,
     TokenUsage,
+    ToolCall,
     encode_event,
     partition_for,
+    utcnow,
     uuid7_str,
 )
 
@@ -109,6 +123,20 @@ def _ratios(regime: dict[str, dict[str, float]]) -> dict[str, object]:
         "p99 <= 2x floor p99": ratios["llmpulse_p99_over_floor_p99"] <= 2.0}}
 
 
+def _agent_ratios(regime: dict[str, dict[str, float]]) -> dict[str, object]:
+    tool, span = regime["llmpulse_tool_call"], regime["floor_span"]
+    nested, floor = regime["llmpulse_nested_call"], regime["floor"]
+    ratios = {"tool_call_p50_over_floor_span_p50": round(tool["p50_us"] / span["p50_us"], 2),
+              "tool_call_p99_over_floor_span_p99": round(tool["p99_us"] / span["p99_us"], 2),
+              "nested_call_p50_over_floor_p50": round(nested["p50_us"] / floor["p50_us"], 2),
+              "nested_call_p99_over_floor_p99": round(nested["p99_us"] / floor["p99_us"], 2)}
+    return {name: regime[name] for name in ("floor_span", "llmpulse_tool_call",
+                                            "llmpulse_nested_call")} | {
+        "ratios": ratios, "goals_met": {
+            "tool call p50 <= 1.5x floor_span": ratios["tool_call_p50_over_floor_span_p50"] <= 1.5,
+            "nested call p50 <= 1.5x floor": ratios["nested_call_p50_over_floor_p50"] <= 1.5}}
+
+
 def floor_op(bootstrap: str, partitions: int) -> tuple[Callable[[], None], Callable[[], None]]:
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                          "compression.type": "zstd", "linger.ms": 5})
@@ -130,6 +158,36 @@ def floor_op(bootstrap: str, partitions: int) -> tuple[Callable[[], None], Calla
         producer.poll(0)
 
     return op, lambda: producer.flush(30)
+
+
+TOOL_ARGS = '{"order_id": "12345"}'
+TOOL_RESULT = {"order_id": "12345", "status": "shipped", "eta": "tomorrow", "carrier": "DHL"}
+
+
+def floor_span_op(bootstrap: str, partitions: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "compression.type": "zstd", "linger.ms": 5})
+    trace_id = uuid7_str().replace("-", "")
+
+    def op() -> None:
+        span_id = f"{getrandbits(64):016x}"
+        span = SpanEvent(call_id=span_id, span_id=span_id, trace_id=trace_id, app="bench",
+                         name="lookup_order", operation="execute_tool", started_at=utcnow(),
+                         latency_ms=0.1, tool=ToolCall(name="lookup_order", arguments=TOOL_ARGS),
+                         result_preview=json.dumps(TOOL_RESULT))
+        producer.produce("llm.spans", encode_event(span), trace_id,
+                         partition=partition_for(trace_id, partitions))
+        producer.poll(0)
+
+    return op, lambda: producer.flush(30)
+
+
+def llmpulse_tool_op() -> Callable[[], None]:
+    @llmpulse.tool
+    def lookup_order(order_id: str) -> dict[str, str]:
+        return TOOL_RESULT
+
+    return lambda: lookup_order("12345") and None
 
 
 def llmpulse_op() -> Callable[[], None]:
@@ -231,6 +289,17 @@ def main() -> None:
         out["app_paced"] = {"calls_per_s": PACED_RATE, "n": args.n_paced, **paced,
                             **_ratios(paced)}
         out["back_to_back"] = {"n": args.n, **flat, **_ratios(flat)}
+
+        # Agent steps: a tool call and a nested call inside one open run (issue #14).
+        op, stop = floor_span_op(bootstrap, partitions)
+        both("floor_span", op)
+        stop()
+        with llmpulse.trace(name="bench-agent", session_id="s-1", metadata={"tenant": "acme"}):
+            both("llmpulse_tool_call", llmpulse_tool_op())
+            both("llmpulse_nested_call", llmpulse_op())
+        llmpulse.flush(30)
+        out["agents"] = {regime: _agent_ratios(numbers)
+                         for regime, numbers in (("app_paced", paced), ("back_to_back", flat))}
 
         # Sustained: one app thread capturing as fast as it can for 3 s, broker up.
         before = llmpulse.stats()["sent"]

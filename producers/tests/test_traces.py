@@ -44,7 +44,8 @@ def test_trace_and_nested_track_form_one_tree_with_propagated_attributes(sink: L
         outer("where is my parcel?")
         lookup_order("A-17")
         with llmpulse.call(prompt_id="direct", attributes={"plan": "free"}) as c:
-            c.record_response("direct answer")
+            c.record_response("direct answer", input_tokens=40, output_tokens=7,
+                              reasoning_tokens=3, cost_usd=0.002)
     assert llmpulse.current_span() is None  # nothing leaks out of the block
 
     agent = sink.span("support-agent")
@@ -64,6 +65,12 @@ def test_trace_and_nested_track_form_one_tree_with_propagated_attributes(sink: L
         assert sink.response(p.call_id).span_id == p.span_id
     assert prompts["direct"].attributes["plan"] == "free"  # the call's own value wins
     assert tool.session_id == "s-1" and tool.attributes == {"tenant": "acme", "plan": "pro"}
+    # the run carries its totals: 3 LLM calls (inner, outer, direct), 1 tool call
+    assert agent.attributes["llmpulse.llm_calls"] == 3
+    assert agent.attributes["llmpulse.tool_calls"] == 1 and agent.attributes["llmpulse.errors"] == 0
+    assert agent.usage is not None and agent.cost_usd == 0.002
+    assert (agent.usage.input_tokens, agent.usage.output_tokens, agent.usage.reasoning_tokens) == (
+        40, 7, 3)
     # every span id is distinct, OpenTelemetry-shaped
     ids = [p.span_id for p in prompts.values()] + [tool.span_id, agent.span_id]
     assert len(set(ids)) == len(ids) and all(len(i) == 16 for i in ids)
@@ -180,6 +187,10 @@ def test_tool_spans_status_errors_results_and_raw_arguments(sink: LocalEvents) -
         def lookup(self, order_id: str) -> str:
             return f"order {order_id}: shipped"
 
+    @llmpulse.track(kind="tool", name="double")
+    def track_tool(n: int) -> int:
+        return 2 * n
+
     @llmpulse.tool
     async def flaky(attempt: int) -> None:
         raise TimeoutError(f"attempt {attempt} timed out")
@@ -190,9 +201,11 @@ def test_tool_spans_status_errors_results_and_raw_arguments(sink: LocalEvents) -
             asyncio.run(flaky(3))
         with llmpulse.tool_span("search", "{query: not json", tool_call_id="call_9") as t:
             t.record_result(["doc-1", "doc-2"])
+        with llmpulse.span("kb", operation="retrieval"):
+            assert track_tool(2) == 4
     ok = sink.span("lookup_order")
     assert ok.operation == "execute_tool" and ok.status == "ok" and ok.error is None
-    assert ok.tool is not None and ok.tool.arguments == '{"order_id": "A-17"}'  # no self
+    assert ok.tool is not None and ok.tool.arguments == '{"order_id":"A-17"}'  # no self
     assert ok.result_preview == "order A-17: shipped" and not ok.result_truncated
     assert ok.latency_ms >= 0 and ok.started_at <= ok.occurred_at
     failed = sink.span("flaky")
@@ -200,7 +213,12 @@ def test_tool_spans_status_errors_results_and_raw_arguments(sink: LocalEvents) -
     assert failed.error.type == "TimeoutError" and "attempt 3" in failed.error.message
     raw = sink.span("search")
     assert raw.tool is not None and raw.tool.arguments == "{query: not json"
-    assert raw.tool.id == "call_9" and raw.result_preview == '["doc-1", "doc-2"]'
+    assert raw.tool.id == "call_9" and raw.result_preview == '["doc-1","doc-2"]'
+    assert sink.span("kb").operation == "retrieval"
+    double = sink.span("double")
+    assert double.operation == "execute_tool" and double.parent_span_id == sink.span("kb").span_id
+    assert double.tool is not None and double.tool.arguments == '{"n":2}'
+    assert double.result_preview == "4"
     assert {s.trace_id for s in sink.of(SpanEvent)} == {sink.span("run").trace_id}
     assert {k for t, k, _ in sink.records if t == "llm.spans"} == {sink.span("run").trace_id}
 
@@ -281,3 +299,25 @@ def test_spans_reach_llm_spans_keyed_and_partitioned_by_trace_id(
         assert e.batched or e.key == e.event.trace_id.encode()
     assert {e.event.trace_id for e in got} == set(traces)
     assert len({e.partition for e in got}) > 1  # spread by trace, not all on one partition
+
+
+def test_nested_runs_add_their_totals_to_the_outer_run(sink: LocalEvents) -> None:
+    @llmpulse.tool
+    def broken_tool() -> None:
+        raise RuntimeError("tool down")
+
+    with llmpulse.trace(name="outer"):
+        with llmpulse.trace(name="sub-agent"):
+            with llmpulse.call(prompt_id="p") as c:
+                c.record_response("x", input_tokens=10, output_tokens=2)
+            with pytest.raises(RuntimeError):
+                broken_tool()
+        with llmpulse.call(prompt_id="q") as c:
+            c.record_response("y", input_tokens=5, output_tokens=1)
+    sub, outer = sink.span("sub-agent"), sink.span("outer")
+    assert sub.parent_span_id == outer.span_id and sub.trace_id == outer.trace_id
+    assert sub.attributes["llmpulse.errors"] == 1 and sub.usage is not None
+    assert sub.usage.input_tokens == 10 and sub.cost_usd is None
+    assert outer.attributes["llmpulse.llm_calls"] == 2
+    assert outer.attributes["llmpulse.tool_calls"] == 1 and outer.attributes["llmpulse.errors"] == 1
+    assert outer.usage is not None and (outer.usage.input_tokens, outer.usage.output_tokens) == (15, 3)

@@ -143,8 +143,8 @@ def test_anthropic_create_thinking_cache_and_tool_use(sink: LocalEvents, server:
     prompt, answer = sink.last()
     assert prompt.provider == "anthropic" and prompt.messages[0].role == "system"
     assert prompt.messages[0].content == "You are a parcel agent." and prompt.max_tokens == 256
-    assert [(t.id, t.name, t.arguments) for t in answer.tool_calls] == [
-        ("toolu_1", "lookup_order", '{"query": "where is order 7"}')]
+    assert [(t.id, t.name, t.arguments) for t in answer.tool_calls] == [  # the input, as JSON
+        ("toolu_1", "lookup_order", '{"query":"where is order 7"}')]
     assert answer.finish_reason == "tool_use" and answer.text == ""
     usage = answer.usage
     assert usage is not None
@@ -160,7 +160,7 @@ def test_anthropic_create_thinking_cache_and_tool_use(sink: LocalEvents, server:
                                       "content": [{"type": "text", "text": "shipped"}]}]}])
     prompt, answer = sink.last()
     assert [m.role for m in prompt.messages] == ["user", "assistant", "tool"]
-    assert prompt.messages[1].tool_calls[0].arguments == '{"query": "where is order 7"}'
+    assert prompt.messages[1].tool_calls[0].arguments == '{"query":"where is order 7"}'
     assert (prompt.messages[2].tool_call_id, prompt.messages[2].content) == ("toolu_1", "shipped")
     assert answer.text == "Echo: shipped" and answer.finish_reason == "end_turn"
 

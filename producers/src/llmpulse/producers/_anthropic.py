@@ -22,7 +22,7 @@ Example:
     ...     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
     ...                                   "content": "shipped"}]}]))[1:]  # doctest: +NORMALIZE_WHITESPACE
     [{'role': 'assistant', 'content': '',
-      'tool_calls': [{'id': 't1', 'function': {'name': 'lookup', 'arguments': '{"id": 7}'}}]},
+      'tool_calls': [{'id': 't1', 'function': {'name': 'lookup', 'arguments': '{"id":7}'}}]},
      {'role': 'tool', 'content': 'shipped', 'tool_call_id': 't1'}]
 """
 

@@ -26,7 +26,7 @@ from llmpulse.producers._messages import (
     output_fields,
     tool_calls,
 )
-from llmpulse.producers._spans import Node, active, new_span_id, new_trace_id, place, tool
+from llmpulse.producers._spans import Node, active, agent_of, new_span_id, new_trace_id, place, tool
 from llmpulse.schemas import (
     ErrorInfo,
     FeedbackEvent,
@@ -213,6 +213,10 @@ class LLMCall(Node):
         _last_id.set(self.call_id)
         client = get_client()
         try:
+            if self.parent is not None:
+                agent = agent_of(self.parent)
+                if agent is not None:  # the run's totals: calls, tokens, cost
+                    agent.add_call(self._response, self._error is not None)
             if client.keep(self.trace_id or self.call_id, is_error=self._error is not None,
                            call=self):
                 client.submit(self)

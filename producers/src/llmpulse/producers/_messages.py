@@ -17,9 +17,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import msgspec
 
 from llmpulse.schemas import ChatMessage, Limits, RetrievedDocument, ToolCall, bounded_text
 
@@ -49,6 +50,19 @@ def getter(obj: Any) -> Callable[..., Any]:
     return lambda k, d=None: getattr(obj, k, d)
 
 
+_json = msgspec.json.Encoder(enc_hook=str)
+"""Compact JSON, about ten times faster than ``json.dumps``; what JSON has no type for
+(a custom object) is written as its ``str``."""
+
+
+def to_json(value: Any) -> str:
+    """``value`` as compact JSON text (``repr`` when even that fails, e.g. odd dict keys)."""
+    try:
+        return _json.encode(value).decode()
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return repr(value)
+
+
 def preview(value: Any, limit: int = RESULT_PREVIEW_CHARS) -> tuple[str, bool]:
     """A bounded text of any value (a tool's result): str as is, JSON for dicts and lists,
     ``repr`` otherwise. A megabyte string costs a slice, not a copy of the megabyte."""
@@ -58,10 +72,7 @@ def preview(value: Any, limit: int = RESULT_PREVIEW_CHARS) -> tuple[str, bool]:
         text = bytes(value[: limit * 4]).decode("utf-8", "replace")
         return text[:limit], len(value) > limit or len(text) > limit
     elif isinstance(value, Mapping | list | tuple):
-        try:
-            text = json.dumps(value, default=str, ensure_ascii=False)
-        except (TypeError, ValueError):  # e.g. keys json cannot write
-            text = repr(value)
+        text = to_json(value)
     else:
         text = repr(value) if value is not None else ""
     return bounded_text(text, limit)
@@ -82,12 +93,7 @@ def tool_calls(parts: Iterable[ToolCallParts],
 
 def arguments_text(value: Any) -> str:
     """Raw arguments as text: a str unchanged (even when not JSON), anything else as JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
+    return value if isinstance(value, str) else to_json(value)
 
 
 def tool_call_parts(raw: Any) -> list[ToolCallParts]:
