@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from store_rows import wait_rows
 from worker_process import WorkerProcess
 
 import llmpulse.producers as llmpulse
@@ -17,17 +17,6 @@ from llmpulse.sinks.sink import Sink, SinkConfig
 from llmpulse.sinks.store import Store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def _wait_rows(store: Store, sql: str, want: int, timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    got = 0
-    while time.monotonic() < deadline:
-        got = int(store.query(sql).scalar())
-        if got >= want:
-            return got
-        time.sleep(0.5)
-    return got
 
 
 def test_calls_flow_from_the_sdk_to_clickhouse(kafka_bootstrap: str, store: Store,
@@ -60,8 +49,8 @@ def test_calls_flow_from_the_sdk_to_clickhouse(kafka_bootstrap: str, store: Stor
                 if i % 50 == 0:
                     llmpulse.feedback(c.call_id, thumbs="up" if i % 100 else "down", rating=4)
             assert llmpulse.flush(10)
-            stored = _wait_rows(store, "SELECT count() FROM calls", n, timeout_s=90)
-            feedback = _wait_rows(store, "SELECT count() FROM feedback", 6, timeout_s=30)
+            stored = wait_rows(store, "SELECT count() FROM calls", n, timeout_s=90)
+            feedback = wait_rows(store, "SELECT count() FROM feedback", 6, timeout_s=30)
     finally:
         stop.set()
         thread.join(30)

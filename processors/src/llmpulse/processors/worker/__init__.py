@@ -14,10 +14,14 @@ Agents:
 - a timer expires halves whose partner did not come within ``join_timeout_s``: they
   are emitted as incomplete calls, not lost.
 
-Finished calls go to ``llm.enriched`` and their guardrail verdicts to ``llm.alerts``.
+- ``spans``: reads ``llm.spans`` (tool executions, agent steps; keyed by trace id),
+  validates, checks each span against its trace (tool arguments that are not JSON, tool
+  errors, loops) and runs the guardrails on tool arguments and results.
+
+Finished calls and spans go to ``llm.enriched`` and their verdicts to ``llm.alerts``.
 
 The parts: ``settings`` (``WorkerSettings``), ``faust_app`` (the app, its topics and every
-Faust override), ``light_agent``, ``heavy_agent``, ``drift_agent``, ``outputs`` (the sends)
+Faust override), ``light_agent``, ``span_agent``, ``heavy_agent``, ``drift_agent``, ``outputs`` (the sends)
 and ``app`` (``build_app``). The work itself is ``llmpulse.processors.step``.
 
 Example:

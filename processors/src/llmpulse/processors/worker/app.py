@@ -24,11 +24,19 @@ from llmpulse.processors.worker.heavy_agent import register_heavy
 from llmpulse.processors.worker.light_agent import LightAgent
 from llmpulse.processors.worker.outputs import Outputs
 from llmpulse.processors.worker.settings import WorkerSettings
-from llmpulse.schemas.topics import DRIFT_INPUT, ENRICHED_PENDING, FEEDBACK, PROMPTS, RESPONSES
+from llmpulse.processors.worker.span_agent import SpanAgent
+from llmpulse.schemas.topics import (
+    DRIFT_INPUT,
+    ENRICHED_PENDING,
+    FEEDBACK,
+    PROMPTS,
+    RESPONSES,
+    SPANS,
+)
 
 __all__ = ["WORKER_INPUTS", "build_app"]
 
-WORKER_INPUTS = (PROMPTS, RESPONSES, FEEDBACK, ENRICHED_PENDING, DRIFT_INPUT)
+WORKER_INPUTS = (PROMPTS, RESPONSES, SPANS, FEEDBACK, ENRICHED_PENDING, DRIFT_INPUT)
 """The topics a worker consumes (before the prefix): its lag and its watchdog's."""
 
 logger = logging.getLogger(__name__)
@@ -38,7 +46,7 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
               drift_monitor: Any = None, alert_engine: Any = None) -> faust.App:
     """The Faust app with its topics, join table, agents and timers.
 
-    ``settings.role`` picks the agents: ``light`` the join, ``heavy`` the model scorers,
+    ``settings.role`` picks the agents: ``light`` the join and the spans, ``heavy`` the model scorers,
     ``drift`` the drift windows and alert rules, ``all`` every one of them. The counts
     of what went through are ``app.llmpulse_counts`` (and logged every 30 s); its metrics,
     readiness and watchdog are ``app.llmpulse_health``.
@@ -58,6 +66,7 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
 
     if settings.role in {"all", "light"}:
         LightAgent(app, topics, settings, step, outputs).register()
+        SpanAgent(app, topics, settings, step, outputs).register()
     if heavy_on and settings.role in {"all", "heavy"}:
         register_heavy(app, topics, step, outputs, executor)
     if settings.drift and settings.role in {"all", "drift"}:

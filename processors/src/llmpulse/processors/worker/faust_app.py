@@ -26,7 +26,7 @@ from typing import Any
 import faust
 
 from llmpulse.processors.worker.settings import WorkerSettings
-from llmpulse.schemas import Event, encode_batch, encode_event
+from llmpulse.schemas import Event, encode_batch, encode_event, event_key
 from llmpulse.schemas.topics import (
     ALERTS,
     DLQ,
@@ -37,6 +37,7 @@ from llmpulse.schemas.topics import (
     FEEDBACK,
     PROMPTS,
     RESPONSES,
+    SPANS,
 )
 
 __all__ = ["TableStore", "Topics", "WorkerApp", "batches", "consumer_lag", "create_app"]
@@ -97,6 +98,8 @@ class Topics:
     """Calls and feedback for the drift agent (one partition)."""
     drift_out: Any
     feedback: Any
+    spans: Any
+    """``llm.spans``: tool executions and agent steps, keyed by trace id."""
 
 
 def configured_app(settings: WorkerSettings, app_class: type[faust.App] = WorkerApp) -> Any:
@@ -136,15 +139,17 @@ def create_app(settings: WorkerSettings) -> tuple[WorkerApp, Topics]:
         drift_input=app.topic(topic(DRIFT_INPUT), partitions=1, **raw),
         drift_out=app.topic(topic(DRIFT), **raw),
         feedback=app.topic(topic(FEEDBACK), **raw),
+        spans=app.topic(topic(SPANS), **raw),
     )
     return app, topics
 
 
 def batches(events: Sequence[Event], max_events: int = 500) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) batch records of at most ``max_events``, keyed by the first call id."""
+    """(key, value) batch records of at most ``max_events``, keyed by the first event's key
+    (``event_key``: a span's trace id, else the call id)."""
     for start in range(0, len(events), max_events):
         chunk = events[start:start + max_events]
-        key = getattr(chunk[0], "call_id", None) or str(chunk[0].event_id)
+        key = event_key(chunk[0])
         encoded = [encode_event(e) for e in chunk]
         yield key.encode(), encoded[0] if len(encoded) == 1 else encode_batch(encoded)
 

@@ -3,6 +3,8 @@
 - finished calls to ``llm.enriched``, their guardrail verdicts to ``llm.alerts`` and the
   calls on to the drift agent's input;
 - light calls to ``llm.enriched.pending`` when the model scorers still have to run;
+- checked and guarded spans to ``llm.enriched`` (the store's copy: redactions applied) and
+  their verdicts to ``llm.alerts``;
 - dead letters to ``llm.dlq``, keyed like the record they came from.
 
 Example (not a doctest: it sends to Kafka)::
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from llmpulse.processors.step import Decoded
+from llmpulse.processors.step import Decoded, Traced
 from llmpulse.processors.worker.faust_app import Topics, batches
 from llmpulse.processors.worker.settings import WorkerSettings
 from llmpulse.schemas import EnrichedCall
@@ -47,6 +49,15 @@ class Outputs:
             await topics.alerts.send(key=key, value=value)
         self.counts["enriched"] += len(calls)
         self.counts["verdicts"] += len(verdicts)
+
+    async def finish_spans(self, traced: Traced) -> None:
+        """Spans to llm.enriched (the sink stores them from there, never the raw llm.spans)
+        and their verdicts to llm.alerts."""
+        for key, value in batches(traced.spans):
+            await self.topics.enriched.send(key=key, value=value)
+        for key, value in batches(traced.verdicts):
+            await self.topics.alerts.send(key=key, value=value)
+        self.counts["span_verdicts"] += len(traced.verdicts)
 
     async def hand_on(self, calls: list[EnrichedCall], partition: int) -> None:
         """Light calls: to the model scorers (same partition as their input), or finished."""

@@ -31,7 +31,7 @@ class WorkerSettings:
     """Partitions of the input topics (the join table's changelog gets as many)."""
     replication_factor: int = 1
     role: str = "all"
-    """``all`` (join + heavy + drift), ``light`` (join only), ``heavy`` (model scorers only),
+    """``all`` (join + spans + heavy + drift), ``light`` (join and spans), ``heavy`` (model scorers only),
     ``drift`` (drift windows and alert rules only)."""
     heavy: bool = True
     """Run the model scorers (False: the light output is final)."""
