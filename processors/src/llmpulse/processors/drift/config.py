@@ -109,6 +109,10 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     """Text descriptors of prompt and answer: length, non-letter share, language, OOV rate."""
     sentiment: bool = True
     """VADER sentiment of prompt and answer (its lexicon ships in ``vadersentiment``)."""
+    tool_mix: bool = True
+    """The tools an answer calls, as a category (``none``, ``lookup_order``,
+    ``refund+search``): a change in the share of answers with tool calls or in which tools
+    they call."""
     feedback: bool = True
     """Thumbs-down share and the ratings of the feedback that arrived during the window."""
     embeddings: bool = True

@@ -11,6 +11,11 @@ Descriptors (cheap, offline, computed only for the calls a window keeps):
   Evidently's own OOV and sentiment descriptors need NLTK data no hub here serves);
 - ``language``: ``llmpulse.processors.scoring._language.guess_language``, or ``unknown``.
 
+The tool mix (``DriftConfig.tool_mix``) is a category per call, ``tool_calls``: ``none``
+when the answer calls no tool, else the tools it calls, sorted and joined with ``+``
+(at most three, then ``+...``), so the chi-square test of categories sees both a change in
+the share of answers with tool calls and a change in which tools they call.
+
 Scores are read from ``call.scores`` by name (``ok`` results only; a missing score is NaN
 and simply not counted). Events (``DriftConfig.events``) are 0/1 columns: ``error`` (the
 call failed) and ``guardrail`` (a guardrail rule flagged it).
@@ -24,8 +29,10 @@ Example:
 
 from llmpulse.processors.drift.config import DriftConfig
     >>> fs = FeatureSet(DriftConfig(sentiment=False))
-    >>> fs.numeric[:3], fs.categorical
-    (('prompt_length', 'prompt_non_letter', 'prompt_oov'), ('prompt_language', 'response_language'))
+    >>> fs.numeric[:3]
+    ('prompt_length', 'prompt_non_letter', 'prompt_oov')
+    >>> fs.categorical
+    ('prompt_language', 'response_language', 'tool_calls')
     >>> [r.name for r in fs.rates]
     ['refusal', 'error', 'guardrail', 'toxicity>=0.5', 'relevance<0.4']
 """
@@ -45,7 +52,8 @@ from llmpulse.processors.scoring._language import guess_language
 from llmpulse.processors.scoring.base import last_user_text
 from llmpulse.schemas import EnrichedCall
 
-__all__ = ["FeatureSet", "Rate", "TextDescriptors", "oov_vocabulary", "prompt_text", "response_text"]
+__all__ = ["FeatureSet", "Rate", "TextDescriptors", "oov_vocabulary", "prompt_text", "response_text",
+           "tool_mix"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +95,26 @@ def response_text(call: EnrichedCall) -> str | None:
     if response is None or response.error is not None or response.text is None:
         return None
     return response.text
+
+
+_MAX_TOOLS = 3
+
+
+def tool_mix(call: EnrichedCall) -> str:
+    """The tools the call's answer calls, as one category (``none`` without tool calls).
+
+    Example:
+        >>> from llmpulse.schemas import ResponseEvent, ToolCall
+        >>> answer = ResponseEvent(call_id="c", app="a", latency_ms=1.0, tool_calls=[
+        ...     ToolCall(name="search"), ToolCall(name="lookup_order"), ToolCall(name="search")])
+        >>> tool_mix(EnrichedCall(call_id="c", app="a", response=answer))
+        'lookup_order+search'
+    """
+    response = call.response
+    if response is None or not response.tool_calls:
+        return "none"
+    names = sorted({tool.name[:64] for tool in response.tool_calls})
+    return "+".join(names[:_MAX_TOOLS]) + ("+..." if len(names) > _MAX_TOOLS else "")
 
 
 class TextDescriptors:
@@ -187,8 +215,9 @@ class FeatureSet:
                      for name, t in config.low_thresholds.items()
                      if name in index and name not in self.binary)
         self.rates = tuple(rates)
-        self.categorical: tuple[str, ...] = ("prompt_language", "response_language") \
-            if config.descriptors else ()
+        self.categorical: tuple[str, ...] = (
+            *(("prompt_language", "response_language") if config.descriptors else ()),
+            *(("tool_calls",) if config.tool_mix else ()))
 
     def kind(self, name: str) -> Literal["numeric", "binary", "categorical"]:
         """How a column is tested."""
@@ -205,7 +234,7 @@ class FeatureSet:
             r_values, r_lang = self._texts.describe(response_text(call))
             values.extend(p_values[i] for i in self._keep)
             values.extend(r_values[i] for i in self._keep)
-            if self.categorical:
+            if self.config.descriptors:
                 categories = [p_lang, r_lang]
         if self.score_names:
             found = {s.name: s.value for s in call.scores if s.status == "ok" and s.value is not None}
@@ -216,4 +245,6 @@ class FeatureSet:
             response = call.response
             values.append(NAN if response is None else float(response.error is not None))
             values.append(float(bool(call.verdicts)))  # a verdict is a rule that matched
+        if self.config.tool_mix:
+            categories.append(tool_mix(call))
         return values, categories
