@@ -16,7 +16,14 @@ start in a fresh consumer group:
 
 Each run also reports the workers' CPU seconds (``/proc``) and calls per worker CPU second.
 
-Prints JSON. ``uv run python benchmarks/worker_throughput.py [--calls 30000] [--worker-cpus 0.5]``
+``--agent-share 0.3``: that share of the calls belong to agent runs, made by the SDK as an
+agent makes them: ``trace()`` (an ``invoke_agent`` span), a call whose answer is a tool
+call, the tool's execution (``tool_span``: arguments and a JSON result, on ``llm.spans``),
+and a call that answers. Per agent run, two calls and two spans; a run's clock stops once
+every call and every span is on ``llm.enriched``. ``calls`` stays the LLM calls.
+
+Prints JSON. ``uv run python benchmarks/worker_throughput.py [--calls 30000] [--worker-cpus 0.5]
+[--agent-share 0.3]``
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ import llmpulse.producers as llmpulse  # noqa: E402
 from llmpulse.cli.topics import ensure_topics  # noqa: E402
 from llmpulse.schemas.topics import TopicSpec  # noqa: E402
 
+INPUTS = ("llm.prompts", "llm.responses", "llm.spans")
+"""The worker's input topics the benchmark makes and copies."""
+
 COUNTER = textwrap.dedent("""
     import os, sys, time, faust
     bootstrap, prefix, expected, datadir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -48,8 +58,8 @@ COUNTER = textwrap.dedent("""
                     key_serializer="raw", web_enabled=False, consumer_auto_offset_reset="earliest",
                     broker_session_timeout=6, broker_heartbeat_interval=0.5,
                     broker_rebalance_timeout=6, stream_recovery_delay=0, datadir=datadir)
-    topic = app.topic(prefix + "llm.prompts", prefix + "llm.responses", value_type=bytes,
-                      key_type=bytes, value_serializer="raw", key_serializer="raw")
+    topic = app.topic(prefix + "llm.prompts", prefix + "llm.responses", prefix + "llm.spans",
+                      value_type=bytes, key_type=bytes, value_serializer="raw", key_serializer="raw")
     seen = {"records": 0, "t0": None}
 
     @app.agent(topic)
@@ -80,24 +90,29 @@ def _count_enriched(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def _enriched_calls(bootstrap: str, topic: str, want: int, timeout_s: float) -> float:
-    """Seconds from now until ``want`` enriched calls are on the topic (reads the events)."""
-    from llmpulse.schemas import decode_record
+def _enriched_calls(bootstrap: str, topic: str, want: int, timeout_s: float,
+                    want_spans: int = 0) -> float:
+    """Seconds from now until ``want`` enriched calls (and ``want_spans`` spans) are on the
+    topic (reads the events)."""
+    from llmpulse.schemas import SpanEvent, decode_record
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
     t0 = time.monotonic()
     seen: set[str] = set()
+    spans: set[str] = set()
     try:
-        while len(seen) < want and time.monotonic() - t0 < timeout_s:
+        while (len(seen) < want or len(spans) < want_spans) and time.monotonic() - t0 < timeout_s:
             for msg in consumer.consume(500, 0.2):
                 if not msg.error():
-                    seen.update(e.call_id for e in decode_record(msg.value()).events)
+                    for e in decode_record(msg.value()).events:
+                        (spans if isinstance(e, SpanEvent) else seen).add(e.call_id)
     finally:
         consumer.close()
-    if len(seen) < want:
-        raise TimeoutError(f"only {len(seen)} of {want} calls enriched in {timeout_s}s")
+    if len(seen) < want or len(spans) < want_spans:
+        raise TimeoutError(f"only {len(seen)} of {want} calls and {len(spans)} of {want_spans} "
+                           f"spans enriched in {timeout_s}s")
     return time.monotonic() - t0
 
 
@@ -108,7 +123,7 @@ def _copy(bootstrap: str, source: str, target: str) -> None:
     from confluent_kafka import Producer
 
     records: list[tuple[int, int, str, int, bytes | None, bytes | None]] = []
-    for base in ("llm.prompts", "llm.responses"):
+    for base in INPUTS:
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"copy-{uuid.uuid4()}",
                              "enable.auto.commit": False})
         topic = source + base
@@ -153,7 +168,7 @@ def _cpu_budget(name: str, cpus: float) -> Path | None:
 
 
 def _workers(bootstrap: str, source: str, n: int, tmp: Path, calls: int,
-             cpus: float | None = None) -> dict[str, float] | None:
+             cpus: float | None = None, spans: int = 0) -> dict[str, float] | None:
     """n workers on a fresh prefix; once every one is ready, the input is copied in (a
     fraction of a second), so the clock runs only while they all work. With ``cpus``,
     each worker runs in its own cgroup limited to that many cores (None if impossible)."""
@@ -174,7 +189,8 @@ def _workers(bootstrap: str, source: str, n: int, tmp: Path, calls: int,
         time.sleep(8)  # the group settles: every worker holds its partition
         cpu0 = [p.cpu_seconds() for p in procs]
         _copy(bootstrap, source, prefix)
-        elapsed = _enriched_calls(bootstrap, f"{prefix}llm.enriched", calls, timeout_s=900)
+        elapsed = _enriched_calls(bootstrap, f"{prefix}llm.enriched", calls, timeout_s=900,
+                                  want_spans=spans)
         cpu = [round(p.cpu_seconds() - c, 2) for p, c in zip(procs, cpu0, strict=True)]
     finally:
         for p in procs:
@@ -187,7 +203,26 @@ def _workers(bootstrap: str, source: str, n: int, tmp: Path, calls: int,
             "calls_per_worker_cpu_s": round(calls / sum(cpu))}
 
 
-def _input(bootstrap: str, calls: int, tmp: Path) -> str:
+def _agent_run(i: int) -> None:
+    """One agent run, as an agent recorded by the SDK makes it: two calls, two spans."""
+    order = f"A-{i}"
+    with llmpulse.trace(name="support-agent", session_id=f"s-{i % 500}"):
+        question = [{"role": "user", "content": f"Where is my parcel {order}?"}]
+        with llmpulse.call(prompt_id="agent", prompt_version="1", model="gpt-4o-mini",
+                           messages=question) as c:
+            c.record_response(None, tool_calls=[("call_1", "lookup_order", f'{{"order_id": "{order}"}}')],
+                              input_tokens=40, output_tokens=12)
+        with llmpulse.tool_span("lookup_order", {"order_id": order}, tool_call_id="call_1") as tool:
+            tool.record_result({"order_id": order, "status": "shipped", "carrier": "DHL",
+                                "eta": "2026-12-03", "items": [{"sku": "SHOE-41", "qty": 1}]})
+        with llmpulse.call(prompt_id="agent", prompt_version="1", model="gpt-4o-mini",
+                           messages=question) as c:
+            c.record_response(f"Parcel {order} shipped with DHL; it arrives on December 3.",
+                              input_tokens=90, output_tokens=16)
+
+
+def _input(bootstrap: str, calls: int, tmp: Path, agent_share: float = 0.0) -> tuple[str, int]:
+    """The input topics' prefix, and the spans made (two per agent run)."""
     prefix = f"b{uuid.uuid4().hex[:6]}."
     ensure_topics(bootstrap, prefix=prefix, partitions=2)
     ensure_topics(bootstrap, specs=[TopicSpec(name=f"{prefix}llm.enriched.pending", key="call_id",
@@ -195,14 +230,21 @@ def _input(bootstrap: str, calls: int, tmp: Path) -> str:
                                               partitions=2)])
     llmpulse.init(app="bench", bootstrap_servers=bootstrap, topic_prefix=prefix,
                   spool_dir=tmp / f"spool-{prefix}", warn_on_drop=False)
-    for i in range(calls):
+    made = spans = 0
+    while made < calls:
+        # agent runs spread evenly: after each run, plain calls until the share is right
+        if agent_share > 0 and calls - made >= 2 and (made + 2) * agent_share >= 2 * (spans // 2 + 1):
+            _agent_run(made)
+            made, spans = made + 2, spans + 2
+            continue
         with llmpulse.call(prompt_id="answer", prompt_version="3", model="gpt-4o-mini",
-                           messages=[{"role": "user", "content": f"Where is my parcel {i}?"}]) as c:
+                           messages=[{"role": "user", "content": f"Where is my parcel {made}?"}]) as c:
             c.record_response("It ships tomorrow; tracking comes by email.", input_tokens=12,
                               output_tokens=9)
+        made += 1
     llmpulse.flush(60)
     llmpulse.shutdown()
-    return prefix
+    return prefix, spans
 
 
 def main() -> None:
@@ -211,16 +253,18 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--worker-cpus", type=float, default=0.5,
                         help="CPU budget of each worker in the cgroup runs (cores)")
+    parser.add_argument("--agent-share", type=float, default=0.0,
+                        help="share of the calls that belong to agent runs (tool calls and spans)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llmpulse-wbench-"))
     from kafka_broker import broker_unless_given
 
     bootstrap, broker = broker_unless_given(args.bootstrap, tmp)
     try:
-        out: dict[str, object] = {"calls": args.calls, "events": 2 * args.calls}
-        prefix = _input(bootstrap, args.calls, tmp)
-        records = _count_enriched(bootstrap, f"{prefix}llm.prompts") + _count_enriched(
-            bootstrap, f"{prefix}llm.responses")
+        prefix, spans = _input(bootstrap, args.calls, tmp, args.agent_share)
+        out: dict[str, object] = {"calls": args.calls, "events": 2 * args.calls + spans,
+                                  "agent_share": args.agent_share, "spans": spans}
+        records = sum(_count_enriched(bootstrap, f"{prefix}{base}") for base in INPUTS)
         out["input_records"] = records
         proc = subprocess.run([sys.executable, "-c", COUNTER, bootstrap, prefix, str(records),
                                str(tmp / "count")],
@@ -229,11 +273,11 @@ def main() -> None:
         if result_file.exists():
             n, seconds = result_file.read_text().split()
             out["count_only"] = {"records_per_s": round(int(n) / float(seconds)),
-                                 "events_per_s": round(2 * args.calls / float(seconds))}
+                                 "events_per_s": round((2 * args.calls + spans) / float(seconds))}
         else:
             out["count_only"] = {"error": proc.stdout[-2000:] + proc.stderr[-2000:]}
-        one = _workers(bootstrap, prefix, 1, tmp, args.calls)
-        two = _workers(bootstrap, prefix, 2, tmp, args.calls)
+        one = _workers(bootstrap, prefix, 1, tmp, args.calls, spans=spans)
+        two = _workers(bootstrap, prefix, 2, tmp, args.calls, spans=spans)
         assert one is not None and two is not None
         out["worker_x1"], out["worker_x2"] = one, two
         count = out["count_only"]
@@ -244,8 +288,10 @@ def main() -> None:
         # The same, each worker held to the same CPU budget (its own cgroup): how two
         # workers scale when each has its share of cores, as on a machine with a core per
         # worker; here 2 x budget plus the broker must fit in 2 cores.
-        capped_one = _workers(bootstrap, prefix, 1, tmp, args.calls, cpus=args.worker_cpus)
-        capped_two = _workers(bootstrap, prefix, 2, tmp, args.calls, cpus=args.worker_cpus)
+        capped_one = _workers(bootstrap, prefix, 1, tmp, args.calls, cpus=args.worker_cpus,
+                              spans=spans)
+        capped_two = _workers(bootstrap, prefix, 2, tmp, args.calls, cpus=args.worker_cpus,
+                              spans=spans)
         budget: dict[str, object] = {"error": "cannot write a CPU cgroup here"}
         if capped_one is not None and capped_two is not None:
             budget = {"cpus": args.worker_cpus, "worker_x1": capped_one, "worker_x2": capped_two,
