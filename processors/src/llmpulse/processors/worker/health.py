@@ -149,6 +149,7 @@ class WorkerHealth:
                 metrics.events_in.inc(delta)
             elif name.startswith("dlq:"):
                 metrics.dead_letter(name[4:], delta)
-            elif name in ("enriched", "verdicts", "drift_windows", "alerts", "incomplete"):
+            elif name in ("enriched", "verdicts", "spans", "span_verdicts", "drift_windows", "alerts",
+                          "incomplete"):
                 metrics.events_out(name, delta)
         return moved
