@@ -7,8 +7,10 @@ tests of other rooms can open their own path afterwards.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,44 @@ from llmpulse.dashboards.testing import SampleTraffic, write_sample_traffic
 from llmpulse.sinks.store import Store
 
 _HERE = Path(__file__).resolve().parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _SHARED: dict[str, object] = {}
+
+
+@pytest.fixture
+def chromium_flags(tmp_path: Path) -> list[str]:
+    """Debian's headless Chromium and its flags (skips the test when it is not installed)."""
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
+    return [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1400,1000",
+    ]
+
+
+@pytest.fixture
+def dump_dom(chromium_flags: list[str]) -> Callable[[Path], str]:
+    """``dump_dom(page)``: the DOM headless Chromium built from the page, scripts run."""
+
+    def dump(page: Path) -> str:
+        return subprocess.run(
+            [*chromium_flags, "--dump-dom", page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+
+    return dump
 
 
 @pytest.fixture(scope="session")

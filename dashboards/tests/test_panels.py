@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from llmpulse.dashboards.definitions import DASHBOARDS, OVERVIEW, QUALITY
+from llmpulse.dashboards.definitions import DASHBOARDS, OVERVIEW, QUALITY, VERSIONS
 from llmpulse.dashboards.macros import TimeRange, Variable, expand
 from llmpulse.dashboards.panels import DashboardSpec, PanelSpec, Viz
 from llmpulse.dashboards.report import resolve_variables, run_panel
@@ -122,7 +122,7 @@ def test_variables_offer_the_values_in_the_data(traffic_store: Store, window: Ti
     assert set(chosen["version"].options) == {"1", "2"}
     narrowed = resolve_variables(traffic_store, OVERVIEW, window, overrides={"app": "search-assistant"})
     assert set(narrowed["prompt"].options) == {"answer", "summarize"}
-    versions = resolve_variables(traffic_store, DASHBOARDS[-1], window)
+    versions = resolve_variables(traffic_store, VERSIONS, window)
     assert (versions["prompt"].values, versions["version_a"].values, versions["version_b"].values) == (
         ("answer",),
         ("1",),
@@ -135,11 +135,14 @@ def test_range_panels_read_the_rollups() -> None:
     raw_ok = {"coverage", "comments", "ratings"}  # distinct calls and comment text exist only raw
     # the processed and inserted times exist only in raw rows
     raw_ok |= {"freshness_p99", "worker_p99", "sink_p99", "freshness", "rows_per_table"}
+    # a trace is no rollup key (distinct traces, steps and cost per trace), and the verdict
+    # rollup has no applies_to (injections in tool results)
+    raw_ok |= {"agent_traces", "steps_per_trace", "cost_per_trace", "injections"}
     for spec in DASHBOARDS:
         for panel in spec.panels:
             tables = set(re.findall(r"FROM\s+(\w+)", panel.sql))
             if panel.viz is not Viz.TABLE and panel.key not in raw_ok:
-                assert not tables & {"calls", "feedback", "guardrail_verdicts"}, (
+                assert not tables & {"calls", "feedback", "guardrail_verdicts", "spans"}, (
                     f"{spec.uid}/{panel.key}: {tables}"
                 )
 

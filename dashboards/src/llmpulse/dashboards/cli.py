@@ -221,8 +221,19 @@ def push_command(
     show_default=True,
 )
 @click.option("--no-compare", is_flag=True, help="Leave out the version comparison.")
+@click.option(
+    "--trace-id",
+    default=None,
+    help="The trace the trace view draws (default: the slowest agent trace in the range).",
+)
 def report(
-    clickhouse_url: str | None, since: str, until: str | None, app: str | None, out: Path, no_compare: bool
+    clickhouse_url: str | None,
+    since: str,
+    until: str | None,
+    app: str | None,
+    out: Path,
+    no_compare: bool,
+    trace_id: str | None,
 ) -> None:
     """Render the dashboards, alert states and version comparison to one self-contained HTML file."""
     from llmpulse.dashboards.report import render_report
@@ -236,7 +247,14 @@ def report(
             bar.update(done - bar.pos)
 
         path = render_report(
-            store, since=start, until=end, out_path=out, app=app, compare=not no_compare, progress=progress
+            store,
+            since=start,
+            until=end,
+            out_path=out,
+            app=app,
+            compare=not no_compare,
+            progress=progress,
+            trace_id=trace_id,
         )
     click.echo(str(path))
 

@@ -1,5 +1,5 @@
-"""The six llmpulse dashboards: Overview, Quality and safety, Feedback, Drift, Pipeline health,
-Prompt versions.
+"""The seven llmpulse dashboards: Overview, Quality and safety, Feedback, Drift, Pipeline health,
+Prompt versions, Agents & tools.
 
 Panels over time ranges read the per-minute rollups (``calls_1m``, ``feedback_1m``,
 ``guardrail_verdicts_1m``); drill-down tables read raw rows; drift reads
@@ -10,7 +10,7 @@ dialect: ``$__timeFilter``, ``$__timeInterval``, ``$__conditionalAll`` and
 Example:
     >>> from llmpulse.dashboards.definitions import DASHBOARDS
     >>> [d.uid for d in DASHBOARDS][3:]
-    ['llmpulse-drift', 'llmpulse-pipeline', 'llmpulse-versions']
+    ['llmpulse-drift', 'llmpulse-pipeline', 'llmpulse-versions', 'llmpulse-agents']
 """
 
 # ruff: noqa: S608 - SQL built from constant fragments; values arrive as Grafana variables or parameters
@@ -27,6 +27,7 @@ from llmpulse.dashboards._sql import (
     SERIES_VERSION,
     sql,
 )
+from llmpulse.dashboards.agents_board import AGENTS
 from llmpulse.dashboards.board_parts import VARIABLES, stat_panel
 from llmpulse.dashboards.drift_board import DRIFT
 from llmpulse.dashboards.feedback_board import FEEDBACK
@@ -34,8 +35,8 @@ from llmpulse.dashboards.panels import DashboardSpec, PanelSpec, Viz
 from llmpulse.dashboards.pipeline_board import PIPELINE
 from llmpulse.dashboards.versions_board import VERSIONS
 
-__all__ = ["DASHBOARDS", "DRIFT", "FEEDBACK", "OVERVIEW", "PIPELINE", "QUALITY", "VARIABLES", "VERSIONS",
-           "dashboard"]
+__all__ = ["AGENTS", "DASHBOARDS", "DRIFT", "FEEDBACK", "OVERVIEW", "PIPELINE", "QUALITY", "VARIABLES",
+           "VERSIONS", "dashboard"]
 
 OVERVIEW = DashboardSpec(
     uid="llmpulse-overview",
@@ -334,7 +335,7 @@ QUALITY = DashboardSpec(
     ),
 )
 
-DASHBOARDS: tuple[DashboardSpec, ...] = (OVERVIEW, QUALITY, FEEDBACK, DRIFT, PIPELINE, VERSIONS)
+DASHBOARDS: tuple[DashboardSpec, ...] = (OVERVIEW, QUALITY, FEEDBACK, DRIFT, PIPELINE, VERSIONS, AGENTS)
 """Every dashboard, in the order the report shows them."""
 
 

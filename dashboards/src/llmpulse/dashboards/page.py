@@ -40,6 +40,7 @@ th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;white-space:n
 th{background:#fafafa}tr.sig td{background:#fff1f0}.warning{color:#b35c00}.error{color:#c4162a}
 details{font-size:11px;color:#6e7781}details pre{white-space:pre-wrap}
 .note{color:#6e7781;font-size:12px}.firing{color:#c4162a;font-weight:600}
+svg.waterfall{max-height:none}table.trace td.text{white-space:normal;max-width:640px;word-break:break-word}
 """
 
 # Checks itself once laid out: how many charts drew marks with a visible size. The test
@@ -50,7 +51,9 @@ charts.forEach(function(svg){var ok=false;svg.querySelectorAll('.mark').forEach(
 var b=m.getBBox();if(b.width>0||b.height>0){ok=true;}});if(ok){drawn++;}else{empty++;}});
 document.body.setAttribute('data-charts',charts.length);document.body.setAttribute('data-charts-drawn',drawn);
 document.body.setAttribute('data-charts-empty',empty);
-document.body.setAttribute('data-stats',document.querySelectorAll('.stat[data-points="1"]').length);})();
+document.body.setAttribute('data-stats',document.querySelectorAll('.stat[data-points="1"]').length);
+var bars=0;document.querySelectorAll('svg.waterfall .mark').forEach(function(m){var b=m.getBBox();
+if(b.width>0&&b.height>0){bars++;}});document.body.setAttribute('data-waterfall-bars',bars);})();
 """
 
 

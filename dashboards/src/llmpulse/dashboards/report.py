@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llmpulse.dashboards.agents_board import AGENTS
 from llmpulse.dashboards.alerts import AlertInstance, evaluate_rules
 from llmpulse.dashboards.charts import bar_chart, line_chart, stat_tile, table_html
 from llmpulse.dashboards.definitions import DASHBOARDS
@@ -230,6 +231,28 @@ def _alerts_html(instances: list[AlertInstance]) -> str:
     )
 
 
+def _trace_section(store: Any, results: list[PanelResult], trace_id: str | None) -> str:
+    """The trace view: ``trace_id``, else the first of the slowest agent traces ("" when the
+    report holds no Agents & tools dashboard and no trace was asked for)."""
+    slowest = next((r for r in results if r.dashboard == AGENTS.uid and r.panel.key == "slowest_traces"),
+                   None)
+    if trace_id is None:
+        if slowest is None:
+            return ""
+        if slowest.error or not slowest.rows:
+            return ('<section class="board" id="trace"><h2>Trace</h2>'
+                    '<p class="note">No agent trace in the range.</p></section>')
+        trace_id = str(slowest.rows[0][slowest.columns.index("trace_id")])
+        how = "the slowest agent trace in the range"
+    else:
+        how = "the trace asked for"
+    from llmpulse.dashboards.trace_view import load_trace, trace_html
+
+    return (f'<section class="board" id="trace"><h2>Trace {html.escape(trace_id)}</h2>'
+            f'<p class="note">{how}: LLM calls and spans as a tree, each bar placed at its start '
+            f"and as long as it took.</p>{trace_html(load_trace(store, trace_id))}</section>")
+
+
 def render_report(
     store: Any,
     *,
@@ -241,6 +264,7 @@ def render_report(
     compare: bool = True,
     progress: Progress | None = None,
     overrides: dict[str, str] | None = None,
+    trace_id: str | None = None,
 ) -> Path:
     """Render the dashboards, alert states and version comparison to one HTML file.
 
@@ -254,6 +278,8 @@ def render_report(
         compare: add the statistical comparison of the two versions on Prompt versions.
         progress: called after each panel (``progress(done, total, what)``).
         overrides: pin template variables (``{"prompt": "answer", "version_b": "3"}``).
+        trace_id: the trace the trace view draws (default: the slowest agent trace in the
+            range, the first row of the Agents & tools dashboard's "Slowest agent traces").
 
     Returns:
         The path written.
@@ -268,6 +294,7 @@ def render_report(
         compare=compare,
         progress=progress,
         overrides=overrides,
+        trace_id=trace_id,
     ).path
 
 
@@ -282,6 +309,7 @@ def build_report(
     compare: bool = True,
     progress: Progress | None = None,
     overrides: dict[str, str] | None = None,
+    trace_id: str | None = None,
 ) -> ReportResult:
     """``render_report``, returning every panel's result as well (for tests and the demo)."""
     window = TimeRange(since, until)
@@ -300,6 +328,9 @@ def build_report(
             f'<p class="note">{html.escape(spec.description)} Variables: {html.escape(selection)}</p>'
             f'<div class="grid">{"".join(_panel_html(r) for r in panel_results)}</div></section>'
         )
+    trace = _trace_section(store, results, trace_id)
+    if trace:
+        sections.append(trace)
     instances = evaluate_rules(store, now=until)
     done += 1
     if progress:
@@ -326,7 +357,8 @@ def build_report(
         done += 1
         if progress:
             progress(done, total, "version comparison")
-    nav = [(s.uid, s.title.split(" / ")[-1]) for s in specs] + [("alerts", "Alerts")]
+    nav = [(s.uid, s.title.split(" / ")[-1]) for s in specs] + [("trace", "Trace")] * bool(trace)
+    nav += [("alerts", "Alerts")]
     subtitle = (
         f"{since.astimezone(UTC):%Y-%m-%d %H:%M} - {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         + (f" · app {app}" if app else " · all apps")

@@ -7,13 +7,16 @@ refusals and errors are drawn from the same distributions for both), prompt
 feedback on about a third of the calls (half of it naming only the call id, attributed
 by the writer); drift windows every 30 minutes, with version 2 of ``answer`` drifting
 (``prompt_length`` and ``embedding``) in the last third; alert transitions and dead
-letters. Deterministic per seed; the times follow ``start``.
+letters; and agent runs of ``support-bot`` (``llmpulse.dashboards.agent_traffic``: LLM calls and
+tool spans in one trace, a flaky tool, a loop, an injection in a tool result), one per 40
+calls, drawn from their own random stream so the calls above are the same with or without
+them. Deterministic per seed; the times follow ``start``.
 
 Example:
     >>> from llmpulse.dashboards.testing import sample_traffic
     >>> events = sample_traffic(calls=50, seed=1)
     >>> sorted({type(e).__name__ for e in events})
-    ['Alert', 'DeadLetter', 'DriftResult', 'EnrichedCall', 'FeedbackEvent']
+    ['Alert', 'DeadLetter', 'DriftResult', 'EnrichedCall', 'FeedbackEvent', 'GuardrailVerdict', 'SpanEvent']
     >>> from llmpulse.dashboards.testing import write_sample_traffic
     >>> traffic = write_sample_traffic(store, calls=3000)     # doctest: +SKIP
     >>> traffic.written["calls"]                               # doctest: +SKIP
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from llmpulse.dashboards.agent_traffic import agent_runs
 from llmpulse.schemas import (
     Alert,
     ChatMessage,
@@ -324,6 +328,7 @@ def sample_traffic(
     times = sorted(start + timedelta(seconds=rng.random() * span.total_seconds()) for _ in range(calls))
     enriched = [_call(rng, i, seed, at, drift_from) for i, at in enumerate(times)]
     feedback = [f for f in (_feedback(rng, c) for c in enriched) if f is not None]
+    agents = agent_runs(random.Random(f"agents-{seed}"), start, span, max(6, calls // 40))
     dead = [
         DeadLetter(
             occurred_at=start + timedelta(minutes=5 * k),
@@ -335,7 +340,8 @@ def sample_traffic(
         )
         for k, reason in enumerate(("invalid_json", "invalid_json", "unknown_version"))
     ]
-    return [*enriched, *feedback, *_drift(start, end, drift_from), *_alerts(start, drift_from), *dead]
+    return [*enriched, *agents, *feedback, *_drift(start, end, drift_from), *_alerts(start, drift_from),
+            *dead]
 
 
 def write_sample_traffic(
