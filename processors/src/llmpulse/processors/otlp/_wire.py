@@ -29,6 +29,7 @@ __all__ = ["MAX_DEPTH", "OtlpDecodeError", "attributes", "decode_traces", "hex_i
 
 MAX_DEPTH = 32
 """Deepest nesting of an attribute value (arrays and maps) or of message JSON we read."""
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
 
 class OtlpDecodeError(ValueError):
@@ -116,17 +117,10 @@ def attributes(pairs: Any) -> dict[str, Any]:
     """Repeated ``KeyValue`` as a dict (the last value of a repeated key wins)."""
     out: dict[str, Any] = {}
     pair: KeyValue
-    for pair in pairs:
+    for pair in pairs:  # runs for every attribute: the scalar kinds inline
         value = pair.value
         kind = value.WhichOneof("value")
-        if kind == "string_value":  # the common kinds inline: this runs for every attribute
-            out[pair.key] = value.string_value
-        elif kind == "int_value":
-            out[pair.key] = value.int_value
-        elif kind == "double_value":
-            out[pair.key] = value.double_value
-        else:
-            out[pair.key] = plain_value(value)
+        out[pair.key] = getattr(value, kind) if kind in _SCALARS else plain_value(value)
     return out
 
 

@@ -63,15 +63,17 @@ _ROLES = {"system": "system", "user": "user", "assistant": "assistant", "tool": 
 _MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
                    "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
 
+_GENAI_KEYS = frozenset({
+    "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model",
+    "llm.request.type", "gen_ai.input.messages", "gen_ai.prompt.0.content"})
+
 SpanEvent = tuple[str, Mapping[str, Any]]
 """A span event: its name and attributes."""
 
 
 def is_genai(attrs: Mapping[str, Any]) -> bool:
     """Does the span describe a GenAI operation at all (any convention generation)?"""
-    return any(key in attrs for key in (
-        "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model",
-        "llm.request.type", "gen_ai.input.messages", "gen_ai.prompt.0.content"))
+    return not _GENAI_KEYS.isdisjoint(attrs)
 
 
 def first(attrs: Mapping[str, Any], *keys: str) -> tuple[str, Any]:
@@ -123,8 +125,13 @@ def as_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
 
 
 def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
-    key, value = first(attrs, *keys)
-    if value is None:
+    for key in keys:
+        value = attrs.get(key)
+        if type(value) is float:
+            return value
+        if value is not None:
+            break
+    else:
         return None
     if isinstance(value, bool):
         raise _wrong(key, value, "a number")

@@ -64,6 +64,7 @@ from llmpulse.schemas import (
     ToolCall,
     bounded_text,
     dead_letter,
+    utcnow,
     validate_event,
 )
 
@@ -159,6 +160,7 @@ class OtlpMapper:
         self.payload_max = payload_max
         self.default_environment = default_environment
         self.counts: Counter[str] = Counter()
+        self._now: datetime | None = None
 
     def map_record(self, data: bytes, *, content_type: str = "protobuf", topic: str | None = None,
                    partition: int | None = None, offset: int | None = None) -> MappedRecord:
@@ -176,6 +178,7 @@ class OtlpMapper:
         """Map decoded trace data; see ``map_record``."""
         source = source or _Source()
         out = MappedRecord()
+        self._now = utcnow()  # the validation's clock, read once per record
         for resource_spans in traces.resource_spans:
             try:
                 resource = attributes(resource_spans.resource.attributes)
@@ -368,8 +371,8 @@ class OtlpMapper:
             data["tool"] = self._tool(data["tool"])
         if data.get("error"):
             data["error"] = ErrorInfo(**data["error"])
-        event = kind(**{k: v for k, v in data.items() if v is not None})
-        validate_event(event, self.limits)
+        event = kind(**data)  # a field left None is the field's default: None
+        validate_event(event, self.limits, now=self._now)
         return event
 
     def _reject(self, out: MappedRecord, error: SchemaError, resource_spans: ResourceSpans,
