@@ -125,13 +125,8 @@ def as_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
 
 
 def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
-    for key in keys:
-        value = attrs.get(key)
-        if type(value) is float:
-            return value
-        if value is not None:
-            break
-    else:
+    key, value = first(attrs, *keys)
+    if value is None:
         return None
     if isinstance(value, bool):
         raise _wrong(key, value, "a number")
