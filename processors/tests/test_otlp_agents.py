@@ -11,7 +11,14 @@ from otlp_spans import T0, traces
 
 from llmpulse.processors.otlp import OtlpMapper
 from llmpulse.processors.otlp.stage import records_by_partition
-from llmpulse.schemas import Limits, SpanEvent, decode_record, partition_for
+from llmpulse.schemas import (
+    Limits,
+    SpanEvent,
+    decode_event,
+    decode_record,
+    encode_event,
+    partition_for,
+)
 
 TRACE = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 AGENT, CHAT, TOOL, SEARCH = (bytes([n]) * 8 for n in (0xA1, 0xB2, 0xC3, 0xD4))
@@ -84,6 +91,8 @@ def test_an_agent_trace_maps_onto_calls_and_span_events_that_form_its_tree() -> 
         ("call_1", "lookup_order", ARGS)]
     assert (response.text, response.finish_reason) == ("", "tool_calls")
     assert (response.usage.reasoning_tokens, response.usage.cache_creation_input_tokens) == (64, 512)
+    for event in (*record.prompts, *record.responses, *record.span_events):  # what Kafka carries
+        assert decode_event(encode_event(event)) == event
 
 
 def test_megabytes_of_tool_text_are_cut_and_flagged_not_dead_lettered() -> None:

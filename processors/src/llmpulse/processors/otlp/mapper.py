@@ -337,7 +337,7 @@ class OtlpMapper:
             latency_ms=(end_ns - start_ns) / 1e6, status="error" if error else "ok", error=error,
             tool=None if tool_name is None else c.tool_call(
                 c.as_str(attrs, "gen_ai.tool.call.id"), tool_name, arguments),
-            result_preview=preview, result_truncated=cut or None,
+            result_preview=preview, result_truncated=cut,
             usage={k: v for k, v in usage.items() if v is not None} or None,
             attributes=_primitive(origin, {k: attrs.get(k) for k in _STEP_EXTRAS}))
         return self._event(step, SpanEvent)  # type: ignore[no-any-return]
