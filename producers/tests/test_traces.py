@@ -321,3 +321,21 @@ def test_nested_runs_add_their_totals_to_the_outer_run(sink: LocalEvents) -> Non
     assert outer.attributes["llmpulse.llm_calls"] == 2
     assert outer.attributes["llmpulse.tool_calls"] == 1 and outer.attributes["llmpulse.errors"] == 1
     assert outer.usage is not None and (outer.usage.input_tokens, outer.usage.output_tokens) == (15, 3)
+
+
+def test_a_run_replayed_from_history_keeps_the_times_it_is_given(sink: LocalEvents) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    with llmpulse.trace(name="order-agent", occurred_at=at) as run:
+        with llmpulse.tool_span("carrier_status", '{"order_id": "A1"}',
+                                occurred_at=at + timedelta(milliseconds=5)) as step:
+            step.record_error("TimeoutError", "carrier API timed out")
+            step.record_latency(2000.0)
+        run.record_latency(2100.0)
+    agent, tool = sink.span("order-agent"), sink.span("carrier_status")
+    assert (agent.started_at, agent.latency_ms) == (at, 2100.0)
+    assert agent.occurred_at == at + timedelta(milliseconds=2100)
+    assert (tool.started_at, tool.latency_ms, tool.status) == (at + timedelta(milliseconds=5), 2000.0,
+                                                               "error")
+    assert tool.parent_span_id == agent.span_id

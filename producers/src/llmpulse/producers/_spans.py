@@ -146,7 +146,8 @@ class Span(Node):
     re-raised); ``record_result`` keeps a bounded preview of what the step returned.
     """
 
-    __slots__ = ("_finished", "_latency_ms", "_result", "_started_ns", "_t0", "_totals",
+    __slots__ = ("_finished", "_given_latency_ms", "_latency_ms", "_result", "_started_at",
+                 "_started_ns", "_t0", "_totals",
                  "arguments", "attributes", "metadata", "name", "operation", "parent",
                  "parent_span_id", "session_id", "span_id", "tool_call_id", "trace_id",
                  "user_id")
@@ -156,8 +157,8 @@ class Span(Node):
     def __init__(self, name: str, *, operation: str = "other", arguments: Any = None,
                  tool_call_id: str | None = None, session_id: str | None = None,
                  user_id: str | None = None, metadata: Mapping[str, Any] | None = None,
-                 trace_id: str | None = None, attributes: Mapping[str, Any] | None = None
-                 ) -> None:
+                 trace_id: str | None = None, attributes: Mapping[str, Any] | None = None,
+                 occurred_at: datetime | None = None) -> None:
         self.name, self.operation = name, operation
         self.span_id = new_span_id()
         (self.parent, trace_id, self.parent_span_id, session_id, user_id,
@@ -175,6 +176,8 @@ class Span(Node):
         self._error: ErrorInfo | None = None
         self._finished = False
         self._latency_ms = 0.0
+        self._given_latency_ms: float | None = None
+        self._started_at = occurred_at
         self._started_ns = time.time_ns()
         self._t0 = time.perf_counter()
         self._token: contextvars.Token[Any] | None = None
@@ -190,6 +193,11 @@ class Span(Node):
             self._result = preview(value)
         except Exception:
             get_client().stats.error("span_result")
+
+    def record_latency(self, latency_ms: float) -> None:
+        """How long the step took, instead of the block's wall time (with ``occurred_at``:
+        a replay of history, a simulation), as ``record_response(latency_ms=)`` for calls."""
+        self._given_latency_ms = float(latency_ms)
 
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> Span:
@@ -207,6 +215,8 @@ class Span(Node):
             return
         self._finished = True
         self._latency_ms = (time.perf_counter() - self._t0) * 1000.0
+        if self._given_latency_ms is not None:
+            self._latency_ms = self._given_latency_ms
         client = get_client()
         try:
             agent = agent_of(self.parent)
@@ -252,7 +262,7 @@ class Span(Node):
     def encoded(self, text: Callable[[str | None], str | None], app: str, environment: str,
                 topics: Mapping[str, str]) -> tuple[str, list[tuple[str, bytes]]]:
         """Its ``SpanEvent``, redacted and encoded: ``(trace id, [(topic, value)])``."""
-        started = datetime.fromtimestamp(self._started_ns / 1e9, UTC)
+        started = self._started_at or datetime.fromtimestamp(self._started_ns / 1e9, UTC)
         usage, cost, counts = self._usage()
         tool = None
         if self.operation == "execute_tool":
@@ -286,19 +296,24 @@ def agent_of(node: Any) -> Span | None:
 
 def trace(name: str = "agent", *, session_id: str | None = None, user_id: str | None = None,
           metadata: Mapping[str, Any] | None = None, trace_id: str | None = None,
-          attributes: Mapping[str, Any] | None = None) -> Span:
+          attributes: Mapping[str, Any] | None = None, occurred_at: datetime | None = None
+          ) -> Span:
     """Open a run: ``with llmpulse.trace(name="support-agent", session_id=...) as run:``.
 
     Everything captured in the block joins the run's tree and takes its ``session_id``,
     ``user_id`` and ``metadata`` (added to each event's attributes). The run itself is an
     ``invoke_agent`` span, sent when the block ends; inside another run it is a sub-agent.
+    ``occurred_at`` (and ``run.record_latency(ms)``) give the time of a run replayed from
+    history or simulated, as ``call(occurred_at=)`` does; the same holds for every span.
     """
     return _span(name, operation="invoke_agent", session_id=session_id, user_id=user_id,
-                 metadata=metadata, trace_id=trace_id, attributes=attributes)
+                 metadata=metadata, trace_id=trace_id, attributes=attributes,
+                 occurred_at=occurred_at)
 
 
 def tool_span(name: str, arguments: Any = None, *, tool_call_id: str | None = None,
-              attributes: Mapping[str, Any] | None = None) -> Span:
+              attributes: Mapping[str, Any] | None = None,
+              occurred_at: datetime | None = None) -> Span:
     """Record one tool execution: ``with llmpulse.tool_span("lookup_order", args) as t:``.
 
     ``arguments`` is the raw text the model produced (kept as is, JSON or not) or a value
@@ -306,13 +321,13 @@ def tool_span(name: str, arguments: Any = None, *, tool_call_id: str | None = No
     ``t.record_result(value)`` with what the tool returned (kept as a bounded preview).
     """
     return _span(name, operation="execute_tool", arguments=arguments,
-                 tool_call_id=tool_call_id, attributes=attributes)
+                 tool_call_id=tool_call_id, attributes=attributes, occurred_at=occurred_at)
 
 
 def span(name: str, *, operation: str = "other",
-         attributes: Mapping[str, Any] | None = None) -> Span:
+         attributes: Mapping[str, Any] | None = None, occurred_at: datetime | None = None) -> Span:
     """Record any other step of a run (``operation="retrieval"`` for a search ...)."""
-    return _span(name, operation=operation, attributes=attributes)
+    return _span(name, operation=operation, attributes=attributes, occurred_at=occurred_at)
 
 
 def _span(name: str, **fields: Any) -> Span:
