@@ -58,11 +58,11 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     start = math.floor(low / step) * step
-    ticks = []
+    ticks = [round(start, 12)]
     value = start
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
+    while value < high - step * 1e-9:  # up to the first tick at or above the highest value
         value += step
+        ticks.append(round(value, 12))
     return ticks
 
 
