@@ -64,10 +64,15 @@ def test_a_shift_is_named_by_feature():
     [r] = monitor.observe(gen.calls(100, shift="relevance_down"))
     drifted = {f.feature for f in r.features if f.drifted}
     assert r.drifted and "relevance" in drifted
-    # Holm: the smallest p-value is held to alpha / F, the next to alpha / (F - 1) ...
-    levels = sorted(f.threshold for f in r.features)
-    assert levels == pytest.approx([0.005 / k for k in range(len(r.features), 0, -1)])
-    assert {f.test for f in r.features} >= {"ks", "tail_fisher", "fisher_exact_increase", "chisquare"}
+    # weighted Holm: in order of p / w, each held to alpha * w / (the weights from it on);
+    # a rate scan weighs 3, every other test 1
+    w = [3.0 if f.test.startswith("rate_scan_") else 1.0 for f in r.features]
+    assert w.count(3.0) == 5  # refusal, error, guardrail, toxicity>=0.5, relevance<0.4 (no thumbs)
+    left, expected = sum(w), {}
+    for i in sorted(range(len(w)), key=lambda i: r.features[i].p_value / w[i]):
+        expected[i], left = 0.005 * w[i] / left, left - w[i]
+    assert [f.threshold for f in r.features] == pytest.approx([expected[i] for i in range(len(w))])
+    assert {f.test for f in r.features} >= {"ks", "tail_fisher", "chisquare"}
     assert {"relevance<0.4", "toxicity>=0.5", "error", "guardrail", "response_length_tail"} \
         <= {f.feature for f in r.features}
 
@@ -134,7 +139,7 @@ def test_feedback_is_matched_to_its_calls_window_and_tested():
     assert monitor.counts["feedback_unmatched"] == 1
     by_name = {f.feature: f for f in r.features}
     assert by_name["thumbs_down_share"].drifted
-    assert by_name["thumbs_down_share"].test == "fisher_exact_increase"  # a rise of a bad event
+    assert by_name["thumbs_down_share"].test == "rate_scan_1w"  # a rise of a bad event, in this window
     assert by_name["rating"].test == "ks"
     # feedback naming only the prompt finds the key too
     named = FeedbackEvent(call_id="elsewhere", app="support-bot", prompt_id="support-answer",
@@ -183,9 +188,10 @@ def test_state_round_trip_keeps_rate_history_and_seasonal_slots(reference):
     got.extend(r for calls, fb in batches[14:] for r in restarted.observe(calls, fb))
     assert len(expected) >= 8
     assert [msgspec.to_builtins(r) for r in got] == [msgspec.to_builtins(r) for r in expected]
-    spans = [f for f in expected[-1].features if f.feature.endswith(("[2w]", "[4w]"))]
-    assert {f.feature for f in spans} >= {"error[4w]", "refusal[2w]", "toxicity>=0.5[4w]", "guardrail[2w]"}
-    assert all(f.test == "fisher_exact_increase" for f in spans)
+    scans = {f.feature: f.test for f in expected[-1].features if f.test.startswith("rate_scan_")}
+    assert set(scans) >= {"error", "refusal", "toxicity>=0.5", "guardrail"}
+    spans = {int(test.removeprefix("rate_scan_").removesuffix("w")) for test in scans.values()}
+    assert spans <= set(range(1, 7))
     assert {r.attributes["reference_mode"] for r in expected} == {reference}
 
 

@@ -27,16 +27,19 @@ def test_a_shift_of_three_calls_in_ten_is_detected_within_two_windows(shift):
 
 def test_a_rare_rate_rising_in_one_call_in_ten_shows_over_the_last_windows():
     # toxic answers from 1% to 3.4% of the calls: one window of 200 can rarely tell (about 7
-    # toxic answers where 2 are usual), four windows together can
+    # toxic answers where 2 are usual), the scan over the windows since the rise can
     out = measure_detection(CONFIG, "toxicity_up", seed=0, windows_before=2, windows_after=5, share=0.1,
                             keep_results=True)
     assert out.false_alarms == 0 and out.delay_windows is not None and out.delay_windows <= 5
-    single = [f.p_value for r in out.results[2:] for f in r.features if f.feature == "toxicity>=0.5"]
-    [span] = [f for f in out.results[-1].features if f.feature == "toxicity>=0.5[4w]"]
-    assert len(single) == 5 and span.test == "fisher_exact_increase" and span.drifted
-    assert span.p_value < sorted(single)[1] / 100  # beats all windows but perhaps a lucky one
     detecting = out.results[2 + out.delay_windows - 1]
-    assert any(f.drifted and f.feature.endswith("[4w]") for f in detecting.features)
+    fired = [f for f in detecting.features if f.drifted]
+    assert {f.feature for f in fired} & {"toxicity>=0.5", "guardrail"}, fired
+    spans = [int(f.test.removeprefix("rate_scan_").removesuffix("w"))
+             for f in fired if f.test.startswith("rate_scan_")]
+    assert spans and max(spans) >= 2  # the evidence of more than one window
+    single = [f.p_value for r in out.results[2:2 + out.delay_windows] for f in r.features
+              if f.feature == "guardrail" and f.test == "rate_scan_1w"]
+    assert all(p > min(f.p_value for f in fired) for p in single)  # no window alone was as clear
 
 
 @pytest.mark.parametrize("reference", ["pinned", "trailing"])

@@ -16,6 +16,7 @@ from llmpulse.processors.drift.stats import (
     increase_test,
     ks_test,
     proportion_test,
+    rate_scan_test,
     tail_test,
     topic_test,
 )
@@ -124,25 +125,75 @@ def test_increase_test_is_one_sided():
     assert increase_test(16, 1600, 2, 200).p_value > 0.4
 
 
+def test_the_rate_scan_keeps_its_level_over_all_its_spans():
+    # no change: 1% errors in a reference of 1,600 calls and in six windows of 200; the scan
+    # looks at six spans and still rejects at most `level` of the time (its p-value is exact)
+    rng = np.random.default_rng(21)
+    level, trials, rejections = 0.02, 1000, 0
+    for seed in range(trials):
+        hits, ref = rng.binomial(200, 0.01, size=6), int(rng.binomial(1600, 0.01))
+        outcome = rate_scan_test(hits, [200] * 6, ref, 1600, seed=seed)
+        rejections += outcome.p_value < level
+    assert rejections / trials <= level + 3 * (level * (1 - level) / trials) ** 0.5
+    # the six spans are not six chances: the smallest of their one-sided Fisher p-values
+    # (which is what testing each span alone would compare with the level) rejects more often
+    naive = 0
+    rng = np.random.default_rng(21)
+    for _ in range(trials):
+        hits, ref = rng.binomial(200, 0.01, size=6), int(rng.binomial(1600, 0.01))
+        spans = [increase_test(ref, 1600, int(hits[-k:].sum()), 200 * k).p_value for k in range(1, 7)]
+        naive += min(spans) < level
+    assert naive > rejections
+
+
+def test_the_rate_scan_finds_the_span_since_the_rise_and_says_so():
+    # errors from 1% to 4% for the last three windows: 24 where 6 are usual
+    outcome = rate_scan_test([2, 2, 1, 8, 9, 7], [200] * 6, 16, 1600, seed=1)
+    assert outcome.test == "rate_scan_3w" and outcome.statistic == pytest.approx(24 / 600 - 0.01)
+    assert outcome.p_value < 2e-4
+    alone = increase_test(16, 1600, 7, 200).p_value  # the last window by itself
+    assert alone > 40 * outcome.p_value
+    assert rate_scan_test([2, 2, 1, 8, 9, 7], [200] * 6, 16, 1600, seed=1) == outcome  # seeded
+    assert rate_scan_test([2, 2, 1, 0, 1, 0], [200] * 6, 16, 1600).p_value == 1.0  # a fall
+    # spans with fewer calls than min_calls are not scored (thumbs: 20 at least)
+    assert rate_scan_test([9], [10], 30, 400, min_calls=20).p_value == 1.0
+    assert rate_scan_test([9, 9], [10, 10], 30, 400, min_calls=20).test == "rate_scan_2w"
+
+
+def test_weighted_holm_gives_the_weighted_tests_more_of_the_same_budget():
+    outcomes = [("error", Outcome("rate_scan_2w", 0.02, 2e-3)), ("a", Outcome("ks", 0.1, 0.5)),
+                ("b", Outcome("ks", 0.1, 0.9))]
+    plain, _share, drifted = decide(outcomes, 0.005)
+    assert not drifted and plain[0].threshold == pytest.approx(0.005 / 3)
+    # weight 3 against 1 and 1: the rate is held to 0.005 * 3 / 5 first
+    weighted, _share, drifted = decide(outcomes, 0.005, weights=[3, 1, 1])
+    assert drifted and weighted[0].threshold == pytest.approx(0.003) and weighted[0].drifted
+    assert weighted[1].threshold == pytest.approx(0.005 / 2)  # the rest: Holm on what is left
+    with pytest.raises(ValueError):
+        decide(outcomes, 0.005, weights=[1, 1])
+
+
 def test_the_family_of_a_window_keeps_its_false_alarm_budget():
-    # null windows: six numeric features (KS + tails), three rare rates, a categorical;
-    # Holm over the family must call at most alpha of them drifted
+    # null windows: six numeric features (KS + tails), three rare rates scanned over their
+    # last windows and weighted 3, a categorical; weighted Holm over the family must call
+    # at most alpha of them drifted
     rng = np.random.default_rng(12)
     alpha, trials, alarms = 0.05, 600, 0
-    for _ in range(trials):
+    for trial in range(trials):
         outcomes = []
         for j in range(6):
             ref, cur = rng.gamma(1 + j, size=800), rng.gamma(1 + j, size=200)
             outcomes += [(f"n{j}", ks_test(ref, cur)), (f"n{j}_tail", tail_test(ref, cur))]
         for j, rate in enumerate((0.01, 0.03, 0.1)):
-            outcomes.append((f"r{j}", increase_test(int(rng.binomial(800, rate)), 800,
-                                                    int(rng.binomial(200, rate)), 200)))
+            outcomes.append((f"r{j}", rate_scan_test(rng.binomial(200, rate, size=4), [200] * 4,
+                                                     int(rng.binomial(800, rate)), 800, seed=trial)))
         langs = ["en", "fr", "de", "es"]
         shares = [0.8, 0.15, 0.04, 0.01]
         ref_langs = dict(zip(langs, rng.multinomial(800, shares), strict=True))
         cur_langs = dict(zip(langs, rng.multinomial(200, shares), strict=True))
         outcomes.append(("lang", categorical_test(ref_langs, cur_langs)))
-        alarms += decide(outcomes, alpha)[2]
+        weights = [3.0 if o.test.startswith("rate_scan") else 1.0 for _name, o in outcomes]
+        alarms += decide(outcomes, alpha, weights=weights)[2]
     assert alarms / trials <= alpha + 3 * (alpha * (1 - alpha) / trials) ** 0.5
 
 

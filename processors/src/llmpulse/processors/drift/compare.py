@@ -3,17 +3,18 @@
 - numeric features: Kolmogorov-Smirnov on the whole distribution, and (``tails``) Fisher's
   exact test of the shares beyond the pooled 2% and 98% quantiles (``<feature>_tail``);
 - rates of bad events (``FeatureSet.rates``: refusals, errors, guardrail flags,
-  ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: a one-sided Fisher
-  test of an increase in the window, and over the last k windows together for each k of
-  ``rate_windows`` (``<rate>[2w]``, ``<rate>[4w]``), against the reference's rate.
+  ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: one scan per rate
+  (``stats.rate_scan_test``) of every span of the last 1..``rate_scan_windows`` windows
+  against the reference's rate, named by the span that scored best (``rate_scan_3w``).
   One-sided because a rise is what matters and it halves the p-value of a real rise; a fall
   still shows in the score's KS and tails;
 - categorical features (languages): chi-square of homogeneity (Monte Carlo when sparse);
 - ratings: KS; embeddings: Hotelling's T² on principal components, and their topic
   clusters as categories (``<side>_topic``).
 
-Every test goes into one family for ``stats.decide`` (Holm at ``alpha``), so adding tests
-costs each a stricter level, never more false alarms.
+Every test goes into one family for ``stats.decide`` (Holm at ``alpha``, each rate scan
+weighted ``rate_weight``: ``weights``), so adding tests costs each a stricter level, never
+more false alarms.
 
 Example:
     >>> import numpy as np
@@ -21,6 +22,7 @@ Example:
     >>> from llmpulse.processors.drift.config import DriftConfig
     >>> from llmpulse.processors.drift.features import FeatureSet
     >>> from llmpulse.processors.drift.reference import Summary
+    >>> from llmpulse.processors.drift.stats import ks_test, rate_scan_test
     >>> fs = FeatureSet(DriftConfig(descriptors=False, sentiment=False, scores={"toxicity": "numeric"}))
     >>> fs.numeric
     ('toxicity', 'error', 'guardrail')
@@ -28,6 +30,9 @@ Example:
     ...                  categories=[[], [], []])
     >>> rate_counts(fs, window)
     {'error': [1, 3], 'guardrail': [1, 3], 'toxicity>=0.5': [1, 2], 'thumbs_down_share': [0, 0]}
+    >>> weights(DriftConfig(), [("error", rate_scan_test([0, 9], [200, 200], 2, 400)),
+    ...                         ("prompt_length", ks_test(np.zeros(40), np.ones(40)))])
+    [3.0, 1.0]
 """
 
 from __future__ import annotations
@@ -45,14 +50,14 @@ from llmpulse.processors.drift.stats import (
     TestOutcome,
     categorical_test,
     hotelling_test,
-    increase_test,
     ks_test,
     proportion_test,
+    rate_scan_test,
     tail_test,
     topic_test,
 )
 
-__all__ = ["RateCounts", "add_counts", "compare_window", "rate_counts"]
+__all__ = ["RateCounts", "add_counts", "compare_window", "rate_counts", "weights"]
 
 RateCounts = dict[str, list[int]]
 """``{rate name: [events, calls]}`` of one window (or several added)."""
@@ -80,7 +85,7 @@ def add_counts(parts: Sequence[Mapping[str, Sequence[int]]]) -> RateCounts:
 
 
 def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference: Summary, *,
-                   seed: int = 0, spans: Sequence[tuple[int, RateCounts, RateCounts]] = ()
+                   seed: int = 0, history: tuple[Sequence[RateCounts], RateCounts] | None = None
                    ) -> tuple[list[tuple[str, TestOutcome]], dict[str, Any]]:
     """Every test of a window: ``([(feature, outcome)], attributes)``.
 
@@ -90,8 +95,9 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
         current: the window.
         reference: what it is compared with.
         seed: the embedding permutation test's seed.
-        spans: ``(k, counts of the last k windows, counts of their reference)`` for the
-            tests of rates over several windows.
+        history: ``(counts of the last windows, oldest first, this one last; the counts
+            of their reference)`` for the rate scans (default: this window alone against
+            ``reference``).
     """
     outcomes: list[tuple[str, TestOutcome]] = []
     attributes: dict[str, Any] = {}
@@ -111,31 +117,29 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
         outcomes.append((name, ks_test(ref, cur)))
         if cfg.tails:
             outcomes.append((f"{name}_tail", tail_test(ref, cur, cfg.tail_quantile)))
-    ref_rates, cur_rates = rate_counts(fs, reference), rate_counts(fs, current)
-    for rate in fs.rates:
-        (rh, rn), (ch, cn) = ref_rates[rate.name], cur_rates[rate.name]
-        if rn >= cfg.min_samples and cn >= cfg.min_samples:
-            outcomes.append((rate.name, increase_test(rh, rn, ch, cn)))
     for j, name in enumerate(fs.categorical):
         ref_counts = Counter(row[j] for row in reference.categories)
         cur_counts = Counter(row[j] for row in current.categories)
         if sum(ref_counts.values()) >= cfg.min_samples and sum(cur_counts.values()) >= cfg.min_samples:
             outcomes.append((name, categorical_test(ref_counts, cur_counts)))
+    windows, base = history if history is not None else ([rate_counts(fs, current)],
+                                                         rate_counts(fs, reference))
+    least = {"thumbs_down_share": _MIN_FEEDBACK}
+    for i, name in enumerate([*(rate.name for rate in fs.rates), "thumbs_down_share"]):
+        if name == "thumbs_down_share" and not cfg.feedback:
+            continue
+        need = least.get(name, cfg.min_samples)
+        ref_hits, ref_n = base.get(name, (0, 0))
+        if ref_n >= need:
+            hits = [w.get(name, (0, 0))[0] for w in windows]
+            calls = [w.get(name, (0, 0))[1] for w in windows]
+            outcomes.append((name, rate_scan_test(hits, calls, ref_hits, ref_n, min_calls=need,
+                                                  seed=seed * 64 + i)))
     if cfg.feedback:
         rf, cf = reference.feedback, current.feedback
-        if rf.thumbs >= _MIN_FEEDBACK and cf.thumbs >= _MIN_FEEDBACK:
-            outcomes.append(("thumbs_down_share", increase_test(rf.down, rf.thumbs, cf.down, cf.thumbs)))
         if rf.rated >= _MIN_FEEDBACK and cf.rated >= _MIN_FEEDBACK:  # ordinal: KS, not chi-square
             outcomes.append(("rating", ks_test(np.repeat(np.arange(1.0, 6.0), rf.ratings),
                                                np.repeat(np.arange(1.0, 6.0), cf.ratings))))
-    least = {"thumbs_down_share": _MIN_FEEDBACK}
-    for k, recent, base in spans:
-        for name, (ch, cn) in recent.items():
-            rh, rn = base.get(name, (0, 0))
-            if name == "thumbs_down_share" and not cfg.feedback:
-                continue
-            if min(rn, cn) >= least.get(name, cfg.min_samples):
-                outcomes.append((f"{name}[{k}w]", increase_test(rh, rn, ch, cn)))
     if cfg.embeddings:
         pairs = [(side, ref_v, cur_v) for side, ref_v, cur_v in
                  (("prompt", reference.prompt_vectors, current.prompt_vectors),
@@ -151,3 +155,8 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
             if cfg.topic_clusters:
                 outcomes.append((f"{side}_topic", topic_test(ref_v, cur_v, cfg.topic_clusters, seed=seed)))
     return outcomes, attributes
+
+
+def weights(cfg: DriftConfig, outcomes: Sequence[tuple[str, TestOutcome]]) -> list[float]:
+    """Each test's weight in the window's Holm family: ``rate_weight`` for a rate scan, 1 else."""
+    return [cfg.rate_weight if o.test.startswith("rate_scan") else 1.0 for _name, o in outcomes]

@@ -12,7 +12,8 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
       alpha: 0.005              # false-alarm probability per window, all features together
       thresholds: {toxicity: 0.5}        # rate of calls at or above, tested as a rate
       low_thresholds: {relevance: 0.4}   # rate of calls below
-      rate_windows: [2, 4]      # rare-event rates also tested over the last 2 and 4 windows
+      rate_scan_windows: 6      # rare-event rates: the best span of the last 1..6 windows
+      rate_weight: 3            # each rate's share of alpha, against 1 for every other test
       reports_dir: /var/lib/llmpulse/drift-reports
 
 Example:
@@ -101,10 +102,14 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     """Each numeric feature also gets a test of its tails: the shares beyond the pooled
     ``tail_quantile`` (and below ``1 - tail_quantile``), Fisher's exact test."""
     tail_quantile: Annotated[float, Meta(gt=0.5, lt=1)] = 0.98
-    rate_windows: tuple[PositiveInt, ...] = (2, 4)
-    """The rates (thresholds, binary scores, events, thumbs down) are also tested, for an
-    increase, over the last k windows together for each k here (``[]``: not): a small share
-    of calls going bad shows over several windows before one window can tell."""
+    rate_scan_windows: PositiveInt = 6
+    """The rates (thresholds, binary scores, events, thumbs down) are tested for a rise over
+    every span of the last 1..k windows (a scan, ``rate_scan_<k>w``; 1: the window alone):
+    a small share of calls going bad shows over several windows before one window can tell,
+    and no one knows in advance over how many."""
+    rate_weight: PositiveFloat = 3.0
+    """Each rate test's share of ``alpha`` relative to every other test (weighted Holm): the
+    rates are the rare events users care about most and the evidence is thinnest there."""
     descriptors: bool = True
     """Text descriptors of prompt and answer: length, non-letter share, language, OOV rate."""
     sentiment: bool = True
@@ -134,8 +139,6 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     def __post_init__(self) -> None:
         if self.window_calls is None and self.window_seconds is None:
             raise ValueError("drift: set window_calls, window_seconds or both")
-        if any(k < 2 for k in self.rate_windows):
-            raise ValueError("drift: rate_windows are spans of 2 windows or more")
         if (self.reference_start is None) != (self.reference_end is None):
             raise ValueError("drift: set both reference_start and reference_end, or neither")
 

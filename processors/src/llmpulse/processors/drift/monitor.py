@@ -42,7 +42,7 @@ import numpy as np
 from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
-from llmpulse.processors.drift.compare import RateCounts, add_counts, compare_window, rate_counts
+from llmpulse.processors.drift.compare import RateCounts, add_counts, compare_window, rate_counts, weights
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
 from llmpulse.processors.drift.features import FeatureSet, prompt_text, response_text
@@ -415,12 +415,12 @@ class DriftMonitor:
             reference = combine(same) if len(same) >= cfg.reference_windows else None
             data.slots[slot] = [*same, summary][-cfg.reference_windows:]
         counts = rate_counts(self.features, summary)
-        spans = [span for k in cfg.rate_windows if (span := self._span(data, k, counts, reference))]
+        history = self._history(data, counts, reference)
         data.recent = [*data.recent, counts][-self._recent_kept():] if self._recent_kept() else []
-        if reference is None or window.start is None or window.end is None:
+        if reference is None or history is None or window.start is None or window.end is None:
             return []
         with single_threaded():
-            result = self._compare(key, window, summary, reference, reason, spans)
+            result = self._compare(key, window, summary, reference, reason, history)
         self.counts["drifted"] += result.drifted
         return [result]
 
@@ -431,33 +431,33 @@ class DriftMonitor:
         return int((start.timestamp() % cfg.season_seconds) / cfg.season_seconds * cfg.season_slots)
 
     def _recent_kept(self) -> int:
-        """Windows whose rate counts are kept: the span's, and a trailing reference's."""
+        """Windows whose rate counts are kept: the scan's, and a trailing reference's."""
         cfg = self.config
-        if not cfg.rate_windows:
-            return 0
-        return max(cfg.rate_windows) - 1 + (cfg.reference_windows if cfg.reference == "trailing" else 0)
+        return cfg.rate_scan_windows - 1 + (cfg.reference_windows if cfg.reference == "trailing" else 0)
 
-    def _span(self, data: _KeyData, k: int, counts: RateCounts, reference: Summary | None
-              ) -> tuple[int, RateCounts, RateCounts] | None:
-        """The rates of the last ``k`` windows and of the reference before them."""
+    def _history(self, data: _KeyData, counts: RateCounts, reference: Summary | None
+                 ) -> tuple[list[RateCounts], RateCounts] | None:
+        """The rate counts of the last windows (this one last) and of their reference: the
+        pinned or seasonal reference, or the ``reference_windows`` windows before them."""
         cfg = self.config
-        if reference is None or len(data.recent) < k - 1:
+        if reference is None:
             return None
-        recent = add_counts([*data.recent[len(data.recent) - (k - 1):], counts])
+        windows = [*data.recent, counts]
         if cfg.reference != "trailing":
-            return k, recent, rate_counts(self.features, reference)
-        before = data.recent[:len(data.recent) - (k - 1)]
-        if len(before) < cfg.reference_windows:
+            return windows[-cfg.rate_scan_windows:], rate_counts(self.features, reference)
+        span = min(cfg.rate_scan_windows, len(windows) - cfg.reference_windows)
+        if span < 1:
             return None
-        return k, recent, add_counts(before[-cfg.reference_windows:])
+        before = windows[:len(windows) - span][-cfg.reference_windows:]
+        return windows[-span:], add_counts(before)
 
     # -- the comparison ------------------------------------------------------------------
 
     def _compare(self, key: DriftKey, window: WindowData, current: Summary, reference: Summary,
-                 reason: str, spans: list[tuple[int, RateCounts, RateCounts]]) -> DriftResult:
+                 reason: str, history: tuple[list[RateCounts], RateCounts]) -> DriftResult:
         cfg = self.config
         outcomes, found = compare_window(cfg, self.features, current, reference, seed=window.index,
-                                         spans=spans)
+                                         history=history)
         attributes: dict[str, Any] = {
             "window_index": window.index, "window_sample": len(current.numeric),
             "reference_sample": len(reference.numeric), "reference_mode": cfg.reference,
@@ -466,7 +466,8 @@ class DriftMonitor:
         }
         if cfg.embeddings and self.embedding_error:
             attributes["embeddings"] = f"unavailable: {self.embedding_error}"
-        features, share, drifted = decide(outcomes, cfg.alpha, cfg.min_drifted_features)
+        features, share, drifted = decide(outcomes, cfg.alpha, cfg.min_drifted_features,
+                                          weights(cfg, outcomes))
         assert window.start is not None and window.end is not None
         ms = int(window.end.timestamp() * 1000)
         result = DriftResult(
