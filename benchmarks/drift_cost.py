@@ -6,6 +6,9 @@
   a 2,000-call window under 0.1 s of CPU. The embedding of a window's sample by MiniLM
   (64 prompts + 64 answers, a fixed cost whatever the window's size) is measured on its
   own, cold.
+- ``evaluation_after_6_windows``: the same for a 2,000-call window that closes the rate
+  scans' 6 windows (5 closed before it), on unchanged traffic and when errors rose in 30%
+  of the calls of the last 3 (the scans then resolve small p-values: 20,000 deals).
 - ``per_event``: ``DriftMonitor.observe`` per call, windows closing included, when every
   call of a window is described (window 1,000 = sample 1,000) and when traffic is 10x the
   sample (time windows on a busy key: most calls are rejected on their hash).
@@ -59,6 +62,25 @@ def evaluation_cost(size: int, embedder, repeat: int) -> dict[str, float]:
     return {"window_size": size, "features": len(result.features), "cpu_s": round(min(times), 4)}
 
 
+def scan_history_cost(size: int, repeat: int, shift: str | None) -> dict[str, object]:
+    cfg = DriftConfig(window_calls=size, window_seconds=None, sample_size=size, reference_calls=size,
+                      embeddings=False)
+    times = []
+    for r in range(repeat):
+        monitor = DriftMonitor(cfg)
+        gen = TrafficGenerator(seed=200 + r)
+        monitor.observe(gen.calls(size * 3))  # the reference, then 2 windows
+        monitor.observe(gen.calls(size * 3 - size // 2, shift=shift, share=0.3))
+        calls = gen.calls(size // 2, shift=shift, share=0.3)
+        monitor.observe(calls[:-1])
+        start = time.process_time()
+        [result] = monitor.observe(calls[-1:])
+        times.append(time.process_time() - start)
+    scans = sorted({f.test for f in result.features if f.test.startswith("rate_scan")})
+    return {"window_size": size, "shift": shift, "features": len(result.features), "drifted": result.drifted,
+            "scans": scans, "cpu_s": round(min(times), 4)}
+
+
 def per_event_cost(n: int, *, traffic_to_sample: int, embedder) -> float:
     cfg = DriftConfig(window_calls=1000 * traffic_to_sample, window_seconds=None, sample_size=1000,
                       reference_calls=2000, embeddings=embedder is not None)
@@ -100,6 +122,8 @@ def main() -> None:
     out["baseline_decode_us_per_event"] = round(decode_us, 1)
     out["baseline_light_enrich_us_per_event"] = round(light_us, 1)
     out["evaluation"] = [evaluation_cost(size, embedder, args.repeat) for size in (500, 2000, 10_000)]
+    out["evaluation_after_6_windows"] = [scan_history_cost(2000, args.repeat, shift)
+                                         for shift in (None, "errors_up")]
     for name, ratio in (("all_calls_described", 1), ("traffic_10x_sample", 10)):
         us = per_event_cost(args.events * ratio, traffic_to_sample=ratio, embedder=embedder) * 1e6
         out[f"per_event_{name}_us"] = round(us, 1)
