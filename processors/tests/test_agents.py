@@ -138,6 +138,8 @@ def test_parent_links_that_form_a_cycle_are_cut_and_said():
     assert monitor.check(span(b, parent=c)).span.parent_span_id == c
     closing = monitor.check(span(c, parent=a)).span         # c -> a -> b -> c
     assert closing.parent_span_id is None and closing.attributes[CYCLE_ATTRIBUTE] == a
+    again = monitor.check(span(c, parent=a)).span              # redelivered: cut the same way
+    assert again.parent_span_id is None and again.attributes == closing.attributes
     selfish = monitor.check(span("d" * 16, parent="d" * 16)).span
     assert selfish.parent_span_id is None and monitor.counts["span_parent_cycles"] == 2
     # a child whose parent never arrives is emitted as it is: nothing waits for a parent

@@ -132,6 +132,14 @@ def tool_call_verdicts(call: EnrichedCall, version: str) -> list[GuardrailVerdic
     return out
 
 
+def _cut(span: SpanEvent) -> SpanEvent:
+    """The span without its parent link, the link kept in an attribute (when there is room)."""
+    attributes = dict(span.attributes)
+    if len(attributes) < _MAX_ATTRIBUTES:
+        attributes[CYCLE_ATTRIBUTE] = span.parent_span_id
+    return msgspec.structs.replace(span, parent_span_id=None, attributes=attributes)
+
+
 class SpanCheck(NamedTuple):
     """A span as it goes on (a cycle's link cut), and its verdicts."""
 
@@ -196,6 +204,8 @@ class TraceMonitor:
         trace = self._trace(span.trace_id)
         if span.span_id in trace.parents:
             self.counts["spans_redelivered"] += 1
+            if trace.parents[span.span_id] != span.parent_span_id:  # cut the first time
+                span = _cut(span)
             return SpanCheck(span, verdicts)
         remember = len(trace.parents) < self.config.max_spans_per_trace
         if remember:
@@ -246,11 +256,7 @@ class TraceMonitor:
                 self.counts["span_parent_cycles"] += 1
                 logger.warning("agents: span %s of trace %s closes a cycle of parent links; "
                                "emitted without its parent", span.span_id, span.trace_id)
-                attributes = dict(span.attributes)
-                if len(attributes) < _MAX_ATTRIBUTES:
-                    attributes[CYCLE_ATTRIBUTE] = parent
-                span = msgspec.structs.replace(span, parent_span_id=None, attributes=attributes)
-                parent = None
+                span, parent = _cut(span), None
                 break
             node, steps = trace.parents.get(node), steps + 1
         trace.parents[span.span_id] = parent
