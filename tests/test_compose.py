@@ -32,9 +32,10 @@ def test_docker_compose_config_accepts_the_file() -> None:
 def test_the_stack_has_every_service_with_health_checks() -> None:
     services = _compose()["services"]
     assert {"kafka", "clickhouse", "grafana", "worker", "sink", "topics"} <= set(services)
-    for name in ("kafka", "clickhouse", "grafana", "worker", "sink", "prometheus"):
+    for name in ("kafka", "clickhouse", "grafana", "worker", "sink", "prometheus", "otlp",
+                 "otelcol-health"):
         assert "healthcheck" in services[name], name
-    for name, port in (("worker", 9465), ("sink", 9464)):  # the health address they serve
+    for name, port in (("worker", 9465), ("sink", 9464), ("otlp", 9466)):  # their health address
         assert services[name]["environment"][env.HEALTH_ADDRESS] == f"0.0.0.0:{port}"
         assert f"127.0.0.1:{port}/readyz" in " ".join(services[name]["healthcheck"]["test"])
     assert services["kafka"]["image"].startswith("apache/kafka:")
@@ -67,12 +68,12 @@ def test_mounted_paths_exist_in_the_repository() -> None:
     assert datasource["datasources"][0]["type"] == "grafana-clickhouse-datasource"
 
 
-def test_prometheus_scrapes_the_worker_and_the_sink_with_the_health_token() -> None:
+def test_prometheus_scrapes_the_worker_the_sink_and_the_otlp_stage_with_the_health_token() -> None:
     services = _compose()["services"]
     config = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     targets = {t for job in config["scrape_configs"] for c in job["static_configs"]
                for t in c["targets"]}
-    assert targets == {"worker:9465", "sink:9464"}
+    assert targets == {"worker:9465", "sink:9464", "otlp:9466"}
     token = services["worker"]["environment"][env.HEALTH_TOKEN]
     for job in config["scrape_configs"]:
         assert token.endswith(f":-{job['authorization']['credentials']}}}"), (token, job)
@@ -117,3 +118,13 @@ def test_the_collector_runs_the_official_contrib_image_with_the_tested_config() 
     assert {p["auth"]["authenticator"] for p in protocols.values()} == {"bearertokenauth"}
     assert config["exporters"]["kafka"]["traces"]["encoding"] == "otlp_proto"
     assert config["exporters"]["kafka"]["partition_traces_by_id"] is True
+    # The image has no shell: the Collector's check runs in a sidecar in its network
+    # namespace, against the telemetry endpoint the config serves there.
+    sidecar = services["otelcol-health"]
+    assert sidecar["network_mode"] == "service:otelcol"
+    telemetry = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]
+    port = re.fullmatch(r"\$\{env:LLMPULSE_OTEL_METRICS_PORT:-(\d+)\}",
+                        str(telemetry["prometheus"]["port"]))
+    assert port is not None and telemetry["prometheus"]["host"] == "127.0.0.1"
+    assert f"http://127.0.0.1:{port.group(1)}/metrics" in " ".join(sidecar["healthcheck"]["test"])
+    assert "LLMPULSE_OTEL_METRICS_PORT" not in collector["environment"]

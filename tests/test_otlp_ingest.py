@@ -19,6 +19,7 @@ import openai
 import pytest
 from chat_server import ChatServer
 from confluent_kafka import Consumer, TopicPartition
+from kafka_broker import free_port
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor
@@ -52,17 +53,27 @@ class OtlpStage(WorkerProcess):
 
     def __init__(self, collector: OtelCollector, workdir: Path, partitions: int) -> None:
         super().__init__(collector.bootstrap, collector.prefix, workdir, role="otlp")
+        self.health = f"http://127.0.0.1:{free_port()}"
         self.args = [self.args[0], "-m", "llmpulse.cli.main", "otlp", "run", "--fast",
                      "--bootstrap-servers", collector.bootstrap, "--prefix", collector.prefix,
                      "--partitions", str(partitions), "--tokens", str(collector.tokens_file),
-                     "--datadir", str(workdir / "data-otlp")]
+                     "--datadir", str(workdir / "data-otlp"),
+                     "--health-address", self.health.removeprefix("http://")]
 
 
 @pytest.fixture(scope="module")
-def pipeline(otel_collector: OtelCollector, chdb_dir: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """Topics, the OTLP stage, a worker and a sink on the Collector's topic prefix."""
+def stage(otel_collector: OtelCollector, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[OtlpStage]:
+    """The OTLP stage (``llmpulse otlp run``) on the Collector's topic prefix."""
     ensure_topics(otel_collector.bootstrap, prefix=otel_collector.prefix, partitions=2)
+    with OtlpStage(otel_collector, tmp_path_factory.mktemp("otlp-stage"), partitions=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pipeline(otel_collector: OtelCollector, stage: OtlpStage, chdb_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A worker and a sink behind the OTLP stage, on the Collector's topic prefix."""
     work = tmp_path_factory.mktemp("otlp-pipeline")
     store = Store.open(f"chdb://{chdb_dir}?database=otlp_{uuid.uuid4().hex[:8]}")
     store.migrate()
@@ -72,8 +83,7 @@ def pipeline(otel_collector: OtelCollector, chdb_dir: Path,
     thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        with OtlpStage(otel_collector, work, partitions=2), \
-                WorkerProcess(otel_collector.bootstrap, otel_collector.prefix, work, partitions=2):
+        with WorkerProcess(otel_collector.bootstrap, otel_collector.prefix, work, partitions=2):
             yield store
     finally:
         stop.set()
@@ -238,6 +248,51 @@ def test_hand_made_current_convention_span_via_otlp_json(otel_collector: OtelCol
     assert row == {"prompt_id": "refunds", "prompt_version": "v7", "session_id": "conv-1",
                    "provider": "anthropic", "cached_input_tokens": 4,
                    "response_text": "Yes, within 30 days."}
+
+
+def _health(stage: OtlpStage, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{stage.health}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_the_stage_serves_health_readiness_and_its_counts(
+        otel_collector: OtelCollector, stage: OtlpStage, pipeline: Store) -> None:
+    assert _health(stage, "/healthz") == (200, "ok\n")
+    deadline = time.monotonic() + 60
+    while _health(stage, "/readyz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    code, reason = _health(stage, "/readyz")
+    assert code == 200 and "partitions assigned" in reason, reason
+    before = _sample(_health(stage, "/metrics")[1], "llmpulse_events_out_total", stage="otlp",
+                     target="calls")
+    trace_id = uuid.uuid4().hex
+    assert _post(otel_collector, _otlp_json("support-bot", trace_id, CURRENT),
+                 otel_collector.tokens["support"]) == 200
+    assert _wait(pipeline, "SELECT count() FROM calls WHERE trace_id = {t:String}",
+                 {"t": trace_id}, 1) == 1
+    # The metrics are refreshed by a timer: wait until they count the call.
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        text = _health(stage, "/metrics")[1]
+        if _sample(text, "llmpulse_events_out_total", stage="otlp", target="calls") > before:
+            break
+        time.sleep(0.5)
+    assert _sample(text, "llmpulse_events_out_total", stage="otlp", target="calls") >= before + 1
+    assert _sample(text, "llmpulse_records_in_total", stage="otlp") >= 1
+    assert _sample(text, "llmpulse_events_in_total", stage="otlp") >= 1
+    lag = f'llmpulse_consumer_lag{{partition="0",stage="otlp",topic="{otel_collector.prefix}{OTLP_SPANS}"}}'
+    assert lag in text  # its lag, read from the broker, per partition of llm.otlp.spans
 
 
 def test_no_token_or_a_wrong_one_is_401_and_nothing_reaches_kafka(

@@ -21,6 +21,7 @@ import click
 
 from llmpulse.processors.models.commands import models
 from llmpulse.processors.otlp.command import otlp
+from llmpulse.processors.service import health_options
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.commandline import LOG_LEVELS, run_command
 
@@ -49,13 +50,7 @@ __all__ = ["commands", "models", "run", "worker"]
               help="seconds a lonely half waits in memory before the join table")
 @click.option("--standby-replicas", type=int, default=0, show_default=True,
               help="warm copies of each join-table partition on other workers")
-@click.option("--health-address", envvar=env.HEALTH_ADDRESS, default="127.0.0.1:9465",
-              show_default=True, show_envvar=True,
-              help="Serve /healthz, /readyz and /metrics here ('off': not at all). Not loopback: "
-                   f"${env.HEALTH_TOKEN} is required.")
-@click.option("--stall-seconds", type=click.FloatRange(min=0), default=120.0, show_default=True,
-              help="Exit non-zero (for the supervisor to restart it) when records wait but none "
-                   "arrives for this long; 0: never.")
+@health_options("127.0.0.1:9465")
 @click.option("--log-level", "--loglevel", "loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               default="info", show_default=True, help="Log level (the worker logs to standard error).")
 def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: str,
@@ -63,8 +58,6 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
            datadir: str | None, join_linger: float, standby_replicas: int,
            health_address: str, stall_seconds: float, loglevel: str) -> None:
     """Validate, join, score and guard every call (a Faust worker; Ctrl-C stops it)."""
-    import faust
-
     from llmpulse.processors.config import load_config
     from llmpulse.processors.pipeline import Enricher
     from llmpulse.processors.worker import WorkerSettings, build_app
@@ -91,22 +84,9 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
         monitor = DriftMonitor(load_drift_config(config_path))
         engine = AlertEngine(load_alert_config(config_path))
     app = build_app(settings, enricher, drift_monitor=monitor, alert_engine=engine)
-    from llmpulse.schemas.errors import LlmpulseError
-    from llmpulse.schemas.health import serve_health
+    from llmpulse.processors.service import run_with_health
 
-    health = app.llmpulse_health  # type: ignore[attr-defined]
-    explicit = click.get_current_context().get_parameter_source("health_address") != \
-        click.core.ParameterSource.DEFAULT
-    try:
-        server = serve_health(health.metrics.registry, health.readiness, health_address,
-                              explicit=explicit)
-    except LlmpulseError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
-    finally:
-        if server is not None:
-            server.stop()
+    run_with_health(app, health_address, loglevel=loglevel)
 
 
 @click.group("llmpulse-processors")

@@ -2,6 +2,7 @@
 
 Example:
     $ llmpulse otlp run --bootstrap-servers 127.0.0.1:9092 --tokens /etc/llmpulse/otel-tokens
+    $ curl -s 127.0.0.1:9466/readyz     # its health, as a worker's (/healthz, /metrics too)
     $ llmpulse otlp token support-bot >> /etc/llmpulse/otel-tokens
 """
 
@@ -13,12 +14,16 @@ from typing import Any
 
 import click
 
+from llmpulse.processors.service import health_options
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.commandline import LOG_LEVELS
 
 __all__ = ["otlp"]
 
 logger = logging.getLogger(__name__)
+
+HEALTH_ADDRESS = "127.0.0.1:9466"
+"""The stage's /healthz, /readyz and /metrics by default (the sink's is 9464, a worker's 9465)."""
 
 
 @click.group("otlp")
@@ -39,28 +44,29 @@ def otlp() -> None:
 @click.option("--fast", is_flag=True, help="Short consumer-group timeouts (tests, the demo).")
 @click.option("--datadir", default=None, type=click.Path(file_okay=False),
               help="Faust's local data folder.")
+@health_options(HEALTH_ADDRESS)
 @click.option("--log-level", "--loglevel", "loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               default="info", show_default=True, help="Log level (the stage logs to standard error).")
 def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions: int,
-        fast: bool, datadir: str | None, loglevel: str) -> None:
+        fast: bool, datadir: str | None, health_address: str, stall_seconds: float,
+        loglevel: str) -> None:
     """Map GenAI spans from llm.otlp.spans onto llm.prompts / llm.responses (Ctrl-C stops)."""
-    import faust
-
     from llmpulse.processors.otlp.auth import TokenBindings
     from llmpulse.processors.otlp.mapper import OtlpMapper
     from llmpulse.processors.otlp.stage import APP_ID, build_otlp_app
+    from llmpulse.processors.service import run_with_health
     from llmpulse.processors.worker import WorkerSettings
 
     bindings = TokenBindings.load(tokens_path) if tokens_path else None
     if bindings is None:
         logger.warning("no tokens file: spans of any app are accepted from any token")
     options: dict[str, Any] = dict(bootstrap_servers=bootstrap_servers, topic_prefix=prefix,
-                   partitions=partitions, app_id=APP_ID)
+                   partitions=partitions, app_id=APP_ID, stall_s=stall_seconds)
     if datadir:
         options["datadir"] = datadir
     settings = WorkerSettings.fast(**options) if fast else WorkerSettings(**options)
     app = build_otlp_app(settings, OtlpMapper(bindings=bindings))
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    run_with_health(app, health_address, loglevel=loglevel)
 
 
 @otlp.command("token")

@@ -33,6 +33,10 @@ __all__ = ["Watchdog", "WorkerHealth"]
 
 logger = logging.getLogger(__name__)
 
+WORKER_OUTPUTS = ("enriched", "verdicts", "spans", "span_verdicts", "drift_windows", "alerts",
+                  "incomplete")
+"""The worker's counts that are events written."""
+
 STALLED_EXIT_CODE = 75
 """The exit code of a worker the watchdog stopped (``EX_TEMPFAIL``: restart me)."""
 
@@ -68,12 +72,17 @@ class WorkerHealth:
         joiner: the join (its table size and lingering halves), or None.
         topics: the input topics (with their prefix) whose lag is measured.
         stall_s: the watchdog's patience; 0 turns it off.
+        inputs: the count of events read (``events_in``; its growth means records arrived).
+        outputs: the counts that are events written (``events_out``, target: the name).
     """
 
     def __init__(self, app: Any, counts: Counter[str], joiner: Any = None, *,
                  topics: frozenset[str] = frozenset(), stall_s: float = 120.0,
-                 metrics: PipelineMetrics | None = None) -> None:
+                 metrics: PipelineMetrics | None = None, inputs: str = "events",
+                 outputs: tuple[str, ...] = WORKER_OUTPUTS) -> None:
         self.app = app
+        self.inputs = inputs
+        self.outputs = frozenset(outputs)
         self.topics = topics
         """The input topics whose lag counts (not the tables' changelogs)."""
         self.counts = counts
@@ -145,11 +154,13 @@ class WorkerHealth:
                 continue
             self._seen[name] = value
             moved = True
-            if name == "events":
+            if name == self.inputs:
                 metrics.events_in.inc(delta)
+            elif name == "records":
+                metrics.records_in.inc(delta)
             elif name.startswith("dlq:"):
                 metrics.dead_letter(name[4:], delta)
-            elif name in ("enriched", "verdicts", "spans", "span_verdicts", "drift_windows", "alerts",
-                          "incomplete"):
+            elif name in self.outputs:
                 metrics.events_out(name, delta)
         return moved
+

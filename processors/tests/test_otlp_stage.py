@@ -1,0 +1,120 @@
+"""The OTLP stage's batching, without Kafka: a micro-batch of Collector records (one trace
+each, as the Kafka exporter partitions by trace id) becomes one batch record per output
+partition, prompts before responses, each record's dead letters under its own key."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from llmpulse.processors.otlp import OtlpMapper
+from llmpulse.processors.otlp.stage import OtlpStage
+from llmpulse.processors.worker import WorkerSettings
+from llmpulse.schemas import DeadLetter, PromptEvent, ResponseEvent, decode_record, partition_for
+
+T0 = (time.time_ns() // 10**9 - 60) * 10**9
+
+
+def _record(n: int, *, app: str = "support-bot", genai: bool = True) -> bytes:
+    """A record as the Collector writes it: one trace, one span."""
+    data = TracesData()
+    rs = data.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", app
+    span = rs.scope_spans.add().spans.add()
+    span.trace_id, span.span_id = n.to_bytes(16, "big"), n.to_bytes(8, "big")
+    span.name = "chat m" if genai else "GET /orders"
+    span.start_time_unix_nano, span.end_time_unix_nano = T0, T0 + 10**9
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+             "gen_ai.output.messages": '[{"role": "assistant", "parts": '
+                                       f'[{{"type": "text", "content": "answer {n}"}}]}}]'}
+    for key, value in (attrs if genai else {"http.request.method": "GET"}).items():
+        kv = span.attributes.add()
+        kv.key, kv.value.string_value = key, value
+    return data.SerializeToString()
+
+
+@dataclass
+class _Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+@dataclass
+class _Event:
+    """What the stage reads of a Faust event."""
+
+    message: _Message
+    value: bytes
+
+
+class _Topic:
+    def __init__(self, name: str, sent: list[tuple[str, bytes, bytes, int | None]]) -> None:
+        self.name, self.sent = name, sent
+
+    async def send(self, *, key: bytes, value: bytes, partition: int | None = None) -> None:
+        self.sent.append((self.name, key, value, partition))
+
+
+def _stage(partitions: int = 3) -> tuple[OtlpStage, list[tuple[str, bytes, bytes, int | None]]]:
+    sent: list[tuple[str, bytes, bytes, int | None]] = []
+    settings = WorkerSettings("127.0.0.1:9", partitions=partitions)
+    topics = {name: _Topic(name, sent) for name in ("prompts", "responses", "spans", "dlq")}
+    return OtlpStage(settings, OtlpMapper(), topics), sent
+
+
+def _events(values: list[bytes]) -> list[Any]:
+    return [_Event(_Message("llm.otlp.spans", n % 2, n, f"k{n}".encode()), value)
+            for n, value in enumerate(values)]
+
+
+def test_a_batch_of_one_span_records_is_one_send_per_output_partition() -> None:
+    stage, sent = _stage(partitions=3)
+    asyncio.run(stage.map_batch(_events([_record(n) for n in range(1, 61)])))
+    topics = [name for name, *_ in sent]
+    # Prompts first (a response never reaches the join before its prompt), then responses.
+    assert topics == sorted(topics, key=["prompts", "responses"].index)
+    for name, kind in (("prompts", PromptEvent), ("responses", ResponseEvent)):
+        records = [(key, value, partition) for topic, key, value, partition in sent if topic == name]
+        assert len(records) == 3  # 60 calls over 3 partitions: one record per partition
+        call_ids = []
+        for key, value, partition in records:
+            events = decode_record(value).events
+            assert all(isinstance(e, kind) for e in events)
+            assert {partition_for(e.call_id, 3) for e in events} == {partition}
+            assert key == events[0].call_id.encode()
+            call_ids += [e.call_id for e in events]
+        assert len(set(call_ids)) == 60
+    assert stage.counts["records"] == 60
+    assert stage.counts["calls"] == 60
+
+
+def test_dead_letters_keep_their_records_key_and_skipped_spans_are_counted() -> None:
+    stage, sent = _stage()
+    values = [_record(1), b"\xff not protobuf", _record(3, genai=False), _record(4)]
+    asyncio.run(stage.map_batch(_events(values)))
+    letters = [(key, decode_record(value).events[0]) for topic, key, value, _ in sent
+               if topic == "dlq"]
+    assert len(letters) == 1
+    key, letter = letters[0]
+    assert isinstance(letter, DeadLetter)
+    assert (key, letter.reason, letter.source_offset) == (b"k1", "malformed_otlp", 1)
+    calls = sum(len(decode_record(value).events) for topic, _, value, _ in sent
+                if topic == "prompts")
+    assert calls == 2
+    assert stage.counts["skipped"] == 1
+    registry = stage.metrics.registry
+    assert registry.get_sample_value("llmpulse_spans_skipped_total", {"stage": "otlp"}) == 1
+    assert registry.get_sample_value("llmpulse_batch_events_sum", {"stage": "otlp"}) == 2
+
+
+def test_an_empty_batch_sends_nothing() -> None:
+    stage, sent = _stage()
+    asyncio.run(stage.map_batch([]))
+    assert sent == []
