@@ -12,8 +12,8 @@
    Phase ``sdk``: ``--rate`` calls/s through our SDK. Phase ``otlp``: ``--rate`` calls/s as
    spans made by the OpenTelemetry SDK (current-convention attributes) and exported over
    OTLP/HTTP to the Collector. For each call, app end time -> the row's ``inserted_at``
-   (when a query can first see it); p50/p99 per phase and their ratio. The Collector's CPU
-   seconds (``/proc``) over the otlp phase, per 1,000 spans.
+   (when a query can first see it); p50/p99 per phase and their ratio. The Collector's and
+   the OTLP stage's CPU seconds (``/proc``) over the otlp phase, per 1,000 spans.
 
 Prints JSON. ``uv run python benchmarks/otlp_ingest.py [--rate 500] [--seconds 20] [--spans 20000]``
 
@@ -293,11 +293,13 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
             return call_id_for(f"{context.trace_id:032x}", f"{context.span_id:016x}")
 
         stored_sdk = _stored_calls(health)
-        cpu0 = _cpu_seconds(collector_pid)
+        stage_pid = group.procs[0].pid  # the OTLP stage, started first
+        cpu0, stage_cpu0 = _cpu_seconds(collector_pid), _cpu_seconds(stage_pid)
         otlp_ended, otlp_rate = _paced(rate, seconds, otlp_call)
         provider.force_flush(30_000)
         _wait_stored(health, stored_sdk + total)
         collector_cpu = _cpu_seconds(collector_pid) - cpu0
+        stage_cpu = _cpu_seconds(stage_pid) - stage_cpu0
         provider.shutdown()
         llmpulse.shutdown()
         group.close()  # chDB allows one process per store: the sink lets go before we read
@@ -315,6 +317,8 @@ def bench_pipeline(rate: int, seconds: int) -> dict[str, Any]:
             "goal_otlp_p99_under_5s": bool(otlp_q) and otlp_q["p99_s"] < 5.0,  # type: ignore[index]
             "collector_cpu_s": round(collector_cpu, 2),
             "collector_cpu_s_per_1000_spans": round(collector_cpu / total * 1000, 3),
+            "otlp_stage_cpu_s": round(stage_cpu, 2),
+            "otlp_stage_cpu_s_per_1000_spans": round(stage_cpu / total * 1000, 3),
         }
     finally:
         group.close()
