@@ -371,7 +371,9 @@ class OtlpMapper:
             data["tool"] = self._tool(data["tool"])
         if data.get("error"):
             data["error"] = ErrorInfo(**data["error"])
-        event = kind(**data)  # a field left None is the field's default: None
+        # None means "not given": the field's default (msgspec does not check types when a
+        # Struct is built, so a None passed for a non-optional field would reach the wire).
+        event = kind(**{k: v for k, v in data.items() if v is not None})
         validate_event(event, self.limits, now=self._now)
         return event
 
