@@ -151,3 +151,18 @@ def test_the_worker_step_guards_spans_and_keeps_their_verdicts_apart_from_calls(
     assert {v.rule_id for v in out.traced.verdicts} == {"prompt-injection", "pii-prompt"}
     assert "archive@vendor.example" not in (span.result_preview or "")   # pii-prompt redacts tool results
     assert out.verdicts == out.traced.verdicts and not out.calls
+
+
+BENIGN_ARGUMENTS = [
+    {"order_id": "A-10421"}, {"date": "2026-12-03", "amount": 42.5}, {"lat": 48.8566, "lon": 2.3522},
+    {"query": "SELECT count(*) FROM orders WHERE day >= '2026-11-01'"}, {"sku": "SHOE-41", "qty": 2},
+    {"url": "https://shop.example/api/v2/orders/10421?expand=items"},
+    {"tracking": "1Z999AA10123456784"}, {"timeout_ms": 30000, "retries": 3},
+    {"invoice": "INV-2026-000123", "total": "1,299.00"}, {"host": "10.0.3.17", "port": 5432},
+    {"isbn": "978-3-16-148410-0"},
+]
+
+
+@pytest.mark.parametrize("arguments", BENIGN_ARGUMENTS, ids=[next(iter(a)) for a in BENIGN_ARGUMENTS])
+def test_ordinary_tool_arguments_stay_clean(policy, arguments):
+    assert policy.evaluate(tool_span("tool", arguments=json.dumps(arguments))).verdicts == []

@@ -135,3 +135,42 @@ def test_spans_go_through_a_worker_into_the_store_with_their_verdicts(
     assert rows[b]["parent_span_id"] == "" and rows[b]["attributes"]["llmpulse.cycle_parent_span_id"] == a
     assert rows[a]["parent_span_id"] == b
     assert rows[f"{0xC:016x}"]["parent_span_id"] == "0" * 15 + "9"
+
+
+def test_ten_thousand_spans_of_one_trace_are_all_stored_and_the_state_stays_bounded(
+        kafka_bootstrap: str, store: Store, tmp_path: Path) -> None:
+    """A runaway agent: 10,000 tool spans in one trace, polling 1,500 jobs in turn. Every
+    span is stored; loops are flagged for the jobs the worker remembers (the first 1,000
+    spans of a trace, ``max_spans_per_trace``), and not for the others: the state did not
+    grow with the trace."""
+    prefix = f"s{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap, prefix=prefix, partitions=PARTITIONS)
+    trace = "3" * 32
+    spans = [span(i + 1, trace, tool="poll_status", arguments=json.dumps({"job": i % 1_500}),
+                  parent="e" * 16) for i in range(10_000)]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 4_000_000})
+    for start in range(0, len(spans), 500):
+        batch = encode_batch([encode_event(s) for s in spans[start:start + 500]])
+        producer.produce(f"{prefix}llm.spans", batch, trace.encode(),
+                         partition=partition_for(trace, PARTITIONS))
+    assert producer.flush(10) == 0
+    sink = Sink(SinkConfig(bootstrap_servers=kafka_bootstrap, prefix=prefix,
+                           group_id=f"{prefix}sink", batch_seconds=0.5), store)
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w") as worker:
+            stored = wait_rows(store, "SELECT count() FROM spans", 10_000, timeout_s=120)
+            loops = wait_rows(store, "SELECT count() FROM guardrail_verdicts WHERE rule_id = 'agent_loop'",
+                              1_000, timeout_s=60)
+            log = worker.tail(60)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert stored == 10_000, log
+    # job j's third poll is span j + 3,001: jobs 0-999 (remembered) flag spans 3,001-4,000;
+    # jobs 1,000-1,499 would flag spans 4,001-4,500 had the state kept every span
+    flagged = store.query("SELECT span_id FROM guardrail_verdicts WHERE rule_id = 'agent_loop'").dicts()
+    numbers = sorted(int(r["span_id"], 16) for r in flagged)
+    assert loops == 1_000 and numbers == list(range(3_001, 4_001)), log
