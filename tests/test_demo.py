@@ -1,4 +1,5 @@
-"""``llmpulse demo`` end to end (a smaller run): report in Chromium, comparison, drift alert."""
+"""``llmpulse demo`` end to end (a smaller run): report in Chromium, comparison, drift alert,
+and the order agent's traces (a flaky tool, a loop, an instruction in a tool result)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from llmpulse.cli.demo.command import run_embedded
-from llmpulse.cli.demo.scenario import SKEWED_CALLS
+from llmpulse.cli.demo.scenario import SKEWED_CALLS, store_summary
+from llmpulse.sinks.store import Store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.slow
@@ -24,7 +26,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
 
 
 def test_the_demo_processes_every_call_and_finds_the_worse_version(demo) -> None:  # type: ignore[no-untyped-def]
-    assert demo.calls == 1000
+    assert demo.agent_runs == 25  # one request in 40
+    assert demo.calls == 1000 + demo.agent_calls  # the support answers and the agent's calls
     assert demo.worse_version == "v2"
     assert demo.report.exists() and demo.comparison_json.exists()
 
@@ -41,6 +44,31 @@ def test_the_drift_alert_fires_after_the_shift_and_not_before(demo) -> None:  # 
         demo.drift_start, [a.occurred_at for a in drift])
 
 
+def test_the_agent_path_is_stored_with_its_failures_loop_and_injection(demo) -> None:  # type: ignore[no-untyped-def]
+    with Store.open(f"chdb://{demo.out / 'store'}") as store:
+        summary = store_summary(store)
+        tools = dict(store.query(
+            "SELECT tool_name, countIf(status = 'error') FROM spans WHERE operation = 'execute_tool' "
+            "GROUP BY tool_name").rows)
+        agents = store.query("SELECT count() FROM spans WHERE operation = 'invoke_agent'").scalar()
+        injected = store.query(
+            "SELECT count() FROM guardrail_verdicts WHERE applies_to = 'tool_result' "
+            "AND rule_kind = 'prompt_injection' AND span_id IN "
+            "(SELECT span_id FROM spans WHERE tool_name = 'lookup_order')").scalar()
+        clean = store.query(
+            "SELECT count() FROM guardrail_verdicts WHERE rule_kind = 'prompt_injection' AND trace_id IN "
+            "(SELECT trace_id FROM spans WHERE tool_name = 'lookup_order' "
+            "AND result_preview NOT LIKE '%IGNORE ALL PREVIOUS%')").scalar()
+    assert agents == demo.agent_runs
+    assert tools["lookup_order"] == 0 and tools["carrier_status"] >= 3  # the flaky one fails
+    assert summary["tool_errors"] == tools["carrier_status"]
+    assert summary["agent_verdicts"]["agent_loop"] == 1  # the stuck run, once
+    assert summary["agent_verdicts"]["tool_error"] == summary["tool_errors"]
+    assert injected == 1 and clean == 0  # the planted instruction, and nothing else
+    text = demo.report.read_text()
+    assert 'id="llmpulse-agents"' in text and 'id="trace"' in text
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is missing (scripts/setup.sh "
                                              "installs it)")
 def test_the_report_renders_in_headless_chromium_with_data_in_every_chart(
@@ -55,3 +83,4 @@ def test_the_report_renders_in_headless_chromium_with_data_in_every_chart(
     attributes = dict(re.findall(r'data-([\w-]+)="(\d+)"', body.group(1)))
     assert int(attributes["charts"]) >= 20
     assert int(attributes["charts-drawn"]) == int(attributes["charts"]), attributes
+    assert int(attributes["waterfall-bars"]) >= 7, attributes  # the slowest agent run, step by step

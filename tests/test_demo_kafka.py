@@ -3,7 +3,8 @@
 The same seed runs embedded and through Kafka (SDK -> broker -> ``llmpulse worker``
 process -> sink -> chDB). The Kafka run waits until every stage consumed its input (no
 sleep); then the drift alert fires after the shift and not before, and the two stores
-agree on calls, feedback, guardrail verdicts and the drift windows that closed full.
+agree on calls, feedback, guardrail verdicts, the drift windows that closed full, and the
+order agent's spans, tool errors and verdicts.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _summary(run: DemoResult) -> dict[str, object]:
 def test_the_kafka_run_stores_every_call_and_finds_the_worse_version(
         runs: tuple[DemoResult, DemoResult]) -> None:
     kafka, _ = runs
-    assert kafka.calls == RUN["requests"]
+    assert kafka.calls == RUN["requests"] + kafka.agent_calls
     assert kafka.worse_version == "v2"
     assert kafka.report.exists() and kafka.comparison_json.exists()
 
@@ -57,7 +58,9 @@ def test_the_drift_alert_fires_after_the_shift_and_not_before_through_kafka(
 
 def test_both_modes_stores_agree(runs: tuple[DemoResult, DemoResult]) -> None:
     kafka, embedded = map(_summary, runs)
-    for name in ("calls", "feedback", "verdicts", "drift_windows_by_size", "dead_letters"):
+    for name in ("calls", "feedback", "verdicts", "drift_windows_by_size", "dead_letters", "spans",
+                 "tool_errors", "agent_verdicts"):
         assert kafka[name] == embedded[name], (name, kafka, embedded)
     assert kafka["drift_windows_by_size"], kafka  # windows did close, on both sides
     assert kafka["dead_letters"] == {"timestamp_out_of_range": 2 * SKEWED_CALLS}, kafka
+    assert kafka["spans"] and kafka["agent_verdicts"].get("agent_loop") == 1, kafka

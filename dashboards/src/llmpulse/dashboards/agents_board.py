@@ -139,11 +139,12 @@ AGENTS = DashboardSpec(
         ),
         stat_panel(
             "injections",
-            "Injections in tool results",
-            "count() AS injections",
+            "Traces with injected tool results",
+            "uniqExact(trace_id) AS injected_traces",
             "short",
-            "Prompt-injection verdicts on a tool's result: an instruction hidden in what a tool "
-            "returned (indirect prompt injection).",
+            "Traces with a prompt-injection verdict on a tool's result: an instruction hidden in "
+            "what a tool returned (indirect prompt injection), flagged on the span and on every "
+            "later model call that read it.",
             table="guardrail_verdicts",
             where=f"{_VERDICTS} AND {_INJECTION}",
         ),

@@ -31,6 +31,10 @@ class DemoResult:
     worse_version: str | None
     seconds: float
     dead_letters: dict[str, int]
+    agent_runs: int = 0
+    """Order-agent runs (traces) the simulation made."""
+    agent_calls: int = 0
+    """The model calls of those runs (stored in ``calls`` beside the support answers)."""
 
 
 def _report_writer(folder: Path) -> Any:
@@ -71,8 +75,8 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
     """The embedded run: SDK -> in-process pipeline -> chDB -> report."""
     import llmpulse.producers as llmpulse
     from llmpulse.cli.demo.pipeline import EmbeddedPipeline
-    from llmpulse.cli.demo.scenario import simulate, summarise, worse_version
-    from llmpulse.cli.demo.simulator import SupportBot
+    from llmpulse.cli.demo.scenario import agent_line, simulate, store_summary, summarise, worse_version
+    from llmpulse.cli.demo.simulator import OrderAgent, SupportBot
     from llmpulse.processors.alerting import AlertConfig, AlertEngine
     from llmpulse.processors.config import load_config
     from llmpulse.processors.drift.monitor import DriftMonitor
@@ -108,7 +112,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
                       warn_on_drop=False)
         until = datetime.now(UTC).replace(microsecond=0)
         since = until - timedelta(hours=12)
-        bot = SupportBot(seed=seed, total=requests)
+        bot, agent = SupportBot(seed=seed, total=requests), OrderAgent(seed=seed)
         with click.progressbar(length=requests, label="simulating requests",
                                show_eta=True, show_pos=True) as bar:
             def step(i: int) -> None:
@@ -116,7 +120,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
                     pipeline.process()
                 bar.update(1)
 
-            drift_start = simulate(bot, requests, since, until - since, step)
+            drift_start = simulate(bot, requests, since, until - since, step, agent)
         pipeline.finish()
         llmpulse.shutdown()
         reports.flush(timeout=120)
@@ -129,6 +133,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
              f"({totals.drifted_windows} drifted)")
         refused = ", ".join(f"{n} {reason}" for reason, n in totals.dead_letters.most_common())
         echo(f"dead letters: {refused or 'none'}")
+        echo(agent_line(store_summary(store)))
         comparison, comparison_path, report = summarise(store, out, since, until, echo)
     finally:
         store.close()
@@ -145,7 +150,8 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
     return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
                       drift_start=drift_start, since=since, until=until, calls=totals.calls,
                       worse_version=worse, seconds=seconds,
-                      dead_letters=dict(totals.dead_letters))
+                      dead_letters=dict(totals.dead_letters), agent_runs=agent.runs,
+                      agent_calls=agent.model_calls)
 
 
 @click.command("demo")

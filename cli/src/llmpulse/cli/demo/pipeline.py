@@ -3,8 +3,9 @@ captured.
 
 It does what the Kafka stack does, with the same code: ``ProcessingStep`` decodes and
 validates each record, joins prompt and response, scores and guards (light, then the model
-scorers), watches drift and raises and resolves alerts; everything is written through the
-sink's idempotent ``Writer`` into the store.
+scorers), checks and guards the spans of agent runs against their trace, watches drift and
+raises and resolves alerts; everything is written through the sink's idempotent
+``Writer`` into the store.
 
 Example:
     >>> from llmpulse.cli.demo.pipeline import EmbeddedPipeline   # doctest: +SKIP
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmpulse.processors.pipeline import Enricher
-from llmpulse.processors.step import Drifted, ProcessingStep, Record
+from llmpulse.processors.step import Drifted, ProcessingStep, Record, Traced
 from llmpulse.schemas import Alert, DeadLetter, EnrichedCall, FeedbackEvent
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.writer import Sourced, Writer
@@ -37,6 +38,7 @@ class PipelineTotals:
     events: int = 0
     calls: int = 0
     feedback: int = 0
+    spans: int = 0
     verdicts: int = 0
     drift_results: int = 0
     drifted_windows: int = 0
@@ -71,25 +73,26 @@ class EmbeddedPipeline:
         totals.events += out.events
         totals.dead_letters.update(letter.reason for letter in out.dead_letters)
         totals.seconds.update(out.seconds)
-        self._write(out.calls, out.feedback, out.drift, out.dead_letters)
+        self._write(out.calls, out.feedback, out.drift, out.dead_letters, out.traced)
         totals.calls += len(out.calls)
         totals.feedback += len(out.feedback)
 
     def finish(self) -> None:
         """Process what is left, and close what the drift monitor still holds open."""
         self.process()
-        self._write([], [], self.step.flush(), [])
+        self._write([], [], self.step.flush(), [], Traced())
 
     def _write(self, calls: list[EnrichedCall], feedback: list[FeedbackEvent], drifted: Drifted,
-               letters: list[DeadLetter]) -> None:
+               letters: list[DeadLetter], traced: Traced) -> None:
         t0 = time.perf_counter()
         totals = self.totals
-        verdicts = [v for c in calls for v in c.verdicts]
+        verdicts = [v for c in calls for v in c.verdicts] + traced.verdicts
+        totals.spans += len(traced.spans)
         totals.verdicts += len(verdicts)
         totals.drift_results += len(drifted.results)
         totals.drifted_windows += sum(1 for d in drifted.results if d.drifted)
         totals.alerts.extend(drifted.alerts)
-        items = [Sourced(e) for e in (*calls, *verdicts, *feedback, *drifted.results,
+        items = [Sourced(e) for e in (*calls, *traced.spans, *verdicts, *feedback, *drifted.results,
                                       *drifted.alerts, *letters)]
         if items:
             result = self.writer.write(items)

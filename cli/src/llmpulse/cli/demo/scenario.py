@@ -1,5 +1,6 @@
 """The demo's scenario, shared by the embedded run and ``--kafka``: drive the instrumented
-support bot, then summarise what the store holds (the version comparison and the report).
+support bot (and, for one request in 40, its order agent: a trace of model calls and tool
+spans), then summarise what the store holds (the version comparison and the report).
 
 Example:
     >>> from llmpulse.cli.demo.scenario import simulate, summarise
@@ -15,12 +16,17 @@ from typing import Any
 
 import click
 
-__all__ = ["simulate", "store_summary", "summarise", "worse_version"]
+__all__ = ["AGENT_PROMPT", "agent_line", "run_agent", "simulate", "store_summary", "summarise",
+           "worse_version"]
+
+AGENT_PROMPT = "order-agent"
+"""The agent's prompt id (its own drift key, apart from the support answers')."""
 
 
 def simulate(bot: Any, total: int, since: datetime, span: timedelta,
-             on_step: Any = None) -> datetime:
-    """Drive the instrumented bot; returns the simulated time the drift started."""
+             on_step: Any = None, agent: Any = None) -> datetime:
+    """Drive the instrumented bot (and ``agent``, an ``OrderAgent``, on the requests it
+    takes); returns the simulated time the drift started."""
     import llmpulse.producers as llmpulse
     from llmpulse.cli.demo.simulator import GOOD, SYSTEM
 
@@ -46,10 +52,55 @@ def simulate(bot: Any, total: int, since: datetime, span: timedelta,
             llmpulse.feedback(call.call_id, occurred_at=at + timedelta(seconds=30),
                               prompt_id="support-answer", prompt_version=turn.version,
                               **said)  # type: ignore[arg-type]
+        if agent is not None and agent.runs_at(i):
+            run_agent(llmpulse, agent.run(i), at + timedelta(seconds=1))
         if on_step is not None:
             on_step(i)
     _misconfigured_host(llmpulse)
     return drift_start
+
+
+def run_agent(llmpulse: Any, run: Any, at: datetime) -> None:
+    """One order-agent run through the SDK: a trace holding a model call before each tool
+    step (its answer is the tool call), the tool spans, and the model call that answers;
+    the times are the simulation's (``occurred_at``, ``record_latency``)."""
+    from llmpulse.cli.demo.simulator import AGENT_SYSTEM
+
+    messages: list[dict[str, Any]] = [{"role": "system", "content": AGENT_SYSTEM},
+                                      {"role": "user", "content": run.question}]
+    clock = at
+    with llmpulse.trace(name=AGENT_PROMPT, session_id=f"agent-{run.run}", occurred_at=at) as trace:
+        for k, latency in enumerate(run.model_latency_ms):
+            step = run.steps[k] if k < len(run.steps) else None
+            call_id = f"call_{run.run}_{k}"
+            with llmpulse.call(prompt_id=AGENT_PROMPT, prompt_version="a1", model="gpt-4o-mini",
+                               provider="openai", occurred_at=clock, messages=list(messages)) as c:
+                words = sum(len(str(m.get("content") or "").split()) for m in messages) + 60
+                answer = run.answer if step is None else None
+                out = 12 if step is not None else len(run.answer.split())
+                c.record_response(answer, input_tokens=words, output_tokens=out,
+                                  tool_calls=None if step is None else [(call_id, step.name,
+                                                                         step.arguments)],
+                                  finish_reason="stop" if step is None else "tool_calls",
+                                  latency_ms=latency,
+                                  cost_usd=(words * 0.15 + out * 0.6) / 1_000_000)
+            clock += timedelta(milliseconds=latency)
+            if step is None:
+                break
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": step.name, "arguments": step.arguments}}]})
+            with llmpulse.tool_span(step.name, step.arguments, tool_call_id=call_id,
+                                    occurred_at=clock) as tool:
+                if step.error:
+                    tool.record_error(step.error, f"{step.name}: the carrier API timed out")
+                else:
+                    tool.record_result(step.result)
+                tool.record_latency(step.latency_ms)
+            clock += timedelta(milliseconds=step.latency_ms)
+            messages.append({"role": "tool", "tool_call_id": call_id,
+                             "content": step.result or f"error: {step.error}"})
+        trace.record_latency((clock - at).total_seconds() * 1000)
 
 
 SKEWED_CALLS = 3
@@ -123,4 +174,17 @@ def store_summary(store: Any) -> dict[str, Any]:
         "drift_windows_by_size": by_size,
         "dead_letters": dict(store.query(
             "SELECT reason, count() FROM dead_letters GROUP BY reason").rows),
+        "spans": scalar("SELECT count() FROM spans"),
+        "tool_errors": scalar("SELECT count() FROM spans WHERE status = 'error'"),
+        "agent_verdicts": dict(store.query(
+            "SELECT rule_id, count() FROM guardrail_verdicts WHERE trace_id != '' "
+            "GROUP BY rule_id").rows),
     }
+
+
+def agent_line(summary: dict[str, Any]) -> str:
+    """What the store holds of the agent path, in one line."""
+    verdicts = summary["agent_verdicts"]
+    return (f"agent path: {summary['spans']} spans ({summary['tool_errors']} tool errors); "
+            "verdicts in traces: " + (", ".join(f"{n} {rule}" for rule, n in
+                                                sorted(verdicts.items())) or "none"))

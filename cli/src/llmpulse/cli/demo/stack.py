@@ -43,8 +43,8 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
 
     import llmpulse.producers as llmpulse
     from llmpulse.cli.demo.command import DemoResult
-    from llmpulse.cli.demo.scenario import simulate, store_summary, summarise, worse_version
-    from llmpulse.cli.demo.simulator import SupportBot
+    from llmpulse.cli.demo.scenario import agent_line, simulate, store_summary, summarise, worse_version
+    from llmpulse.cli.demo.simulator import OrderAgent, SupportBot
     from llmpulse.cli.topics import ensure_topics
     from llmpulse.processors.worker.app import WORKER_INPUTS
     from llmpulse.schemas import Alert
@@ -82,10 +82,11 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
                       topic_prefix=prefix, spool_dir=out / "spool", warn_on_drop=False)
         until = datetime.now(UTC).replace(microsecond=0)
         since = until - timedelta(hours=12)
-        bot = SupportBot(seed=seed, total=requests)
+        bot, agent = SupportBot(seed=seed, total=requests), OrderAgent(seed=seed)
         with click.progressbar(length=requests, label="simulating requests", show_eta=True,
                                show_pos=True) as bar:
-            drift_start = simulate(bot, requests, since, until - since, lambda i: bar.update(1))
+            drift_start = simulate(bot, requests, since, until - since, lambda i: bar.update(1),
+                                   agent)
         llmpulse.flush(30)
         stats = llmpulse.stats()
         echo(f"SDK: sent {stats['sent']} events, dropped {stats['dropped']}")
@@ -101,6 +102,7 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
         summary = store_summary(store)
         echo(f"stored {summary['calls']} calls, {summary['feedback']} feedback, "
              f"{summary['verdicts']} guardrail verdicts, {summary['drift_windows']} drift windows")
+        echo(agent_line(summary))
         comparison, comparison_path, report = summarise(store, out, since, until, echo)
         alerts = [Alert(**row) for row in store.query(
             "SELECT occurred_at, app, status, severity, rule, dedup_key, summary, prompt_version "
@@ -115,7 +117,8 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
         return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
                           drift_start=drift_start, since=since, until=until,
                           calls=summary["calls"], worse_version=worse_version(comparison),
-                          seconds=seconds, dead_letters=summary["dead_letters"])
+                          seconds=seconds, dead_letters=summary["dead_letters"],
+                          agent_runs=agent.runs, agent_calls=agent.model_calls)
     finally:
         llmpulse.shutdown(5)
         stop.set()
