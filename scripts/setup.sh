@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a development machine: uv, the locked Python environment of every room,
 # the Apache Kafka jars (Maven Central), the OpenTelemetry Collector (built from Go
-# modules; LLMPULSE_SKIP_OTELCOL=1 skips it), and the Debian tools the tests use.
+# modules; LLMPULSE_SKIP_OTELCOL=1 skips it, and the TypeScript OTLP example's npm
+# packages with it), and the Debian tools the tests use.
 # Safe to run again.
 #
 #   bash scripts/setup.sh
@@ -53,5 +54,13 @@ bash scripts/kafka.sh fetch
 #    tools/otelcol/bin; redone only when tools/otelcol changes (Go caches the rest).
 if [[ "${LLMPULSE_SKIP_OTELCOL:-0}" != "1" ]]; then
     bash scripts/otelcol.sh build
+    # 6. The TypeScript app the OTLP tests run (npm registry, the locked versions); again
+    #    only when its lockfile changed.
+    example=examples/otel-typescript
+    if ! cmp -s "$example/package-lock.json" "$example/node_modules/.package-lock.json.installed"; then
+        say "installing $example's npm packages (npm ci)"
+        (cd "$example" && npm ci --no-audit --no-fund --loglevel=error \
+            && cp package-lock.json node_modules/.package-lock.json.installed)
+    fi
 fi
 say "ready"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 import urllib.error
@@ -248,6 +249,33 @@ def test_hand_made_current_convention_span_via_otlp_json(otel_collector: OtelCol
     assert row == {"prompt_id": "refunds", "prompt_version": "v7", "session_id": "conv-1",
                    "provider": "anthropic", "cached_input_tokens": 4,
                    "response_text": "Yes, within 30 days."}
+
+
+TYPESCRIPT_APP = Path(__file__).resolve().parent.parent / "examples" / "otel-typescript"
+
+
+def test_a_typescript_app_with_the_otlp_proto_exporter(otel_collector: OtelCollector,
+                                                       pipeline: Store) -> None:
+    """The TypeScript example of docs/SEND_OPENTELEMETRY.md, compiled with tsc against the
+    locked @opentelemetry packages and run on Node: its span is stored as a call."""
+    assert (TYPESCRIPT_APP / "node_modules").is_dir(), \
+        "scripts/setup.sh installs the example's npm packages (npm ci)"
+    subprocess.run(["npm", "run", "--silent", "build"], cwd=TYPESCRIPT_APP, check=True,
+                   capture_output=True, timeout=300)
+    env = {**os.environ, "LLMPULSE_OTLP_URL": f"{otel_collector.http_endpoint}/v1/traces",
+           "LLMPULSE_TOKEN": otel_collector.tokens["support"]}
+    ran = subprocess.run(["node", "dist/app.js"], cwd=TYPESCRIPT_APP, env=env, check=True,
+                         capture_output=True, text=True, timeout=120)
+    trace_id = ran.stdout.strip().splitlines()[-1]
+    assert len(trace_id) == 32, ran.stdout
+    sql = "SELECT count() FROM calls WHERE trace_id = {t:String}"
+    assert _wait(pipeline, sql, {"t": trace_id}, 1) == 1, ran.stderr
+    row = pipeline.query("SELECT app, prompt_id, prompt_version, model, input_tokens, "
+                         "output_tokens, response_text FROM calls WHERE trace_id = {t:String}",
+                         {"t": trace_id}).dicts()[0]
+    assert row == {"app": "support-bot", "prompt_id": "order-status", "prompt_version": "ts1",
+                   "model": "gpt-4o-mini", "input_tokens": 3, "output_tokens": 2,
+                   "response_text": "Hello!"}
 
 
 def _health(stage: OtlpStage, path: str) -> tuple[int, str]:
