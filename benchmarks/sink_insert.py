@@ -45,6 +45,8 @@ def _arrow(store: Store, columns: list[list[object]]) -> pa.Table:
         elif kind.startswith("Map"):
             value_type = pa.float64() if "Float64" in kind else pa.string()
             arrays.append(pa.array([list(m.items()) for m in values], pa.map_(pa.string(), value_type)))
+        elif kind.startswith("Array("):  # typed: a batch of empty lists would infer list<null>
+            arrays.append(pa.array(values, pa.list_(pa.string())))
         elif kind.startswith("DateTime64"):
             arrays.append(pa.array(values, pa.timestamp("us", tz="UTC")))
         else:

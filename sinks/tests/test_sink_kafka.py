@@ -206,7 +206,7 @@ def test_an_outage_during_10000_calls_stores_each_exactly_once(
         kafka_bootstrap: str, prefix: str, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = sample_calls(10_000, seed=13, spread_s=300)
     client = store.client
-    insert, query = client.insert_arrow, client.query
+    insert, query = store._send, client.query  # _send: the one INSERT of a frame
     down = threading.Event()
 
     def flaky(real: Callable[..., Any]) -> Callable[..., Any]:
@@ -216,7 +216,7 @@ def test_an_outage_during_10000_calls_stores_each_exactly_once(
             return real(*args, **kwargs)
         return call
 
-    monkeypatch.setattr(client, "insert_arrow", flaky(insert))
+    monkeypatch.setattr(store, "_send", flaky(insert))
     monkeypatch.setattr(client, "query", flaky(query))
 
     def stored() -> int:

@@ -198,3 +198,53 @@ def test_every_column_the_writer_fills_has_an_arrow_type(store: Store) -> None:
         assert set(columns) <= set(types), table
         for column in columns:
             arrow_type(types[column])  # raises for a type the store cannot send
+
+
+def test_chdb_reading_the_frame_in_place_stores_what_the_arrow_format_stores(
+        store: Store, store_url: str) -> None:
+    """chDB's inserts (``Python(frame)``: strings as text, UUIDs in ClickHouse's byte order)
+    and a server's (the ``Arrow`` input format, run here on the same engine) store the same
+    rows in every table the writer fills, the ledger and the rollups included."""
+    from llmpulse.schemas import DeadLetter, SpanEvent, ToolCall
+    from llmpulse.sinks.queries import run_dashboard_queries
+    from llmpulse.sinks.testing import (
+        dashboard_differences,
+        sample_alert,
+        sample_calls,
+        sample_drift,
+        sample_feedback,
+    )
+
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    calls = [_full_call(at), *sample_calls(300, seed=21)]
+    span = SpanEvent(call_id="b7ad6b7169203331", span_id="b7ad6b7169203331",
+                     trace_id="0af7651916cd43dd8448eb211c80319c", name="lookup_order",
+                     operation="execute_tool", app="shop", started_at=at, occurred_at=at,
+                     latency_ms=12.5, tool=ToolCall(id="call_1", name="lookup_order", arguments='{"id": 7}'))
+    letter = DeadLetter(reason="invalid_record", detail="not msgpack", stage="worker",
+                        source_topic="llm.prompts", source_partition=2, source_offset=99,
+                        payload=b"\xff\xfe not UTF-8 \x00")
+    events = [*calls, *sample_feedback(calls, seed=21), span, letter, sample_alert(), sample_drift()]
+    written = Writer(store).write([Sourced(e) for e in events]).written
+    assert set(written) == {"calls", "guardrail_verdicts", "spans", "feedback", "dead_letters",
+                            "alerts", "drift_results"}
+
+    arrow_format = Store.open(store_url.replace("database=", "database=fmt_"))
+    try:
+        arrow_format.migrate()
+        arrow_format.backend = "http"  # what Store.insert sends a server, read by this engine
+        assert Writer(arrow_format).write([Sourced(e) for e in events]).written == written
+        for table in (*written, "event_ids", "call_index"):
+            columns = store.column_types(table)
+            key = "event_id" if "event_id" in columns else "call_id"
+            sql = f"SELECT * EXCEPT (inserted_at) FROM {table} ORDER BY {key}"
+            mine, theirs = store.query(sql).rows, arrow_format.query(sql).rows
+            assert mine == theirs and mine, table
+        end = datetime.now(UTC) + timedelta(hours=1)  # the rollups, as the panels read them
+        panels = run_dashboard_queries(store, "support-bot", end - timedelta(days=2), end)
+        assert dashboard_differences(panels, run_dashboard_queries(
+            arrow_format, "support-bot", end - timedelta(days=2), end)) == []
+        assert [str(i) for i in store.query("SELECT event_id FROM calls ORDER BY occurred_at").column(
+            "event_id")] == [str(c.event_id) for c in sorted(calls, key=lambda c: c.occurred_at)]
+    finally:
+        arrow_format.close()

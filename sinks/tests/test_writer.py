@@ -98,18 +98,18 @@ def test_a_batch_interrupted_by_an_outage_is_completed_once_on_retry(
         store: Store, count: Count, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = sample_calls(100, seed=5)
     feedback = sample_feedback(calls, seed=5, share=0.5)
-    insert = store.client.insert_arrow
+    insert = store._send  # the one INSERT of a frame, on either backend
 
     def insert_calls_then_fail(table: str, *args: object, **kwargs: object) -> object:
         if table == "feedback":
             raise OperationalError("connection refused")
         return insert(table, *args, **kwargs)
 
-    monkeypatch.setattr(store.client, "insert_arrow", insert_calls_then_fail)
+    monkeypatch.setattr(store, "_send", insert_calls_then_fail)
     with pytest.raises(StoreUnavailable):
         Writer(store).write(_items([*calls, *feedback]))
     assert count("calls") == 100 and count("feedback") == 0
-    monkeypatch.setattr(store.client, "insert_arrow", insert)
+    monkeypatch.setattr(store, "_send", insert)
     retry = Writer(store).write(_items([*calls, *feedback]))
     assert retry.written == {"feedback": len(feedback)}
     assert count("calls") == 100 and count("feedback") == len(feedback)

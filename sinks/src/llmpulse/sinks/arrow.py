@@ -1,11 +1,12 @@
 """Column-oriented Python values to an Arrow table typed for a ClickHouse table.
 
-The store inserts every batch as Arrow (``clickhouse-connect``'s ``insert_arrow``: an
-HTTP body for a server, a temporary file read with ``INSERT … FROM INFILE`` on chDB), so
-the per-row work in Python is only the mapping in ``rows``; pyarrow's C++ builders and the
-engine's Arrow reader do the rest. Each Arrow type follows the ClickHouse column type
-(read once per table from ``system.columns``), so a value that does not fit its column
-(5 billion tokens in a ``UInt32``) fails here, before anything is sent, as a
+The store inserts every batch as Arrow, so the per-row work in Python is only the mapping
+in ``rows``; pyarrow's C++ builders and the engine's Arrow reader do the rest. Two readers
+take the table: a server reads the ``Arrow`` input format (``clickhouse-connect``'s
+``insert_arrow``), chDB reads the table in place with its ``Python()`` table function
+(``python_table=True``: no copy, no file). Each Arrow type follows the ClickHouse column
+type (read once per table from ``system.columns``), so a value that does not fit its
+column (5 billion tokens in a ``UInt32``) fails here, before anything is sent, as a
 ``ValueError`` or ``TypeError`` the store reports as refused rows.
 
 Example:
@@ -38,6 +39,7 @@ _SCALARS: dict[str, pa.DataType] = {
     "Float32": pa.float32(), "Float64": pa.float64(),
 }
 _UUID = pa.binary(16)
+_LOW64 = (1 << 64) - 1
 _WRAPPER = re.compile(r"(\w+)\((.*)\)$", re.DOTALL)
 
 
@@ -86,8 +88,13 @@ def _split_pair(text: str) -> tuple[str, str]:
     raise ValueError(f"not a key, value pair: {text!r}")
 
 
-def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+def _array(values: Sequence[Any], kind: pa.DataType, python_table: bool) -> pa.Array:
     if kind == _UUID:
+        if python_table:
+            # ClickHouse keeps a UUID as two little-endian 64-bit halves and chDB's
+            # Python() reader casts the 16 bytes as they lie: send the halves that way.
+            return pa.array([(((i & _LOW64) << 64) | (i >> 64)).to_bytes(16, "little") for i in (
+                v.int if type(v) is uuid.UUID else uuid.UUID(str(v)).int for v in values)], kind)
         return pa.array([v.bytes if type(v) is uuid.UUID else uuid.UUID(str(v)).bytes for v in values], kind)
     if pa.types.is_map(kind):
         # Flattened keys and values with offsets: far faster than a list of item pairs.
@@ -98,13 +105,31 @@ def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
     return pa.array(values, kind)
 
 
-def to_arrow(types: Mapping[str, str], names: Sequence[str], columns: Sequence[Sequence[Any]]) -> pa.Table:
+@lru_cache(maxsize=256)
+def _as_text(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with ``binary`` read as ``string`` (the same buffers): chDB's ``Python()``
+    reader copies an Arrow string into a ``String`` column and converts a binary one."""
+    if kind == pa.binary():
+        return pa.string()
+    if pa.types.is_list(kind):
+        return pa.list_(_as_text(kind.value_type))
+    if pa.types.is_map(kind):
+        return pa.map_(_as_text(kind.key_type), _as_text(kind.item_type))
+    return kind
+
+
+def to_arrow(types: Mapping[str, str], names: Sequence[str], columns: Sequence[Sequence[Any]], *,
+             python_table: bool = False) -> pa.Table:
     """``columns`` (one sequence per name) as an Arrow table typed after ``types``.
 
     Args:
         types: ClickHouse type by column name (``system.columns``).
         names: the columns being inserted, in the order of ``columns``.
         columns: the values, column-oriented.
+        python_table: for chDB's ``Python()`` table function (``INSERT … SELECT * FROM
+            Python(table)``) instead of the ``Arrow`` input format: strings as Arrow
+            ``string`` (the UTF-8 bytes are not checked again), UUIDs in ClickHouse's
+            byte order.
 
     Raises:
         ValueError, TypeError: a value does not fit its column.
@@ -113,7 +138,8 @@ def to_arrow(types: Mapping[str, str], names: Sequence[str], columns: Sequence[S
     for name, values in zip(names, columns, strict=True):
         kind = types[name]
         try:
-            arrays.append(_array(values, arrow_type(kind)))
+            array = _array(values, arrow_type(kind), python_table)
         except (ValueError, TypeError, OverflowError) as exc:
             raise type(exc)(f"column {name} ({kind}): {exc}") from exc
+        arrays.append(array.view(_as_text(array.type)) if python_table else array)
     return pa.Table.from_arrays(arrays, names=list(names))
