@@ -2,7 +2,7 @@
 # Set up a development machine: uv, the locked Python environment of every room,
 # the Apache Kafka jars (Maven Central), the OpenTelemetry Collector (built from Go
 # modules; LLMPULSE_SKIP_OTELCOL=1 skips it, and the TypeScript OTLP example's npm
-# packages with it), and the Debian tools the tests use.
+# packages and the OpenLIT environment with it), and the Debian tools the tests use.
 # Safe to run again.
 #
 #   bash scripts/setup.sh
@@ -61,6 +61,16 @@ if [[ "${LLMPULSE_SKIP_OTELCOL:-0}" != "1" ]]; then
         say "installing $example's npm packages (npm ci)"
         (cd "$example" && npm ci --no-audit --no-fund --loglevel=error \
             && cp package-lock.json node_modules/.package-lock.json.installed)
+    fi
+    # 7. OpenLIT, in an environment of its own (its releases need openai<3, the workspace
+    #    locks 3.x), for the OTLP test of an OpenLIT-instrumented app; again only when its
+    #    pinned requirements changed.
+    openlit=examples/openlit/requirements.txt
+    if ! cmp -s "$openlit" .venv-openlit/requirements.installed; then
+        say "making .venv-openlit (OpenLIT and openai 2.x, pinned in $openlit)"
+        uv venv -q --allow-existing --python 3.11 .venv-openlit
+        VIRTUAL_ENV=.venv-openlit uv pip install -q -r "$openlit"
+        cp "$openlit" .venv-openlit/requirements.installed
     fi
 fi
 say "ready"

@@ -278,6 +278,38 @@ def test_a_typescript_app_with_the_otlp_proto_exporter(otel_collector: OtelColle
                    "response_text": "Hello!"}
 
 
+OPENLIT_APP = Path(__file__).resolve().parent.parent / "examples" / "openlit"
+OPENLIT_PYTHON = OPENLIT_APP.parent.parent / ".venv-openlit" / "bin" / "python"
+
+
+def test_an_openlit_instrumented_app_over_otlp_http(otel_collector: OtelCollector,
+                                                    pipeline: Store) -> None:
+    """OpenLIT's own instrumentation of the real openai client (in an environment of its
+    own: OpenLIT's releases need openai<3), exporting OTLP/HTTP to the Collector."""
+    assert OPENLIT_PYTHON.exists(), "scripts/setup.sh makes .venv-openlit"
+    marker = uuid.uuid4().hex[:8]
+    questions = [f"Where is order {marker}-{n}?" for n in range(3)]
+    with ChatServer() as server:
+        ran = subprocess.run([str(OPENLIT_PYTHON), str(OPENLIT_APP / "app.py"),
+                              otel_collector.http_endpoint, otel_collector.tokens["support"],
+                              server.base_url, *questions],
+                             capture_output=True, text=True, timeout=180)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    where = " FROM calls WHERE app = 'support-bot' AND environment = 'openlit'"
+    assert _wait(pipeline, "SELECT count()" + where + " AND position(prompt_messages, {m:String}) > 0",
+                 {"m": marker}, len(questions)) == len(questions), ran.stderr[-3000:]
+    rows = pipeline.query("SELECT model, provider, input_tokens, output_tokens, latency_ms, "
+                          "prompt_messages, response_text, complete" + where +
+                          " AND position(prompt_messages, {m:String}) > 0 ORDER BY occurred_at",
+                          {"m": marker}).dicts()
+    assert [json.loads(r["prompt_messages"])[-1]["content"] for r in rows] == questions
+    for row, question in zip(rows, questions, strict=True):
+        assert row["response_text"] == f"Echo: {question}"
+        assert (row["model"], row["provider"]) == ("gpt-4o-mini", "openai"), row
+        assert row["input_tokens"] > 0 and row["output_tokens"] > 0 and row["latency_ms"] > 0
+        assert row["complete"]
+
+
 def _health(stage: OtlpStage, path: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(f"{stage.health}{path}", timeout=10) as response:
