@@ -25,6 +25,10 @@ an error; feedback says something) and what keeps every accepted event storable:
   with ``bounded_text`` and flags the cut), tool calls per message or answer by
   ``max_tool_calls``; a span's ``call_id`` is its ``span_id``, and it ends after it starts.
 
+The common events first take the precompiled checks of ``_fast_checks`` (the same
+rules in a few C-level passes); what they do not prove valid is checked here, and the
+error names the field and the rule.
+
 Example:
     >>> from llmpulse.schemas import FeedbackEvent, Limits, SchemaError, validate_event
     >>> limits = Limits(max_text_chars=10)
@@ -39,9 +43,8 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from operator import attrgetter
 
@@ -49,8 +52,6 @@ from msgspec import Struct
 
 from llmpulse.schemas import environment as env
 from llmpulse.schemas._events import (
-    OPERATIONS,
-    SCHEMA_VERSION,
     Alert,
     CallEvent,
     DeadLetter,
@@ -67,19 +68,20 @@ from llmpulse.schemas._events import (
     ToolCall,
     utcnow,
 )
+from llmpulse.schemas._fast_checks import (
+    CONTROL,
+    KNOWN_OPERATIONS,
+    OPERATION,
+    STORE_MAX_TIME,
+    STORE_MIN_TIME,
+    SUPPORTED_SCHEMA_VERSIONS,
+    passes,
+)
 from llmpulse.schemas.errors import SchemaError
 
 __all__ = ["STORE_MAX_TIME", "STORE_MIN_TIME", "SUPPORTED_SCHEMA_VERSIONS", "Limits",
            "bounded_text", "validate_event"]
 
-SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1, SCHEMA_VERSION})
-STORE_MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
-"""The earliest instant a ``DateTime64`` column holds."""
-STORE_MAX_TIME = datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
-"""The latest instant a ``DateTime64`` column holds (to the second)."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_OPERATION = re.compile(r"[a-z][a-z0-9_.]*")
-_KNOWN_OPERATIONS = frozenset(OPERATIONS)
 _DAY = 86_400
 
 
@@ -189,6 +191,22 @@ class _Window:
                 f"max_future_seconds={self.future}, against the reader's clock)", field=path)
 
 
+_last_window: tuple[Limits, datetime, _Window] | None = None
+
+
+def _window(limits: Limits, now: datetime | None) -> _Window:
+    """The window against ``now``, built once per reading of the clock (a record's events,
+    or a mapped OTLP record's, share one reading); ``now`` None reads the clock."""
+    global _last_window
+    last = _last_window
+    if now is not None and last is not None and last[0] is limits and last[1] is now:
+        return last[2]
+    window = _Window(limits, now)
+    if now is not None:
+        _last_window = (limits, now, window)
+    return window
+
+
 def _storable(value: datetime | None, path: str) -> None:
     """Raise ``timestamp_out_of_range`` unless a ``DateTime64`` column holds ``value``."""
     if value is not None and not STORE_MIN_TIME <= value <= STORE_MAX_TIME:
@@ -199,9 +217,9 @@ def _storable(value: datetime | None, path: str) -> None:
 
 def _no_control(values: list[str], path: Callable[[int], str]) -> None:
     """One C-level pass over identifiers; the slow path names the culprit."""
-    if values and _CONTROL.search("".join(values)) is not None:
+    if values and CONTROL.search("".join(values)) is not None:
         for i, value in enumerate(values):
-            found = _CONTROL.search(value)
+            found = CONTROL.search(value)
             if found is not None:
                 raise SchemaError("control_character",
                                   f"U+{ord(found.group()):04X} at character {found.start()}",
@@ -235,7 +253,7 @@ def _ids(event: object, names: tuple[str, ...], limits: Limits, prefix: str = "$
             error = _too_long(value, limits.max_id_chars, "max_id_chars", f"{prefix}.{name}")
             if error is not None:
                 raise error
-    if _CONTROL.search("".join(present)) is not None:
+    if CONTROL.search("".join(present)) is not None:
         named = [(n, v) for n, v in zip(names, values, strict=True) if v]
         _no_control([v for _, v in named], lambda i: f"{prefix}.{named[i][0]}")
 
@@ -292,8 +310,8 @@ def _operation(event: PromptEvent | SpanEvent, limits: Limits, prefix: str) -> N
     """Bounded; from v1.1 on, a lowercase identifier (v1 kept it as free text)."""
     _ids(event, ("operation",), limits, prefix)
     operation = event.operation
-    if event.schema_version > 1 and operation not in _KNOWN_OPERATIONS \
-            and _OPERATION.fullmatch(operation) is None:
+    if event.schema_version > 1 and operation not in KNOWN_OPERATIONS \
+            and OPERATION.fullmatch(operation) is None:
         raise SchemaError("invalid_value",
                           f"operation {event.operation[:64]!r} is not a lowercase identifier "
                           "(chat, text_completion, embeddings, execute_tool, invoke_agent, "
@@ -461,7 +479,9 @@ def validate_event(event: object, limits: Limits = DEFAULT_LIMITS, *,
     Raises:
         SchemaError: naming the field and the rule that failed.
     """
-    window = _Window(limits, now)
+    window = _window(limits, now)
+    if passes(event, limits, window):
+        return
     if isinstance(event, PromptEvent):
         _prompt(event, limits, window)
     elif isinstance(event, ResponseEvent):
