@@ -246,6 +246,13 @@ class PipelineMetrics:
                                 "When the consumer last received a record (Unix time).",
                                 ["stage"], registry=r).labels(stage)
 
+    def counter(self, name: str, documentation: str) -> Any:
+        """A counter of this stage's own (``stage`` label set) on the same registry, e.g.
+        the OTLP stage's ``llmpulse_spans_skipped``."""
+        from prometheus_client import Counter
+
+        return Counter(name, documentation, ["stage"], registry=self.registry).labels(self.stage)
+
     def events_out(self, target: str, count: int = 1) -> None:
         self._events_out.labels(self.stage, target).inc(count)
 

@@ -82,16 +82,14 @@ class OtlpStage:
 
     def __init__(self, settings: WorkerSettings, mapper: OtlpMapper, topics: dict[str, Any],
                  metrics: PipelineMetrics | None = None) -> None:
-        from prometheus_client import Counter as PromCounter
-
         self.settings = settings
         self.mapper = mapper
         self.topics = topics
         self.counts: Counter[str] = mapper.counts
         self.metrics = metrics if metrics is not None else PipelineMetrics("otlp")
-        self.skipped = PromCounter("llmpulse_spans_skipped", "Spans that are no GenAI "
-                                   "call or agent step (counted, not dead-lettered).", ["stage"],
-                                   registry=self.metrics.registry).labels(self.metrics.stage)
+        self.skipped = self.metrics.counter(
+            "llmpulse_spans_skipped",
+            "Spans that are no GenAI call or agent step (counted, not dead-lettered).")
 
     async def map_batch(self, events: Sequence[Any]) -> None:
         """Map Faust events (records of ``llm.otlp.spans``) and send the result: each
