@@ -195,6 +195,10 @@ def export_model(folder: ModelsFolder, name: str, *, quantize: bool = True) -> l
         model = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
         info = {"task": "sentence-embedding", "pooling": "mean", "normalize": True,
                 "tokenizer": "tokenizer.json", "max_tokens": max_tokens_of(model_dir)}
+    # Eager attention exports as plain MatMul/Softmax; the default SDPA one brings a NaN guard
+    # per layer (IsNaN + Where) that int8 runs in fp32: measured 1.13-1.2x faster in int8 on
+    # the BERT-base architecture here, outputs within 6e-7 of the SDPA export.
+    model.set_attn_implementation("eager")
     inputs = _example(model.config)
     info["inputs"] = list(inputs)
     info["pad_token_id"] = int(getattr(model.config, "pad_token_id", None) or 0)
@@ -209,8 +213,9 @@ def export_model(folder: ModelsFolder, name: str, *, quantize: bool = True) -> l
     fuse_transformer(model_dir / ONNX_FP32, model.config)
     (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=1) + "\n", "utf-8")
     written = [ONNX_FP32, MODEL_INFO]
-    folder.record_export(name, ONNX_FP32, {"precision": "fp32",
-                                           "from": "torch.onnx dynamo, opset 18, onnxruntime bert fusions"})
+    folder.record_export(name, ONNX_FP32, {
+        "precision": "fp32",
+        "from": "torch.onnx dynamo, opset 18, eager attention, onnxruntime bert fusions"})
     folder.record_export(name, MODEL_INFO, {})
     if quantize:
         quantize_int8(model_dir / ONNX_FP32, model_dir / ONNX_INT8)
