@@ -156,9 +156,10 @@ def test_openllmetry_over_otlp_http_lands_scored_and_guarded(
         assert row["call_id"] == f"otel-{row['trace_id']}-{row['call_id'][-16:]}"
     assert rows[0]["quality"] is not None
     assert rows[-1]["guardrail_flagged"] and rows[-1]["guardrail_rules"], rows[-1]
-    verdicts = pipeline.query("SELECT count() FROM guardrail_verdicts WHERE call_id = {c:String}",
-                              {"c": rows[-1]["call_id"]}).scalar()
-    assert int(verdicts) >= 1
+    # Verdicts travel on their own topic (llm.alerts) and reach the store in their own batch,
+    # possibly after the call's row: wait for them as for the calls.
+    assert _wait(pipeline, "SELECT count() FROM guardrail_verdicts WHERE call_id = {c:String}",
+                 {"c": rows[-1]["call_id"]}, 1) >= 1
 
 
 def test_grpc_exporter_and_streaming(otel_collector: OtelCollector, pipeline: Store,
