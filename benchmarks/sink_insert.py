@@ -27,11 +27,11 @@ import uuid
 
 import chdb
 import pyarrow as pa
+from sink_timing import writer_rate
 
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import sample_calls
-from llmpulse.sinks.writer import Sourced, Writer
 
 
 def _arrow(store: Store, columns: list[list[object]]) -> pa.Table:
@@ -68,15 +68,7 @@ def main() -> None:
     mapping: list[float] = []
     for _ in range(args.repeat):
         for name, dedup in (("writer", True), ("writer_no_dedup", False)):
-            store = Store.open(f"chdb://{folder}?database=w{uuid.uuid4().hex[:8]}")
-            store.migrate()
-            writer = Writer(store, deduplicate=dedup)
-            started = time.perf_counter()
-            for start in range(0, len(calls), args.batch):
-                writer.write([Sourced(c) for c in calls[start:start + args.batch]])
-            results[name].append(len(calls) / (time.perf_counter() - started))
-            assert store.query("SELECT count() FROM calls").scalar() == len(calls)
-            store.close()
+            results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
 
         store = Store.open(f"chdb://{folder}?database=n{uuid.uuid4().hex[:8]}")
         store.migrate()

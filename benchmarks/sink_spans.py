@@ -20,16 +20,14 @@ import platform
 import random
 import sys
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import chdb
+from sink_timing import writer_rate
 
 from llmpulse.schemas import ErrorInfo, SpanEvent, ToolCall
-from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import sample_calls
-from llmpulse.sinks.writer import Sourced, Writer
 
 TOOLS = ("lookup_order", "refund", "search_kb", "send_email", "get_weather")
 
@@ -63,20 +61,6 @@ def sample_spans(n: int, *, seed: int) -> list[SpanEvent]:
     return spans[:n]
 
 
-def _rate(folder: str, events: list, batch: int, table: str) -> float:
-    store = Store.open(f"chdb://{folder}?database=b{uuid.uuid4().hex[:8]}")
-    store.migrate()
-    writer = Writer(store)
-    started = time.perf_counter()
-    for start in range(0, len(events), batch):
-        result = writer.write([Sourced(e) for e in events[start:start + batch]])
-        assert not result.rejected, result.rejected[:1]
-    rate = len(events) / (time.perf_counter() - started)
-    assert store.query(f"SELECT count() FROM {table}").scalar() == len(events)
-    store.close()
-    return rate
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
@@ -90,8 +74,8 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
     results: dict[str, list[float]] = {"spans": [], "calls": []}
     for run in range(args.repeat):
-        results["calls"].append(_rate(folder, calls, args.batch, "calls"))
-        results["spans"].append(_rate(folder, spans, args.batch, "spans"))
+        results["calls"].append(writer_rate(folder, calls, args.batch, "calls"))
+        results["spans"].append(writer_rate(folder, spans, args.batch, "spans"))
         print(f"run {run + 1}/{args.repeat}: calls {results['calls'][-1]:,.0f}/s, "
               f"spans {results['spans'][-1]:,.0f}/s", file=sys.stderr, flush=True)
     best = {name: max(values) for name, values in results.items()}
