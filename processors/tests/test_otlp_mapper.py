@@ -61,6 +61,31 @@ def test_openllmetry_recording_maps_every_chat_span_and_skips_the_http_span() ->
     assert "model crashed" in failed[1].error.message
 
 
+def test_recorded_spans_keep_their_ids() -> None:
+    """Stored ids are derived from the span (start time, trace and span id): the same
+    recorded payload must give these ids in every version of the mapper, or a redelivered
+    span would be stored twice."""
+    recorded = Limits(max_past_seconds=20 * 365 * 86_400)
+    chat = OtlpMapper(limits=recorded).map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
+    assert [(p.call_id, str(p.event_id), str(r.event_id))
+            for p, r in zip(chat.prompts, chat.responses, strict=True)] == [
+        ("otel-b19c988ac3c7cfc0d1e833f15174f71e-ab256b25d9a0281d",
+         "01a231c8-5083-73a5-b0e0-7c0bf66b86ad", "01a231c8-5083-73a5-eaba-2651ac31dcf7"),
+        ("otel-05747f6921fadbddd5d5b0ba398e6bbb-4068343a8c359c6a",
+         "01a231c8-516e-78cc-9c43-566bad602c58", "01a231c8-516e-78cc-c619-0c31f73a7602"),
+        ("otel-3396b0971a9a4ba50d2fc35907b0fc98-3149a6fc8813ebe5",
+         "01a231c8-519b-72b2-8cb6-96440a9f1156", "01a231c8-519b-72b2-d6ec-cc1e50c54b0c")]
+    agent = OtlpMapper(limits=recorded).map_record((FIXTURES / "openllmetry_agent.binpb").read_bytes())
+    assert [(p.call_id, str(p.event_id)) for p in agent.prompts] == [
+        ("otel-87d01748adb7e0cfe58a9d9f136ab448-d4a39c0039f8b73b",
+         "01a23290-91fd-747c-a2a0-f04b84e6c0e6"),
+        ("otel-87d01748adb7e0cfe58a9d9f136ab448-fd2e5dc6a9605799",
+         "01a23290-920d-7d59-9d35-6525da2d31a5")]
+    assert [(s.operation, s.call_id, str(s.event_id)) for s in agent.span_events] == [
+        ("execute_tool", "21b9c950e322ffbb", "01a23290-920d-74f7-9cdb-034a534b0598"),
+        ("invoke_agent", "af4481d19a47185d", "01a23290-91fb-75eb-b589-e83eed421cf8")]
+
+
 def test_current_conventions_with_structured_values() -> None:
     record = OtlpMapper().map_traces(traces({"attrs": CURRENT}))
     assert record.dead_letters == []
