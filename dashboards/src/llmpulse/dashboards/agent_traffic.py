@@ -56,8 +56,8 @@ def _hex(rng: random.Random, digits: int) -> str:
 class _Run:
     """Builds one trace's events, step after step on a clock."""
 
-    def __init__(self, rng: random.Random, index: int, at: datetime) -> None:
-        self.rng, self.index, self.clock = rng, index, at
+    def __init__(self, rng: random.Random, index: int, at: datetime, version: str = "1") -> None:
+        self.rng, self.index, self.clock, self.version = rng, index, at, version
         self.trace_id, self.agent_span = _hex(rng, 32), _hex(rng, 16)
         self.environment = "production" if index < 2 or rng.random() < 0.85 else "staging"
         self.events: list[Any] = []
@@ -83,7 +83,7 @@ class _Run:
             "span_id": span_id,
             "parent_span_id": self.agent_span,
             "prompt_id": AGENT_PROMPT,
-            "prompt_version": "1",
+            "prompt_version": self.version,
             "request_model": "gpt-4o-mini",
             "provider": "openai",
         }
@@ -199,12 +199,31 @@ def _arguments(rng: random.Random, order: str) -> str:
     return f'{{"order_id": {order}' if rng.random() < 0.04 else f'{{"order_id": "{order}"}}'
 
 
-def agent_runs(rng: random.Random, start: datetime, span: timedelta, runs: int) -> list[Any]:
-    """The calls, spans and verdicts of ``runs`` agent runs spread over ``span`` from ``start``."""
+def agent_runs(
+    rng: random.Random,
+    start: datetime,
+    span: timedelta,
+    runs: int,
+    *,
+    version: str = "1",
+    carrier_failure: float = 0.2,
+    first: int = 0,
+) -> list[Any]:
+    """The calls, spans and verdicts of ``runs`` agent runs spread over ``span`` from ``start``.
+
+    Args:
+        rng: the random source.
+        start: the first run starts after this.
+        span: the runs are spread over this.
+        runs: how many.
+        version: the prompt version of the runs' model calls.
+        carrier_failure: how often ``carrier_status`` times out.
+        first: the first run's number (run 0 loops, run 1 finds the injection).
+    """
     events: list[Any] = []
-    for index in range(runs):
+    for index in range(first, first + runs):
         at = start + timedelta(seconds=rng.random() * span.total_seconds() * 0.98)
-        run = _Run(rng, index, at + timedelta(milliseconds=5))
+        run = _Run(rng, index, at + timedelta(milliseconds=5), version)
         order = f"A{10000 + index}"
         arguments = _arguments(rng, order)
         asked = run.llm(("lookup_order", arguments))
@@ -247,7 +266,7 @@ def agent_runs(rng: random.Random, start: datetime, span: timedelta, runs: int) 
             for attempt in range(tries):
                 asked = run.llm(("carrier_status", f'{{"order_id": "{order}"}}'))
                 assert asked is not None
-                if index != 0 and rng.random() >= 0.2:
+                if index != 0 and rng.random() >= carrier_failure:
                     run.tool(asked, rng.lognormvariate(5.5, 0.5), '{"carrier": "DPD", "eta": "tomorrow"}')
                     break
                 failed = run.tool(

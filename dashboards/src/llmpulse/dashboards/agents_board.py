@@ -28,7 +28,7 @@ from llmpulse.dashboards._sql import APP, ENV, QUANTILES, cond, sql
 from llmpulse.dashboards.board_parts import stat_panel
 from llmpulse.dashboards.panels import DashboardSpec, PanelSpec, VariableSpec, Viz
 
-__all__ = ["AGENTS", "TOOL_ROLLUP", "TRACES"]
+__all__ = ["AGENTS", "TOOL_ROLLUP", "TRACES", "trace_rollup"]
 
 TOOL_ROLLUP = "tool_calls_1m"
 """The sink's per-minute rollup of tool executions."""
@@ -40,26 +40,42 @@ _SPANS = f"$__timeFilter(occurred_at) AND {_SCOPE}"
 _VERDICTS = f"$__timeFilter(occurred_at) AND {_SCOPE}"
 _INJECTION = "rule_kind = 'prompt_injection' AND applies_to = 'tool_result'"
 
-TRACES = sql(f"""
+def trace_rollup(spans_where: str, calls_where: str) -> str:
+    """One row per trace of the ``spans`` and ``calls`` rows the two conditions select:
+    start, duration, LLM calls, tool calls, spans, failed steps, failed tool calls, tool
+    calls whose arguments were not a JSON object, steps and cost (the counting above).
+    The Agents board passes Grafana macros; ``llmpulse compare`` server-side parameters."""
+    return f"""
     SELECT trace_id, any(app) AS app, min(started) AS started,
            max(end_ms) - min(start_ms) AS duration_ms,
            countIf(kind = 'llm') AS llm_calls, countIf(kind = 'tool') AS tool_calls,
-           countIf(failed) AS errors, countIf(kind != 'agent') AS steps,
-           sumIf(cost, kind != 'agent') AS cost_usd
+           countIf(kind != 'llm') AS spans, countIf(failed) AS errors,
+           countIf(kind = 'tool' AND failed) AS tool_errors,
+           countIf(kind = 'tool' AND invalid) AS invalid_arguments,
+           countIf(kind != 'agent') AS steps, sumIf(cost, kind != 'agent') AS cost_usd
     FROM (
         SELECT trace_id, app, started_at AS started, toUnixTimestamp64Milli(started_at) AS start_ms,
                toUnixTimestamp64Milli(started_at) + ifNull(latency_ms, 0) AS end_ms,
                multiIf(operation = 'execute_tool', 'tool', operation = 'invoke_agent', 'agent', 'step')
                    AS kind,
-               status = 'error' AS failed, ifNull(cost_usd, 0) AS cost
-        FROM spans WHERE {_SPANS}
+               status = 'error' AS failed, ifNull(cost_usd, 0) AS cost,
+               toUInt8(NOT arguments_truncated AND arguments_valid_json = 0) AS invalid
+        FROM spans WHERE {spans_where}
         UNION ALL
         SELECT trace_id, app, occurred_at, toUnixTimestamp64Milli(occurred_at),
                toUnixTimestamp64Milli(occurred_at) + ifNull(latency_ms, 0), 'llm',
-               error_type != '', ifNull(cost_usd, 0)
-        FROM calls WHERE $__timeFilter(occurred_at) AND {_SCOPE}
-            AND trace_id IN (SELECT trace_id FROM spans WHERE {_SPANS})
-    ) GROUP BY trace_id""")
+               error_type != '', ifNull(cost_usd, 0), toUInt8(0)
+        FROM calls WHERE {calls_where}
+    ) GROUP BY trace_id"""
+
+
+TRACES = sql(
+    trace_rollup(
+        _SPANS,
+        f"$__timeFilter(occurred_at) AND {_SCOPE} "
+        f"AND trace_id IN (SELECT trace_id FROM spans WHERE {_SPANS})",
+    )
+)
 """One row per agent trace in the range: start, duration, LLM calls, tool calls, failed
 steps, steps and cost (the per-trace panels select from it)."""
 

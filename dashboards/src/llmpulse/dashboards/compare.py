@@ -20,6 +20,7 @@ from llmpulse.dashboards.charts import bar_chart, format_value, interval_plot
 from llmpulse.dashboards.page import page
 from llmpulse.dashboards.samples import run_samples, version_samples
 from llmpulse.dashboards.stats import Comparison, MetricComparison, compare_samples
+from llmpulse.dashboards.trace_samples import agent_samples
 
 __all__ = [
     "compare_runs",
@@ -95,7 +96,9 @@ def compare_versions(
     resamples: int = 2000,
     seed: int = 0,
 ) -> Comparison:
-    """Fetch both versions' per-call samples from the store and compare them.
+    """Fetch both versions' per-call samples from the store and compare them; when either
+    version has agent traces, their per-trace metrics too (``trace_samples``: group
+    ``agent``), in the same family of tests (one correction over all the metrics).
 
     Args:
         store: an open ``llmpulse.sinks.Store``.
@@ -117,6 +120,8 @@ def compare_versions(
                              "model": model}
     side_a = version_samples(store, prompt_id, version_a, **scope)
     side_b = version_samples(store, prompt_id, version_b, **scope)
+    agent_a, agent_b, traces = agent_samples(store, prompt_id, version_a, version_b, **scope)
+    side_a, side_b = side_a | agent_a, side_b | agent_b
     comparison = compare_samples(
         side_a,
         side_b,
@@ -136,6 +141,16 @@ def compare_versions(
             f"too few calls to say anything: {comparison.label_a} has {calls_a}, "
             f"{comparison.label_b} has {calls_b} (need {min_samples} each)",
         )
+    if traces.a or traces.b:
+        comparison.notes["agent"] = (
+            f"agent traces: {traces.a} of {comparison.label_a}, {traces.b} of {comparison.label_b} "
+            "(a trace belongs to the version of its calls of the prompt; one value per trace)"
+        )
+    if traces.mixed:
+        comparison.warnings.append(
+            f"{traces.mixed} agent trace(s) hold calls of more than one version of {prompt_id}: "
+            "left out of both sides"
+        )
     logger.info(
         "compared %s with %s: %d of %d metrics differ",
         comparison.label_a,
@@ -146,7 +161,7 @@ def compare_versions(
     return comparison
 
 
-_DECIMALS = {"USD": 6, "": 4, "tokens": 1, "of 5": 2}
+_DECIMALS = {"USD": 6, "": 4, "tokens": 1, "of 5": 2, "steps": 2}
 
 
 def _fmt(metric: MetricComparison, value: float | None) -> str:
@@ -196,11 +211,17 @@ def comparison_table(comparison: Comparison) -> str:
         for m in comparison.metrics
     ]
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    lines = [
-        "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-        for row in (header, *rows)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+
+    lines = [line(header), "  ".join("-" * w for w in widths)]
+    group = "call"
+    for metric, row in zip(comparison.metrics, rows, strict=True):
+        if metric.group != group:
+            group = metric.group
+            lines += ["", comparison.notes.get(group, group)]
+        lines.append(line(row))
     verdicts = [m for m in comparison.metrics if m.significant]
     summary = (
         f"{len(verdicts)} of {len(comparison.metrics)} metrics differ at alpha={comparison.alpha} "
@@ -239,46 +260,24 @@ def _relative_rows(
 
 def comparison_section(comparison: Comparison) -> str:
     """An HTML fragment: the interval plot, A vs B bars of the rates, and the table."""
-    rates = [
-        m for m in comparison.metrics if m.unit == "%" and m.value_a is not None and m.value_b is not None
-    ]
-    latency = [
-        m for m in comparison.metrics if m.unit == "ms" and m.value_a is not None and m.value_b is not None
-    ]
+    drawn = [m for m in comparison.metrics if m.value_a is not None and m.value_b is not None]
     charts = [
         (
             "Relative difference of B from A, with its interval (red: differs after correction)",
             interval_plot(_relative_rows(comparison)),
         ),
     ]
-    if rates:
-        charts.append(
-            (
-                "Rates, A and B",
-                bar_chart(
-                    [m.name for m in rates],
-                    {
-                        comparison.label_a: [m.value_a for m in rates],
-                        comparison.label_b: [m.value_b for m in rates],
-                    },
-                    unit="percentunit",
-                ),
-            )
-        )
-    if latency:
-        charts.append(
-            (
-                "Latency, A and B",
-                bar_chart(
-                    [m.name for m in latency],
-                    {
-                        comparison.label_a: [m.value_a for m in latency],
-                        comparison.label_b: [m.value_b for m in latency],
-                    },
-                    unit="ms",
-                ),
-            )
-        )
+    for caption, unit, group, chart_unit in (
+        ("Rates, A and B", "%", "call", "percentunit"),
+        ("Latency, A and B", "ms", "call", "ms"),
+        ("Agent traces: tool rates, A and B", "%", "agent", "percentunit"),
+        ("Agent traces: duration, A and B", "ms", "agent", "ms"),
+    ):
+        chosen = [m for m in drawn if m.unit == unit and m.group == group]
+        if chosen:
+            series = {comparison.label_a: [m.value_a for m in chosen],
+                      comparison.label_b: [m.value_b for m in chosen]}
+            charts.append((caption, bar_chart([m.name for m in chosen], series, unit=chart_unit)))
     figures = "".join(
         f'<figure class="panel w12"><figcaption>{html.escape(caption)}</figcaption>{svg}</figure>'
         for caption, svg in charts
@@ -298,21 +297,26 @@ def comparison_section(comparison: Comparison) -> str:
             "verdict",
         )
     )
-    body = "".join(
-        f'<tr class="{"sig" if m.significant else ""}">'
-        f'<td title="{html.escape(m.description)}">{html.escape(m.name)}</td>'
-        f"<td>{m.n_a}</td><td>{m.n_b}</td><td>{html.escape(_fmt(m, m.value_a))}</td>"
-        f"<td>{html.escape(_fmt(m, m.value_b))}</td><td>{html.escape(_diff(m))}</td>"
-        f"<td>{html.escape(m.test or '-')}</td>"
-        f"<td>{_p(m.p_value)}</td><td>{_p(m.p_adjusted)}</td><td>{html.escape(m.verdict)}</td></tr>"
-        for m in comparison.metrics
-    )
     warnings = "".join(f'<p class="warning">{html.escape(w)}</p>' for w in comparison.warnings)
-    return (
-        f'<div class="grid">{figures}</div>{warnings}'
-        f'<table class="comparison" data-points="{len(comparison.metrics)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table>"
-    )
+    tables = []
+    for group in dict.fromkeys(m.group for m in comparison.metrics):
+        metrics = [m for m in comparison.metrics if m.group == group]
+        body = "".join(
+            f'<tr class="{"sig" if m.significant else ""}">'
+            f'<td title="{html.escape(m.description)}">{html.escape(m.name)}</td>'
+            f"<td>{m.n_a}</td><td>{m.n_b}</td><td>{html.escape(_fmt(m, m.value_a))}</td>"
+            f"<td>{html.escape(_fmt(m, m.value_b))}</td><td>{html.escape(_diff(m))}</td>"
+            f"<td>{html.escape(m.test or '-')}</td>"
+            f"<td>{_p(m.p_value)}</td><td>{_p(m.p_adjusted)}</td><td>{html.escape(m.verdict)}</td></tr>"
+            for m in metrics
+        )
+        title = (f'<h3>Agent traces</h3><p class="note">{html.escape(comparison.notes.get(group, ""))}</p>'
+                 if group == "agent" else "")
+        tables.append(
+            f'{title}<table class="comparison" data-group="{html.escape(group)}" '
+            f'data-points="{len(metrics)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        )
+    return f'<div class="grid">{figures}</div>{warnings}' + "".join(tables)
 
 
 def comparison_html(comparison: Comparison, *, subtitle: str = "") -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "MetricDefinition",
     "run_samples",
     "samples_from_rows",
+    "scope_filters",
     "version_samples",
     "versions_of",
 ]
@@ -41,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MetricDefinition:
-    """What a comparison metric is: the per-call column it reads and how it is compared."""
+    """What a comparison metric is: the per-unit column it reads and how it is compared
+    (``denominator``: the column a ``RATIO`` divides by; ``group``: ``call`` or ``agent``)."""
 
     name: str
     kind: MetricKind
@@ -50,6 +52,8 @@ class MetricDefinition:
     unit: str
     description: str
     quantile: float | None = None
+    denominator: str | None = None
+    group: str = "call"
 
 
 _DEFINITIONS = (
@@ -139,7 +143,8 @@ ORDER BY cityHash64(call_id, event_id) LIMIT {limit:UInt64}
 """
 
 
-def _filters(app: str | None, environment: str | None, model: str | None) -> tuple[str, dict[str, Any]]:
+def scope_filters(app: str | None, environment: str | None, model: str | None) -> tuple[str, dict[str, Any]]:
+    """A parameterised ``column = {column:String}`` clause per given filter (``1`` for none)."""
     clauses, parameters = [], {}
     for column, value in (("app", app), ("environment", environment), ("model", model)):
         if value:
@@ -148,30 +153,39 @@ def _filters(app: str | None, environment: str | None, model: str | None) -> tup
     return " AND ".join(clauses) or "1", parameters
 
 
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
 def samples_from_rows(
-    columns: Mapping[str, Sequence[Any]], metrics: Sequence[str] | None = None
+    columns: Mapping[str, Sequence[Any]],
+    metrics: Sequence[str] | None = None,
+    definitions: Mapping[str, MetricDefinition] | None = None,
 ) -> dict[str, MetricSamples]:
-    """``name -> MetricSamples`` from per-call columns (``latency_ms``, ``thumbs_up``...).
+    """``name -> MetricSamples`` from per-unit columns (``latency_ms``, ``thumbs_up``...).
 
     Metrics whose column is absent are left out, so a replay run's ``eval_results``
-    (no feedback) gives the call metrics only.
+    (no feedback) gives the call metrics only. ``definitions`` defaults to ``METRICS``
+    (per call); ``trace_samples.AGENT_METRICS`` reads per-trace columns.
     """
+    definitions = METRICS if definitions is None else definitions
     out = {}
-    for name in metrics or list(METRICS):
-        definition = METRICS[name]
-        if definition.column not in columns:
+    for name in metrics or list(definitions):
+        definition = definitions[name]
+        if definition.column not in columns or (
+            definition.denominator is not None and definition.denominator not in columns
+        ):
             continue
-        values = np.asarray(
-            [np.nan if v is None else float(v) for v in columns[definition.column]], dtype=float
-        )
         out[name] = MetricSamples(
             name,
             definition.kind,
-            values,
+            _floats(columns[definition.column]),
             quantile=definition.quantile,
             higher_is_better=definition.higher_is_better,
             unit=definition.unit,
             description=definition.description,
+            denominators=None if definition.denominator is None else _floats(columns[definition.denominator]),
+            group=definition.group,
         )
     return out
 
@@ -224,7 +238,7 @@ def version_samples(
         max_calls: above this many calls (or feedback events), a deterministic sample by
             hash of the call id is taken, the same on every run.
     """
-    where, filters = _filters(app, environment, model)
+    where, filters = scope_filters(app, environment, model)
     parameters = {
         "prompt": prompt_id,
         "version": version,
@@ -256,7 +270,7 @@ def versions_of(
     store: Any, prompt_id: str, *, since: datetime, until: datetime, app: str | None = None
 ) -> list[tuple[str, int]]:
     """``(version, calls)`` of a prompt in the range, from the rollup."""
-    where, filters = _filters(app, None, None)
+    where, filters = scope_filters(app, None, None)
     rows = store.query(
         "SELECT prompt_version, sum(calls) AS n FROM calls_1m WHERE prompt_id = {prompt:String} "
         "AND minute >= toStartOfMinute({since:DateTime64(6)}) AND minute < {until:DateTime64(6)} "

@@ -17,6 +17,10 @@ Tests by kind:
   difference in means.
 * ``QUANTILE`` (latency p50, p95): permutation test of the difference in the quantile,
   bootstrap percentile interval (no closed form fits a quantile difference).
+* ``RATIO`` (a rate over sub-units, e.g. tool errors over the tool calls of agent traces):
+  one numerator and one denominator per unit (a trace); the value is sum / sum. Units,
+  not sub-units, are permuted and resampled, so calls clustered in a trace do not pass
+  for independent ones (permutation test, bootstrap percentile interval).
 
 Every random draw comes from ``numpy.random.default_rng(seed)``.
 
@@ -62,6 +66,7 @@ class MetricKind(StrEnum):
     MEAN = "mean"
     ORDINAL = "ordinal"
     QUANTILE = "quantile"
+    RATIO = "ratio"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,9 @@ class MetricSamples:
         higher_is_better: True, False, or None when neither (e.g. tokens); sets the verdict.
         unit: for display (``ms``, ``USD``, ``%``...).
         description: what one value is.
+        denominators: for ``RATIO``, one per value (``values`` are the numerators).
+        group: which part of the comparison shows it (``call``: per call; ``agent``: per
+            agent trace).
     """
 
     name: str
@@ -85,16 +93,27 @@ class MetricSamples:
     higher_is_better: bool | None = None
     unit: str = ""
     description: str = ""
+    denominators: Sequence[float] | np.ndarray | None = None
+    group: str = "call"
 
     def array(self) -> np.ndarray:
-        """The values as a float array, NaN and None removed."""
-        raw = (
-            np.asarray([np.nan if v is None else v for v in self.values], dtype=float)
-            if not isinstance(self.values, np.ndarray)
-            else self.values.astype(float)
-        )
-        kept: np.ndarray = raw[~np.isnan(raw)]
-        return kept
+        """The values as a float array, NaN and None removed; for ``RATIO``, an ``(n, 2)``
+        array of (numerator, denominator) per unit, units with a zero denominator removed."""
+        raw = _floats(self.values)
+        if self.kind is not MetricKind.RATIO:
+            kept: np.ndarray = raw[~np.isnan(raw)]
+            return kept
+        if self.denominators is None:
+            raise ValueError(f"{self.name}: a ratio needs its denominators")
+        below = _floats(self.denominators)
+        usable = ~np.isnan(raw) & ~np.isnan(below) & (below > 0)
+        return np.column_stack([raw[usable], below[usable]])
+
+
+def _floats(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values.astype(float)
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
 @dataclass
@@ -119,6 +138,7 @@ class MetricComparison:
     higher_is_better: bool | None = None
     unit: str = ""
     description: str = ""
+    group: str = "call"
 
     @property
     def relative_difference(self) -> float | None:
@@ -138,6 +158,8 @@ class Comparison:
     correction: str
     metrics: list[MetricComparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    """Per metric group, what its units are (``agent``: how many traces each side has)."""
 
     def metric(self, name: str) -> MetricComparison:
         """The comparison of one metric."""
@@ -165,6 +187,7 @@ class Comparison:
             "alpha": self.alpha,
             "correction": self.correction,
             "warnings": list(self.warnings),
+            "notes": dict(self.notes),
             "metrics": [
                 {k: clean(v) for k, v in asdict(m).items()}
                 | {"relative_difference": clean(m.relative_difference)}
@@ -219,6 +242,8 @@ def _welch(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[str, float, floa
 
 
 def _statistic(values: np.ndarray, kind: MetricKind, quantile: float | None, axis: int = -1) -> Any:
+    if kind is MetricKind.RATIO:  # (..., units, 2): sum of numerators / sum of denominators
+        return values[..., 0].sum(axis=-1) / values[..., 1].sum(axis=-1)
     if kind is MetricKind.QUANTILE:
         return np.quantile(values, quantile if quantile is not None else 0.5, axis=axis)
     return values.mean(axis=axis)
@@ -258,7 +283,11 @@ def _permutation_p(
     extreme = 0
     for start in range(0, rounds, 500):
         size = min(500, rounds - start)
-        shuffled = rng.permuted(np.broadcast_to(pooled, (size, len(pooled))), axis=1)
+        if pooled.ndim == 2:  # ratio units: permute whole rows (numerator with its denominator)
+            order = rng.permuted(np.broadcast_to(np.arange(len(pooled)), (size, len(pooled))), axis=1)
+            shuffled = pooled[order]
+        else:
+            shuffled = rng.permuted(np.broadcast_to(pooled, (size, len(pooled))), axis=1)
         diffs = np.abs(
             _statistic(shuffled[:, len(a) :], kind, quantile)
             - _statistic(shuffled[:, : len(a)], kind, quantile)
@@ -309,6 +338,7 @@ def compare_metric(
         higher_is_better=a.higher_is_better,
         unit=a.unit,
         description=a.description,
+        group=a.group,
     )
     if na:
         result.value_a = float(_statistic(xa, kind, a.quantile))
