@@ -118,7 +118,9 @@ def test_no_agent_traces_no_agent_section(traffic_store: Store, traffic: SampleT
     assert result.metrics and {m.group for m in result.metrics} == {"call"}
     assert "agent" not in result.notes and "agent traces" not in comparison_table(result)
     assert 'data-group="agent"' not in comparison_html(result)
-    nothing = compare_versions(traffic_store, "no-such-prompt", "1", "2", since=traffic.start, until=traffic.end)
+    nothing = compare_versions(
+        traffic_store, "no-such-prompt", "1", "2", since=traffic.start, until=traffic.end
+    )
     assert {m.group for m in nothing.metrics} <= {"call"} and not nothing.significant
 
 
@@ -140,7 +142,8 @@ def test_fail_on_worse_and_json_carry_the_agent_metrics(agents, tmp_path: Path) 
     data = json.loads(runner.invoke(compare_cli, [*scope, "--format", "json"]).output)
     assert data["notes"]["agent"].startswith("agent traces: 80 of")
     by_name = {m["name"]: m for m in data["metrics"]}
-    assert by_name["tool_error_rate"]["group"] == "agent" and by_name["tool_error_rate"]["verdict"] == "B worse"
+    errors = by_name["tool_error_rate"]
+    assert errors["group"] == "agent" and errors["verdict"] == "B worse"
 
 
 def test_the_agent_section_draws_in_headless_chromium(  # type: ignore[no-untyped-def]
@@ -157,7 +160,9 @@ def test_the_agent_section_draws_in_headless_chromium(  # type: ignore[no-untype
     drawn = dict(re.findall(r'data-([\w-]+)="(\d+)"', body.group(1)))
     assert int(drawn["charts"]) >= 4 and drawn["charts-drawn"] == drawn["charts"], drawn
     assert "Agent traces: tool rates, A and B" in dom and "<title>llmpulse compare" in dom
-    table = re.search(r'<table class="comparison" data-group="agent" data-points="(\d+)">(.*?)</table>', dom, re.S)
+    table = re.search(
+        r'<table class="comparison" data-group="agent" data-points="(\d+)">(.*?)</table>', dom, re.S
+    )
     assert table and int(table.group(1)) == len(AGENT_METRICS)
     assert table.group(2).count("<tr") == len(AGENT_METRICS) + 1 and "B worse" in table.group(2)
     assert "&lt;script&gt;" in dom
@@ -179,7 +184,8 @@ def test_a_ratio_resamples_whole_traces_and_holds_its_level() -> None:
         a, b = (MetricSamples("tool_error_rate", MetricKind.RATIO, e, denominators=n) for e, n in sides)
         result = compare_samples([a], [b], resamples=500, seed=seed).metric("tool_error_rate")
         rejected += result.p_value < 0.05
-        flat = [MetricSamples("x", MetricKind.PROPORTION, np.repeat((e > 0).astype(float), n)) for e, n in sides]
+        flat = [MetricSamples("x", MetricKind.PROPORTION, np.repeat((e > 0).astype(float), n))
+                for e, n in sides]
         naive += compare_samples([flat[0]], [flat[1]]).metric("x").p_value < 0.05
     assert 0.02 * seeds <= rejected <= 0.08 * seeds, rejected
     assert naive > 2 * rejected, (naive, rejected)
