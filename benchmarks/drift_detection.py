@@ -14,6 +14,11 @@ misses (not detected within ``--windows-after`` windows) per shift and q. ``goal
 checks the issue's: q = 0.3 within 2 windows for every shift, the rates at q = 0.1 within
 5, false alarms at most 1% of the stationary windows.
 
+``partial_history``: the rate shifts (toxicity, errors, refusals, thumbs down) the same
+way after ``--history-windows`` stationary windows instead of 2, so the rates' long baseline
+(``rate_reference_calls``) has absorbed windows (pinned) or trails them (trailing);
+``goals_history`` checks the rate goals there.
+
 A long stationary run per seed (pinned reference and trailing baseline; at least 300
 windows in all) gives the false-alarm rate of windows and of alerts. Embeddings are the
 real MiniLM (``--no-embeddings`` to leave them out). Prints JSON.
@@ -35,6 +40,7 @@ from llmpulse.processors.drift import DRIFT_SHIFTS, RATE_SHIFTS, SHIFTS, CachedE
 from llmpulse.processors.drift.evaluation import measure_detection
 
 SHARES = (0.1, 0.2, 0.3, 1.0)
+HISTORY_SHIFTS = (*RATE_SHIFTS, "feedback_collapse")
 
 
 def _summary(values: list[int | None]) -> dict[str, object]:
@@ -47,17 +53,43 @@ def _within(entry: dict[str, object], windows: int) -> bool:
     return entry["missed"] == 0 and entry["max"] is not None and int(entry["max"]) <= windows  # type: ignore[call-overload]
 
 
-def _goals(partial: dict[str, dict[str, dict[str, object]]], out: dict[str, object]) -> dict[str, object]:
+def _goals(partial: dict[str, dict[str, dict[str, object]]], out: dict[str, object],
+           names: tuple[str, ...] = SHIFTS) -> dict[str, object]:
     """The issue's goals, per reference: which shifts miss them."""
     goals: dict[str, object] = {}
     for mode, shifts in partial.items():
-        late_03 = [s for s in SHIFTS if not _within(shifts[s]["0.3"], 2)]  # type: ignore[arg-type]
+        late_03 = [s for s in names if not _within(shifts[s]["0.3"], 2)]  # type: ignore[arg-type]
         late_rates = [s for s in RATE_SHIFTS if not _within(shifts[s]["0.1"], 5)]  # type: ignore[arg-type]
         rate = out[f"stationary_{mode}"]["false_alarm_rate"]  # type: ignore[index]
         goals[mode] = {"q0.3_within_2_windows": not late_03, "q0.3_late": late_03,
                        "rates_q0.1_within_5_windows": not late_rates, "rates_q0.1_late": late_rates,
                        "false_alarms_at_most_1pct": rate <= 0.01}
     return goals
+
+
+Table = dict[str, dict[str, dict[str, object]]]
+
+
+def _partial(modes: dict[str, DriftConfig], shifts: tuple[str, ...], windows_before: int,
+             args: argparse.Namespace, embedder: CachedEmbedder | None) -> Table:
+    """Every shift at every share q, per reference, after ``windows_before`` stationary windows."""
+    partial: Table = {}
+    for mode, cfg in modes.items():
+        partial[mode] = {}
+        for shift in shifts:
+            partial[mode][shift] = {}
+            for q in SHARES:
+                runs = [measure_detection(cfg, shift, seed=seed, windows_before=windows_before,
+                                          windows_after=args.windows_after, share=q, embedder=embedder)
+                        for seed in range(args.seeds)]
+                delays = _summary([r.delay_windows for r in runs])
+                partial[mode][shift][str(q)] = {
+                    "delay_windows": delays["all"], "max": delays["max"], "missed": delays["missed"],
+                    "false_alarms": sum(r.false_alarms for r in runs),
+                    "features_first_detecting": sorted({f for r in runs for f in r.drifted_features})[:6],
+                }
+            print(f"partial {mode} {shift} (after {windows_before} windows): done", file=sys.stderr)
+    return partial
 
 
 def main() -> None:
@@ -68,6 +100,10 @@ def main() -> None:
     parser.add_argument("--windows-before", type=int, default=10, help="stationary windows before a shift")
     parser.add_argument("--stationary-windows", type=int, default=100, help="per seed and reference")
     parser.add_argument("--windows-after", type=int, default=6, help="windows watched after a partial shift")
+    parser.add_argument("--history-windows", type=int, default=40,
+                        help="stationary windows before the shift in partial_history (0: skip it)")
+    parser.add_argument("--rate-reference-calls", type=int, default=None,
+                        help="the rates' baseline cap (default: DriftConfig's)")
     parser.add_argument("--no-embeddings", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -81,13 +117,17 @@ def main() -> None:
     config = DriftConfig(window_calls=args.window, window_seconds=None, sample_size=max(1000, args.window),
                          reference_calls=args.reference_windows * args.window,
                          embeddings=not args.no_embeddings, embedding_sample=min(64, args.window // 2),
-                         reference_embedding_sample=256)
+                         reference_embedding_sample=256,
+                         **({} if args.rate_reference_calls is None
+                            else {"rate_reference_calls": args.rate_reference_calls}))
     started = time.perf_counter()
     out: dict[str, object] = {
         "config": {"window_calls": args.window, "reference_calls": config.reference_calls,
                    "alpha": config.alpha, "embedding_sample": config.embedding_sample,
                    "reference_embedding_sample": config.reference_embedding_sample,
-                   "embeddings": config.embeddings, "seeds": args.seeds, "shift_offset": 0.5},
+                   "embeddings": config.embeddings, "seeds": args.seeds, "shift_offset": 0.5,
+                   "rate_reference_calls": config.rate_reference_calls,
+                   "history_windows": args.history_windows},
         "shifts": {},
     }
     for shift in DRIFT_SHIFTS:
@@ -106,23 +146,9 @@ def main() -> None:
     modes = {mode: DriftConfig(**{**{f: getattr(config, f) for f in config.__struct_fields__},
                                   "reference": mode, "reference_windows": args.reference_windows})
              for mode in ("pinned", "trailing")}
-    partial: dict[str, dict[str, dict[str, object]]] = {}
-    for mode, cfg in modes.items():
-        partial[mode] = {}
-        for shift in SHIFTS:
-            partial[mode][shift] = {}
-            for q in SHARES:
-                runs = [measure_detection(cfg, shift, seed=seed, windows_before=2,
-                                          windows_after=args.windows_after, share=q, embedder=embedder)
-                        for seed in range(args.seeds)]
-                delays = _summary([r.delay_windows for r in runs])
-                partial[mode][shift][str(q)] = {
-                    "delay_windows": delays["all"], "max": delays["max"], "missed": delays["missed"],
-                    "false_alarms": sum(r.false_alarms for r in runs),
-                    "features_first_detecting": sorted({f for r in runs for f in r.drifted_features})[:6],
-                }
-            print(f"partial {mode} {shift}: done", file=sys.stderr)
-    out["partial"] = partial
+    out["partial"] = partial = _partial(modes, SHIFTS, 2, args, embedder)
+    if args.history_windows:
+        out["partial_history"] = _partial(modes, HISTORY_SHIFTS, args.history_windows, args, embedder)
     for mode, cfg in modes.items():
         runs = [measure_detection(cfg, None, seed=1000 + seed, windows_before=args.stationary_windows,
                                   windows_after=0, embedder=embedder) for seed in range(args.seeds)]
@@ -136,6 +162,8 @@ def main() -> None:
         }
         print(f"stationary {mode}: done", file=sys.stderr)
     out["goals"] = _goals(partial, out)
+    if args.history_windows:
+        out["goals_history"] = _goals(out["partial_history"], out, HISTORY_SHIFTS)  # type: ignore[arg-type]
     out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
 

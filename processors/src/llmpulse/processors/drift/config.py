@@ -14,6 +14,7 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
       low_thresholds: {relevance: 0.4}   # rate of calls below
       rate_scan_windows: 6      # rare-event rates: the best span of the last 1..6 windows
       rate_weight: 3            # each rate's share of alpha, against 1 for every other test
+      rate_reference_calls: 20000  # the rates' own baseline: counts of up to this many calls
       reports_dir: /var/lib/llmpulse/drift-reports
 
 Example:
@@ -110,6 +111,12 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     rate_weight: PositiveFloat = 3.0
     """Each rate test's share of ``alpha`` relative to every other test (weighted Holm): the
     rates are the rare events users care about most and the evidence is thinnest there."""
+    rate_reference_calls: Annotated[int, Meta(ge=0)] = 20_000
+    """The rates' own baseline, counts of up to this many calls (``drift.baseline``): a
+    ``pinned`` reference's counts plus the windows that passed, absorbed once they leave the
+    scan, until this cap or the first drifted window; a ``trailing`` reference's windows
+    before the scanned ones, at least ``reference_windows`` and more within this cap. 0:
+    the rates are tested against the sample reference alone. ``seasonal``: not used."""
     descriptors: bool = True
     """Text descriptors of prompt and answer: length, non-letter share, language, OOV rate."""
     sentiment: bool = True

@@ -42,6 +42,7 @@ import numpy as np
 from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
+from llmpulse.processors.drift.baseline import RateBaseline, trailing_span
 from llmpulse.processors.drift.compare import RateCounts, add_counts, compare_window, rate_counts, weights
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
@@ -78,6 +79,8 @@ class KeyState(Struct, kw_only=True, omit_defaults=True):
     """The rate counts of the last windows (tests over several windows)."""
     slots: dict[int, list[SummaryState]] = {}
     """``seasonal``: the last windows of each slot of the season."""
+    baseline: RateBaseline | None = None
+    """The rates' long baseline (``drift.baseline``); None in states written before it."""
 
 
 class _KeyData:
@@ -89,6 +92,7 @@ class _KeyData:
         self.ring: list[Summary] = []
         self.recent: list[RateCounts] = []
         self.slots: dict[int, list[Summary]] = {}
+        self.baseline = RateBaseline()
 
 
 class DriftMonitor:
@@ -207,7 +211,7 @@ class DriftMonitor:
         """Forget the key's reference: the next calls build a new one."""
         data = self._data(key)
         data.reference, data.builder, data.ring = None, None, []
-        data.recent, data.slots = [], {}
+        data.recent, data.slots, data.baseline = [], {}, RateBaseline()
         self._mark(key, "window", "reference")
 
     # -- state ---------------------------------------------------------------------------
@@ -230,6 +234,7 @@ class DriftMonitor:
             state.ring = [s.to_state() for s in data.ring]
             state.recent = data.recent
             state.slots = {slot: [s.to_state() for s in held] for slot, held in data.slots.items()}
+            state.baseline = data.baseline
         return msgspec.msgpack.encode(state)
 
     def restore(self, key: DriftKey, data: bytes) -> bool:
@@ -251,6 +256,10 @@ class DriftMonitor:
             held.recent = [dict(c) for c in state.recent]
             held.slots = {slot: [Summary.from_state(s) for s in held_states]
                           for slot, held_states in state.slots.items()}
+            held.baseline = state.baseline or RateBaseline()
+            known = held.baseline.calls[-len(held.recent):] if held.recent else []
+            guess = self.config.window_calls or self.config.min_window_calls  # older states
+            held.baseline.calls = [guess] * (len(held.recent) - len(known)) + known
         return True
 
     def take_dirty(self) -> dict[DriftKey, set[str]]:
@@ -388,6 +397,7 @@ class DriftMonitor:
         assert data.builder is not None
         data.reference = self._summarise(data.builder)
         data.builder = None
+        data.baseline.restart()
         self.counts["references"] += 1
         logger.info("drift: reference of %s pinned (%d calls)", key.label(), data.reference.calls)
         self._mark(key, "window", "reference")
@@ -415,13 +425,14 @@ class DriftMonitor:
             reference = combine(same) if len(same) >= cfg.reference_windows else None
             data.slots[slot] = [*same, summary][-cfg.reference_windows:]
         counts = rate_counts(self.features, summary)
-        history = self._history(data, counts, reference)
-        data.recent = [*data.recent, counts][-self._recent_kept():] if self._recent_kept() else []
+        history = self._history(data, counts, summary.calls, reference)
         if reference is None or history is None or window.start is None or window.end is None:
+            self._keep(data, counts, summary.calls, reference, drifted=False)
             return []
         with single_threaded():
             result = self._compare(key, window, summary, reference, reason, history)
         self.counts["drifted"] += result.drifted
+        self._keep(data, counts, summary.calls, reference, drifted=result.drifted)
         return [result]
 
     def _slot(self, start: datetime | None) -> int:
@@ -430,38 +441,63 @@ class DriftMonitor:
             return 0
         return int((start.timestamp() % cfg.season_seconds) / cfg.season_seconds * cfg.season_slots)
 
-    def _recent_kept(self) -> int:
-        """Windows whose rate counts are kept: the scan's, and a trailing reference's."""
-        cfg = self.config
-        return cfg.rate_scan_windows - 1 + (cfg.reference_windows if cfg.reference == "trailing" else 0)
+    def _keep(self, data: _KeyData, counts: RateCounts, calls: int, reference: Summary | None, *,
+              drifted: bool) -> None:
+        """Keep the closed window's rate counts for the next scans; the windows that leave
+        them go into a pinned reference's rate baseline (until an alarm or the cap), or stay
+        in a trailing one's (cut back to ``reference_windows`` windows at an alarm)."""
+        cfg, base = self.config, data.baseline
+        recent, sizes = [*data.recent, counts], [*base.calls, calls]
+        scanned = cfg.rate_scan_windows - 1  # the windows the next scan looks at besides its own
+        if drifted:
+            base.stop("alarm")
+        if cfg.reference == "trailing":
+            older = max(0, len(recent) - scanned)
+            start = older - trailing_span(sizes[:older], cfg.reference_windows,
+                                          0 if drifted else cfg.rate_reference_calls)
+        else:
+            start = max(0, len(recent) - scanned)
+            if cfg.reference == "pinned" and reference is not None and cfg.rate_reference_calls:
+                for left, size in zip(recent[:start], sizes[:start], strict=True):
+                    base.absorb(left, size, reference_calls=len(reference.numeric),
+                                cap=cfg.rate_reference_calls)
+        data.recent, base.calls = recent[start:], sizes[start:]
 
-    def _history(self, data: _KeyData, counts: RateCounts, reference: Summary | None
-                 ) -> tuple[list[RateCounts], RateCounts] | None:
-        """The rate counts of the last windows (this one last) and of their reference: the
-        pinned or seasonal reference, or the ``reference_windows`` windows before them."""
+    def _history(self, data: _KeyData, counts: RateCounts, calls: int, reference: Summary | None
+                 ) -> tuple[list[RateCounts], RateCounts, int] | None:
+        """The rate counts of the last windows (this one last), of their baseline, and the
+        baseline's calls: the pinned reference with the windows it absorbed, the seasonal
+        reference, or the windows before them (``trailing_span``)."""
         cfg = self.config
         if reference is None:
             return None
         windows = [*data.recent, counts]
         if cfg.reference != "trailing":
-            return windows[-cfg.rate_scan_windows:], rate_counts(self.features, reference)
+            base = rate_counts(self.features, reference)
+            counted = len(reference.numeric)
+            if cfg.reference == "pinned" and data.baseline.absorbed_calls:
+                base = add_counts([base, data.baseline.absorbed])
+                counted += data.baseline.absorbed_calls
+            return windows[-cfg.rate_scan_windows:], base, counted
         span = min(cfg.rate_scan_windows, len(windows) - cfg.reference_windows)
         if span < 1:
             return None
-        before = windows[:len(windows) - span][-cfg.reference_windows:]
-        return windows[-span:], add_counts(before)
+        older = [*data.baseline.calls, calls][:len(windows) - span]
+        taken = trailing_span(older, cfg.reference_windows, cfg.rate_reference_calls)
+        return windows[-span:], add_counts(windows[:len(windows) - span][-taken:]), sum(older[-taken:])
 
     # -- the comparison ------------------------------------------------------------------
 
     def _compare(self, key: DriftKey, window: WindowData, current: Summary, reference: Summary,
-                 reason: str, history: tuple[list[RateCounts], RateCounts]) -> DriftResult:
+                 reason: str, history: tuple[list[RateCounts], RateCounts, int]) -> DriftResult:
         cfg = self.config
+        windows, base, base_calls = history
         outcomes, found = compare_window(cfg, self.features, current, reference, seed=window.index,
-                                         history=history)
+                                         history=(windows, base))
         attributes: dict[str, Any] = {
             "window_index": window.index, "window_sample": len(current.numeric),
             "reference_sample": len(reference.numeric), "reference_mode": cfg.reference,
-            "alpha": cfg.alpha, "closed_by": reason,
+            "alpha": cfg.alpha, "closed_by": reason, "rate_reference_calls": base_calls,
             "feedback_window": current.feedback.thumbs + current.feedback.rated, **found,
         }
         if cfg.embeddings and self.embedding_error:

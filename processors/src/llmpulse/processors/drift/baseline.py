@@ -1,0 +1,104 @@
+"""The rates' long baseline: counts of far more calls than the sample reference holds.
+
+A rate test's power is limited by its reference's own noise: a pinned reference of 1,600
+calls holds 16 errors at 1%, and a rise to 2.9% in the last windows is hard to tell from
+that noise. Rates are cheap to keep (two integers per rate and window), so the rate scans
+get a baseline of their own, up to ``DriftConfig.rate_reference_calls`` calls:
+
+- ``pinned``: the reference's counts plus the windows that passed, **absorbed** once they
+  leave the scan (a window older than ``rate_scan_windows`` windows was part of that many
+  scans without an alarm, and the windows a scan looks at are never in its baseline).
+  Absorption **stops for good** at the first drifted window (of any feature: the windows
+  pending then are not absorbed, and what follows may be the drift) and once the baseline
+  reaches the cap, so a slow drift is learnt for at most ``rate_reference_calls`` calls
+  after the reference and never after an alarm. A new reference (``pin_reference``,
+  ``reset_reference``) starts it again.
+- ``trailing``: the windows before the scanned ones, at least ``reference_windows`` and as
+  many more as fit in the cap (it slides). At a drifted window it is cut back to
+  ``reference_windows`` windows, so a shift resolves as fast as the trailing reference's.
+- ``seasonal``: the slot's reference, as before (counts of other hours are other traffic).
+
+``rate_reference_calls: 0`` gives the rates the sample reference's counts alone (pinned)
+or the ``reference_windows`` windows before the scan (trailing), as before it existed.
+
+Example:
+    >>> from llmpulse.processors.drift.baseline import RateBaseline
+    >>> base = RateBaseline()
+    >>> base.absorb({"error": [2, 200]}, 200, reference_calls=1600, cap=2000)
+    True
+    >>> base.absorb({"error": [1, 200]}, 200, reference_calls=1600, cap=2000)
+    True
+    >>> base.absorbed, base.absorbed_calls, base.absorbing, base.stopped
+    ({'error': [3, 400]}, 400, False, 'cap')
+    >>> base.absorb({"error": [0, 200]}, 200, reference_calls=1600, cap=2000)
+    False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from msgspec import Struct
+
+__all__ = ["RateBaseline", "trailing_span"]
+
+
+class RateBaseline(Struct, kw_only=True, omit_defaults=True):
+    """One key's rate baseline beyond its reference (stored with the key's state)."""
+
+    calls: list[int] = []
+    """The calls of each window whose counts ``KeyState.recent`` holds, same order."""
+    absorbed: dict[str, list[int]] = {}
+    """``pinned``: ``{rate: [events, calls]}`` of the windows absorbed since the reference."""
+    absorbed_calls: int = 0
+    """The calls of those windows."""
+    absorbing: bool = True
+    """``pinned``: whether windows leaving the scan are still absorbed."""
+    stopped: str | None = None
+    """Why absorbing stopped: ``alarm`` (a window was called drifted) or ``cap``."""
+
+    def absorb(self, counts: dict[str, list[int]], calls: int, *, reference_calls: int, cap: int) -> bool:
+        """Add one window that left the scan (pinned); False when absorbing has stopped."""
+        if not self.absorbing or reference_calls + self.absorbed_calls >= cap:
+            self.stop("cap")
+            return False
+        for name, (hits, n) in counts.items():
+            held = self.absorbed.setdefault(name, [0, 0])
+            held[0] += hits
+            held[1] += n
+        self.absorbed_calls += calls
+        if reference_calls + self.absorbed_calls >= cap:
+            self.stop("cap")
+        return True
+
+    def stop(self, reason: str) -> None:
+        """Absorb nothing more (``alarm`` or ``cap``); the first reason is kept."""
+        if self.absorbing:
+            self.absorbing, self.stopped = False, reason
+
+    def restart(self) -> None:
+        """A new reference: nothing absorbed yet, absorbing again (the windows' calls kept)."""
+        self.absorbed, self.absorbed_calls, self.absorbing, self.stopped = {}, 0, True, None
+
+
+def trailing_span(older_calls: Sequence[int], reference_windows: int, cap: int) -> int:
+    """How many of the windows before the scanned ones a trailing baseline takes.
+
+    Args:
+        older_calls: their calls, oldest first.
+        reference_windows: at least this many (all if fewer).
+        cap: and more while their calls stay within it.
+
+    Example:
+        >>> trailing_span([200] * 20, 4, 2000), trailing_span([200] * 20, 4, 0)
+        (10, 4)
+        >>> trailing_span([200] * 3, 4, 0)
+        3
+    """
+    taken = total = 0
+    for calls in reversed(older_calls):
+        if taken >= reference_windows and total + calls > cap:
+            break
+        taken += 1
+        total += calls
+    return taken
