@@ -12,6 +12,10 @@ For each, the share of runs detected within w windows (w = 1..6) by
   default the level weighted Holm gives a rate in the benchmark's family when it has the
   smallest p-value (alpha 0.005 x 3 / 43: 25 other tests of weight 1, 6 rates of 3; the
   tool-mix category, one more test, makes it 3 / 44);
+- ``scan_long``: the same scan against the rates' long baseline of
+  ``--long-reference-windows`` windows (default 100: ``rate_reference_calls`` 20,000 at
+  windows of 200; the short reference's calls and as many more), as a pinned key has once
+  it absorbed that many stationary windows;
 - ``oracle``: an exact one-sided binomial test of the calls since the shift began, at the
   same level, with the base rate *known* and the change's start *known*: no test that must
   estimate either from the data can do better.
@@ -53,6 +57,7 @@ def main() -> None:
     parser.add_argument("--reference-windows", type=int, default=8)
     parser.add_argument("--scan-windows", type=int, default=6)
     parser.add_argument("--windows-after", type=int, default=6)
+    parser.add_argument("--long-reference-windows", type=int, default=100)
     parser.add_argument("--level", type=float, default=0.005 * 3 / 43)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -65,9 +70,12 @@ def main() -> None:
             rate = base + q * (shifted - base)
             rng = np.random.default_rng(7)
             scan: list[int | None] = []
+            scan_long: list[int | None] = []
             oracle: list[int | None] = []
             for sim in range(args.sims):
                 ref = int(rng.binomial(ref_n, base))
+                long_n = args.long_reference_windows * size
+                ref_long = ref + int(rng.binomial(max(0, long_n - ref_n), base))
                 half = size // 2
                 before = [int(rng.binomial(size, base)) for _ in range(2)]
                 shift_hits = [int(rng.binomial(size - half, rate))]
@@ -75,21 +83,27 @@ def main() -> None:
                 for _ in range(args.windows_after - 1):
                     shift_hits.append(int(rng.binomial(size, rate)))
                     windows.append(shift_hits[-1])
-                found_scan = found_oracle = None
+                found_scan = found_oracle = found_long = None
                 for w in range(1, args.windows_after + 1):
                     upto = windows[:2 + w][-args.scan_windows:]
                     if found_scan is None and rate_scan_test(
                             upto, [size] * len(upto), ref, ref_n, seed=sim * 16 + w).p_value < args.level:
                         found_scan = w
+                    if found_long is None and rate_scan_test(
+                            upto, [size] * len(upto), ref_long, max(long_n, ref_n),
+                            seed=sim * 16 + w).p_value < args.level:
+                        found_long = w
                     hits, calls = sum(shift_hits[:w]), (size - half) + (w - 1) * size
                     if found_oracle is None and sps.binom.sf(hits - 1, calls, base) < args.level:
                         found_oracle = w
                 scan.append(found_scan)
+                scan_long.append(found_long)
                 oracle.append(found_oracle)
             out["rates"][name][str(q)] = {  # type: ignore[index]
                 "rate": [base, round(rate, 4)],
                 "scan_detected_within_w": _detected_within(scan, args.windows_after),
                 "oracle_detected_within_w": _detected_within(oracle, args.windows_after),
+                "scan_long_detected_within_w": _detected_within(scan_long, args.windows_after),
             }
     out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
