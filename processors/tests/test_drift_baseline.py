@@ -145,3 +145,12 @@ def test_the_key_is_read_from_the_environment_and_checked():
     assert cfg.rate_reference_calls == 50_000 and DriftConfig().rate_reference_calls == 20_000
     with pytest.raises(ConfigError, match="rate_reference_calls"):
         load_drift_config(environ={"LLMPULSE_DRIFT__RATE_REFERENCE_CALLS": "-1"})
+
+
+def test_module_examples_hold():
+    import doctest
+
+    from llmpulse.processors.drift import baseline
+
+    result = doctest.testmod(baseline)
+    assert result.attempted > 0 and result.failed == 0
