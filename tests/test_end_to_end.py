@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
+from sink_thread import running_sink
 from store_rows import wait_rows
 from worker_process import WorkerProcess
 
 import llmpulse.producers as llmpulse
 from llmpulse.cli.topics import ensure_topics
-from llmpulse.schemas.topics import TopicSpec
-from llmpulse.sinks.sink import Sink, SinkConfig
 from llmpulse.sinks.store import Store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -23,20 +21,13 @@ def test_calls_flow_from_the_sdk_to_clickhouse(kafka_bootstrap: str, store: Stor
                                                tmp_path: Path) -> None:
     prefix = f"e{uuid.uuid4().hex[:8]}."
     ensure_topics(kafka_bootstrap, prefix=prefix, partitions=2)
-    ensure_topics(kafka_bootstrap, specs=[TopicSpec(
-        name=f"{prefix}llm.enriched.pending", key="call_id", value="EnrichedCall",
-        description="internal", partitions=2)])
     llmpulse.init(app="e2e", environment="test", bootstrap_servers=kafka_bootstrap,
                   topic_prefix=prefix, spool_dir=tmp_path / "spool", flush_interval_s=0.05)
-    sink = Sink(SinkConfig(bootstrap_servers=kafka_bootstrap, prefix=prefix,
-                           group_id=f"{prefix}sink", batch_seconds=0.5), store)
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
     n = 300
     ids = []
     try:
-        with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w"):
+        with (running_sink(kafka_bootstrap, prefix, store),
+              WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w")):
             for i in range(n):
                 with llmpulse.call(prompt_id="answer", prompt_version="v2" if i % 2 else "v1",
                                    model="gpt-4o-mini", provider="openai",
@@ -52,8 +43,6 @@ def test_calls_flow_from_the_sdk_to_clickhouse(kafka_bootstrap: str, store: Stor
             stored = wait_rows(store, "SELECT count() FROM calls", n, timeout_s=90)
             feedback = wait_rows(store, "SELECT count() FROM feedback", 6, timeout_s=30)
     finally:
-        stop.set()
-        thread.join(30)
         llmpulse.shutdown(2)
     assert stored == n and feedback == 6
     rows = store.query(

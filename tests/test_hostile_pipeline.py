@@ -10,8 +10,6 @@ hostile one in ``dead_letters`` exactly once with its precise reason, none in bo
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +19,8 @@ from typing import Any
 import msgspec
 import pytest
 from confluent_kafka import Producer
+from sink_thread import running_sink
+from store_rows import wait_rows
 from worker_process import WorkerProcess
 
 from llmpulse.cli.demo.drain import wait_until_consumed
@@ -35,8 +35,8 @@ from llmpulse.schemas import (
     encode_event,
     partition_for,
 )
-from llmpulse.schemas.topics import PROMPTS, RESPONSES, TopicSpec, catalogue
-from llmpulse.sinks.sink import Sink, SinkConfig
+from llmpulse.schemas.topics import PROMPTS, RESPONSES
+from llmpulse.sinks.sink import Sink
 from llmpulse.sinks.store import Store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -67,22 +67,15 @@ def _pair(call_id: str, app: str = "hostile") -> tuple[PromptEvent, ResponseEven
 @pytest.fixture
 def prefix(kafka_bootstrap: str) -> str:
     name = f"h{uuid.uuid4().hex[:8]}."
-    ensure_topics(kafka_bootstrap, specs=catalogue(prefix=name, partitions=PARTITIONS))
-    ensure_topics(kafka_bootstrap, specs=[TopicSpec(
-        name=f"{name}llm.enriched.pending", key="call_id", value="EnrichedCall",
-        description="internal", partitions=PARTITIONS)])
+    ensure_topics(kafka_bootstrap, prefix=name, partitions=PARTITIONS)
     return name
 
 
 @pytest.fixture
 def sink(kafka_bootstrap: str, prefix: str, store: Store) -> Iterator[Sink]:
-    running = Sink(SinkConfig(bootstrap_servers=kafka_bootstrap, prefix=prefix,
-                              group_id=f"sink-{prefix}", batch_seconds=0.2), store)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    yield running
-    running.stop()
-    thread.join(60)
+    with running_sink(kafka_bootstrap, prefix, store, batch_seconds=0.2,
+                      group_id=f"sink-{prefix}") as running:
+        yield running
 
 
 def test_every_event_id_in_is_stored_or_dead_lettered_once(
@@ -147,9 +140,7 @@ def test_every_event_id_in_is_stored_or_dead_lettered_once(
 
     expected_rows = len(stored) + len(rejected)
     with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w", join_timeout_s=2) as worker:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and _rows(store) < expected_rows:
-            time.sleep(0.5)
+        wait_rows(store, ROWS, expected_rows, timeout_s=120)
         # a wrongly duplicated row would come from input still in flight: wait until the
         # worker (the join alone here: no drift, no model scorers) and the sink have
         # consumed everything there is
@@ -171,9 +162,13 @@ def test_every_event_id_in_is_stored_or_dead_lettered_once(
     assert sink.stats.rejected == 0  # nothing accepted was refused by the store
 
 
+ROWS = ("SELECT (SELECT count() FROM calls) + (SELECT count() FROM feedback)"
+        " + (SELECT count() FROM dead_letters)")
+"""Every row the pipeline writes for an input event: stored or dead-lettered."""
+
+
 def _rows(store: Store) -> int:
-    return int(store.query("SELECT (SELECT count() FROM calls) + (SELECT count() FROM feedback)"
-                           " + (SELECT count() FROM dead_letters)").scalar())
+    return int(store.query(ROWS).scalar())
 
 
 def _stored_ids(store: Store) -> set[uuid.UUID]:

@@ -1,4 +1,11 @@
-"""Test helper: run ``llmpulse worker`` as a real process, wait until it consumes."""
+"""Test helper: run ``llmpulse worker`` as a real process, wait until it consumes.
+
+Usage (``ensure_topics`` makes the whole catalogue, the worker's internal topics too)::
+
+    ensure_topics(bootstrap, prefix=prefix, partitions=2)
+    with WorkerProcess(bootstrap, prefix, tmp_path / "w") as worker:
+        ...  # read llm.enriched, or the store behind running_sink (sink_thread.py)
+"""
 
 from __future__ import annotations
 

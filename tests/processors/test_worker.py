@@ -25,7 +25,6 @@ from llmpulse.schemas import (
     encode_event,
     partition_for,
 )
-from llmpulse.schemas.topics import TopicSpec
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PARTITIONS = 2
@@ -34,10 +33,7 @@ PARTITIONS = 2
 @pytest.fixture
 def prefix(kafka_bootstrap: str) -> str:
     p = f"w{uuid.uuid4().hex[:8]}."
-    ensure_topics(kafka_bootstrap, prefix=p, partitions=PARTITIONS)
-    ensure_topics(kafka_bootstrap, specs=[TopicSpec(
-        name=f"{p}llm.enriched.pending", key="call_id", value="EnrichedCall",
-        description="internal", partitions=PARTITIONS)])
+    ensure_topics(kafka_bootstrap, prefix=p, partitions=PARTITIONS)  # llm.enriched.pending too
     return p
 
 

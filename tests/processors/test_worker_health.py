@@ -18,7 +18,6 @@ from worker_process import WorkerProcess
 from llmpulse.cli.topics import ensure_topics
 from llmpulse.processors.worker.health import Watchdog
 from llmpulse.schemas import PromptEvent, ResponseEvent, encode_event, partition_for
-from llmpulse.schemas.topics import TopicSpec
 
 PARTITIONS = 2
 
@@ -75,9 +74,6 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_the_worker_serves_its_health_and_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
     prefix = f"wh{uuid.uuid4().hex[:8]}."
     ensure_topics(kafka_bootstrap, prefix=prefix, partitions=PARTITIONS)
-    ensure_topics(kafka_bootstrap, specs=[TopicSpec(
-        name=f"{prefix}llm.enriched.pending", key="call_id", value="EnrichedCall",
-        description="internal", partitions=PARTITIONS)])
     port = free_port()
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for i in range(20):

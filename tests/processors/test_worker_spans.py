@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from kafka_events import read_events
+from sink_thread import running_sink
 from store_rows import wait_rows
 from worker_process import WorkerProcess
 
@@ -25,8 +25,6 @@ from llmpulse.schemas import (
     event_key,
     partition_for,
 )
-from llmpulse.schemas.topics import TopicSpec
-from llmpulse.sinks.sink import Sink, SinkConfig
 from llmpulse.sinks.store import Store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -52,9 +50,6 @@ def test_spans_go_through_a_worker_into_the_store_with_their_verdicts(
         kafka_bootstrap: str, store: Store, tmp_path: Path) -> None:
     prefix = f"s{uuid.uuid4().hex[:8]}."
     ensure_topics(kafka_bootstrap, prefix=prefix, partitions=PARTITIONS)
-    ensure_topics(kafka_bootstrap, specs=[TopicSpec(
-        name=f"{prefix}llm.enriched.pending", key="call_id", value="EnrichedCall",
-        description="internal", partitions=PARTITIONS)])
     root = "f" * 16
     agent = [
         span(1, AGENT, parent=root), span(2, AGENT, parent=root), span(3, AGENT, parent=root),
@@ -87,25 +82,17 @@ def test_spans_go_through_a_worker_into_the_store_with_their_verdicts(
     send(encode_batch([encode_event(s) for s in other]), OTHER)
     assert producer.flush(10) == 0
 
-    sink = Sink(SinkConfig(bootstrap_servers=kafka_bootstrap, prefix=prefix,
-                           group_id=f"{prefix}sink", batch_seconds=0.5), store)
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w") as worker:
-            stored = wait_rows(store, "SELECT count() FROM spans", len(agent) + len(other))
-            verdicts = wait_rows(store, "SELECT count() FROM guardrail_verdicts WHERE span_id != ''", 5)
-            dlq = read_events(kafka_bootstrap, [f"{prefix}llm.dlq"], expected=3, timeout_s=30)
-            # one more span after the bad ones: the worker is still there and takes it
-            send(encode_event(span(0xE, OTHER, tool="answer")), OTHER)
-            assert producer.flush(10) == 0
-            late = wait_rows(store, "SELECT count() FROM spans", len(agent) + len(other) + 1)
-            alive = worker.proc is not None and worker.proc.poll() is None
-            log = worker.tail(100)
-    finally:
-        stop.set()
-        thread.join(30)
+    with (running_sink(kafka_bootstrap, prefix, store),
+          WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w") as worker):
+        stored = wait_rows(store, "SELECT count() FROM spans", len(agent) + len(other))
+        verdicts = wait_rows(store, "SELECT count() FROM guardrail_verdicts WHERE span_id != ''", 5)
+        dlq = read_events(kafka_bootstrap, [f"{prefix}llm.dlq"], expected=3, timeout_s=30)
+        # one more span after the bad ones: the worker is still there and takes it
+        send(encode_event(span(0xE, OTHER, tool="answer")), OTHER)
+        assert producer.flush(10) == 0
+        late = wait_rows(store, "SELECT count() FROM spans", len(agent) + len(other) + 1)
+        alive = worker.proc is not None and worker.proc.poll() is None
+        log = worker.tail(100)
     assert stored == len(agent) + len(other) and late == stored + 1 and alive, log
     assert verdicts >= 5, log
 
@@ -154,20 +141,12 @@ def test_ten_thousand_spans_of_one_trace_are_all_stored_and_the_state_stays_boun
         producer.produce(f"{prefix}llm.spans", batch, trace.encode(),
                          partition=partition_for(trace, PARTITIONS))
     assert producer.flush(10) == 0
-    sink = Sink(SinkConfig(bootstrap_servers=kafka_bootstrap, prefix=prefix,
-                           group_id=f"{prefix}sink", batch_seconds=0.5), store)
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w") as worker:
-            stored = wait_rows(store, "SELECT count() FROM spans", 10_000, timeout_s=120)
-            loops = wait_rows(store, "SELECT count() FROM guardrail_verdicts WHERE rule_id = 'agent_loop'",
-                              1_000, timeout_s=60)
-            log = worker.tail(60)
-    finally:
-        stop.set()
-        thread.join(30)
+    with (running_sink(kafka_bootstrap, prefix, store),
+          WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w") as worker):
+        stored = wait_rows(store, "SELECT count() FROM spans", 10_000, timeout_s=120)
+        loops = wait_rows(store, "SELECT count() FROM guardrail_verdicts WHERE rule_id = 'agent_loop'",
+                          1_000, timeout_s=60)
+        log = worker.tail(60)
     assert stored == 10_000, log
     # job j's third poll is span j + 3,001: jobs 0-999 (remembered) flag spans 3,001-4,000;
     # jobs 1,000-1,499 would flag spans 4,001-4,500 had the state kept every span
