@@ -196,14 +196,20 @@ def as_text(value: Any) -> str:
 _text = as_text
 
 
-def _parts_text(parts: Any) -> str:
-    """The text of a message's parts: text parts as they are, tool results as compact JSON;
-    tool calls (read by ``_tool_calls``), reasoning, media and unknown parts are left out."""
-    if isinstance(parts, str):
-        return parts
+def _read_parts(parts: Any) -> tuple[str, list[dict[str, Any]], Any]:
+    """A message's parts in one pass: their text, their tool calls and the id of the first
+    tool result (None if none).
+
+    The text: text parts as they are, tool results as compact JSON; tool calls, reasoning,
+    media and unknown parts are left out. The tool calls: the ``tool_call`` parts (current
+    conventions), or the items of OpenAI's ``tool_calls`` list (``{"id", "function":
+    {"name", "arguments"}}``), or already-read calls (``{"id", "name", "arguments"}``,
+    indexed attributes)."""
     if not isinstance(parts, list):
-        return ""
-    texts = []
+        return (parts if isinstance(parts, str) else ""), [], None
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    answered = None
     for part in parts:
         if isinstance(part, str):
             texts.append(part)
@@ -211,11 +217,38 @@ def _parts_text(parts: Any) -> str:
         if not isinstance(part, dict):
             continue
         kind = part.get("type", "text")
-        if kind == "text" and part.get("content") is not None:
-            texts.append(_text(part["content"]))
+        if kind == "text":
+            content = part.get("content")
+            if content is not None:
+                texts.append(content if isinstance(content, str) else _text(content))
+                if len(part) == 2 and "type" in part:  # {"type", "content"}: nothing more to read
+                    continue
         elif kind == "tool_call_response":
             texts.append(_text(part.get("response", part.get("result"))))
-    return "\n".join(texts)
+            if answered is None and part.get("id"):
+                answered = part["id"]
+        if kind == "tool_call":
+            call = tool_call(part.get("id"), part.get("name"), part.get("arguments"))
+        elif isinstance(part.get("function"), dict):
+            function = part["function"]
+            call = tool_call(part.get("id"), function.get("name"), function.get("arguments"))
+        elif "name" in part and "arguments" in part:
+            call = tool_call(part.get("id"), part["name"], part["arguments"])
+        else:
+            continue
+        if call is not None:
+            calls.append(call)
+    return "\n".join(texts), calls, answered
+
+
+def _parts_text(parts: Any) -> str:
+    """The text of a message's parts (see ``_read_parts``)."""
+    return _read_parts(parts)[0]
+
+
+def _tool_calls(parts: Any) -> list[dict[str, Any]]:
+    """The tool calls of a message's parts or of a ``tool_calls`` list (see ``_read_parts``)."""
+    return _read_parts(parts)[1]
 
 
 def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any] | None:
@@ -227,45 +260,22 @@ def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any] | None:
             "arguments": "" if arguments is None else _text(arguments)}
 
 
-def _tool_calls(parts: Any) -> list[dict[str, Any]]:
-    """The ``tool_call`` parts of a message (current conventions), or OpenAI's
-    ``tool_calls`` list (``{"id", "function": {"name", "arguments"}}``)."""
-    if not isinstance(parts, list):
-        return []
-    calls = []
-    for part in parts:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "tool_call":
-            call = tool_call(part.get("id"), part.get("name"), part.get("arguments"))
-        elif isinstance(part.get("function"), dict):
-            function = part["function"]
-            call = tool_call(part.get("id"), function.get("name"), function.get("arguments"))
-        elif "name" in part and "arguments" in part:  # already read (indexed attributes)
-            call = tool_call(part.get("id"), part["name"], part["arguments"])
-        else:
-            continue
-        if call is not None:
-            calls.append(call)
-    return calls
-
-
-def _message(item: Any, key: str) -> dict[str, Any] | None:
+def _message(item: Any, key: str) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise SchemaError("invalid_value", f"{key} holds a {type(item).__name__}, not a message",
                           field=f"$.attributes.{key}")
     role = _ROLES.get(str(item.get("role", "user")).lower(), "user")
-    parts = item["parts"] if "parts" in item else item.get("content")
-    message: dict[str, Any] = {"role": role, "content": _parts_text(parts)}
+    text, calls, answered = _read_parts(item["parts"] if "parts" in item else item.get("content"))
+    message: dict[str, Any] = {"role": role, "content": text}
     if isinstance(item.get("name"), str):
         message["name"] = item["name"]
-    calls = _tool_calls(parts) + _tool_calls(item.get("tool_calls"))
+    listed = item.get("tool_calls")
+    if listed is not None:
+        calls = calls + _tool_calls(listed)
     if calls:
         message["tool_calls"] = calls
-    answered = item.get("tool_call_id")
-    if answered is None and isinstance(parts, list):
-        answered = next((p.get("id") for p in parts if isinstance(p, dict)
-                         and p.get("type") == "tool_call_response" and p.get("id")), None)
+    if item.get("tool_call_id") is not None:
+        answered = item["tool_call_id"]
     if answered is not None:
         message["tool_call_id"] = str(answered)
     return message
@@ -274,7 +284,7 @@ def _message(item: Any, key: str) -> dict[str, Any] | None:
 def _messages(key: str, value: Any) -> list[dict[str, Any]]:
     data = structured(key, value)
     items = data if isinstance(data, list) else [data]
-    return [m for m in (_message(item, key) for item in items) if m is not None]
+    return [_message(item, key) for item in items]
 
 
 def _indexed(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
@@ -316,7 +326,7 @@ def input_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> lis
         return messages + _messages("gen_ai.input.messages", attrs["gen_ai.input.messages"])
     indexed = _indexed(attrs, "gen_ai.prompt")
     if indexed:
-        return messages + [m for m in (_message(i, "gen_ai.prompt") for i in indexed) if m]
+        return messages + [_message(i, "gen_ai.prompt") for i in indexed]
     events = list(events)
     for name, event_attrs in events:
         if name == "gen_ai.content.prompt" and event_attrs.get("gen_ai.prompt") is not None:
@@ -351,13 +361,12 @@ def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> Output:
     if attrs.get("gen_ai.output.messages") is not None:
         data = structured("gen_ai.output.messages", attrs["gen_ai.output.messages"])
         items = data if isinstance(data, list) else [data]
-        for item in items:
-            message = _message(item, "gen_ai.output.messages")
-            if message is not None:
-                reason = item.get("finish_reason")
-                return (message["content"], reason if isinstance(reason, str) else None,
-                        message.get("tool_calls", []))
-        return "", None, []
+        if not items:
+            return "", None, []
+        message = _message(items[0], "gen_ai.output.messages")
+        reason = items[0].get("finish_reason")
+        return (message["content"], reason if isinstance(reason, str) else None,
+                message.get("tool_calls", []))
     indexed = _indexed(attrs, "gen_ai.completion")
     if indexed:
         reason = indexed[0]["finish_reason"]

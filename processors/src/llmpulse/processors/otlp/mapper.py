@@ -188,13 +188,13 @@ class OtlpMapper:
                 resource_error = (exc if isinstance(exc, SchemaError) else
                                   SchemaError("too_deep", str(exc), field="$.resource.attributes"))
             for scope_spans in resource_spans.scope_spans:
+                scope_name = scope_spans.scope.name[:256] or None
                 for span in scope_spans.spans:
                     out.spans += 1
-                    self.counts["spans"] += 1
                     try:
                         if resource is None:
                             raise resource_error
-                        events = self._map_span(view, scope_spans, span)
+                        events = self._map_span(view, scope_name, span)
                     except SchemaError as exc:
                         self._reject(out, exc, resource_spans, scope_spans, span, source)
                         continue
@@ -211,6 +211,7 @@ class OtlpMapper:
                     else:
                         out.prompts.append(events[0])
                         out.responses.append(events[1])
+        self.counts["spans"] += out.spans
         self.counts["calls"] += len(out.prompts)
         self.counts["steps"] += len(out.span_events)
         self.counts["skipped"] += out.skipped
@@ -224,7 +225,7 @@ class OtlpMapper:
                                  "deployment.environment"),
             token_hash=token_hash if isinstance(token_hash, str) else None)
 
-    def _map_span(self, resource: _ResourceView, scope: ScopeSpans,
+    def _map_span(self, resource: _ResourceView, scope_name: str | None,
                   span: Span) -> tuple[PromptEvent, ResponseEvent] | SpanEvent | None:
         try:
             attrs = attributes(span.attributes)
@@ -278,21 +279,21 @@ class OtlpMapper:
             "request_model": c.as_str(attrs, "gen_ai.request.model", "llm.request.model"),
             "provider": provider,
         }
-        origin = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256],
-                  "otel.scope.name": scope.scope.name[:256] or None}
-        usage = {name: c.as_int(attrs, *keys) for name, keys in _USAGE.items()}
+        origin: dict[str, Any] = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256]}
+        if scope_name:
+            origin["otel.scope.name"] = scope_name
+        usage = {name: value for name, keys in _USAGE.items()
+                 if (value := c.as_int(attrs, *keys)) is not None}
         error = _error(span, attrs, events)
         if step:
             return self._step(common, operation, span, attrs, events, origin, usage, error)
         prompt_id, response_id = _event_ids(start_ns, call_id)
-        prompt = dict(common, event_id=prompt_id,
-                      occurred_at=_time(start_ns), operation=operation,
-                      messages=c.input_messages(attrs, events),
-                      temperature=c.as_float(attrs, "gen_ai.request.temperature"),
-                      max_tokens=c.as_int(attrs, "gen_ai.request.max_tokens"),
-                      top_p=c.as_float(attrs, "gen_ai.request.top_p"),
-                      expects_json=c.as_str(attrs, "gen_ai.output.type") == "json",
-                      attributes=_primitive(origin, {k: attrs.get(k) for k in _REQUEST_EXTRAS}))
+        messages = c.input_messages(attrs, events)
+        temperature = c.as_float(attrs, "gen_ai.request.temperature")
+        max_tokens = c.as_int(attrs, "gen_ai.request.max_tokens")
+        top_p = c.as_float(attrs, "gen_ai.request.top_p")
+        expects_json = c.as_str(attrs, "gen_ai.output.type") == "json"
+        prompt_attributes = _with_extras(origin, attrs, _REQUEST_EXTRAS)
         text, reason, tool_calls = c.output(attrs, events)
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
                           "gen_ai.response.time_to_first_token")
@@ -300,23 +301,37 @@ class OtlpMapper:
             chunks = [e.time_unix_nano for e in span.events
                       if e.name == "gen_ai.content.completion.chunk" and e.time_unix_nano]
             ttfc = (min(chunks) - start_ns) / 1e9 if chunks and min(chunks) >= start_ns else None
-        response = dict(common, event_id=response_id,
-                        occurred_at=_time(end_ns),
-                        text=text if text is not None or error else "",
-                        error=error, tool_calls=tool_calls,
-                        finish_reason=c.as_str(attrs, "gen_ai.response.finish_reasons") or reason,
-                        response_model=c.as_str(attrs, "gen_ai.response.model"),
-                        response_id=c.as_str(attrs, "gen_ai.response.id"),
-                        usage={k: v for k, v in usage.items() if v is not None} or None,
-                        latency_ms=(end_ns - start_ns) / 1e6,
-                        time_to_first_token_ms=None if ttfc is None else ttfc * 1000.0,
-                        streamed=bool(c.as_bool(attrs, "gen_ai.request.stream", "gen_ai.is_streaming",
-                                               "llm.is_streaming")),
-                        attributes=_primitive(origin))
-        return self._event(prompt, PromptEvent), self._event(response, ResponseEvent)
+        finish_reason = c.as_str(attrs, "gen_ai.response.finish_reasons") or reason
+        response_model = c.as_str(attrs, "gen_ai.response.model")
+        model_response_id = c.as_str(attrs, "gen_ai.response.id")
+        streamed = bool(c.as_bool(attrs, "gen_ai.request.stream", "gen_ai.is_streaming",
+                                  "llm.is_streaming"))
+        # The events are built directly (the readers above checked every type; a None is the
+        # field's default) and held to the contract's ranges and the size limits.
+        _non_negative("max_tokens", max_tokens)
+        prompt = PromptEvent(
+            **common, event_id=prompt_id, occurred_at=_time(start_ns), operation=operation,
+            messages=[self._message(m) for m in messages], temperature=temperature,
+            max_tokens=max_tokens, top_p=top_p, expects_json=expects_json,
+            attributes=prompt_attributes)
+        validate_event(prompt, self.limits, now=self._now)
+        latency_ms = (end_ns - start_ns) / 1e6
+        ttft_ms = None if ttfc is None else ttfc * 1000.0
+        _non_negative("latency_ms", latency_ms)
+        _non_negative("time_to_first_token_ms", ttft_ms)
+        response = ResponseEvent(
+            **common, event_id=response_id, occurred_at=_time(end_ns),
+            text=text if text is not None or error else "",
+            error=None if error is None else ErrorInfo(**error),
+            tool_calls=[self._tool(t) for t in tool_calls], finish_reason=finish_reason,
+            response_model=response_model, response_id=model_response_id,
+            usage=_usage(usage), latency_ms=latency_ms, time_to_first_token_ms=ttft_ms,
+            streamed=streamed, attributes=origin)
+        validate_event(response, self.limits, now=self._now)
+        return prompt, response
 
     def _step(self, common: dict[str, Any], operation: str, span: Span, attrs: dict[str, Any],
-              events: Sequence[c.SpanEvent], origin: dict[str, Any], usage: dict[str, int | None],
+              events: Sequence[c.SpanEvent], origin: dict[str, Any], usage: dict[str, int],
               error: dict[str, str] | None) -> SpanEvent:
         """A tool execution, agent invocation or retrieval span as a ``SpanEvent``; tool
         arguments and the result are cut to the limits and flagged, never dead-lettered."""
@@ -338,8 +353,7 @@ class OtlpMapper:
             tool=None if tool_name is None else c.tool_call(
                 c.as_str(attrs, "gen_ai.tool.call.id"), tool_name, arguments),
             result_preview=preview, result_truncated=cut,
-            usage={k: v for k, v in usage.items() if v is not None} or None,
-            attributes=_primitive(origin, {k: attrs.get(k) for k in _STEP_EXTRAS}))
+            usage=usage, attributes=_with_extras(origin, attrs, _STEP_EXTRAS))
         return self._event(step, SpanEvent)  # type: ignore[no-any-return]
 
     def _tool(self, call: dict[str, Any]) -> ToolCall:
@@ -347,26 +361,18 @@ class OtlpMapper:
         arguments, cut = bounded_text(call["arguments"], self.limits.max_tool_arguments_chars)
         return ToolCall(id=call["id"], name=call["name"], arguments=arguments, arguments_truncated=cut)
 
+    def _message(self, message: dict[str, Any]) -> ChatMessage:
+        calls = message.get("tool_calls")
+        if calls:
+            return ChatMessage(**dict(message, tool_calls=[self._tool(t) for t in calls]))
+        return ChatMessage(**message)
+
     def _event(self, data: dict[str, Any], kind: type[Any]) -> Any:
         """The event, built directly (the readers above already checked every type) and
         held to the contract's ranges and the size limits."""
         for name in _NON_NEGATIVE:
-            value = data.get(name)
-            if value is not None and value < 0:
-                raise SchemaError("invalid_value", f"{name} is {value}, expected >= 0",
-                                  field=f"$.{name}")
-        usage = data.get("usage")
-        if usage:
-            for name, value in usage.items():
-                if value < 0:
-                    raise SchemaError("invalid_value", f"usage.{name} is {value}, expected >= 0",
-                                      field=f"$.usage.{name}")
-            data["usage"] = TokenUsage(**usage)
-        if data.get("messages"):
-            data["messages"] = [ChatMessage(**dict(m, tool_calls=[self._tool(t) for t in m["tool_calls"]]))
-                                if m.get("tool_calls") else ChatMessage(**m) for m in data["messages"]]
-        if data.get("tool_calls"):
-            data["tool_calls"] = [self._tool(t) for t in data["tool_calls"]]
+            _non_negative(name, data.get(name))
+        data["usage"] = _usage(data.get("usage"))
         if data.get("tool"):
             data["tool"] = self._tool(data["tool"])
         if data.get("error"):
@@ -401,16 +407,33 @@ def _time(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
-def _primitive(*maps: dict[str, Any]) -> dict[str, Any]:
-    """Attributes for the open map: lists become JSON text, None is left out."""
-    out: dict[str, Any] = {}
-    for values in maps:
-        for key, value in values.items():
-            if value is None:
-                continue
-            if isinstance(value, list | dict | bytes):
-                value = json.dumps(value, ensure_ascii=False, default=str)
-            out[key] = value
+def _non_negative(name: str, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise SchemaError("invalid_value", f"{name} is {value}, expected >= 0", field=f"$.{name}")
+
+
+def _usage(usage: dict[str, int] | None) -> TokenUsage | None:
+    """The token counts given (None if none), each at least 0."""
+    if not usage:
+        return None
+    for name, value in usage.items():
+        if value < 0:
+            raise SchemaError("invalid_value", f"usage.{name} is {value}, expected >= 0",
+                              field=f"$.usage.{name}")
+    return TokenUsage(**usage)
+
+
+def _with_extras(origin: dict[str, Any], attrs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The open attribute map: ``origin`` and those of ``keys`` the span has, lists, maps
+    and bytes as JSON text."""
+    out = dict(origin)
+    for key in keys:
+        value = attrs.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list | dict | bytes):
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        out[key] = value
     return out
 
 
