@@ -29,6 +29,7 @@ from typing import Any
 
 import faust
 
+from llmpulse.processors._partitions import partitions_for
 from llmpulse.processors.otlp.mapper import OtlpMapper
 from llmpulse.processors.worker import WorkerSettings
 from llmpulse.processors.worker.faust_app import configured_app
@@ -40,7 +41,6 @@ from llmpulse.schemas import (
     encode_batch,
     encode_event,
     event_key,
-    partition_for,
 )
 from llmpulse.schemas.health import PipelineMetrics
 from llmpulse.schemas.topics import DLQ, OTLP_SPANS, PROMPTS, RESPONSES, SPANS
@@ -58,10 +58,10 @@ def records_by_partition(events: Sequence[Event], partitions: int
     """(partition, key, value) batch records: the events of each partition of their key
     (``event_key``: the ``call_id``, a span's ``trace_id``), at most ``MAX_BATCH_EVENTS`` per
     record, keyed by the first event's key (as the SDK)."""
+    keys = [event_key(event) for event in events]
     groups: dict[int, list[tuple[str, Event]]] = {}
-    for event in events:
-        key = event_key(event)
-        groups.setdefault(partition_for(key, partitions), []).append((key, event))
+    for key, event, partition in zip(keys, events, partitions_for(keys, partitions), strict=True):
+        groups.setdefault(partition, []).append((key, event))
     for partition, group in groups.items():
         for start in range(0, len(group), MAX_BATCH_EVENTS):
             chunk = group[start:start + MAX_BATCH_EVENTS]
