@@ -20,6 +20,8 @@ TOOLS="$ROOT/tools/kafka"
 LIB="$TOOLS/target/lib"
 LOG4J2="$TOOLS/log4j2.xml"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+# shellcheck source=scripts/lib/daemon.sh
+source "$ROOT/scripts/lib/daemon.sh"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -43,24 +45,20 @@ free_port() {
     local p i
     for i in $(seq 1 200); do
         p=$((20000 + RANDOM % 40000))
-        if ! port_open "$p"; then echo "$p"; return; fi
+        if ! port_open 127.0.0.1 "$p"; then echo "$p"; return; fi
     done
     die "no free port found"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # pid of the broker of dir $1 if it is running, else nothing (and a stale pid file is removed).
-running_pid() {
-    local dir="$1" pid
-    [[ -f "$dir/broker.pid" ]] || return 0
-    pid="$(cat "$dir/broker.pid" 2>/dev/null || true)"
-    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ -r "/proc/$pid/cmdline" ]] \
-        && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $dir/server.properties"; then
-        echo "$pid"
-    else
-        rm -f "$dir/broker.pid"
-    fi
+running_pid() { daemon_pid "$1/broker.pid" "kafka.Kafka $1/server.properties"; }
+
+# Where the broker of dir $1 answers, for `status`: host, port, label.
+endpoint() {
+    local port
+    port="$(prop "$1/server.properties" listeners)"
+    port="${port#PLAINTEXT://127.0.0.1:}"
+    echo "127.0.0.1 ${port%%,*} bootstrap=127.0.0.1:${port%%,*}"
 }
 
 prop() { # prop FILE KEY -> value or nothing
@@ -113,13 +111,13 @@ cmd_start() {
     fi
 
     cmd_fetch
-    if port_open "$port"; then
+    if port_open 127.0.0.1 "$port"; then
         die "port $port on 127.0.0.1 is already in use"
     fi
     if [[ -z "$cport" ]]; then
         cport="$(prop "$props" controller.quorum.bootstrap.servers)"
         cport="${cport##*:}"
-        if [[ -z "$cport" ]] || port_open "$cport" || [[ "$cport" == "$port" ]]; then
+        if [[ -z "$cport" ]] || port_open 127.0.0.1 "$cport" || [[ "$cport" == "$port" ]]; then
             cport="$(free_port)"
             [[ "$cport" != "$port" ]] || cport="$(free_port)"
         fi
@@ -196,7 +194,7 @@ EOF
             ((size >= offset)) || from=1 # rolled over
             if tail -c +"$from" "$log" | grep -q "Kafka Server started"; then started=1; fi
         fi
-        if [[ -n "$started" ]] && port_open "$port"; then
+        if [[ -n "$started" ]] && port_open 127.0.0.1 "$port"; then
             break
         fi
         if ((SECONDS >= deadline)); then
@@ -214,66 +212,9 @@ EOF
     echo "kafka.sh: broker ready on 127.0.0.1:$port (controller $cport, pid $pid) in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
 }
 
-cmd_stop() {
-    local dir="" timeout="${KAFKA_STOP_TIMEOUT:-30}"
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --dir) dir="$2"; shift 2 ;;
-            --timeout) timeout="$2"; shift 2 ;;
-            *) usage ;;
-        esac
-    done
-    [[ -n "$dir" ]] || usage
-    [[ -d "$dir" ]] || { echo "kafka.sh: no such dir $dir (not running)"; return 0; }
-    dir="$(cd "$dir" && pwd)"
-    local pid
-    pid="$(running_pid "$dir")"
-    if [[ -z "$pid" ]]; then
-        echo "kafka.sh: broker not running ($dir)"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + timeout))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            echo "kafka.sh: broker pid $pid did not stop in ${timeout}s, sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.1
-    done
-    rm -f "$dir/broker.pid"
-    echo "kafka.sh: broker stopped (pid $pid)"
-}
+cmd_stop() { daemon_cmd_stop kafka.sh broker broker.pid "${KAFKA_STOP_TIMEOUT:-30}" "$@"; }
 
-cmd_status() {
-    local dir=""
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --dir) dir="$2"; shift 2 ;;
-            *) usage ;;
-        esac
-    done
-    [[ -n "$dir" ]] || usage
-    [[ -d "$dir" ]] || { echo "stopped"; return 3; }
-    dir="$(cd "$dir" && pwd)"
-    local pid listeners port
-    pid="$(running_pid "$dir")"
-    if [[ -z "$pid" ]]; then
-        echo "stopped"
-        return 3
-    fi
-    listeners="$(prop "$dir/server.properties" listeners)"
-    port="${listeners#PLAINTEXT://127.0.0.1:}"
-    port="${port%%,*}"
-    if port_open "$port"; then
-        echo "running pid=$pid bootstrap=127.0.0.1:$port"
-    else
-        echo "starting pid=$pid bootstrap=127.0.0.1:$port (not answering yet)"
-        return 4
-    fi
-}
+cmd_status() { daemon_cmd_status "$@"; }
 
 [[ $# -ge 1 ]] || usage
 sub="$1"; shift

@@ -21,6 +21,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/tools/otelcol"
 BIN="$TOOLS/bin/llmpulse-otelcol"
 STAMP="$TOOLS/bin/.build-stamp"
+# shellcheck source=scripts/lib/daemon.sh
+source "$ROOT/scripts/lib/daemon.sh"
 
 die() { echo "otelcol.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -58,23 +60,19 @@ cmd_build() {
     echo "otelcol.sh: built in $((SECONDS - t0))s ($(du -h "$BIN" | cut -f1))" >&2
 }
 
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-
-running_pid() {
-    local dir="$1" pid
-    [[ -f "$dir/otelcol.pid" ]] || return 0
-    pid="$(cat "$dir/otelcol.pid" 2>/dev/null || true)"
-    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ -r "/proc/$pid/cmdline" ]] \
-        && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "llmpulse-otelcol"; then
-        echo "$pid"
-    else
-        rm -f "$dir/otelcol.pid"
-    fi
-}
+# pid of the Collector of dir $1 if it is running, else nothing (a stale pid file is removed).
+running_pid() { daemon_pid "$1/otelcol.pid" "llmpulse-otelcol"; }
 
 envval() { # envval FILE KEY
     [[ -f "$1" ]] || return 0
     sed -n "s/^export $2=//p" "$1" | tail -n 1 | sed "s/^'//; s/'\$//"
+}
+
+# Where the Collector of dir $1 answers OTLP/HTTP, for `status`: host, port, label.
+endpoint() {
+    local http
+    http="$(envval "$1/otelcol.env" LLMPULSE_OTEL_HTTP_ENDPOINT)"
+    echo "${http%:*} ${http##*:} http=$http"
 }
 
 cmd_start() {
@@ -158,60 +156,9 @@ EOF
     echo "otelcol.sh: Collector ready on OTLP/HTTP $http, OTLP/gRPC $grpc (pid $pid)"
 }
 
-cmd_stop() {
-    local dir="" timeout="${OTELCOL_STOP_TIMEOUT:-30}"
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --dir) dir="$2"; shift 2 ;;
-            --timeout) timeout="$2"; shift 2 ;;
-            *) usage ;;
-        esac
-    done
-    [[ -n "$dir" ]] || usage
-    [[ -d "$dir" ]] || { echo "otelcol.sh: no such dir $dir (not running)"; return 0; }
-    dir="$(cd "$dir" && pwd)"
-    local pid
-    pid="$(running_pid "$dir")"
-    if [[ -z "$pid" ]]; then
-        echo "otelcol.sh: Collector not running ($dir)"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + timeout))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            echo "otelcol.sh: pid $pid did not stop in ${timeout}s, sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    rm -f "$dir/otelcol.pid"
-    echo "otelcol.sh: Collector stopped (pid $pid)"
-}
+cmd_stop() { daemon_cmd_stop otelcol.sh Collector otelcol.pid "${OTELCOL_STOP_TIMEOUT:-30}" "$@"; }
 
-cmd_status() {
-    local dir=""
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --dir) dir="$2"; shift 2 ;;
-            *) usage ;;
-        esac
-    done
-    [[ -n "$dir" ]] || usage
-    [[ -d "$dir" ]] || { echo "stopped"; return 3; }
-    dir="$(cd "$dir" && pwd)"
-    local pid http
-    pid="$(running_pid "$dir")"
-    [[ -n "$pid" ]] || { echo "stopped"; return 3; }
-    http="$(envval "$dir/otelcol.env" LLMPULSE_OTEL_HTTP_ENDPOINT)"
-    if port_open "${http%:*}" "${http##*:}"; then
-        echo "running pid=$pid http=$http"
-    else
-        echo "starting pid=$pid http=$http (not answering yet)"
-        return 4
-    fi
-}
+cmd_status() { daemon_cmd_status "$@"; }
 
 [[ $# -ge 1 ]] || usage
 sub="$1"; shift
