@@ -114,3 +114,24 @@ def test_latency_tokens_and_throughput():
     call.response.usage = None
     scores = by_name(OperationsScorer(), call)
     assert scores["input_tokens"].status == "unavailable" and scores["input_tokens"].value is None
+
+
+def test_load_light_reads_the_price_table_before_the_first_call():
+    """The worker calls ``Enricher.load_light()`` at start: genai-prices' table (about a
+    second of CPU) is read then, not inside the first batch's first lookup. A fresh
+    interpreter, so no other test has read it already."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from llmpulse.processors.config import load_config\n"
+        "from llmpulse.processors.pipeline import Enricher\n"
+        "enricher = Enricher(load_config(environ={}), batched_scorers=[])\n"
+        "before = 'genai_prices.data_snapshot' in sys.modules\n"
+        "enricher.load_light()\n"
+        "from genai_prices import data_snapshot\n"
+        "print(before, data_snapshot._bundled_snapshot.cache_info().currsize)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "1"]  # not read by building the scorer; read by load_light

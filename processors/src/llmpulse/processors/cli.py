@@ -72,6 +72,8 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
         options["app_id"] = f"llmpulse-processors-{role}"
     settings = WorkerSettings.fast(**options) if fast else WorkerSettings(**options)
     enricher = Enricher(load_config(config_path))
+    if role in {"all", "light"}:
+        enricher.load_light()
     if role in {"all", "heavy"} and not no_heavy:
         backends = enricher.load_models()
         logging.getLogger(__name__).info("model scorers: %s", backends)

@@ -198,6 +198,14 @@ class Enricher:
                              for rule_id, backend in policy.load_models().items()})
         return backends
 
+    def load_light(self) -> None:
+        """Load what the light scorers would load at their first call (the price table):
+        a worker calls this at start, so its first batch does not pay it."""
+        for scorer in self.light_scorers:
+            load = getattr(scorer, "load", None)
+            if load is not None:
+                load()
+
     def light(self, pairs: Sequence[CallPair]) -> list[EnrichedCall]:
         """Join, run the light scorers and the guardrails' text rules, apply redactions."""
         policy = self.policy

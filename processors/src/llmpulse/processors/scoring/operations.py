@@ -173,6 +173,14 @@ class PriceTable:
                 overrides[name] = (msgspec.structs.replace(price, tiers=tiers), str(path), when)
         return cls(overrides)
 
+    def preload(self) -> None:
+        """Load genai-prices' table now (~1 s of CPU, once a process) instead of at the
+        first lookup that needs it: a worker calls this at start, so its first batch
+        does not pay it."""
+        from genai_prices import data_snapshot
+
+        data_snapshot.get_snapshot()
+
     def lookup(self, model: str, *, provider: str | None = None,
                at: datetime | None = None) -> PriceQuote | None:
         """The price of ``model`` (``provider/`` prefixes and case ignored) on the day ``at``
@@ -221,6 +229,10 @@ class OperationsScorer:
         config = config or OperationsConfig()
         self.prices = prices or PriceTable.load(config.prices)
         self._table_backend = f"prices:{self.prices.version}"
+
+    def load(self) -> None:
+        """Load the price table now (see :meth:`PriceTable.preload`)."""
+        self.prices.preload()
 
     def score(self, calls: Sequence[EnrichedCall]) -> list[list[ScoreResult]]:
         """Score each call (light: no batching needed)."""
