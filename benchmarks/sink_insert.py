@@ -74,7 +74,7 @@ def main() -> None:
         store.migrate()
         started = time.perf_counter()
         for start in range(0, len(calls), args.batch):
-            store.client.insert("calls", r.call_columns(calls[start:start + args.batch]),
+            store.client.insert("calls", r.call_values(calls[start:start + args.batch]),
                                 column_names=list(r.CALL_COLUMNS), column_oriented=True)
         results["native_encoder"].append(len(calls) / (time.perf_counter() - started))
         store.close()
@@ -82,9 +82,11 @@ def main() -> None:
         store = Store.open(f"chdb://{folder}?database=b{uuid.uuid4().hex[:8]}")
         store.migrate()
         started = time.perf_counter()
-        batches = [r.call_columns(calls[s:s + args.batch]) for s in range(0, len(calls), args.batch)]
+        for s in range(0, len(calls), args.batch):
+            r.call_columns(calls[s:s + args.batch])
         mapping.append((time.perf_counter() - started) / len(calls) * 1e6)
-        tables = [_arrow(store, columns) for columns in batches]
+        tables = [_arrow(store, r.call_values(calls[s:s + args.batch]))
+                  for s in range(0, len(calls), args.batch)]
         raw = chdb.connect(folder)  # a bare handle on the same engine
         sql = f"INSERT INTO {store.database}.calls ({', '.join(r.CALL_COLUMNS)}) SELECT * FROM Python(frame)"
         started = time.perf_counter()

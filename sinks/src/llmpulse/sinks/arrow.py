@@ -28,7 +28,10 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["arrow_type", "to_arrow"]
 
@@ -39,7 +42,6 @@ _SCALARS: dict[str, pa.DataType] = {
     "Float32": pa.float32(), "Float64": pa.float64(),
 }
 _UUID = pa.binary(16)
-_LOW64 = (1 << 64) - 1
 _WRAPPER = re.compile(r"(\w+)\((.*)\)$", re.DOTALL)
 
 
@@ -88,14 +90,18 @@ def _split_pair(text: str) -> tuple[str, str]:
     raise ValueError(f"not a key, value pair: {text!r}")
 
 
-def _array(values: Sequence[Any], kind: pa.DataType, python_table: bool) -> pa.Array:
+def _array(values: Sequence[Any] | pa.Array, kind: pa.DataType, python_table: bool) -> pa.Array:
+    if isinstance(values, pa.Array):  # built for the whole batch by the row mapping
+        return values.cast(kind)
     if kind == _UUID:
-        if python_table:
-            # ClickHouse keeps a UUID as two little-endian 64-bit halves and chDB's
-            # Python() reader casts the 16 bytes as they lie: send the halves that way.
-            return pa.array([(((i & _LOW64) << 64) | (i >> 64)).to_bytes(16, "little") for i in (
-                v.int if type(v) is uuid.UUID else uuid.UUID(str(v)).int for v in values)], kind)
-        return pa.array([v.bytes if type(v) is uuid.UUID else uuid.UUID(str(v)).bytes for v in values], kind)
+        return _uuids(values, python_table)
+    if pa.types.is_timestamp(kind) and kind.unit == "us":
+        # RFC 3339 text from msgspec's C encoder, parsed by Arrow: ~4x faster than
+        # pyarrow converting each aware datetime (a utcoffset() call per value).
+        try:
+            return pc.cast(pa.array(msgspec.to_builtins(values), pa.string()), kind)
+        except pa.ArrowInvalid:  # a naive datetime (no offset): pyarrow reads it as UTC
+            return pa.array(values, kind)
     if pa.types.is_map(kind):
         # Flattened keys and values with offsets: far faster than a list of item pairs.
         offsets = pa.array([0, *itertools.accumulate(map(len, values))], pa.int32())
@@ -103,6 +109,16 @@ def _array(values: Sequence[Any], kind: pa.DataType, python_table: bool) -> pa.A
         items = pa.array([v for m in values for v in m.values()], kind.item_type)
         return pa.MapArray.from_arrays(offsets, keys, items)
     return pa.array(values, kind)
+
+
+def _uuids(values: Sequence[Any], python_table: bool) -> pa.Array:
+    """UUIDs (or their text) as 16 bytes each; for chDB's ``Python()`` reader in ClickHouse's
+    own order, two little-endian 64-bit halves (the reader casts the bytes as they lie)."""
+    data = np.frombuffer(b"".join([v.bytes if type(v) is uuid.UUID else uuid.UUID(str(v)).bytes
+                                   for v in values]), np.uint8)
+    if python_table:
+        data = data.reshape(-1, 2, 8)[:, :, ::-1]
+    return pa.FixedSizeBinaryArray.from_buffers(_UUID, len(values), [None, pa.py_buffer(data.tobytes())])
 
 
 @lru_cache(maxsize=256)

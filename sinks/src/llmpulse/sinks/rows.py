@@ -1,7 +1,10 @@
 """Events to table rows: the one place that maps the contracts onto the columns.
 
 Each ``*_row`` function returns a tuple in the order of its ``*_COLUMNS``; the writer
-transposes a list of them and inserts column-oriented.
+transposes a list of them and inserts column-oriented. The two big tables are built a
+batch at a time instead: ``call_columns`` and ``span_columns`` give one column per
+attribute, the nested parts of a call (scores, verdicts, maps, lists, the prompt's JSON)
+as Arrow arrays of the whole batch (``llmpulse.sinks.columns``).
 
 Example:
     >>> from llmpulse.schemas import EnrichedCall, ResponseEvent
@@ -15,11 +18,13 @@ Example:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from llmpulse.schemas import (
     Alert,
@@ -31,6 +36,17 @@ from llmpulse.schemas import (
     PromptLabel,
     PromptVersion,
     SpanEvent,
+)
+from llmpulse.sinks.columns import (
+    as_numpy,
+    as_python,
+    attribute_maps,
+    attributes_map,
+    json_lines,
+    last_per_key,
+    row_offsets,
+    string_lists,
+    string_maps,
 )
 
 __all__ = [
@@ -46,6 +62,7 @@ __all__ = [
     "attributes_map",
     "call_columns",
     "call_row",
+    "call_values",
     "dead_letter_row",
     "drift_row",
     "feedback_row",
@@ -60,7 +77,7 @@ TYPED_SCORES = ("quality", "toxicity", "relevance", "groundedness", "refusal")
 ``scores_unavailable`` and leaves its value NULL: never a silent zero."""
 
 _SEVERITY_RANK = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
-_SEVERITY_NAME = {rank: name for name, rank in _SEVERITY_RANK.items()} | {0: "none"}
+_SEVERITY_NAMES = ["none", *_SEVERITY_RANK]
 _json = msgspec.json.Encoder()
 
 CALL_COLUMNS = (
@@ -81,85 +98,38 @@ CALL_COLUMNS = (
 """The columns of ``calls`` the sink writes (``inserted_at`` is the server's)."""
 
 
-def attributes_map(attributes: Mapping[str, object]) -> dict[str, str]:
-    """The open ``attributes`` map as ``Map(String, String)``: strings as they are,
-    other values as JSON (``true``, ``1.5``, ``null``)."""
-    if not attributes:
-        return {}
-    for value in attributes.values():
-        if type(value) is not str:
-            break
-    else:  # all strings already (the common case)
-        return cast(dict[str, str], dict(attributes))
-    return {k: v if type(v) is str else _LITERALS[v] if v is None or type(v) is bool
-            else str(v) if type(v) is int or (type(v) is float and math.isfinite(v))
-            else _json.encode(v).decode() for k, v in attributes.items()}
-
-
-_LITERALS: dict[object, str] = {None: "null", True: "true", False: "false"}
-
-
 def call_row(call: EnrichedCall) -> tuple[object, ...]:
-    """One ``calls`` row (``call_columns`` of one call)."""
-    return tuple(column[0] for column in call_columns([call]))
+    """One ``calls`` row (``call_values`` of one call)."""
+    return tuple(column[0] for column in call_values([call]))
 
 
-def call_columns(calls: Sequence[EnrichedCall]) -> list[list[Any]]:
+def call_values(calls: Sequence[EnrichedCall]) -> list[list[Any]]:
+    """``call_columns`` as Python values (maps as dicts), for a client that encodes Python
+    values itself (clickhouse-connect's ``insert``)."""
+    return [as_python(column) for column in call_columns(calls)]
+
+
+def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
     """The ``calls`` columns (in ``CALL_COLUMNS`` order) of a batch, built column by column.
 
-    Fields missing from the envelope are taken from the prompt or the response (the
-    model from the prompt's request, then the response's).
+    Each column is a list of Python values or, for the nested parts (scores, verdicts,
+    maps, lists, the prompt's JSON), an Arrow array built for the whole batch at once:
+    no Python dict, list or tuple per row. Fields missing from the envelope are taken
+    from the prompt or the response (the model from the prompt's request, then the
+    response's). A scorer named twice in one call keeps its last value and version.
     """
+    n = len(calls)
     prompts = [c.prompt for c in calls]
     responses = [c.response for c in calls]
     usages = [r.usage if r is not None else None for r in responses]
-    tool_calls = [r.tool_calls if r is not None else [] for r in responses]
     errors = [r.error if r is not None else None for r in responses]
-    typed: list[list[float | None]] = [[] for _ in TYPED_SCORES]
-    slot = {name: typed[i] for i, name in enumerate(TYPED_SCORES)}
-    custom: list[dict[str, float]] = []
-    unavailable: list[list[str]] = []
-    versions: list[dict[str, str]] = []
-    rules: list[list[str]] = []
-    severities: list[str] = []
-    flagged: list[bool] = []
-    blocked: list[bool] = []
-    redacted: list[bool] = []
-    attributes: list[dict[str, str]] = []
-    for call in calls:
-        values: dict[str, float] = {}
-        missing: list[str] = []
-        named: dict[str, str] = {}
-        extra = attributes_map(call.attributes)
-        for score in call.scores:
-            named[score.name] = score.scorer_version
-            if score.attributes:  # provenance (a cost's price source): "<score>.<key>"
-                extra = {**extra, **{f"{score.name}.{k}": v for k, v in score.attributes.items()}}
-            if score.status != "ok" or score.value is None:
-                if score.status != "not_applicable":
-                    missing.append(score.name)
-                continue
-            values[score.name] = score.value
-        for name, column in slot.items():
-            column.append(values.pop(name, None))
-        custom.append(values)
-        attributes.append(extra)
-        unavailable.append(missing)
-        versions.append(named)
-        verdicts = call.verdicts
-        if verdicts:
-            rules.append([v.rule_id for v in verdicts])
-            severities.append(_SEVERITY_NAME[max(_SEVERITY_RANK[v.severity] for v in verdicts)])
-            actions = {v.action for v in verdicts}
-            flagged.append(True)
-            blocked.append("block" in actions)
-            redacted.append("redact" in actions)
-        else:
-            rules.append([])
-            severities.append("none")
-            flagged.append(False)
-            blocked.append(False)
-            redacted.append(False)
+    tool_calls = [r.tool_calls for r in responses if r is not None and r.tool_calls]
+    scores = _score_columns(calls)
+    attributes = [c.attributes for c in calls]
+    for row, extra in scores.provenance.items():
+        attributes[row] = {**attributes_map(attributes[row]), **extra}
+    verdicts = _verdict_columns(calls)
+    messages = _json.encode_lines([p.messages if p is not None and p.messages else None for p in prompts])
     return [
         [c.event_id for c in calls], [c.call_id for c in calls], [c.occurred_at for c in calls],
         [c.processed_at for c in calls], [c.app for c in calls], [c.environment for c in calls],
@@ -176,11 +146,12 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[list[Any]]:
         [c.trace_id or (p.trace_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
         [c.session_id or (p.session_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
         [c.user_id or (p.user_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
-        [_json.encode(p.messages) if p and p.messages else b"" for p in prompts],
-        [p.template_variables if p else {} for p in prompts],
+        json_lines(messages, n),
+        string_maps([p.template_variables if p else _EMPTY for p in prompts]),
         [(r.text or "") if r else "" for r in responses],
         [e.message if e else "" for e in errors],
-        [[d.id for d in p.retrieved_context] if p else [] for p in prompts],
+        string_lists([len(p.retrieved_context) if p else 0 for p in prompts],
+                      [d.id for p in prompts if p for d in p.retrieved_context]),
         [p.temperature if p else None for p in prompts],
         [p.max_tokens if p else None for p in prompts],
         [p.expects_json if p else False for p in prompts],
@@ -194,19 +165,100 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[list[Any]]:
         [r.cost_usd if r else None for r in responses],
         [(r.finish_reason or "") if r else "" for r in responses],
         [e.type if e else "" for e in errors],
-        *typed, custom, unavailable, versions,
+        *scores.typed, scores.custom, scores.unavailable, scores.versions,
         [c.scorer_set_version for c in calls], [c.policy_version for c in calls],
-        rules, severities, flagged, blocked, redacted, attributes,
+        *verdicts, attribute_maps(attributes),
         [c.span_id or (p.span_id if p else None) or (r.span_id if r else None) or ""
          for c, p, r in zip(calls, prompts, responses, strict=True)],
         [c.parent_span_id or (p.parent_span_id if p else None)
          or (r.parent_span_id if r else None) or ""
          for c, p, r in zip(calls, prompts, responses, strict=True)],
-        [len(t) for t in tool_calls],
-        [[t.name for t in ts] if ts else [] for ts in tool_calls],
+        [len(r.tool_calls) if r else 0 for r in responses],
+        string_lists([len(r.tool_calls) if r else 0 for r in responses],
+                      [t.name for ts in tool_calls for t in ts]),
         [u.reasoning_tokens if u else 0 for u in usages],
         [u.cache_creation_input_tokens if u else 0 for u in usages],
     ]
+
+
+_EMPTY: dict[str, str] = {}
+
+
+class _Scores(NamedTuple):
+    typed: list[pa.Array]
+    custom: pa.MapArray
+    unavailable: pa.ListArray
+    versions: pa.MapArray
+    provenance: dict[int, dict[str, str]]
+    """Row -> ``"<score>.<key>"`` attributes, for the calls whose scores carry provenance."""
+
+
+def _score_columns(calls: Sequence[EnrichedCall]) -> _Scores:
+    """The score columns of a batch from all its scores at once.
+
+    A score with status ``ok`` and a value fills its typed column or ``custom_scores``;
+    any other, unless ``not_applicable``, is listed in ``scores_unavailable``.
+    """
+    n = len(calls)
+    scores = [s for c in calls for s in c.scores]
+    rows = np.repeat(np.arange(n), [len(c.scores) for c in calls])
+    plain = pa.array([s.name for s in scores], pa.string())
+    names = plain.dictionary_encode()
+    codes = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    dictionary = names.dictionary.to_pylist()
+    statuses = pa.array([s.status for s in scores], pa.string())
+    values = pa.array([s.value for s in scores], pa.float64())
+    is_ok = as_numpy(pc.and_(pc.equal(statuses, "ok"), values.is_valid()))
+    missing = ~is_ok & as_numpy(pc.not_equal(statuses, "not_applicable"))
+    key = rows * max(len(dictionary), 1) + codes
+    named = last_per_key(key, np.arange(len(scores)))
+    valued = last_per_key(key, np.flatnonzero(is_ok))
+    slot = np.array([TYPED_SCORES.index(name) if name in TYPED_SCORES else -1 for name in dictionary],
+                    np.int64)[codes[valued]]
+    typed = []
+    for i in range(len(TYPED_SCORES)):
+        take = np.full(n, -1)
+        chosen = valued[slot == i]
+        take[rows[chosen]] = chosen
+        typed.append(values.take(pa.array(take, mask=take < 0)))
+    custom = valued[slot < 0]
+    unavailable = np.flatnonzero(missing)
+    provenance: dict[int, dict[str, str]] = {}
+    if any([s.attributes for s in scores]):
+        for i, score in enumerate(scores):
+            if score.attributes:  # a cost's price source: "<score>.<key>", in score order
+                extra = provenance.setdefault(int(rows[i]), {})
+                extra.update({f"{score.name}.{k}": v for k, v in score.attributes.items()})
+    versions = pa.array([s.scorer_version for s in scores], pa.string())
+    return _Scores(
+        typed=typed,
+        custom=pa.MapArray.from_arrays(row_offsets(rows[custom], n), plain.take(custom),
+                                       values.take(custom)),
+        unavailable=pa.ListArray.from_arrays(row_offsets(rows[unavailable], n), plain.take(unavailable)),
+        versions=pa.MapArray.from_arrays(row_offsets(rows[named], n), plain.take(named),
+                                         versions.take(named)),
+        provenance=provenance,
+    )
+
+
+def _verdict_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
+    """``guardrail_rules``, ``guardrail_severity`` (the highest), ``guardrail_flagged``,
+    ``guardrail_blocked`` and ``guardrail_redacted`` of a batch."""
+    n = len(calls)
+    counts = [len(c.verdicts) for c in calls]
+    verdicts = [v for c in calls for v in c.verdicts]
+    rows = np.repeat(np.arange(n), counts)
+    severity = np.zeros(n, np.int64)
+    np.maximum.at(severity, rows, np.fromiter((_SEVERITY_RANK[v.severity] for v in verdicts), np.int64,
+                                              len(verdicts)))
+    actions = [v.action for v in verdicts]
+    blocked = np.zeros(n, bool)
+    blocked[rows[[a == "block" for a in actions]]] = True
+    redacted = np.zeros(n, bool)
+    redacted[rows[[a == "redact" for a in actions]]] = True
+    return [string_lists(counts, [v.rule_id for v in verdicts]),
+            pa.array(_SEVERITY_NAMES, pa.string()).take(pa.array(severity)),
+            pa.array(np.asarray(counts) > 0), pa.array(blocked), pa.array(redacted)]
 
 
 def _first(*values: object) -> str:

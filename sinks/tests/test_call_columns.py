@@ -1,0 +1,147 @@
+"""The ``calls`` columns built for a whole batch at once give each call its own row.
+
+``call_columns`` builds the nested columns (scores, verdicts, maps, lists, the prompt's
+JSON) from all the batch's values with offsets, so a mistake shows as one call's values
+landing on another row. Each call's row in a varied batch must equal the row of the call
+written alone, and the tricky values must be what the contract says.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+
+from llmpulse.schemas import (
+    ChatMessage,
+    EnrichedCall,
+    ErrorInfo,
+    GuardrailVerdict,
+    PromptEvent,
+    ResponseEvent,
+    RetrievedDocument,
+    ScoreResult,
+    TokenUsage,
+    ToolCall,
+)
+from llmpulse.sinks.arrow import to_arrow
+from llmpulse.sinks.rows import CALL_COLUMNS, call_columns, call_row, call_values
+from llmpulse.sinks.testing import sample_calls
+
+AT = datetime(2026, 11, 30, 12, 0, 0, 250000, tzinfo=UTC)
+
+
+def _verdict(call_id: str, rule: str, severity: str, action: str) -> GuardrailVerdict:
+    return GuardrailVerdict(call_id=call_id, app="bot", occurred_at=AT, rule_id=rule, rule_kind="regex",
+                            applies_to="response", severity=severity, action=action,  # type: ignore[arg-type]
+                            policy_version="p-1")
+
+
+def _agent_call() -> EnrichedCall:
+    """v1.1: tool calls, span ids, reasoning tokens; scores named twice, provenance, unicode."""
+    ids = {"call_id": "c-agent", "app": "bot", "trace_id": "t-9", "span_id": "s-2", "parent_span_id": "s-1"}
+    return EnrichedCall(
+        occurred_at=AT.astimezone(timezone(timedelta(hours=5, minutes=30))), **ids,
+        prompt=PromptEvent(**ids, prompt_id="plan", prompt_version="3", request_model="o4-mini",
+                           messages=[ChatMessage(role="user", content="Zoë: \"météo\"\nà Paris ? 🌧")],
+                           template_variables={"ville": "Paris", "clé": "ü"}),
+        response=ResponseEvent(**ids, latency_ms=50.0, tool_calls=[
+            ToolCall(id="tc-1", name="weather", arguments='{"city": "Paris"}'), ToolCall(name="calendar")],
+            usage=TokenUsage(input_tokens=10, reasoning_tokens=40, cache_creation_input_tokens=7)),
+        scores=[ScoreResult(name="toxicity", scorer_version="1", backend="b", value=0.25),
+                ScoreResult(name="toxicity", scorer_version="2", backend="b", status="error"),
+                ScoreResult(name="brand", scorer_version="1", backend="b", value=1.0),
+                ScoreResult(name="brand", scorer_version="4", backend="b", value=3.0),
+                ScoreResult(name="pii", scorer_version="1", backend="b", status="not_applicable"),
+                ScoreResult(name="judge", scorer_version="1", backend="b"),  # ok but no value
+                ScoreResult(name="cost_usd", scorer_version="1", backend="b", value=0.002,
+                            attributes={"price_source": "genai-prices", "price_date": "2026-12-01"})],
+        verdicts=[_verdict("c-agent", "pii.email", "low", "redact"),
+                  _verdict("c-agent", "secret", "critical", "flag")],
+        attributes={"region": "eu", "tier": 2, "ratio": 0.5, "beta": True, "none": None})
+
+
+def _batch() -> list[EnrichedCall]:
+    failed = EnrichedCall(
+        call_id="c-failed", app="bot", prompt=PromptEvent(call_id="c-failed", app="bot"),
+        response=ResponseEvent(call_id="c-failed", app="bot", latency_ms=3.0,
+                               error=ErrorInfo(type="RateLimitError", message="429")),
+        verdicts=[_verdict("c-failed", "block.me", "high", "block")])
+    v1 = EnrichedCall(  # a v1 call: no tool calls, no span ids, no provenance
+        call_id="c-v1", app="bot", schema_version=1, prompt_id="answer", request_model="gpt-4o-mini",
+        prompt=PromptEvent(call_id="c-v1", app="bot", messages=[ChatMessage(role="user", content="hi")],
+                           retrieved_context=[RetrievedDocument(id="d-1"), RetrievedDocument(id="d-2")]),
+        response=ResponseEvent(call_id="c-v1", app="bot", text="hello", latency_ms=9.0),
+        scores=[ScoreResult(name="relevance", scorer_version="1", backend="b", value=0.5)])
+    bare = EnrichedCall(call_id="c-bare", app="bot", complete=False, incomplete_reason="response_timeout")
+    calls = sample_calls(40, seed=5)
+    return [*calls[:20], _agent_call(), bare, *calls[20:30], failed, v1, *calls[30:]]
+
+
+def test_each_call_in_a_batch_gets_the_row_it_has_alone() -> None:
+    batch = _batch()
+    columns = call_values(batch)
+    for i, call in enumerate(batch):
+        assert tuple(column[i] for column in columns) == call_row(call), call.call_id
+
+
+def test_nested_values_are_stored_as_the_contract_says() -> None:
+    batch = _batch()
+    columns = call_values(batch)
+    rows = {row["call_id"]: row for row in (dict(zip(CALL_COLUMNS, values, strict=True))
+                                            for values in zip(*columns, strict=True))}
+    agent = rows["c-agent"]
+    assert agent["occurred_at"] == AT
+    assert json.loads(agent["prompt_messages"]) == [
+        {"role": "user", "content": "Zoë: \"météo\"\nà Paris ? 🌧"}]
+    assert agent["template_variables"] == {"ville": "Paris", "clé": "ü"}
+    assert agent["toxicity"] == 0.25  # the later error does not erase the value
+    assert agent["custom_scores"] == {"brand": 3.0, "cost_usd": 0.002}  # a name given twice: the last
+    assert agent["scores_unavailable"] == ["toxicity", "judge"]  # not_applicable is not missing
+    assert agent["scorer_versions"] == {
+        "toxicity": "2", "brand": "4", "pii": "1", "judge": "1", "cost_usd": "1"}
+    assert agent["attributes"] == {
+        "region": "eu", "tier": "2", "ratio": "0.5", "beta": "true", "none": "null",
+        "cost_usd.price_source": "genai-prices", "cost_usd.price_date": "2026-12-01"}
+    assert (agent["guardrail_rules"], agent["guardrail_severity"]) == (["pii.email", "secret"], "critical")
+    assert (agent["guardrail_flagged"], agent["guardrail_blocked"], agent["guardrail_redacted"]) == (
+        True, False, True)
+    assert (agent["tool_call_count"], agent["tool_call_names"]) == (2, ["weather", "calendar"])
+    assert (agent["span_id"], agent["parent_span_id"], agent["trace_id"]) == ("s-2", "s-1", "t-9")
+    assert (agent["reasoning_tokens"], agent["cache_creation_input_tokens"]) == (40, 7)
+    assert agent["model"] == "o4-mini"
+
+    failed, v1, bare = rows["c-failed"], rows["c-v1"], rows["c-bare"]
+    assert (failed["prompt_messages"], failed["template_variables"], failed["error_type"]) == (
+        "", {}, "RateLimitError")
+    assert (failed["guardrail_severity"], failed["guardrail_blocked"], failed["scores_unavailable"]) == (
+        "high", True, [])
+    assert (v1["retrieved_context_ids"], v1["relevance"], v1["tool_call_names"], v1["span_id"]) == (
+        ["d-1", "d-2"], 0.5, [], "")
+    assert (v1["custom_scores"], v1["scorer_versions"], v1["attributes"]) == ({}, {"relevance": "1"}, {})
+    assert (bare["prompt_messages"], bare["latency_ms"], bare["guardrail_rules"]) == ("", None, [])
+    assert bare["guardrail_severity"] == "none"
+    assert (bare["complete"], bare["incomplete_reason"], bare["tool_call_count"]) == (
+        False, "response_timeout", 0)
+
+
+@pytest.mark.parametrize("python_table", [True, False])
+def test_the_batch_columns_take_their_clickhouse_types(python_table: bool) -> None:
+    types = {"prompt_messages": "String", "custom_scores": "Map(LowCardinality(String), Float64)",
+             "toxicity": "Nullable(Float32)",
+             "guardrail_severity": "Enum8('none' = 0, 'high' = 4, 'critical' = 5)",
+             "tool_call_names": "Array(LowCardinality(String))", "attributes": "Map(String, String)"}
+    names = list(types)
+    batch = _batch()
+    columns = dict(zip(CALL_COLUMNS, call_columns(batch), strict=True))
+    table = to_arrow(types, names, [columns[name] for name in names], python_table=python_table)
+    text = pa.string() if python_table else pa.binary()
+    assert table.schema.field("prompt_messages").type == text
+    assert table.schema.field("custom_scores").type == pa.map_(text, pa.float64())
+    assert table.schema.field("toxicity").type == pa.float32()
+    assert table.column("toxicity").to_pylist()[20] == 0.25
+    assert table.column("guardrail_severity").to_pylist()[20:22] == ["critical", "none"]
+    key = str if python_table else str.encode
+    assert table.column("custom_scores").to_pylist()[20] == [(key("brand"), 3.0), (key("cost_usd"), 0.002)]
