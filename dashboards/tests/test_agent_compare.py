@@ -25,9 +25,11 @@ from click.testing import CliRunner
 from llmpulse.dashboards.agent_traffic import AGENT_PROMPT, _Run, agent_runs
 from llmpulse.dashboards.cli import compare as compare_cli
 from llmpulse.dashboards.compare import compare_versions, comparison_html, comparison_table, worse_metrics
+from llmpulse.dashboards.report import render_report
 from llmpulse.dashboards.stats import MetricKind, MetricSamples, compare_samples
 from llmpulse.dashboards.testing import SampleTraffic
 from llmpulse.dashboards.trace_samples import AGENT_METRICS, agent_samples
+from llmpulse.dashboards.versions_board import VERSIONS
 from llmpulse.schemas import EnrichedCall, SpanEvent
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.writer import Sourced, Writer
@@ -189,3 +191,22 @@ def test_a_ratio_resamples_whole_traces_and_holds_its_level() -> None:
         naive += compare_samples([flat[0]], [flat[1]]).metric("x").p_value < 0.05
     assert 0.02 * seeds <= rejected <= 0.08 * seeds, rejected
     assert naive > 2 * rejected, (naive, rejected)
+
+
+def test_the_reports_comparison_shows_the_agent_section_in_headless_chromium(  # type: ignore[no-untyped-def]
+    agents, tmp_path: Path, dump_dom: Callable[[Path], str]
+) -> None:
+    """``llmpulse report`` appends the comparison of the versions Prompt versions selects:
+    for an agent's prompt, with its agent section."""
+    store, start, end, _ = agents
+    path = render_report(store, since=start, until=end, out_path=tmp_path / "report.html",
+                         dashboards=[VERSIONS])
+    dom = dump_dom(path)
+    section = re.search(r'<section class="board" id="comparison">(.*?)</section>', dom, re.S)
+    assert section and "order-agent v1 vs order-agent v2" in section.group(1), dom[:500]
+    assert re.search(r'data-group="agent" data-points="8"', section.group(1))
+    assert "tool_error_rate" in section.group(1) and "B worse" in section.group(1)
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body
+    drawn = dict(re.findall(r'data-([\w-]+)="(\d+)"', body.group(1)))
+    assert int(drawn["charts-drawn"]) >= 4, drawn  # the comparison's charts, agent bars included
