@@ -35,6 +35,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 
 from llmpulse.processors.drift import DRIFT_SHIFTS, RATE_SHIFTS, SHIFTS, CachedEmbedder, DriftConfig
 from llmpulse.processors.drift.evaluation import measure_detection
@@ -105,6 +106,8 @@ def main() -> None:
     parser.add_argument("--rate-reference-calls", type=int, default=None,
                         help="the rates' baseline cap (default: DriftConfig's)")
     parser.add_argument("--no-embeddings", action="store_true")
+    parser.add_argument("--stationary-only", action="store_true",
+                        help="only the long stationary runs (false alarms), no shifts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -130,7 +133,7 @@ def main() -> None:
                    "history_windows": args.history_windows},
         "shifts": {},
     }
-    for shift in DRIFT_SHIFTS:
+    for shift in () if args.stationary_only else DRIFT_SHIFTS:
         runs = [measure_detection(config, shift, seed=seed, windows_before=args.windows_before,
                                   windows_after=3, embedder=embedder) for seed in range(args.seeds)]
         windows = sum(r.windows_before for r in runs)
@@ -146,12 +149,15 @@ def main() -> None:
     modes = {mode: DriftConfig(**{**{f: getattr(config, f) for f in config.__struct_fields__},
                                   "reference": mode, "reference_windows": args.reference_windows})
              for mode in ("pinned", "trailing")}
-    out["partial"] = partial = _partial(modes, SHIFTS, 2, args, embedder)
-    if args.history_windows:
+    partial = {} if args.stationary_only else _partial(modes, SHIFTS, 2, args, embedder)
+    if partial:
+        out["partial"] = partial
+    if args.history_windows and partial:
         out["partial_history"] = _partial(modes, HISTORY_SHIFTS, args.history_windows, args, embedder)
     for mode, cfg in modes.items():
         runs = [measure_detection(cfg, None, seed=1000 + seed, windows_before=args.stationary_windows,
-                                  windows_after=0, embedder=embedder) for seed in range(args.seeds)]
+                                  windows_after=0, embedder=embedder, keep_results=True)
+                for seed in range(args.seeds)]
         windows = sum(r.windows_before for r in runs)
         out[f"stationary_{mode}"] = {
             "windows": windows, "drifted_windows": sum(r.false_alarms for r in runs),
@@ -159,10 +165,13 @@ def main() -> None:
             "false_alerts": sum(r.false_alerts for r in runs),
             "false_alert_rate": round(sum(r.false_alerts for r in runs) / windows, 4),
             "per_seed": [r.false_alarms for r in runs],
+            "features_alarming": dict(Counter(f"{f.feature} ({f.test})" for r in runs for x in r.results
+                                              if x.drifted for f in x.features if f.drifted)),
         }
         print(f"stationary {mode}: done", file=sys.stderr)
-    out["goals"] = _goals(partial, out)
-    if args.history_windows:
+    if partial:
+        out["goals"] = _goals(partial, out)
+    if "partial_history" in out:
         out["goals_history"] = _goals(out["partial_history"], out, HISTORY_SHIFTS)  # type: ignore[arg-type]
     out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
