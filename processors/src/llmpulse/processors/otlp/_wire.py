@@ -117,10 +117,17 @@ def attributes(pairs: Any) -> dict[str, Any]:
     """Repeated ``KeyValue`` as a dict (the last value of a repeated key wins)."""
     out: dict[str, Any] = {}
     pair: KeyValue
-    for pair in pairs:  # runs for every attribute: the scalar kinds inline
+    for pair in pairs:  # runs for every attribute: the scalar kinds and their arrays inline
         value = pair.value
         kind = value.WhichOneof("value")
-        out[pair.key] = getattr(value, kind) if kind in _SCALARS else plain_value(value)
+        if kind in _SCALARS:
+            out[pair.key] = getattr(value, kind)
+        elif kind == "array_value":  # e.g. finish reasons: as plain_value reads it
+            out[pair.key] = [getattr(item, item_kind) if (item_kind := item.WhichOneof("value"))
+                             in _SCALARS else plain_value(item, 1)
+                             for item in value.array_value.values]
+        else:
+            out[pair.key] = plain_value(value)
     return out
 
 

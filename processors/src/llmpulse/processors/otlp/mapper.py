@@ -311,7 +311,8 @@ class OtlpMapper:
         _non_negative("max_tokens", max_tokens)
         prompt = PromptEvent(
             **common, event_id=prompt_id, occurred_at=_time(start_ns), operation=operation,
-            messages=[self._message(m) for m in messages], temperature=temperature,
+            messages=[self._message(m) if "tool_calls" in m else ChatMessage(**m) for m in messages],
+            temperature=temperature,
             max_tokens=max_tokens, top_p=top_p, expects_json=expects_json,
             attributes=prompt_attributes)
         validate_event(prompt, self.limits, now=self._now)
@@ -362,10 +363,9 @@ class OtlpMapper:
         return ToolCall(id=call["id"], name=call["name"], arguments=arguments, arguments_truncated=cut)
 
     def _message(self, message: dict[str, Any]) -> ChatMessage:
-        calls = message.get("tool_calls")
-        if calls:
-            return ChatMessage(**dict(message, tool_calls=[self._tool(t) for t in calls]))
-        return ChatMessage(**message)
+        """A message with tool calls, their arguments held to the limits."""
+        calls = [self._tool(t) for t in message["tool_calls"]]
+        return ChatMessage(**dict(message, tool_calls=calls))
 
     def _event(self, data: dict[str, Any], kind: type[Any]) -> Any:
         """The event, built directly (the readers above already checked every type) and
