@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -281,7 +281,42 @@ def _message(item: Any, key: str) -> dict[str, Any]:
     return message
 
 
+class _TextPart(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["text"]
+    content: str
+
+
+class _TextMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The common shape: a message of text parts only, no name, no tool calls."""
+
+    role: str = "user"
+    parts: list[_TextPart]
+    finish_reason: str | None = None
+
+
+_TEXT_MESSAGES = msgspec.json.Decoder(list[_TextMessage])
+
+
+def _text_messages(value: Any) -> list[_TextMessage] | None:
+    """Message JSON of the common shape, decoded straight into that shape (what the general
+    walk would read from it, at less cost); None for anything else, which the walk reads."""
+    if type(value) is not str:
+        return None
+    try:
+        return _TEXT_MESSAGES.decode(value)
+    except msgspec.DecodeError:  # (its ValidationError too): not of that shape
+        return None
+
+
+def _text_message(message: _TextMessage) -> dict[str, Any]:
+    return {"role": _ROLES.get(message.role.lower(), "user"),
+            "content": "\n".join([part.content for part in message.parts])}
+
+
 def _messages(key: str, value: Any) -> list[dict[str, Any]]:
+    plain = _text_messages(value)
+    if plain is not None:
+        return [_text_message(message) for message in plain]
     data = structured(key, value)
     items = data if isinstance(data, list) else [data]
     return [_message(item, key) for item in items]
@@ -359,6 +394,10 @@ def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> Output:
     """The answer's text (the first choice), its finish reason and its tool calls, or
     (None, None, [])."""
     if attrs.get("gen_ai.output.messages") is not None:
+        plain = _text_messages(attrs["gen_ai.output.messages"])
+        if plain is not None:
+            return ((_text_message(plain[0])["content"], plain[0].finish_reason, []) if plain
+                    else ("", None, []))
         data = structured("gen_ai.output.messages", attrs["gen_ai.output.messages"])
         items = data if isinstance(data, list) else [data]
         if not items:
