@@ -92,10 +92,31 @@ def test_times_read_the_same_on_every_command(tmp_path: Path) -> None:
                     ["report", "--clickhouse", f"chdb://{tmp_path / 's'}"]):
         done = _run("llmpulse", *command, "--since", "yesterday", cwd=tmp_path)
         assert done.returncode == 2 and "'yesterday' is not a time" in done.stderr, done.stderr
-    for command in (["replay"], ["export"], ["import"], ["worker"], ["sink"], ["report"], ["compare"]):
+    for command in (["replay"], ["export"], ["import"], ["worker"], ["sink"], ["report"], ["compare"],
+                    ["demo"], ["db", "migrate"], ["db", "status"], ["otlp", "run"]):
         text = _run("llmpulse", *command, "--help", cwd=tmp_path).stdout
         if command[0] in {"replay", "export", "report", "compare"}:
             assert "--from, --since" in text or "--since, --from" in text, (command, text)
             assert "--to, --until" in text or "--until, --to" in text, (command, text)
-        if command[0] in {"replay", "export", "import", "worker", "sink"}:
-            assert "--log-level" in text, (command, text)
+        assert "--log-level, --loglevel [debug|info|warning|error]" in text, (command, text)
+
+
+def test_the_log_level_is_one_choice_list_everywhere(tmp_path: Path) -> None:
+    """A level outside the list is a usage error (status 2, one line), never a traceback;
+    any case of a listed level is accepted."""
+    for command in (["sink", "--bootstrap-servers", "127.0.0.1:1"], ["worker"], ["report"],
+                    ["db", "status"], ["demo"]):
+        done = _run("llmpulse", *command, "--log-level", "verbose", cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert "Invalid value for '--log-level' / '--loglevel': 'verbose' is not one of " \
+               "'debug', 'info', 'warning', 'error'." in done.stderr, (command, done.stderr)
+    url = f"chdb://{tmp_path / 'store'}"
+    done = _run("llmpulse", "db", "migrate", "--clickhouse", url, "--log-level", "INFO",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "INFO" in done.stderr  # the level took effect: the store's INFO lines show
+
+
+def test_the_demo_names_its_broker_like_every_other_command(tmp_path: Path) -> None:
+    text = _run("llmpulse", "demo", "--help", cwd=tmp_path).stdout
+    assert "--bootstrap-servers, --kafka HOST:PORT" in text, text

@@ -22,7 +22,7 @@ import click
 
 from llmpulse.cli.topics import kafka_failures
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.commandline import LOG_LEVELS, MOMENT_HELP, configure_logging, moment_range
+from llmpulse.schemas.commandline import MOMENT_HELP, configure_logging, log_level_option, moment_range
 
 __all__ = ["export", "import_", "replay"]
 
@@ -43,10 +43,7 @@ def _range_options(fn: Any) -> Any:
                              "duration counts back from --to.")(fn)
 
 
-def _log_level_option(fn: Any) -> Any:
-    return click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
-                        default="info", show_default=True,
-                        help="Log level (progress and warnings go to standard error).")(fn)
+_log_level_option = log_level_option(click)
 
 
 class _Progress:

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.commandline import MOMENT_HELP, moment_range, run_command
+from llmpulse.schemas.commandline import (
+    MOMENT_HELP,
+    configure_logging,
+    log_level_option,
+    moment_range,
+    run_command,
+)
 
 if TYPE_CHECKING:
     from llmpulse.dashboards.alerts import AlertThresholds
@@ -226,6 +232,7 @@ def push_command(
     default=None,
     help="The trace the trace view draws (default: the slowest agent trace in the range).",
 )
+@log_level_option(click, default="warning")
 def report(
     clickhouse_url: str | None,
     since: str,
@@ -234,8 +241,10 @@ def report(
     out: Path,
     no_compare: bool,
     trace_id: str | None,
+    log_level: str,
 ) -> None:
     """Render the dashboards, alert states and version comparison to one self-contained HTML file."""
+    configure_logging(log_level)
     from llmpulse.dashboards.report import render_report
 
     start, end = _range(since, until)
@@ -302,6 +311,7 @@ def report(
     help="Exit with status 3 when B is significantly worse than A on a metric (worse), or "
     "differs on any (different): a CI job can gate a prompt change on it.",
 )
+@log_level_option(click, default="warning")
 def compare(
     prompt_id: str | None,
     version_a: str | None,
@@ -319,9 +329,11 @@ def compare(
     correction: str,
     seed: int,
     fail_on: str | None,
+    log_level: str,
 ) -> None:
     """Compare two prompt versions (or two replay runs): values, differences with intervals,
     p-values, verdicts. With --fail-on, exit 3 when B fails the gate."""
+    configure_logging(log_level)
     from llmpulse.dashboards.compare import (
         compare_runs,
         compare_versions,

@@ -23,7 +23,7 @@ from llmpulse.processors.models.commands import models
 from llmpulse.processors.otlp.command import otlp
 from llmpulse.processors.service import health_options
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.commandline import LOG_LEVELS, run_command
+from llmpulse.schemas.commandline import log_level_option, run_command
 
 __all__ = ["commands", "models", "run", "worker"]
 
@@ -51,12 +51,11 @@ __all__ = ["commands", "models", "run", "worker"]
 @click.option("--standby-replicas", type=int, default=0, show_default=True,
               help="warm copies of each join-table partition on other workers")
 @health_options("127.0.0.1:9465")
-@click.option("--log-level", "--loglevel", "loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
-              default="info", show_default=True, help="Log level (the worker logs to standard error).")
+@log_level_option(click)
 def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: str,
            partitions: int, join_timeout: float, no_heavy: bool, no_drift: bool, fast: bool,
            datadir: str | None, join_linger: float, standby_replicas: int,
-           health_address: str, stall_seconds: float, loglevel: str) -> None:
+           health_address: str, stall_seconds: float, log_level: str) -> None:
     """Validate, join, score and guard every call (a Faust worker; Ctrl-C stops it)."""
     from llmpulse.processors.config import load_config
     from llmpulse.processors.pipeline import Enricher
@@ -88,7 +87,7 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
     app = build_app(settings, enricher, drift_monitor=monitor, alert_engine=engine)
     from llmpulse.processors.service import run_with_health
 
-    run_with_health(app, health_address, loglevel=loglevel)
+    run_with_health(app, health_address, loglevel=log_level)
 
 
 @click.group("llmpulse-processors")

@@ -31,8 +31,8 @@ from typing import Any
 
 from llmpulse.schemas.errors import LlmpulseError
 
-__all__ = ["LOG_LEVELS", "MOMENT_HELP", "configure_logging", "moment_range", "parse_moment",
-           "run_command"]
+__all__ = ["LOG_LEVELS", "MOMENT_HELP", "configure_logging", "log_level_option", "moment_range",
+           "parse_moment", "run_command"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)")
 _UNIT = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -74,6 +74,29 @@ def moment_range(start: str | None, end: str | None, *,
         raise ValueError(f"the start ({since:%Y-%m-%d %H:%M}) is not before the end "
                          f"({until:%Y-%m-%d %H:%M})")
     return since, until
+
+
+def log_level_option(click: Any, *, default: str = "info",
+                     where: str = "standard error") -> Callable[[Any], Any]:
+    """The ``--log-level`` option of every command (``--loglevel``, Faust's spelling, too):
+    one of ``LOG_LEVELS``, any case; the value reaches the command as ``log_level``.
+
+    ``click`` is the caller's click module: each room with commands depends on click, this
+    one does not.
+
+    Example::
+
+        import click
+
+        @click.command()
+        @log_level_option(click)
+        def sink(log_level: str) -> None:
+            configure_logging(log_level)
+    """
+    return click.option(  # type: ignore[no-any-return]
+        "--log-level", "--loglevel", "log_level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False), default=default, show_default=True,
+        help=f"Log level (logs go to {where}).")
 
 
 def configure_logging(level: str) -> None:

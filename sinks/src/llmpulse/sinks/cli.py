@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.commandline import run_command
+from llmpulse.schemas.commandline import configure_logging, log_level_option, run_command
 from llmpulse.schemas.errors import LlmpulseError
 
 if TYPE_CHECKING:
@@ -114,9 +114,11 @@ def db() -> None:
 @db.command("migrate")
 @_clickhouse_option
 @_retention_options
+@log_level_option(click, default="warning")
 def db_migrate(clickhouse_url: str | None, text_days: int, raw_days: int, rollup_days: int,
-               dedup_days: int) -> None:
+               dedup_days: int, log_level: str) -> None:
     """Apply the pending migrations in order, then the retention (safe to run twice)."""
+    configure_logging(log_level)
     from llmpulse.sinks.store import Retention
 
     retention = Retention(text_days=text_days, raw_days=raw_days, rollup_days=rollup_days,
@@ -138,8 +140,10 @@ def db_migrate(clickhouse_url: str | None, text_days: int, raw_days: int, rollup
 
 @db.command("status")
 @_clickhouse_option
-def db_status(clickhouse_url: str | None) -> None:
+@log_level_option(click, default="warning")
+def db_status(clickhouse_url: str | None, log_level: str) -> None:
     """List the migrations and whether each is applied."""
+    configure_logging(log_level)
     with _open(clickhouse_url) as store:
         store.command("CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
                       "checksum String, applied_at DateTime64(6, 'UTC') DEFAULT now64(6)) "
@@ -167,14 +171,14 @@ def db_status(clickhouse_url: str | None) -> None:
               show_default=True, show_envvar=True,
               help="Serve /healthz, /readyz and /metrics here ('off': not at all). Not loopback: "
                    f"${env.HEALTH_TOKEN} is required.")
-@click.option("--log-level", default="INFO", show_default=True)
+@log_level_option(click)
 def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, prefix: str,
          batch_rows: int, batch_seconds: float, health_address: str, log_level: str) -> None:
     """Consume the enriched, feedback, alert, drift and DLQ topics into ClickHouse."""
     from llmpulse.sinks.sink import Sink, SinkConfig
     from llmpulse.sinks.store import Retention, mask_url
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
     config = SinkConfig.from_env(bootstrap_servers=bootstrap_servers, group_id=group_id, prefix=prefix,
                                  batch_rows=batch_rows, batch_seconds=batch_seconds)
     store = open_store(clickhouse_url, writes=True, wait_s=300.0)

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from llmpulse.schemas.commandline import configure_logging, log_level_option
+
 logger = logging.getLogger(__name__)
 
 
@@ -160,16 +162,18 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("llmpulse-demo"), show_default=True, help="Where the files go.")
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--kafka", default=None, metavar="HOST:PORT",
-              help="Run through the real stack: SDK -> Kafka -> worker -> sink.")
+@click.option("--bootstrap-servers", "--kafka", "kafka", default=None, metavar="HOST:PORT",
+              help="Run through the real stack at this Kafka: SDK -> Kafka -> worker -> sink "
+                   "(--kafka: the short form).")
 @click.option("--clickhouse", default=None, metavar="URL",
               help="A ClickHouse server (http://user:pass@host:8123/db) instead of chDB.")
 @click.option("--drift-window", type=click.IntRange(min=20), default=150, show_default=True,
               help="Calls per drift window (per prompt version).")
+@log_level_option(click, default="warning")
 def demo(requests: int, out: Path, seed: int, kafka: str | None, clickhouse: str | None,
-         drift_window: int) -> None:
+         drift_window: int, log_level: str) -> None:
     """Simulate an instrumented support chatbot and show what llmpulse finds."""
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging(log_level)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")

@@ -16,7 +16,7 @@ import click
 
 from llmpulse.processors.service import health_options
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.commandline import LOG_LEVELS
+from llmpulse.schemas.commandline import log_level_option
 
 __all__ = ["otlp"]
 
@@ -45,11 +45,10 @@ def otlp() -> None:
 @click.option("--datadir", default=None, type=click.Path(file_okay=False),
               help="Faust's local data folder.")
 @health_options(HEALTH_ADDRESS)
-@click.option("--log-level", "--loglevel", "loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
-              default="info", show_default=True, help="Log level (the stage logs to standard error).")
+@log_level_option(click)
 def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions: int,
         fast: bool, datadir: str | None, health_address: str, stall_seconds: float,
-        loglevel: str) -> None:
+        log_level: str) -> None:
     """Map GenAI spans from llm.otlp.spans onto llm.prompts / llm.responses (Ctrl-C stops)."""
     from llmpulse.processors.otlp.auth import TokenBindings
     from llmpulse.processors.otlp.mapper import OtlpMapper
@@ -66,7 +65,7 @@ def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions
         options["datadir"] = datadir
     settings = WorkerSettings.fast(**options) if fast else WorkerSettings(**options)
     app = build_otlp_app(settings, OtlpMapper(bindings=bindings))
-    run_with_health(app, health_address, loglevel=loglevel)
+    run_with_health(app, health_address, loglevel=log_level)
 
 
 @otlp.command("token")
