@@ -87,6 +87,22 @@ def test_an_unreachable_broker_is_one_line(tmp_path: Path, command: list[str]) -
     assert "start the broker" in said[0]
 
 
+def test_a_worker_or_sink_without_its_broker_stops_at_once_in_one_line(tmp_path: Path) -> None:
+    """Checked before the worker loads its models and before the sink opens its store: one
+    line, status 1, no librdkafka or Faust output."""
+    broker = f"127.0.0.1:{_free_port()}"  # nothing listens there: refused at once
+    for command in (["worker", "--health-address", "off"],
+                    ["sink", "--clickhouse", f"chdb://{tmp_path / 'store'}",
+                     "--health-address", "off"]):
+        done = _run("llmpulse", *command, "--bootstrap-servers", broker, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert done.stderr.strip().splitlines() == [
+            f"llmpulse: error: Kafka at {broker} did not answer ({broker}: Connection refused): "
+            "start the broker, or check --bootstrap-servers (or $LLMPULSE_BOOTSTRAP_SERVERS)"
+        ], (command, done.stderr)
+    assert not (tmp_path / "store").exists()  # the sink never opened its store
+
+
 def test_times_read_the_same_on_every_command(tmp_path: Path) -> None:
     for command in (["export", "--bootstrap-servers", "x", "--out", "a.jsonl"],
                     ["report", "--clickhouse", f"chdb://{tmp_path / 's'}"]):

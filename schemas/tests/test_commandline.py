@@ -51,3 +51,33 @@ def test_an_llmpulse_error_ends_in_one_line_and_status_1(capsys: pytest.CaptureF
     assert run_command(exiting, "llmpulse") == 2
     with pytest.raises(KeyError):  # an unexpected error keeps its traceback
         run_command(lambda prog_name: {}["x"], "llmpulse")
+
+
+def test_a_broker_is_required_to_accept_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from llmpulse.schemas.commandline import BrokerUnreachable, require_broker
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        require_broker(f"127.0.0.1:1,PLAINTEXT://127.0.0.1:{port}")  # one that answers is enough
+    with pytest.raises(BrokerUnreachable) as refused:  # closed now: refused at once
+        require_broker(f"127.0.0.1:{port}")
+    assert str(refused.value) == (
+        f"Kafka at 127.0.0.1:{port} did not answer (127.0.0.1:{port}: Connection refused): "
+        "start the broker, or check --bootstrap-servers (or $LLMPULSE_BOOTSTRAP_SERVERS)")
+    waits: list[float] = []
+
+    def no_answer(address: tuple[str, int], timeout: float) -> None:
+        waits.append(timeout)
+        raise TimeoutError
+
+    monkeypatch.setattr(socket, "create_connection", no_answer)
+    monkeypatch.setenv("LLMPULSE_BROKER_CHECK_SECONDS", "0.5")
+    with pytest.raises(BrokerUnreachable, match=r"\(kafka:9092: no answer in 0.5 s\)"):
+        require_broker("kafka:9092")
+    with pytest.raises(BrokerUnreachable, match=r"no answer in 2 s"):
+        require_broker("kafka:9092", timeout_s=2)
+    assert waits == [0.5, 2]

@@ -132,3 +132,42 @@ def test_a_non_loopback_address_needs_a_token(monkeypatch: pytest.MonkeyPatch) -
         assert _get(f"http://127.0.0.1:{server.port}/healthz") == (200, "ok\n")
     finally:
         server.stop()
+
+
+def test_a_broker_that_does_not_answer_is_one_warning_and_no_client_noise(
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """The client retries on and on; the sink says so once, and librdkafka's own error lines
+    (about 800 a minute before) stay quiet."""
+    import socket
+    from types import SimpleNamespace
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        broker = f"127.0.0.1:{s.getsockname()[1]}"  # closed once the block ends
+    errors: list[int] = []
+
+    class Counted(Sink):
+        def _on_kafka_error(self, error: object) -> None:
+            errors.append(error.code())  # type: ignore[attr-defined]
+            super()._on_kafka_error(error)  # type: ignore[arg-type]
+
+    sink = Counted(SinkConfig(bootstrap_servers=broker,
+                              kafka_config={"reconnect.backoff.max.ms": 100}),
+                   store=SimpleNamespace(url="chdb://not-written"))  # type: ignore[arg-type]
+    caplog.set_level("WARNING", logger="llmpulse.sinks.sink")
+    thread = threading.Thread(target=sink.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60  # a bound on the wait, not a timing claim
+        while len(errors) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        sink.stop()
+        thread.join(30)
+    assert len(errors) >= 5, errors  # the client kept failing and retrying
+    said = [r.getMessage() for r in caplog.records if r.name == "llmpulse.sinks.sink"]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"Kafka at {broker} does not answer (") and "Connection refused" in \
+        said[0] and said[0].endswith("); the sink keeps retrying: start the broker, or check "
+                                     "--bootstrap-servers"), said
+    assert "%3|" not in capfd.readouterr().err  # librdkafka's FAIL lines

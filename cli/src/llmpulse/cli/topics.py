@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from llmpulse.schemas import environment as env
+from llmpulse.schemas.commandline import broker_unreachable
 from llmpulse.schemas.errors import LlmpulseError
 from llmpulse.schemas.topics import TopicSpec, catalogue
 
@@ -126,9 +127,7 @@ def kafka_failures(bootstrap_servers: str) -> Iterator[None]:
     except KafkaException as exc:
         error = exc.args[0] if exc.args else exc
         reason = error.str() if hasattr(error, "str") else str(error)
-        raise click.ClickException(
-            f"Kafka at {bootstrap_servers} did not answer ({reason}): start the broker, or check "
-            f"--bootstrap-servers (or ${env.BOOTSTRAP_SERVERS})") from exc
+        raise click.ClickException(broker_unreachable(bootstrap_servers, reason)) from exc
 
 
 @click.group()

@@ -23,16 +23,20 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from llmpulse.schemas import environment as env
 from llmpulse.schemas.errors import LlmpulseError
 
-__all__ = ["LOG_LEVELS", "MOMENT_HELP", "configure_logging", "log_level_option", "moment_range",
-           "parse_moment", "run_command"]
+__all__ = ["LOG_LEVELS", "MOMENT_HELP", "BrokerUnreachable", "broker_unreachable",
+           "configure_logging", "log_level_option", "moment_range", "parse_moment",
+           "require_broker", "run_command"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)")
 _UNIT = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -97,6 +101,44 @@ def log_level_option(click: Any, *, default: str = "info",
         "--log-level", "--loglevel", "log_level",
         type=click.Choice(LOG_LEVELS, case_sensitive=False), default=default, show_default=True,
         help=f"Log level (logs go to {where}).")
+
+
+class BrokerUnreachable(LlmpulseError):
+    """No bootstrap server accepted a connection."""
+
+
+def broker_unreachable(bootstrap_servers: str, reason: str) -> str:
+    """What every command says when Kafka does not answer: what happened, what to do."""
+    return (f"Kafka at {bootstrap_servers} did not answer ({reason}): start the broker, or "
+            f"check --bootstrap-servers (or ${env.BOOTSTRAP_SERVERS})")
+
+
+def require_broker(bootstrap_servers: str, *, timeout_s: float | None = None) -> None:
+    """Return once one bootstrap server accepts a TCP connection; a service checks this
+    before its slow start (the worker's models), so a wrong address costs seconds, not minutes.
+
+    Args:
+        bootstrap_servers: ``host:port[,host:port]`` (``PLAINTEXT://`` and ``[v6]`` allowed).
+        timeout_s: the wait per server (default ``$LLMPULSE_BROKER_CHECK_SECONDS``, else 5).
+
+    Raises:
+        BrokerUnreachable: none answered (the message says what to do).
+    """
+    if timeout_s is None:
+        timeout_s = float(os.environ.get(env.BROKER_CHECK_SECONDS) or 5.0)
+    reasons = []
+    for server in filter(None, (s.strip() for s in bootstrap_servers.split(","))):
+        host, _, port = server.rpartition("://")[2].rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port or 9092)),
+                                          timeout=timeout_s):
+                return
+        except TimeoutError:
+            reasons.append(f"{server}: no answer in {timeout_s:g} s")
+        except (OSError, ValueError) as exc:
+            reasons.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
+    raise BrokerUnreachable(broker_unreachable(bootstrap_servers,
+                                               "; ".join(reasons) or "no server given"))
 
 
 def configure_logging(level: str) -> None:

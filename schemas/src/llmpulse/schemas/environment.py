@@ -15,6 +15,7 @@ __all__ = [
     "ALERT_PREFIX",
     "APP",
     "BOOTSTRAP_SERVERS",
+    "BROKER_CHECK_SECONDS",
     "CLICKHOUSE_URL",
     "CONFIG",
     "DATA_DIR",
@@ -61,6 +62,10 @@ __all__ = [
 
 BOOTSTRAP_SERVERS = "LLMPULSE_BOOTSTRAP_SERVERS"
 """Kafka bootstrap servers, ``host:port[,host:port]``."""
+
+BROKER_CHECK_SECONDS = "LLMPULSE_BROKER_CHECK_SECONDS"
+"""How long ``llmpulse worker`` and ``llmpulse sink`` wait, at start, for a bootstrap server
+to accept a connection before they stop with one line (default 5)."""
 
 KAFKA_PREFIX = "LLMPULSE_KAFKA_"
 """Any librdkafka setting, passed through: ``LLMPULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL``

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.commandline import configure_logging, log_level_option, run_command
+from llmpulse.schemas.commandline import (
+    configure_logging,
+    log_level_option,
+    require_broker,
+    run_command,
+)
 from llmpulse.schemas.errors import LlmpulseError
 
 if TYPE_CHECKING:
@@ -181,6 +186,7 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
     configure_logging(log_level)
     config = SinkConfig.from_env(bootstrap_servers=bootstrap_servers, group_id=group_id, prefix=prefix,
                                  batch_rows=batch_rows, batch_seconds=batch_seconds)
+    require_broker(bootstrap_servers)  # at start: one line; once running it warns and retries
     store = open_store(clickhouse_url, writes=True, wait_s=300.0)
     try:
         store.apply_retention(Retention.from_env())

@@ -116,6 +116,10 @@ class SinkConfig:
         return config
 
 
+_UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
+"""librdkafka's error codes of a broker that does not answer."""
+
+
 @dataclass
 class SinkStats:
     """Counters of a running sink (read them any time; written by the sink's thread)."""
@@ -173,6 +177,7 @@ class Sink:
         self._attempt = 0
         self._paused_since: float | None = None
         self._consumer: Consumer | None = None
+        self._unreachable = False  # warned that the broker does not answer
         self._producer: Producer | None = None
 
     def stop(self) -> None:
@@ -184,10 +189,13 @@ class Sink:
         stop_event = stop or self._stop
         base = {"bootstrap.servers": self.config.bootstrap_servers, **self.config.kafka_config}
         self._consumer = Consumer({
-            **base, "group.id": self.config.group_id, "enable.auto.commit": False,
-            "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-            "client.id": "llmpulse-sink", "statistics.interval.ms": 5000,
-            "stats_cb": self.metrics.lag_from_statistics})
+            # librdkafka's own lines stop at critical (a missing broker printed ~800 errors a
+            # minute); its errors come to _on_kafka_error. LLMPULSE_KAFKA_LOG_LEVEL overrides.
+            "log_level": 2, **base, "group.id": self.config.group_id,
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "client.id": "llmpulse-sink",
+            "statistics.interval.ms": 5000, "stats_cb": self.metrics.lag_from_statistics,
+            "error_cb": self._on_kafka_error})
         self._consumer.subscribe(self.config.topics, on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_revoke)
         logger.info("sink consuming %s into %s", ", ".join(self.config.topics), self.store.url)
@@ -226,7 +234,11 @@ class Sink:
                 self._flush()
             return
         room = max(1, self.config.batch_rows - len(self._buffer))
-        for message in self._consumer.consume(num_messages=min(room, 5_000), timeout=0.05):
+        messages = self._consumer.consume(num_messages=min(room, 5_000), timeout=0.05)
+        if messages and self._unreachable:
+            self._unreachable = False
+            logger.warning("Kafka answers again; the sink consumes")
+        for message in messages:
             self._accept(message)
         if self._due():
             self._flush()
@@ -236,6 +248,18 @@ class Sink:
             logger.info("sink: %d events read, %d rows written %s, %d duplicates dropped, %d refused, "
                         "%d undecodable", stats.events, stats.total_written, stats.written,
                         stats.duplicates, stats.rejected, stats.undecodable)
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """librdkafka's errors (``error_cb``): a broker that does not answer is one warning
+        until records flow again (the client keeps retrying); any other error, each time."""
+        if error.code() in _UNREACHABLE:
+            if not self._unreachable:
+                self._unreachable = True
+                logger.warning("Kafka at %s does not answer (%s); the sink keeps retrying: start "
+                               "the broker, or check --bootstrap-servers",
+                               self.config.bootstrap_servers, error.str())
+            return
+        logger.warning("Kafka error: %s", error)
 
     def _due(self) -> bool:
         if not self._offsets:
