@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,57 @@ def test_rules_fire_on_what_the_traffic_contains(traffic_store: Store, traffic: 
     assert all(v is not None and v > 0 for v in costs.values())
     # Before the traffic there is nothing to evaluate, so nothing fires (no-data is OK).
     assert not [i for i in evaluate_rules(traffic_store, alert_rules(strict), now=traffic.start) if i.firing]
+
+
+_GO_TEMPLATE = """package main
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"text/template"
+)
+
+// Prometheus's (and Grafana's) reReplaceAll; the labels as $labels.
+func main() {
+	var in struct {
+		Text   string
+		Labels map[string]string
+	}
+	if err := json.NewDecoder(os.Stdin).Decode(&in); err != nil {
+		panic(err)
+	}
+	funcs := template.FuncMap{"reReplaceAll": func(pattern, repl, text string) string {
+		return regexp.MustCompile(pattern).ReplaceAllString(text, repl)
+	}}
+	t := template.Must(template.New("s").Funcs(funcs).Parse(`{{ $labels := .Labels }}` + in.Text))
+	if err := t.Execute(os.Stdout, in); err != nil {
+		panic(err)
+	}
+}
+"""
+
+
+def test_an_alert_summary_names_the_version_with_one_v(tmp_path: Path) -> None:
+    """The drift rule's summary, rendered by Go's text/template with Prometheus's
+    ``reReplaceAll`` as Grafana renders it: ``v1`` stays ``v1`` (was ``vv1``), ``2`` is ``v2``,
+    as ``version_label`` says."""
+    import json
+    import shutil
+    import subprocess
+
+    from llmpulse.dashboards.charts import version_label
+
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("no Go toolchain to render the template")
+    (tmp_path / "render.go").write_text(_GO_TEMPLATE)
+    summary = {r.uid: r for r in alert_rules()}["llmpulse-drift"].summary
+    for version in ("v1", "2", "V3"):
+        labels = {"prompt_id": "support-answer", "prompt_version": version, "app": "shop"}
+        rendered = subprocess.run(
+            [go, "run", str(tmp_path / "render.go")], input=json.dumps({"Text": summary, "Labels": labels}),
+            capture_output=True, text=True, check=True, timeout=300,
+            env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "off"}).stdout
+        assert rendered == f"Drift on support-answer {version_label(version)} (shop)", rendered
+    assert all("v{{" not in r.summary for r in alert_rules())

@@ -32,7 +32,12 @@ from llmpulse.dashboards._sql import QUANTILES, sql
 from llmpulse.dashboards.macros import TimeRange, expand
 from llmpulse.schemas.thresholds import TOXIC_SCORE, AlertThresholds
 
-__all__ = ["AlertInstance", "AlertRuleSpec", "AlertThresholds", "alert_rules", "evaluate_rules"]
+PROMPT_VERSION = '{{ reReplaceAll "^([^vV])" "v${1}" $labels.prompt_version }}'
+"""``charts.version_label()`` in Grafana's template language (Prometheus's ``reReplaceAll``):
+the prompt version of an alert's summary with one ``v`` (``v1`` stays ``v1``, ``3`` is ``v3``)."""
+
+__all__ = ["PROMPT_VERSION", "AlertInstance", "AlertRuleSpec", "AlertThresholds", "alert_rules",
+           "evaluate_rules"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +81,7 @@ def alert_rules(thresholds: AlertThresholds | None = None) -> list[AlertRuleSpec
             "drifted_windows",
             t.drifted_windows,
             t.drift_window_minutes,
-            "Drift on {{ $labels.prompt_id }} v{{ $labels.prompt_version }} ({{ $labels.app }})",
+            "Drift on {{ $labels.prompt_id }} " + PROMPT_VERSION + " ({{ $labels.app }})",
             "Drift windows of this prompt version drifted; see the Drift dashboard for the features.",
             severity="critical",
             pending_minutes=0,
@@ -92,7 +97,7 @@ def alert_rules(thresholds: AlertThresholds | None = None) -> list[AlertRuleSpec
             t.toxicity_rate,
             window,
             f"Toxic responses above {t.toxicity_rate:.0%} on {{{{ $labels.prompt_id }}}} "
-            "v{{ $labels.prompt_version }}",
+            + PROMPT_VERSION,
             f"Share of scored responses with toxicity >= {TOXIC_SCORE:g} over the window.",
             severity="critical",
             pending_minutes=pending,
@@ -108,7 +113,7 @@ def alert_rules(thresholds: AlertThresholds | None = None) -> list[AlertRuleSpec
             t.guardrail_violation_rate,
             window,
             f"Guardrail violations above {t.guardrail_violation_rate:.0%} on {{{{ $labels.prompt_id }}}} "
-            "v{{ $labels.prompt_version }}",
+            + PROMPT_VERSION,
             "Share of calls with at least one guardrail verdict over the window.",
             pending_minutes=pending,
         ),
@@ -123,7 +128,7 @@ def alert_rules(thresholds: AlertThresholds | None = None) -> list[AlertRuleSpec
             t.error_rate,
             window,
             f"Error rate above {t.error_rate:.0%} on {{{{ $labels.app }}}} ({{{{ $labels.prompt_id }}}} "
-            "v{{ $labels.prompt_version }})",
+            + PROMPT_VERSION + ")",
             "Share of calls whose response carried an error over the window.",
             pending_minutes=pending,
         ),

@@ -22,11 +22,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["PALETTE", "bar_chart", "format_value", "interval_plot", "line_chart", "stat_tile", "table_html"]
+__all__ = ["PALETTE", "bar_chart", "format_value", "interval_plot", "line_chart", "stat_tile", "table_html",
+           "version_label"]
 
 PALETTE = ("#3274d9", "#ff780a", "#37872d", "#e02f44", "#8f3bb8", "#0a9396", "#c4a000", "#6e6e6e")
 _W, _H = 600, 230
 _LEFT, _RIGHT, _TOP, _BOTTOM = 62, 12, 12, 42
+
+
+def version_label(version: str) -> str:
+    """``v1`` stays ``v1``; a bare ``3`` or content hash gets its ``v`` (``v3``)."""
+    return version if version[:1] in {"v", "V"} else f"v{version}"
 
 
 def format_value(value: Any, unit: str = "short", decimals: int | None = None) -> str:

@@ -16,7 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from llmpulse.dashboards.charts import bar_chart, format_value, interval_plot
+from llmpulse.dashboards.charts import bar_chart, format_value, interval_plot, version_label
 from llmpulse.dashboards.page import page
 from llmpulse.dashboards.samples import run_samples, version_samples
 from llmpulse.dashboards.stats import Comparison, MetricComparison, compare_samples
@@ -31,11 +31,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _UNIT_FORMAT = {"%": "percentunit", "ms": "ms", "USD": "currencyUSD"}
-
-
-def version_label(version: str) -> str:
-    """``v1`` stays ``v1``; a bare ``3`` or content hash gets its ``v`` (``v3``)."""
-    return version if version[:1] in {"v", "V"} else f"v{version}"
 
 
 def worse_for_b(metric: MetricComparison) -> bool | None:

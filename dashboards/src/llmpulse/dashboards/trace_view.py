@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from llmpulse.dashboards.charts import PALETTE, format_value
+from llmpulse.dashboards.charts import PALETTE, format_value, version_label
 
 __all__ = ["Trace", "TraceStep", "load_trace", "trace_html"]
 
@@ -143,7 +143,7 @@ def load_trace(store: Any, trace_id: str, *, limit: int = 10_000) -> Trace:
     ).dicts()
     for c in calls:
         details = [
-            ("prompt", f"{c['prompt_id']} v{c['prompt_version']}" if c["prompt_id"] else ""),
+            ("prompt", f"{c['prompt_id']} {version_label(c['prompt_version'])}" if c["prompt_id"] else ""),
             ("tokens", f"{c['input_tokens']} in, {c['output_tokens']} out"),
             ("cost", format_value(c["cost_usd"], "currencyUSD")),
             ("tool calls", ", ".join(c["tool_call_names"])),
