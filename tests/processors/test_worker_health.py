@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Producer
 from kafka_broker import free_port
 from kafka_events import read_events
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from worker_process import WorkerProcess
 
@@ -72,38 +73,54 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_the_worker_serves_its_health_and_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """20 calls, 3 lonely prompts and a malformed record through a worker whose heavy path
+    runs (readability only: no model to load): events in and out, dead letters, lag, batch
+    sizes, the join table and lingering halves, the scorer queue; /healthz and /readyz."""
     prefix = f"wh{uuid.uuid4().hex[:8]}."
     ensure_topics(kafka_bootstrap, prefix=prefix, partitions=PARTITIONS)
     port = free_port()
+    config = tmp_path / "llmpulse.yaml"
+    config.write_text("scoring:\n  toxicity: {enabled: false}\n  embeddings: {enabled: false}\n")
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for i in range(20):
-        call_id = f"h{i}"
-        for event in (PromptEvent(call_id=call_id, app="a"),
-                      ResponseEvent(call_id=call_id, app="a", text="ok", latency_ms=3.0)):
-            topic = "llm.prompts" if isinstance(event, PromptEvent) else "llm.responses"
-            producer.produce(f"{prefix}{topic}", encode_event(event), call_id.encode(),
-                             partition=partition_for(call_id, PARTITIONS))
+    _produce_calls(producer, prefix, [f"h{i}" for i in range(20)])
+    for i in range(3):  # no response will come: they linger, then wait in the join table
+        producer.produce(f"{prefix}llm.prompts", encode_event(PromptEvent(call_id=f"lonely{i}",
+                                                                          app="a")),
+                         f"lonely{i}".encode(), partition=partition_for(f"lonely{i}", PARTITIONS))
     producer.produce(f"{prefix}llm.prompts", b"{not json", b"bad", partition=0)
     assert producer.flush(10) == 0
     url = f"http://127.0.0.1:{port}"
-    with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w",
-                       extra=["--health-address", f"127.0.0.1:{port}"]) as worker:
+    with WorkerProcess(kafka_bootstrap, prefix, tmp_path / "w", heavy=True,
+                       extra=["--health-address", f"127.0.0.1:{port}", "--config", str(config),
+                              "--join-linger", "1"]) as worker:
         assert len(read_events(kafka_bootstrap, [f"{prefix}llm.enriched"], expected=20)) == 20
         samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         out = ("llmpulse_events_out_total", (("stage", "worker"), ("target", "enriched")))
+        table = ("llmpulse_join_table_size", (("stage", "worker"),))
+        queue = ("llmpulse_scorer_queue_depth", (("scorer", "heavy"), ("stage", "worker")))
         deadline = time.monotonic() + 30  # the metrics timer runs every 5 s
-        while time.monotonic() < deadline and (samples.get(out) != 20 or not any(
-                name == "llmpulse_consumer_lag" for name, _ in samples)):
+        while time.monotonic() < deadline and (
+                samples.get(out) != 20 or samples.get(table) != 3 or samples.get(queue) != 0
+                or not any(name == "llmpulse_consumer_lag" for name, _ in samples)):
             samples = _samples(_get(f"{url}/metrics")[1])
             time.sleep(0.5)
         assert samples.get(out) == 20, worker.tail()
-        assert samples[("llmpulse_events_in_total", (("stage", "worker"),))] == 40
+        assert samples[("llmpulse_events_in_total", (("stage", "worker"),))] == 43
         assert samples[("llmpulse_dead_letters_total",
                         (("reason", "malformed_json"), ("stage", "worker")))] == 1
+        # every valid event was in one observed batch of the join agent
+        assert samples[("llmpulse_batch_events_sum", (("stage", "worker"),))] == 43
+        assert samples[("llmpulse_batch_events_count", (("stage", "worker"),))] >= 1
+        # the lonely prompts lingered, then went to the table; nothing lingers now
+        assert samples[table] == 3, samples.get(table)
+        assert samples[("llmpulse_lingering_halves", (("stage", "worker"),))] == 0
+        # the heavy path scored everything handed on: nothing waits for it
+        assert samples.get(queue) == 0, sorted(n for n, _ in samples if "scorer" in n)
         lag = {labels: v for (name, labels), v in samples.items()
                if name == "llmpulse_consumer_lag"}
         assert {dict(labels)["topic"] for labels in lag} >= {f"{prefix}llm.prompts",
-                                                             f"{prefix}llm.responses"}
+                                                             f"{prefix}llm.responses",
+                                                             f"{prefix}llm.enriched.pending"}
         # everything consumed and committed: no lag left (an idle worker is not "stalled")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(lag.values()):
@@ -191,3 +208,38 @@ def test_a_lag_the_broker_cannot_answer_neither_crashes_the_worker_nor_trips_the
         asyncio.run(health.tick())  # before the fix: the exception crashed the Faust app
     assert health.last_tick is not None and health.lag == 40  # last known lag kept
     assert sum("consumer lag unreadable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_scorer_queue_is_the_lag_of_the_heavy_paths_input() -> None:
+    """The records of llm.enriched.pending behind the heavy agent's commits are the queue;
+    the light path's lag is not."""
+    import asyncio
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from aiokafka.structs import TopicPartition
+
+    from llmpulse.processors.worker.health import WorkerHealth
+
+    pending = [TopicPartition("llm.enriched.pending", p) for p in (0, 1)]
+    prompts = TopicPartition("llm.prompts", 0)
+    ends = {**{tp: 100 for tp in pending}, prompts: 500}
+
+    class Broker:
+        async def end_offsets(self, partitions: list[TopicPartition]) -> dict:
+            return {tp: ends[tp] for tp in partitions}
+
+    app = SimpleNamespace(consumer=SimpleNamespace(
+        assignment=lambda: {*pending, prompts},
+        _committed_offset={pending[0]: 90, pending[1]: 97, prompts: 0}),
+        _llmpulse_offsets=Broker())
+    health = WorkerHealth(app, Counter(), topics=frozenset({"llm.enriched.pending", "llm.prompts"}),
+                          stall_s=0, scorer_topic="llm.enriched.pending")
+    asyncio.run(health.tick())
+    samples = _samples(generate_latest(health.metrics.registry).decode())
+    assert samples[("llmpulse_scorer_queue_depth",
+                    (("scorer", "heavy"), ("stage", "worker")))] == 13  # 10 + 3, not the 500
+    light = WorkerHealth(app, Counter(), topics=frozenset({"llm.prompts"}), stall_s=0)
+    asyncio.run(light.tick())  # no heavy path here: no queue to report
+    assert not any(name == "llmpulse_scorer_queue_depth"
+                   for name, _ in _samples(generate_latest(light.metrics.registry).decode()))

@@ -240,7 +240,8 @@ class PipelineMetrics:
                                       "Halves lingering in memory for their partner.", ["stage"],
                                       registry=r).labels(stage)
         self._scorer_queue = Gauge("llmpulse_scorer_queue_depth",
-                                   "Calls waiting for a model scorer.", ["stage", "scorer"],
+                                   "Records waiting for the model scorers (scorer=heavy: the lag of "
+                                   "llm.enriched.pending, each record up to 500 calls).", ["stage", "scorer"],
                                    registry=r)
         self.last_fetch = Gauge("llmpulse_last_fetch_timestamp_seconds",
                                 "When the consumer last received a record (Unix time).",

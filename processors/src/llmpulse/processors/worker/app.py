@@ -25,6 +25,7 @@ from llmpulse.processors.worker.light_agent import LightAgent
 from llmpulse.processors.worker.outputs import Outputs
 from llmpulse.processors.worker.settings import WorkerSettings
 from llmpulse.processors.worker.span_agent import SpanAgent
+from llmpulse.schemas.health import PipelineMetrics
 from llmpulse.schemas.topics import (
     DRIFT_INPUT,
     ENRICHED_PENDING,
@@ -63,18 +64,21 @@ def build_app(settings: WorkerSettings, enricher: Enricher | None = None, *,
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmpulse-heavy")
     heavy_on = settings.heavy and bool(step.enricher.batched_scorers)
     outputs = Outputs(settings, topics, counts, heavy_on=heavy_on)
+    metrics = PipelineMetrics("worker")
 
     if settings.role in {"all", "light"}:
-        LightAgent(app, topics, settings, step, outputs).register()
+        LightAgent(app, topics, settings, step, outputs, metrics=metrics).register()
         SpanAgent(app, topics, settings, step, outputs).register()
-    if heavy_on and settings.role in {"all", "heavy"}:
+    scores = heavy_on and settings.role in {"all", "heavy"}
+    if scores:
         register_heavy(app, topics, step, outputs, executor)
     if settings.drift and settings.role in {"all", "drift"}:
         DriftAgent(app, topics, settings, step, executor).register()
 
     health = WorkerHealth(app, counts, step.joiner if settings.role in {"all", "light"} else None,
                           topics=frozenset(settings.topic(t) for t in WORKER_INPUTS),
-                          stall_s=settings.stall_s)
+                          stall_s=settings.stall_s, metrics=metrics,
+                          scorer_topic=settings.topic(ENRICHED_PENDING) if scores else None)
     health.register()
     app.llmpulse_health = health  # type: ignore[attr-defined]
 

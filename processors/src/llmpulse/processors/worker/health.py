@@ -2,7 +2,10 @@
 
 A Faust timer copies what the processing step counted into the shared Prometheus metrics
 (``llmpulse.schemas.health.PipelineMetrics``, ``stage="worker"``), reads fresh end
-offsets of the assigned partitions for the lag, and feeds the ``Watchdog``: a consumer
+offsets of the assigned partitions for the lag (and, where this process runs the model
+scorers, the lag of their input ``llm.enriched.pending`` as ``llmpulse_scorer_queue_depth``:
+the records, each up to 500 light calls, that wait for the heavy path), and feeds the
+``Watchdog``: a consumer
 that is assigned partitions with records waiting, yet received nothing for
 ``stall_s`` while the lag did not shrink, is stalled (seen once in CI: Ready, fetching
 nothing). The worker then logs why and exits non-zero, so its supervisor restarts it;
@@ -74,13 +77,17 @@ class WorkerHealth:
         stall_s: the watchdog's patience; 0 turns it off.
         inputs: the count of events read (``events_in``; its growth means records arrived).
         outputs: the counts that are events written (``events_out``, target: the name).
+        scorer_topic: the model scorers' input topic (with its prefix) when this process
+            runs them: its lag is the scorer queue depth (``scorer="heavy"``).
     """
 
     def __init__(self, app: Any, counts: Counter[str], joiner: Any = None, *,
                  topics: frozenset[str] = frozenset(), stall_s: float = 120.0,
                  metrics: PipelineMetrics | None = None, inputs: str = "events",
-                 outputs: tuple[str, ...] = WORKER_OUTPUTS) -> None:
+                 outputs: tuple[str, ...] = WORKER_OUTPUTS,
+                 scorer_topic: str | None = None) -> None:
         self.app = app
+        self.scorer_topic = scorer_topic
         self.inputs = inputs
         self.outputs = frozenset(outputs)
         self.topics = topics
@@ -120,6 +127,9 @@ class WorkerHealth:
             self.lag = sum(lag.values())
             for (topic, partition), behind in lag.items():
                 self.metrics.set_lag(topic, partition, behind)
+            waiting = [behind for (topic, _), behind in lag.items() if topic == self.scorer_topic]
+            if waiting:  # its partitions are assigned here: the heavy path's queue
+                self.metrics.scorer_queue("heavy", sum(waiting))
         if self.joiner is not None:
             self.metrics.join_table_size.set(len(self.joiner))
             self.metrics.lingering_halves.set(self.joiner.lingering)

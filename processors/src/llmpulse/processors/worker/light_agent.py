@@ -5,7 +5,8 @@ processing step's ``take`` (decode, validate, dead letters, join) and ``light``.
 and its response (sent together by the SDK) meet in memory and never touch the join table:
 a lonely half lingers (its record unacknowledged) until its partner comes or
 ``join_linger_s`` passes, then waits in the table. A timer settles lingering halves,
-another expires halves whose partner never came (emitted as incomplete calls).
+another expires halves whose partner never came (emitted as incomplete calls). Each
+batch's count of valid events goes to the ``llmpulse_batch_events`` histogram.
 
 Example (not a doctest: it needs a Faust app)::
 
@@ -26,6 +27,7 @@ from llmpulse.processors.worker.faust_app import Topics, WorkerApp
 from llmpulse.processors.worker.outputs import Outputs
 from llmpulse.processors.worker.settings import WorkerSettings
 from llmpulse.schemas import partition_for
+from llmpulse.schemas.health import PipelineMetrics
 from llmpulse.schemas.topics import PROMPTS
 
 __all__ = ["LightAgent"]
@@ -36,13 +38,15 @@ class LightAgent:
     lingering halves before a rebalance or a stop."""
 
     def __init__(self, app: WorkerApp, topics: Topics, settings: WorkerSettings,
-                 step: ProcessingStep, outputs: Outputs) -> None:
+                 step: ProcessingStep, outputs: Outputs, *,
+                 metrics: PipelineMetrics | None = None) -> None:
         self.app = app
         self.topics = topics
         self.settings = settings
         self.step = step
         self.joiner = step.joiner
         self.outputs = outputs
+        self.metrics = metrics  # batch sizes go to its histogram (None: not recorded)
         self.stream: Any = None  # the agent's stream, once it runs (acknowledges records)
         self.lock = asyncio.Lock()  # the agent's batch and the timers' settling, one at a time
 
@@ -83,6 +87,8 @@ class LightAgent:
                           offset=e.message.offset, key=e.message.key, source=e)
                    for e in events]
         taken = self.step.take(records, now=now)
+        if self.metrics is not None:
+            self.metrics.batch_events.observe(taken.events)
         for rejected in taken.rejected:
             await self.outputs.reject(rejected)
         released = self.joiner.settle(now=now, owned=self.owned())
