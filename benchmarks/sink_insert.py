@@ -6,12 +6,14 @@ materialized views) on the same chDB engine, in the same run:
 * ``writer``: ``Writer.write`` on batches of decoded ``EnrichedCall`` events: the
   column mapping, the ledger lookup, the Arrow table, the insert and the views (what the
   sink does per batch).
-* ``native_encoder``: the same columns inserted through clickhouse-connect's Python Native
-  encoder (``client.insert``), the writer's path before it moved to Arrow, for reference.
+* ``native_encoder``: the same columns as Python values (``call_values``) inserted through
+  clickhouse-connect's Python Native encoder (``client.insert``), the writer's path before
+  it moved to Arrow, for reference.
 * ``bare chDB``: the same rows, already in an Arrow table, inserted with chDB's own
   ``Python()`` table function on a raw ``chdb.connect`` handle (no Python per row).
 
-Prints JSON. The ratio is writer / fastest bare insert.
+Prints JSON. The ratio is writer / fastest bare insert; ``ratio_writer_to_bare_per_repeat``
+gives each repeat's writer over the same repeat's bare insert (the spread under load).
 
     uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
 """
@@ -107,6 +109,9 @@ def main() -> None:
         "ratio_writer_no_dedup_to_bare": round(best["writer_no_dedup"] / bare, 3),
         "ratio_native_encoder_to_bare": round(best["native_encoder"] / bare, 3),
         "mapping_us_per_row": round(min(mapping), 2),
+        "runs_rows_per_s": {k: [round(v) for v in values] for k, values in results.items()},
+        "ratio_writer_to_bare_per_repeat": [round(w / b, 3) for w, b in zip(
+            results["writer"], results["bare_python_arrow"], strict=True)],
         "chdb": chdb.__version__, "python": platform.python_version(), "machine": platform.machine(),
     }, indent=2))
 
