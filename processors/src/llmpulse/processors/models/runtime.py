@@ -20,6 +20,8 @@ Example:
     >>> from llmpulse.processors.models.runtime import length_buckets
     >>> length_buckets([5, 1, 9, 2, 7], 2)
     [[1, 3], [0, 4], [2]]
+    >>> length_buckets([12, 10, 11, 60, 58, 13], 32)  # two runs cost less than padding to 60
+    [[1, 2, 0, 5], [4, 3]]
 """
 
 from __future__ import annotations
@@ -33,17 +35,38 @@ from typing import Any
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8
 
-__all__ = ["OnnxTextModel", "TorchTextModel", "length_buckets", "top_label"]
+__all__ = ["RUN_COST_TOKENS", "OnnxTextModel", "TorchTextModel", "length_buckets", "top_label"]
 
 logger = logging.getLogger(__name__)
 
 INSTALL_ONNX = "pip install 'llmpulse-processors[onnx]'"
 
 
-def length_buckets(lengths: Sequence[int], size: int) -> list[list[int]]:
-    """Indices grouped into batches of at most ``size``, shortest texts first."""
+RUN_COST_TOKENS = 16
+"""What one model run costs beyond its tokens, counted in padded tokens (a run's fixed
+overhead and the lower efficiency of small matrix products): what ``length_buckets``
+weighs a new batch against the padding it saves."""
+
+
+def length_buckets(lengths: Sequence[int], size: int, run_cost: int = RUN_COST_TOKENS) -> list[list[int]]:
+    """Indices grouped into batches of at most ``size``, shortest texts first, cut where
+    padding would cost more than another run: of all the ways to cut the sorted texts into
+    consecutive batches, the one with the fewest padded tokens plus ``run_cost`` a batch
+    (each batch is padded to its longest text)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    return [order[i:i + size] for i in range(0, len(order), size)]
+    n = len(order)
+    best = [0] + [0] * n  # best[j]: the cost of the first j texts
+    cut = [0] * (n + 1)  # where the last batch of the first j texts starts
+    for j in range(1, n + 1):
+        longest = lengths[order[j - 1]]
+        cost, later = min((best[i] + run_cost + (j - i) * longest, -i) for i in range(max(0, j - size), j))
+        best[j], cut[j] = cost, -later  # on a tie, the earlier batches full
+    buckets: list[list[int]] = []
+    j = n
+    while j:
+        buckets.append(order[cut[j]:j])
+        j = cut[j]
+    return buckets[::-1]
 
 
 def top_label(classes: Sequence[str], probabilities: Any) -> tuple[float, str | None]:
