@@ -107,3 +107,30 @@ def test_missing_answer_is_not_applicable():
     by_name = {r.name: r for r in results}
     assert by_name["toxicity"].status == "not_applicable"
     assert by_name["prompt_toxicity"].status == "ok"
+
+
+def test_each_distinct_text_of_a_batch_is_scored_once():
+    """A question asked again and an answer given again in one micro-batch go to the model
+    once; every call still gets its own scores, in place."""
+
+    class Recording:
+        backend = "recording"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def predict(self, texts: list[str]) -> list[tuple[float, str | None]]:
+            self.seen.extend(texts)
+            return [(len(t) / 100, None) for t in texts]
+
+    model = Recording()
+    scorer = ToxicityScorer(ToxicityConfig(), model=model)
+    calls = [make_call("where is my parcel?", "It ships today.", call_id="a"),
+             make_call("where is my parcel?", "It shipped yesterday.", call_id="b"),
+             make_call("cancel it", "It ships today.", call_id="c")]
+    results = [{r.name: r.value for r in rs} for rs in scorer.score(calls)]
+    assert sorted(model.seen) == sorted({"where is my parcel?", "It ships today.", "It shipped yesterday.",
+                                         "cancel it"})
+    assert results == [{"toxicity": 0.15, "prompt_toxicity": 0.19},
+                       {"toxicity": 0.21, "prompt_toxicity": 0.19},
+                       {"toxicity": 0.15, "prompt_toxicity": 0.09}]

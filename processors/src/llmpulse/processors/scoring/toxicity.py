@@ -267,24 +267,22 @@ class ToxicityScorer:
                              batch_size=cfg.batch_size)
 
     def score(self, calls: Sequence[EnrichedCall]) -> list[list[ScoreResult]]:
-        """Score a micro-batch: one model call for every text of the batch."""
+        """Score a micro-batch: one model call for the batch, each distinct text scored once."""
         model = self.load()
-        texts: list[str] = []
+        index: dict[str, int] = {}
         slots: list[list[tuple[str, int | str]]] = []
         cap = self.config.max_chars
         for call in calls:
             wanted: list[tuple[str, int | str]] = []
             response = call.response
             if response is not None and response.text and response.text.strip():
-                wanted.append(("toxicity", len(texts)))
-                texts.append(response.text[:cap])
+                wanted.append(("toxicity", index.setdefault(response.text[:cap], len(index))))
             else:
                 wanted.append(("toxicity", "no answer text"))
             if self.config.score_prompts:
                 question = last_user_text(call.prompt)
                 if question.strip():
-                    wanted.append(("prompt_toxicity", len(texts)))
-                    texts.append(question[:cap])
+                    wanted.append(("prompt_toxicity", index.setdefault(question[:cap], len(index))))
                 else:
                     wanted.append(("prompt_toxicity", "no user message"))
             slots.append(wanted)
@@ -293,12 +291,12 @@ class ToxicityScorer:
             return [[unavailable(n, self.version, "none", detail) for n, _ in wanted] for wanted in slots]
         values: list[tuple[float, str | None]] = []
         error: str | None = None
-        if texts:
+        if index:
             try:
-                values = model.predict(texts)
+                values = model.predict(list(index))
             except Exception as exc:  # a model failure must not stop the stream
                 error = f"{model.backend} failed: {type(exc).__name__}: {exc}"
-                logger.exception("toxicity: %s on a batch of %d texts", model.backend, len(texts))
+                logger.exception("toxicity: %s on a batch of %d texts", model.backend, len(index))
         out = []
         for wanted in slots:
             results = []
