@@ -190,8 +190,9 @@ class Sink:
         base = {"bootstrap.servers": self.config.bootstrap_servers, **self.config.kafka_config}
         self._consumer = Consumer({
             # librdkafka's own lines stop at critical (a missing broker printed ~800 errors a
-            # minute); its errors come to _on_kafka_error. LLMPULSE_KAFKA_LOG_LEVEL overrides.
-            "log_level": 2, **base, "group.id": self.config.group_id,
+            # minute) unless the sink logs at debug; its errors come to _on_kafka_error.
+            "log_level": 6 if logger.isEnabledFor(logging.DEBUG) else 2, **base,
+            "group.id": self.config.group_id,
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "client.id": "llmpulse-sink",
             "statistics.interval.ms": 5000, "stats_cb": self.metrics.lag_from_statistics,
