@@ -3,6 +3,7 @@ and the order agent's traces (a flaky tool, a loop, an instruction in a tool res
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -30,6 +31,23 @@ def test_the_demo_processes_every_call_and_finds_the_worse_version(demo) -> None
     assert demo.calls == 1000 + demo.agent_calls  # the support answers and the agent's calls
     assert demo.worse_version == "v2"
     assert demo.report.exists() and demo.comparison_json.exists()
+
+
+def test_the_agents_comparison_has_its_agent_section(demo) -> None:  # type: ignore[no-untyped-def]
+    # 25 runs alternate between the agent prompt's v1 and v2 (too few a side to find the
+    # difference here: tests/test_demo_agent.py runs the default demo's 75)
+    agent = demo.agent_comparison
+    assert agent.label_a == "order-agent v1" and agent.label_b == "order-agent v2"
+    assert agent.notes["agent"].startswith("agent traces: 13 of order-agent v1, 12 of order-agent v2")
+    groups = {m.name: m.group for m in agent.metrics}
+    assert groups["tool_error_rate"] == groups["steps_per_trace"] == "agent"
+    invalid = agent.metric("tool_invalid_arguments_rate")
+    assert invalid.value_a == 0 and invalid.value_b > 0  # only v2 sends arguments that are not JSON
+    assert demo.agent_comparison_json.exists()
+    # the support answers' comparison stays per call, and the report's Prompt versions shows it
+    support = json.loads(demo.comparison_json.read_text())
+    assert support["a"] == "support-answer v1" and {m["group"] for m in support["metrics"]} == {"call"}
+    assert "support-answer v1 vs support-answer v2: statistics" in demo.report.read_text()
 
 
 def test_the_misconfigured_hosts_calls_are_dead_lettered_not_stored(demo) -> None:  # type: ignore[no-untyped-def]

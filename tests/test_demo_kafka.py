@@ -4,7 +4,8 @@ The same seed runs embedded and through Kafka (SDK -> broker -> ``llmpulse worke
 process -> sink -> chDB). The Kafka run waits until every stage consumed its input (no
 sleep); then the drift alert fires after the shift and not before, and the two stores
 agree on calls, feedback, guardrail verdicts, the drift windows that closed full, and the
-order agent's spans, tool errors and verdicts.
+order agent's spans, tool errors, verdicts and traces per prompt version (and the agent's
+comparison, its agent section included, says the same).
 """
 
 from __future__ import annotations
@@ -59,8 +60,20 @@ def test_the_drift_alert_fires_after_the_shift_and_not_before_through_kafka(
 def test_both_modes_stores_agree(runs: tuple[DemoResult, DemoResult]) -> None:
     kafka, embedded = map(_summary, runs)
     for name in ("calls", "feedback", "verdicts", "drift_windows_by_size", "dead_letters", "spans",
-                 "tool_errors", "agent_verdicts"):
+                 "tool_errors", "agent_verdicts", "agent_traces_by_version"):
         assert kafka[name] == embedded[name], (name, kafka, embedded)
     assert kafka["drift_windows_by_size"], kafka  # windows did close, on both sides
     assert kafka["dead_letters"] == {"timestamp_out_of_range": 2 * SKEWED_CALLS}, kafka
     assert kafka["spans"] and kafka["agent_verdicts"].get("agent_loop") == 1, kafka
+    assert kafka["agent_traces_by_version"] == {"v1": 8, "v2": 7}, kafka  # the agent's two versions
+
+
+def test_the_kafka_runs_agent_comparison_has_its_agent_section(
+        runs: tuple[DemoResult, DemoResult]) -> None:
+    for run in runs:
+        assert run.agent_comparison.notes["agent"].startswith(
+            "agent traces: 8 of order-agent v1, 7 of order-agent v2"), run.agent_comparison.notes
+    values = [{m.name: m.value_b for m in run.agent_comparison.metrics if m.group == "agent"}
+              for run in runs]
+    assert values[0] == pytest.approx(values[1])  # sums in another order: the last bits differ
+    assert values[0]["tool_invalid_arguments_rate"] > 0

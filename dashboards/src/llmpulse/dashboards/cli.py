@@ -332,7 +332,8 @@ def compare(
     log_level: str,
 ) -> None:
     """Compare two prompt versions (or two replay runs): values, differences with intervals,
-    p-values, verdicts. With --fail-on, exit 3 when B fails the gate."""
+    p-values, verdicts; per call, and per agent trace when the versions have agent traces.
+    With --fail-on, exit 3 when B fails the gate (agent metrics included)."""
     configure_logging(log_level)
     from llmpulse.dashboards.compare import (
         compare_runs,

@@ -37,6 +37,9 @@ class DemoResult:
     """Order-agent runs (traces) the simulation made."""
     agent_calls: int = 0
     """The model calls of those runs (stored in ``calls`` beside the support answers)."""
+    agent_comparison: Any = None
+    """The order agent's v1 against v2 (a ``Comparison`` with its agent section)."""
+    agent_comparison_json: Path | None = None
 
 
 def _report_writer(folder: Path) -> Any:
@@ -136,7 +139,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
         refused = ", ".join(f"{n} {reason}" for reason, n in totals.dead_letters.most_common())
         echo(f"dead letters: {refused or 'none'}")
         echo(agent_line(store_summary(store)))
-        comparison, comparison_path, report = summarise(store, out, since, until, echo)
+        summary = summarise(store, out, since, until, echo)
     finally:
         store.close()
     alerts = totals.alerts
@@ -144,12 +147,15 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
     for alert in alerts:
         echo(f"  {alert.occurred_at:%H:%M} {alert.status:8} {alert.severity:8} {alert.rule:12} "
              f"{alert.prompt_version or '':4} {alert.summary}")
-    worse = worse_version(comparison)
+    worse = worse_version(summary.comparison)
     seconds = time.perf_counter() - t_start
-    echo(f"\nreport:      {report}\ncomparison:  {comparison_path}\n"
+    echo(f"\nreport:      {summary.report}\ncomparison:  {summary.comparison_json}\n"
+         f"agent comparison: {summary.agent_comparison_json}\n"
          f"drift reports: {out / 'drift-reports'}\nstore:       {store_url}\n"
          f"done in {seconds:.0f} s")
-    return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
+    return DemoResult(out=out, report=summary.report, comparison_json=summary.comparison_json,
+                      alerts=alerts, agent_comparison=summary.agent_comparison,
+                      agent_comparison_json=summary.agent_comparison_json,
                       drift_start=drift_start, since=since, until=until, calls=totals.calls,
                       worse_version=worse, seconds=seconds,
                       dead_letters=dict(totals.dead_letters), agent_runs=agent.runs,

@@ -5,19 +5,20 @@ spans), then summarise what the store holds (the version comparison and the repo
 Example:
     >>> from llmpulse.cli.demo.scenario import simulate, summarise
     >>> # simulate(SupportBot(seed=42, total=3000), 3000, since, span); then
-    >>> # summarise(store, out, since, until) -> (comparison, comparison.json, report.html)
+    >>> # summarise(store, out, since, until) -> Summary (both comparisons, their JSON, report)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["AGENT_PROMPT", "agent_line", "run_agent", "simulate", "store_summary", "summarise",
-           "worse_version"]
+__all__ = ["AGENT_PROMPT", "Summary", "agent_line", "run_agent", "simulate", "store_summary",
+           "summarise", "worse_version"]
 
 AGENT_PROMPT = "order-agent"
 """The agent's prompt id (its own drift key, apart from the support answers')."""
@@ -66,14 +67,14 @@ def run_agent(llmpulse: Any, run: Any, at: datetime) -> None:
     the times are the simulation's (``occurred_at``, ``record_latency``)."""
     from llmpulse.cli.demo.simulator import AGENT_SYSTEM
 
-    messages: list[dict[str, Any]] = [{"role": "system", "content": AGENT_SYSTEM},
+    messages: list[dict[str, Any]] = [{"role": "system", "content": AGENT_SYSTEM[run.version]},
                                       {"role": "user", "content": run.question}]
     clock = at
     with llmpulse.trace(name=AGENT_PROMPT, session_id=f"agent-{run.run}", occurred_at=at) as trace:
         for k, latency in enumerate(run.model_latency_ms):
             step = run.steps[k] if k < len(run.steps) else None
             call_id = f"call_{run.run}_{k}"
-            with llmpulse.call(prompt_id=AGENT_PROMPT, prompt_version="a1", model="gpt-4o-mini",
+            with llmpulse.call(prompt_id=AGENT_PROMPT, prompt_version=run.version, model="gpt-4o-mini",
                                provider="openai", occurred_at=clock, messages=list(messages)) as c:
                 words = sum(len(str(m.get("content") or "").split()) for m in messages) + 60
                 answer = run.answer if step is None else None
@@ -93,7 +94,8 @@ def run_agent(llmpulse: Any, run: Any, at: datetime) -> None:
             with llmpulse.tool_span(step.name, step.arguments, tool_call_id=call_id,
                                     occurred_at=clock) as tool:
                 if step.error:
-                    tool.record_error(step.error, f"{step.name}: the carrier API timed out")
+                    tool.record_error(step.error, f"{step.name}: " + _FAILURES.get(
+                        step.error, "the carrier API timed out"))
                 else:
                     tool.record_result(step.result)
                 tool.record_latency(step.latency_ms)
@@ -101,6 +103,9 @@ def run_agent(llmpulse: Any, run: Any, at: datetime) -> None:
             messages.append({"role": "tool", "tool_call_id": call_id,
                              "content": step.result or f"error: {step.error}"})
         trace.record_latency((clock - at).total_seconds() * 1000)
+
+
+_FAILURES = {"JSONDecodeError": "the arguments are not a JSON object"}
 
 
 SKEWED_CALLS = 3
@@ -119,27 +124,48 @@ def _misconfigured_host(llmpulse: Any) -> None:
                                  output_tokens=8, finish_reason="stop", latency_ms=640.0)
 
 
+@dataclass
+class Summary:
+    """What ``summarise`` made: both comparisons, their JSON files and the report."""
+
+    comparison: Any
+    """The support answers' v1 against v2 (per call)."""
+    comparison_json: Path
+    agent_comparison: Any
+    """The order agent's v1 against v2 (its calls, and per trace: the agent section)."""
+    agent_comparison_json: Path
+    report: Path
+
+
 def summarise(store: Any, out: Path, since: datetime, until: datetime,
-              echo: Any = click.echo) -> tuple[Any, Path, Path]:
-    """The version comparison (printed and saved) and the HTML report of the store."""
+              echo: Any = click.echo) -> Summary:
+    """The version comparisons of the support answers and of the order agent (printed and
+    saved), and the HTML report of the store."""
     from llmpulse.dashboards.compare import compare_versions, comparison_json, comparison_table
     from llmpulse.dashboards.report import render_report
 
-    comparison = compare_versions(store, "support-answer", "v1", "v2",
-                                  since=since - timedelta(minutes=1),
-                                  until=until + timedelta(minutes=1), app="acme-support")
-    echo("\n" + comparison_table(comparison))
-    comparison_path = out / "comparison.json"
-    comparison_path.write_text(comparison_json(comparison), encoding="utf-8")
+    start, end = since - timedelta(minutes=1), until + timedelta(minutes=1)
+    saved = []
+    for prompt in ("support-answer", AGENT_PROMPT):
+        comparison = compare_versions(store, prompt, "v1", "v2", since=start, until=end,
+                                      app="acme-support")
+        echo("\n" + comparison_table(comparison))
+        path = out / ("comparison.json" if prompt == "support-answer" else "agent-comparison.json")
+        path.write_text(comparison_json(comparison), encoding="utf-8")
+        saved.append((comparison, path))
     with click.progressbar(length=1, label="rendering the report") as bar:
         def progress(done: int, total: int, what: str) -> None:
             bar.length = total
             bar.update(1)
 
-        report = render_report(store, since=since - timedelta(minutes=1),
-                               until=until + timedelta(minutes=1), app="acme-support",
-                               out_path=out / "report.html", progress=progress)
-    return comparison, comparison_path, report
+        # Prompt versions shows the support answers (the agent's versions are compared above).
+        # The range runs to now: dead letters carry the time they were refused, after the
+        # simulated day's end when processing took long.
+        end = max(end, datetime.now(UTC) + timedelta(minutes=1))
+        report = render_report(store, since=start, until=end, app="acme-support",
+                               out_path=out / "report.html", progress=progress,
+                               overrides={"prompt": "support-answer"})
+    return Summary(saved[0][0], saved[0][1], saved[1][0], saved[1][1], report)
 
 
 def worse_version(comparison: Any) -> str | None:
@@ -179,6 +205,10 @@ def store_summary(store: Any) -> dict[str, Any]:
         "agent_verdicts": dict(store.query(
             "SELECT rule_id, count() FROM guardrail_verdicts WHERE trace_id != '' "
             "GROUP BY rule_id").rows),
+        "agent_traces_by_version": dict(store.query(
+            "SELECT prompt_version, uniqExact(trace_id) FROM calls "
+            "WHERE prompt_id = {prompt:String} AND trace_id != '' GROUP BY prompt_version",
+            {"prompt": AGENT_PROMPT}).rows),
     }
 
 

@@ -103,7 +103,7 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
         echo(f"stored {summary['calls']} calls, {summary['feedback']} feedback, "
              f"{summary['verdicts']} guardrail verdicts, {summary['drift_windows']} drift windows")
         echo(agent_line(summary))
-        comparison, comparison_path, report = summarise(store, out, since, until, echo)
+        done = summarise(store, out, since, until, echo)
         alerts = [Alert(**row) for row in store.query(
             "SELECT occurred_at, app, status, severity, rule, dedup_key, summary, prompt_version "
             "FROM alerts ORDER BY occurred_at").dicts()]
@@ -112,11 +112,14 @@ def run_with_kafka(*, kafka: str, out: Path, requests: int, seed: int, clickhous
             echo(f"  {a.occurred_at:%H:%M} {a.status:8} {a.severity:8} {a.rule:12} "
                  f"{a.prompt_version or '':4} {a.summary}")
         seconds = time.perf_counter() - t0
-        echo(f"\nreport:      {report}\ncomparison:  {comparison_path}\nworker log:  "
+        echo(f"\nreport:      {done.report}\ncomparison:  {done.comparison_json}\n"
+             f"agent comparison: {done.agent_comparison_json}\nworker log:  "
              f"{out / 'worker.log'}\nstore:       {store_url}\ndone in {seconds:.0f} s")
-        return DemoResult(out=out, report=report, comparison_json=comparison_path, alerts=alerts,
+        return DemoResult(out=out, report=done.report, comparison_json=done.comparison_json,
+                          alerts=alerts, agent_comparison=done.agent_comparison,
+                          agent_comparison_json=done.agent_comparison_json,
                           drift_start=drift_start, since=since, until=until,
-                          calls=summary["calls"], worse_version=worse_version(comparison),
+                          calls=summary["calls"], worse_version=worse_version(done.comparison),
                           seconds=seconds, dead_letters=summary["dead_letters"],
                           agent_runs=agent.runs, agent_calls=agent.model_calls)
     finally:
