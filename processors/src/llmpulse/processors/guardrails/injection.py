@@ -11,8 +11,8 @@ Three tiers, cheapest first:
 2. **De-obfuscation**, only where the gate saw its signs (invisible characters, Latin
    letters mixed with Cyrillic or Greek look-alikes, full-width forms, spaced-out letters,
    leetspeak, base64 blobs): the text is normalised (NFKC, look-alikes mapped, invisible
-   characters dropped), squeezed to its letters, and base64 tokens decoded; the patterns
-   run again on what comes out.
+   characters dropped), its spaced-out letters joined into words (``despace``), squeezed to
+   its letters, and base64 tokens decoded; the patterns run again on what comes out.
 3. **Similarity** to the attack exemplars (``data/attack_exemplars.txt``), a score the
    embedding scorer computes off the light path (``injection_similarity``): paraphrases
    the patterns do not know.
@@ -52,7 +52,7 @@ from llmpulse.processors.guardrails.base import Gate, Match, Rule, RuleCommon
 from llmpulse.processors.guardrails.classifier import InjectionClassifier
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
-__all__ = ["InjectionRule", "builtin_injection_patterns", "deobfuscate", "gate_source"]
+__all__ = ["InjectionRule", "builtin_injection_patterns", "deobfuscate", "despace", "gate_source"]
 
 
 @lru_cache(maxsize=1)
@@ -125,6 +125,16 @@ def deobfuscate(text: str) -> str:
     """``text`` with invisible characters dropped, full-width and compatibility forms
     folded (NFKC), and Cyrillic/Greek look-alikes mapped to the Latin letters they imitate."""
     return unicodedata.normalize("NFKC", text).translate(_INVISIBLE).translate(_LOOKALIKES)
+
+
+_SPACED = re.compile(r"\b(?:\w[ .\-_*]){2,}\w\b")
+_SEPARATORS = re.compile(r"[ .\-_*]")
+
+
+def despace(text: str) -> str:
+    """``text`` with runs of spaced-out single letters joined: ``I g n o r e  les`` ->
+    ``Ignore  les``, ``I-g-n-o-r-i-e-r-e`` -> ``Ignoriere``; words stay apart."""
+    return _SPACED.sub(lambda m: _SEPARATORS.sub("", m.group()), text)
 
 
 def _squeeze(text: str) -> str:
@@ -253,6 +263,9 @@ class InjectionRule(Rule):
             squeezable = deobfuscate(text)
             if squeezable != text:
                 views.append(("deobfuscated", squeezable))
+            joined = despace(squeezable)
+            if joined != squeezable:
+                views.append(("despaced", joined))
         if labels is None or "_base64" in labels:
             views.extend(("base64", decoded) for decoded in _decoded_tokens(text))
         out: list[Match] = []
