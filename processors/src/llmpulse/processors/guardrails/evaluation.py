@@ -49,7 +49,8 @@ class Case(NamedTuple):
     text: str
     source: str
     split: str = ""
-    """``tune`` (the rules were corrected on it) or ``holdout`` (written after, never tuned on)."""
+    """``tune`` (the rules were corrected on it) or ``holdout2`` (written before its author read
+    the rules and measured before any change for it; corrected on since)."""
 
 
 def load_corpus(path: str | Path) -> list[Case]:
