@@ -134,7 +134,7 @@ def bench_mapper(spans: int) -> dict[str, Any]:
     mapper_rate, light_rate = spans / mapper_cpu, calls / light_cpu
     # Warm: both sides without their first record's calls, which carry one-off costs (the
     # light path's first cost lookup imports the model price table, genai_prices: ~1 s of
-    # CPU, a tenth of the light path's time at 10,000 calls). A worker pays it once.
+    # CPU, over a third of the light path's time at 10,000 calls). A worker pays it once.
     rest = spans - min(SPANS_PER_RECORD, spans)
     warm = ({"mapper_spans_per_cpu_s_warm": round(rest / (mapper_cpu - mapper_first)),
              "light_calls_per_cpu_s_warm": round(rest / (light_cpu - light_first)),
