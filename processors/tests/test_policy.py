@@ -33,7 +33,7 @@ def test_default_policy_flags_and_redacts_pii_and_secrets():
     assert (card.applies_to, card.action, card.severity) == ("prompt", "redact", "medium")
     assert card.attributes["segment"] == "messages[0]"
     assert call.prompt.messages[0].content[card.span_start:card.span_end] == "4111 1111 1111 1111"
-    assert card.policy_version == default.version and default.version.startswith("1+")
+    assert card.policy_version == default.version and default.version.startswith("2+")
     assert ("secrets", "openai_key") in by_rule and ("pii-response", "email") in by_rule
     redacted = result.apply(call)
     assert redacted.prompt.messages[0].content == "my card is [CREDIT_CARD] and my key [OPENAI_KEY]"

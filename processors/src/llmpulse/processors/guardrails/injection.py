@@ -213,6 +213,21 @@ class _InjectionParams(Struct, kw_only=True, forbid_unknown_fields=True):
     """The models folder (None: ``$LLMPULSE_MODELS_DIR``)."""
 
 
+def _one_per_stretch(matches: list[Match]) -> list[Match]:
+    """One match per stretch of text: several patterns often find the same phrase (a
+    language's override form and its general 'aimed' form), which is one injection, one
+    verdict. Keeps the longest match starting first, named by the earliest pattern."""
+    if len(matches) < 2:
+        return matches
+    kept: list[Match] = []
+    end = -1
+    for match in sorted(matches, key=lambda m: (m.start or 0, -(m.end or 0))):  # stable: pattern order
+        if (match.start or 0) >= end:
+            kept.append(match)
+            end = max(end, match.end or 0)
+    return kept
+
+
 class InjectionRule(Rule):
     """Prompt injection and jailbreaks: the pattern library, de-obfuscation, and similarity
     to known attacks."""
@@ -250,7 +265,7 @@ class InjectionRule(Rule):
             for m in compiled.finditer(text):
                 if not (_quoted(text, m.start(), m.end()) or _mentioned(text, m.start())):
                     out.append(Match(m.start(), m.end(), m.group()[:80], name))
-        return out
+        return _one_per_stretch(out)
 
     def _hidden(self, text: str, labels: set[str] | None, found: set[str]) -> list[Match]:
         """What the patterns find once the text is de-obfuscated or decoded."""
