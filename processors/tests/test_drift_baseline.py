@@ -135,9 +135,23 @@ def test_state_written_before_the_baseline_still_restores():
     restarted = DriftMonitor(_cfg())
     assert restarted.restore(key, msgspec.msgpack.encode(old))
     base = _baseline(restarted)
-    assert base.absorbed_calls == 0 and base.absorbing and base.calls == [100]
+    # whether the key alarmed before is unknown: it absorbs nothing until a new reference
+    assert base.absorbed_calls == 0 and not base.absorbing and base.stopped == "unknown_history"
+    assert base.calls == [100]
     [result] = restarted.observe(TrafficGenerator(seed=10).calls(100))
     assert result.attributes["rate_reference_calls"] == 300
+
+
+def test_windows_larger_than_the_sample_count_their_sampled_calls_and_keep_the_cap():
+    # windows of 400 calls sampled to 100: the rates are counted on the samples, so the
+    # baseline's calls (cap, figure) are sampled calls too, and no window takes it past the cap
+    monitor = DriftMonitor(_cfg(window_calls=400, sample_size=100, rate_reference_calls=450))
+    results = monitor.observe(TrafficGenerator(seed=11).calls(300 + 6 * 400))
+    base = _baseline(monitor)
+    assert base.absorbed["error"][1] == base.absorbed_calls == 100  # 300 + 100 + 100 > 450
+    assert base.stopped == "cap"
+    figures = [r.attributes["rate_reference_calls"] for r in results]
+    assert max(figures) <= 450 and figures[-1] == 300 + base.absorbed_calls, figures
 
 
 def test_the_key_is_read_from_the_environment_and_checked():

@@ -81,3 +81,29 @@ def test_a_broker_is_required_to_accept_a_connection(monkeypatch: pytest.MonkeyP
     with pytest.raises(BrokerUnreachable, match=r"no answer in 2 s"):
         require_broker("kafka:9092", timeout_s=2)
     assert waits == [0.5, 2]
+
+
+def test_a_bootstrap_server_without_a_port_is_tried_on_kafkas_default(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from llmpulse.schemas.commandline import require_broker
+
+    tried: list[tuple[str, int]] = []
+
+    class Answered:
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def answers(address: tuple[str, int], timeout: float) -> Answered:
+        tried.append(address)
+        return Answered()
+
+    monkeypatch.setattr(socket, "create_connection", answers)
+    require_broker("kafka")  # librdkafka takes a bare host on 9092; so does the check
+    require_broker("PLAINTEXT://[::1]:9093")
+    require_broker("::1")
+    assert tried == [("kafka", 9092), ("::1", 9093), ("::1", 9092)]

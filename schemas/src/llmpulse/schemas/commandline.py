@@ -128,9 +128,9 @@ def require_broker(bootstrap_servers: str, *, timeout_s: float | None = None) ->
         timeout_s = float(os.environ.get(env.BROKER_CHECK_SECONDS) or 5.0)
     reasons = []
     for server in filter(None, (s.strip() for s in bootstrap_servers.split(","))):
-        host, _, port = server.rpartition("://")[2].rpartition(":")
+        host, port = _host_port(server)
         try:
-            with socket.create_connection((host.strip("[]") or "localhost", int(port or 9092)),
+            with socket.create_connection((host, port),
                                           timeout=timeout_s):
                 return
         except TimeoutError:
@@ -139,6 +139,21 @@ def require_broker(bootstrap_servers: str, *, timeout_s: float | None = None) ->
             reasons.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
     raise BrokerUnreachable(broker_unreachable(bootstrap_servers,
                                                "; ".join(reasons) or "no server given"))
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, ``PLAINTEXT://host:port`` or a bare host (Kafka's
+    default port 9092, as librdkafka takes it).
+
+    Example:
+        >>> _host_port("kafka"), _host_port("PLAINTEXT://[::1]:9093"), _host_port("::1")
+        (('kafka', 9092), ('::1', 9093), ('::1', 9092))
+    """
+    address = server.rpartition("://")[2]
+    host, sep, port = address.rpartition(":")
+    if not sep or (host.count(":") and not host.endswith("]")) or not port.isdigit():
+        host, port = address, ""  # no port, or a bare IPv6 address
+    return host.strip("[]") or "localhost", int(port or 9092)
 
 
 def configure_logging(level: str) -> None:

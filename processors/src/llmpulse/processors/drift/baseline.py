@@ -12,7 +12,9 @@ get a baseline of their own, up to ``DriftConfig.rate_reference_calls`` calls:
   pending then are not absorbed, and what follows may be the drift) and once the baseline
   reaches the cap, so a slow drift is learnt for at most ``rate_reference_calls`` calls
   after the reference and never after an alarm. A new reference (``pin_reference``,
-  ``reset_reference``) starts it again.
+  ``reset_reference``) starts it again. A key's state saved before this baseline existed
+  restores with absorbing stopped (its alarms are not known). The calls counted are the
+  calls the rates are counted on: each window's sample (``sample_size``).
 - ``trailing``: the windows before the scanned ones, at least ``reference_windows`` and as
   many more as fit in the cap (it slides). At a drifted window it is cut back to
   ``reference_windows`` windows, so a shift resolves as fast as the trailing reference's.
@@ -55,11 +57,15 @@ class RateBaseline(Struct, kw_only=True, omit_defaults=True):
     absorbing: bool = True
     """``pinned``: whether windows leaving the scan are still absorbed."""
     stopped: str | None = None
-    """Why absorbing stopped: ``alarm`` (a window was called drifted) or ``cap``."""
+    """Why absorbing stopped: ``alarm`` (a window was called drifted), ``cap``, or
+    ``unknown_history`` (a state saved before the baseline existed: whether its key alarmed
+    is not known, so it absorbs nothing until a new reference is pinned)."""
 
     def absorb(self, counts: dict[str, list[int]], calls: int, *, reference_calls: int, cap: int) -> bool:
         """Add one window that left the scan (pinned); False when absorbing has stopped."""
-        if not self.absorbing or reference_calls + self.absorbed_calls >= cap:
+        if not self.absorbing:
+            return False
+        if reference_calls + self.absorbed_calls + calls > cap:  # never beyond the cap
             self.stop("cap")
             return False
         for name, (hits, n) in counts.items():

@@ -256,9 +256,11 @@ class DriftMonitor:
             held.recent = [dict(c) for c in state.recent]
             held.slots = {slot: [Summary.from_state(s) for s in held_states]
                           for slot, held_states in state.slots.items()}
-            held.baseline = state.baseline or RateBaseline()
+            # a state saved before the baseline: its alarms are unknown, so absorb nothing
+            held.baseline = state.baseline or RateBaseline(absorbing=False, stopped="unknown_history")
             known = held.baseline.calls[-len(held.recent):] if held.recent else []
-            guess = self.config.window_calls or self.config.min_window_calls  # older states
+            guess = min(self.config.window_calls or self.config.min_window_calls,  # older states
+                        self.config.sample_size)
             held.baseline.calls = [guess] * (len(held.recent) - len(known)) + known
         return True
 
@@ -425,14 +427,15 @@ class DriftMonitor:
             reference = combine(same) if len(same) >= cfg.reference_windows else None
             data.slots[slot] = [*same, summary][-cfg.reference_windows:]
         counts = rate_counts(self.features, summary)
-        history = self._history(data, counts, summary.calls, reference)
+        sampled = len(summary.numeric)  # the calls the rates are counted on (the window's sample)
+        history = self._history(data, counts, sampled, reference)
         if reference is None or history is None or window.start is None or window.end is None:
-            self._keep(data, counts, summary.calls, reference, drifted=False)
+            self._keep(data, counts, sampled, reference, drifted=False)
             return []
         with single_threaded():
             result = self._compare(key, window, summary, reference, reason, history)
         self.counts["drifted"] += result.drifted
-        self._keep(data, counts, summary.calls, reference, drifted=result.drifted)
+        self._keep(data, counts, sampled, reference, drifted=result.drifted)
         return [result]
 
     def _slot(self, start: datetime | None) -> int:
