@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,11 +27,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from otel_collector import OtelCollector
+from sink_thread import running_sink
+from store_rows import wait_rows
 from worker_process import WorkerProcess
 
 from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas.topics import OTLP_SPANS
-from llmpulse.sinks.sink import Sink, SinkConfig
 from llmpulse.sinks.store import Store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -78,17 +78,11 @@ def pipeline(otel_collector: OtelCollector, stage: OtlpStage, chdb_dir: Path,
     work = tmp_path_factory.mktemp("otlp-pipeline")
     store = Store.open(f"chdb://{chdb_dir}?database=otlp_{uuid.uuid4().hex[:8]}")
     store.migrate()
-    sink = Sink(SinkConfig(bootstrap_servers=otel_collector.bootstrap, prefix=otel_collector.prefix,
-                           group_id=f"{otel_collector.prefix}sink", batch_seconds=0.5), store)
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
     try:
-        with WorkerProcess(otel_collector.bootstrap, otel_collector.prefix, work, partitions=2):
+        with running_sink(otel_collector.bootstrap, otel_collector.prefix, store), \
+                WorkerProcess(otel_collector.bootstrap, otel_collector.prefix, work, partitions=2):
             yield store
     finally:
-        stop.set()
-        thread.join(30)
         store.close()
 
 
@@ -136,8 +130,8 @@ def test_openllmetry_over_otlp_http_lands_scored_and_guarded(
             client.chat.completions.create(model="gpt-4o-mini", temperature=0.1,
                                            messages=[{"role": "user", "content": question}])
     assert provider.force_flush(30_000)
-    assert _wait(pipeline, CALLS_OF_APP + " AND environment = 'e2e'", {"app": "support-bot"},
-                 len(questions)) == len(questions)
+    assert wait_rows(pipeline, CALLS_OF_APP + " AND environment = 'e2e'", len(questions), 120,
+                     {"app": "support-bot"}) == len(questions)
     rows = pipeline.query(
         "SELECT call_id, model, provider, input_tokens, output_tokens, latency_ms, "
         "prompt_messages, response_text, finish_reason, complete, quality, scorer_set_version, "
@@ -158,8 +152,8 @@ def test_openllmetry_over_otlp_http_lands_scored_and_guarded(
     assert rows[-1]["guardrail_flagged"] and rows[-1]["guardrail_rules"], rows[-1]
     # Verdicts travel on their own topic (llm.alerts) and reach the store in their own batch,
     # possibly after the call's row: wait for them as for the calls.
-    assert _wait(pipeline, "SELECT count() FROM guardrail_verdicts WHERE call_id = {c:String}",
-                 {"c": rows[-1]["call_id"]}, 1) >= 1
+    assert wait_rows(pipeline, "SELECT count() FROM guardrail_verdicts WHERE call_id = {c:String}",
+                     1, 120, {"c": rows[-1]["call_id"]}) >= 1
 
 
 def test_grpc_exporter_and_streaming(otel_collector: OtelCollector, pipeline: Store,
@@ -176,7 +170,7 @@ def test_grpc_exporter_and_streaming(otel_collector: OtelCollector, pipeline: St
             del chunk
     assert provider.force_flush(30_000)
     streamed = "SELECT count() FROM calls WHERE app = {app:String} AND streamed"
-    assert _wait(pipeline, streamed, {"app": "support-bot"}, 1) == 1
+    assert wait_rows(pipeline, streamed, 1, 120, {"app": "support-bot"}) == 1
     row = pipeline.query("SELECT response_text, streamed, time_to_first_token_ms, latency_ms "
                          "FROM calls WHERE app = 'support-bot' AND streamed", {}).dicts()[0]
     assert row["response_text"] == "Echo: Stream the opening hours"
@@ -243,7 +237,7 @@ def test_hand_made_current_convention_span_via_otlp_json(otel_collector: OtelCol
     body = _otlp_json("support-bot", trace_id, CURRENT)
     assert _post(otel_collector, body, otel_collector.tokens["support"]) == 200
     sql = "SELECT count() FROM calls WHERE trace_id = {t:String}"
-    assert _wait(pipeline, sql, {"t": trace_id}, 1) == 1
+    assert wait_rows(pipeline, sql, 1, 120, {"t": trace_id}) == 1
     row = pipeline.query("SELECT prompt_id, prompt_version, session_id, provider, "
                          "cached_input_tokens, response_text FROM calls WHERE trace_id = {t:String}",
                          {"t": trace_id}).dicts()[0]
@@ -270,7 +264,7 @@ def test_a_typescript_app_with_the_otlp_proto_exporter(otel_collector: OtelColle
     trace_id = ran.stdout.strip().splitlines()[-1]
     assert len(trace_id) == 32, ran.stdout
     sql = "SELECT count() FROM calls WHERE trace_id = {t:String}"
-    assert _wait(pipeline, sql, {"t": trace_id}, 1) == 1, ran.stderr
+    assert wait_rows(pipeline, sql, 1, 120, {"t": trace_id}) == 1, ran.stderr
     row = pipeline.query("SELECT app, prompt_id, prompt_version, model, input_tokens, "
                          "output_tokens, response_text FROM calls WHERE trace_id = {t:String}",
                          {"t": trace_id}).dicts()[0]
@@ -297,8 +291,8 @@ def test_an_openlit_instrumented_app_over_otlp_http(otel_collector: OtelCollecto
                              capture_output=True, text=True, timeout=180)
     assert ran.returncode == 0, ran.stderr[-3000:]
     where = " FROM calls WHERE app = 'support-bot' AND environment = 'openlit'"
-    assert _wait(pipeline, "SELECT count()" + where + " AND position(prompt_messages, {m:String}) > 0",
-                 {"m": marker}, len(questions)) == len(questions), ran.stderr[-3000:]
+    assert wait_rows(pipeline, "SELECT count()" + where + " AND position(prompt_messages, {m:String}) > 0",
+                     len(questions), 120, {"m": marker}) == len(questions), ran.stderr[-3000:]
     rows = pipeline.query("SELECT model, provider, input_tokens, output_tokens, latency_ms, "
                           "prompt_messages, response_text, complete" + where +
                           " AND position(prompt_messages, {m:String}) > 0 ORDER BY occurred_at",
@@ -339,8 +333,8 @@ def test_the_stage_serves_health_readiness_and_its_counts(
     trace_id = uuid.uuid4().hex
     assert _post(otel_collector, _otlp_json("support-bot", trace_id, CURRENT),
                  otel_collector.tokens["support"]) == 200
-    assert _wait(pipeline, "SELECT count() FROM calls WHERE trace_id = {t:String}",
-                 {"t": trace_id}, 1) == 1
+    assert wait_rows(pipeline, "SELECT count() FROM calls WHERE trace_id = {t:String}", 1, 120,
+                     {"t": trace_id}) == 1
     # The metrics are refreshed by a timer: wait until they count the call.
     deadline = time.monotonic() + 60
     text = ""
@@ -392,13 +386,13 @@ def test_a_span_claiming_another_app_is_dead_lettered(otel_collector: OtelCollec
                  otel_collector.tokens["support"]) == 200
     sql = ("SELECT count() FROM dead_letters WHERE reason = 'app_not_allowed' AND stage = 'otlp' "
            "AND position(payload, unhex({t:String})) > 0")
-    assert _wait(pipeline, sql, {"t": trace_id}, 1) == 1
+    assert wait_rows(pipeline, sql, 1, 120, {"t": trace_id}) == 1
     assert int(pipeline.query(CALLS_OF_APP, {"app": "billing"}).scalar()) == 0
     # The admin token may write any app.
     allowed = uuid.uuid4().hex
     assert _post(otel_collector, _otlp_json("billing", allowed, CURRENT),
                  otel_collector.tokens["admin"]) == 200
-    assert _wait(pipeline, CALLS_OF_APP, {"app": "billing"}, 1) == 1
+    assert wait_rows(pipeline, CALLS_OF_APP, 1, 120, {"app": "billing"}) == 1
 
 
 @pytest.mark.skipif(os.environ.get("LLMPULSE_SKIP_OUTAGE") == "1", reason="asked to skip")
@@ -419,4 +413,4 @@ def test_kafka_outage_loses_nothing_within_the_queue_bound(
         assert queued >= 1
     finally:
         kafka_broker.start()
-    assert _wait(pipeline, CALLS_OF_APP, {"app": "outage-bot"}, len(traces), timeout_s=180) == len(traces)
+    assert wait_rows(pipeline, CALLS_OF_APP, len(traces), 180, {"app": "outage-bot"}) == len(traces)

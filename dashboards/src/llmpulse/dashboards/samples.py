@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
-from llmpulse.dashboards.stats import MetricKind, MetricSamples
+from llmpulse.dashboards.stats import MetricKind, MetricSamples, as_floats
 
 __all__ = [
     "METRICS",
@@ -153,10 +151,6 @@ def scope_filters(app: str | None, environment: str | None, model: str | None) -
     return " AND ".join(clauses) or "1", parameters
 
 
-def _floats(values: Sequence[Any]) -> np.ndarray:
-    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
-
-
 def samples_from_rows(
     columns: Mapping[str, Sequence[Any]],
     metrics: Sequence[str] | None = None,
@@ -179,12 +173,13 @@ def samples_from_rows(
         out[name] = MetricSamples(
             name,
             definition.kind,
-            _floats(columns[definition.column]),
+            as_floats(columns[definition.column]),
             quantile=definition.quantile,
             higher_is_better=definition.higher_is_better,
             unit=definition.unit,
             description=definition.description,
-            denominators=None if definition.denominator is None else _floats(columns[definition.denominator]),
+            denominators=(None if definition.denominator is None
+                          else as_floats(columns[definition.denominator])),
             group=definition.group,
         )
     return out

@@ -50,6 +50,7 @@ __all__ = [
     "MetricKind",
     "MetricSamples",
     "adjust_p_values",
+    "as_floats",
     "compare_metric",
     "compare_samples",
 ]
@@ -99,21 +100,22 @@ class MetricSamples:
     def array(self) -> np.ndarray:
         """The values as a float array, NaN and None removed; for ``RATIO``, an ``(n, 2)``
         array of (numerator, denominator) per unit, units with a zero denominator removed."""
-        raw = _floats(self.values)
+        raw = as_floats(self.values)
         if self.kind is not MetricKind.RATIO:
             kept: np.ndarray = raw[~np.isnan(raw)]
             return kept
         if self.denominators is None:
             raise ValueError(f"{self.name}: a ratio needs its denominators")
-        below = _floats(self.denominators)
+        below = as_floats(self.denominators)
         usable = ~np.isnan(raw) & ~np.isnan(below) & (below > 0)
         return np.column_stack([raw[usable], below[usable]])
 
 
-def _floats(values: Sequence[float] | np.ndarray) -> np.ndarray:
+def as_floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Values as a float array, None as NaN (an array is converted as it is)."""
     if isinstance(values, np.ndarray):
         return values.astype(float)
-    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = ["as_numpy", "as_python", "attribute_maps", "attribute_text", "attributes_map", "json_lines",
-           "last_per_key", "offsets", "row_offsets", "string_lists", "string_maps"]
+           "last_per_key", "offsets", "row_offsets", "string_lists"]
 
 _json = msgspec.json.Encoder()
 
@@ -87,13 +87,6 @@ def as_python(column: Sequence[Any] | pa.Array) -> list[Any]:
 def string_lists(counts: list[int], values: list[str]) -> pa.ListArray:
     """An ``Array(String)`` column from each row's count and the values of all rows."""
     return pa.ListArray.from_arrays(offsets(counts, len(counts)), pa.array(values, pa.string()))
-
-
-def string_maps(maps: Sequence[Mapping[str, str]]) -> pa.MapArray:
-    """A ``Map(String, String)`` column from mappings whose values are strings."""
-    return pa.MapArray.from_arrays(offsets(map(len, maps), len(maps)),
-                                   pa.array([k for m in maps for k in m], pa.string()),
-                                   pa.array([v for m in maps for v in m.values()], pa.string()))
 
 
 def json_lines(lines: bytes, n: int) -> pa.Array:

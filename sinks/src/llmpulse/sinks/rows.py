@@ -46,7 +46,6 @@ from llmpulse.sinks.columns import (
     last_per_key,
     row_offsets,
     string_lists,
-    string_maps,
 )
 
 __all__ = [
@@ -123,7 +122,7 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
     responses = [c.response for c in calls]
     usages = [r.usage if r is not None else None for r in responses]
     errors = [r.error if r is not None else None for r in responses]
-    tool_calls = [r.tool_calls for r in responses if r is not None and r.tool_calls]
+    tool_counts = [len(r.tool_calls) if r else 0 for r in responses]
     scores = _score_columns(calls)
     attributes = [c.attributes for c in calls]
     for row, extra in scores.provenance.items():
@@ -147,7 +146,7 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
         [c.session_id or (p.session_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
         [c.user_id or (p.user_id if p else None) or "" for c, p in zip(calls, prompts, strict=True)],
         json_lines(messages, n),
-        string_maps([p.template_variables if p else _EMPTY for p in prompts]),
+        attribute_maps([p.template_variables if p else _EMPTY for p in prompts]),
         [(r.text or "") if r else "" for r in responses],
         [e.message if e else "" for e in errors],
         string_lists([len(p.retrieved_context) if p else 0 for p in prompts],
@@ -173,9 +172,8 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
         [c.parent_span_id or (p.parent_span_id if p else None)
          or (r.parent_span_id if r else None) or ""
          for c, p, r in zip(calls, prompts, responses, strict=True)],
-        [len(r.tool_calls) if r else 0 for r in responses],
-        string_lists([len(r.tool_calls) if r else 0 for r in responses],
-                      [t.name for ts in tool_calls for t in ts]),
+        tool_counts,
+        string_lists(tool_counts, [t.name for r in responses if r for t in r.tool_calls]),
         [u.reasoning_tokens if u else 0 for u in usages],
         [u.cache_creation_input_tokens if u else 0 for u in usages],
     ]

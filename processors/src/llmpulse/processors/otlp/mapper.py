@@ -282,7 +282,8 @@ class OtlpMapper:
         origin: dict[str, Any] = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256]}
         if scope_name:
             origin["otel.scope.name"] = scope_name
-        usage = _token_counts(attrs)
+        usage = {name: value for name, keys in _USAGE.items()  # each from the first key present
+                 if (value := c.as_int(attrs, *keys)) is not None}
         error = _error(span, attrs, events)
         if step:
             return self._step(common, operation, span, attrs, events, origin, usage, error)
@@ -420,19 +421,6 @@ def _usage(usage: dict[str, int] | None) -> TokenUsage | None:
             raise SchemaError("invalid_value", f"usage.{name} is {value}, expected >= 0",
                               field=f"$.usage.{name}")
     return TokenUsage(**usage)
-
-
-def _token_counts(attrs: dict[str, Any]) -> dict[str, int]:
-    """The token counts the span gives, each from the first of its keys present (as
-    ``as_int`` reads it; an integer, the common case, is taken as it is)."""
-    usage: dict[str, int] = {}
-    for name, keys in _USAGE.items():
-        for key in keys:
-            value = attrs.get(key)
-            if value is not None:
-                usage[name] = value if type(value) is int else c.as_int(attrs, key)  # type: ignore[assignment]
-                break
-    return usage
 
 
 def _with_extras(origin: dict[str, Any], attrs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
