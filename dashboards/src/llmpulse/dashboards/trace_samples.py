@@ -160,7 +160,7 @@ def agent_samples(
                 version_b, traces.mixed)
     if not (traces.a or traces.b):
         return {}, {}, traces
-    empty: dict[str, list[Any]] = {d.column: [] for d in _DEFINITIONS} | {"tool_calls": []}
+    empty: dict[str, list[Any]] = {name: [] for name in result.column_names[1:]}
     side_a, side_b = (
         samples_from_rows(by_version.get(v, empty), definitions=AGENT_METRICS) for v in (version_a, version_b)
     )
