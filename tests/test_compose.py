@@ -128,3 +128,30 @@ def test_the_collector_runs_the_official_contrib_image_with_the_tested_config() 
     assert port is not None and telemetry["prometheus"]["host"] == "127.0.0.1"
     assert f"http://127.0.0.1:{port.group(1)}/metrics" in " ".join(sidecar["healthcheck"]["test"])
     assert "LLMPULSE_OTEL_METRICS_PORT" not in collector["environment"]
+
+
+def test_the_models_are_fetched_once_before_the_workers_and_mounted_read_only() -> None:
+    compose = _compose()
+    services = compose["services"]
+    models = services["models"]
+    # a one-shot job on the image that has torch (it exports to ONNX), writing the volume
+    assert models["build"]["target"] == "models"
+    assert models["restart"] == "no" and "healthcheck" not in models
+    assert models["command"][:3] == ["llmpulse", "models", "fetch"]
+    assert {"detoxify-original", "minilm"} <= set(models["command"])
+    assert models["command"][models["command"].index("--dir") + 1] == "/models"
+    assert "models:/models" in models["volumes"]
+    assert "models" in compose["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "--extra ml" in dockerfile.split("AS models", 1)[1].split("FROM", 1)[0]
+    # every service that runs the scorers waits for the fetch to succeed and reads the folder
+    # read-only, where the configuration looks for it
+    workers = {name: s for name, s in services.items() if s.get("command", [])[:2] == ["llmpulse", "worker"]}
+    assert workers
+    for name, service in workers.items():
+        assert service["depends_on"]["models"] == {"condition": "service_completed_successfully"}, name
+        assert "models:/models:ro" in service["volumes"], name
+        assert service["environment"][env.MODELS_DIR] == "/models", name
+        assert service["build"] == ".", name  # the Dockerfile's last stage: onnx extra, no torch
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.MULTILINE)
+    assert stages[-1] == "runtime" and "--extra onnx" in dockerfile.split("AS runtime", 1)[1]
