@@ -10,16 +10,26 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["derived_uuid7"]
+__all__ = ["derived_uuid7", "uuid_from_int"]
+
+_new_uuid = uuid.UUID.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+_VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
+
+
+def uuid_from_int(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` for a ``value`` of 128 bits at most, built as the
+    constructor builds it without its checks of the arguments (a third of its cost)."""
+    out = _new_uuid(uuid.UUID)
+    _set(out, "int", value)
+    _set(out, "is_safe", _UNKNOWN)
+    return out
 
 
 def derived_uuid7(ms: int, *parts: str | bytes) -> uuid.UUID:
     """A UUIDv7 with time ``ms`` whose other bits are a hash of ``parts``."""
     data = b"\x1f".join([p if isinstance(p, bytes) else p.encode("utf-8") for p in parts])
     bits = int.from_bytes(hashlib.blake2b(data, digest_size=10).digest(), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76
-    value |= ((bits >> 62) & 0xFFF) << 64
-    value |= 0b10 << 62
-    value |= bits & 0x3FFF_FFFF_FFFF_FFFF
-    return uuid.UUID(int=value)
+    return uuid_from_int((ms & 0xFFFF_FFFF_FFFF) << 80 | ((bits >> 62) & 0xFFF) << 64
+                         | bits & 0x3FFF_FFFF_FFFF_FFFF | _VERSION_AND_VARIANT)

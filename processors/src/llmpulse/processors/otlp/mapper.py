@@ -40,16 +40,17 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status, TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
-from llmpulse.processors._ids import derived_uuid7
+from llmpulse.processors._ids import derived_uuid7, uuid_from_int
 from llmpulse.processors.otlp import conventions as c
 from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces, hex_id
+from llmpulse.processors.otlp._wire_reader import read_traces
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE, TokenBindings
 from llmpulse.schemas import (
     ChatMessage,
@@ -108,7 +109,7 @@ def _event_ids(start_ns: int, call_id: str) -> tuple[uuid.UUID, uuid.UUID]:
     """UUIDv7s of the prompt and the response from the span's start time and its ids: the
     same span, the same ids. The response's differs from the prompt's in random bits only."""
     prompt = derived_uuid7(start_ns // 1_000_000, b"otlp", call_id)
-    return prompt, uuid.UUID(int=prompt.int ^ _RESPONSE_BITS)
+    return prompt, uuid_from_int(prompt.int ^ _RESPONSE_BITS)
 
 
 @dataclass
@@ -133,6 +134,19 @@ class _ResourceView:
     app: str | None
     environment: str | None
     token_hash: str | None
+
+
+class _Decoded:
+    """A record decoded as ``TracesData`` when first asked (for a dead letter's bytes)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.traces: TracesData | None = None
+
+    def __call__(self) -> TracesData:
+        if self.traces is None:
+            self.traces = decode_traces(self.data)
+        return self.traces
 
 
 @dataclass
@@ -164,8 +178,17 @@ class OtlpMapper:
 
     def map_record(self, data: bytes, *, content_type: str = "protobuf", topic: str | None = None,
                    partition: int | None = None, offset: int | None = None) -> MappedRecord:
-        """Map one OTLP record (protobuf ``TracesData`` or OTLP/JSON)."""
+        """Map one OTLP record (protobuf ``TracesData`` or OTLP/JSON).
+
+        Protobuf of the common shapes has its span attributes read in one pass per span
+        (``_wire_reader``); the rest is decoded as ``TracesData``: the same events and dead
+        letters either way."""
         source = _Source(topic, partition, offset)
+        if content_type == "protobuf":
+            read = read_traces(data)
+            if read is not None:
+                flat, span_attributes = read
+                return self._map(flat, source, iter(span_attributes), _Decoded(data))
         try:
             traces = decode_traces(data, content_type=content_type)
         except OtlpDecodeError as exc:
@@ -176,10 +199,16 @@ class OtlpMapper:
 
     def map_traces(self, traces: TracesData, *, source: _Source | None = None) -> MappedRecord:
         """Map decoded trace data; see ``map_record``."""
-        source = source or _Source()
+        return self._map(traces, source or _Source(), None, lambda: traces)
+
+    def _map(self, traces: Any, source: _Source, span_attributes: Iterator[dict[str, Any]] | None,
+             original: Callable[[], TracesData]) -> MappedRecord:
+        """Map ``traces`` (a ``TracesData``, or a ``FlatTracesData`` with each span's
+        attributes read, in order, in ``span_attributes``); a rejected span's dead letter
+        holds its bytes as ``original()`` (the record as ``TracesData``) has them."""
         out = MappedRecord()
         self._now = utcnow()  # the validation's clock, read once per record
-        for resource_spans in traces.resource_spans:
+        for r, resource_spans in enumerate(traces.resource_spans):
             try:
                 resource = attributes(resource_spans.resource.attributes)
                 view = self._resource_view(resource)
@@ -187,22 +216,23 @@ class OtlpMapper:
                 resource = None
                 resource_error = (exc if isinstance(exc, SchemaError) else
                                   SchemaError("too_deep", str(exc), field="$.resource.attributes"))
-            for scope_spans in resource_spans.scope_spans:
+            for s, scope_spans in enumerate(resource_spans.scope_spans):
                 scope_name = scope_spans.scope.name[:256] or None
-                for span in scope_spans.spans:
+                for k, span in enumerate(scope_spans.spans):
                     out.spans += 1
+                    attrs = None if span_attributes is None else next(span_attributes)
                     try:
                         if resource is None:
                             raise resource_error
-                        events = self._map_span(view, scope_name, span)
+                        events = self._map_span(view, scope_name, span, attrs)
                     except SchemaError as exc:
-                        self._reject(out, exc, resource_spans, scope_spans, span, source)
+                        self._reject(out, exc, original(), (r, s, k), source)
                         continue
                     except Exception as exc:  # the mapper never dies on one span
                         logger.warning("OTLP span not mapped: %s", type(exc).__name__, exc_info=True)
                         error = SchemaError("invalid_value", f"the span could not be mapped: "
                                             f"{type(exc).__name__}: {exc}"[:500])
-                        self._reject(out, error, resource_spans, scope_spans, span, source)
+                        self._reject(out, error, original(), (r, s, k), source)
                         continue
                     if events is None:
                         out.skipped += 1
@@ -225,10 +255,11 @@ class OtlpMapper:
                                  "deployment.environment"),
             token_hash=token_hash if isinstance(token_hash, str) else None)
 
-    def _map_span(self, resource: _ResourceView, scope_name: str | None,
-                  span: Span) -> tuple[PromptEvent, ResponseEvent] | SpanEvent | None:
+    def _map_span(self, resource: _ResourceView, scope_name: str | None, span: Span,
+                  attrs: dict[str, Any] | None) -> tuple[PromptEvent, ResponseEvent] | SpanEvent | None:
         try:
-            attrs = attributes(span.attributes)
+            if attrs is None:
+                attrs = attributes(span.attributes)
             events = [(e.name, attributes(e.attributes)) for e in span.events] if span.events else []
         except ValueError as exc:
             raise SchemaError("too_deep", str(exc), field="$.attributes") from None
@@ -383,9 +414,14 @@ class OtlpMapper:
         validate_event(event, self.limits, now=self._now)
         return event
 
-    def _reject(self, out: MappedRecord, error: SchemaError, resource_spans: ResourceSpans,
-                scope_spans: ScopeSpans, span: Span, source: _Source) -> None:
+    def _reject(self, out: MappedRecord, error: SchemaError, traces: TracesData,
+                where: tuple[int, int, int], source: _Source) -> None:
+        """Dead-letter span ``where`` (indices of its resource, scope and span) with its
+        resource and scope."""
         self.counts[f"dlq:{error.reason}"] += 1
+        resource_spans = traces.resource_spans[where[0]]
+        scope_spans = resource_spans.scope_spans[where[1]]
+        span = scope_spans.spans[where[2]]
         one = TracesData()
         rs = one.resource_spans.add()
         rs.resource.CopyFrom(resource_spans.resource)

@@ -1,0 +1,26 @@
+"""Derived event ids: the fast UUID constructor builds what ``uuid.UUID(int=)`` builds."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import uuid
+
+from llmpulse.processors._ids import derived_uuid7, uuid_from_int
+
+
+def test_uuid_from_int_is_uuid_of_that_int() -> None:
+    rng = random.Random(7)
+    for value in [0, 1, 2**128 - 1, *(rng.getrandbits(128) for _ in range(2000))]:
+        fast, slow = uuid_from_int(value), uuid.UUID(int=value)
+        assert (fast, str(fast), repr(fast), hash(fast), fast.is_safe, fast.version, fast.bytes) == (
+            slow, str(slow), repr(slow), hash(slow), slow.is_safe, slow.version, slow.bytes)
+        assert pickle.loads(pickle.dumps(fast)) == slow
+
+
+def test_derived_ids_keep_the_uuid7_layout_and_are_stable() -> None:
+    one = derived_uuid7(1_764_000_000_000, b"otlp", "otel-1-2")
+    assert one == derived_uuid7(1_764_000_000_000, b"otlp", "otel-1-2")
+    assert (one.version, one.variant) == (7, uuid.RFC_4122)
+    assert one.int >> 80 == 1_764_000_000_000
+    assert str(one) == "019ab697-e800-7fe9-be8f-b469d0c978ff"  # as the ids before uuid_from_int
