@@ -233,3 +233,12 @@ def test_edge_records(data: bytes) -> None:
         assert [d.reason for d in record.dead_letters] == ["malformed_otlp"]
         return
     assert _outcome(record) == _outcome(OtlpMapper().map_traces(decoded))
+
+
+def test_module_example_runs() -> None:
+    import doctest
+
+    from llmpulse.processors.otlp import _wire_reader
+
+    result = doctest.testmod(_wire_reader)
+    assert result.attempted > 0 and result.failed == 0
