@@ -1,7 +1,8 @@
 """The model runtime's batching and device choice, on ONNX Runtime with a tiny hand-built
 graph (no torch, no export): length buckets keep a long text from padding short ones, and
 ``device: cuda`` on a machine without ONNX Runtime's CUDA provider runs on the CPU and says
-so in the log, as processors/README.md documents.
+so in the log, while torch without a GPU does not load and the scorer says why, as
+processors/README.md documents.
 """
 
 from __future__ import annotations
@@ -128,3 +129,26 @@ def test_cuda_without_a_cuda_provider_runs_on_the_cpu_and_says_so(tiny_model_dir
     assert "onnxruntime-gpu" in warning.getMessage()
     cpu = OnnxTextModel(tiny_model_dir, precision="fp32", device="cpu")
     assert model.run(texts) == pytest.approx(cpu.run(texts))
+
+
+def test_cuda_on_torch_without_a_gpu_scores_nothing_and_says_why(tiny_detoxify):
+    """torch has no CPU fallback of its own: ``backend: detoxify`` (torch only) is
+    unavailable, naming torch's reason; ``auto`` falls back as for any model that does not load."""
+    torch = pytest.importorskip("torch")
+    from llmpulse.processors.config import ToxicityConfig
+    from llmpulse.processors.scoring.toxicity import ToxicityScorer
+
+    from .conftest import make_call
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: torch runs on it")
+    checkpoint, folder = tiny_detoxify
+    settings = {"checkpoint": str(checkpoint), "huggingface_config_path": str(folder), "device": "cuda"}
+    torch_only = ToxicityScorer(ToxicityConfig(backend="detoxify", **settings))
+    [[result, _]] = torch_only.score([make_call("hi", "hello")])
+    assert result.status == "unavailable" and result.value is None
+    assert "CUDA" in (result.detail or ""), result.detail
+    auto = ToxicityScorer(ToxicityConfig(backend="auto", **settings))
+    [[result, _]] = auto.score([make_call("hi", "hello")])
+    assert result.backend == "profanity-check" and result.value is not None
+    assert "CUDA" in (result.detail or "") and (result.detail or "").startswith("fallback: ")
