@@ -16,14 +16,27 @@ For each, the share of runs detected within w windows (w = 1..6) by
   ``--long-reference-windows`` windows (default 100: ``rate_reference_calls`` 20,000 at
   windows of 200; the short reference's calls and as many more), as a pinned key has once
   it absorbed that many stationary windows;
-- ``oracle``: an exact one-sided binomial test of the calls since the shift began, at the
-  same level, with the base rate *known* and the change's start *known*: no test that must
-  estimate either from the data can do better.
+- ``window_alone``: the per-window test, the window being closed alone (a scan of one
+  window) against the long baseline: what testing each window by itself would find;
+- ``cusum``: a Bernoulli CUSUM tuned to twice the base rate (``--cusum-rise``) over the
+  last ``--cusum-windows`` windows against the long baseline, its p-value exact as the
+  scan's (``rate_scan_test(rise=...)``): the sequential test the scan is a GLR version of;
+- ``oracle``: an exact one-sided binomial test of all the calls since the shift began
+  (pooled over the windows, not one window alone), at the same level, with the base rate
+  *known* and the change's start *known*: no test that must estimate either from the data
+  can do better.
+
+``stationary``: the share of stationary windows (``--stationary-windows`` per rate, each
+window's scan over the last ``--scan-windows`` against the long baseline, at
+``--stationary-level``, larger than the monitor's so that false alarms are frequent enough
+to count) the scan rejects, with and without the cut at an alarm the monitor makes (a rate
+whose scan fired scans only the windows after it): the sequential test's calibration.
 
 So where the oracle stays below 1, the goal is beyond the evidence in the windows, not a
 weakness of the test. Prints JSON.
 
     uv run python benchmarks/drift_rate_power.py [--sims 150] [--level 3.49e-4]
+        [--stationary-windows 2000] [--stationary-level 0.01]
 """
 
 from __future__ import annotations
@@ -50,6 +63,30 @@ def _detected_within(first: list[int | None], windows: int) -> list[float]:
             for w in range(1, windows + 1)]
 
 
+def _stationary(base: float, size: int, args: argparse.Namespace) -> dict[str, object]:
+    """False alarms of the scan over a run of unchanged windows, with and without the cut."""
+    rng = np.random.default_rng(11)
+    long_n = args.long_reference_windows * size
+    ref = int(rng.binomial(long_n, base))
+    hits = rng.binomial(size, base, size=args.stationary_windows).tolist()
+    plain = cut = 0
+    since: int | None = None  # windows since the cut scan last fired
+    for t in range(1, len(hits) + 1):
+        upto = hits[:t][-args.scan_windows:]
+        p_plain = rate_scan_test(upto, [size] * len(upto), ref, long_n, seed=t).p_value
+        plain += p_plain < args.stationary_level
+        kept = upto if since is None else upto[-(since + 1):]
+        p_cut = p_plain if kept == upto else rate_scan_test(kept, [size] * len(kept), ref, long_n,
+                                                            seed=t).p_value
+        if p_cut < args.stationary_level:
+            cut, since = cut + 1, 0
+        elif since is not None:
+            since = since + 1 if since + 2 < args.scan_windows else None
+    n = len(hits)
+    return {"windows": n, "level": args.stationary_level, "scan_false_alarm_rate": round(plain / n, 4),
+            "scan_cut_false_alarm_rate": round(cut / n, 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=150)
@@ -59,9 +96,13 @@ def main() -> None:
     parser.add_argument("--windows-after", type=int, default=6)
     parser.add_argument("--long-reference-windows", type=int, default=100)
     parser.add_argument("--level", type=float, default=0.005 * 3 / 43)
+    parser.add_argument("--cusum-rise", type=float, default=2.0)
+    parser.add_argument("--cusum-windows", type=int, default=8)
+    parser.add_argument("--stationary-windows", type=int, default=2000)
+    parser.add_argument("--stationary-level", type=float, default=0.01)
     args = parser.parse_args()
     started = time.perf_counter()
-    out: dict[str, object] = {"config": vars(args), "rates": {}}
+    out: dict[str, object] = {"config": vars(args), "rates": {}, "stationary": {}}
     for name, (base, shifted, per_call) in RATES.items():
         size = round(args.window * per_call)
         ref_n = args.reference_windows * size
@@ -72,18 +113,22 @@ def main() -> None:
             scan: list[int | None] = []
             scan_long: list[int | None] = []
             oracle: list[int | None] = []
+            alone: list[int | None] = []
+            cusum: list[int | None] = []
             for sim in range(args.sims):
                 ref = int(rng.binomial(ref_n, base))
                 long_n = args.long_reference_windows * size
                 ref_long = ref + int(rng.binomial(max(0, long_n - ref_n), base))
                 half = size // 2
                 before = [int(rng.binomial(size, base)) for _ in range(2)]
+                earlier = [int(rng.binomial(size, base)) for _ in range(args.cusum_windows)]
                 shift_hits = [int(rng.binomial(size - half, rate))]
                 windows = [*before, int(rng.binomial(half, base)) + shift_hits[0]]
                 for _ in range(args.windows_after - 1):
                     shift_hits.append(int(rng.binomial(size, rate)))
                     windows.append(shift_hits[-1])
-                found_scan = found_oracle = found_long = None
+                found_scan = found_oracle = found_long = found_alone = found_cusum = None
+                base_n = max(long_n, ref_n)
                 for w in range(1, args.windows_after + 1):
                     upto = windows[:2 + w][-args.scan_windows:]
                     if found_scan is None and rate_scan_test(
@@ -93,18 +138,31 @@ def main() -> None:
                             upto, [size] * len(upto), ref_long, max(long_n, ref_n),
                             seed=sim * 16 + w).p_value < args.level:
                         found_long = w
+                    if found_alone is None and rate_scan_test(
+                            upto[-1:], [size], ref_long, base_n, seed=sim * 16 + w).p_value < args.level:
+                        found_alone = w
+                    longer = [*earlier, *windows[:2 + w]][-args.cusum_windows:]
+                    if found_cusum is None and rate_scan_test(
+                            longer, [size] * len(longer), ref_long, base_n, seed=sim * 16 + w,
+                            rise=args.cusum_rise).p_value < args.level:
+                        found_cusum = w
                     hits, calls = sum(shift_hits[:w]), (size - half) + (w - 1) * size
                     if found_oracle is None and sps.binom.sf(hits - 1, calls, base) < args.level:
                         found_oracle = w
                 scan.append(found_scan)
                 scan_long.append(found_long)
                 oracle.append(found_oracle)
+                alone.append(found_alone)
+                cusum.append(found_cusum)
             out["rates"][name][str(q)] = {  # type: ignore[index]
                 "rate": [base, round(rate, 4)],
                 "scan_detected_within_w": _detected_within(scan, args.windows_after),
                 "oracle_detected_within_w": _detected_within(oracle, args.windows_after),
                 "scan_long_detected_within_w": _detected_within(scan_long, args.windows_after),
+                "window_alone_detected_within_w": _detected_within(alone, args.windows_after),
+                "cusum_detected_within_w": _detected_within(cusum, args.windows_after),
             }
+        out["stationary"][name] = _stationary(base, size, args)  # type: ignore[index]
     out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
 

@@ -20,6 +20,12 @@ get a baseline of their own, up to ``DriftConfig.rate_reference_calls`` calls:
   ``reference_windows`` windows, so a shift resolves as fast as the trailing reference's.
 - ``seasonal``: the slot's reference, as before (counts of other hours are other traffic).
 
+- **cut at an alarm**: a rate whose scan fired scans only the windows since (the one that
+  fired is not scanned again; ``since_alarm``), so one burst raises one alarm, not one per
+  window it stays in the scan, and each new alarm rests on new evidence (a CUSUM's reset).
+  A new pinned reference cuts every rate's scan: the windows before it were measured
+  against another reference.
+
 ``rate_reference_calls: 0`` gives the rates the sample reference's counts alone (pinned)
 or the ``reference_windows`` windows before the scan (trailing), as before it existed.
 
@@ -34,6 +40,9 @@ Example:
     ({'error': [3, 400]}, 400, False, 'cap')
     >>> base.absorb({"error": [0, 200]}, 200, reference_calls=1600, cap=2000)
     False
+    >>> base.passed(["error"], scan_windows=6)  # the error scan fired in this window
+    >>> base.scan_limits()  # the next window scans itself alone, then one more each time
+    {'error': 1}
 """
 
 from __future__ import annotations
@@ -60,6 +69,9 @@ class RateBaseline(Struct, kw_only=True, omit_defaults=True):
     """Why absorbing stopped: ``alarm`` (a window was called drifted), ``cap``, or
     ``unknown_history`` (a state saved before the baseline existed: whether its key alarmed
     is not known, so it absorbs nothing until a new reference is pinned)."""
+    since_alarm: dict[str, int] = {}
+    """Rates whose scan fired lately: windows closed since; such a rate scans only those
+    and the window being closed (absent: the last ``rate_scan_windows``)."""
 
     def absorb(self, counts: dict[str, list[int]], calls: int, *, reference_calls: int, cap: int) -> bool:
         """Add one window that left the scan (pinned); False when absorbing has stopped."""
@@ -85,6 +97,18 @@ class RateBaseline(Struct, kw_only=True, omit_defaults=True):
     def restart(self) -> None:
         """A new reference: nothing absorbed yet, absorbing again (the windows' calls kept)."""
         self.absorbed, self.absorbed_calls, self.absorbing, self.stopped = {}, 0, True, None
+        self.since_alarm = {}
+
+    def scan_limits(self) -> dict[str, int]:
+        """The windows each cut rate may scan now, the one being closed included."""
+        return {name: since + 1 for name, since in self.since_alarm.items()}
+
+    def passed(self, fired: Sequence[str], scan_windows: int) -> None:
+        """A window closed: the cut rates scan one window more (until the whole
+        ``scan_windows``); the rates in ``fired`` alarmed in it and start again after it."""
+        self.since_alarm = {name: since + 1 for name, since in self.since_alarm.items()
+                            if since + 2 < scan_windows}
+        self.since_alarm.update(dict.fromkeys(fired, 0))
 
 
 def trailing_span(older_calls: Sequence[int], reference_windows: int, cap: int) -> int:

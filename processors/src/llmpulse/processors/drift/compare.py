@@ -85,7 +85,8 @@ def add_counts(parts: Sequence[Mapping[str, Sequence[int]]]) -> RateCounts:
 
 
 def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference: Summary, *,
-                   seed: int = 0, history: tuple[Sequence[RateCounts], RateCounts] | None = None
+                   seed: int = 0, history: tuple[Sequence[RateCounts], RateCounts] | None = None,
+                   scan_limits: Mapping[str, int] | None = None
                    ) -> tuple[list[tuple[str, TestOutcome]], dict[str, Any]]:
     """Every test of a window: ``([(feature, outcome)], attributes)``.
 
@@ -98,6 +99,8 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
         history: ``(counts of the last windows, oldest first, this one last; the counts
             of their reference)`` for the rate scans (default: this window alone against
             ``reference``).
+        scan_limits: rates whose scan is cut (it fired lately): the last windows each may
+            scan, this one included (``RateBaseline.scan_limits``).
     """
     outcomes: list[tuple[str, TestOutcome]] = []
     attributes: dict[str, Any] = {}
@@ -131,8 +134,9 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
         need = least.get(name, cfg.min_samples)
         ref_hits, ref_n = base.get(name, (0, 0))
         if ref_n >= need:
-            hits = [w.get(name, (0, 0))[0] for w in windows]
-            calls = [w.get(name, (0, 0))[1] for w in windows]
+            scanned = windows[-(scan_limits or {}).get(name, len(windows)):]
+            hits = [w.get(name, (0, 0))[0] for w in scanned]
+            calls = [w.get(name, (0, 0))[1] for w in scanned]
             outcomes.append((name, rate_scan_test(hits, calls, ref_hits, ref_n, min_calls=need,
                                                   seed=seed * 64 + i)))
     if cfg.feedback:

@@ -400,6 +400,8 @@ class DriftMonitor:
         data.reference = self._summarise(data.builder)
         data.builder = None
         data.baseline.restart()
+        if self.config.reference == "pinned":  # windows measured against another reference
+            data.recent, data.baseline.calls = [], []
         self.counts["references"] += 1
         logger.info("drift: reference of %s pinned (%d calls)", key.label(), data.reference.calls)
         self._mark(key, "window", "reference")
@@ -433,9 +435,11 @@ class DriftMonitor:
             self._keep(data, counts, sampled, reference, drifted=False)
             return []
         with single_threaded():
-            result = self._compare(key, window, summary, reference, reason, history)
+            result = self._compare(key, window, summary, reference, reason, history,
+                                   data.baseline.scan_limits())
         self.counts["drifted"] += result.drifted
-        self._keep(data, counts, sampled, reference, drifted=result.drifted)
+        fired = [f.feature for f in result.features if f.drifted and f.test.startswith("rate_scan")]
+        self._keep(data, counts, sampled, reference, drifted=result.drifted, fired=fired)
         return [result]
 
     def _slot(self, start: datetime | None) -> int:
@@ -445,11 +449,13 @@ class DriftMonitor:
         return int((start.timestamp() % cfg.season_seconds) / cfg.season_seconds * cfg.season_slots)
 
     def _keep(self, data: _KeyData, counts: RateCounts, calls: int, reference: Summary | None, *,
-              drifted: bool) -> None:
+              drifted: bool, fired: list[str] | None = None) -> None:
         """Keep the closed window's rate counts for the next scans; the windows that leave
         them go into a pinned reference's rate baseline (until an alarm or the cap), or stay
-        in a trailing one's (cut back to ``reference_windows`` windows at an alarm)."""
+        in a trailing one's (cut back to ``reference_windows`` windows at an alarm). The
+        rates that ``fired`` scan only the windows after this one (``RateBaseline.passed``)."""
         cfg, base = self.config, data.baseline
+        base.passed(fired or [], cfg.rate_scan_windows)
         recent, sizes = [*data.recent, counts], [*base.calls, calls]
         scanned = cfg.rate_scan_windows - 1  # the windows the next scan looks at besides its own
         if drifted:
@@ -492,17 +498,20 @@ class DriftMonitor:
     # -- the comparison ------------------------------------------------------------------
 
     def _compare(self, key: DriftKey, window: WindowData, current: Summary, reference: Summary,
-                 reason: str, history: tuple[list[RateCounts], RateCounts, int]) -> DriftResult:
+                 reason: str, history: tuple[list[RateCounts], RateCounts, int],
+                 limits: dict[str, int]) -> DriftResult:
         cfg = self.config
         windows, base, base_calls = history
         outcomes, found = compare_window(cfg, self.features, current, reference, seed=window.index,
-                                         history=(windows, base))
+                                         history=(windows, base), scan_limits=limits)
         attributes: dict[str, Any] = {
             "window_index": window.index, "window_sample": len(current.numeric),
             "reference_sample": len(reference.numeric), "reference_mode": cfg.reference,
             "alpha": cfg.alpha, "closed_by": reason, "rate_reference_calls": base_calls,
             "feedback_window": current.feedback.thumbs + current.feedback.rated, **found,
         }
+        if limits:  # rates whose scan fired lately: the windows each scanned (a cut scan)
+            attributes["rate_scan_cut"] = dict(sorted(limits.items()))
         if cfg.embeddings and self.embedding_error:
             attributes["embeddings"] = f"unavailable: {self.embedding_error}"
         features, share, drifted = decide(outcomes, cfg.alpha, cfg.min_drifted_features,
