@@ -324,12 +324,13 @@ SPAN_COLUMNS = (
 
 
 def span_row(span: SpanEvent) -> tuple[object, ...]:
-    """One ``spans`` row (``span_columns`` of one span)."""
-    return tuple(column[0] for column in span_columns([span]))
+    """One ``spans`` row (``span_columns`` of one span, as Python values)."""
+    return tuple(as_python(column)[0] for column in span_columns([span]))
 
 
-def span_columns(spans: Sequence[SpanEvent]) -> list[list[Any]]:
-    """The ``spans`` columns (in ``SPAN_COLUMNS`` order) of a batch, built column by column.
+def span_columns(spans: Sequence[SpanEvent]) -> list[Any]:
+    """The ``spans`` columns (in ``SPAN_COLUMNS`` order) of a batch, built column by column
+    (lists of Python values; the attributes one ``Map(String, String)`` Arrow array).
 
     ``tool_name`` is the tool's name, or the span's name for an ``execute_tool`` span that
     does not say which tool (the per-tool rollup counts every tool execution).
@@ -353,7 +354,7 @@ def span_columns(spans: Sequence[SpanEvent]) -> list[list[Any]]:
         [u.input_tokens if u else 0 for u in usages], [u.output_tokens if u else 0 for u in usages],
         [s.cost_usd for s in spans], [s.session_id or "" for s in spans],
         [s.user_id or "" for s in spans], [s.request_model or "" for s in spans],
-        [s.provider or "" for s in spans], [attributes_map(s.attributes) for s in spans],
+        [s.provider or "" for s in spans], attribute_maps([s.attributes for s in spans]),
     ]
 
 
