@@ -228,3 +228,41 @@ def test_attention_is_fused_in_every_layer(request, fixture, layers):
     assert ops[ONNX_INT8]["QAttention"] == layers and ops[ONNX_INT8]["Attention"] == 0
     entry = ModelsFolder(model_dir.parent).entry(model_dir.name)
     assert entry["exports"][ONNX_FP32]["fused"]["Attention"] == layers
+
+
+def test_the_worker_says_at_start_which_model_and_backend_each_scorer_runs(
+        minilm_dir, detoxify_dir, tmp_path, monkeypatch, caplog):
+    """``llmpulse worker --role heavy`` up to the point where Faust would start (no broker
+    here: its check and the app are stood in for; the models load for real)."""
+    import logging
+
+    import yaml
+    from click.testing import CliRunner
+
+    import llmpulse.processors.cli as cli
+    import llmpulse.processors.service as service
+    import llmpulse.processors.worker as worker_package
+
+    config = tmp_path / "llmpulse.yaml"
+    config.write_text(yaml.safe_dump({"scoring": {
+        "toxicity": {"models_dir": str(detoxify_dir.parent), "model_type": "generated"},
+        "embeddings": {"models_dir": str(minilm_dir.parent)}}}))
+    started = []
+    monkeypatch.setattr(cli, "require_broker", lambda servers: None)
+    monkeypatch.setattr(worker_package, "build_app", lambda settings, enricher, **kwargs: enricher)
+    monkeypatch.setattr(service, "run_with_health", lambda app, *args, **kwargs: started.append(app))
+    with caplog.at_level(logging.INFO):
+        args = ["--bootstrap-servers", "127.0.0.1:9", "--config", str(config), "--role", "heavy",
+                "--no-drift"]
+        result = CliRunner().invoke(cli.worker, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model scorers: ")]
+    backends = {"toxicity": "detoxify:generated+onnx-int8", "embeddings": "minilm:all-MiniLM-L6-v2+onnx-fp32"}
+    for name, backend in backends.items():
+        assert f"'{name}': '{backend}'" in line, line
+    [enricher] = started  # what the worker runs is what it announced
+    assert {n: enricher.batched_scorers[n].backend for n in backends} == backends
+    # each model scorer also says where its model comes from and what runs it
+    loaded = caplog.messages
+    assert f"toxicity: detoxify:generated+onnx-int8 from {detoxify_dir} on CPUExecutionProvider" in loaded
+    assert "embeddings: minilm:all-MiniLM-L6-v2+onnx-fp32 on CPUExecutionProvider" in loaded
