@@ -96,6 +96,7 @@ _USAGE = {
                                     "gen_ai.usage.cache_creation_input_tokens"),
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
 }
+_USAGE_ITEMS = tuple(_USAGE.items())
 _STEP_EXTRAS = ("gen_ai.tool.type", "gen_ai.tool.description", "gen_ai.agent.id",
                 "gen_ai.agent.description", "gen_ai.data_source.id")
 
@@ -313,8 +314,7 @@ class OtlpMapper:
         origin: dict[str, Any] = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256]}
         if scope_name:
             origin["otel.scope.name"] = scope_name
-        usage = {name: value for name, keys in _USAGE.items()  # each from the first key present
-                 if (value := c.as_int(attrs, *keys)) is not None}
+        usage = _token_counts(attrs)
         error = _error(span, attrs, events)
         if step:
             return self._step(common, operation, span, attrs, events, origin, usage, error)
@@ -437,6 +437,20 @@ class OtlpMapper:
                            source_topic=source.topic, source_partition=source.partition,
                            source_offset=source.offset, payload=payload,
                            payload_max=self.payload_max)
+
+
+def _token_counts(attrs: dict[str, Any]) -> dict[str, int]:
+    """Each token count from the first of its keys present: ``c.as_int`` per name, the
+    integers (the common case) taken inline."""
+    usage: dict[str, int] = {}
+    get = attrs.get
+    for name, keys in _USAGE_ITEMS:
+        for key in keys:
+            value = get(key)
+            if value is not None:
+                usage[name] = value if type(value) is int else c.as_int(attrs, key)  # type: ignore[assignment]
+                break
+    return usage
 
 
 def _time(ns: int) -> datetime:
