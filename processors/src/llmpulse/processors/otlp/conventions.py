@@ -125,8 +125,13 @@ def as_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
 
 
 def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
-    key, value = first(attrs, *keys)
-    if value is None:
+    for key in keys:  # the hot path inline, as in as_str
+        value = attrs.get(key)
+        if type(value) is float:
+            return value
+        if value is not None:
+            break
+    else:
         return None
     if isinstance(value, bool):
         raise _wrong(key, value, "a number")
@@ -141,8 +146,13 @@ def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
 
 
 def as_bool(attrs: Mapping[str, Any], *keys: str) -> bool | None:
-    key, value = first(attrs, *keys)
-    if value is None or isinstance(value, bool):
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            break
+    else:
+        return None
+    if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in {"true", "false"}:
         return value.lower() == "true"
@@ -309,8 +319,9 @@ def _text_messages(value: Any) -> list[_TextMessage] | None:
 
 
 def _text_message(message: _TextMessage) -> dict[str, Any]:
+    parts = message.parts
     return {"role": _ROLES.get(message.role.lower(), "user"),
-            "content": "\n".join([part.content for part in message.parts])}
+            "content": parts[0].content if len(parts) == 1 else "\n".join([p.content for p in parts])}
 
 
 def _messages(key: str, value: Any) -> list[dict[str, Any]]:
