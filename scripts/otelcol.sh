@@ -108,6 +108,13 @@ cmd_start() {
     [[ -n "$bootstrap" ]] || die "--bootstrap HOST:PORT is required"
     [[ -n "$tokens" && -r "$tokens" ]] || die "--tokens FILE is required and must be readable"
     [[ -f "$config" ]] || die "no config $config"
+    # bearertokenauth takes the first field of every line as a valid token, comments
+    # included: refuse a file the OTLP stage would read otherwise (docs/SEND_OPENTELEMETRY.md).
+    if command -v llmpulse >/dev/null; then
+        llmpulse otlp check-tokens "$tokens" >/dev/null || die "fix the tokens file $tokens first"
+    else
+        echo "otelcol.sh: llmpulse not on PATH, $tokens not checked (llmpulse otlp check-tokens)" >&2
+    fi
 
     local pid
     pid="$(running_pid "$dir")"

@@ -18,7 +18,6 @@ from typing import Any
 import openai
 import pytest
 from chat_server import ChatServer
-from confluent_kafka import Consumer, TopicPartition
 from kafka_broker import free_port
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
@@ -26,7 +25,14 @@ from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from otel_collector import OtelCollector
+from otel_collector import (
+    OtelCollector,
+    end_offsets,
+    otlp_json,
+    post,
+    records_since,
+    trace_ids,
+)
 from sink_thread import running_sink
 from store_rows import wait_rows
 from worker_process import WorkerProcess
@@ -177,39 +183,6 @@ def test_grpc_exporter_and_streaming(otel_collector: OtelCollector, pipeline: St
     assert row["streamed"] and 0 < row["time_to_first_token_ms"] <= row["latency_ms"]
 
 
-def _otlp_json(service: str, trace_id: str, attrs: dict[str, Any]) -> bytes:
-    now = time.time_ns()
-
-    def value(v: Any) -> dict[str, Any]:
-        if isinstance(v, bool):
-            return {"boolValue": v}
-        if isinstance(v, int):
-            return {"intValue": str(v)}
-        if isinstance(v, float):
-            return {"doubleValue": v}
-        return {"stringValue": v if isinstance(v, str) else json.dumps(v)}
-
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-        "scopeSpans": [{"scope": {"name": "hand-made"}, "spans": [{
-            "traceId": trace_id, "spanId": trace_id[:16], "name": "chat m", "kind": 3,
-            "startTimeUnixNano": str(now - 800_000_000), "endTimeUnixNano": str(now),
-            "attributes": [{"key": k, "value": value(v)} for k, v in attrs.items()]}]}]}]}).encode()
-
-
-def _post(collector: OtelCollector, body: bytes, token: str | None) -> int:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"{collector.http_endpoint}/v1/traces", data=body,
-                                     headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return int(reply.status)
-    except urllib.error.HTTPError as err:
-        return int(err.code)
-
-
 CURRENT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
            "gen_ai.request.model": "claude-x", "gen_ai.prompt.name": "refunds",
            "gen_ai.prompt.version": "v7", "gen_ai.conversation.id": "conv-1",
@@ -221,21 +194,11 @@ CURRENT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
            "gen_ai.usage.cache_read.input_tokens": 4}
 
 
-def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in parts}
-    finally:
-        consumer.close()
-
-
 def test_hand_made_current_convention_span_via_otlp_json(otel_collector: OtelCollector,
                                                          pipeline: Store) -> None:
     trace_id = uuid.uuid4().hex
-    body = _otlp_json("support-bot", trace_id, CURRENT)
-    assert _post(otel_collector, body, otel_collector.tokens["support"]) == 200
+    body = otlp_json("support-bot", trace_id, CURRENT)
+    assert post(otel_collector, body, otel_collector.tokens["support"]) == 200
     sql = "SELECT count() FROM calls WHERE trace_id = {t:String}"
     assert wait_rows(pipeline, sql, 1, 120, {"t": trace_id}) == 1
     row = pipeline.query("SELECT prompt_id, prompt_version, session_id, provider, "
@@ -331,8 +294,8 @@ def test_the_stage_serves_health_readiness_and_its_counts(
     before = _sample(_health(stage, "/metrics")[1], "llmpulse_events_out_total", stage="otlp",
                      target="calls")
     trace_id = uuid.uuid4().hex
-    assert _post(otel_collector, _otlp_json("support-bot", trace_id, CURRENT),
-                 otel_collector.tokens["support"]) == 200
+    assert post(otel_collector, otlp_json("support-bot", trace_id, CURRENT),
+                otel_collector.tokens["support"]) == 200
     assert wait_rows(pipeline, "SELECT count() FROM calls WHERE trace_id = {t:String}", 1, 120,
                      {"t": trace_id}) == 1
     # The metrics are refreshed by a timer: wait until they count the call.
@@ -353,28 +316,17 @@ def test_the_stage_serves_health_readiness_and_its_counts(
 def test_no_token_or_a_wrong_one_is_401_and_nothing_reaches_kafka(
         otel_collector: OtelCollector, pipeline: Store) -> None:
     topic = otel_collector.prefix + OTLP_SPANS
-    before = _end_offsets(otel_collector.bootstrap, topic)
+    before = end_offsets(otel_collector.bootstrap, topic)
     refused = uuid.uuid4().hex
-    assert _post(otel_collector, _otlp_json("support-bot", refused, CURRENT), None) == 401
-    assert _post(otel_collector, _otlp_json("support-bot", refused, CURRENT), "not-a-token") == 401
+    assert post(otel_collector, otlp_json("support-bot", refused, CURRENT), None) == 401
+    assert post(otel_collector, otlp_json("support-bot", refused, CURRENT), "not-a-token") == 401
     accepted = uuid.uuid4().hex
-    assert _post(otel_collector, _otlp_json("support-bot", accepted, CURRENT),
-                 otel_collector.tokens["admin"]) == 200
+    assert post(otel_collector, otlp_json("support-bot", accepted, CURRENT),
+                otel_collector.tokens["admin"]) == 200
     # Read everything written since: the accepted request arrives, the refused ones never.
-    consumer = Consumer({"bootstrap.servers": otel_collector.bootstrap,
-                         "group.id": f"probe-{uuid.uuid4().hex}", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, o) for p, o in before.items()])
-    seen: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline and not any(bytes.fromhex(accepted) in v for v in seen):
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                seen.append(message.value())
-    finally:
-        consumer.close()
-    assert any(bytes.fromhex(accepted) in v for v in seen)
-    assert not any(bytes.fromhex(refused) in v for v in seen)
+    seen = records_since(otel_collector.bootstrap, topic, before, bytes.fromhex(accepted))
+    assert accepted in trace_ids(seen)
+    assert refused not in trace_ids(seen)
     for value in seen:  # the token never reaches Kafka, only its hash
         assert otel_collector.tokens["admin"].encode() not in value
 
@@ -382,16 +334,16 @@ def test_no_token_or_a_wrong_one_is_401_and_nothing_reaches_kafka(
 def test_a_span_claiming_another_app_is_dead_lettered(otel_collector: OtelCollector,
                                                       pipeline: Store) -> None:
     trace_id = uuid.uuid4().hex
-    assert _post(otel_collector, _otlp_json("billing", trace_id, CURRENT),
-                 otel_collector.tokens["support"]) == 200
+    assert post(otel_collector, otlp_json("billing", trace_id, CURRENT),
+                otel_collector.tokens["support"]) == 200
     sql = ("SELECT count() FROM dead_letters WHERE reason = 'app_not_allowed' AND stage = 'otlp' "
            "AND position(payload, unhex({t:String})) > 0")
     assert wait_rows(pipeline, sql, 1, 120, {"t": trace_id}) == 1
     assert int(pipeline.query(CALLS_OF_APP, {"app": "billing"}).scalar()) == 0
     # The admin token may write any app.
     allowed = uuid.uuid4().hex
-    assert _post(otel_collector, _otlp_json("billing", allowed, CURRENT),
-                 otel_collector.tokens["admin"]) == 200
+    assert post(otel_collector, otlp_json("billing", allowed, CURRENT),
+                otel_collector.tokens["admin"]) == 200
     assert wait_rows(pipeline, CALLS_OF_APP, 1, 120, {"app": "billing"}) == 1
 
 
@@ -402,8 +354,8 @@ def test_kafka_outage_loses_nothing_within_the_queue_bound(
     kafka_broker.stop()
     try:
         for trace_id in traces:
-            assert _post(otel_collector, _otlp_json("outage-bot", trace_id, CURRENT),
-                         otel_collector.tokens["admin"]) == 200
+            assert post(otel_collector, otlp_json("outage-bot", trace_id, CURRENT),
+                        otel_collector.tokens["admin"]) == 200
         # The Collector holds them in its persistent queue while Kafka is away.
         deadline = time.monotonic() + 30
         queued = 0.0

@@ -224,7 +224,7 @@ def test_limits_apply_as_everywhere_else() -> None:
     (None, "support-bot", False),
 ])
 def test_a_token_writes_only_its_apps(token_hash: str | None, app: str, kept: bool) -> None:
-    bindings = TokenBindings.parse("tok-a support-bot,faq\ntok-any *\n# comment\n")
+    bindings = TokenBindings.parse("tok-a support-bot,faq\ntok-any *\n\n")
     resource: dict[str, Any] = {"service.name": app}
     if token_hash:
         resource[TOKEN_HASH_ATTRIBUTE] = token_hash

@@ -14,7 +14,12 @@ Example:
 """
 
 from llmpulse.processors.otlp._wire import OtlpDecodeError, decode_traces
-from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE, TokenBindings, header_sha256
+from llmpulse.processors.otlp.auth import (
+    TOKEN_HASH_ATTRIBUTE,
+    TokenBindings,
+    TokensFileError,
+    header_sha256,
+)
 from llmpulse.processors.otlp.mapper import MappedRecord, OtlpMapper, call_id_for
 
 __all__ = [
@@ -23,6 +28,7 @@ __all__ = [
     "OtlpDecodeError",
     "OtlpMapper",
     "TokenBindings",
+    "TokensFileError",
     "call_id_for",
     "decode_traces",
     "header_sha256",

@@ -4,19 +4,23 @@ Example:
     $ llmpulse otlp run --bootstrap-servers 127.0.0.1:9092 --tokens /etc/llmpulse/otel-tokens
     $ curl -s 127.0.0.1:9466/readyz     # its health, as a worker's (/healthz, /metrics too)
     $ llmpulse otlp token support-bot >> /etc/llmpulse/otel-tokens
+    $ llmpulse otlp check-tokens /etc/llmpulse/otel-tokens
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from llmpulse.processors.service import health_options
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.commandline import log_level_option
+
+if TYPE_CHECKING:
+    from llmpulse.processors.otlp.auth import TokenBindings
 
 __all__ = ["otlp"]
 
@@ -29,6 +33,17 @@ HEALTH_ADDRESS = "127.0.0.1:9466"
 @click.group("otlp")
 def otlp() -> None:
     """OpenTelemetry in: spans from the OpenTelemetry Collector."""
+
+
+def _load_bindings(path: str) -> TokenBindings:
+    """The tokens file's bindings, or a clear error (exit 1) naming the line the Collector
+    would read as a token that is not one bound to apps."""
+    from llmpulse.processors.otlp.auth import TokenBindings, TokensFileError
+
+    try:
+        return TokenBindings.load(path)
+    except TokensFileError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @otlp.command("run")
@@ -50,13 +65,12 @@ def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions
         fast: bool, datadir: str | None, health_address: str, stall_seconds: float,
         log_level: str) -> None:
     """Map GenAI spans from llm.otlp.spans onto llm.prompts / llm.responses (Ctrl-C stops)."""
-    from llmpulse.processors.otlp.auth import TokenBindings
     from llmpulse.processors.otlp.mapper import OtlpMapper
     from llmpulse.processors.otlp.stage import APP_ID, build_otlp_app
     from llmpulse.processors.service import run_with_health
     from llmpulse.processors.worker import WorkerSettings
 
-    bindings = TokenBindings.load(tokens_path) if tokens_path else None
+    bindings = _load_bindings(tokens_path) if tokens_path else None
     if bindings is None:
         logger.warning("no tokens file: spans of any app are accepted from any token")
     options: dict[str, Any] = dict(bootstrap_servers=bootstrap_servers, topic_prefix=prefix,
@@ -73,3 +87,11 @@ def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions
 def token(apps: tuple[str, ...]) -> None:
     """Print a new random token bound to APPS, as a line of the tokens file."""
     click.echo(f"{secrets.token_urlsafe(32)} {','.join(apps)}")
+
+
+@otlp.command("check-tokens")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+def check_tokens(path: str) -> None:
+    """Check a tokens file: exit 1 naming a line the Collector would read as another token."""
+    bindings = _load_bindings(path)
+    click.echo(f"{path}: {len(bindings)} tokens, each bound to its apps")

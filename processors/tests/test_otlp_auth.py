@@ -1,0 +1,131 @@
+"""The tokens file: the OTLP stage binds exactly the tokens the Collector accepts.
+
+The Collector's ``bearertokenauth`` (contrib v0.165.1, ``updateAuthorizationValues``) trims
+the file, scans it with ``bufio.Scanner`` (lines end at ``\\n``, one ``\\r`` before it
+dropped) and takes ``strings.Fields(line)[0]`` of every line as a valid token: comments
+included. ``collector_tokens`` below is that rule, written from its source, as the oracle;
+tests/test_otlp_collector_input.py checks the real Collector.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmpulse.processors.otlp import TokenBindings, TokensFileError, header_sha256
+from llmpulse.processors.otlp.command import otlp
+
+# Go's unicode.IsSpace: these in Latin-1, Unicode White_Space above it.
+_GO_LATIN1_SPACE = "\t\n\v\f\r \x85\xa0"
+
+
+def _go_space(ch: str) -> bool:
+    return ch in _GO_LATIN1_SPACE or (ord(ch) > 0xFF and ch.isspace())
+
+
+def _go_fields(line: str) -> list[str]:
+    fields, current = [], ""
+    for ch in line:
+        if _go_space(ch):
+            if current:
+                fields.append(current)
+            current = ""
+        else:
+            current += ch
+    return fields + ([current] if current else [])
+
+
+def collector_tokens(text: str) -> set[str]:
+    """The tokens bearertokenauth accepts from this file's text."""
+    start, end = 0, len(text)  # strings.TrimSpace of the file's content first
+    while start < end and _go_space(text[start]):
+        start += 1
+    while end > start and _go_space(text[end - 1]):
+        end -= 1
+    lines = [line.removesuffix("\r") for line in text[start:end].split("\n")]
+    return {fields[0] for line in lines if (fields := _go_fields(line))}
+
+
+def _bound_tokens(bindings: TokenBindings, candidates: set[str]) -> set[str]:
+    return {t for t in candidates if header_sha256(t) in bindings.apps_by_hash}
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("# <token> <app>[,<app>...]  (*: any app)\ntok-a support-bot\n", 1),  # the old doc's file
+    ("tok-a support-bot\n#tok-b billing\n", 2),
+    ("// tokens of the support team\ntok-a support-bot\n", 1),
+    ("tok-a\n", 1),                                   # a token without apps
+    ("tok-a ,,\n", 1),
+    ("tok-a support-bot # the support team\n", 1),    # a comment after the apps
+    ("tok-a support-bot\ntok-a billing\n", 2),        # the same token twice
+    ("tok\"a support-bot\n", 1),                      # not RFC 6750 b64token characters
+    ("tok-a support-bot\n\x1c billing\n", 2),         # Python splits there, Go does not
+    ("tok-a\x1cx support-bot\n", 1),
+    ("tok-a support-bot\vbilling\n", 1),
+    ("tok-a support-bot\u2028tok-b billing\n", 1),    # a line break to Python only
+    ("\ufefftok-a support-bot\n", 1),                 # a byte-order mark
+    ("tok-a support-bot\n\xa0\n", 2),                 # blank-looking, not spaces and tabs
+    ("tok-a support-bot\n\u200b\n", 2),               # a zero-width space: a token to Go
+    ("tok-a " + "x" * 5000 + "\n", 1),                # Go's scanner stops at 64 KiB lines
+])
+def test_a_line_the_collector_would_read_otherwise_is_refused(text: str, line: int) -> None:
+    with pytest.raises(TokensFileError) as refused:
+        TokenBindings.parse(text)
+    assert refused.value.line == line
+    assert f"line {line}:" in str(refused.value)
+
+
+def test_blank_lines_crlf_and_tabs_mean_the_same_to_both() -> None:
+    text = "\n  \ntok-a\tsupport-bot, faq-bot \r\n\t\ntok-b *\r\n\n"
+    bindings = TokenBindings.parse(text)
+    assert collector_tokens(text) == {"tok-a", "tok-b"}
+    assert _bound_tokens(bindings, {"tok-a", "tok-b", "#", ""}) == {"tok-a", "tok-b"}
+    assert bindings.allows(header_sha256("tok-a"), "faq-bot")
+    assert bindings.allows(header_sha256("tok-b"), "billing")
+    assert not bindings.allows(header_sha256("tok-a"), "billing")
+
+
+def test_every_token_the_collector_takes_from_an_accepted_file_is_bound() -> None:
+    """Random files of risky pieces: whenever the stage accepts one, the Collector's tokens
+    and the bound tokens are the same set (no accepted credential without apps)."""
+    pieces = ["tok-a", "tok-b", "Zr7p/+=", "#", "//", "app", "*", ",", " ", "\t", "\r", "\n",
+              "\n", "\x1c", "\v", "\xa0", "\u2028", "\u200b", "é", "\"", "=x"]
+    rng = random.Random(13)
+    accepted = 0
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        try:
+            bindings = TokenBindings.parse(text)
+        except TokensFileError:
+            continue
+        accepted += 1
+        tokens = collector_tokens(text)
+        assert _bound_tokens(bindings, tokens) == tokens, repr(text)
+        assert len(bindings) == len(tokens), repr(text)
+        assert all(apps for apps in bindings.apps_by_hash.values()), repr(text)
+    assert accepted > 100  # the property was exercised, not vacuous
+
+
+def test_the_commands_refuse_such_a_file_naming_the_line(tmp_path: Path) -> None:
+    tokens = tmp_path / "otel-tokens"
+    tokens.write_text("tok-a support-bot\n# tok-b billing\n", encoding="utf-8")
+    runner = CliRunner()
+    checked = runner.invoke(otlp, ["check-tokens", str(tokens)])
+    assert checked.exit_code == 1
+    assert f"{tokens}, line 2: not '<token> <app>" in checked.output
+    # The stage refuses to start on it before it connects to anything.
+    ran = runner.invoke(otlp, ["run", "--bootstrap-servers", "127.0.0.1:1", "--tokens", str(tokens)])
+    assert ran.exit_code == 1 and f"{tokens}, line 2:" in ran.output
+    tokens.write_text("tok-a support-bot\n", encoding="utf-8")
+    checked = runner.invoke(otlp, ["check-tokens", str(tokens)])
+    assert checked.exit_code == 0 and "1 tokens" in checked.output
+
+
+def test_a_made_token_line_is_accepted() -> None:
+    line = CliRunner().invoke(otlp, ["token", "support-bot", "faq-bot"]).output
+    token = line.split()[0]
+    bindings = TokenBindings.parse(line)
+    assert bindings.allows(header_sha256(token), "faq-bot")
