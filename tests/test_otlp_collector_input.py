@@ -1,17 +1,26 @@
 """The real OpenTelemetry Collector (built from its Go modules, deploy/otelcol.yaml) at the
-door: which credentials it lets in with a tokens file the OTLP stage accepts."""
+door: which credentials it lets in with a tokens file the OTLP stage accepts, and what it
+answers to broken JSON, garbage protobuf, a body over its limit and gRPC without a token.
+Nothing it refuses reaches Kafka."""
 
 from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
+import grpc
 import pytest
 from kafka_broker import KafkaBroker
-from otel_collector import OtelCollector, post
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+from otel_collector import OtelCollector, end_offsets, otlp_json, post, records_since, trace_ids
+from otlp_spans import traces
 
+from llmpulse.cli.topics import ensure_topics
 from llmpulse.processors.otlp import TokenBindings, TokensFileError
+from llmpulse.schemas.topics import OTLP_SPANS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -77,3 +86,56 @@ def test_the_comment_line_the_stage_refuses_is_a_credential_to_the_collector(
     finally:
         file.write_text(kept, encoding="utf-8")
     assert _until(lambda: post(strict_collector, EMPTY, None, authorization="Bearer #") == 401)
+
+
+@pytest.fixture(scope="module")
+def spans_topic(otel_collector: OtelCollector) -> str:
+    ensure_topics(otel_collector.bootstrap, prefix=otel_collector.prefix, partitions=2)
+    return f"{otel_collector.prefix}{OTLP_SPANS}"
+
+
+def _only_the_marker_reaches_kafka(collector: OtelCollector, topic: str,
+                                   before: dict[int, int]) -> None:
+    """Send one good request last and read the topic until it arrives: it is all there is."""
+    marker = uuid.uuid4().hex
+    assert post(collector, otlp_json("input-probe", marker, SPAN), collector.tokens["support"]) == 200
+    seen = records_since(collector.bootstrap, topic, before, bytes.fromhex(marker))
+    assert trace_ids(seen) == {marker}
+
+
+def test_broken_json_garbage_protobuf_and_an_oversized_body_are_400(
+        otel_collector: OtelCollector, spans_topic: str) -> None:
+    token = otel_collector.tokens["support"]
+    before = end_offsets(otel_collector.bootstrap, spans_topic)
+    valid = otlp_json("input-probe", uuid.uuid4().hex, SPAN)
+    assert post(otel_collector, valid[: len(valid) // 2], token) == 400
+    assert post(otel_collector, b'{"resourceSpans": [{"scopeSpans": 7}]}', token) == 400
+    assert post(otel_collector, b"\xff" * 64, token, content_type="application/x-protobuf") == 400
+    assert post(otel_collector, b"not OTLP", token, content_type="application/x-protobuf") == 400
+    oversized = otlp_json("input-probe", uuid.uuid4().hex, dict(SPAN, pad="x" * LIMIT))
+    assert len(oversized) > LIMIT
+    # What the Collector v0.165 answers (measured here, as by the audit): 400, not 413.
+    assert post(otel_collector, oversized, token) == 400
+    _only_the_marker_reaches_kafka(otel_collector, spans_topic, before)
+
+
+def test_grpc_without_a_token_or_with_a_wrong_one_is_unauthenticated(
+        otel_collector: OtelCollector, spans_topic: str) -> None:
+    before = end_offsets(otel_collector.bootstrap, spans_topic)
+    trace_id = uuid.uuid4().bytes
+    request = ExportTraceServiceRequest.FromString(traces(
+        {"attrs": SPAN, "trace_id": trace_id}, resource={"service.name": "input-probe"},
+    ).SerializeToString())
+    with grpc.insecure_channel(otel_collector.grpc_endpoint) as channel:
+        stub = TraceServiceStub(channel)  # type: ignore[no-untyped-call]
+        for metadata in [(), (("authorization", "Bearer not-a-token"),),
+                         (("authorization", "Bearer #"),)]:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Export(request, metadata=metadata, timeout=30)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, metadata
+        # The same request with the token goes through, once: the refusals were the token's.
+        token = otel_collector.tokens["support"]
+        stub.Export(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+    seen = records_since(otel_collector.bootstrap, spans_topic, before, trace_id)
+    assert trace_ids(seen) == {trace_id.hex()}
+    assert sum(record.count(trace_id) for record in seen) == 1
