@@ -242,3 +242,24 @@ def test_module_example_runs() -> None:
 
     result = doctest.testmod(_wire_reader)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_record_the_reader_took_but_protobuf_cannot_decode_gets_protobufs_outcome(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not seen (what the reader takes, ``TracesData`` reads); should it happen, the record is
+    mapped as protobuf decodes it, not half mapped."""
+    from llmpulse.processors.otlp import mapper
+
+    class Undecodable:
+        def __init__(self, data: bytes) -> None:
+            pass
+
+        def __call__(self) -> TracesData:
+            raise OtlpDecodeError("malformed_otlp", "as if protobuf had refused it")
+
+    rng = random.Random(3)
+    data = next(d for d in (_record(rng) for _ in range(200))
+                if read_traces(d) is not None and OtlpMapper().map_record(d).dead_letters)
+    expected = _outcome(OtlpMapper().map_traces(decode_traces(data)))
+    monkeypatch.setattr(mapper, "_Decoded", Undecodable)
+    assert _outcome(OtlpMapper().map_record(data)) == expected

@@ -189,7 +189,10 @@ class OtlpMapper:
             read = read_traces(data)
             if read is not None:
                 flat, span_attributes = read
-                return self._map(flat, source, iter(span_attributes), _Decoded(data))
+                try:
+                    return self._map(flat, source, iter(span_attributes), _Decoded(data))
+                except OtlpDecodeError:  # (not seen: what the reader takes, TracesData reads)
+                    pass  # the record's outcome is then protobuf's, below
         try:
             traces = decode_traces(data, content_type=content_type)
         except OtlpDecodeError as exc:
