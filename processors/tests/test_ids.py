@@ -6,7 +6,7 @@ import pickle
 import random
 import uuid
 
-from llmpulse.processors._ids import derived_uuid7, uuid_from_int
+from llmpulse.processors._ids import derived_uuid7, uuid7_of, uuid_from_int
 
 
 def test_uuid_from_int_is_uuid_of_that_int() -> None:
@@ -24,3 +24,8 @@ def test_derived_ids_keep_the_uuid7_layout_and_are_stable() -> None:
     assert (one.version, one.variant) == (7, uuid.RFC_4122)
     assert one.int >> 80 == 1_764_000_000_000
     assert str(one) == "019ab697-e800-7fe9-be8f-b469d0c978ff"  # as the ids before uuid_from_int
+
+
+def test_uuid7_of_joined_parts_is_derived_uuid7() -> None:
+    for call_id in ["otel-1-2", "ü", ""]:
+        assert uuid7_of(42, b"otlp\x1f" + call_id.encode()) == derived_uuid7(42, b"otlp", call_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["derived_uuid7", "uuid_from_int"]
+__all__ = ["derived_uuid7", "uuid7_of", "uuid_from_int"]
 
 _new_uuid = uuid.UUID.__new__
 _set = object.__setattr__
@@ -29,7 +29,11 @@ def uuid_from_int(value: int) -> uuid.UUID:
 
 def derived_uuid7(ms: int, *parts: str | bytes) -> uuid.UUID:
     """A UUIDv7 with time ``ms`` whose other bits are a hash of ``parts``."""
-    data = b"\x1f".join([p if isinstance(p, bytes) else p.encode("utf-8") for p in parts])
+    return uuid7_of(ms, b"\x1f".join([p if isinstance(p, bytes) else p.encode("utf-8") for p in parts]))
+
+
+def uuid7_of(ms: int, data: bytes) -> uuid.UUID:
+    """``derived_uuid7`` of parts already joined (``b"\\x1f"`` between them, as bytes)."""
     bits = int.from_bytes(hashlib.blake2b(data, digest_size=10).digest(), "big")
     return uuid_from_int((ms & 0xFFFF_FFFF_FFFF) << 80 | ((bits >> 62) & 0xFFF) << 64
                          | bits & 0x3FFF_FFFF_FFFF_FFFF | _VERSION_AND_VARIANT)

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from typing import Any
 
@@ -133,4 +132,4 @@ def attributes(pairs: Any) -> dict[str, Any]:
 
 def hex_id(raw: bytes) -> str:
     """A trace or span id as lowercase hex ('' when absent)."""
-    return binascii.hexlify(raw).decode() if raw else ""
+    return raw.hex()

@@ -47,7 +47,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
-from llmpulse.processors._ids import derived_uuid7, uuid_from_int
+from llmpulse.processors._ids import derived_uuid7, uuid7_of, uuid_from_int
 from llmpulse.processors.otlp import conventions as c
 from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces, hex_id
 from llmpulse.processors.otlp._wire_reader import read_traces
@@ -109,7 +109,7 @@ def call_id_for(trace_id: str, span_id: str) -> str:
 def _event_ids(start_ns: int, call_id: str) -> tuple[uuid.UUID, uuid.UUID]:
     """UUIDv7s of the prompt and the response from the span's start time and its ids: the
     same span, the same ids. The response's differs from the prompt's in random bits only."""
-    prompt = derived_uuid7(start_ns // 1_000_000, b"otlp", call_id)
+    prompt = uuid7_of(start_ns // 1_000_000, b"otlp\x1f" + call_id.encode())  # derived_uuid7's
     return prompt, uuid_from_int(prompt.int ^ _RESPONSE_BITS)
 
 
