@@ -78,6 +78,7 @@ _PROVIDERS = {"az.ai.openai": "azure.ai.openai", "az.ai.inference": "azure.ai.in
 _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings",
                       "rerank": "rerank"}
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_STATUS_ERROR = Status.STATUS_CODE_ERROR  # (read once: the enum wrapper's lookup is Python code)
 _RESPONSE_BITS = 0x5A5A_5A5A_5A5A_5A5A  # flips random bits of the low 62 only
 _NON_NEGATIVE = ("max_tokens", "latency_ms", "time_to_first_token_ms")
 _REQUEST_EXTRAS = ("gen_ai.request.frequency_penalty", "gen_ai.request.presence_penalty",
@@ -491,7 +492,7 @@ def _with_extras(origin: dict[str, Any], attrs: dict[str, Any], keys: tuple[str,
 
 
 def _error(span: Span, attrs: dict[str, Any], events: Sequence[c.SpanEvent]) -> dict[str, str] | None:
-    if span.status.code != Status.STATUS_CODE_ERROR and attrs.get("error.type") is None:
+    if span.status.code != _STATUS_ERROR and attrs.get("error.type") is None:
         return None
     message = span.status.message
     kind = c.as_str(attrs, "error.type")
