@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,57 @@ def test_the_models_are_fetched_once_before_the_workers_and_mounted_read_only() 
         assert service["build"] == ".", name  # the Dockerfile's last stage: onnx extra, no torch
     stages = re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.MULTILINE)
     assert stages[-1] == "runtime" and "--extra onnx" in dockerfile.split("AS runtime", 1)[1]
+
+
+def test_the_collector_user_owns_its_queue_and_can_read_the_tokens() -> None:
+    """The contrib image runs as uid 10001: a root-owned named volume and a chmod-600 tokens
+    file of another owner would give "permission denied" (contrib #40381, helm-charts #650).
+    otelcol-init (root, before the Collector) gives the volume to the Collector's user and
+    checks the tokens file, for the same user the Collector runs as."""
+    services = _compose()["services"]
+    collector, init = services["otelcol"], services["otelcol-init"]
+    assert collector["user"] == "${OTELCOL_UID:-10001}:${OTELCOL_GID:-10001}"
+    assert init["user"] == "0:0" and init["restart"] == "no"
+    assert init["environment"] == {"OTELCOL_UID": "${OTELCOL_UID:-10001}",
+                                   "OTELCOL_GID": "${OTELCOL_GID:-10001}"}
+    assert collector["depends_on"]["otelcol-init"] == {"condition": "service_completed_successfully"}
+    queue = collector["environment"]["LLMPULSE_OTEL_QUEUE_DIR"]
+    tokens = collector["environment"]["LLMPULSE_OTEL_TOKENS_FILE"]
+    assert f"otelcol-queue:{queue}" in collector["volumes"] and f"otelcol-queue:{queue}" in init["volumes"]
+    assert init["secrets"] == collector["secrets"] == ["otel_tokens"] and tokens == "/run/secrets/otel_tokens"
+    script = next(v.split(":")[1] for v in init["volumes"] if v.startswith("./deploy/otelcol-init.sh:"))
+    assert init["command"] == ["sh", script, queue, tokens]
+
+
+INIT = ROOT / "deploy" / "otelcol-init.sh"
+
+
+def _init(queue: Path, tokens: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", str(INIT), str(queue), str(tokens)], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown and setpriv need root, as in the container")
+def test_the_init_script_gives_the_queue_to_uid_10001_and_checks_the_tokens() -> None:
+    with tempfile.TemporaryDirectory() as folder:  # traversable by uid 10001, as /run/secrets
+        Path(folder).chmod(0o755)
+        _check_init(Path(folder) / "queue", Path(folder) / "otel-tokens")
+
+
+def _check_init(queue: Path, tokens: Path) -> None:
+    queue.mkdir()
+    tokens.write_text("m2QyV0c1x8TnKw4Xk support-bot\n", encoding="utf-8")
+    tokens.chmod(0o600)  # as the doc says; owned by root here, not by the Collector's user
+    ran = _init(queue, tokens)
+    assert ran.returncode == 1 and "not readable by the Collector's user 10001" in ran.stderr
+    os.chown(tokens, 10001, -1)
+    ran = _init(queue, tokens)
+    assert ran.returncode == 0, ran.stderr
+    assert (queue.stat().st_uid, queue.stat().st_gid) == (10001, 10001)
+    # The Collector's user can now write its queue there.
+    wrote = subprocess.run(["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups",
+                            "touch", str(queue / "exporter_kafka__traces")], check=False)
+    assert wrote.returncode == 0
+    tokens.write_text("# <token> <app>\nm2QyV0c1x8TnKw4Xk support-bot\n", encoding="utf-8")
+    ran = _init(queue, tokens)
+    assert ran.returncode == 1 and "line 1:" in ran.stderr
