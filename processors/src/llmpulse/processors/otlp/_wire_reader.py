@@ -122,7 +122,10 @@ def _value(raw: bytes, outer: bool = True) -> Any:
         length = raw[1]
         at = 2
         if length >= 0x80:
-            length, at = _varint(raw, 1)
+            if raw[2] < 0x80:  # two bytes (message JSON of up to 16 KiB) inline
+                length, at = (length & 0x7F) | raw[2] << 7, 3
+            else:
+                length, at = _varint(raw, 1)
         if at + length != len(raw):
             raise _Unhandled
         if tag == 0x0A:
@@ -141,13 +144,19 @@ def _value(raw: bytes, outer: bool = True) -> Any:
             stop = at + length
             if stop > end:
                 raise _Unhandled
-            items.append(_value(raw[at:stop], False) if stop > at else None)
+            if stop > at + 1 and raw[at] == 0x0A and raw[at + 1] + at + 2 == stop and raw[at + 1] < 0x80:
+                items.append(raw[at + 2:stop].decode())  # a short string (finish reasons) inline
+            else:
+                items.append(_value(raw[at:stop], False) if stop > at else None)
             at = stop
         return items
     if tag == 0x18 or tag == 0x10:  # int64, bool
-        value, at = _varint(raw, 1)
-        if at != len(raw):
-            raise _Unhandled
+        if len(raw) == 2 and raw[1] < 0x80:
+            value = raw[1]
+        else:
+            value, at = _varint(raw, 1)
+            if at != len(raw):
+                raise _Unhandled
         if tag == 0x10:
             return value != 0
         return value - (1 << 64) if value >> 63 else value
