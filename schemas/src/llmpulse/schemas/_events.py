@@ -11,6 +11,13 @@ tokens, and the ``span`` event for the steps of a trace that are not LLM calls (
 execution, an agent step, a retrieval). A trace is the calls and spans sharing a
 ``trace_id``; the calls stay LLM calls only.
 
+Events, messages, tool calls and scores are ``gc=False`` structs: they hold only values,
+lists and maps of values and other such structs, never a cycle, so the cycle collector
+need not track them. A worker holds tens of thousands of them in one micro-batch; tracked,
+each collection walked them all (v1.1's ``tool_calls`` lists and the scores' ``attributes``
+maps had made a tracked object of every message and score too). Never put an event into
+one of its own lists or maps: such a cycle would not be collected.
+
 Example:
     >>> from llmpulse.schemas import PromptEvent, ChatMessage
     >>> p = PromptEvent(call_id="c1", app="support-bot",
@@ -97,7 +104,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class EventBase(Struct, kw_only=True, tag_field="type", omit_defaults=True):
+class EventBase(Struct, kw_only=True, tag_field="type", omit_defaults=True, gc=False):
     """Fields every event carries, whatever its topic."""
 
     event_id: uuid.UUID = field(default_factory=uuid7)
@@ -135,7 +142,7 @@ class CallEvent(EventBase, kw_only=True):
     """``gen_ai.provider.name`` (openai, anthropic, vllm, ollama ...)."""
 
 
-class ToolCall(Struct, kw_only=True, omit_defaults=True):
+class ToolCall(Struct, kw_only=True, omit_defaults=True, gc=False):
     """A tool call a model asked for (``gen_ai.tool.call.*``; a ``tool_call`` message part).
 
     ``arguments`` is the raw text the model produced, never parsed (it may not be JSON:
@@ -152,7 +159,7 @@ class ToolCall(Struct, kw_only=True, omit_defaults=True):
     arguments_truncated: bool = False
 
 
-class ChatMessage(Struct, kw_only=True, omit_defaults=True):
+class ChatMessage(Struct, kw_only=True, omit_defaults=True, gc=False):
     """One message of a chat prompt (``gen_ai.input.messages``)."""
 
     role: Literal["system", "user", "assistant", "tool", "developer"]
@@ -247,7 +254,7 @@ class FeedbackEvent(CallEvent, tag="feedback", kw_only=True):
     author_id: str | None = None
 
 
-class ScoreResult(Struct, kw_only=True, omit_defaults=True):
+class ScoreResult(Struct, kw_only=True, omit_defaults=True, gc=False):
     """One scorer's output for one call. ``value`` is None when no model produced it."""
 
     name: Identifier
