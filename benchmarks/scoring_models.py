@@ -139,6 +139,20 @@ def heavy_worker(root: Path, calls: list[Any], *, onnx: bool) -> dict[str, float
     return out
 
 
+def amx_evidence() -> dict[str, Any]:
+    """The CPU's AMX flags, and whether this process holds AMX tiles now that ONNX Runtime has
+    run (it asks for them itself; its int8 matrix products then run on AMX)."""
+    from llmpulse.processors.models.runtime import amx_tiles
+
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set()
+    if cpuinfo.is_file():
+        line = next((x for x in cpuinfo.read_text().splitlines() if x.startswith("flags")), "")
+        flags = set(line.partition(":")[2].split())
+    shown = {f for f in flags if f.startswith("amx")} | (flags & {"avx512_vnni", "avx512_bf16"})
+    return {"cpu_flags": sorted(shown), "onnxruntime_amx_tiles": amx_tiles()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--texts", type=int, default=64, help="texts per torch Detoxify measurement")
@@ -210,6 +224,7 @@ def main() -> None:
             "detoxify_original_architecture": backends(detox_32.run, model_dir, mixed[:args.texts],
                                                        args.threads, embeddings=False)}
 
+        out["amx"] = amx_evidence()
         calls = [join(pair) for pair in make_pairs(args.calls)]
         torch.set_num_threads(1)
         onnx_run = heavy_worker(root, calls, onnx=True)

@@ -11,6 +11,13 @@ bucketing serves both backends.
 - ``TorchTextModel``: the same outputs from the torch model (a Detoxify checkpoint in a
   models folder), for machines without an ONNX export.
 
+On a CPU with AMX (Intel Xeon 4th generation and later) ONNX Runtime asks Linux for the AMX
+tile state itself when it loads (MLAS's ``MlasInitAMX``:
+``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``) and then runs the int8 export's
+matrix products (uint8 activations by int8 weights, the only pairing dynamic quantisation
+makes) on AMX tiles; nothing needs asking from Python. ``amx_tiles()`` says whether this
+process holds that permission, and the scorers' start-up line says so.
+
 A model's outputs are ``multi-label`` probabilities (sigmoid of the logits, Detoxify's
 classes), ``single-label`` probabilities (softmax of the logits, a sequence classifier's
 ``id2label`` classes, such as a prompt-injection classifier) or ``sentence-embedding``
@@ -26,8 +33,11 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import platform
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +45,7 @@ from typing import Any
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8
 
-__all__ = ["RUN_COST_TOKENS", "OnnxTextModel", "TorchTextModel", "length_buckets", "top_label"]
+__all__ = ["RUN_COST_TOKENS", "OnnxTextModel", "TorchTextModel", "amx_tiles", "length_buckets", "top_label"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +56,23 @@ RUN_COST_TOKENS = 16
 """What one model run costs beyond its tokens, counted in padded tokens (a run's fixed
 overhead and the lower efficiency of small matrix products): what ``length_buckets``
 weighs a new batch against the padding it saves."""
+
+
+_SYS_ARCH_PRCTL = 158  # x86-64
+_ARCH_GET_XCOMP_PERM = 0x1022
+_XFEATURE_XTILEDATA = 18
+
+
+def amx_tiles() -> bool | None:
+    """Whether this process may use AMX tiles (Linux on x86-64): true once ONNX Runtime has
+    loaded on a CPU with AMX (it asks for them), false on a CPU without AMX or where the
+    request was refused; None where it cannot be asked (another system or architecture)."""
+    if sys.platform != "linux" or platform.machine().lower() not in {"x86_64", "amd64"}:
+        return None
+    mask = ctypes.c_ulong(0)
+    if ctypes.CDLL(None).syscall(_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, ctypes.byref(mask)) != 0:
+        return None
+    return bool(mask.value >> _XFEATURE_XTILEDATA & 1)
 
 
 def length_buckets(lengths: Sequence[int], size: int, run_cost: int = RUN_COST_TOKENS) -> list[list[int]]:
@@ -156,6 +183,9 @@ class OnnxTextModel:
             raise ModelUnavailableError(str(file), f"{type(exc).__name__}: {exc}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.provider = self.session.get_providers()[0]
+        self.where = self.provider  # what the start-up line names
+        if precision == "int8" and self.provider == "CPUExecutionProvider" and amx_tiles():
+            self.where += " (int8 matrix products on AMX)"
 
     def run(self, texts: Sequence[str]) -> Any:
         """Probabilities (``n x classes``) or unit embeddings (``n x dim``), one row a text."""
