@@ -16,7 +16,7 @@ tile state itself when it loads (MLAS's ``MlasInitAMX``:
 ``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``) and then runs the int8 export's
 matrix products (uint8 activations by int8 weights, the only pairing dynamic quantisation
 makes) on AMX tiles; nothing needs asking from Python. ``amx_tiles()`` says whether this
-process holds that permission, and the scorers' start-up line says so.
+process holds that permission; an int8 model says so in the log when it loads.
 
 A model's outputs are ``multi-label`` probabilities (sigmoid of the logits, Detoxify's
 classes), ``single-label`` probabilities (softmax of the logits, a sequence classifier's
@@ -186,9 +186,8 @@ class OnnxTextModel:
             raise ModelUnavailableError(str(file), f"{type(exc).__name__}: {exc}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.provider = self.session.get_providers()[0]
-        self.where = self.provider  # what the start-up line names
         if precision == "int8" and self.provider == "CPUExecutionProvider" and amx_tiles():
-            self.where += " (int8 matrix products on AMX)"
+            logger.info("%s: int8 matrix products on AMX tiles", self.model_dir.name)
 
     def run(self, texts: Sequence[str]) -> Any:
         """Probabilities (``n x classes``) or unit embeddings (``n x dim``), one row a text."""

@@ -125,7 +125,7 @@ class EmbeddingScorer:
                                            threads=cfg.threads, batch_size=cfg.batch_size)
                 self.backend = f"{self.backend}+onnx-{cfg.precision}"
                 self.model_path = str(self.folder)
-                logger.info("embeddings: %s on %s", self.backend, self._onnx.where)
+                logger.info("embeddings: %s on %s", self.backend, self._onnx.provider)
                 return self._onnx
             except ModelUnavailableError as exc:
                 if cfg.backend == "onnx":

@@ -120,7 +120,7 @@ class FolderDetoxifyModel:
             self.runtime = OnnxTextModel(model_dir, precision=precision, device=device, threads=threads,
                                          batch_size=batch_size)
             self.backend = f"detoxify:{name}+onnx-{precision}"
-            where = self.runtime.where
+            where = self.runtime.provider
         else:
             self.runtime = TorchTextModel(model_dir, device=device, threads=threads, batch_size=batch_size)
             self.backend = f"detoxify:{name}"
