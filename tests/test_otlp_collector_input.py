@@ -139,3 +139,9 @@ def test_grpc_without_a_token_or_with_a_wrong_one_is_unauthenticated(
     seen = records_since(otel_collector.bootstrap, spans_topic, before, trace_id)
     assert trace_ids(seen) == {trace_id.hex()}
     assert sum(record.count(trace_id) for record in seen) == 1
+
+
+def test_the_sending_queue_has_the_documented_bound(otel_collector: OtelCollector) -> None:
+    """deploy/otelcol.yaml's queue bound is what the running Collector applies: 1.5 GiB of
+    queued OTLP protobuf (sizer: bytes), as docs/SEND_OPENTELEMETRY.md says."""
+    assert otel_collector.metric("otelcol_exporter_queue_capacity") == 1.5 * 2**30
