@@ -369,7 +369,11 @@ def input_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> lis
                                       attrs["gen_ai.system_instructions"]))
         messages.append({"role": "system", "content": text})
     if attrs.get("gen_ai.input.messages") is not None:
-        return messages + _messages("gen_ai.input.messages", attrs["gen_ai.input.messages"])
+        given = _messages("gen_ai.input.messages", attrs["gen_ai.input.messages"])
+        if messages and given and given[0]["role"] == "system" \
+                and given[0]["content"] == messages[0]["content"]:
+            return given  # OpenLIT writes its system message in both attributes: once
+        return messages + given
     indexed = _indexed(attrs, "gen_ai.prompt")
     if indexed:
         return messages + [_message(i, "gen_ai.prompt") for i in indexed]
