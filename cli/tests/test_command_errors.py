@@ -5,6 +5,7 @@ Each command runs as a user runs it: the installed entry point, in its own proce
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -100,6 +101,36 @@ def test_a_worker_or_sink_without_its_broker_stops_at_once_in_one_line(tmp_path:
             f"llmpulse: error: Kafka at {broker} did not answer ({broker}: Connection refused): "
             "start the broker, or check --bootstrap-servers (or $LLMPULSE_BOOTSTRAP_SERVERS)"
         ], (command, done.stderr)
+    assert not (tmp_path / "store").exists()  # the sink never opened its store
+
+
+def test_a_worker_or_sink_pointed_at_a_service_that_is_not_kafka_says_so(tmp_path: Path) -> None:
+    """A port that listens but is not Kafka (here a real local HTTP server) ends the worker
+    and the sink at their start check in one line, status 1: not Faust's or librdkafka's
+    traceback after minutes of retries."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    Thread(target=http.serve_forever, daemon=True).start()
+    broker = f"127.0.0.1:{http.server_address[1]}"
+    env = {**os.environ, "LLMPULSE_BROKER_CHECK_SECONDS": "1"}
+    try:
+        for command in (["worker", "--health-address", "off"],
+                        ["sink", "--clickhouse", f"chdb://{tmp_path / 'store'}",
+                         "--health-address", "off"]):
+            done = subprocess.run([str(BIN / "llmpulse"), *command, "--bootstrap-servers", broker],
+                                  capture_output=True, text=True, cwd=tmp_path, timeout=180,
+                                  env=env)
+            assert done.returncode == 1 and "Traceback" not in done.stderr, (command, done.stderr)
+            assert done.stderr.strip().splitlines() == [
+                f"llmpulse: error: {broker} did not answer as Kafka ({broker}: connected, but "
+                "no Kafka answer in 1 s): is it another service's address? Check "
+                "--bootstrap-servers (or $LLMPULSE_BOOTSTRAP_SERVERS) against the broker's "
+                "listener port"], (command, done.stderr)
+    finally:
+        http.shutdown()
+        http.server_close()
     assert not (tmp_path / "store").exists()  # the sink never opened its store
 
 

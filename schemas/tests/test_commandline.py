@@ -107,3 +107,107 @@ def test_a_bootstrap_server_without_a_port_is_tried_on_kafkas_default(
     require_broker("PLAINTEXT://[::1]:9093")
     require_broker("::1")
     assert tried == [("kafka", 9092), ("::1", 9093), ("::1", 9092)]
+
+
+class _Listener:
+    """A real local TCP server that is not Kafka: ``answer`` is what it sends on each
+    connection (None: it reads and never answers, as an HTTP server waiting for a line;
+    b"": it closes at once)."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        import socket
+        import threading
+
+        self.answer = answer
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            if self.answer is None:
+                self.held.append(connection)
+                continue
+            connection.sendall(self.answer)
+            connection.close()
+
+    def close(self) -> None:
+        import socket
+
+        self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept (Linux): the port closes
+        self.server.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_listener_that_is_not_kafka_is_named_in_one_line() -> None:
+    """``require_kafka`` sends Kafka's ApiVersions request: a listening port of another
+    service (HTTP, SSH, a port that closes) fails with what it answered, and what to do."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from llmpulse.schemas.commandline import BrokerNotKafka, BrokerUnreachable, require_kafka
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    Thread(target=http.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{http.server_address[1]}"
+    try:
+        with pytest.raises(BrokerNotKafka) as waited:  # it waits for a request line
+            require_kafka(address, timeout_s=0.5)
+    finally:
+        http.shutdown()
+        http.server_close()
+    assert str(waited.value) == (
+        f"{address} did not answer as Kafka ({address}: connected, but no Kafka answer in "
+        "0.5 s): is it another service's address? Check --bootstrap-servers (or "
+        "$LLMPULSE_BOOTSTRAP_SERVERS) against the broker's listener port")
+    assert isinstance(waited.value, BrokerUnreachable)  # caught where the old error was
+
+    banner = _Listener(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+    closes = _Listener(b"")
+    html = _Listener(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    try:
+        with pytest.raises(BrokerNotKafka, match=r"it answered 'SSH-2.0-OpenSSH_9.2p1', not Kafka"):
+            require_kafka(banner.address, timeout_s=5)
+        with pytest.raises(BrokerNotKafka, match="it closed the connection without a Kafka answer"):
+            require_kafka(closes.address, timeout_s=5)
+        with pytest.raises(BrokerNotKafka, match=r"it answered 'HTTP/1.1 400 Bad Request', not Kafka"):
+            require_kafka(html.address, timeout_s=5)
+        with pytest.raises(BrokerNotKafka) as both:  # every server is named with its reason
+            require_kafka(f"{banner.address},127.0.0.1:1", timeout_s=5)
+        assert "127.0.0.1:1: Connection refused" in str(both.value)
+    finally:
+        for listener in (banner, closes, html):
+            listener.close()
+
+
+def test_over_tls_only_the_connection_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ApiVersions request would need the client's TLS settings: with an SSL security
+    protocol the check is the TCP one (a listener passes, a closed port fails)."""
+    from llmpulse.schemas.commandline import BrokerUnreachable, require_kafka
+
+    monkeypatch.setenv("LLMPULSE_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    quiet = _Listener(None)
+    try:
+        require_kafka(quiet.address, timeout_s=0.5)
+    finally:
+        quiet.close()
+    with pytest.raises(BrokerUnreachable, match="Connection refused"):
+        require_kafka(quiet.address, timeout_s=0.5)
+
+
+@pytest.mark.slow
+def test_a_real_kafka_answers_the_check(kafka_bootstrap: str) -> None:
+    from llmpulse.schemas.commandline import require_kafka
+
+    banner = _Listener(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+    try:
+        require_kafka(kafka_bootstrap)
+        require_kafka(f"{banner.address},{kafka_bootstrap}")  # one Kafka among them is enough
+    finally:
+        banner.close()

@@ -23,7 +23,7 @@ from llmpulse.processors.models.commands import models
 from llmpulse.processors.otlp.command import otlp
 from llmpulse.processors.service import health_options
 from llmpulse.schemas import environment as env
-from llmpulse.schemas.commandline import log_level_option, require_broker, run_command
+from llmpulse.schemas.commandline import log_level_option, require_kafka, run_command
 
 __all__ = ["commands", "models", "run", "worker"]
 
@@ -71,7 +71,7 @@ def worker(bootstrap_servers: str, config_path: str | None, role: str, prefix: s
         options["app_id"] = f"llmpulse-processors-{role}"
     settings = WorkerSettings.fast(**options) if fast else WorkerSettings(**options)
     config = load_config(config_path)
-    require_broker(bootstrap_servers)  # before the models: a wrong address costs seconds
+    require_kafka(bootstrap_servers)  # before the models: a wrong address costs seconds
     enricher = Enricher(config)
     if role in {"all", "light"}:
         enricher.load_light()

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,9 +35,9 @@ from typing import Any
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.errors import LlmpulseError
 
-__all__ = ["LOG_LEVELS", "MOMENT_HELP", "BrokerUnreachable", "broker_unreachable",
-           "configure_logging", "log_level_option", "moment_range", "parse_moment",
-           "require_broker", "run_command"]
+__all__ = ["LOG_LEVELS", "MOMENT_HELP", "BrokerNotKafka", "BrokerUnreachable",
+           "broker_unreachable", "configure_logging", "log_level_option", "moment_range",
+           "parse_moment", "require_broker", "require_kafka", "run_command"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)")
 _UNIT = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -114,8 +115,8 @@ def broker_unreachable(bootstrap_servers: str, reason: str) -> str:
 
 
 def require_broker(bootstrap_servers: str, *, timeout_s: float | None = None) -> None:
-    """Return once one bootstrap server accepts a TCP connection; a service checks this
-    before its slow start (the worker's models), so a wrong address costs seconds, not minutes.
+    """Return once one bootstrap server accepts a TCP connection (``require_kafka`` also
+    asks it whether it is Kafka).
 
     Args:
         bootstrap_servers: ``host:port[,host:port]`` (``PLAINTEXT://`` and ``[v6]`` allowed).
@@ -124,21 +125,135 @@ def require_broker(bootstrap_servers: str, *, timeout_s: float | None = None) ->
     Raises:
         BrokerUnreachable: none answered (the message says what to do).
     """
+    _check_servers(bootstrap_servers, timeout_s, probe=None)
+
+
+class BrokerNotKafka(BrokerUnreachable):
+    """A bootstrap server accepted the connection but did not answer as Kafka."""
+
+
+def require_kafka(bootstrap_servers: str, *, timeout_s: float | None = None) -> None:
+    """Return once one bootstrap server answers a Kafka ``ApiVersions`` request: a service
+    checks this before its slow start (the worker's models), so a wrong address costs
+    seconds and one line, not minutes and a Kafka client's traceback. Over TLS
+    (``$LLMPULSE_KAFKA_SECURITY_PROTOCOL`` ``SSL`` or ``SASL_SSL``) only the connection is
+    checked: the request would need the client's TLS settings.
+
+    Args:
+        bootstrap_servers: ``host:port[,host:port]`` (``PLAINTEXT://`` and ``[v6]`` allowed).
+        timeout_s: the wait per server, to connect and for the answer (default
+            ``$LLMPULSE_BROKER_CHECK_SECONDS``, else 5).
+
+    Raises:
+        BrokerNotKafka: something listens there, but no server answered as Kafka.
+        BrokerUnreachable: no server accepted a connection.
+    """
+    protocol = os.environ.get(f"{env.KAFKA_PREFIX}SECURITY_PROTOCOL", "").upper()
+    _check_servers(bootstrap_servers, timeout_s,
+                   probe=None if protocol.endswith("SSL") else _api_versions)
+
+
+def _check_servers(bootstrap_servers: str, timeout_s: float | None,
+                   probe: Callable[[socket.socket, float], None] | None) -> None:
+    """Return once one server accepts a connection (and passes ``probe``, which raises
+    ``ValueError`` saying what came back instead of Kafka's answer)."""
     if timeout_s is None:
         timeout_s = float(os.environ.get(env.BROKER_CHECK_SECONDS) or 5.0)
-    reasons = []
+    reasons, foreign = [], []
     for server in filter(None, (s.strip() for s in bootstrap_servers.split(","))):
         host, port = _host_port(server)
         try:
-            with socket.create_connection((host, port),
-                                          timeout=timeout_s):
-                return
+            with socket.create_connection((host, port), timeout=timeout_s) as connection:
+                if probe is None:
+                    return
+                try:
+                    probe(connection, timeout_s)
+                    return
+                except (ValueError, OSError) as exc:
+                    foreign.append(f"{server}: {exc}")
         except TimeoutError:
             reasons.append(f"{server}: no answer in {timeout_s:g} s")
         except (OSError, ValueError) as exc:
             reasons.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
+    if foreign:
+        raise BrokerNotKafka(
+            f"{bootstrap_servers} did not answer as Kafka ({'; '.join(foreign + reasons)}): "
+            f"is it another service's address? Check --bootstrap-servers (or "
+            f"${env.BOOTSTRAP_SERVERS}) against the broker's listener port")
     raise BrokerUnreachable(broker_unreachable(bootstrap_servers,
                                                "; ".join(reasons) or "no server given"))
+
+
+_API_VERSIONS = 18
+"""Kafka's ``ApiVersions`` request key: every broker answers it first, before any login."""
+
+
+def _api_versions(connection: socket.socket, timeout_s: float) -> None:
+    """Send ``ApiVersions`` v0 and read the answer; raise ``ValueError`` (what came back
+    instead) unless it is a Kafka answer: the same correlation id, and an error code of 0
+    or 35 (a broker that wants another version says so, still in Kafka's format) with the
+    list of its APIs.
+
+    Example:
+        >>> import socket, struct
+        >>> ours, theirs = socket.socketpair()
+        >>> _ = theirs.sendall(b"HTTP/1.1 400 Bad Request\\r\\n\\r\\n")
+        >>> _api_versions(ours, 1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: it answered 'HTTP/1.1 400 Bad Request', not Kafka
+        >>> ours.close(), theirs.close()
+        (None, None)
+    """
+    correlation = 0x6C6D7075  # "lmpu"
+    client = b"llmpulse-check"
+    header = struct.pack(">hhih", _API_VERSIONS, 0, correlation, len(client)) + client
+    connection.settimeout(timeout_s)
+    try:
+        connection.sendall(struct.pack(">i", len(header)) + header)
+        head = _receive(connection, 4)
+    except (ConnectionResetError, BrokenPipeError):  # it closed before reading the request
+        raise ValueError("it closed the connection without a Kafka answer") from None
+    (size,) = struct.unpack(">i", head)
+    if not 10 <= size <= 1_000_000:
+        raise ValueError(f"it answered {_shown(head + _peek(connection))}, not Kafka")
+    body = _receive(connection, size, head)
+    got, error, count = struct.unpack_from(">ihi", body)
+    if got != correlation or error not in (0, 35) or not 0 < count <= (size - 10) // 6:
+        raise ValueError(f"it answered {_shown(head + body)}, not Kafka")
+
+
+def _receive(connection: socket.socket, n: int, before: bytes = b"") -> bytes:
+    data = b""
+    while len(data) < n:
+        try:
+            chunk = connection.recv(n - len(data))
+        except TimeoutError:
+            raise ValueError(f"connected, but no Kafka answer in {connection.gettimeout():g} s"
+                             ) from None
+        if not chunk:
+            seen = before + data
+            raise ValueError("it closed the connection without a Kafka answer"
+                             + (f" (after {_shown(seen)})" if seen else ""))
+        data += chunk
+    return data
+
+
+def _peek(connection: socket.socket) -> bytes:
+    """What else has already arrived (at most 60 bytes), for the message."""
+    connection.setblocking(False)
+    try:
+        return connection.recv(60)
+    except OSError:
+        return b""
+
+
+def _shown(data: bytes) -> str:
+    """The first line of an answer, as text where it is text."""
+    first = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0][:60]
+    text = first.decode("ascii", "replace")
+    return repr(text) if first and first.isascii() and text.isprintable() \
+        else f"{len(data)} bytes ({data[:16].hex()})"
 
 
 def _host_port(server: str) -> tuple[str, int]:

@@ -65,7 +65,7 @@ BOOTSTRAP_SERVERS = "LLMPULSE_BOOTSTRAP_SERVERS"
 
 BROKER_CHECK_SECONDS = "LLMPULSE_BROKER_CHECK_SECONDS"
 """How long ``llmpulse worker`` and ``llmpulse sink`` wait, at start, for a bootstrap server
-to accept a connection before they stop with one line (default 5)."""
+to accept a connection and answer as Kafka before they stop with one line (default 5)."""
 
 KAFKA_PREFIX = "LLMPULSE_KAFKA_"
 """Any librdkafka setting, passed through: ``LLMPULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL``

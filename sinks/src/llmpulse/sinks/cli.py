@@ -22,7 +22,7 @@ from llmpulse.schemas import environment as env
 from llmpulse.schemas.commandline import (
     configure_logging,
     log_level_option,
-    require_broker,
+    require_kafka,
     run_command,
 )
 from llmpulse.schemas.errors import LlmpulseError
@@ -186,7 +186,7 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
     configure_logging(log_level)
     config = SinkConfig.from_env(bootstrap_servers=bootstrap_servers, group_id=group_id, prefix=prefix,
                                  batch_rows=batch_rows, batch_seconds=batch_seconds)
-    require_broker(bootstrap_servers)  # at start: one line; once running it warns and retries
+    require_kafka(bootstrap_servers)  # at start: one line; once running it warns and retries
     store = open_store(clickhouse_url, writes=True, wait_s=300.0)
     try:
         store.apply_retention(Retention.from_env())
