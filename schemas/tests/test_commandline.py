@@ -211,3 +211,47 @@ def test_a_real_kafka_answers_the_check(kafka_bootstrap: str) -> None:
         require_kafka(f"{banner.address},{kafka_bootstrap}")  # one Kafka among them is enough
     finally:
         banner.close()
+
+
+def test_the_health_option_serves_warns_on_a_taken_default_and_fails_on_a_taken_choice() -> None:
+    """``health_address_option`` and ``serve_command_health``: what the worker, the OTLP
+    stage and the sink share."""
+    import socket
+    import urllib.request
+
+    import click
+    from click.testing import CliRunner
+    from prometheus_client import CollectorRegistry
+
+    from llmpulse.schemas.commandline import health_address_option, serve_command_health
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    seen: list[str] = []
+
+    @click.command()
+    @health_address_option(click, f"127.0.0.1:{port}")
+    def service(health_address: str) -> None:
+        server = serve_command_health(click, CollectorRegistry(), lambda: (True, "ok"),
+                                      health_address)
+        if server is None:
+            seen.append("none")
+            return
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as answer:
+                seen.append(str(answer.status))
+        finally:
+            server.stop()
+
+    runner = CliRunner()
+    try:
+        assert runner.invoke(service, []).exit_code == 0  # the default is taken: a warning
+        failed = runner.invoke(service, ["--health-address", f"127.0.0.1:{port}"])
+        assert failed.exit_code == 1 and "Error:" in failed.output  # chosen: one line
+        assert runner.invoke(service, ["--health-address", "off"]).exit_code == 0
+        assert runner.invoke(service, ["--health-address", "127.0.0.1:0"]).exit_code == 0
+    finally:
+        taken.close()
+    assert seen == ["none", "none", "200"]
+    shown = " ".join(runner.invoke(service, ["--help"]).output.split())
+    assert "Not loopback: $LLMPULSE_HEALTH_TOKEN is required. [env var: LLMPULSE_HEALTH_ADDRESS;" in shown

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from llmpulse.schemas import environment as env
+from llmpulse.schemas.commandline import health_address_option, serve_command_health
 
 __all__ = ["freeze_start_heap", "health_options", "run_with_health"]
 
@@ -32,11 +32,7 @@ def health_options(default_address: str) -> Callable[[Any], Any]:
             "--stall-seconds", type=click.FloatRange(min=0), default=120.0, show_default=True,
             help="Exit non-zero (for the supervisor to restart it) when records wait but none "
                  "arrives for this long; 0: never.")(command)
-        return click.option(
-            "--health-address", envvar=env.HEALTH_ADDRESS, default=default_address,
-            show_default=True, show_envvar=True,
-            help="Serve /healthz, /readyz and /metrics here ('off': not at all). Not loopback: "
-                 f"${env.HEALTH_TOKEN} is required.")(command)
+        return health_address_option(click, default_address)(command)
 
     return decorate
 
@@ -52,17 +48,9 @@ def run_with_health(app: Any, health_address: str, *, loglevel: str) -> None:
     """
     import faust
 
-    from llmpulse.schemas.errors import LlmpulseError
-    from llmpulse.schemas.health import serve_health
-
     health = app.llmpulse_health
-    explicit = click.get_current_context().get_parameter_source("health_address") != \
-        click.core.ParameterSource.DEFAULT
-    try:
-        server = serve_health(health.metrics.registry, health.readiness, health_address,
-                              explicit=explicit)
-    except LlmpulseError as exc:
-        raise click.ClickException(str(exc)) from exc
+    server = serve_command_health(click, health.metrics.registry, health.readiness,
+                                  health_address)
     freeze_start_heap()
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

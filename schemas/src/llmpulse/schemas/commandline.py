@@ -36,8 +36,9 @@ from llmpulse.schemas import environment as env
 from llmpulse.schemas.errors import LlmpulseError
 
 __all__ = ["LOG_LEVELS", "MOMENT_HELP", "BrokerNotKafka", "BrokerUnreachable",
-           "broker_unreachable", "configure_logging", "log_level_option", "moment_range",
-           "parse_moment", "require_broker", "require_kafka", "run_command"]
+           "broker_unreachable", "configure_logging", "health_address_option",
+           "log_level_option", "moment_range", "parse_moment", "require_broker", "require_kafka",
+           "run_command", "serve_command_health"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)")
 _UNIT = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -102,6 +103,40 @@ def log_level_option(click: Any, *, default: str = "info",
         "--log-level", "--loglevel", "log_level",
         type=click.Choice(LOG_LEVELS, case_sensitive=False), default=default, show_default=True,
         help=f"Log level (logs go to {where}).")
+
+
+def health_address_option(click: Any, default_address: str) -> Callable[[Any], Any]:
+    """The ``--health-address`` option of a service's command (``llmpulse worker``,
+    ``llmpulse sink``, ``llmpulse otlp run``), ``default_address`` being its own port; the
+    value reaches the command as ``health_address``. ``click`` is the caller's module, as in
+    ``log_level_option``."""
+    return click.option(  # type: ignore[no-any-return]
+        "--health-address", envvar=env.HEALTH_ADDRESS, default=default_address,
+        show_default=True, show_envvar=True,
+        help="Serve /healthz, /readyz and /metrics here ('off': not at all). Not loopback: "
+             f"${env.HEALTH_TOKEN} is required.")
+
+
+def serve_command_health(click: Any, registry: Any, ready: Any, health_address: str) -> Any:
+    """Serve a service's ``/healthz``, ``/readyz`` and ``/metrics`` (``registry`` and
+    ``ready`` as ``llmpulse.schemas.health.serve_health`` takes them) on the running
+    command's ``--health-address``: a taken default port only warns, an explicit address
+    that cannot be served stops the command. Needs the ``[health]`` extra.
+
+    Returns:
+        The ``HealthServer`` to ``stop()``, or None (``off``, or a taken default port).
+
+    Raises:
+        click.ClickException: the address was given explicitly and cannot be served.
+    """
+    from llmpulse.schemas.health import serve_health
+
+    explicit = click.get_current_context().get_parameter_source("health_address") != \
+        click.core.ParameterSource.DEFAULT
+    try:
+        return serve_health(registry, ready, health_address, explicit=explicit)
+    except LlmpulseError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 class BrokerUnreachable(LlmpulseError):

@@ -21,9 +21,11 @@ import click
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.commandline import (
     configure_logging,
+    health_address_option,
     log_level_option,
     require_kafka,
     run_command,
+    serve_command_health,
 )
 from llmpulse.schemas.errors import LlmpulseError
 
@@ -172,10 +174,7 @@ def db_status(clickhouse_url: str | None, log_level: str) -> None:
 @click.option("--batch-seconds", envvar=env.SINK_BATCH_SECONDS, type=click.FloatRange(min=0.01),
               default=1.0, show_default=True, show_envvar=True,
               help="Write when the oldest event waited this long.")
-@click.option("--health-address", envvar=env.HEALTH_ADDRESS, default="127.0.0.1:9464",
-              show_default=True, show_envvar=True,
-              help="Serve /healthz, /readyz and /metrics here ('off': not at all). Not loopback: "
-                   f"${env.HEALTH_TOKEN} is required.")
+@health_address_option(click, "127.0.0.1:9464")
 @log_level_option(click)
 def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, prefix: str,
          batch_rows: int, batch_seconds: float, health_address: str, log_level: str) -> None:
@@ -200,12 +199,8 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
     running = Sink(config, store)
     health = None
     try:
-        from llmpulse.schemas.health import serve_health
-
-        explicit = click.get_current_context().get_parameter_source("health_address") != \
-            click.core.ParameterSource.DEFAULT
-        health = serve_health(running.metrics.registry, running.readiness, health_address,
-                              explicit=explicit)
+        health = serve_command_health(click, running.metrics.registry, running.readiness,
+                                      health_address)
         if health is not None:
             click.echo(f"health: {health.url}/healthz, /readyz, /metrics")
         stats = running.run(stop)
