@@ -15,7 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 import llmpulse.producers as llmpulse
 from llmpulse.cli.demo.pipeline import EmbeddedPipeline
-from llmpulse.cli.demo.scenario import AGENT_PROMPT, run_agent, store_summary
+from llmpulse.cli.demo.scenario import (
+    AGENT_PROMPT,
+    agent_line,
+    agent_summary,
+    run_agent,
+    store_summary,
+)
 from llmpulse.cli.demo.simulator import OrderAgent
 from llmpulse.dashboards.compare import compare_versions, worse_metrics
 from llmpulse.processors.config import load_config
@@ -44,6 +50,11 @@ def test_the_default_demos_agent_comparison_finds_v2_worse(store: Store) -> None
     summary = store_summary(store)
     assert summary["agent_traces_by_version"] == {"v1": 38, "v2": 37}, summary
     assert summary["agent_verdicts"]["tool_arguments_invalid_json"] > 0
+    agent_part = agent_summary(store)  # what `llmpulse demo` prints, without the other queries
+    assert agent_part == {key: summary[key] for key in agent_part}
+    assert set(agent_part) == {"spans", "tool_errors", "agent_verdicts", "agent_traces_by_version"}
+    assert agent_line(agent_part) == agent_line(summary)
+    assert agent_line(agent_part).startswith(f"agent path: {agent_part['spans']} spans (")
 
     result = compare_versions(store, AGENT_PROMPT, "v1", "v2", since=since, until=until,
                               app="acme-support")

@@ -80,7 +80,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
     """The embedded run: SDK -> in-process pipeline -> chDB -> report."""
     import llmpulse.producers as llmpulse
     from llmpulse.cli.demo.pipeline import EmbeddedPipeline
-    from llmpulse.cli.demo.scenario import agent_line, simulate, store_summary, summarise, worse_version
+    from llmpulse.cli.demo.scenario import agent_line, agent_summary, simulate, summarise, worse_version
     from llmpulse.cli.demo.simulator import OrderAgent, SupportBot
     from llmpulse.processors.alerting import AlertConfig, AlertEngine
     from llmpulse.processors.config import load_config
@@ -138,7 +138,7 @@ def run_embedded(*, out: Path, requests: int, seed: int, clickhouse: str | None,
              f"({totals.drifted_windows} drifted)")
         refused = ", ".join(f"{n} {reason}" for reason, n in totals.dead_letters.most_common())
         echo(f"dead letters: {refused or 'none'}")
-        echo(agent_line(store_summary(store)))
+        echo(agent_line(agent_summary(store)))
         summary = summarise(store, out, since, until, echo)
     finally:
         store.close()

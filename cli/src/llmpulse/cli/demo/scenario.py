@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-__all__ = ["AGENT_PROMPT", "Summary", "agent_line", "run_agent", "simulate", "store_summary",
-           "summarise", "worse_version"]
+__all__ = ["AGENT_PROMPT", "Summary", "agent_line", "agent_summary", "run_agent", "simulate",
+           "store_summary", "summarise", "worse_version"]
 
 AGENT_PROMPT = "order-agent"
 """The agent's prompt id (its own drift key, apart from the support answers')."""
@@ -180,28 +180,34 @@ def worse_version(comparison: Any) -> str | None:
 
 
 def store_summary(store: Any) -> dict[str, Any]:
-    """What a run left in the store, in the terms both modes must agree on.
+    """What a run left in the store, in the terms both modes must agree on (with the agent
+    path's, ``agent_summary``).
 
     ``drift_windows_by_size`` counts the windows per prompt version that closed because
     they were full; the embedded run also closes the partial last window of each version
     at its end (``closed_by`` ``flush``), which a running worker keeps open.
     """
-    def scalar(sql: str) -> int:
-        return int(store.query(sql).scalar())
-
     by_size = dict(store.query(
         "SELECT prompt_version, count() FROM drift_results "
         "WHERE attributes['closed_by'] != 'flush' GROUP BY prompt_version").rows)
     return {
-        "calls": scalar("SELECT count() FROM calls"),
-        "feedback": scalar("SELECT count() FROM feedback"),
-        "verdicts": scalar("SELECT count() FROM guardrail_verdicts"),
-        "drift_windows": scalar("SELECT count() FROM drift_results"),
+        "calls": _count(store, "SELECT count() FROM calls"),
+        "feedback": _count(store, "SELECT count() FROM feedback"),
+        "verdicts": _count(store, "SELECT count() FROM guardrail_verdicts"),
+        "drift_windows": _count(store, "SELECT count() FROM drift_results"),
         "drift_windows_by_size": by_size,
         "dead_letters": dict(store.query(
             "SELECT reason, count() FROM dead_letters GROUP BY reason").rows),
-        "spans": scalar("SELECT count() FROM spans"),
-        "tool_errors": scalar("SELECT count() FROM spans WHERE status = 'error'"),
+        **agent_summary(store),
+    }
+
+
+def agent_summary(store: Any) -> dict[str, Any]:
+    """What a run left in the store of the agent path: spans, tool errors, the verdicts in
+    traces by rule, the agent's traces by prompt version (what ``agent_line`` prints)."""
+    return {
+        "spans": _count(store, "SELECT count() FROM spans"),
+        "tool_errors": _count(store, "SELECT count() FROM spans WHERE status = 'error'"),
         "agent_verdicts": dict(store.query(
             "SELECT rule_id, count() FROM guardrail_verdicts WHERE trace_id != '' "
             "GROUP BY rule_id").rows),
@@ -212,8 +218,13 @@ def store_summary(store: Any) -> dict[str, Any]:
     }
 
 
+def _count(store: Any, sql: str) -> int:
+    return int(store.query(sql).scalar())
+
+
 def agent_line(summary: dict[str, Any]) -> str:
-    """What the store holds of the agent path, in one line."""
+    """What the store holds of the agent path (an ``agent_summary``, or a ``store_summary``
+    that holds one), in one line."""
     verdicts = summary["agent_verdicts"]
     return (f"agent path: {summary['spans']} spans ({summary['tool_errors']} tool errors); "
             "verdicts in traces: " + (", ".join(f"{n} {rule}" for rule, n in
