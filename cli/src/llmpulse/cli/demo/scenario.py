@@ -54,7 +54,7 @@ def simulate(bot: Any, total: int, since: datetime, span: timedelta,
                               prompt_id="support-answer", prompt_version=turn.version,
                               **said)  # type: ignore[arg-type]
         if agent is not None and agent.runs_at(i):
-            run_agent(llmpulse, agent.run(i), at + timedelta(seconds=1))
+            run_agent(llmpulse, agent.run(), at + timedelta(seconds=1))
         if on_step is not None:
             on_step(i)
     _misconfigured_host(llmpulse)

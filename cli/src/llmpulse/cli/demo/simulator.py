@@ -210,11 +210,9 @@ class AgentRun:
     """An order-agent run: a model call before each tool step, and one that answers."""
 
     run: int
-    index: int
-    """The request that started it."""
+    """Its number, from 0: the trace's session (``agent-<run>``)."""
     version: str
     """The prompt version of its model calls (``v1`` on even runs, ``v2`` on odd ones)."""
-    order: str
     question: str
     steps: tuple[ToolStep, ...]
     model_latency_ms: tuple[float, ...]
@@ -241,7 +239,8 @@ class OrderAgent:
     def runs_at(index: int) -> bool:
         return index % AGENT_EVERY == AGENT_EVERY // 2
 
-    def run(self, index: int) -> AgentRun:
+    def run(self) -> AgentRun:
+        """The next run (``runs_at`` says which requests start one)."""
         rng, run = self.rng, self.runs
         self.runs += 1
         version = "v1" if run % 2 == 0 else "v2"
@@ -271,6 +270,6 @@ class OrderAgent:
                   "the carrier for a delivery time, please check the tracking page later.")
         latency = tuple(max(150.0, rng.gauss(700.0, 120.0)) for _ in range(len(steps) + 1))
         self.model_calls += len(latency)
-        return AgentRun(run=run, index=index, version=version, order=order,
+        return AgentRun(run=run, version=version,
                         question=f"Where is my parcel {order}? It was due yesterday.",
                         steps=tuple(steps), model_latency_ms=latency, answer=answer)
