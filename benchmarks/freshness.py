@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import llmpulse.producers as llmpulse  # noqa: E402
 from llmpulse.cli.topics import ensure_topics  # noqa: E402
-from llmpulse.schemas.topics import TopicSpec  # noqa: E402
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
@@ -109,10 +108,7 @@ def main() -> None:
     store_url = f"chdb://{tmp / 'store'}"
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        ensure_topics(bootstrap, prefix=prefix, partitions=2)
-        ensure_topics(bootstrap, specs=[TopicSpec(name=f"{prefix}llm.enriched.pending",
-                                                  key="call_id", value="EnrichedCall",
-                                                  description="internal", partitions=2)])
+        ensure_topics(bootstrap, prefix=prefix, partitions=2)  # the worker's internal topics too
         from worker_process import WorkerProcess
 
         worker = WorkerProcess(bootstrap, prefix, tmp / "worker")

@@ -45,7 +45,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import llmpulse.producers as llmpulse  # noqa: E402
 from llmpulse.cli.topics import ensure_topics  # noqa: E402
-from llmpulse.schemas.topics import TopicSpec  # noqa: E402
 
 INPUTS = ("llm.prompts", "llm.responses", "llm.spans")
 """The worker's input topics the benchmark makes and copies."""
@@ -224,10 +223,7 @@ def _agent_run(i: int) -> None:
 def _input(bootstrap: str, calls: int, tmp: Path, agent_share: float = 0.0) -> tuple[str, int]:
     """The input topics' prefix, and the spans made (two per agent run)."""
     prefix = f"b{uuid.uuid4().hex[:6]}."
-    ensure_topics(bootstrap, prefix=prefix, partitions=2)
-    ensure_topics(bootstrap, specs=[TopicSpec(name=f"{prefix}llm.enriched.pending", key="call_id",
-                                              value="EnrichedCall", description="internal",
-                                              partitions=2)])
+    ensure_topics(bootstrap, prefix=prefix, partitions=2)  # the worker's internal topics too
     llmpulse.init(app="bench", bootstrap_servers=bootstrap, topic_prefix=prefix,
                   spool_dir=tmp / f"spool-{prefix}", warn_on_drop=False)
     made = spans = 0
