@@ -108,3 +108,14 @@ def test_a_new_reference_cuts_the_scans_and_old_states_restore():
     assert restarted.restore(key, msgspec.msgpack.encode(old))
     [later] = restarted.observe(gen.calls(100, shift="errors_up"))
     assert "rate_scan_cut" not in later.attributes
+
+
+def test_without_the_reset_a_rate_keeps_scanning_the_windows_it_fired_on():
+    gen = TrafficGenerator(seed=12)
+    batches = [gen.calls(300 + 3 * 100), gen.calls(100, shift="errors_up"), gen.calls(100)]
+    monitor = DriftMonitor(DriftConfig(**{**FAST, "rate_scan_reset": False}))  # type: ignore[arg-type]
+    results = [r for b in batches for r in monitor.observe(b)]
+    assert next(f for f in results[-2].features if f.feature == "error").drifted
+    after = next(f for f in results[-1].features if f.feature == "error")
+    # the window after the burst scans it too (2 windows), and nothing is cut
+    assert after.test == "rate_scan_2w" and "rate_scan_cut" not in results[-1].attributes

@@ -14,6 +14,7 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
       low_thresholds: {relevance: 0.4}   # rate of calls below
       rate_scan_windows: 6      # rare-event rates: the best span of the last 1..6 windows
       rate_weight: 3            # each rate's share of alpha, against 1 for every other test
+      rate_scan_reset: true     # a rate whose scan fired scans only the windows after it
       rate_reference_calls: 20000  # the rates' own baseline: counts of up to this many calls
       reports_dir: /var/lib/llmpulse/drift-reports
 
@@ -108,6 +109,14 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     every span of the last 1..k windows (a scan, ``rate_scan_<k>w``; 1: the window alone):
     a small share of calls going bad shows over several windows before one window can tell,
     and no one knows in advance over how many."""
+    rate_scan_reset: bool = True
+    """A rate whose scan fired scans only the windows after that one, one more each window
+    (a CUSUM's reset, ``attributes.rate_scan_cut``): one burst raises one alarm, not one per
+    window it stays in the scan (stationary false alarms about halved), and each new alarm
+    rests on new evidence. The price: a weak rise that lasts alarms every few windows, as
+    evidence gathers again, rather than every window; with the alert rule's ``clear_after``
+    below ``rate_scan_windows`` its incident may resolve and open again. False: the rate
+    keeps scanning its last ``rate_scan_windows`` windows after an alarm."""
     rate_weight: PositiveFloat = 3.0
     """Each rate test's share of ``alpha`` relative to every other test (weighted Holm): the
     rates are the rare events users care about most and the evidence is thinnest there."""

@@ -438,7 +438,8 @@ class DriftMonitor:
             result = self._compare(key, window, summary, reference, reason, history,
                                    data.baseline.scan_limits())
         self.counts["drifted"] += result.drifted
-        fired = [f.feature for f in result.features if f.drifted and f.test.startswith("rate_scan")]
+        fired = [f.feature for f in result.features if cfg.rate_scan_reset and f.drifted
+                 and f.test.startswith("rate_scan")]
         self._keep(data, counts, sampled, reference, drifted=result.drifted, fired=fired)
         return [result]
 
