@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 from confluent_kafka import Consumer, Producer, TopicPartition
+from waiting import wait_until
 
 from llmpulse.cli.topics import ensure_topics
 from llmpulse.schemas import (
@@ -92,14 +93,6 @@ def running(sink: Sink) -> Iterator[Sink]:
         sink.stop()
         thread.join(30)
         assert not thread.is_alive()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.1)
 
 
 def _config(bootstrap: str, prefix: str, **overrides: Any) -> SinkConfig:
