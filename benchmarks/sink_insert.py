@@ -9,11 +9,17 @@ materialized views) on the same chDB engine, in the same run:
 * ``native_encoder``: the same columns as Python values (``call_values``) inserted through
   clickhouse-connect's Python Native encoder (``client.insert``), the writer's path before
   it moved to Arrow, for reference.
-* ``bare chDB``: the same rows, already in an Arrow table, inserted with chDB's own
-  ``Python()`` table function on a raw ``chdb.connect`` handle (no Python per row).
+* ``bare chDB`` (``bare_python_arrow``): the same calls rows, already in an Arrow table,
+  inserted with chDB's own ``Python()`` table function on a raw ``chdb.connect`` handle (no
+  Python per row), with the engine's default settings, as the writer's INSERT.
+* ``bare_python_arrow_same_rows``: the same, plus the guardrail verdicts the calls carry
+  (~10% of calls have one) inserted into ``guardrail_verdicts`` as the writer does: every
+  row the writer stores, in the same two statements a batch, without the ledger lookup.
 
 Prints JSON. The ratio is writer / fastest bare insert; ``ratio_writer_to_bare_per_repeat``
 gives each repeat's writer over the same repeat's bare insert (the spread under load).
+``ratio_writer_to_bare_same_rows`` compares with the bare insert of the calls and their
+verdicts. Rates count calls (events) on every side.
 
     uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
 """
@@ -31,7 +37,9 @@ import chdb
 import pyarrow as pa
 from sink_timing import writer_rate
 
+from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks import rows as r
+from llmpulse.sinks.arrow import to_arrow
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import sample_calls
 
@@ -56,6 +64,35 @@ def _arrow(store: Store, columns: list[list[object]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=list(r.CALL_COLUMNS))
 
 
+def _verdicts_arrow(store: Store, calls: list[EnrichedCall]) -> pa.Table | None:
+    """The verdicts the calls carry, as the Arrow table the writer inserts (None: none)."""
+    rows = [r.verdict_row(verdict, call) for call in calls for verdict in call.verdicts]
+    if not rows:
+        return None
+    return to_arrow(store.column_types("guardrail_verdicts"), r.VERDICT_COLUMNS,
+                    [list(column) for column in zip(*rows, strict=True)], python_table=True)
+
+
+def _bare_rate(store: Store, folder: str, frames: list[tuple[pa.Table, pa.Table | None]],
+               calls: int) -> float:
+    """Calls per second of bare ``Python()`` inserts of ``frames`` (calls, verdicts or None)."""
+    raw = chdb.connect(folder)  # a bare handle on the same engine
+    call_sql = f"INSERT INTO {store.database}.calls ({', '.join(r.CALL_COLUMNS)}) SELECT * FROM Python(frame)"
+    verdict_sql = (f"INSERT INTO {store.database}.guardrail_verdicts ({', '.join(r.VERDICT_COLUMNS)}) "
+                   "SELECT * FROM Python(verdicts)")
+    try:
+        started = time.perf_counter()
+        for frame, verdicts in frames:  # noqa: B007 - read by name by chDB's Python() table function
+            raw.query(call_sql)
+            if verdicts is not None:
+                raw.query(verdict_sql)
+        rate = calls / (time.perf_counter() - started)
+    finally:
+        raw.close()
+    assert store.query("SELECT count() FROM calls").scalar() == calls
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20_000)
@@ -66,7 +103,7 @@ def main() -> None:
     calls = sample_calls(args.calls, seed=7)
     folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
     results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": [],
-                                       "native_encoder": []}
+                                       "native_encoder": [], "bare_python_arrow_same_rows": []}
     mapping: list[float] = []
     for _ in range(args.repeat):
         for name, dedup in (("writer", True), ("writer_no_dedup", False)):
@@ -89,14 +126,15 @@ def main() -> None:
         mapping.append((time.perf_counter() - started) / len(calls) * 1e6)
         tables = [_arrow(store, r.call_values(calls[s:s + args.batch]))
                   for s in range(0, len(calls), args.batch)]
-        raw = chdb.connect(folder)  # a bare handle on the same engine
-        sql = f"INSERT INTO {store.database}.calls ({', '.join(r.CALL_COLUMNS)}) SELECT * FROM Python(frame)"
-        started = time.perf_counter()
-        for frame in tables:  # noqa: B007 - read by name by chDB's Python() table function
-            raw.query(sql)
-        results["bare_python_arrow"].append(len(calls) / (time.perf_counter() - started))
-        assert store.query("SELECT count() FROM calls").scalar() == len(calls)
-        raw.close()
+        results["bare_python_arrow"].append(
+            _bare_rate(store, folder, [(t, None) for t in tables], len(calls)))
+        store.close()
+
+        store = Store.open(f"chdb://{folder}?database=v{uuid.uuid4().hex[:8]}")
+        store.migrate()
+        verdicts = [_verdicts_arrow(store, calls[s:s + args.batch]) for s in range(0, len(calls), args.batch)]
+        results["bare_python_arrow_same_rows"].append(
+            _bare_rate(store, folder, list(zip(tables, verdicts, strict=True)), len(calls)))
         store.close()
 
     best = {name: max(values) for name, values in results.items()}
@@ -108,10 +146,13 @@ def main() -> None:
         "ratio_writer_to_bare": round(best["writer"] / bare, 3),
         "ratio_writer_no_dedup_to_bare": round(best["writer_no_dedup"] / bare, 3),
         "ratio_native_encoder_to_bare": round(best["native_encoder"] / bare, 3),
+        "ratio_writer_to_bare_same_rows": round(best["writer"] / best["bare_python_arrow_same_rows"], 3),
         "mapping_us_per_row": round(min(mapping), 2),
         "runs_rows_per_s": {k: [round(v) for v in values] for k, values in results.items()},
         "ratio_writer_to_bare_per_repeat": [round(w / b, 3) for w, b in zip(
             results["writer"], results["bare_python_arrow"], strict=True)],
+        "ratio_writer_to_bare_same_rows_per_repeat": [round(w / b, 3) for w, b in zip(
+            results["writer"], results["bare_python_arrow_same_rows"], strict=True)],
         "chdb": chdb.__version__, "python": platform.python_version(), "machine": platform.machine(),
     }, indent=2))
 

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["arrow_type", "to_arrow"]
+__all__ = ["arrow_type", "to_arrow", "uuid_array"]
 
 _SCALARS: dict[str, pa.DataType] = {
     "String": pa.binary(), "UUID": pa.binary(16), "Bool": pa.bool_(),
@@ -94,7 +94,7 @@ def _array(values: Sequence[Any] | pa.Array, kind: pa.DataType, python_table: bo
     if isinstance(values, pa.Array):  # built for the whole batch by the row mapping
         return values.cast(kind)
     if kind == _UUID:
-        return _uuids(values, python_table)
+        return uuid_array(values, python_table=python_table)
     if pa.types.is_timestamp(kind) and kind.unit == "us":
         # RFC 3339 text from msgspec's C encoder, parsed by Arrow: ~4x faster than
         # pyarrow converting each aware datetime (a utcoffset() call per value).
@@ -111,7 +111,7 @@ def _array(values: Sequence[Any] | pa.Array, kind: pa.DataType, python_table: bo
     return pa.array(values, kind)
 
 
-def _uuids(values: Sequence[Any], python_table: bool) -> pa.Array:
+def uuid_array(values: Sequence[Any], *, python_table: bool = False) -> pa.Array:
     """UUIDs (or their text) as 16 bytes each; for chDB's ``Python()`` reader in ClickHouse's
     own order, two little-endian 64-bit halves (the reader casts the bytes as they lie)."""
     data = np.frombuffer(b"".join([v.bytes if type(v) is uuid.UUID else uuid.UUID(str(v)).bytes

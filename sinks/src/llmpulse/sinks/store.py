@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import struct
-import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,13 +30,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-import chdb
 import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from llmpulse.schemas import environment as env
-from llmpulse.sinks.arrow import to_arrow
+from llmpulse.sinks.arrow import to_arrow, uuid_array
 from llmpulse.sinks.errors import MigrationError, RowsRejected, StoreError, StoreUnavailable
 
 __all__ = [
@@ -246,9 +244,6 @@ class Store:
         self.database = database
         self.url = mask_url(url)
         self._column_types: dict[str, dict[str, str]] = {}
-        self._engine: Any = None
-        """chDB only: a handle of our own on the client's engine, for inserts (``_send``)."""
-        self._engine_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str | None = None, *, database: str | None = None,
@@ -313,11 +308,7 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Release the connection (on chDB: this client's handles on the engine)."""
-        with self._engine_lock:
-            if self._engine is not None:
-                self._engine.close()
-                self._engine = None
+        """Release the connection (on chDB: the client's handle on the engine)."""
         self.client.close()
 
     # -- schema ---------------------------------------------------------------------------
@@ -447,7 +438,21 @@ class Store:
     def existing_event_ids(self, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         """The ids among ``event_ids`` that are already stored (in the ``event_ids`` ledger)."""
         ids = list(event_ids)
-        found: set[uuid.UUID] = set()
+        if not ids:
+            return set()
+        if self.backend == "chdb":
+            # The ids as one Arrow column the engine reads in place (``Python()``): no
+            # text per id in Python, no parameter to parse, one statement however many.
+            llmpulse_ledger_ids = pa.table({"id": uuid_array(ids, python_table=True)})  # noqa: F841
+            try:
+                found = self._engine_query(
+                    f"SELECT DISTINCT toString(event_id) FROM {self.database}.event_ids "  # noqa: S608
+                    "WHERE event_id IN (SELECT reinterpretAsUUID(id) FROM Python(llmpulse_ledger_ids))",
+                    "ArrowTable")
+            except Exception as exc:
+                raise _translate(exc, "ledger lookup") from exc
+            return {uuid.UUID(text) for text in found.column(0).to_pylist()}
+        stored: set[uuid.UUID] = set()
         for start in range(0, len(ids), LEDGER_CHUNK):
             chunk = ids[start:start + LEDGER_CHUNK]
             # One String parameter of 32-digit hex ids, split by the engine: binding an
@@ -456,8 +461,8 @@ class Store:
             rows = self.query("SELECT DISTINCT event_id FROM event_ids WHERE event_id IN "
                               "(SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))",
                               {"ids": _HexIds(chunk)}).rows
-            found.update(row[0] for row in rows)
-        return found
+            stored.update(row[0] for row in rows)
+        return stored
 
     def call_attribution(self, call_ids: Iterable[str]) -> dict[str, tuple[str, str, str]]:
         """``call_id -> (prompt_id, prompt_version, model)`` for the stored calls among them."""
@@ -490,24 +495,27 @@ class Store:
 
     def _send(self, table: str, column_names: Sequence[str], frame: pa.Table) -> int:
         """One INSERT of ``frame``: on a server the ``Arrow`` input format over HTTP; on
-        chDB ``INSERT … SELECT * FROM Python(frame)``, the engine reading the table in
-        place (``insert_arrow`` would write it to a file and read the file back)."""
+        chDB ``INSERT … SELECT * FROM Python(…)``, the engine reading the table in place
+        (``insert_arrow`` would write it to a file and read the file back)."""
         if self.backend != "chdb":
             summary = self.client.insert_arrow(table, frame)
             return int(summary.written_rows) if summary.written_rows else int(frame.num_rows)
-        # Names only (the writer's tables and columns, the database checked at open); chDB
-        # finds `frame` among this function's locals.
-        sql = f"INSERT INTO {self.database}.{table} ({', '.join(column_names)}) SELECT * FROM Python(frame)"  # noqa: S608
-        with self._engine_lock:
-            if self._engine is None:
-                location = self.client.path
-                self._engine = chdb.connect(  # type: ignore[no-untyped-call]
-                    location if location.startswith(":memory:") else os.path.realpath(location))
-            try:
-                self._engine.query(sql, "TabSeparated")
-            except Exception as exc:
-                raise _engine_error(exc) from exc
+        llmpulse_insert_frame = frame  # noqa: F841 - read by name by chDB's Python() table function
+        # Names only (the writer's tables and columns, the database checked at open).
+        self._engine_query(f"INSERT INTO {self.database}.{table} ({', '.join(column_names)}) "  # noqa: S608
+                           "SELECT * FROM Python(llmpulse_insert_frame)", "TabSeparated")
         return int(frame.num_rows)
+
+    def _engine_query(self, sql: str, fmt: str) -> Any:
+        """chDB only: ``sql`` on the client's own engine handle, under its lock, its errors
+        mapped as the client maps them (``DatabaseError`` with the ClickHouse code).
+
+        clickhouse-connect has no public call that returns chDB's own result (an Arrow
+        table) or lets the engine read a Python object, so this goes through its chDB
+        backend's ``_run``. chDB finds a ``Python(name)`` table among the locals of the
+        calling frames, so the caller names it with a name no frame in between uses.
+        """
+        return self.client._backend._run(sql, fmt)
 
     def column_types(self, table: str) -> dict[str, str]:
         """ClickHouse type by column name of ``table`` (read once per store).
@@ -585,13 +593,6 @@ class _HexIds:
 
     def __str__(self) -> str:
         return ",".join([f"{u.int:032x}" for u in self.ids])
-
-
-def _engine_error(exc: Exception) -> DatabaseError:
-    """A chDB engine error as the client's ``DatabaseError`` with its ClickHouse code."""
-    message = str(exc)
-    found = re.search(r"Code: (\d+)", message)
-    return DatabaseError(message[:2000], code=int(found.group(1)) if found else None)
 
 
 def _translate(exc: BaseException, what: str, *, insert: bool = False) -> StoreError:

@@ -167,11 +167,11 @@ class Writer:
         """
         result = WriteResult()
         pending = {table: _Pending() for table in TABLE_ORDER}
-        seen: set[uuid.UUID] = set()
+        seen: set[int] = set()  # the ids' integers: a UUID's own hash is a Python call
         for item in items:
             self._route(item, pending, seen, result)
         if self.deduplicate and seen:
-            stored = self.store.existing_event_ids(seen)
+            stored = self.store.existing_event_ids([i for batch in pending.values() for i in batch.ids])
             if stored:
                 result.duplicates += self._drop(pending, stored)
         result.insert_started = time.time()
@@ -181,16 +181,25 @@ class Writer:
                 result.written[table] = self._insert(table, batch.sources, batch.items, result)
         return result
 
-    def _route(self, item: Sourced, pending: dict[str, _Pending], seen: set[uuid.UUID],
+    def _route(self, item: Sourced, pending: dict[str, _Pending], seen: set[int],
                result: WriteResult) -> None:
         event = item.event
         kind = type(event)
-        if kind is EnrichedCall:
+        if kind is EnrichedCall:  # most events: the checks and appends of _add inlined
             assert isinstance(event, EnrichedCall)
-            self._add(pending["calls"], event, event.event_id, item, seen, result)
-            verdicts = pending["guardrail_verdicts"]
-            for verdict in event.verdicts:
-                self._add(verdicts, (verdict, event), verdict.event_id, item, seen, result)
+            event_id = event.event_id
+            if event_id.int in seen:
+                result.duplicates += 1
+            else:
+                seen.add(event_id.int)
+                calls = pending["calls"]
+                calls.sources.append(event)
+                calls.items.append(item)
+                calls.ids.append(event_id)
+            if event.verdicts:
+                verdicts = pending["guardrail_verdicts"]
+                for verdict in event.verdicts:
+                    self._add(verdicts, (verdict, event), verdict.event_id, item, seen, result)
         elif kind is GuardrailVerdict:
             self._add(pending["guardrail_verdicts"], (event, None), event.event_id, item, seen, result)
         elif kind in _TABLE_OF:
@@ -200,12 +209,12 @@ class Writer:
                                             f"the sink stores no {kind.__name__}"))
 
     @staticmethod
-    def _add(target: _Pending, source: Any, event_id: uuid.UUID, item: Sourced, seen: set[uuid.UUID],
+    def _add(target: _Pending, source: Any, event_id: uuid.UUID, item: Sourced, seen: set[int],
              result: WriteResult) -> None:
-        if event_id in seen:
+        if event_id.int in seen:
             result.duplicates += 1
             return
-        seen.add(event_id)
+        seen.add(event_id.int)
         target.sources.append(source)  # mapped to columns after the ledger lookup
         target.items.append(item)
         target.ids.append(event_id)
