@@ -249,7 +249,7 @@ def test_the_worker_says_at_start_which_model_and_backend_each_scorer_runs(
         "toxicity": {"models_dir": str(detoxify_dir.parent), "model_type": "generated"},
         "embeddings": {"models_dir": str(minilm_dir.parent)}}}))
     started = []
-    monkeypatch.setattr(cli, "require_broker", lambda servers: None)
+    monkeypatch.setattr(cli, "require_kafka", lambda servers: None)
     monkeypatch.setattr(worker_package, "build_app", lambda settings, enricher, **kwargs: enricher)
     monkeypatch.setattr(service, "run_with_health", lambda app, *args, **kwargs: started.append(app))
     with caplog.at_level(logging.INFO):
