@@ -8,8 +8,10 @@ messages, the scoring corpus' questions and answers, and the guardrails corpus' 
 each short text run alone against run in its length bucket (dynamic quantisation scales a
 run's activations per tensor, so batchmates move a text's result); and, token by token, the
 worst token and how much of the tokens' error the mean pooling cancels. ``--variants`` also
-quantises the same fp32 export other ways (the project's export is left as it is) and gives
-each one's agreement beside the shipped one's (their speed is benchmarks/scoring_models.py's
+quantises the same fp32 export other ways (the project's export is left as it is; the shipped
+recipe, ``INT8_RECIPES`` in models/export.py, quantises only each layer's FFN input MatMul),
+among them every MatMul and Attention as before that recipe, and gives each one's agreement
+beside the shipped one's (their speed is benchmarks/scoring_models.py's
 to measure). ``--models-dir`` reuses a folder that already holds ``minilm`` and its export.
 Prints JSON.
 
@@ -127,6 +129,7 @@ def variants(model_dir: Path, sets: dict[str, list[str]], threads: int) -> dict[
     ffn_out = [n.name for n in graph.graph.node
                if n.op_type == "MatMul" and getattr(producers.get(n.input[0]), "op_type", "") == "BiasGelu"]
     options: dict[str, dict[str, Any]] = {
+        "every_matmul (the recipe before int8-v2)": {},
         "embeddings_fp32": {"op_types_to_quantize": ["MatMul", "Attention"]},
         "attention_and_embeddings_fp32": {"op_types_to_quantize": ["MatMul"]},
         "embeddings_and_ffn_output_fp32": {"op_types_to_quantize": ["MatMul", "Attention"],
@@ -140,7 +143,7 @@ def variants(model_dir: Path, sets: dict[str, list[str]], threads: int) -> dict[
     root.setLevel(logging.ERROR)  # quantize_dynamic's advice is logged on the root logger
     try:
         for name, extra in options.items():
-            target = scratch / name
+            target = scratch / name.split()[0]
             shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("model.int8.onnx"))
             quantize_dynamic(str(target / "onnx" / "model.onnx"), str(target / "onnx" / "model.int8.onnx"),
                              weight_type=QuantType.QInt8, per_channel=True, **extra)

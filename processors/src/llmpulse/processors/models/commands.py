@@ -99,11 +99,18 @@ def fetch(names: tuple[str, ...], root: str, catalog_path: str | None, onnx: boo
 
 
 def _export(folder: ModelsFolder, names: list[str], quantize: bool) -> None:
-    from llmpulse.processors.models.export import ONNX_FP32, ONNX_INT8
+    from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8, stale_int8
 
     for name in names:
         entry = folder.entry(name) or {}
         exports = entry.get("exports", {})
+        if ONNX_FP32 in exports and MODEL_INFO in exports and quantize and ONNX_INT8 in exports \
+                and stale_int8(folder, name):
+            from llmpulse.processors.models.export import requantize
+
+            click.echo(f"{name}: int8 export made with an older recipe; quantising again", err=True)
+            click.echo(f"{name}: exported {requantize(folder, name)}", err=True)
+            continue
         if ONNX_FP32 in exports and (ONNX_INT8 in exports or not quantize):
             click.echo(f"{name}: ONNX export already there", err=True)
             continue

@@ -4,7 +4,7 @@ Needs torch, transformers and onnx (``llmpulse-processors[ml]``); the result run
 ONNX Runtime alone (``llmpulse-processors[onnx]``). Each export is written into the
 model's folder, ``onnx/model.onnx`` (fp32) and ``onnx/model.int8.onnx`` (dynamic int8
 quantisation of the weights of the matrix multiplications, after ONNX Runtime's transformer
-fusions), with ``onnx/model.json`` that
+fusions; for sentence embeddings only the FFN input ones, ``INT8_RECIPES``), with ``onnx/model.json`` that
 the runtime reads (what the outputs are, the class names, the maximum tokens), and recorded
 with its sha256 in the folder's manifest. torch's dynamo exporter is used: the TorchScript
 one produces wrong graphs for transformers 5 models (measured here: errors of 2.4 on
@@ -29,6 +29,7 @@ from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.folder import ModelsFolder
 
 __all__ = [
+    "INT8_RECIPES",
     "MODEL_INFO",
     "ONNX_FP32",
     "ONNX_INT8",
@@ -38,6 +39,8 @@ __all__ = [
     "load_detoxify_torch",
     "max_tokens_of",
     "quantize_int8",
+    "requantize",
+    "stale_int8",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,11 @@ logger = logging.getLogger(__name__)
 ONNX_FP32 = "onnx/model.onnx"
 ONNX_INT8 = "onnx/model.int8.onnx"
 MODEL_INFO = "onnx/model.json"
+INT8_RECIPES = {"sentence-embedding": "int8-v2 ffn-in only", "default": "int8-v1 all MatMul/Attention"}
+"""How each kind of model is quantised, recorded with its int8 export: an export made with
+another recipe is quantised again (``llmpulse models fetch/export``). Sentence embeddings
+keep everything but each layer's FFN input MatMul in fp32: quantising all of MiniLM gave
+cosines to fp32 down to 0.939 (docs/FIGURES.md)."""
 
 _DETOXIFY_NAMES = {"toxic": "toxicity", "identity_hate": "identity_attack", "severe_toxic": "severe_toxicity"}
 
@@ -239,11 +247,36 @@ def export_model(folder: ModelsFolder, name: str, *, quantize: bool = True) -> l
         "fused": fused})
     folder.record_export(name, MODEL_INFO, {})
     if quantize:
-        quantize_int8(model_dir / ONNX_FP32, model_dir / ONNX_INT8)
-        folder.record_export(name, ONNX_INT8, {"precision": "int8",
-                                               "from": "onnxruntime quantize_dynamic QInt8 per channel"})
-        written.append(ONNX_INT8)
+        written.append(requantize(folder, name))
     return written
+
+
+def requantize(folder: ModelsFolder, name: str) -> str:
+    """Quantise a model's fp32 export to int8 with its kind's current recipe and record it
+    (ONNX Runtime and onnx alone: no torch); returns the file written."""
+    model_dir = folder.model_dir(name)
+    task = json.loads((model_dir / MODEL_INFO).read_text("utf-8")).get("task", "")
+    embedding = task == "sentence-embedding"
+    quantize_int8(model_dir / ONNX_FP32, model_dir / ONNX_INT8, ffn_input_only=embedding)
+    folder.record_export(name, ONNX_INT8, {
+        "precision": "int8", "recipe": int8_recipe_of(task),
+        "from": "onnxruntime quantize_dynamic QInt8 per channel"
+                + (", only the FFN input MatMuls" if embedding else "")})
+    return ONNX_INT8
+
+
+def stale_int8(folder: ModelsFolder, name: str) -> bool:
+    """Whether a model's recorded int8 export was made with another recipe than its kind's
+    current one (exports from before recipes were recorded count as stale)."""
+    record = ((folder.entry(name) or {}).get("exports") or {}).get(ONNX_INT8) or {}
+    info = folder.model_dir(name) / MODEL_INFO
+    task = json.loads(info.read_text("utf-8")).get("task", "") if info.is_file() else ""
+    return record.get("recipe") != int8_recipe_of(task)
+
+
+def int8_recipe_of(task: str) -> str:
+    """The current int8 recipe for a model of this task (``MODEL_INFO``'s ``task``)."""
+    return INT8_RECIPES.get(task, INT8_RECIPES["default"])
 
 
 def fuse_transformer(path: Path, config: Any) -> dict[str, int]:
@@ -323,8 +356,14 @@ def _prepare_for_fusion(graph: Any) -> None:
         graph.graph.initializer.remove(initializer)
 
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation of an ONNX model's weights (activations quantised at run time)."""
+def quantize_int8(source: Path, target: Path, *, ffn_input_only: bool = False) -> None:
+    """Dynamic int8 quantisation of an ONNX model's weights (activations quantised at run time).
+
+    Args:
+        ffn_input_only: quantise only each layer's FFN input MatMul (the one feeding
+            ``BiasGelu``); attention, its output projection, the FFN output and the
+            embeddings stay fp32.
+    """
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
@@ -334,6 +373,18 @@ def quantize_int8(source: Path, target: Path) -> None:
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # its advice to pre-process is logged on the root logger
     try:
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        extra: dict[str, Any] = {}
+        if ffn_input_only:
+            import onnx
+
+            graph = onnx.load(str(source))
+            consumers = {name: node.op_type for node in graph.graph.node for name in node.input}
+            extra = {"op_types_to_quantize": ["MatMul"],
+                     "nodes_to_quantize": [n.name for n in graph.graph.node if n.op_type == "MatMul"
+                                           and consumers.get(n.output[0]) == "BiasGelu"]}
+            if not extra["nodes_to_quantize"]:
+                logger.warning("%s: no FFN input MatMul (unfused?): int8 quantises every MatMul", source)
+                extra = {}
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, **extra)
     finally:
         root.setLevel(level)
