@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from llmpulse.processors.guardrails.embedding_head import HEAD_NAME, attack_probability, fit_logistic
-from llmpulse.processors.guardrails.evaluation import load_corpus
+from llmpulse.processors.guardrails.evaluation import Case, found_by_policy, load_corpus
+from llmpulse.processors.guardrails.policy import GuardrailPolicy
 from llmpulse.processors.scoring.embeddings import EmbeddingScorer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,8 @@ CORPUS = ROOT / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 WEIGHTS = (ROOT / "processors" / "src" / "llmpulse" / "processors" / "guardrails" / "data"
            / "injection_head_minilm.json")
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+GRID = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
+MAX_FPR = 0.02
 
 
 def _rates(p: Any, y: Any, threshold: float) -> dict[str, float]:
@@ -38,9 +41,39 @@ def _rates(p: Any, y: Any, threshold: float) -> dict[str, float]:
             "false_positive_rate": round(float(hit[y == 0].mean()), 3)}
 
 
+def _combined_cross_validation(cases: list[Case], x: Any, y: Any, split: Any, splits: list[str],
+                               c: float) -> dict[str, Any]:
+    """Patterns OR head, each split held out in turn: the lowest threshold of ``GRID`` at which
+    every held-out split keeps the combination's false-positive rate <= ``MAX_FPR``, and the
+    pooled held-out recall and FPR there against the patterns' alone. (The patterns were tuned
+    on every one of these splits, so their recall here is optimistic and the head's gain
+    over them is a lower bound of what it adds on new phrasings.)"""
+    policy = GuardrailPolicy.load()
+    patterns = np.array([bool(found_by_policy(policy, case)) for case in cases])
+    held_p = np.zeros(len(cases))
+    for held in splits:
+        train = split != held
+        w, b = fit_logistic(x[train], y[train], c=c)
+        held_p[~train] = attack_probability(x[~train], w, b)
+    def rates(hit: Any, mask: Any) -> dict[str, float]:
+        return {"recall": round(float(hit[mask & (y == 1)].mean()), 3),
+                "false_positive_rate": round(float(hit[mask & (y == 0)].mean()), 3)}
+    every = np.ones(len(cases), dtype=bool)
+    chosen = next((t for t in GRID if all(rates(patterns | (held_p >= t), split == s)["false_positive_rate"]
+                                          <= MAX_FPR for s in splits)), None)
+    out: dict[str, Any] = {"patterns_alone": rates(patterns, every), "max_fpr_per_split": MAX_FPR,
+                           "threshold": chosen}
+    if chosen is not None:
+        hit = patterns | (held_p >= chosen)
+        out["patterns_or_head"] = rates(hit, every)
+        out["by_split"] = {s: rates(hit, split == s) for s in splits}
+        out["raises_recall"] = out["patterns_or_head"]["recall"] > out["patterns_alone"]["recall"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--splits", nargs="+", default=["tune", "holdout2", "holdout3"])
+    parser.add_argument("--splits", nargs="+", default=["tune", "holdout2", "holdout3", "holdout4"])
     parser.add_argument("--c", type=float, default=3.0, help="inverse L2 strength")
     parser.add_argument("--threshold", type=float, default=0.8, help="the threshold the file suggests")
     parser.add_argument("--write", action="store_true", help="write the weights file")
@@ -60,6 +93,7 @@ def main() -> None:
         p = np.array(attack_probability(x[~train], w, b))
         cross[f"train {'+'.join(s for s in args.splits if s != held)}, test {held}"] = {
             str(t): _rates(p, y[~train], t) for t in THRESHOLDS}
+    combined = _combined_cross_validation(cases, x, y, split, args.splits, args.c)
     w, b = fit_logistic(x, y, c=args.c)
     head = {
         "name": HEAD_NAME,
@@ -73,6 +107,7 @@ def main() -> None:
                 "C": args.c, "embedding_backend": scorer.backend},
         "suggested_threshold": args.threshold,
         "cross_validated": cross,
+        "cross_validated_with_patterns": combined,
         "bias": round(b, 6),
         "weights": [round(float(v), 6) for v in w],
     }

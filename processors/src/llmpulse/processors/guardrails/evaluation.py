@@ -70,7 +70,8 @@ def _pii_kind(match_kind: str) -> str:
     return "ip_address" if match_kind in ("ipv4", "ipv6") else "national_id"
 
 
-def _found(policy: GuardrailPolicy, case: Case) -> set[str]:
+def found_by_policy(policy: GuardrailPolicy, case: Case) -> set[str]:
+    """What ``policy`` finds in ``case`` of the case's class (kinds of its rule's matches)."""
     where, role = _PLACE[case.where]
     kinds: set[str] = set()
     for rule, matches in policy.check_text(case.text, where, role):
@@ -118,7 +119,7 @@ def evaluate(policy: GuardrailPolicy, cases: Sequence[Case]) -> dict[str, Any]:
         missed: list[str] = []
         flagged: list[str] = []
         for case in (c for c in cases if c.cls == cls):
-            found = _found(policy, case)
+            found = found_by_policy(policy, case)
             for tally in (overall, by_lang.setdefault(case.lang, _Tally()),
                           by_label.setdefault(case.label or "benign", _Tally()),
                           by_split.setdefault(case.split or "all", _Tally())):
