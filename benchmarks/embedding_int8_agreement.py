@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,10 @@ def token_level(model_dir: Path, texts: list[str]) -> dict[str, Any]:
     return {"by_tokens": by_band, "worst_token_of_text": dict(worst_tokens.most_common(6))}
 
 
-def variants(model_dir: Path, sets: dict[str, list[str]], threads: int) -> dict[str, Any]:
-    """Other dynamic int8 quantisations of the same fp32 export, and their agreement."""
+def variants(model_dir: Path, sets: dict[str, list[str]], threads: int, rounds: int = 3) -> dict[str, Any]:
+    """Other dynamic int8 quantisations of the same fp32 export, their agreement, and their
+    texts/s on the first 320 guardrails texts (batch 32; best of ``rounds`` rounds, the
+    models interleaved in each round; fp32 and the recipe before as baselines)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -151,9 +154,24 @@ def variants(model_dir: Path, sets: dict[str, list[str]], threads: int) -> dict[
         out: dict[str, Any] = {}
         for name, model in models.items():
             measured = agreement(fp32, model, sets)
-            out[name] = {"matmuls_left_fp32": len(ffn_out) if "ffn" in name else 0,
+            int8_graph = onnx.load(str(model.model_dir / "onnx" / "model.int8.onnx"))
+            left = sum(n.op_type in ("MatMul", "Attention") for n in int8_graph.graph.node)
+            out[name] = {"matmuls_left_fp32": left,  # fp32 MatMul and fused Attention ops
                          **{s: {k: v for k, v in m.items() if k not in ("by_tokens", "worst")}
                             for s, m in measured.items()}}
+        timed = {"fp32 (reference)": fp32, **models}
+        texts = sets["guardrails_corpus"][:320]
+        speeds: dict[str, list[float]] = {name: [] for name in timed}
+        for _ in range(rounds):
+            for name, model in timed.items():
+                start = time.perf_counter()
+                model.run(texts)
+                speeds[name].append(len(texts) / (time.perf_counter() - start))
+        if rounds:
+            before = max(speeds["every_matmul (the recipe before int8-v2)"])
+            for name, runs in speeds.items():
+                out.setdefault(name, {}).update({"texts_per_s": [round(r, 1) for r in runs],
+                                                 "speed_vs_every_matmul": round(max(runs) / before, 3)})
         return out
     finally:
         root.setLevel(level)
@@ -165,6 +183,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", action="store_true", help="also try other int8 quantisations")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--speed-rounds", type=int, default=3, help="timing rounds of --variants (0: none)")
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="a models folder holding minilm and its ONNX export (default: made anew)")
     args = parser.parse_args()
@@ -191,7 +210,7 @@ def main() -> None:
                                                    *sets["guardrails_corpus"][:200]]),
         }
         if args.variants:
-            result["variants"] = variants(model_dir, sets, args.threads)
+            result["variants"] = variants(model_dir, sets, args.threads, args.speed_rounds)
     print(json.dumps(result, indent=1))
 
 
