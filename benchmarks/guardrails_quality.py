@@ -7,7 +7,8 @@ and the worst case of every rule on pathological input.
    holdout since it was measured; ``holdout2``: written before its author read the rules,
    its figure before any change is the honest one, see docs/FIGURES.md; ``holdout3``: written
    blind after the rules were tuned and measured once, tuned on since; ``holdout4``: written
-   blind after the rules of 8e3afb5 and measured once, see docs/FIGURES.md; the ``holdout``
+   blind after the rules of 8e3afb5 and measured once, tuned on since; ``holdout5``: written
+   blind after the rules of be6fd22 and measured once, see docs/FIGURES.md; the ``holdout``
    key stays in the tiers' output, empty).
 2. **Cost per call** of the policy and of the whole light path (join, light scorers, the
    policy, redaction), measured in the same run on the same calls
@@ -144,7 +145,7 @@ def similarity(policy: GuardrailPolicy, cases: list[Case]) -> dict[str, Any]:
     values = [next(s.value for s in r if s.name == "injection_similarity") for r in scores]
     backend = next(s.backend for s in scores[0] if s.name == "injection_similarity")
     out: dict[str, Any] = {"backend": backend, "threshold": threshold}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "all"):
+    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "all"):
         chosen = [(c, v) for c, v in zip(prompts, values, strict=True) if split in ("all", c.split)]
         pos = [v for c, v in chosen if c.label]
         neg = [v for c, v in chosen if not c.label]
@@ -197,7 +198,7 @@ def classifier(cases: list[Case], model: str, models_dir: str | None, threshold:
     hits = [bool(r.verdicts) for r in results]
     out: dict[str, Any] = {"model": model, "backend": backend, "threshold": threshold,
                            "ms_per_text": round(elapsed * 1000 / max(1, len(calls)), 2)}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "all"):
+    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "all"):
         out[split] = _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if split in ("all", c.split)])
     out["by_language"] = {lang: _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if c.lang == lang])
                           for lang in sorted({c.lang for c in chosen})}
