@@ -28,13 +28,17 @@ def _block(section: str, language: str) -> str:
 
 def test_the_curl_example_makes_a_span_that_is_stored(tmp_path: Path) -> None:
     script = _block(_section("### curl (OTLP/JSON)"), "bash")
-    body = tmp_path / "body.json"
-    # The doc's own shell, with curl keeping the body it would have sent (-d @- reads stdin).
+    body, args = tmp_path / "body.json", tmp_path / "args"
+    # The doc's own shell, with curl keeping its arguments and the body it would have sent
+    # (-d @- reads stdin).
     ran = subprocess.run(["bash", "-euo", "pipefail", "-c",
-                          'curl() { cat > "$BODY"; }\n' + script],
-                         env={**os.environ, "BODY": str(body), "LLMPULSE_TOKEN": "t"},
+                          'curl() { printf "%s\\n" "$@" > "$ARGS"; cat > "$BODY"; }\n' + script],
+                         env={**os.environ, "BODY": str(body), "ARGS": str(args), "LLMPULSE_TOKEN": "t"},
                          capture_output=True, text=True, timeout=30, check=False)
     assert ran.returncode == 0, ran.stderr
+    sent = args.read_text(encoding="utf-8").splitlines()
+    assert "http://localhost:4318/v1/traces" in sent  # the Collector's OTLP/HTTP port and path
+    assert "Authorization: Bearer t" in sent and "Content-Type: application/json" in sent
     mapped = OtlpMapper().map_record(body.read_bytes(), content_type="json")
     assert [d.reason for d in mapped.dead_letters] == []
     assert len(mapped.prompts) == len(mapped.responses) == 1

@@ -198,7 +198,7 @@ def test_over_tls_only_the_connection_is_checked(monkeypatch: pytest.MonkeyPatch
     finally:
         quiet.close()
     with pytest.raises(BrokerUnreachable, match="Connection refused"):
-        require_kafka(quiet.address, timeout_s=0.5)
+        require_kafka("127.0.0.1:1", timeout_s=0.5)  # port 1: nothing listens (the closed one could be re-used)
 
 
 @pytest.mark.slow
@@ -213,7 +213,8 @@ def test_a_real_kafka_answers_the_check(kafka_bootstrap: str) -> None:
         banner.close()
 
 
-def test_the_health_option_serves_warns_on_a_taken_default_and_fails_on_a_taken_choice() -> None:
+def test_the_health_option_serves_warns_on_a_taken_default_and_fails_on_a_taken_choice(
+        caplog: pytest.LogCaptureFixture) -> None:
     """``health_address_option`` and ``serve_command_health``: what the worker, the OTLP
     stage and the sink share."""
     import socket
@@ -245,7 +246,10 @@ def test_the_health_option_serves_warns_on_a_taken_default_and_fails_on_a_taken_
 
     runner = CliRunner()
     try:
-        assert runner.invoke(service, []).exit_code == 0  # the default is taken: a warning
+        with caplog.at_level("WARNING", logger="llmpulse.schemas.health"):
+            assert runner.invoke(service, []).exit_code == 0  # the default is taken: a warning
+        assert any(r.levelname == "WARNING" and "health endpoints not served" in r.getMessage()
+                   for r in caplog.records), caplog.text
         failed = runner.invoke(service, ["--health-address", f"127.0.0.1:{port}"])
         assert failed.exit_code == 1 and "Error:" in failed.output  # chosen: one line
         assert runner.invoke(service, ["--health-address", "off"]).exit_code == 0
