@@ -93,10 +93,13 @@ def test_minilm_int8_quantises_only_the_ffn_inputs(minilm_dir):
         INT8_RECIPES["sentence-embedding"]
 
 
-def test_an_int8_export_of_an_older_recipe_is_quantised_again(minilm_dir):
+def test_an_int8_export_of_an_older_recipe_is_quantised_again(minilm_dir, tmp_path):
+    import shutil
+
     from llmpulse.processors.models.commands import _export
 
-    folder = ModelsFolder(minilm_dir.parent)
+    # a copy: the module's other tests keep the folder as it was exported
+    folder = ModelsFolder(shutil.copytree(minilm_dir.parent, tmp_path / "models"))
     data = json.loads((folder.root / MANIFEST_NAME).read_text("utf-8"))
     del data["models"]["minilm"]["exports"][ONNX_INT8]["recipe"]  # as exports before recipes
     (folder.root / MANIFEST_NAME).write_text(json.dumps(data), "utf-8")
