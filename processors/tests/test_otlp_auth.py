@@ -78,6 +78,15 @@ def test_a_line_the_collector_would_read_otherwise_is_refused(text: str, line: i
     assert f"line {line}:" in str(refused.value)
 
 
+def test_a_tokens_file_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_bytes(b"tok-a support-bot\ntok-b caf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(TokensFileError) as refused:
+        TokenBindings.load(tokens)
+    assert refused.value.line == 2
+    assert str(refused.value) == f"{tokens}, line 2: the file is not UTF-8"
+
+
 def test_blank_lines_crlf_and_tabs_mean_the_same_to_both() -> None:
     text = "\n  \ntok-a\tsupport-bot, faq-bot \r\n\t\ntok-b *\r\n\n"
     bindings = TokenBindings.parse(text)

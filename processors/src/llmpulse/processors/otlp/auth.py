@@ -113,8 +113,12 @@ class TokenBindings:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TokenBindings:
         """Read and check the tokens file at ``path`` (see :meth:`parse`)."""
+        data = Path(path).read_bytes()
         try:
-            return cls.parse(Path(path).read_text(encoding="utf-8"))
+            return cls.parse(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise TokensFileError(data.count(b"\n", 0, exc.start) + 1, "the file is not UTF-8",
+                                  path=str(path)) from None
         except TokensFileError as err:
             raise TokensFileError(err.line, err.problem, path=str(path)) from None
 
