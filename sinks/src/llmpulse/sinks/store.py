@@ -287,6 +287,8 @@ class Store:
                              "http(s)://user:pass@host:port/db")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
             raise StoreError(f"database name {database!r} is not a plain identifier")
+        if backend == "chdb":
+            _require_chdb_run()
         try:
             client = clickhouse_connect.get_client(tz_mode="aware", **kwargs)
             client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -536,6 +538,19 @@ class Store:
                                        "(run llmpulse db migrate)", retry_after=2.0)
             types = self._column_types[table] = {str(name): str(kind) for name, kind in rows}
         return types
+
+
+def _require_chdb_run() -> None:
+    """Refuse a clickhouse-connect whose chDB backend lacks the private ``_run`` that
+    :meth:`Store._engine_query` calls (first in 1.12, the version this is pinned to)."""
+    try:
+        from clickhouse_connect.driver._backend.chdb_backend import ChdbBackend
+        has_run = callable(getattr(ChdbBackend, "_run", None))
+    except ImportError:
+        has_run = False
+    if not has_run:
+        raise StoreError(f"clickhouse-connect {clickhouse_connect.__version__} has no chDB backend "
+                         "with _run: the embedded store needs clickhouse-connect>=1.12")
 
 
 def _holder(path: str) -> str | None:
