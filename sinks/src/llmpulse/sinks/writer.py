@@ -185,7 +185,8 @@ class Writer:
                result: WriteResult) -> None:
         event = item.event
         kind = type(event)
-        if kind is EnrichedCall:  # most events: the checks and appends of _add inlined
+        if kind is EnrichedCall:  # most events: _add inlined (a call per event costs);
+            # keep this dedupe-and-append in step with _add's.
             assert isinstance(event, EnrichedCall)
             event_id = event.event_id
             if event_id.int in seen:
@@ -211,6 +212,7 @@ class Writer:
     @staticmethod
     def _add(target: _Pending, source: Any, event_id: uuid.UUID, item: Sourced, seen: set[int],
              result: WriteResult) -> None:
+        # _route inlines these same lines for calls: change both together.
         if event_id.int in seen:
             result.duplicates += 1
             return
