@@ -64,11 +64,12 @@ def test_secrets_recall_and_precision(report):
 # rules were corrected on "tune" and, after their honest measures (recall 0.484 and 0.762
 # before any change for them, docs/FIGURES.md), on "holdout2", "holdout3" and "holdout4" (0.638
 # measured blind) too: these are
-# tuned figures, floors against regressions, not estimates for new phrasings.
+# tuned figures, floors against regressions, not estimates for new phrasings (measured 1.0 on
+# every tuned split; the floor 0.98 allows a few misses on a later rule change, no more).
 def test_injection_recall_and_false_positive_rate(report):
-    assert report["injection"]["recall"] >= 0.95, report["injection"]["missed"]
+    assert report["injection"]["recall"] >= 0.98, report["injection"]["missed"]
     for split, tally in report["injection"]["by_split"].items():
-        assert tally["recall"] >= 0.95, (split, report["injection"]["missed"])
+        assert tally["recall"] >= 0.98, (split, report["injection"]["missed"])
         assert tally["false_positive_rate"] <= 0.02, (split, report["injection"]["benign_flagged"])
 
 
