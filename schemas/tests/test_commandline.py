@@ -198,7 +198,7 @@ def test_over_tls_only_the_connection_is_checked(monkeypatch: pytest.MonkeyPatch
     finally:
         quiet.close()
     with pytest.raises(BrokerUnreachable, match="Connection refused"):
-        require_kafka("127.0.0.1:1", timeout_s=0.5)  # port 1: nothing listens (the closed one could be re-used)
+        require_kafka("127.0.0.1:1", timeout_s=0.5)  # nothing listens on 1 (a closed port can be re-used)
 
 
 @pytest.mark.slow
