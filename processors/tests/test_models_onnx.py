@@ -109,6 +109,34 @@ def test_an_int8_export_of_an_older_recipe_is_quantised_again(minilm_dir, tmp_pa
     assert folder.verify() == []
 
 
+def test_loading_an_int8_export_of_an_older_recipe_warns_once_and_scores(minilm_dir, tmp_path, caplog):
+    import logging
+    import shutil
+
+    folder = ModelsFolder(shutil.copytree(minilm_dir.parent, tmp_path / "models"))
+    data = json.loads((folder.root / MANIFEST_NAME).read_text("utf-8"))
+    data["models"]["minilm"]["exports"][ONNX_INT8]["recipe"] = "int8-v1 all MatMul/Attention"
+    (folder.root / MANIFEST_NAME).write_text(json.dumps(data), "utf-8")
+    assert stale_int8(folder, "minilm")
+    with caplog.at_level(logging.WARNING, logger="llmpulse.processors.models.runtime"):
+        model = OnnxTextModel(folder.model_dir("minilm"), precision="int8")
+        vectors = model.run(TEXTS)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "minilm" in warnings[0]
+    assert "'int8-v1 all MatMul/Attention'" in warnings[0]
+    assert repr(INT8_RECIPES["sentence-embedding"]) in warnings[0]
+    assert f"llmpulse models export minilm --dir {folder.root}" in warnings[0]
+    assert vectors.shape == (len(TEXTS), 384)  # still scores, with the export as it is
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    # a current export, and fp32, load without a word
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="llmpulse.processors.models.runtime"):
+        OnnxTextModel(minilm_dir, precision="int8")
+        OnnxTextModel(folder.model_dir("minilm"), precision="fp32")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 def _detoxify_reference(detoxify_dir):
     """What Detoxify's own predict computes: one padded batch, sigmoid of the logits."""
     import torch

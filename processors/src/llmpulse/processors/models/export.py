@@ -35,6 +35,7 @@ __all__ = [
     "ONNX_INT8",
     "export_model",
     "fuse_transformer",
+    "int8_recipes",
     "load_classifier_torch",
     "load_detoxify_torch",
     "max_tokens_of",
@@ -265,13 +266,20 @@ def requantize(folder: ModelsFolder, name: str) -> str:
     return ONNX_INT8
 
 
-def stale_int8(folder: ModelsFolder, name: str) -> bool:
-    """Whether a model's recorded int8 export was made with another recipe than its kind's
-    current one (exports from before recipes were recorded count as stale)."""
+def int8_recipes(folder: ModelsFolder, name: str) -> tuple[str | None, str]:
+    """The recipe recorded with a model's int8 export (None: none recorded) and its kind's
+    current one."""
     record = ((folder.entry(name) or {}).get("exports") or {}).get(ONNX_INT8) or {}
     info = folder.model_dir(name) / MODEL_INFO
     task = json.loads(info.read_text("utf-8")).get("task", "") if info.is_file() else ""
-    return record.get("recipe") != int8_recipe_of(task)
+    return record.get("recipe"), int8_recipe_of(task)
+
+
+def stale_int8(folder: ModelsFolder, name: str) -> bool:
+    """Whether a model's recorded int8 export was made with another recipe than its kind's
+    current one (exports from before recipes were recorded count as stale)."""
+    recorded, current = int8_recipes(folder, name)
+    return recorded != current
 
 
 def int8_recipe_of(task: str) -> str:

@@ -16,7 +16,10 @@ tile state itself when it loads (MLAS's ``MlasInitAMX``:
 ``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``) and then runs the int8 export's
 matrix products (uint8 activations by int8 weights, the only pairing dynamic quantisation
 makes) on AMX tiles; nothing needs asking from Python. ``amx_tiles()`` says whether this
-process holds that permission; an int8 model says so in the log when it loads.
+process holds that permission; an int8 model says so in the log when it loads. An int8
+export that its models folder records with an older quantisation recipe (``stale_int8``)
+still loads and scores, with one warning naming the recipes and the
+``llmpulse models export`` command that quantises it again.
 
 A model's outputs are ``multi-label`` probabilities (sigmoid of the logits, Detoxify's
 classes), ``single-label`` probabilities (softmax of the logits, a sequence classifier's
@@ -43,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
-from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8
+from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8, int8_recipes
+from llmpulse.processors.models.folder import ModelsFolder
 
 __all__ = ["RUN_COST_TOKENS", "OnnxTextModel", "TorchTextModel", "amx_tiles", "length_buckets", "top_label"]
 
@@ -131,6 +135,22 @@ def _gather(n: int, buckets: list[list[int]], run: Callable[[list[int]], Any]) -
     return out
 
 
+def _warn_if_stale_int8(model_dir: Path) -> None:
+    """Log a warning when a models folder's int8 export of this model was made with an
+    older recipe than its kind's current one: it still runs, as it was, until
+    ``llmpulse models export`` quantises it again. A folder without a manifest entry for
+    the model (not made by ``llmpulse models fetch``) says nothing either way."""
+    folder = ModelsFolder(model_dir.parent)
+    name = model_dir.name
+    if folder.entry(name) is None:
+        return
+    recorded, current = int8_recipes(folder, name)
+    if recorded != current:
+        logger.warning("%s: int8 export made with recipe %s, the current one is %r; scoring with it "
+                       "as it is: run llmpulse models export %s --dir %s to quantise it again",
+                       name, repr(recorded) if recorded else "(none recorded)", current, name, folder.root)
+
+
 class OnnxTextModel:
     """A model exported by ``llmpulse models fetch``, on ONNX Runtime.
 
@@ -188,6 +208,8 @@ class OnnxTextModel:
         self.provider = self.session.get_providers()[0]
         if precision == "int8" and self.provider == "CPUExecutionProvider" and amx_tiles():
             logger.info("%s: int8 matrix products on AMX tiles", self.model_dir.name)
+        if precision == "int8":
+            _warn_if_stale_int8(self.model_dir)
 
     def run(self, texts: Sequence[str]) -> Any:
         """Probabilities (``n x classes``) or unit embeddings (``n x dim``), one row a text."""
