@@ -48,6 +48,7 @@ import time
 import numpy as np
 from scipy import stats as sps
 
+from llmpulse.processors.drift.baseline import RateBaseline
 from llmpulse.processors.drift.stats import rate_scan_test
 
 RATES = {  # name: (base rate, rate of a shifted call, events' calls per window / window calls)
@@ -64,24 +65,24 @@ def _detected_within(first: list[int | None], windows: int) -> list[float]:
 
 
 def _stationary(base: float, size: int, args: argparse.Namespace) -> dict[str, object]:
-    """False alarms of the scan over a run of unchanged windows, with and without the cut."""
+    """False alarms of the scan over a run of unchanged windows, with and without the cut
+    (the monitor's own: ``RateBaseline.scan_limits`` / ``passed``)."""
     rng = np.random.default_rng(11)
     long_n = args.long_reference_windows * size
     ref = int(rng.binomial(long_n, base))
     hits = rng.binomial(size, base, size=args.stationary_windows).tolist()
     plain = cut = 0
-    since: int | None = None  # windows since the cut scan last fired
+    state = RateBaseline()  # the cut scan's: the windows since it last fired
     for t in range(1, len(hits) + 1):
         upto = hits[:t][-args.scan_windows:]
         p_plain = rate_scan_test(upto, [size] * len(upto), ref, long_n, seed=t).p_value
         plain += p_plain < args.stationary_level
-        kept = upto if since is None else upto[-(since + 1):]
+        kept = hits[:t][-state.scan_limits().get("rate", args.scan_windows):]
         p_cut = p_plain if kept == upto else rate_scan_test(kept, [size] * len(kept), ref, long_n,
                                                             seed=t).p_value
-        if p_cut < args.stationary_level:
-            cut, since = cut + 1, 0
-        elif since is not None:
-            since = since + 1 if since + 2 < args.scan_windows else None
+        fired = p_cut < args.stationary_level
+        cut += fired
+        state.passed(["rate"] if fired else [], args.scan_windows)
     n = len(hits)
     return {"windows": n, "level": args.stationary_level, "scan_false_alarm_rate": round(plain / n, 4),
             "scan_cut_false_alarm_rate": round(cut / n, 4)}
