@@ -47,6 +47,7 @@ import binascii
 import codecs
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -197,38 +198,40 @@ _HEX_GATE = "[0-9A-Fa-f]{24}"
 _HIDDEN_GATES = frozenset({"_obfuscated", "_hyphenated", "_base64", "_reversed", "_rot13", "_hex"})
 
 
-def _hex_decoded(text: str) -> list[str]:
-    """Hexadecimal tokens of ``text`` that decode to readable text (at most a few)."""
+def _readable(decoded: Iterator[str]) -> list[str]:
+    """The decoded tokens that read as text (printable, mostly letters), at most a few."""
     out: list[str] = []
-    for m in _HEX_TOKEN.finditer(text):
-        try:
-            decoded = bytes.fromhex(m.group()).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if decoded.isprintable() and sum(ch.isalpha() or ch == " " for ch in decoded) >= 0.8 * len(decoded):
-            out.append(decoded)
+    for text in decoded:
+        if text.isprintable() and sum(ch.isalpha() or ch == " " for ch in text) >= 0.8 * len(text):
+            out.append(text)
             if len(out) >= _MAX_DECODED:
                 break
     return out
+
+
+def _hex_decoded(text: str) -> list[str]:
+    """Hexadecimal tokens of ``text`` that decode to readable text (at most a few)."""
+    def decoded() -> Iterator[str]:
+        for m in _HEX_TOKEN.finditer(text):
+            try:
+                yield bytes.fromhex(m.group()).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                continue
+    return _readable(decoded())
 
 
 def _decoded_tokens(text: str) -> list[str]:
     """Base64 tokens of ``text`` that decode to readable text (at most a few)."""
-    out: list[str] = []
-    for m in _B64_TOKEN.finditer(text):
-        token = m.group()
-        if token.isalpha() or token.isdigit() or token.islower() or token.isupper():
-            continue
-        try:
-            raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
-            decoded = raw.decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            continue
-        if decoded.isprintable() and sum(ch.isalpha() or ch == " " for ch in decoded) >= 0.8 * len(decoded):
-            out.append(decoded)
-            if len(out) >= _MAX_DECODED:
-                break
-    return out
+    def decoded() -> Iterator[str]:
+        for m in _B64_TOKEN.finditer(text):
+            token = m.group()
+            if token.isalpha() or token.isdigit() or token.islower() or token.isupper():
+                continue
+            try:
+                yield base64.b64decode(token + "=" * (-len(token) % 4), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                continue
+    return _readable(decoded())
 
 
 # --- quotes and mentions ------------------------------------------------------------------------
