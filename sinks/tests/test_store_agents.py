@@ -20,7 +20,7 @@ from llmpulse.schemas import (
     TokenUsage,
     ToolCall,
 )
-from llmpulse.sinks import store as store_module
+from llmpulse.sinks import schema as schema_module
 from llmpulse.sinks.store import Retention, Store
 from llmpulse.sinks.writer import Sourced, Writer
 
@@ -139,11 +139,11 @@ def test_a_verdict_on_a_span_is_stored_with_its_trace(store: Store) -> None:
 @pytest.fixture
 def v1_store(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     """A store migrated only to the schema before v1.1 (0001-0005)."""
-    every = store_module._migrations
-    monkeypatch.setattr(store_module, "_migrations", lambda: [m for m in every() if m.version <= 5])
+    every = schema_module.migration_files
+    monkeypatch.setattr(schema_module, "migration_files", lambda: [m for m in every() if m.version <= 5])
     opened = Store.open(store_url)
     opened.migrate()
-    monkeypatch.setattr(store_module, "_migrations", every)
+    monkeypatch.setattr(schema_module, "migration_files", every)
     try:
         yield opened
     finally:
