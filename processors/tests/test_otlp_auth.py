@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from llmpulse.processors.otlp import TokenBindings, TokensFileError, header_sha256
+from llmpulse.processors.otlp import TokenBindings, TokensFile, TokensFileError, header_sha256
 from llmpulse.processors.otlp.command import otlp
 
 # Go's unicode.IsSpace: these in Latin-1, Unicode White_Space above it.
@@ -138,3 +138,86 @@ def test_a_made_token_line_is_accepted() -> None:
     token = line.split()[0]
     bindings = TokenBindings.parse(line)
     assert bindings.allows(header_sha256(token), "faq-bot")
+
+
+class _Clock:
+    """Monotonic seconds the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _followed(tmp_path: Path, text: str) -> tuple[TokensFile, Path, _Clock]:
+    path = tmp_path / "otel-tokens"
+    path.write_text(text)
+    clock = _Clock()
+    return TokensFile(path, clock=clock), path, clock
+
+
+def test_a_valid_new_tokens_file_takes_effect_at_the_next_look(tmp_path: Path) -> None:
+    tokens, path, clock = _followed(tmp_path, "tok-a support-bot\n")
+    path.write_text("tok-a billing\ntok-b support-bot\n")
+    before = tokens.bindings()  # within the interval: the file is not looked at
+    assert before.allows(header_sha256("tok-a"), "support-bot")
+    assert not before.allows(header_sha256("tok-b"), "support-bot")
+    clock.now += 1.0
+    after = tokens.bindings()
+    assert after.problem is None
+    assert after.allows(header_sha256("tok-b"), "support-bot")
+    assert after.allows(header_sha256("tok-a"), "billing")
+    assert not after.allows(header_sha256("tok-a"), "support-bot")  # its binding changed
+
+
+def test_an_invalid_tokens_file_keeps_only_the_last_valid_tokens_still_in_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tokens, path, clock = _followed(tmp_path, "tok-a support-bot\ntok-b billing\n")
+    # By hand: a comment (the Collector now accepts "Bearer #"), a new token, tok-b revoked.
+    path.write_text("# tok-a is the support team's\ntok-a support-bot\ntok-c billing\n")
+    clock.now += 1.0
+    with caplog.at_level("ERROR", logger="llmpulse.processors.otlp.auth"):
+        bindings = tokens.bindings()
+        clock.now += 5.0
+        assert tokens.bindings() is bindings  # the same file: no second look's error
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "line 1" in errors[0].getMessage() and str(path) in errors[0].getMessage()
+    assert bindings.allows(header_sha256("tok-a"), "support-bot")  # in service, still there
+    for token, app in (("#", "support-bot"), ("tok-c", "billing"), ("tok-b", "billing")):
+        assert not bindings.allows(header_sha256(token), app), token
+    assert bindings.problem is not None and "invalid" in bindings.problem
+    # Another change, still invalid: one more error; fixed: the file's own bindings.
+    path.write_text("# notes\ntok-b billing\n")
+    clock.now += 1.0
+    with caplog.at_level("ERROR", logger="llmpulse.processors.otlp.auth"):
+        again = tokens.bindings()
+    assert not again.allows(header_sha256("tok-a"), "support-bot")  # revoked meanwhile
+    assert again.allows(header_sha256("tok-b"), "billing")  # back, as in the last valid file
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 2
+    path.write_text("tok-c billing\n")
+    clock.now += 1.0
+    fixed = tokens.bindings()
+    assert fixed.problem is None and fixed.allows(header_sha256("tok-c"), "billing")
+
+
+def test_a_tokens_file_that_goes_away_keeps_the_bindings_and_says_so_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tokens, path, clock = _followed(tmp_path, "tok-a support-bot\n")
+    path.unlink()
+    with caplog.at_level("ERROR", logger="llmpulse.processors.otlp.auth"):
+        for _ in range(3):
+            clock.now += 1.0
+            assert tokens.bindings().allows(header_sha256("tok-a"), "support-bot")
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+    path.write_text("tok-b support-bot\n")
+    clock.now += 1.0
+    assert tokens.bindings().allows(header_sha256("tok-b"), "support-bot")
+
+
+def test_a_tokens_file_invalid_at_start_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "otel-tokens"
+    path.write_text("tok-a support-bot\n# notes\n")
+    with pytest.raises(TokensFileError, match="line 2"):
+        TokensFile(path)

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from llmpulse.processors.otlp import OtlpMapper
+from llmpulse.processors.otlp import TOKEN_HASH_ATTRIBUTE, OtlpMapper, TokensFile, header_sha256
 from llmpulse.processors.otlp.stage import OtlpStage
 from llmpulse.processors.worker import WorkerSettings
 from llmpulse.schemas import DeadLetter, PromptEvent, ResponseEvent, decode_record, partition_for
@@ -19,12 +20,17 @@ from llmpulse.schemas import DeadLetter, PromptEvent, ResponseEvent, decode_reco
 T0 = (time.time_ns() // 10**9 - 60) * 10**9
 
 
-def _record(n: int, *, app: str = "support-bot", genai: bool = True) -> bytes:
-    """A record as the Collector writes it: one trace, one span."""
+def _record(n: int, *, app: str = "support-bot", genai: bool = True,
+            token: str | None = None) -> bytes:
+    """A record as the Collector writes it: one trace, one span (``token``: the hash of the
+    bearer token that sent it, as the Collector's resource processor writes it)."""
     data = TracesData()
     rs = data.resource_spans.add()
     kv = rs.resource.attributes.add()
     kv.key, kv.value.string_value = "service.name", app
+    if token is not None:
+        kv = rs.resource.attributes.add()
+        kv.key, kv.value.string_value = TOKEN_HASH_ATTRIBUTE, header_sha256(token)
     span = rs.scope_spans.add().spans.add()
     span.trace_id, span.span_id = n.to_bytes(16, "big"), n.to_bytes(8, "big")
     span.name = "chat m" if genai else "GET /orders"
@@ -62,11 +68,12 @@ class _Topic:
         self.sent.append((self.name, key, value, partition))
 
 
-def _stage(partitions: int = 3) -> tuple[OtlpStage, list[tuple[str, bytes, bytes, int | None]]]:
+def _stage(partitions: int = 3, tokens: TokensFile | None = None
+           ) -> tuple[OtlpStage, list[tuple[str, bytes, bytes, int | None]]]:
     sent: list[tuple[str, bytes, bytes, int | None]] = []
     settings = WorkerSettings("127.0.0.1:9", partitions=partitions)
     topics = {name: _Topic(name, sent) for name in ("prompts", "responses", "spans", "dlq")}
-    return OtlpStage(settings, OtlpMapper(), topics), sent
+    return OtlpStage(settings, OtlpMapper(), topics, tokens=tokens), sent
 
 
 def _events(values: list[bytes]) -> list[Any]:
@@ -118,3 +125,33 @@ def test_an_empty_batch_sends_nothing() -> None:
     stage, sent = _stage()
     asyncio.run(stage.map_batch([]))
     assert sent == []
+
+
+def test_the_stage_follows_the_tokens_file_while_it_runs(tmp_path: Path) -> None:
+    """A comment line added by hand makes "Bearer #" a credential to the Collector at once:
+    the stage dead-letters what that "token" sends, keeps the token in service, and takes a
+    fixed file's new bindings."""
+    path = tmp_path / "otel-tokens"
+    path.write_text("tok-a support-bot\n")
+    clock = [0.0]
+    stage, sent = _stage(tokens=TokensFile(path, clock=lambda: clock[0]))
+
+    def outcome(*values: bytes) -> list[tuple[str, str]]:
+        sent.clear()
+        asyncio.run(stage.map_batch(_events(list(values))))
+        return [(topic, event.reason if isinstance(event, DeadLetter) else event.app)
+                for topic, _, value, _ in sent if topic in ("prompts", "dlq")
+                for event in decode_record(value).events]
+
+    assert outcome(_record(1, token="tok-a"), _record(2, token="#")) == [
+        ("dlq", "app_not_allowed"), ("prompts", "support-bot")]
+    path.write_text("# tok-a: the support team\ntok-a support-bot\n")
+    clock[0] += 1.0
+    assert outcome(_record(3, token="tok-a"), _record(4, token="#")) == [
+        ("dlq", "app_not_allowed"), ("prompts", "support-bot")]
+    letter = next(decode_record(v).events[0] for t, _, v, _ in sent if t == "dlq")
+    assert "tokens file is invalid" in letter.detail  # type: ignore[union-attr]
+    path.write_text("tok-a billing\ntok-b support-bot\n")
+    clock[0] += 1.0
+    assert outcome(_record(5, token="tok-a"), _record(6, token="tok-b")) == [
+        ("dlq", "app_not_allowed"), ("prompts", "support-bot")]

@@ -17,6 +17,7 @@ from llmpulse.processors.otlp._wire import OtlpDecodeError, decode_traces
 from llmpulse.processors.otlp.auth import (
     TOKEN_HASH_ATTRIBUTE,
     TokenBindings,
+    TokensFile,
     TokensFileError,
     header_sha256,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "OtlpDecodeError",
     "OtlpMapper",
     "TokenBindings",
+    "TokensFile",
     "TokensFileError",
     "call_id_for",
     "decode_traces",

@@ -18,6 +18,14 @@ the hash. The mapper hashes ``"Bearer <token>"`` for every line the same way and
 attribute up; a span whose app is not bound to its token is dead-lettered with reason
 ``app_not_allowed``.
 
+The Collector re-reads the file when it changes, so the stage does too: a
+:class:`TokensFile` looks at the file at most once a second on the processing path. A valid
+new file takes effect at once. An invalid one (say a ``# note`` line added by hand, which the
+Collector now takes as a token) is logged at ERROR once per change, and until the file is
+valid again the stage honours only the tokens of its last valid version that are still
+first fields of the file: a token added or revoked meanwhile, and the comment's "token",
+have their spans dead-lettered (``app_not_allowed``), while the tokens in service go on.
+
 Example:
     >>> bindings = TokenBindings.parse("s3cret support-bot,faq-bot\\n")
     >>> digest = header_sha256("s3cret")
@@ -28,13 +36,18 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TOKEN_HASH_ATTRIBUTE", "TokenBindings", "TokensFileError", "header_sha256"]
+__all__ = ["TOKEN_HASH_ATTRIBUTE", "TokenBindings", "TokensFile", "TokensFileError",
+           "header_sha256"]
+
+logger = logging.getLogger(__name__)
 
 TOKEN_HASH_ATTRIBUTE = "llmpulse.auth.token_sha256"  # noqa: S105 - an attribute name
 """Resource attribute the Collector config sets: SHA-256 (hex) of the Authorization header."""
@@ -68,6 +81,8 @@ class TokenBindings:
     """Token hash -> apps it may write (``*``: any)."""
 
     apps_by_hash: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    problem: str | None = None
+    """Why these are not the file's own bindings (it is invalid): said in a dead letter."""
 
     @classmethod
     def parse(cls, text: str) -> TokenBindings:
@@ -113,7 +128,10 @@ class TokenBindings:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TokenBindings:
         """Read and check the tokens file at ``path`` (see :meth:`parse`)."""
-        data = Path(path).read_bytes()
+        return cls._read(Path(path).read_bytes(), path)
+
+    @classmethod
+    def _read(cls, data: bytes, path: str | os.PathLike[str]) -> TokenBindings:
         try:
             return cls.parse(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -131,3 +149,78 @@ class TokenBindings:
 
     def __len__(self) -> int:
         return len(self.apps_by_hash)
+
+
+def _first_fields(data: bytes) -> set[str]:
+    """The first field of every line: what the Collector takes as tokens, whatever else the
+    lines hold (Python's field split is wider than Go's; a token it would misread is refused
+    by ``parse``, so this only narrows bindings already checked)."""
+    return {fields[0] for line in data.decode("utf-8", "replace").split("\n")
+            if (fields := line.split())}
+
+
+class TokensFile:
+    """The tokens file as the stage honours it while the Collector may re-read it.
+
+    ``bindings()`` looks at the file at most once per ``interval_s`` (by ``clock``) and
+    re-reads it when its bytes changed. See the module's doc for an invalid file.
+
+    Args:
+        path: the tokens file; it must be valid now.
+        interval_s: least time between two looks at the file.
+        clock: monotonic seconds (tests pass their own).
+
+    Raises:
+        TokensFileError: the file is not valid now (as :meth:`TokenBindings.load`).
+        OSError: it cannot be read.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
+        ...     _ = f.write("s3cret support-bot\\n")
+        >>> tokens = TokensFile(f.name)
+        >>> tokens.bindings().allows(header_sha256("s3cret"), "support-bot")
+        True
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path, self.interval_s, self.clock = str(path), interval_s, clock
+        self._data: bytes | None = Path(path).read_bytes()
+        self._valid = self._current = TokenBindings._read(self._data, self.path)
+        self._next_look = clock() + interval_s
+
+    def bindings(self) -> TokenBindings:
+        """The bindings to check spans against now (cheap: a clock reading, but for one
+        look at the file per interval)."""
+        now = self.clock()
+        if now >= self._next_look:
+            self._next_look = now + self.interval_s
+            self._look()
+        return self._current
+
+    def _look(self) -> None:
+        try:
+            data = Path(self.path).read_bytes()
+        except OSError as exc:
+            if self._data is not None:  # once per change: the file went away or is unreadable
+                logger.error("tokens file %s cannot be read (%s): the OTLP stage keeps its last "
+                             "bindings", self.path, exc)
+                self._data = None
+            return
+        if data == self._data:
+            return
+        self._data = data
+        try:
+            self._valid = self._current = TokenBindings._read(data, self.path)
+        except TokensFileError as err:
+            present = {header_sha256(token) for token in _first_fields(data)}
+            kept = {h: apps for h, apps in self._valid.apps_by_hash.items() if h in present}
+            self._current = TokenBindings(kept, problem=f"the tokens file is invalid ({err}); "
+                                          "only tokens of its last valid version are honoured")
+            logger.error("%s. The Collector already takes the first field of every line as a "
+                         "token: fix the file. Until then the OTLP stage honours only the %d "
+                         "token(s) of its last valid version still in it, and dead-letters "
+                         "(app_not_allowed) the spans of any other", err, len(kept))
+            return
+        logger.info("tokens file %s re-read: %d tokens", self.path, len(self._current))

@@ -20,7 +20,7 @@ from llmpulse.schemas import environment as env
 from llmpulse.schemas.commandline import log_level_option
 
 if TYPE_CHECKING:
-    from llmpulse.processors.otlp.auth import TokenBindings
+    from llmpulse.processors.otlp.auth import TokensFile
 
 __all__ = ["otlp"]
 
@@ -35,13 +35,13 @@ def otlp() -> None:
     """OpenTelemetry in: spans from the OpenTelemetry Collector."""
 
 
-def _load_bindings(path: str) -> TokenBindings:
-    """The tokens file's bindings, or a clear error (exit 1) naming the line the Collector
-    would read as a token that is not one bound to apps."""
-    from llmpulse.processors.otlp.auth import TokenBindings, TokensFileError
+def _follow_tokens(path: str) -> TokensFile:
+    """The tokens file (followed while the stage runs), or a clear error (exit 1) naming
+    the line the Collector would read as a token that is not one bound to apps."""
+    from llmpulse.processors.otlp.auth import TokensFile, TokensFileError
 
     try:
-        return TokenBindings.load(path)
+        return TokensFile(path)
     except TokensFileError as err:
         raise click.ClickException(str(err)) from None
 
@@ -70,15 +70,16 @@ def run(bootstrap_servers: str, tokens_path: str | None, prefix: str, partitions
     from llmpulse.processors.service import run_with_health
     from llmpulse.processors.worker import WorkerSettings
 
-    bindings = _load_bindings(tokens_path) if tokens_path else None
-    if bindings is None:
+    tokens = _follow_tokens(tokens_path) if tokens_path else None
+    if tokens is None:
         logger.warning("no tokens file: spans of any app are accepted from any token")
     options: dict[str, Any] = dict(bootstrap_servers=bootstrap_servers, topic_prefix=prefix,
                    partitions=partitions, app_id=APP_ID, stall_s=stall_seconds)
     if datadir:
         options["datadir"] = datadir
     settings = WorkerSettings.fast(**options) if fast else WorkerSettings(**options)
-    app = build_otlp_app(settings, OtlpMapper(bindings=bindings))
+    mapper = OtlpMapper(bindings=None if tokens is None else tokens.bindings())
+    app = build_otlp_app(settings, mapper, tokens=tokens)
     run_with_health(app, health_address, loglevel=log_level)
 
 
@@ -93,5 +94,5 @@ def token(apps: tuple[str, ...]) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, exists=True))
 def check_tokens(path: str) -> None:
     """Check a tokens file: exit 1 naming a line the Collector would read as another token."""
-    bindings = _load_bindings(path)
+    bindings = _follow_tokens(path).bindings()
     click.echo(f"{path}: {len(bindings)} tokens, each bound to its apps")

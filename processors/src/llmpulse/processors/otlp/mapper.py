@@ -298,8 +298,10 @@ class OtlpMapper:
             raise SchemaError("missing_field", "the span's resource has no service.name",
                               field="$.resource.attributes.service.name")
         if self.bindings is not None and not self.bindings.allows(resource.token_hash, app):
+            problem = self.bindings.problem
             raise SchemaError("app_not_allowed", f"the token that sent this span may not "
-                              f"write app {app!r}", field="$.resource.attributes.service.name")
+                              f"write app {app!r}" + (f": {problem}" if problem else ""),
+                              field="$.resource.attributes.service.name")
         call_id = span_id if step else call_id_for(trace_id, span_id)
         provider = c.as_str(attrs, "gen_ai.provider.name", "gen_ai.system")
         provider = _PROVIDERS.get(provider.lower(), provider.lower()) if provider else None

@@ -30,6 +30,7 @@ from typing import Any
 import faust
 
 from llmpulse.processors._partitions import partitions_for
+from llmpulse.processors.otlp.auth import TokensFile
 from llmpulse.processors.otlp.mapper import OtlpMapper
 from llmpulse.processors.worker import WorkerSettings
 from llmpulse.processors.worker.faust_app import configured_app
@@ -78,12 +79,15 @@ class OtlpStage:
         mapper: the pure mapper (its ``counts`` are the spans', calls' and dead letters').
         topics: Faust topics ``prompts``, ``responses``, ``spans`` and ``dlq`` (anything
             with an async ``send(key=, value=, partition=)``).
+        tokens: the Collector's tokens file, followed while the stage runs: each batch is
+            checked against its bindings of the moment (``mapper.bindings``).
     """
 
     def __init__(self, settings: WorkerSettings, mapper: OtlpMapper, topics: dict[str, Any],
-                 metrics: PipelineMetrics | None = None) -> None:
+                 metrics: PipelineMetrics | None = None, tokens: TokensFile | None = None) -> None:
         self.settings = settings
         self.mapper = mapper
+        self.tokens = tokens
         self.topics = topics
         self.counts: Counter[str] = mapper.counts
         self.metrics = metrics if metrics is not None else PipelineMetrics("otlp")
@@ -96,6 +100,8 @@ class OtlpStage:
         record's dead letters under that record's key, then the prompts (a response never
         reaches the join before its prompt's record), the responses and the steps."""
         mapper = self.mapper
+        if self.tokens is not None:
+            mapper.bindings = self.tokens.bindings()
         prompts: list[PromptEvent] = []
         responses: list[ResponseEvent] = []
         steps: list[Event] = []
@@ -127,9 +133,11 @@ class OtlpStage:
             self.metrics.batch_events.observe(len(prompts))
 
 
-def build_otlp_app(settings: WorkerSettings, mapper: OtlpMapper | None = None) -> faust.App:
+def build_otlp_app(settings: WorkerSettings, mapper: OtlpMapper | None = None,
+                   tokens: TokensFile | None = None) -> faust.App:
     """The Faust app of the OTLP stage (``settings.app_id`` names its consumer group); its
-    metrics, readiness and watchdog are ``app.llmpulse_health`` (as a worker's)."""
+    metrics, readiness and watchdog are ``app.llmpulse_health`` (as a worker's). With
+    ``tokens``, the mapper's bindings follow that file (see ``OtlpStage``)."""
     mapper = mapper if mapper is not None else OtlpMapper()
     app: faust.App = configured_app(settings, faust.App)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
@@ -138,7 +146,8 @@ def build_otlp_app(settings: WorkerSettings, mapper: OtlpMapper | None = None) -
     stage = OtlpStage(settings, mapper, {name: app.topic(settings.topic(topic), **raw)
                                          for name, topic in (("prompts", PROMPTS),
                                                              ("responses", RESPONSES),
-                                                             ("spans", SPANS), ("dlq", DLQ))})
+                                                             ("spans", SPANS), ("dlq", DLQ))},
+                       tokens=tokens)
     app.llmpulse_counts = stage.counts  # type: ignore[attr-defined]
     health = WorkerHealth(app, stage.counts, topics=frozenset({settings.topic(OTLP_SPANS)}),
                           stall_s=settings.stall_s, metrics=stage.metrics,
