@@ -4,6 +4,7 @@ generation, bad input of every kind, and the token -> app binding."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from otlp_spans import T0, traces
 
 from llmpulse.processors.otlp import OtlpMapper, TokenBindings, header_sha256
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE
-from llmpulse.schemas import Limits
+from llmpulse.schemas import Limits, encode_event
 
 FIXTURES = Path(__file__).resolve().parent / "otlp_fixtures"
 
@@ -274,3 +275,38 @@ def test_module_examples_run(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(f"llmpulse.processors.otlp{name}"))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_answers_shortcut_never_keeps_what_validation_would_refuse(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mapper skips ``validate_event`` for an answer its prompt vouches for: spans that
+    stress what an answer adds (its identifiers, text, end time, error, tool calls) map to
+    the same events and dead letters (reasons, fields) as with every answer validated."""
+    now_ns = time.time_ns()
+    limits = Limits(max_id_chars=60, max_text_chars=64)  # (a call id: 54 characters)
+    variants: list[dict[str, Any]] = [
+        {}, {"gen_ai.response.model": "gpt\x07"}, {"gen_ai.response.id": "r" * 61},
+        {"gen_ai.response.id": "r" * 60}, {"gen_ai.response.finish_reasons": ["stop\x85"]},
+        {"gen_ai.response.finish_reasons": ["s" * 61]}, {"gen_ai.response.model": ""},
+        {"gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+            {"type": "text", "content": "a" * 65}]}])},
+        {"gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+            {"type": "tool_call", "id": "c\x01", "name": "f", "arguments": "{}"}]}])},
+        {"error.type": "t" * 61}, {"error.type": "timeout"},
+    ]
+    ends = [T0 + 10**9, now_ns + 60 * 10**9, now_ns + 3_600 * 10**9]  # past, skewed, too late
+    spans = [{"attrs": {**CURRENT, **variant}, "end": end, "span_id": n.to_bytes(8, "big"),
+              **({"status": (Status.STATUS_CODE_ERROR, "m" * 65)} if n % 7 == 0 else {})}
+             for n, (variant, end) in enumerate(
+                 ((v, e) for v in variants for e in ends), start=1)]
+    data = traces(*spans).SerializeToString()
+
+    def outcome() -> tuple[list[bytes], list[tuple[str, str | None]]]:
+        record = OtlpMapper(limits=limits).map_record(data)
+        events = [encode_event(e) for e in record.prompts + record.responses]
+        return events, [(d.reason, d.error_field) for d in record.dead_letters]
+
+    shortcut = outcome()
+    monkeypatch.setattr(OtlpMapper, "_answer_holds", lambda self, response: False)
+    assert shortcut == outcome()
+    assert len(shortcut[0]) >= 2 and len(shortcut[1]) >= 10  # both outcomes are exercised

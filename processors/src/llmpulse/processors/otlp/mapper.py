@@ -68,6 +68,7 @@ from llmpulse.schemas import (
     utcnow,
     validate_event,
 )
+from llmpulse.schemas._fast_checks import CONTROL  # (the validator's own pattern)
 
 __all__ = ["MappedRecord", "OtlpMapper", "call_id_for"]
 
@@ -100,6 +101,21 @@ _USAGE = {
 _USAGE_ITEMS = tuple(_USAGE.items())
 _STEP_EXTRAS = ("gen_ai.tool.type", "gen_ai.tool.description", "gen_ai.agent.id",
                 "gen_ai.agent.description", "gen_ai.data_source.id")
+_EXTRAS_KEYS: dict[tuple[str, ...], frozenset[str]] = {
+    keys: frozenset(keys) for keys in (_REQUEST_EXTRAS, _STEP_EXTRAS)}
+_USAGE_ORDER = {key: (n, rank) for n, (_, keys) in enumerate(_USAGE_ITEMS)
+                for rank, key in enumerate(keys)}
+"""Each token count key: its count's place in ``_USAGE`` and its precedence among its keys."""
+_USAGE_KEYS = frozenset(_USAGE_ORDER)
+_OPTIONAL_KEYS = frozenset({
+    "llmpulse.app", "llmpulse.environment", "gen_ai.conversation.id", "session.id", "user.id",
+    "enduser.id", "llmpulse.prompt.id", "gen_ai.prompt.name", "llmpulse.prompt.version",
+    "gen_ai.prompt.version", "gen_ai.request.max_tokens", "gen_ai.request.top_p",
+    "gen_ai.output.type", "gen_ai.response.time_to_first_chunk",
+    "gen_ai.response.time_to_first_token", "gen_ai.request.stream", "gen_ai.is_streaming",
+    "llm.is_streaming"})
+"""Keys an inference span often lacks: when it has none of them, their readers (each would
+answer None) are not called, at a function call each."""
 
 
 def call_id_for(trace_id: str, span_id: str) -> str:
@@ -293,7 +309,8 @@ class OtlpMapper:
         trace_id, span_id = hex_id(raw_trace), hex_id(raw_span)
         raw_parent = span.parent_span_id
         parent_id = hex_id(raw_parent) if len(raw_parent) == 8 and raw_parent != _ZERO_SPAN else None
-        app = c.as_str(attrs, "llmpulse.app") or resource.app
+        optional = not _OPTIONAL_KEYS.isdisjoint(attrs)  # (below: "if optional else None")
+        app = (c.as_str(attrs, "llmpulse.app") if optional else None) or resource.app
         if not app:
             raise SchemaError("missing_field", "the span's resource has no service.name",
                               field="$.resource.attributes.service.name")
@@ -308,12 +325,15 @@ class OtlpMapper:
         common: dict[str, Any] = {
             "call_id": call_id, "trace_id": trace_id, "span_id": span_id,
             "parent_span_id": parent_id, "app": app,
-            "environment": (c.as_str(attrs, "llmpulse.environment") or resource.environment
-                            or self.default_environment),
-            "session_id": c.as_str(attrs, "gen_ai.conversation.id", "session.id"),
-            "user_id": c.as_str(attrs, "user.id", "enduser.id"),
-            "prompt_id": c.as_str(attrs, "llmpulse.prompt.id", "gen_ai.prompt.name"),
-            "prompt_version": c.as_str(attrs, "llmpulse.prompt.version", "gen_ai.prompt.version"),
+            "environment": ((c.as_str(attrs, "llmpulse.environment") if optional else None)
+                            or resource.environment or self.default_environment),
+            "session_id": (c.as_str(attrs, "gen_ai.conversation.id", "session.id")
+                           if optional else None),
+            "user_id": c.as_str(attrs, "user.id", "enduser.id") if optional else None,
+            "prompt_id": (c.as_str(attrs, "llmpulse.prompt.id", "gen_ai.prompt.name")
+                          if optional else None),
+            "prompt_version": (c.as_str(attrs, "llmpulse.prompt.version", "gen_ai.prompt.version")
+                               if optional else None),
             "request_model": c.as_str(attrs, "gen_ai.request.model", "llm.request.model"),
             "provider": provider,
         }
@@ -327,13 +347,13 @@ class OtlpMapper:
         prompt_id, response_id = _event_ids(start_ns, call_id)
         messages = c.input_messages(attrs, events)
         temperature = c.as_float(attrs, "gen_ai.request.temperature")
-        max_tokens = c.as_int(attrs, "gen_ai.request.max_tokens")
-        top_p = c.as_float(attrs, "gen_ai.request.top_p")
-        expects_json = c.as_str(attrs, "gen_ai.output.type") == "json"
+        max_tokens = c.as_int(attrs, "gen_ai.request.max_tokens") if optional else None
+        top_p = c.as_float(attrs, "gen_ai.request.top_p") if optional else None
+        expects_json = optional and c.as_str(attrs, "gen_ai.output.type") == "json"
         prompt_attributes = _with_extras(origin, attrs, _REQUEST_EXTRAS)
         text, reason, tool_calls = c.output(attrs, events)
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
-                          "gen_ai.response.time_to_first_token")
+                          "gen_ai.response.time_to_first_token") if optional else None
         if ttfc is None and events:  # OpenLLMetry: one span event per streamed chunk
             chunks = [e.time_unix_nano for e in span.events
                       if e.name == "gen_ai.content.completion.chunk" and e.time_unix_nano]
@@ -341,8 +361,8 @@ class OtlpMapper:
         finish_reason = c.as_str(attrs, "gen_ai.response.finish_reasons") or reason
         response_model = c.as_str(attrs, "gen_ai.response.model")
         model_response_id = c.as_str(attrs, "gen_ai.response.id")
-        streamed = bool(c.as_bool(attrs, "gen_ai.request.stream", "gen_ai.is_streaming",
-                                  "llm.is_streaming"))
+        streamed = optional and bool(c.as_bool(attrs, "gen_ai.request.stream",
+                                                "gen_ai.is_streaming", "llm.is_streaming"))
         # The events are built directly (the readers above checked every type; a None is the
         # field's default) and held to the contract's ranges and the size limits.
         _non_negative("max_tokens", max_tokens)
@@ -365,8 +385,26 @@ class OtlpMapper:
             response_model=response_model, response_id=model_response_id,
             usage=_usage(usage), latency_ms=latency_ms, time_to_first_token_ms=ttft_ms,
             streamed=streamed, attributes=origin)
-        validate_event(response, self.limits, now=self._now)
+        if not self._answer_holds(response):
+            validate_event(response, self.limits, now=self._now)
         return prompt, response
+
+    def _answer_holds(self, response: ResponseEvent) -> bool:
+        """True only when ``validate_event`` accepts ``response``, known from its prompt:
+        accepted already, with the same call fields (``common``), an earlier time and a
+        superset of its attributes (``origin``). What the answer adds is checked here: its
+        end time not after the clock (the window's top is later), its text, its three
+        identifiers; an error or tool calls are left to ``validate_event`` (False), which
+        also names the field and the rule whenever this answers False."""
+        limits = self.limits
+        if (response.error is not None or response.tool_calls or limits.max_future_seconds < 0
+                or self._now is None or response.occurred_at > self._now
+                or response.text is None or len(response.text) > limits.max_text_chars):
+            return False
+        ids = [v for v in (response.response_model, response.response_id,
+                           response.finish_reason) if v]
+        return not ids or (max(map(len, ids)) <= limits.max_id_chars
+                           and CONTROL.search("".join(ids)) is None)
 
     def _step(self, common: dict[str, Any], operation: str, span: Span, attrs: dict[str, Any],
               events: Sequence[c.SpanEvent], origin: dict[str, Any], usage: dict[str, int],
@@ -446,16 +484,18 @@ class OtlpMapper:
 
 
 def _token_counts(attrs: dict[str, Any]) -> dict[str, int]:
-    """Each token count from the first of its keys present: ``c.as_int`` per name, the
-    integers (the common case) taken inline."""
+    """Each token count from the first of its keys present (in ``_USAGE``'s order of the
+    counts): ``c.as_int`` per name, the integers (the common case) taken inline. Only the
+    keys the span has are visited (a set intersection in C)."""
     usage: dict[str, int] = {}
-    get = attrs.get
-    for name, keys in _USAGE_ITEMS:
-        for key in keys:
-            value = get(key)
-            if value is not None:
-                usage[name] = value if type(value) is int else c.as_int(attrs, key)  # type: ignore[assignment]
-                break
+    present = _USAGE_KEYS.intersection(attrs)
+    if not present:
+        return usage
+    for key in sorted(present, key=_USAGE_ORDER.__getitem__) if len(present) > 1 else present:
+        value = attrs[key]
+        name = _USAGE_ITEMS[_USAGE_ORDER[key][0]][0]
+        if value is not None and name not in usage:
+            usage[name] = value if type(value) is int else c.as_int(attrs, key)  # type: ignore[assignment]
     return usage
 
 
@@ -483,6 +523,8 @@ def _with_extras(origin: dict[str, Any], attrs: dict[str, Any], keys: tuple[str,
     """The open attribute map: ``origin`` and those of ``keys`` the span has, lists, maps
     and bytes as JSON text."""
     out = dict(origin)
+    if _EXTRAS_KEYS[keys].isdisjoint(attrs):
+        return out
     for key in keys:
         value = attrs.get(key)
         if value is None:
