@@ -1,4 +1,6 @@
-"""Hand-made OTLP trace data for the OTLP mapper's tests (``traces(...)``).
+"""Hand-made OTLP trace data for the OTLP mapper's tests (``traces(...)``), and the checks
+the recorded fixtures share (``recorded_calls``: the three calls both instrumentations are
+recorded making, ``processors/tests/otlp_fixtures/_recording.py``).
 
 Example:
     >>> data = traces({"attrs": {"gen_ai.operation.name": "chat"}})
@@ -14,9 +16,14 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-__all__ = ["T0", "traces"]
+from llmpulse.processors.otlp import MappedRecord
+from llmpulse.schemas import Limits, PromptEvent, ResponseEvent
+
+__all__ = ["RECORDED", "T0", "recorded_calls", "traces"]
 
 T0 = (time.time_ns() // 10**9 - 3_600) * 10**9  # an hour ago: inside the accepted window
+RECORDED = Limits(max_past_seconds=20 * 365 * 86_400)
+"""Limits that accept the recorded fixtures' spans, which age."""
 
 
 def _set(target: AnyValue, value: Any) -> None:
@@ -72,3 +79,23 @@ def traces(*spans: dict[str, Any], resource: dict[str, Any] | None = None) -> Tr
         if "status" in spec:
             span.status.code, span.status.message = spec["status"]
     return data
+
+
+Call = tuple[PromptEvent, ResponseEvent]
+
+
+def recorded_calls(record: MappedRecord) -> tuple[Call, Call, Call]:
+    """The recorded plain, streamed and failed calls, after checking what the plain one
+    holds (the same call, whichever instrumentation recorded it)."""
+    plain, streamed, failed = sorted(zip(record.prompts, record.responses, strict=True),
+                                     key=lambda pair: pair[0].occurred_at)
+    prompt, response = plain
+    assert (prompt.app, prompt.environment, prompt.provider) == ("support-bot", "staging", "openai")
+    assert [(m.role, m.content) for m in prompt.messages] == [
+        ("system", "You are terse."), ("user", "Where is my order?")]
+    assert (prompt.request_model, prompt.temperature, prompt.max_tokens) == ("gpt-4o-mini", 0.2, 64)
+    assert response.text == "Echo: Where is my order?" and response.finish_reason == "stop"
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (7, 5)
+    assert response.latency_ms > 0 and response.call_id == prompt.call_id
+    return plain, streamed, failed

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
-from otlp_spans import T0, traces
+from otlp_spans import RECORDED, T0, traces
 
 from llmpulse.processors.otlp import OtlpMapper
 from llmpulse.processors.otlp.stage import records_by_partition
@@ -163,9 +163,8 @@ def test_step_ids_are_stable_and_a_trace_goes_to_one_partition_keyed_by_trace() 
 def test_a_recorded_openllmetry_agent_run_forms_one_tree() -> None:
     """Recorded by ``otlp_fixtures/record.py agent``: OpenLLMetry's chat spans inside an
     app's invoke_agent span, and the app's execute_tool span (see the recorder)."""
-    recorded = Limits(max_past_seconds=20 * 365 * 86_400)  # the fixture's spans age
     data = (Path(__file__).resolve().parent / "otlp_fixtures" / "openllmetry_agent.binpb").read_bytes()
-    record = OtlpMapper(limits=recorded).map_record(data)
+    record = OtlpMapper(limits=RECORDED).map_record(data)
     assert (record.spans, record.skipped, record.dead_letters) == (4, 0, [])
     agent, tool = sorted(record.span_events, key=lambda s: s.operation, reverse=True)
     assert (agent.operation, agent.name, agent.parent_span_id) == ("invoke_agent", "support", None)

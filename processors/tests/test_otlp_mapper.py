@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status, TracesData
-from otlp_spans import T0, traces
+from otlp_spans import RECORDED, T0, recorded_calls, traces
 
 from llmpulse.processors.otlp import OtlpMapper, TokenBindings, header_sha256
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE
@@ -43,19 +43,9 @@ CURRENT = {
 
 
 def test_openllmetry_recording_maps_every_chat_span_and_skips_the_http_span() -> None:
-    recorded = Limits(max_past_seconds=20 * 365 * 86_400)  # the fixture's spans age
-    record = OtlpMapper(limits=recorded).map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
+    record = OtlpMapper(limits=RECORDED).map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
     assert (record.spans, record.skipped, record.dead_letters) == (4, 1, [])
-    plain, streamed, failed = sorted(zip(record.prompts, record.responses, strict=True),
-                                     key=lambda pair: pair[0].occurred_at)
-    prompt, response = plain
-    assert (prompt.app, prompt.environment, prompt.provider) == ("support-bot", "staging", "openai")
-    assert [(m.role, m.content) for m in prompt.messages] == [
-        ("system", "You are terse."), ("user", "Where is my order?")]
-    assert (prompt.request_model, prompt.temperature, prompt.max_tokens) == ("gpt-4o-mini", 0.2, 64)
-    assert response.text == "Echo: Where is my order?" and response.finish_reason == "stop"
-    assert (response.usage.input_tokens, response.usage.output_tokens) == (7, 5)
-    assert response.latency_ms > 0 and response.call_id == prompt.call_id
+    _, streamed, failed = recorded_calls(record)
     assert streamed[1].streamed and streamed[1].time_to_first_token_ms is not None
     assert streamed[1].time_to_first_token_ms <= streamed[1].latency_ms
     assert failed[1].text is None and failed[1].error.type == "InternalServerError"
@@ -66,8 +56,7 @@ def test_recorded_spans_keep_their_ids() -> None:
     """Stored ids are derived from the span (start time, trace and span id): the same
     recorded payload must give these ids in every version of the mapper, or a redelivered
     span would be stored twice."""
-    recorded = Limits(max_past_seconds=20 * 365 * 86_400)
-    chat = OtlpMapper(limits=recorded).map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
+    chat = OtlpMapper(limits=RECORDED).map_record((FIXTURES / "openllmetry_chat.binpb").read_bytes())
     assert [(p.call_id, str(p.event_id), str(r.event_id))
             for p, r in zip(chat.prompts, chat.responses, strict=True)] == [
         ("otel-b19c988ac3c7cfc0d1e833f15174f71e-ab256b25d9a0281d",
@@ -76,7 +65,7 @@ def test_recorded_spans_keep_their_ids() -> None:
          "01a231c8-516e-78cc-9c43-566bad602c58", "01a231c8-516e-78cc-c619-0c31f73a7602"),
         ("otel-3396b0971a9a4ba50d2fc35907b0fc98-3149a6fc8813ebe5",
          "01a231c8-519b-72b2-8cb6-96440a9f1156", "01a231c8-519b-72b2-d6ec-cc1e50c54b0c")]
-    agent = OtlpMapper(limits=recorded).map_record((FIXTURES / "openllmetry_agent.binpb").read_bytes())
+    agent = OtlpMapper(limits=RECORDED).map_record((FIXTURES / "openllmetry_agent.binpb").read_bytes())
     assert [(p.call_id, str(p.event_id)) for p in agent.prompts] == [
         ("otel-87d01748adb7e0cfe58a9d9f136ab448-d4a39c0039f8b73b",
          "01a23290-91fd-747c-a2a0-f04b84e6c0e6"),

@@ -8,26 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from otlp_spans import RECORDED, recorded_calls
+
 from llmpulse.processors.otlp import OtlpMapper
-from llmpulse.schemas import Limits
 
 FIXTURE = Path(__file__).resolve().parent / "otlp_fixtures" / "openlit_chat.binpb"
-RECORDED = Limits(max_past_seconds=20 * 365 * 86_400)  # the fixture's spans age
 
 
 def test_openlit_recording_maps_every_chat_span_and_skips_the_http_spans() -> None:
     record = OtlpMapper(limits=RECORDED).map_record(FIXTURE.read_bytes())
     assert (record.spans, record.skipped, record.dead_letters) == (6, 3, [])
-    plain, streamed, failed = sorted(zip(record.prompts, record.responses, strict=True),
-                                     key=lambda pair: pair[0].occurred_at)
-    prompt, response = plain
-    assert (prompt.app, prompt.environment, prompt.provider) == ("support-bot", "staging", "openai")
-    assert [(m.role, m.content) for m in prompt.messages] == [
-        ("system", "You are terse."), ("user", "Where is my order?")]
-    assert (prompt.request_model, prompt.temperature, prompt.max_tokens) == ("gpt-4o-mini", 0.2, 64)
-    assert response.text == "Echo: Where is my order?" and response.finish_reason == "stop"
-    assert (response.usage.input_tokens, response.usage.output_tokens) == (7, 5)
-    assert response.latency_ms > 0 and response.call_id == prompt.call_id
+    _, streamed, failed = recorded_calls(record)
     assert [(m.role, m.content) for m in streamed[0].messages] == [("user", "Stream a greeting")]
     assert streamed[1].streamed and streamed[1].text == "Echo: Stream a greeting"
     assert (streamed[1].usage.input_tokens, streamed[1].usage.output_tokens) == (3, 4)

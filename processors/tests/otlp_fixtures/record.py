@@ -17,7 +17,6 @@ span the app opens around the tool (OpenLLMetry does not trace tools).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -27,14 +26,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2] / "tests"))
 
 import openai  # noqa: E402
+from _recording import in_memory_provider, three_calls, write_spans  # noqa: E402
 from chat_server import ChatServer  # noqa: E402
 from opentelemetry import trace  # noqa: E402
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor  # noqa: E402
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 TOOLS: Any = [{"type": "function", "function": {
     "name": "lookup_order", "description": "Find an order's status",
@@ -67,42 +62,18 @@ def record_agent(client: openai.OpenAI, tracer: trace.Tracer) -> None:
                                             "content": answer.choices[0].message.content}]}]))
 
 
-def _write(exporter: InMemorySpanExporter, name: str) -> None:
-    spans = exporter.get_finished_spans()
-    out = HERE / name
-    out.write_bytes(encode_spans(spans).SerializeToString())
-    exporter.clear()
-    print(f"{out}: {len(spans)} spans")
-
-
 def main(which: set[str]) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({
-        "service.name": "support-bot", "deployment.environment.name": "staging"}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = in_memory_provider()
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     tracer = provider.get_tracer("fixture-app")
     with ChatServer() as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
         if "agent" in which:
             record_agent(client, tracer)
-            _write(exporter, "openllmetry_agent.binpb")
-        if "chat" not in which:
-            return
-        with tracer.start_as_current_span("POST /ask"):  # a non-GenAI parent span
-            client.chat.completions.create(
-                model="gpt-4o-mini", temperature=0.2, max_tokens=64,
-                messages=[{"role": "system", "content": "You are terse."},
-                          {"role": "user", "content": "Where is my order?"}])
-        stream = client.chat.completions.create(
-            model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
-            messages=[{"role": "user", "content": "Stream a greeting"}])
-        for _ in stream:
-            pass
-        with contextlib.suppress(openai.InternalServerError):
-            client.chat.completions.create(model="gpt-4o-mini",
-                                           messages=[{"role": "user", "content": "FAIL"}])
-        _write(exporter, "openllmetry_chat.binpb")
+            write_spans(exporter, "openllmetry_agent.binpb")
+        if "chat" in which:
+            three_calls(client, tracer.start_as_current_span("POST /ask"))  # a non-GenAI parent
+            write_spans(exporter, "openllmetry_chat.binpb")
     provider.shutdown()
 
 

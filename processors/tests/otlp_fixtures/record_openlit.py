@@ -3,8 +3,8 @@
 OpenLIT (``openlit.init``, its own instrumentation of the real ``openai`` client) calls the
 local chat server (``tests/chat_server.py``); OpenLIT reuses the TracerProvider set here,
 whose in-memory exporter keeps the finished spans, encoded by the OpenTelemetry SDK's own
-OTLP encoder into the protobuf an OTLP exporter sends (as ``record.py`` does for
-OpenLLMetry). OpenLIT's releases need ``openai<3``, which the workspace does not lock, so
+OTLP encoder into the protobuf an OTLP exporter sends (``_recording.py``, shared with
+``record.py`` for OpenLLMetry). OpenLIT's releases need ``openai<3``, which the workspace does not lock, so
 this runs in OpenLIT's own environment (``scripts/setup.sh`` makes ``.venv-openlit`` from
 ``examples/openlit/requirements.txt``):
 
@@ -16,7 +16,6 @@ streamed call with usage, and a failed call (the server's HTTP 500).
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -26,20 +25,13 @@ sys.path.insert(0, str(HERE.parents[2] / "tests"))
 
 import openai  # noqa: E402
 import openlit  # noqa: E402
+from _recording import in_memory_provider, three_calls, write_spans  # noqa: E402
 from chat_server import ChatServer  # noqa: E402
 from opentelemetry import trace  # noqa: E402
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 
 def main() -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({
-        "service.name": "support-bot", "deployment.environment.name": "staging"}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = in_memory_provider()
     trace.set_tracer_provider(provider)
     # A local, empty price list: OpenLIT would otherwise download one from GitHub.
     prices = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
@@ -49,24 +41,9 @@ def main() -> None:
                  environment="staging", disable_metrics=True, disable_events=True,
                  disable_batch=True, pricing_json=prices.name)
     with ChatServer() as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
-        client.chat.completions.create(
-            model="gpt-4o-mini", temperature=0.2, max_tokens=64,
-            messages=[{"role": "system", "content": "You are terse."},
-                      {"role": "user", "content": "Where is my order?"}])
-        stream = client.chat.completions.create(
-            model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
-            messages=[{"role": "user", "content": "Stream a greeting"}])
-        for _ in stream:
-            pass
-        with contextlib.suppress(openai.InternalServerError):
-            client.chat.completions.create(model="gpt-4o-mini",
-                                           messages=[{"role": "user", "content": "FAIL"}])
+        three_calls(openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0))
     provider.force_flush()
-    spans = exporter.get_finished_spans()
-    out = HERE / "openlit_chat.binpb"
-    out.write_bytes(encode_spans(spans).SerializeToString())
-    print(f"{out}: {len(spans)} spans ({', '.join(s.name for s in spans)})")
+    write_spans(exporter, "openlit_chat.binpb")
 
 
 if __name__ == "__main__":
