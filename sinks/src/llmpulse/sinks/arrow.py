@@ -114,11 +114,42 @@ def _array(values: Sequence[Any] | pa.Array, kind: pa.DataType, python_table: bo
 def uuid_array(values: Sequence[Any], *, python_table: bool = False) -> pa.Array:
     """UUIDs (or their text) as 16 bytes each; for chDB's ``Python()`` reader in ClickHouse's
     own order, two little-endian 64-bit halves (the reader casts the bytes as they lie)."""
-    data = np.frombuffer(b"".join([v.bytes if type(v) is uuid.UUID else uuid.UUID(str(v)).bytes
-                                   for v in values]), np.uint8)
+    data = _uuid_bytes(values)
+    if data is None:
+        data = np.frombuffer(b"".join([v.bytes if type(v) is uuid.UUID else uuid.UUID(str(v)).bytes
+                                       for v in values]), np.uint8)
     if python_table:
         data = data.reshape(-1, 2, 8)[:, :, ::-1]
     return pa.FixedSizeBinaryArray.from_buffers(_UUID, len(values), [None, pa.py_buffer(data.tobytes())])
+
+
+_UUID_BYTES = msgspec.msgpack.Encoder(uuid_format="bytes")
+
+
+def _uuid_bytes(values: Sequence[Any]) -> np.ndarray | None:
+    """The 16 bytes of each of ``values`` when every one is a ``uuid.UUID``, else None.
+
+    msgspec's C encoder writes a list of UUIDs as a MessagePack array of ``bin 16``
+    (a 1, 3 or 5 byte array header, then ``c4 10`` and the 16 bytes of each): the bytes
+    are cut out of that without a Python object per id (``UUID.bytes`` is a Python-level
+    property, ~0.2 us an id). Anything else in the list (text, a ``bytes`` value) makes
+    another length or another marker, and the caller converts value by value (a
+    16-byte ``bytes`` value would pass as an id's bytes; event ids are always ``UUID``).
+    """
+    n = len(values)
+    if n == 0 or type(values[0]) is not uuid.UUID:
+        return None
+    try:
+        packed = _UUID_BYTES.encode(values)
+    except (TypeError, ValueError):
+        return None
+    header = len(packed) - 18 * n
+    if header not in (1, 3, 5):
+        return None
+    cells = np.frombuffer(packed, np.uint8, offset=header).reshape(n, 18)
+    if not ((cells[:, 0] == 0xC4).all() and (cells[:, 1] == 0x10).all()):
+        return None
+    return cells[:, 2:].reshape(-1)
 
 
 @lru_cache(maxsize=256)

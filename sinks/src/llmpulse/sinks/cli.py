@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -203,6 +204,11 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
                                       health_address)
         if health is not None:
             click.echo(f"health: {health.url}/healthz, /readyz, /metrics")
+        # The start-up heap (the ClickHouse engine's bindings, pyarrow, clickhouse-connect,
+        # the Kafka client: long-lived) leaves the cycle collector's reach, as the worker's
+        # does: each full collection walked it again while a batch of events was buffered.
+        gc.collect()
+        gc.freeze()
         stats = running.run(stop)
     except LlmpulseError as exc:
         raise click.ClickException(str(exc)) from exc

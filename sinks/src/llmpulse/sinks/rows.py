@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 import msgspec
@@ -198,8 +199,9 @@ def _score_columns(calls: Sequence[EnrichedCall]) -> _Scores:
     any other, unless ``not_applicable``, is listed in ``scores_unavailable``.
     """
     n = len(calls)
-    scores = [s for c in calls for s in c.scores]
-    rows = np.repeat(np.arange(n), [len(c.scores) for c in calls])
+    lists = [c.scores for c in calls]
+    scores = list(chain.from_iterable(lists))
+    rows = np.repeat(np.arange(n), np.fromiter(map(len, lists), np.int64, n))
     plain = pa.array([s.name for s in scores], pa.string())
     names = plain.dictionary_encode()
     codes = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -243,8 +245,9 @@ def _verdict_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
     """``guardrail_rules``, ``guardrail_severity`` (the highest), ``guardrail_flagged``,
     ``guardrail_blocked`` and ``guardrail_redacted`` of a batch."""
     n = len(calls)
-    counts = [len(c.verdicts) for c in calls]
-    verdicts = [v for c in calls for v in c.verdicts]
+    lists = [c.verdicts for c in calls]
+    counts = list(map(len, lists))
+    verdicts = list(chain.from_iterable(lists))
     rows = np.repeat(np.arange(n), counts)
     severity = np.zeros(n, np.int64)
     np.maximum.at(severity, rows, np.fromiter((_SEVERITY_RANK[v.severity] for v in verdicts), np.int64,
