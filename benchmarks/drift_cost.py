@@ -7,8 +7,10 @@
   (64 prompts + 64 answers, a fixed cost whatever the window's size) is measured on its
   own, cold.
 - ``evaluation_after_6_windows``: the same for a 2,000-call window that closes the rate
-  scans' 6 windows (5 closed before it), on unchanged traffic and when errors rose in 30%
-  of the calls of the last 3 (the scans then resolve small p-values: 20,000 deals).
+  tests' 6 windows (5 closed before it), on unchanged traffic and when errors rose in 30%
+  of the calls of the last 3, with the rates' CUSUM (``rate_test: cusum``, the default);
+  ``..._scan``: the same with the GLR scan (``rate_test: scan``, whose p-values then resolve
+  small values: 20,000 deals), and the ratio of the two.
 - ``per_event``: ``DriftMonitor.observe`` per call, windows closing included, when every
   call of a window is described (window 1,000 = sample 1,000) and when traffic is 10x the
   sample (time windows on a busy key: most calls are rejected on their hash).
@@ -30,6 +32,7 @@ import time
 
 from llmpulse.processors.config import EmbeddingConfig, load_config
 from llmpulse.processors.drift import CachedEmbedder, DriftConfig, DriftMonitor, TrafficGenerator
+from llmpulse.processors.drift.compare import is_rate_test
 from llmpulse.processors.drift.features import prompt_text, response_text
 from llmpulse.processors.pipeline import Enricher
 from llmpulse.schemas import decode_event, encode_event
@@ -62,9 +65,10 @@ def evaluation_cost(size: int, embedder, repeat: int) -> dict[str, float]:
     return {"window_size": size, "features": len(result.features), "cpu_s": round(min(times), 4)}
 
 
-def scan_history_cost(size: int, repeat: int, shift: str | None) -> dict[str, object]:
+def scan_history_cost(size: int, repeat: int, shift: str | None,
+                      rate_test: str = "cusum") -> dict[str, object]:
     cfg = DriftConfig(window_calls=size, window_seconds=None, sample_size=size, reference_calls=size,
-                      embeddings=False)
+                      embeddings=False, rate_test=rate_test)  # type: ignore[arg-type]
     times = []
     for r in range(repeat):
         monitor = DriftMonitor(cfg)
@@ -76,9 +80,9 @@ def scan_history_cost(size: int, repeat: int, shift: str | None) -> dict[str, ob
         start = time.process_time()
         [result] = monitor.observe(calls[-1:])
         times.append(time.process_time() - start)
-    scans = sorted({f.test for f in result.features if f.test.startswith("rate_scan")})
-    return {"window_size": size, "shift": shift, "features": len(result.features), "drifted": result.drifted,
-            "scans": scans, "cpu_s": round(min(times), 4)}
+    scans = sorted({f.test for f in result.features if is_rate_test(f.test)})
+    return {"window_size": size, "shift": shift, "rate_test": rate_test, "features": len(result.features),
+            "drifted": result.drifted, "scans": scans, "cpu_s": round(min(times), 4)}
 
 
 def per_event_cost(n: int, *, traffic_to_sample: int, embedder) -> float:
@@ -124,6 +128,12 @@ def main() -> None:
     out["evaluation"] = [evaluation_cost(size, embedder, args.repeat) for size in (500, 2000, 10_000)]
     out["evaluation_after_6_windows"] = [scan_history_cost(2000, args.repeat, shift)
                                          for shift in (None, "errors_up")]
+    # the same with the rates tested by the GLR scan (rate_test: scan, Monte Carlo p-values)
+    out["evaluation_after_6_windows_scan"] = [scan_history_cost(2000, args.repeat, shift, "scan")
+                                              for shift in (None, "errors_up")]
+    out["evaluation_after_6_windows_cusum_vs_scan"] = [
+        round(c["cpu_s"] / s["cpu_s"], 2) for c, s in zip(  # type: ignore[operator]
+            out["evaluation_after_6_windows"], out["evaluation_after_6_windows_scan"], strict=True)]
     for name, ratio in (("all_calls_described", 1), ("traffic_10x_sample", 10)):
         us = per_event_cost(args.events * ratio, traffic_to_sample=ratio, embedder=embedder) * 1e6
         out[f"per_event_{name}_us"] = round(us, 1)

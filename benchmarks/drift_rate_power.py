@@ -21,6 +21,12 @@ For each, the share of runs detected within w windows (w = 1..6) by
 - ``cusum``: a Bernoulli CUSUM tuned to twice the base rate (``--cusum-rise``) over the
   last ``--cusum-windows`` windows against the long baseline, its p-value exact as the
   scan's (``rate_scan_test(rise=...)``): the sequential test the scan is a GLR version of;
+- ``cusum_monitor`` / ``cusum_monitor_long``: what ``DriftMonitor`` now runs
+  (``rate_test: cusum``): ``cusum.rate_cusum_test``, a Bernoulli CUSUM tuned to twice the
+  baseline rate (and one to eight times, with a tenth of the level) over the last
+  ``--scan-windows`` windows, its p-value the share of stationary windows in which it would
+  alarm when restarted after each alarm (closed form, averaged over the baseline rate's
+  posterior), against the 1,600-call reference and against the long baseline;
 - ``oracle``: an exact one-sided binomial test of all the calls since the shift began
   (pooled over the windows, not one window alone), at the same level, with the base rate
   *known* and the change's start *known*: no test that must estimate either from the data
@@ -30,7 +36,11 @@ For each, the share of runs detected within w windows (w = 1..6) by
 window's scan over the last ``--scan-windows`` against the long baseline, at
 ``--stationary-level``, larger than the monitor's so that false alarms are frequent enough
 to count) the scan rejects, with and without the cut at an alarm the monitor makes (a rate
-whose scan fired scans only the windows after it): the sequential test's calibration.
+whose scan fired scans only the windows after it): the sequential test's calibration; and
+(``cusum_*``) the share the CUSUM rejects with the cut, against the long baseline and
+against short references (``--reference-windows``, a new draw every
+``--stationary-run`` windows, so the reference's own noise counts), at
+``--stationary-level`` and at ``--stationary-low-level`` (closer to the monitor's level).
 
 So where the oracle stays below 1, the goal is beyond the evidence in the windows, not a
 weakness of the test. Prints JSON.
@@ -49,7 +59,8 @@ import numpy as np
 from scipy import stats as sps
 
 from llmpulse.processors.drift.baseline import RateBaseline
-from llmpulse.processors.drift.stats import rate_scan_test
+from llmpulse.processors.drift.cusum import rate_cusum_test
+from llmpulse.processors.drift.stats import rate_scan_test, single_threaded
 
 RATES = {  # name: (base rate, rate of a shifted call, events' calls per window / window calls)
     "errors_up": (0.01, 0.20, 1.0),
@@ -84,8 +95,40 @@ def _stationary(base: float, size: int, args: argparse.Namespace) -> dict[str, o
         cut += fired
         state.passed(["rate"] if fired else [], args.scan_windows)
     n = len(hits)
-    return {"windows": n, "level": args.stationary_level, "scan_false_alarm_rate": round(plain / n, 4),
-            "scan_cut_false_alarm_rate": round(cut / n, 4)}
+    out: dict[str, object] = {"windows": n, "level": args.stationary_level,
+                              "scan_false_alarm_rate": round(plain / n, 4),
+                              "scan_cut_false_alarm_rate": round(cut / n, 4)}
+    out["cusum_long_false_alarm_rate"] = _cusum_alarms(hits, size, [(ref, long_n)],
+                                                       args.stationary_level, args.scan_windows)[0]
+    short_n = args.reference_windows * size
+    for label, level in (("", args.stationary_level), ("_low", args.stationary_low_level)):
+        runs = args.stationary_windows * (1 if not label else args.stationary_low_factor)
+        many = rng.binomial(size, base, size=runs).tolist()
+        refs = [(int(rng.binomial(short_n, base)), short_n) for _ in range(0, runs, args.stationary_run)]
+        rate, count = _cusum_alarms(many, size, refs, level, args.scan_windows, run=args.stationary_run)
+        out[f"cusum_short{label}_false_alarm_rate"] = rate
+        out[f"cusum_short{label}_windows"] = runs
+        out[f"cusum_short{label}_alarms"] = count
+    out["low_level"] = args.stationary_low_level
+    return out
+
+
+def _cusum_alarms(hits: list[int], window: int, refs: list[tuple[int, int]], level: float,
+                  scan_windows: int, *, run: int = 0) -> tuple[float, int]:
+    """The share of windows (of ``window`` calls) the CUSUM fires on, restarted after each
+    alarm (the monitor's cut); a new reference and a fresh start every ``run`` windows (0: one
+    reference throughout)."""
+    alarms, state, seen = 0, RateBaseline(), 0
+    for t in range(len(hits)):
+        if run and t % run == 0:
+            state, seen = RateBaseline(), 0
+        ref, ref_n = refs[t // run if run else 0]
+        seen += 1
+        kept = hits[t + 1 - min(seen, state.scan_limits().get("rate", scan_windows)):t + 1]
+        fired = rate_cusum_test(kept, [window] * len(kept), ref, ref_n).p_value < level
+        alarms += fired
+        state.passed(["rate"] if fired else [], scan_windows)
+    return round(alarms / len(hits), 5), alarms
 
 
 def main() -> None:
@@ -101,10 +144,19 @@ def main() -> None:
     parser.add_argument("--cusum-windows", type=int, default=8)
     parser.add_argument("--stationary-windows", type=int, default=2000)
     parser.add_argument("--stationary-level", type=float, default=0.01)
+    parser.add_argument("--stationary-low-level", type=float, default=0.002)
+    parser.add_argument("--stationary-low-factor", type=int, default=5,
+                        help="windows at the low level: this many times --stationary-windows")
+    parser.add_argument("--stationary-run", type=int, default=100,
+                        help="windows per short reference in the CUSUM's stationary runs")
+    parser.add_argument("--only", default="", help="rates whose name contains this (all if empty)")
     args = parser.parse_args()
     started = time.perf_counter()
+    single_threaded().__enter__()  # as the monitor runs its tests (small matrices, busy machine)
     out: dict[str, object] = {"config": vars(args), "rates": {}, "stationary": {}}
     for name, (base, shifted, per_call) in RATES.items():
+        if args.only not in name:
+            continue
         size = round(args.window * per_call)
         ref_n = args.reference_windows * size
         out["rates"][name] = {}  # type: ignore[index]
@@ -116,6 +168,8 @@ def main() -> None:
             oracle: list[int | None] = []
             alone: list[int | None] = []
             cusum: list[int | None] = []
+            monitor: list[int | None] = []
+            monitor_long: list[int | None] = []
             for sim in range(args.sims):
                 ref = int(rng.binomial(ref_n, base))
                 long_n = args.long_reference_windows * size
@@ -129,6 +183,7 @@ def main() -> None:
                     shift_hits.append(int(rng.binomial(size, rate)))
                     windows.append(shift_hits[-1])
                 found_scan = found_oracle = found_long = found_alone = found_cusum = None
+                found_mon = found_mon_long = None
                 base_n = max(long_n, ref_n)
                 for w in range(1, args.windows_after + 1):
                     upto = windows[:2 + w][-args.scan_windows:]
@@ -147,6 +202,12 @@ def main() -> None:
                             longer, [size] * len(longer), ref_long, base_n, seed=sim * 16 + w,
                             rise=args.cusum_rise).p_value < args.level:
                         found_cusum = w
+                    if found_mon is None and rate_cusum_test(upto, [size] * len(upto), ref, ref_n
+                                                             ).p_value < args.level:
+                        found_mon = w
+                    if found_mon_long is None and rate_cusum_test(upto, [size] * len(upto), ref_long, base_n
+                                                                  ).p_value < args.level:
+                        found_mon_long = w
                     hits, calls = sum(shift_hits[:w]), (size - half) + (w - 1) * size
                     if found_oracle is None and sps.binom.sf(hits - 1, calls, base) < args.level:
                         found_oracle = w
@@ -155,6 +216,8 @@ def main() -> None:
                 oracle.append(found_oracle)
                 alone.append(found_alone)
                 cusum.append(found_cusum)
+                monitor.append(found_mon)
+                monitor_long.append(found_mon_long)
             out["rates"][name][str(q)] = {  # type: ignore[index]
                 "rate": [base, round(rate, 4)],
                 "scan_detected_within_w": _detected_within(scan, args.windows_after),
@@ -162,6 +225,8 @@ def main() -> None:
                 "scan_long_detected_within_w": _detected_within(scan_long, args.windows_after),
                 "window_alone_detected_within_w": _detected_within(alone, args.windows_after),
                 "cusum_detected_within_w": _detected_within(cusum, args.windows_after),
+                "cusum_monitor_detected_within_w": _detected_within(monitor, args.windows_after),
+                "cusum_monitor_long_detected_within_w": _detected_within(monitor_long, args.windows_after),
             }
         out["stationary"][name] = _stationary(base, size, args)  # type: ignore[index]
     out["wall_s"] = round(time.perf_counter() - started, 1)

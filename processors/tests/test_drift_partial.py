@@ -34,11 +34,11 @@ def test_a_rare_rate_rising_in_one_call_in_ten_shows_over_the_last_windows():
     detecting = out.results[2 + out.delay_windows - 1]
     fired = [f for f in detecting.features if f.drifted]
     assert {f.feature for f in fired} & {"toxicity>=0.5", "guardrail"}, fired
-    spans = [int(f.test.removeprefix("rate_scan_").removesuffix("w"))
-             for f in fired if f.test.startswith("rate_scan_")]
+    spans = [int(f.test.removeprefix("rate_cusum_").removesuffix("w"))
+             for f in fired if f.test.startswith("rate_cusum_")]
     assert spans and max(spans) >= 2  # the evidence of more than one window
     single = [f.p_value for r in out.results[2:2 + out.delay_windows] for f in r.features
-              if f.feature == "guardrail" and f.test == "rate_scan_1w"]
+              if f.feature == "guardrail" and f.test == "rate_cusum_1w"]
     assert all(p > min(f.p_value for f in fired) for p in single)  # no window alone was as clear
 
 

@@ -13,7 +13,7 @@ from llmpulse.processors.drift.monitor import KeyState
 from llmpulse.processors.drift.stats import increase_test, rate_scan_test
 
 FAST = {"window_calls": 100, "window_seconds": None, "reference_calls": 300, "rate_scan_windows": 3,
-        "sentiment": False, "embeddings": False, "descriptors": False, "tool_mix": False}
+        "rate_test": "scan", "sentiment": False, "embeddings": False, "descriptors": False, "tool_mix": False}
 
 
 def _stationary_alarms(windows: int, *, cut: bool, level: float, seed: int) -> int:

@@ -20,6 +20,7 @@ Example:
     >>> import numpy as np
     >>> from llmpulse.processors.drift.compare import rate_counts
     >>> from llmpulse.processors.drift.config import DriftConfig
+from llmpulse.processors.drift.cusum import rate_cusum_test
     >>> from llmpulse.processors.drift.features import FeatureSet
     >>> from llmpulse.processors.drift.reference import Summary
     >>> from llmpulse.processors.drift.stats import ks_test, rate_scan_test
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from llmpulse.processors.drift.config import DriftConfig
+from llmpulse.processors.drift.cusum import rate_cusum_test
 from llmpulse.processors.drift.features import FeatureSet
 from llmpulse.processors.drift.reference import Summary
 from llmpulse.processors.drift.stats import (
@@ -57,7 +59,7 @@ from llmpulse.processors.drift.stats import (
     topic_test,
 )
 
-__all__ = ["RateCounts", "add_counts", "compare_window", "rate_counts", "weights"]
+__all__ = ["RateCounts", "add_counts", "compare_window", "is_rate_test", "rate_counts", "weights"]
 
 RateCounts = dict[str, list[int]]
 """``{rate name: [events, calls]}`` of one window (or several added)."""
@@ -137,8 +139,12 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
             scanned = windows[-(scan_limits or {}).get(name, len(windows)):]
             hits = [w.get(name, (0, 0))[0] for w in scanned]
             calls = [w.get(name, (0, 0))[1] for w in scanned]
-            outcomes.append((name, rate_scan_test(hits, calls, ref_hits, ref_n, min_calls=need,
-                                                  seed=seed * 64 + i)))
+            if cfg.rate_test == "cusum":
+                outcomes.append((name, rate_cusum_test(hits, calls, ref_hits, ref_n, min_calls=need,
+                                                       rise=cfg.rate_cusum_rise)))
+            else:
+                outcomes.append((name, rate_scan_test(hits, calls, ref_hits, ref_n, min_calls=need,
+                                                      seed=seed * 64 + i)))
     if cfg.feedback:
         rf, cf = reference.feedback, current.feedback
         if rf.rated >= _MIN_FEEDBACK and cf.rated >= _MIN_FEEDBACK:  # ordinal: KS, not chi-square
@@ -162,5 +168,10 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
 
 
 def weights(cfg: DriftConfig, outcomes: Sequence[tuple[str, TestOutcome]]) -> list[float]:
-    """Each test's weight in the window's Holm family: ``rate_weight`` for a rate scan, 1 else."""
-    return [cfg.rate_weight if o.test.startswith("rate_scan") else 1.0 for _name, o in outcomes]
+    """Each test's weight in the window's Holm family: ``rate_weight`` for a rate's test, 1 else."""
+    return [cfg.rate_weight if is_rate_test(o.test) else 1.0 for _name, o in outcomes]
+
+
+def is_rate_test(test: str) -> bool:
+    """Whether a test's name is a rate's sequential test (``rate_cusum_3w``, ``rate_scan_1w``)."""
+    return test.startswith(("rate_cusum", "rate_scan"))

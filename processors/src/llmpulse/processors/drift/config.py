@@ -12,7 +12,9 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
       alpha: 0.005              # false-alarm probability per window, all features together
       thresholds: {toxicity: 0.5}        # rate of calls at or above, tested as a rate
       low_thresholds: {relevance: 0.4}   # rate of calls below
-      rate_scan_windows: 6      # rare-event rates: the best span of the last 1..6 windows
+      rate_test: cusum          # rare-event rates: a Bernoulli CUSUM (or "scan", a GLR scan)
+      rate_scan_windows: 6      # ... over the last 1..6 windows
+      rate_cusum_rise: 2        # the rise the CUSUM is tuned to (twice the baseline rate)
       rate_weight: 3            # each rate's share of alpha, against 1 for every other test
       rate_scan_reset: true     # a rate whose scan fired scans only the windows after it
       rate_reference_calls: 20000  # the rates' own baseline: counts of up to this many calls
@@ -109,6 +111,17 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     every span of the last 1..k windows (a scan, ``rate_scan_<k>w``; 1: the window alone):
     a small share of calls going bad shows over several windows before one window can tell,
     and no one knows in advance over how many."""
+    rate_test: Literal["cusum", "scan"] = "cusum"
+    """How a rate's windows are tested. ``cusum`` (``drift.cusum``): a Bernoulli CUSUM
+    tuned to ``rate_cusum_rise``, its p-value the share of stationary windows in which it
+    would alarm, restarted after each alarm (a sequential test's false alarms; closed form,
+    averaged over the baseline rate's uncertainty): ``rate_cusum_<k>w``. ``scan``
+    (``stats.rate_scan_test``): the GLR scan with an exact per-window p-value, by Monte
+    Carlo: ``rate_scan_<k>w``. Both look at the last ``rate_scan_windows`` windows and are
+    cut at an alarm (``rate_scan_reset``); the CUSUM finds more at the same false alarms
+    (``benchmarks/drift_rate_power.py``)."""
+    rate_cusum_rise: Annotated[float, Meta(gt=1)] = 2.0
+    """The rise of a rate the CUSUM is tuned to, as a multiple of the baseline's."""
     rate_scan_reset: bool = True
     """A rate whose scan fired scans only the windows after that one, one more each window
     (a CUSUM's reset, ``attributes.rate_scan_cut``): one burst raises one alarm, not one per

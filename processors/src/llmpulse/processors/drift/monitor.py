@@ -43,7 +43,14 @@ from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.drift.baseline import RateBaseline, trailing_span
-from llmpulse.processors.drift.compare import RateCounts, add_counts, compare_window, rate_counts, weights
+from llmpulse.processors.drift.compare import (
+    RateCounts,
+    add_counts,
+    compare_window,
+    is_rate_test,
+    rate_counts,
+    weights,
+)
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
 from llmpulse.processors.drift.features import FeatureSet, prompt_text, response_text
@@ -439,7 +446,7 @@ class DriftMonitor:
                                    data.baseline.scan_limits())
         self.counts["drifted"] += result.drifted
         fired = [f.feature for f in result.features if cfg.rate_scan_reset and f.drifted
-                 and f.test.startswith("rate_scan")]
+                 and is_rate_test(f.test)]
         self._keep(data, counts, sampled, reference, drifted=result.drifted, fired=fired)
         return [result]
 
