@@ -44,17 +44,6 @@ from llmpulse.sinks.store import Store
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def _wait(store: Store, sql: str, params: dict[str, Any], want: int, timeout_s: float = 120) -> int:
-    deadline = time.monotonic() + timeout_s
-    got = 0
-    while time.monotonic() < deadline:
-        got = int(store.query(sql, params).scalar())
-        if got >= want:
-            return got
-        time.sleep(0.5)
-    return got
-
-
 class OtlpStage(WorkerProcess):
     """``llmpulse otlp run --fast`` as a real process (the worker helper's start/stop)."""
 

@@ -47,15 +47,21 @@ class WorkerProcess:
             self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                          preexec_fn=self._enter_cgroup if self.cgroup else None)
-        while time.monotonic() - t0 < timeout_s:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.tail()}")
-            with open(self.log, "rb") as f:
-                f.seek(mark)
-                if b"[^Worker]: Ready" in f.read():
-                    return time.monotonic() - t0
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready after {timeout_s}s:\n{self.tail()}")
+        try:
+            while time.monotonic() - t0 < timeout_s:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.tail()}")
+                with open(self.log, "rb") as f:
+                    f.seek(mark)
+                    if b"[^Worker]: Ready" in f.read():
+                        return time.monotonic() - t0
+                time.sleep(0.2)
+            raise TimeoutError(f"worker not ready after {timeout_s}s:\n{self.tail()}")
+        except BaseException:
+            # A ``with`` block whose start failed never reaches __exit__: end the process
+            # here (left running, it went on consuming the test's topics and the CPU).
+            self.kill()
+            raise
 
     def _enter_cgroup(self) -> None:  # in the child, before exec
         assert self.cgroup is not None
