@@ -1,4 +1,12 @@
-"""Fixtures shared by every test folder (the rooms' tests and tests/): a real Kafka broker."""
+"""Fixtures shared by every test folder (the rooms' tests and tests/): a real Kafka broker,
+the real OpenTelemetry Collector, the session's chDB folder; and the order of the modules
+when pytest-xdist runs the suite on several processes (``scripts/test.sh``: ``-n auto``).
+
+Under xdist each worker process is a test session of its own: its own broker, Collector and
+chDB folder (chDB hosts one engine path per process), started only if one of its tests asks.
+``--dist loadfile`` (pyproject.toml) keeps a module on one worker, so module-scoped fixtures
+and the order of a module's tests are what a serial run has.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,22 @@ from kafka_broker import KafkaBroker, free_port  # noqa: E402
 from otel_collector import OtelCollector  # noqa: E402
 
 from llmpulse.sinks.store import Store  # noqa: E402
+
+
+def _slow_first(item: pytest.Item) -> int:
+    """0 for a test of a module that starts brokers, workers or venvs (marked ``slow`` or
+    ``kafka``), else 1."""
+    return 0 if any(item.iter_markers("slow")) or any(item.iter_markers("kafka")) else 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, hand out the long modules first (``--no-loadscope-reorder`` keeps this
+    order): the short ones then fill in beside them and no worker is left alone at the end
+    with a long module. A module's tests keep their order; a serial run is left as it is."""
+    if not hasattr(config, "workerinput"):
+        return
+    first = {item.path for item in items if _slow_first(item) == 0}
+    items.sort(key=lambda item: 0 if item.path in first else 1)
 
 
 @pytest.fixture(scope="session")
