@@ -269,10 +269,16 @@ def test_module_examples_run(name: str) -> None:
 def test_the_answers_shortcut_never_keeps_what_validation_would_refuse(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The mapper skips ``validate_event`` for an answer its prompt vouches for: spans that
-    stress what an answer adds (its identifiers, text, end time, error, tool calls) map to
-    the same events and dead letters (reasons, fields) as with every answer validated."""
+    stress the rules of both (identifiers, texts, messages, attributes, times, errors, tool
+    calls) map to the same events and dead letters (reasons, fields) as with every answer
+    validated."""
     now_ns = time.time_ns()
-    limits = Limits(max_id_chars=60, max_text_chars=64)  # (a call id: 54 characters)
+    limits = Limits(max_id_chars=60, max_text_chars=64, max_attribute_chars=64,
+                    max_messages=3)  # (a call id: 54 characters)
+    long_input = [{"role": "user", "parts": [{"type": "text", "content": "q" * 65}]}]
+    many_inputs = [{"role": "user", "parts": [{"type": "text", "content": "q"}]}] * 4
+    tool_message = [{"role": "tool", "parts": [
+        {"type": "tool_call_response", "id": "c\x02", "response": "ok"}]}]
     variants: list[dict[str, Any]] = [
         {}, {"gen_ai.response.model": "gpt\x07"}, {"gen_ai.response.id": "r" * 61},
         {"gen_ai.response.id": "r" * 60}, {"gen_ai.response.finish_reasons": ["stop\x85"]},
@@ -282,12 +288,21 @@ def test_the_answers_shortcut_never_keeps_what_validation_would_refuse(
         {"gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
             {"type": "tool_call", "id": "c\x01", "name": "f", "arguments": "{}"}]}])},
         {"error.type": "t" * 61}, {"error.type": "timeout"},
+        {"gen_ai.conversation.id": "conv\x1b"}, {"user.id": "u" * 61},
+        {"gen_ai.request.model": "m" * 60}, {"gen_ai.request.seed": "s" * 65},
+        {"gen_ai.request.stop_sequences": ["x" * 70]}, {"gen_ai.input.messages": long_input},
+        {"gen_ai.input.messages": many_inputs}, {"gen_ai.input.messages": tool_message},
+        {"gen_ai.operation.name": "text_completion"}, {"llmpulse.app": "app\x00"},
     ]
-    ends = [T0 + 10**9, now_ns + 60 * 10**9, now_ns + 3_600 * 10**9]  # past, skewed, too late
-    spans = [{"attrs": {**CURRENT, **variant}, "end": end, "span_id": n.to_bytes(8, "big"),
+    times = [(T0, T0 + 10**9), (T0, now_ns + 60 * 10**9),  # past; the answer a minute ahead
+             (now_ns + 60 * 10**9, now_ns + 61 * 10**9),  # both ahead, inside the window
+             (T0, now_ns + 3_600 * 10**9),  # the answer past the window
+             (T0 - 40 * 86_400 * 10**9, T0)]  # the prompt before it
+    spans = [{"attrs": {**CURRENT, **variant}, "start": start, "end": end,
+              "span_id": n.to_bytes(8, "big"),
               **({"status": (Status.STATUS_CODE_ERROR, "m" * 65)} if n % 7 == 0 else {})}
-             for n, (variant, end) in enumerate(
-                 ((v, e) for v in variants for e in ends), start=1)]
+             for n, (variant, (start, end)) in enumerate(
+                 ((v, t) for v in variants for t in times), start=1)]
     data = traces(*spans).SerializeToString()
 
     def outcome() -> tuple[list[bytes], list[tuple[str, str | None]]]:
@@ -295,7 +310,9 @@ def test_the_answers_shortcut_never_keeps_what_validation_would_refuse(
         events = [encode_event(e) for e in record.prompts + record.responses]
         return events, [(d.reason, d.error_field) for d in record.dead_letters]
 
-    shortcut = outcome()
+    checked = outcome()
     monkeypatch.setattr(OtlpMapper, "_answer_holds", lambda self, response: False)
-    assert shortcut == outcome()
-    assert len(shortcut[0]) >= 2 and len(shortcut[1]) >= 10  # both outcomes are exercised
+    assert checked == outcome()
+    assert len(checked[0]) >= 20 and len(checked[1]) >= 40  # both outcomes are exercised
+    assert {reason for reason, _ in checked[1]} >= {
+        "control_character", "limit_exceeded", "timestamp_out_of_range"}

@@ -500,7 +500,7 @@ def _token_counts(attrs: dict[str, Any]) -> dict[str, int]:
 
 
 def _time(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
 def _non_negative(name: str, value: float | None) -> None:
