@@ -181,6 +181,7 @@ class TokensFile:
         >>> tokens = TokensFile(f.name)
         >>> tokens.bindings().allows(header_sha256("s3cret"), "support-bot")
         True
+        >>> os.unlink(f.name)
     """
 
     def __init__(self, path: str | os.PathLike[str], *, interval_s: float = 1.0,
