@@ -13,7 +13,9 @@ and the worst case of every rule on pathological input.
 2. **Cost per call** of the policy and of the whole light path (join, light scorers, the
    policy, redaction), measured in the same run on the same calls
    (``scoring_corpus.make_pairs``); the worker's goal is 3,000 calls/s, so the light path
-   must stay under ~333 us a call. Process CPU time, best of ``--repeat``.
+   must stay under ~333 us a call. Process CPU time, best of ``--repeat``; the light path
+   with the injection rule's n-gram tier on (off by default) is measured in the same run
+   (the ratio).
 3. **Worst case per rule**: each text rule of the default policy on texts built to hurt
    regular expressions (a megabyte without spaces, 100k repeated ``ignore``, deeply nested
    markup, mixed scripts, a megabyte of digits, of ``eyJ``, of letters before one ``@``),
@@ -53,7 +55,7 @@ from scoring_corpus import make_pairs
 
 from llmpulse.processors.config import load_config
 from llmpulse.processors.guardrails.base import Rule
-from llmpulse.processors.guardrails.evaluation import Case, evaluate, load_corpus
+from llmpulse.processors.guardrails.evaluation import Case, default_policy, evaluate, load_corpus
 from llmpulse.processors.guardrails.policy import GuardrailPolicy
 from llmpulse.processors.pipeline import Enricher, join
 
@@ -111,6 +113,10 @@ def cost(n: int, repeat: int) -> dict[str, Any]:
     enricher.light(pairs[:200])
     light = best_s(lambda: enricher.light(pairs), repeat) / n * 1e6
     evaluate_s = best_s(lambda: [policy.evaluate(c) for c in calls], repeat) / n * 1e6
+    # The same light path with the injection rule's n-gram tier on (off by default), side by side.
+    ngram = Enricher(load_config(environ={}), batched_scorers=[], policy=default_policy(ngram=True))
+    ngram.light(pairs[:200])
+    light_ngram = best_s(lambda: ngram.light(pairs), repeat) / n * 1e6
     return {
         "calls": n,
         "gate_backend": policy.gate_backend,
@@ -119,6 +125,8 @@ def cost(n: int, repeat: int) -> dict[str, Any]:
         "light_path_calls_per_s": round(1e6 / light),
         "light_path_goal_calls_per_s": 3000,
         "policy_share_of_light_path": round(evaluate_s / light, 2),
+        "light_path_calls_per_s_with_ngram": round(1e6 / light_ngram),
+        "ngram_tier_throughput_ratio": round(light / light_ngram, 3),
     }
 
 
@@ -145,7 +153,7 @@ def similarity(policy: GuardrailPolicy, cases: list[Case]) -> dict[str, Any]:
     values = [next(s.value for s in r if s.name == "injection_similarity") for r in scores]
     backend = next(s.backend for s in scores[0] if s.name == "injection_similarity")
     out: dict[str, Any] = {"backend": backend, "threshold": threshold}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "all"):
+    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "all"):
         chosen = [(c, v) for c, v in zip(prompts, values, strict=True) if split in ("all", c.split)]
         pos = [v for c, v in chosen if c.label]
         neg = [v for c, v in chosen if not c.label]
@@ -198,7 +206,7 @@ def classifier(cases: list[Case], model: str, models_dir: str | None, threshold:
     hits = [bool(r.verdicts) for r in results]
     out: dict[str, Any] = {"model": model, "backend": backend, "threshold": threshold,
                            "ms_per_text": round(elapsed * 1000 / max(1, len(calls)), 2)}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "all"):
+    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "all"):
         out[split] = _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if split in ("all", c.split)])
     out["by_language"] = {lang: _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if c.lang == lang])
                           for lang in sorted({c.lang for c in chosen})}

@@ -68,17 +68,19 @@ def attack_probability(x: Any, weights: Any, bias: float) -> list[float]:
     return [float(v) for v in 1.0 / (1.0 + np.exp(-z))]
 
 
-def load_head() -> dict[str, Any]:
-    """The shipped head: its weights, bias and provenance."""
-    text = resources.files("llmpulse.processors.guardrails").joinpath(_WEIGHTS).read_text(encoding="utf-8")
+def load_head(path: str = _WEIGHTS, key: str = "weights") -> dict[str, Any]:
+    """A shipped head (``path`` in the package): its weights (under ``key``), bias and provenance."""
+    text = resources.files("llmpulse.processors.guardrails").joinpath(path).read_text(encoding="utf-8")
     head: dict[str, Any] = json.loads(text)
-    if len(head["weights"]) != head["embedding_dim"]:
-        raise ValueError(f"{_WEIGHTS}: {len(head['weights'])} weights for dimension {head['embedding_dim']}")
+    if len(head[key]) != head["embedding_dim"]:
+        raise ValueError(f"{path}: {len(head[key])} weights for dimension {head['embedding_dim']}")
     return head
 
 
 class EmbeddingHeadClassifier:
-    """The logistic head over MiniLM embeddings, with ``InjectionClassifier``'s interface.
+    """The logistic head over MiniLM embeddings, with ``InjectionClassifier``'s interface
+    (``load``, ``scores(texts) -> list[float] | None``, ``model``, ``backend``, ``missing``).
+    Subclasses (``guardrails.stack``) change ``name``, ``weights_file`` and ``_scores``.
 
     Args:
         embedder: an object with ``load()`` (None when its model is missing), ``embed(texts)``,
@@ -91,8 +93,11 @@ class EmbeddingHeadClassifier:
         missing: why it is not available (None while it is, or before loading).
     """
 
+    name = HEAD_NAME
+    weights_file = _WEIGHTS
+
     def __init__(self, embedder: Any = None, *, max_chars: int = 2000) -> None:
-        self.model = HEAD_NAME
+        self.model = self.name
         self.max_chars = max_chars
         self.backend = "none"
         self.missing: str | None = None
@@ -115,16 +120,16 @@ class EmbeddingHeadClassifier:
 
             self._embedder = EmbeddingScorer()
         if self._embedder.load() is None:
-            self.missing = f"{HEAD_NAME}: its embedding model is missing: {self._embedder._missing}"
+            self.missing = f"{self.name}: its embedding model is missing: {self._embedder._missing}"
             logger.warning("guardrails: injection classifier unavailable: %s", self.missing)
             return None
-        head = load_head()
+        head = self._load_weights()
         if head["embedding_model"] not in self._embedder.backend:
-            self.missing = (f"{HEAD_NAME}: trained on {head['embedding_model']} embeddings, "
+            self.missing = (f"{self.name}: trained on {head['embedding_model']} embeddings, "
                             f"the embedding scorer runs {self._embedder.backend}")
             logger.warning("guardrails: injection classifier unavailable: %s", self.missing)
             return None
-        self.backend = f"{HEAD_NAME}+{self._embedder.backend}"
+        self.backend = f"{self.name}+{self._embedder.backend}"
         logger.info("guardrails: injection classifier %s", self.backend)
         return head
 
@@ -135,5 +140,10 @@ class EmbeddingHeadClassifier:
             return None
         if not texts:
             return []
-        vectors = self._embedder.embed([t[:self.max_chars] for t in texts])
+        return self._scores(head, texts, self._embedder.embed([t[:self.max_chars] for t in texts]))
+
+    def _load_weights(self) -> dict[str, Any]:
+        return load_head(self.weights_file)
+
+    def _scores(self, head: dict[str, Any], texts: Sequence[str], vectors: Any) -> list[float]:
         return attack_probability(vectors, head["weights"], head["bias"])

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from llmpulse.processors.guardrails.policy import GuardrailPolicy
 from llmpulse.schemas.detectors import PII_KINDS
 
-__all__ = ["Case", "evaluate", "load_corpus"]
+__all__ = ["Case", "default_policy", "evaluate", "load_corpus"]
 
 _RULE_KIND = {"injection": "prompt_injection", "pii": "pii", "secret": "secrets"}
 _PLACE = {"prompt": ("prompt", "user"), "tool": ("tool_result", "tool"), "context": ("context", None)}
@@ -51,6 +51,23 @@ class Case(NamedTuple):
     split: str = ""
     """``tune`` (the rules were corrected on it) or ``holdout2`` (written before its author read
     the rules and measured before any change for it; corrected on since)."""
+
+
+def default_policy(*, ngram: bool, classifier: str | None = None) -> GuardrailPolicy:
+    """The default policy with its injection rule's n-gram tier on or off (off: the pattern
+    tier alone, what the learned tiers are trained beside) and, optionally, a classifier."""
+    from importlib import resources
+
+    import yaml
+
+    here = resources.files("llmpulse.processors.guardrails")
+    data = yaml.safe_load(here.joinpath("default_policy.yaml").read_text(encoding="utf-8"))
+    for rule in data["rules"]:
+        if rule["kind"] == "prompt_injection":
+            rule["ngram"] = ngram
+            if classifier is not None:
+                rule["classifier"] = classifier
+    return GuardrailPolicy.from_yaml(json.dumps(data))
 
 
 def load_corpus(path: str | Path) -> list[Case]:

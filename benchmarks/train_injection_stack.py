@@ -1,0 +1,357 @@
+"""Train the learned tiers of the ``prompt_injection`` rule and choose their thresholds by
+leave-one-split-out cross-validation, then write the shipped weights.
+
+Two learned tiers, over the corpus's injection cases of the training splits (every split is
+"burned": the patterns were tuned on it):
+
+- **n-gram** (light path, ``guardrails.ngram``): a logistic regression on hashed character
+  3-5-grams of the de-obfuscated text. Flags a text whose probability reaches its threshold.
+- **stack** (model tier, where MiniLM runs; ``classifier: minilm-stack``): a small logistic
+  regression over three features: the n-gram model's log-odds, the MiniLM logistic head's
+  log-odds (``guardrails.embedding_head``) and the best cosine similarity to the attack
+  exemplars. The pattern tier's hit is not an input: the patterns were tuned on every split,
+  so there it looks perfect and the stack would learn to trust nothing else.
+
+Cross-validation mimics the blind setting: each split is held out in turn, every model is
+trained on the others (the stack on the base models' out-of-fold scores within them), and the
+held-out split is scored. The thresholds are the lowest of a grid at which the pooled held-out
+false-positive rate of the whole rule (patterns OR n-gram [OR stack]) stays <= ``--max-fpr``;
+``nested`` repeats the choice inside each training fold (the threshold never sees the held-out
+split), the stricter figure. The pattern tier was tuned on every split, so its share of these
+figures is optimistic (its blind recall was 0.48-0.76 on each new holdout).
+
+``--evaluate SPLIT`` instead measures the shipped rule (weights and thresholds as written,
+through ``InjectionRule``) on one split of the corpus: the figure for a blind holdout.
+
+Prints JSON.
+
+    uv run python benchmarks/train_injection_stack.py [--write] [--max-fpr 0.02]
+    uv run python benchmarks/train_injection_stack.py --evaluate holdout6 [--corpus FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmpulse.processors.guardrails.embedding_head import attack_probability, fit_logistic
+from llmpulse.processors.guardrails.evaluation import Case, default_policy, found_by_policy, load_corpus
+from llmpulse.processors.guardrails.ngram import fit_sparse_logistic, ngram_features
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
+DATA = ROOT / "processors" / "src" / "llmpulse" / "processors" / "guardrails" / "data"
+SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5"]
+GRID = tuple(round(0.30 + 0.005 * i, 3) for i in range(140))
+
+
+def _logit(p: Any) -> Any:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: Any) -> Any:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+class Features:
+    """The per-case inputs: pattern hits, n-gram matrix, MiniLM embeddings, exemplar similarity."""
+
+    def __init__(self, cases: list[Case], bits: int, cache: Path | None) -> None:
+        self.cases = cases
+        self.y = np.array([c.label is not None for c in cases], dtype=np.float64)
+        self.split = np.array([c.split for c in cases])
+        self.prompt = np.array([c.where == "prompt" for c in cases])
+        self.ngrams = ngram_features([c.text for c in cases], bits)
+        key = hashlib.sha256("\x00".join(f"{c.where}\x01{c.text}" for c in cases).encode()).hexdigest()[:16]
+        path = cache / f"injection-features-{key}.npz" if cache is not None else None
+        if path is not None and path.exists():
+            saved = np.load(path)
+            self.patterns, self.embeddings = saved["patterns"], saved["embeddings"]
+            self.similarity = saved["similarity"]
+            self.embedding_backend = str(saved["backend"])
+            return
+        self._compute()
+        if path is not None:
+            np.savez(path, patterns=self.patterns, embeddings=self.embeddings, similarity=self.similarity,
+                     backend=self.embedding_backend)
+
+    def _compute(self) -> None:
+        from llmpulse.processors.scoring.embeddings import EmbeddingScorer, load_exemplars
+
+        policy = default_policy(ngram=False)
+        print(f"train_injection_stack: pattern tier on {len(self.cases)} cases...", file=sys.stderr)
+        self.patterns = np.array([bool(found_by_policy(policy, c)) for c in self.cases], dtype=np.float64)
+        scorer = EmbeddingScorer()
+        if scorer.load() is None:
+            sys.exit(f"train_injection_stack: no embedding model: {scorer._missing}")
+        self.embedding_backend = scorer.backend
+        print(f"train_injection_stack: embedding {len(self.cases)} cases with {scorer.backend}...",
+              file=sys.stderr)
+        self.embeddings = np.asarray(scorer.embed([c.text for c in self.cases]), dtype=np.float64)
+        exemplars = np.asarray(scorer.embed(load_exemplars(None)), dtype=np.float64)
+        self.similarity = (self.embeddings @ exemplars.T).max(axis=1)
+
+
+class Config:
+    def __init__(self, ngram_c: float, head_c: float, stack_c: float) -> None:
+        self.ngram_c, self.head_c, self.stack_c = ngram_c, head_c, stack_c
+
+    def as_dict(self) -> dict[str, float]:
+        return {"ngram_C": self.ngram_c, "head_C": self.head_c, "stack_C": self.stack_c}
+
+
+_FITTED: dict[tuple[Any, ...], tuple[Any, float, Any, float]] = {}
+
+
+def _base_models(f: Features, train: Any, cfg: Config) -> tuple[Any, float, Any, float]:
+    """The n-gram and MiniLM-head regressions trained on the ``train`` cases (each set of
+    training splits is fitted once)."""
+    key = (tuple(sorted(set(f.split[train]))), cfg.ngram_c, cfg.head_c)
+    if key not in _FITTED:
+        w, b = fit_sparse_logistic(f.ngrams[train], f.y[train], c=cfg.ngram_c)
+        hw, hb = fit_logistic(f.embeddings[train], f.y[train], c=cfg.head_c)
+        _FITTED[key] = (w, b, hw, hb)
+    return _FITTED[key]
+
+
+def _base_scores(f: Features, train: Any, test: Any, cfg: Config) -> tuple[Any, Any]:
+    """The n-gram and MiniLM-head log-odds of the ``test`` cases, trained on ``train``."""
+    w, b, hw, hb = _base_models(f, train, cfg)
+    return f.ngrams[test] @ w + b, f.embeddings[test] @ hw + hb
+
+
+def _stack_inputs(f: Features, rows: Any, ngram: Any, head: Any) -> Any:
+    """The stack's inputs. Not the pattern tier's hit: the patterns were tuned on every
+    training split, so on them it looks perfect and would drown the learned scores."""
+    return np.column_stack([ngram, head, f.similarity[rows]])
+
+
+def _fold(f: Features, train_splits: list[str], held: str, cfg: Config) -> dict[str, Any]:
+    """Train every model on ``train_splits`` (the stack on the base models' out-of-fold
+    scores within them); score the ``held`` split and, out of fold, the training cases."""
+    train = np.isin(f.split, train_splits)
+    test = f.split == held
+    oof_ngram = np.zeros(len(f.y))
+    oof_head = np.zeros(len(f.y))
+    for inner in train_splits:
+        inner_train = train & (f.split != inner)
+        inner_test = f.split == inner
+        oof_ngram[inner_test], oof_head[inner_test] = _base_scores(f, inner_train, inner_test, cfg)
+    inputs = _stack_inputs(f, train, oof_ngram[train], oof_head[train])
+    sw, sb = fit_logistic(inputs, f.y[train], c=cfg.stack_c)
+    ngram, head = _base_scores(f, train, test, cfg)
+    return {"test": test, "ngram": _sigmoid(ngram),
+            "stack": np.array(attack_probability(_stack_inputs(f, test, ngram, head), sw, sb)),
+            "train": train, "train_ngram": _sigmoid(oof_ngram[train]),
+            "train_stack": np.array(attack_probability(inputs, sw, sb))}
+
+
+def _rates(hit: Any, y: Any) -> dict[str, Any]:
+    return {"recall": round(float(hit[y == 1].mean()), 3),
+            "false_positive_rate": round(float(hit[y == 0].mean()), 3)}
+
+
+def _lowest(thresholds: tuple[float, ...], fpr: Any) -> float:
+    """The lowest threshold whose false-positive rate is within the limit (the grid's top else)."""
+    return next((t for t in thresholds if fpr(t)), thresholds[-1])
+
+
+def _choose(patterns: Any, ngram: Any, stack: Any, y: Any, max_fpr: float) -> tuple[float, float]:
+    """The n-gram threshold (patterns OR n-gram within ``max_fpr``), then the stack's (the
+    whole rule within ``max_fpr``)."""
+    neg = y == 0
+    light = _lowest(GRID, lambda t: float(((patterns > 0) | (ngram >= t))[neg].mean()) <= max_fpr)
+    base = (patterns > 0) | (ngram >= light)
+    full = _lowest(GRID, lambda t: float((base | (stack >= t))[neg].mean()) <= max_fpr)
+    return light, full
+
+
+def cross_validate(f: Features, cfg: Config, max_fpr: float) -> dict[str, Any]:
+    """Leave-one-split-out: pooled held-out scores, thresholds chosen on them, and the nested
+    figure (thresholds chosen inside each training fold)."""
+    splits = sorted(set(f.split), key=SPLITS.index)
+    ngram = np.zeros(len(f.y))
+    stack = np.zeros(len(f.y))
+    nested_light = np.zeros(len(f.y), dtype=bool)
+    nested_full = np.zeros(len(f.y), dtype=bool)
+    nested_thresholds = {}
+    for held in splits:
+        fold = _fold(f, [s for s in splits if s != held], held, cfg)
+        test, train = fold["test"], fold["train"]
+        ngram[test], stack[test] = fold["ngram"], fold["stack"]
+        t_light, t_full = _choose(f.patterns[train], fold["train_ngram"], fold["train_stack"], f.y[train],
+                                  max_fpr)
+        nested_thresholds[held] = {"ngram": t_light, "stack": t_full}
+        nested_light[test] = (f.patterns[test] > 0) | (fold["ngram"] >= t_light)
+        nested_full[test] = nested_light[test] | (fold["stack"] >= t_full)
+    t_light, t_full = _choose(f.patterns, ngram, stack, f.y, max_fpr)
+    patterns = f.patterns > 0
+    light = patterns | (ngram >= t_light)
+    full = light | (stack >= t_full)
+    similarity = f.prompt & (f.similarity >= 0.75)
+
+    def per(hit: Any) -> dict[str, Any]:
+        return {"all": _rates(hit, f.y), **{s: _rates(hit[f.split == s], f.y[f.split == s]) for s in splits}}
+
+    return {
+        "config": cfg.as_dict(), "max_fpr": max_fpr,
+        "thresholds": {"ngram": t_light, "stack": t_full},
+        "patterns_alone": per(patterns),
+        "ngram_alone": per(ngram >= t_light),
+        "stack_alone": per(stack >= t_full),
+        "light_patterns_or_ngram": per(light),
+        "rule_patterns_or_ngram_or_stack": per(full),
+        "rule_with_similarity_tier_0.75": per(full | similarity),
+        "nested": {"thresholds": nested_thresholds, "light": per(nested_light), "rule": per(nested_full)},
+    }
+
+
+def fit_all(f: Features, cfg: Config) -> dict[str, Any]:
+    """The shipped models, trained on every training split (the stack on out-of-fold scores)."""
+    splits = sorted(set(f.split), key=SPLITS.index)
+    every = np.ones(len(f.y), dtype=bool)
+    oof_ngram = np.zeros(len(f.y))
+    oof_head = np.zeros(len(f.y))
+    for held in splits:
+        test = f.split == held
+        oof_ngram[test], oof_head[test] = _base_scores(f, ~test, test, cfg)
+    sw, sb = fit_logistic(_stack_inputs(f, every, oof_ngram, oof_head), f.y, c=cfg.stack_c)
+    nw, nb, hw, hb = _base_models(f, every, cfg)
+    return {"ngram": (nw, nb), "head": (hw, hb), "stack": (sw, sb)}
+
+
+def write(f: Features, models: dict[str, Any], cv: dict[str, Any], bits: int, cases: int) -> None:
+    trained_on = {"corpus": "processors/tests/data/guardrails_corpus.jsonl",
+                  "corpus_sha256": hashlib.sha256(CORPUS.read_bytes()).hexdigest(), "class": "injection",
+                  "splits": sorted(set(f.split), key=SPLITS.index), "cases": cases,
+                  "attacks": int(f.y.sum()), "benign": int(len(f.y) - f.y.sum())}
+    nw, nb = models["ngram"]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, weights=np.asarray(nw, dtype=np.float16))
+    (DATA / "injection_ngram.npz").write_bytes(buffer.getvalue())
+    (DATA / "injection_ngram.json").write_text(json.dumps({
+        "name": "char-ngram-logreg", "bits": bits, "orders": [3, 4, 5], "bias": round(float(nb), 6),
+        "threshold": cv["thresholds"]["ngram"], "trained_on": trained_on,
+        "fit": {"method": "logistic regression, L2 (|w|^2/2C), L-BFGS from zeros; weights stored as float16",
+                "C": cv["config"]["ngram_C"]},
+        "cross_validated": {k: cv[k] for k in ("ngram_alone", "light_patterns_or_ngram")},
+    }, indent=1) + "\n", encoding="utf-8")
+    hw, hb = models["head"]
+    sw, sb = models["stack"]
+    (DATA / "injection_stack.json").write_text(json.dumps({
+        "name": "minilm-stack", "embedding_model": "all-MiniLM-L6-v2", "embedding_dim": len(hw),
+        "features": ["ngram_logit", "head_logit", "exemplar_similarity"],
+        "threshold": cv["thresholds"]["stack"], "trained_on": trained_on,
+        "fit": {"method": "stack: logistic regression on the base models' leave-one-split-out scores; head: "
+                          "logistic regression on MiniLM embeddings; L2, Newton from zeros",
+                "embedding_backend": f.embedding_backend, **cv["config"]},
+        "cross_validated": {k: cv[k] for k in ("stack_alone", "rule_patterns_or_ngram_or_stack", "nested")},
+        "stack_weights": [round(float(v), 6) for v in sw], "stack_bias": round(float(sb), 6),
+        "head_bias": round(float(hb), 6), "head_weights": [round(float(v), 6) for v in hw],
+    }, indent=1) + "\n", encoding="utf-8")
+    print(f"train_injection_stack: wrote {DATA}/injection_ngram.npz, .json and injection_stack.json",
+          file=sys.stderr)
+
+
+def evaluate_split(corpus: Path, split: str) -> dict[str, Any]:
+    """The shipped rule, tier by tier, on one split: the light path (``InjectionRule.find``:
+    patterns and n-gram), the model tier (``classify``: the stack), the similarity tier (the
+    embedding scorer's ``injection_similarity`` >= 0.75 on user messages, as the default policy)."""
+    from llmpulse.processors.guardrails.rules import build_rule
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer, load_exemplars
+
+    cases = [c for c in load_corpus(corpus) if c.cls == "injection" and c.split == split]
+    if not cases:
+        sys.exit(f"train_injection_stack: no injection cases of split {split} in {corpus}")
+    rule = build_rule({"id": "inj", "kind": "prompt_injection", "classifier": "minilm-stack", "ngram": True,
+                       "applies_to": ["prompt", "context", "tool_result"]})
+    y = np.array([c.label is not None for c in cases])
+    light_found = [rule.find(c.text, None, None) for c in cases]
+    patterns = np.array([any(m.kind != "ngram_model" for m in found) for found in light_found])
+    light = np.array([bool(found) for found in light_found])
+    classified = rule.classify([c.text for c in cases])
+    if classified is None:
+        sys.exit(f"train_injection_stack: the stack is missing: {rule.model_missing()}")
+    stack = np.array([hit is not None for hit in classified])
+    scorer = EmbeddingScorer()
+    scorer.load()
+    exemplars = np.asarray(scorer.embed(load_exemplars(None)))
+    sims = (np.asarray(scorer.embed([c.text for c in cases])) @ exemplars.T).max(axis=1)
+    similarity = np.array([c.where == "prompt" for c in cases]) & (sims >= 0.75)
+
+    def group(hit: Any, key: Any) -> dict[str, Any]:
+        out = {}
+        for k in sorted({key(c) for c in cases}):
+            rows = np.array([key(c) == k for c in cases])
+            out[k] = (_rates(hit[rows], y[rows].astype(float)) if (~y[rows]).any()
+                      else {"recall": round(float(hit[rows].mean()), 3)})
+        return out
+
+    out: dict[str, Any] = {"split": split, "cases": len(cases), "attacks": int(y.sum()),
+                           "benign": int((~y).sum()), "stack_backend": rule.load_model(),
+                           "ngram_threshold": rule.ngram_threshold,
+                           "stack_threshold": rule.classifier_threshold}
+    configurations = {
+        "patterns (default light path)": patterns,
+        "patterns_or_similarity_0.75 (default policy with the embedding scorer)": patterns | similarity,
+        "patterns_or_ngram (ngram: true)": light,
+        "patterns_or_ngram_or_stack (ngram: true, classifier: minilm-stack)": light | stack,
+        "patterns_or_ngram_or_stack_or_similarity": light | stack | similarity,
+        "ngram_alone": light & ~patterns,
+        "stack_alone": stack,
+    }
+    for name, hit in configurations.items():
+        out[name] = _rates(hit, y.astype(float))
+    for name, hit in (("learned", light | stack), ("patterns", patterns)):
+        out[f"{name}_by_language"] = group(hit, lambda c: c.lang)
+        out[f"{name}_by_family"] = group(hit, lambda c: c.label or "benign")
+        out[f"{name}_by_where"] = group(hit, lambda c: c.where)
+    learned = light | stack
+    out["learned_missed"] = [c.id for c, h in zip(cases, learned, strict=True) if c.label and not h]
+    out["learned_benign_flagged"] = [c.id for c, h in zip(cases, learned, strict=True) if not c.label and h]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--splits", nargs="+", default=SPLITS)
+    parser.add_argument("--bits", type=int, default=16, help="n-gram buckets: 2**bits")
+    parser.add_argument("--ngram-c", type=float, nargs="+", default=[10.0])
+    parser.add_argument("--head-c", type=float, default=3.0)
+    parser.add_argument("--stack-c", type=float, default=1.0)
+    parser.add_argument("--max-fpr", type=float, default=0.02)
+    parser.add_argument("--write", action="store_true", help="write the weights files (best config)")
+    parser.add_argument("--evaluate", metavar="SPLIT", help="measure the shipped rule on this split only")
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--cache", type=Path, default=None, help="a folder to keep the pattern hits and "
+                        "embeddings in between runs (keyed by the cases' texts)")
+    args = parser.parse_args()
+    if args.evaluate:
+        print(json.dumps(evaluate_split(args.corpus, args.evaluate), indent=2))
+        return
+    cases = [c for c in load_corpus(CORPUS) if c.cls == "injection" and c.split in args.splits]
+    f = Features(cases, args.bits, args.cache)
+    results = []
+    for c in args.ngram_c:
+        print(f"train_injection_stack: cross-validating n-gram C={c}...", file=sys.stderr)
+        results.append(cross_validate(f, Config(c, args.head_c, args.stack_c), args.max_fpr))
+    best = max(results, key=lambda r: (r["rule_patterns_or_ngram_or_stack"]["all"]["recall"],
+                                       r["light_patterns_or_ngram"]["all"]["recall"]))
+    if args.write:
+        write(f, fit_all(f, Config(best["config"]["ngram_C"], args.head_c, args.stack_c)), best, args.bits,
+              len(cases))
+    print(json.dumps({"benchmark": "train_injection_stack", "cases": len(cases), "splits": args.splits,
+                      "bits": args.bits, "embedding_backend": f.embedding_backend, "chosen": best["config"],
+                      "candidates": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
