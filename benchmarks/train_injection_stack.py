@@ -291,8 +291,12 @@ def evaluate_split(corpus: Path, split: str) -> dict[str, Any]:
         out = {}
         for k in sorted({key(c) for c in cases}):
             rows = np.array([key(c) == k for c in cases])
-            out[k] = (_rates(hit[rows], y[rows].astype(float)) if (~y[rows]).any()
-                      else {"recall": round(float(hit[rows].mean()), 3)})
+            if not y[rows].any():
+                out[k] = {"false_positive_rate": round(float(hit[rows].mean()), 3)}
+            elif (~y[rows]).any():
+                out[k] = _rates(hit[rows], y[rows].astype(float))
+            else:
+                out[k] = {"recall": round(float(hit[rows].mean()), 3)}
         return out
 
     out: dict[str, Any] = {"split": split, "cases": len(cases), "attacks": int(y.sum()),
