@@ -8,8 +8,10 @@ and the worst case of every rule on pathological input.
    its figure before any change is the honest one, see docs/FIGURES.md; ``holdout3``: written
    blind after the rules were tuned and measured once, tuned on since; ``holdout4``: written
    blind after the rules of 8e3afb5 and measured once, tuned on since; ``holdout5``: written
-   blind after the rules of be6fd22 and measured once, see docs/FIGURES.md; the ``holdout``
-   key stays in the tiers' output, empty).
+   blind after the rules of be6fd22 and measured once, see docs/FIGURES.md; ``holdout6``:
+   written blind, appended after the learned tiers of 640d884 were frozen and measured once
+   with ``benchmarks/train_injection_stack.py --evaluate holdout6``; the ``holdout`` key stays
+   in the tiers' output, empty).
 2. **Cost per call** of the policy and of the whole light path (join, light scorers, the
    policy, redaction), measured in the same run on the same calls
    (``scoring_corpus.make_pairs``); the worker's goal is 3,000 calls/s, so the light path

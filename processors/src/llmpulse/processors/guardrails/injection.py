@@ -17,12 +17,17 @@ Three tiers, cheapest first:
    letters, and base64 tokens decoded; the patterns run again on what comes out. A quote
    handed over for translation, and a chat-template token in a question about templates
    or tokenizers, are not reported.
+2b. **N-gram model** (off by default; ``ngram: true``, ``guardrails.ngram``): a logistic
+   regression on hashed character 3-5-grams, shipped; on the light path where no pattern
+   matched, a verdict ``ngram_model`` when its probability reaches ``ngram_threshold`` (the
+   cross-validated one shipped with it unless set).
 3. **Similarity** to the attack exemplars (``data/attack_exemplars.txt``), a score the
    embedding scorer computes off the light path (``injection_similarity``): paraphrases
    the patterns do not know.
-4. **Classifier** (off by default; ``classifier: deberta-injection``, or ``minilm-logreg``:
+4. **Classifier** (off by default; ``classifier: deberta-injection``, ``minilm-logreg``:
    a logistic head over MiniLM embeddings shipped with the package,
-   ``guardrails.embedding_head``): a prompt-injection
+   ``guardrails.embedding_head``, or ``minilm-stack``: n-gram, MiniLM head and exemplar
+   similarity stacked, ``guardrails.stack``): a prompt-injection
    sequence classifier from the models folder (``guardrails.classifier``), run off the
    light path on a batch of calls over every message and document the rule applies to;
    a verdict when its attack probability reaches ``classifier_threshold``, naming the
