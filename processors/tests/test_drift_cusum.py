@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from llmpulse.processors.drift import DriftConfig, DriftMonitor, TrafficGenerator
 from llmpulse.processors.drift.baseline import RateBaseline
@@ -119,3 +120,11 @@ def test_the_scan_stays_available():
     error = next(f for f in fired.features if f.feature == "error")
     assert error.drifted and error.test == "rate_scan_1w"
     assert rate_scan_test([1, 0, 18], [100] * 3, 6, 600).test == "rate_scan_1w"
+
+
+def test_a_cusum_without_its_restart_is_refused():
+    """The CUSUM's p-value is the crossing rate of a chain restarted after each alarm; left
+    above its threshold it would alarm every window, so the config refuses the pair."""
+    with pytest.raises(ValueError, match="rate_scan_reset"):
+        DriftConfig(window_calls=100, rate_test="cusum", rate_scan_reset=False)
+    assert not DriftConfig(window_calls=100, rate_test="scan", rate_scan_reset=False).rate_scan_reset

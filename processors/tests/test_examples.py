@@ -23,6 +23,20 @@ MODULES = [
     "llmpulse.schemas.detectors",
     "llmpulse.processors.guardrails.rules",
     "llmpulse.processors.guardrails.policy",
+    "llmpulse.processors.drift",
+    "llmpulse.processors.drift.baseline",
+    "llmpulse.processors.drift.compare",
+    "llmpulse.processors.drift.config",
+    "llmpulse.processors.drift.cusum",
+    "llmpulse.processors.drift.embedding",
+    "llmpulse.processors.drift.evaluation",
+    "llmpulse.processors.drift.features",
+    "llmpulse.processors.drift.monitor",
+    "llmpulse.processors.drift.reference",
+    "llmpulse.processors.drift.report",
+    "llmpulse.processors.drift.simulate",
+    "llmpulse.processors.drift.stats",
+    "llmpulse.processors.drift.window",
 ]
 
 

@@ -3,9 +3,10 @@
 - numeric features: Kolmogorov-Smirnov on the whole distribution, and (``tails``) Fisher's
   exact test of the shares beyond the pooled 2% and 98% quantiles (``<feature>_tail``);
 - rates of bad events (``FeatureSet.rates``: refusals, errors, guardrail flags,
-  ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: one scan per rate
-  (``stats.rate_scan_test``) of every span of the last 1..``rate_scan_windows`` windows
-  against the reference's rate, named by the span that scored best (``rate_scan_3w``).
+  ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: one sequential test per
+  rate over the last 1..``rate_scan_windows`` windows against the reference's rate, by
+  default a Bernoulli CUSUM (``cusum.rate_cusum_test``, named ``rate_cusum_3w``), or with
+  ``rate_test: scan`` the GLR scan (``stats.rate_scan_test``, ``rate_scan_3w``).
   One-sided because a rise is what matters and it halves the p-value of a real rise; a fall
   still shows in the score's KS and tails;
 - categorical features (languages): chi-square of homogeneity (Monte Carlo when sparse);
@@ -18,9 +19,8 @@ more false alarms.
 
 Example:
     >>> import numpy as np
-    >>> from llmpulse.processors.drift.compare import rate_counts
+    >>> from llmpulse.processors.drift.compare import rate_counts, weights
     >>> from llmpulse.processors.drift.config import DriftConfig
-from llmpulse.processors.drift.cusum import rate_cusum_test
     >>> from llmpulse.processors.drift.features import FeatureSet
     >>> from llmpulse.processors.drift.reference import Summary
     >>> from llmpulse.processors.drift.stats import ks_test, rate_scan_test

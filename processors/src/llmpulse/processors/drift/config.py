@@ -129,7 +129,8 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     rests on new evidence. The price: a weak rise that lasts alarms every few windows, as
     evidence gathers again, rather than every window; with the alert rule's ``clear_after``
     below ``rate_scan_windows`` its incident may resolve and open again. False: the rate
-    keeps scanning its last ``rate_scan_windows`` windows after an alarm."""
+    keeps scanning its last ``rate_scan_windows`` windows after an alarm (only with
+    ``rate_test: scan``: the CUSUM's level assumes the restart, so the pair is refused)."""
     rate_weight: PositiveFloat = 3.0
     """Each rate test's share of ``alpha`` relative to every other test (weighted Holm): the
     rates are the rare events users care about most and the evidence is thinnest there."""
@@ -170,6 +171,12 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
             raise ValueError("drift: set window_calls, window_seconds or both")
         if (self.reference_start is None) != (self.reference_end is None):
             raise ValueError("drift: set both reference_start and reference_end, or neither")
+        if self.rate_test == "cusum" and not self.rate_scan_reset:
+            # its p-value is the crossing rate of a CUSUM restarted after each alarm: one left
+            # above its threshold would alarm every window, far above alpha
+            raise ValueError("drift: rate_test: cusum needs rate_scan_reset: true (its false-alarm "
+                             "level assumes a restart after each alarm); use rate_test: scan to keep "
+                             "scanning after an alarm")
 
 
 def read_section(section: str, kind: type[T], path: str | os.PathLike[str] | None = None, *,
