@@ -157,18 +157,53 @@ def _followed(tmp_path: Path, text: str) -> tuple[TokensFile, Path, _Clock]:
     return TokensFile(path, clock=clock), path, clock
 
 
-def test_a_valid_new_tokens_file_takes_effect_at_the_next_look(tmp_path: Path) -> None:
+def test_a_new_tokens_file_adds_at_the_next_look_and_takes_away_at_the_second(
+        tmp_path: Path) -> None:
     tokens, path, clock = _followed(tmp_path, "tok-a support-bot\n")
     path.write_text("tok-a billing\ntok-b support-bot\n")
     before = tokens.bindings()  # within the interval: the file is not looked at
     assert before.allows(header_sha256("tok-a"), "support-bot")
     assert not before.allows(header_sha256("tok-b"), "support-bot")
     clock.now += 1.0
-    after = tokens.bindings()
+    first = tokens.bindings()  # what it adds holds at once; what it takes away waits
+    assert first.allows(header_sha256("tok-b"), "support-bot")
+    assert first.allows(header_sha256("tok-a"), "billing")
+    assert first.allows(header_sha256("tok-a"), "support-bot")
+    clock.now += 1.0
+    after = tokens.bindings()  # the same bytes again: the new version in full
     assert after.problem is None
     assert after.allows(header_sha256("tok-b"), "support-bot")
     assert after.allows(header_sha256("tok-a"), "billing")
     assert not after.allows(header_sha256("tok-a"), "support-bot")  # its binding changed
+
+
+def test_a_tokens_file_caught_half_rewritten_revokes_nothing(tmp_path: Path) -> None:
+    """An editor truncates the file, then writes it: a look in between reads a file that
+    lacks tokens still in service, and must not refuse their spans."""
+    tokens, path, clock = _followed(tmp_path, "tok-a support-bot\ntok-b billing\n")
+    for partial in ("", "tok-a support-bot\ntok-b bil", "tok-a sup"):
+        path.write_text(partial)
+        clock.now += 1.0
+        seen = tokens.bindings()
+        assert seen.allows(header_sha256("tok-a"), "support-bot"), partial
+        assert seen.allows(header_sha256("tok-b"), "billing"), partial
+    path.write_text("tok-a support-bot\ntok-b billing\n")  # written in full, as before
+    clock.now += 1.0
+    assert tokens.bindings().problem is None
+    clock.now += 1.0
+    assert tokens.bindings().allows(header_sha256("tok-b"), "billing")
+
+
+def test_a_refused_token_gets_a_look_at_the_file_at_most_ten_times_a_second(
+        tmp_path: Path) -> None:
+    tokens, path, clock = _followed(tmp_path, "tok-a support-bot\n")
+    path.write_text("tok-a support-bot\ntok-new support-bot\n")
+    assert not tokens.bindings().allows(header_sha256("tok-new"), "support-bot")
+    assert tokens.refresh().allows(header_sha256("tok-new"), "support-bot")  # added: at once
+    path.write_text("tok-a support-bot\ntok-new support-bot\ntok-newer billing\n")
+    assert not tokens.refresh().allows(header_sha256("tok-newer"), "billing")  # too soon
+    clock.now += 0.1
+    assert tokens.refresh().allows(header_sha256("tok-newer"), "billing")
 
 
 def test_an_invalid_tokens_file_keeps_only_the_last_valid_tokens_still_in_it(
@@ -178,6 +213,8 @@ def test_an_invalid_tokens_file_keeps_only_the_last_valid_tokens_still_in_it(
     path.write_text("# tok-a is the support team's\ntok-a support-bot\ntok-c billing\n")
     clock.now += 1.0
     with caplog.at_level("ERROR", logger="llmpulse.processors.otlp.auth"):
+        assert tokens.bindings().allows(header_sha256("tok-b"), "billing")  # one look: kept
+        clock.now += 1.0
         bindings = tokens.bindings()
         clock.now += 5.0
         assert tokens.bindings() is bindings  # the same file: no second look's error
@@ -192,6 +229,8 @@ def test_an_invalid_tokens_file_keeps_only_the_last_valid_tokens_still_in_it(
     path.write_text("# notes\ntok-b billing\n")
     clock.now += 1.0
     with caplog.at_level("ERROR", logger="llmpulse.processors.otlp.auth"):
+        tokens.bindings()
+        clock.now += 1.0  # it takes tok-a away: the second look with the same bytes
         again = tokens.bindings()
     assert not again.allows(header_sha256("tok-a"), "support-bot")  # revoked meanwhile
     assert again.allows(header_sha256("tok-b"), "billing")  # back, as in the last valid file

@@ -152,6 +152,16 @@ def test_the_stage_follows_the_tokens_file_while_it_runs(tmp_path: Path) -> None
     letter = next(decode_record(v).events[0] for t, _, v, _ in sent if t == "dlq")
     assert "tokens file is invalid" in letter.detail  # type: ignore[union-attr]
     path.write_text("tok-a billing\ntok-b support-bot\n")
-    clock[0] += 1.0
+    clock[0] += 1.0  # what the new file adds holds at once, what it takes away at the next look
     assert outcome(_record(5, token="tok-a"), _record(6, token="tok-b")) == [
+        ("prompts", "support-bot"), ("prompts", "support-bot")]
+    clock[0] += 1.0
+    assert outcome(_record(7, token="tok-a"), _record(8, token="tok-b")) == [
         ("dlq", "app_not_allowed"), ("prompts", "support-bot")]
+    # A token the Collector took a moment ago: the refused span gets one more look first.
+    path.write_text("tok-a billing\ntok-b support-bot\ntok-c support-bot\n")
+    spans_before = stage.mapper.counts["spans"]
+    clock[0] += 0.1  # (record 8's refusal had the last forced look; at most ten a second)
+    assert outcome(_record(9, token="tok-c")) == [("prompts", "support-bot")]
+    assert stage.mapper.counts["spans"] == spans_before + 1  # mapped twice, counted once
+    assert stage.mapper.counts["dlq:app_not_allowed"] == 3

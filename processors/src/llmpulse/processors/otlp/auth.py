@@ -19,12 +19,16 @@ attribute up; a span whose app is not bound to its token is dead-lettered with r
 ``app_not_allowed``.
 
 The Collector re-reads the file when it changes, so the stage does too: a
-:class:`TokensFile` looks at the file at most once a second on the processing path. A valid
-new file takes effect at once. An invalid one (say a ``# note`` line added by hand, which the
-Collector now takes as a token) is logged at ERROR once per change, and until the file is
-valid again the stage honours only the tokens of its last valid version that are still
-first fields of the file: a token added or revoked meanwhile, and the comment's "token",
-have their spans dead-lettered (``app_not_allowed``), while the tokens in service go on.
+:class:`TokensFile` looks at the file at most once a second on the processing path, and once
+more (at most ten times a second) before a span is dead-lettered ``app_not_allowed``, so a
+token added a moment ago is honoured. What a new version adds takes effect at once; what it
+removes (a token revoked, an app unbound) only when two looks in a row read the same bytes,
+so a file caught half rewritten (an editor truncates, then writes) revokes nothing. An
+invalid version (say a ``# note`` line added by hand, which the Collector now takes as a
+token) is logged at ERROR once per change, and until the file is valid again the stage
+honours only the tokens of its last valid version that are still first fields of the file:
+a token added or revoked meanwhile, and the comment's "token", have their spans
+dead-lettered (``app_not_allowed``), while the tokens in service go on.
 
 Example:
     >>> bindings = TokenBindings.parse("s3cret support-bot,faq-bot\\n")
@@ -61,6 +65,8 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _UNSAFE = re.compile(r"[^\x20-\x7e\t]")
 # Go's bufio.Scanner stops at a line over 64 KiB: the Collector would drop every later token.
 _MAX_LINE = 4096
+_REFRESH_S = 0.1
+"""Least seconds between two looks at the tokens file forced by a refused span."""
 
 
 class TokensFileError(ValueError):
@@ -150,6 +156,20 @@ class TokenBindings:
     def __len__(self) -> int:
         return len(self.apps_by_hash)
 
+    def narrows(self, before: TokenBindings) -> bool:
+        """Does this version take away a right ``before`` gave (a token, or an app of one)?"""
+        now = self.apps_by_hash
+        return any(digest not in now or not (apps <= now[digest] or "*" in now[digest])
+                   for digest, apps in before.apps_by_hash.items())
+
+    def widened_by(self, other: TokenBindings) -> TokenBindings:
+        """These rights plus ``other``'s, with ``other``'s problem (what a version not yet
+        confirmed may add at once)."""
+        merged = dict(self.apps_by_hash)
+        for digest, apps in other.apps_by_hash.items():
+            merged[digest] = merged.get(digest, frozenset()) | apps
+        return TokenBindings(merged, problem=other.problem)
+
 
 def _first_fields(data: bytes) -> set[str]:
     """The first field of every line: what the Collector takes as tokens, whatever else the
@@ -188,8 +208,10 @@ class TokensFile:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.path, self.interval_s, self.clock = str(path), interval_s, clock
         self._data: bytes | None = Path(path).read_bytes()
-        self._valid = self._current = TokenBindings._read(self._data, self.path)
+        self._valid = self._applied = self._current = TokenBindings._read(self._data, self.path)
+        self._pending: bytes | None = None  # a version that narrows, waiting for a second read
         self._next_look = clock() + interval_s
+        self._next_refresh = clock()
 
     def bindings(self) -> TokenBindings:
         """The bindings to check spans against now (cheap: a clock reading, but for one
@@ -197,6 +219,16 @@ class TokensFile:
         now = self.clock()
         if now >= self._next_look:
             self._next_look = now + self.interval_s
+            self._look()
+        return self._current
+
+    def refresh(self) -> TokenBindings:
+        """Look at the file now, at most ten times a second: the stage calls it before it
+        dead-letters a span ``app_not_allowed``, so a token the Collector took a moment ago
+        is not refused for the second until the next look."""
+        now = self.clock()
+        if now >= self._next_refresh:
+            self._next_refresh = now + _REFRESH_S
             self._look()
         return self._current
 
@@ -210,18 +242,30 @@ class TokensFile:
                 self._data = None
             return
         if data == self._data:
+            self._pending, self._current = None, self._applied  # back to the version in force
             return
-        self._data = data
+        error: TokensFileError | None = None
         try:
-            self._valid = self._current = TokenBindings._read(data, self.path)
+            candidate = TokenBindings._read(data, self.path)
         except TokensFileError as err:
+            error = err
             present = {header_sha256(token) for token in _first_fields(data)}
             kept = {h: apps for h, apps in self._valid.apps_by_hash.items() if h in present}
-            self._current = TokenBindings(kept, problem=f"the tokens file is invalid ({err}); "
-                                          "only tokens of its last valid version are honoured")
+            candidate = TokenBindings(kept, problem=f"the tokens file is invalid (line {err.line}: "
+                                      f"{err.problem}); only tokens of its last valid version "
+                                      "are honoured")
+        if candidate.narrows(self._applied) and data != self._pending:
+            # Rights go only when a second look reads the same bytes: a file caught half
+            # rewritten is not a revocation. What it adds holds at once.
+            self._pending, self._current = data, self._applied.widened_by(candidate)
+            return
+        self._pending, self._data, self._applied = None, data, candidate
+        self._current = candidate
+        if error is not None:
             logger.error("%s. The Collector already takes the first field of every line as a "
                          "token: fix the file. Until then the OTLP stage honours only the %d "
                          "token(s) of its last valid version still in it, and dead-letters "
-                         "(app_not_allowed) the spans of any other", err, len(kept))
+                         "(app_not_allowed) the spans of any other", error, len(candidate))
             return
-        logger.info("tokens file %s re-read: %d tokens", self.path, len(self._current))
+        self._valid = candidate
+        logger.info("tokens file %s re-read: %d tokens", self.path, len(candidate))

@@ -268,6 +268,13 @@ class OtlpMapper:
         self.counts["skipped"] += out.skipped
         return out
 
+    def forget(self, record: MappedRecord) -> None:
+        """Take ``record``'s outcome back out of ``counts`` (the stage maps a record once
+        more when the tokens file changed under it)."""
+        self.counts.subtract({"spans": record.spans, "calls": len(record.prompts),
+                              "steps": len(record.span_events), "skipped": record.skipped})
+        self.counts.subtract(f"dlq:{letter.reason}" for letter in record.dead_letters)
+
     def _resource_view(self, resource: dict[str, Any]) -> _ResourceView:
         token_hash = resource.get(TOKEN_HASH_ATTRIBUTE)
         return _ResourceView(

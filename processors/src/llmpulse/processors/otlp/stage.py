@@ -110,6 +110,16 @@ class OtlpStage:
             message = event.message
             record = mapper.map_record(event.value or b"", topic=message.topic,
                                        partition=message.partition, offset=message.offset)
+            if self.tokens is not None and any(d.reason == "app_not_allowed"
+                                               for d in record.dead_letters):
+                # a token the Collector took a moment ago: look at the file once more first
+                fresh = self.tokens.refresh()
+                if fresh is not mapper.bindings:
+                    mapper.bindings = fresh
+                    mapper.forget(record)
+                    record = mapper.map_record(event.value or b"", topic=message.topic,
+                                               partition=message.partition,
+                                               offset=message.offset)
             prompts += record.prompts
             responses += record.responses
             steps += record.span_events
