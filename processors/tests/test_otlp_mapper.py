@@ -310,8 +310,18 @@ def test_the_answers_shortcut_never_keeps_what_validation_would_refuse(
         events = [encode_event(e) for e in record.prompts + record.responses]
         return events, [(d.reason, d.error_field) for d in record.dead_letters]
 
+    from llmpulse.processors.otlp import mapper as mapper_module
+    shortcut = mapper_module.answer_after_its_prompt
+    taken: list[bool] = []
+
+    def spy(response: Any, limits: Limits, now: Any) -> bool:
+        taken.append(shortcut(response, limits, now))
+        return taken[-1]
+
+    monkeypatch.setattr(mapper_module, "answer_after_its_prompt", spy)
     checked = outcome()
-    monkeypatch.setattr(OtlpMapper, "_answer_holds", lambda self, response: False)
+    assert sum(taken) >= 5 and not all(taken)  # the shortcut is taken, and declined
+    monkeypatch.setattr(mapper_module, "answer_after_its_prompt", lambda *args: False)
     assert checked == outcome()
     assert len(checked[0]) >= 20 and len(checked[1]) >= 40  # both outcomes are exercised
     assert {reason for reason, _ in checked[1]} >= {

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from llmpulse.schemas._limits import Limits
 
 __all__ = ["CONTROL", "KNOWN_OPERATIONS", "OPERATION", "STORE_MAX_TIME", "STORE_MIN_TIME",
-           "SUPPORTED_SCHEMA_VERSIONS", "passes"]
+           "SUPPORTED_SCHEMA_VERSIONS", "answer_after_its_prompt", "passes"]
 
 SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1, SCHEMA_VERSION})
 STORE_MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
@@ -152,6 +152,22 @@ def _response(event: ResponseEvent, limits: Limits, window: _Window,
             return False
         ids.append(error.type)
     return True
+
+
+def answer_after_its_prompt(response: ResponseEvent, limits: Limits, now: datetime) -> bool:
+    """True only when ``validate_event(response, limits, now=now)`` accepts an answer whose
+    prompt it has just accepted, with the same call fields, an earlier ``occurred_at`` and a
+    superset of the answer's attributes (how the OTLP mapper builds the pair from one span).
+    What the answer adds is checked here, beside ``_response``'s rules: its time not after
+    the clock (the window's top is later), its text, its three identifiers. An error or tool
+    calls answer False (the full checks decide and name the field and rule)."""
+    if (response.error is not None or response.tool_calls or limits.max_future_seconds < 0
+            or response.occurred_at > now or response.text is None
+            or len(response.text) > limits.max_text_chars):
+        return False
+    ids = [v for v in (response.response_model, response.response_id, response.finish_reason) if v]
+    return not ids or (max(map(len, ids)) <= limits.max_id_chars
+                       and CONTROL.search("".join(ids)) is None)
 
 
 def _span(event: SpanEvent, limits: Limits, window: _Window,

@@ -68,7 +68,7 @@ from llmpulse.schemas import (
     utcnow,
     validate_event,
 )
-from llmpulse.schemas._fast_checks import CONTROL  # (the validator's own pattern)
+from llmpulse.schemas._fast_checks import answer_after_its_prompt
 
 __all__ = ["MappedRecord", "OtlpMapper", "call_id_for"]
 
@@ -392,26 +392,9 @@ class OtlpMapper:
             response_model=response_model, response_id=model_response_id,
             usage=_usage(usage), latency_ms=latency_ms, time_to_first_token_ms=ttft_ms,
             streamed=streamed, attributes=origin)
-        if not self._answer_holds(response):
+        if self._now is None or not answer_after_its_prompt(response, self.limits, self._now):
             validate_event(response, self.limits, now=self._now)
         return prompt, response
-
-    def _answer_holds(self, response: ResponseEvent) -> bool:
-        """True only when ``validate_event`` accepts ``response``, known from its prompt:
-        accepted already, with the same call fields (``common``), an earlier time and a
-        superset of its attributes (``origin``). What the answer adds is checked here: its
-        end time not after the clock (the window's top is later), its text, its three
-        identifiers; an error or tool calls are left to ``validate_event`` (False), which
-        also names the field and the rule whenever this answers False."""
-        limits = self.limits
-        if (response.error is not None or response.tool_calls or limits.max_future_seconds < 0
-                or self._now is None or response.occurred_at > self._now
-                or response.text is None or len(response.text) > limits.max_text_chars):
-            return False
-        ids = [v for v in (response.response_model, response.response_id,
-                           response.finish_reason) if v]
-        return not ids or (max(map(len, ids)) <= limits.max_id_chars
-                           and CONTROL.search("".join(ids)) is None)
 
     def _step(self, common: dict[str, Any], operation: str, span: Span, attrs: dict[str, Any],
               events: Sequence[c.SpanEvent], origin: dict[str, Any], usage: dict[str, int],
