@@ -1,6 +1,6 @@
 """Fixtures shared by every test folder (the rooms' tests and tests/): a real Kafka broker,
 the real OpenTelemetry Collector, the session's chDB folder; and the order of the modules
-when pytest-xdist runs the suite on several processes (``scripts/test.sh``: ``-n auto``).
+when pytest-xdist runs the suite on several processes (``scripts/test.sh``: ``-n logical``).
 
 Under xdist each worker process is a test session of its own: its own broker, Collector and
 chDB folder (chDB hosts one engine path per process), started only if one of its tests asks.

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh), then run the whole test suite. Kafka is started by the
 # test fixtures themselves on a free port (a real single-node KRaft broker).
+# pytest-xdist runs the tests on every CPU (-n logical; PYTEST_XDIST_AUTO_NUM_WORKERS
+# overrides the count, -n 0 runs them in one process): each worker process starts its own
+# broker, Collector and chDB folder when one of its tests needs them.
 #
 #   bash scripts/test.sh [pytest arguments]
 set -euo pipefail
@@ -9,4 +12,4 @@ cd "$ROOT"
 bash scripts/setup.sh
 uv run --frozen ruff check .
 uv run --frozen mypy schemas/src producers/src
-exec uv run --frozen pytest "$@"
+exec uv run --frozen pytest -n logical "$@"
