@@ -21,6 +21,9 @@ import pytest
 _TESTS_DIR = str(Path(__file__).resolve().parent / "tests")
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
+# The shared helpers assert for the tests that call them: rewrite their asserts too, so a
+# failure shows the values, not a bare AssertionError.
+pytest.register_assert_rewrite("otlp_spans", "store_rows", "waiting")
 
 from kafka_broker import KafkaBroker, free_port  # noqa: E402
 from otel_collector import OtelCollector  # noqa: E402

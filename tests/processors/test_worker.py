@@ -163,11 +163,10 @@ def test_a_stop_while_a_half_lingers_exits_promptly_and_loses_nothing(
     worker.start()
     try:
         assert _enriched(kafka_bootstrap, prefix, expected=1)[0].event.call_id == marker
-        t0 = time.monotonic()
         worker.stop()
-        stopped_in = time.monotonic() - t0
+        # Not killed: it exited within stop()'s 30 s grace, so it did not wait out the 60 s
+        # linger (a condition, not a timing: a slow machine cannot fail it by being slow).
         assert worker.proc is not None and worker.proc.returncode != -9, "had to be killed"
-        assert stopped_in < 20, f"stop took {stopped_in:.1f}s"
         send(ResponseEvent(call_id="held", app="a", text="late answer", latency_ms=3.0))
         assert producer.flush(10) == 0
         held: list[EnrichedCall] = []
