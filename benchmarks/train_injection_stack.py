@@ -52,11 +52,6 @@ SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5"]
 GRID = tuple(round(0.30 + 0.005 * i, 3) for i in range(140))
 
 
-def _logit(p: Any) -> Any:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
 def _sigmoid(z: Any) -> Any:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
 

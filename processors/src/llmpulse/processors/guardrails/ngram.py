@@ -31,7 +31,6 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from llmpulse.processors.guardrails.views import deobfuscate
 
@@ -80,6 +79,8 @@ def _buckets(text: str, bits: int) -> Any:
 def ngram_features(texts: Sequence[str], bits: int) -> Any:
     """A sparse matrix (one row a text, ``2**bits`` columns): hashed n-gram counts divided by
     the square root of the text's number of n-grams."""
+    from scipy import sparse  # training and evaluation only: the light path needs numpy alone
+
     rows, cols, vals = [], [], []
     for i, text in enumerate(texts):
         keys = _buckets(text, bits)
@@ -96,6 +97,7 @@ def ngram_features(texts: Sequence[str], bits: int) -> Any:
 def fit_sparse_logistic(x: Any, y: Any, *, c: float) -> tuple[Any, float]:
     """Weights and bias of an L2-regularised logistic regression on a sparse ``x`` (penalty
     ``|w|^2 / 2c``, the bias not penalised), by L-BFGS from zeros: deterministic."""
+    from scipy import sparse
     from scipy.optimize import minimize
 
     y = np.asarray(y, dtype=np.float64)
@@ -142,7 +144,7 @@ class NgramModel:
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         """The attack probability of each text."""
-        return [1.0 / (1.0 + math.exp(-min(self.logit(t), 700.0))) for t in texts]
+        return [1.0 / (1.0 + math.exp(-max(self.logit(t), -700.0))) for t in texts]
 
 
 @lru_cache(maxsize=1)

@@ -62,7 +62,14 @@ class StackClassifier(EmbeddingHeadClassifier):
     def _load_weights(self) -> dict[str, Any]:
         from llmpulse.processors.scoring.embeddings import load_exemplars
 
-        self._exemplars = np.asarray(self._embedder.embed(load_exemplars(None)), dtype=np.float64)
+        # The scorer embedded the shipped exemplars at its load unless it was given its own
+        # file (the stack was trained on the shipped ones): reuse them, not embed them twice.
+        config = getattr(self._embedder, "config", None)
+        shipped = (getattr(self._embedder, "_exemplars", None)
+                   if config is not None and getattr(config, "exemplars", "") is None else None)
+        if shipped is None:
+            shipped = self._embedder.embed(load_exemplars(None))
+        self._exemplars = np.asarray(shipped, dtype=np.float64)
         return load_stack()
 
     def _scores(self, head: dict[str, Any], texts: Sequence[str], vectors: Any) -> list[float]:
