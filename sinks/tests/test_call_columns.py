@@ -10,75 +10,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
 
-from llmpulse.schemas import (
-    ChatMessage,
-    EnrichedCall,
-    ErrorInfo,
-    GuardrailVerdict,
-    PromptEvent,
-    ResponseEvent,
-    RetrievedDocument,
-    ScoreResult,
-    TokenUsage,
-    ToolCall,
-)
+from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks.arrow import _uuid_bytes, to_arrow, uuid_array
 from llmpulse.sinks.rows import CALL_COLUMNS, call_columns, call_row, call_values
-from llmpulse.sinks.testing import sample_calls
+from llmpulse.sinks.testing import VARIED_AT, varied_calls
 
-AT = datetime(2026, 11, 30, 12, 0, 0, 250000, tzinfo=UTC)
-
-
-def _verdict(call_id: str, rule: str, severity: str, action: str) -> GuardrailVerdict:
-    return GuardrailVerdict(call_id=call_id, app="bot", occurred_at=AT, rule_id=rule, rule_kind="regex",
-                            applies_to="response", severity=severity, action=action,  # type: ignore[arg-type]
-                            policy_version="p-1")
-
-
-def _agent_call() -> EnrichedCall:
-    """v1.1: tool calls, span ids, reasoning tokens; scores named twice, provenance, unicode."""
-    ids = {"call_id": "c-agent", "app": "bot", "trace_id": "t-9", "span_id": "s-2", "parent_span_id": "s-1"}
-    return EnrichedCall(
-        occurred_at=AT.astimezone(timezone(timedelta(hours=5, minutes=30))), **ids,
-        prompt=PromptEvent(**ids, prompt_id="plan", prompt_version="3", request_model="o4-mini",
-                           messages=[ChatMessage(role="user", content="Zoë: \"météo\"\nà Paris ? 🌧")],
-                           template_variables={"ville": "Paris", "clé": "ü"}),
-        response=ResponseEvent(**ids, latency_ms=50.0, tool_calls=[
-            ToolCall(id="tc-1", name="weather", arguments='{"city": "Paris"}'), ToolCall(name="calendar")],
-            usage=TokenUsage(input_tokens=10, reasoning_tokens=40, cache_creation_input_tokens=7)),
-        scores=[ScoreResult(name="toxicity", scorer_version="1", backend="b", value=0.25),
-                ScoreResult(name="toxicity", scorer_version="2", backend="b", status="error"),
-                ScoreResult(name="brand", scorer_version="1", backend="b", value=1.0),
-                ScoreResult(name="brand", scorer_version="4", backend="b", value=3.0),
-                ScoreResult(name="pii", scorer_version="1", backend="b", status="not_applicable"),
-                ScoreResult(name="judge", scorer_version="1", backend="b"),  # ok but no value
-                ScoreResult(name="cost_usd", scorer_version="1", backend="b", value=0.002,
-                            attributes={"price_source": "genai-prices", "price_date": "2026-12-01"})],
-        verdicts=[_verdict("c-agent", "pii.email", "low", "redact"),
-                  _verdict("c-agent", "secret", "critical", "flag")],
-        attributes={"region": "eu", "tier": 2, "ratio": 0.5, "beta": True, "none": None})
+AT = VARIED_AT
 
 
 def _batch() -> list[EnrichedCall]:
-    failed = EnrichedCall(
-        call_id="c-failed", app="bot", prompt=PromptEvent(call_id="c-failed", app="bot"),
-        response=ResponseEvent(call_id="c-failed", app="bot", latency_ms=3.0,
-                               error=ErrorInfo(type="RateLimitError", message="429")),
-        verdicts=[_verdict("c-failed", "block.me", "high", "block")])
-    v1 = EnrichedCall(  # a v1 call: no tool calls, no span ids, no provenance
-        call_id="c-v1", app="bot", schema_version=1, prompt_id="answer", request_model="gpt-4o-mini",
-        prompt=PromptEvent(call_id="c-v1", app="bot", messages=[ChatMessage(role="user", content="hi")],
-                           retrieved_context=[RetrievedDocument(id="d-1"), RetrievedDocument(id="d-2")]),
-        response=ResponseEvent(call_id="c-v1", app="bot", text="hello", latency_ms=9.0),
-        scores=[ScoreResult(name="relevance", scorer_version="1", backend="b", value=0.5)])
-    bare = EnrichedCall(call_id="c-bare", app="bot", complete=False, incomplete_reason="response_timeout")
-    calls = sample_calls(40, seed=5)
-    return [*calls[:20], _agent_call(), bare, *calls[20:30], failed, v1, *calls[30:]]
+    return varied_calls()
 
 
 def test_each_call_in_a_batch_gets_the_row_it_has_alone() -> None:

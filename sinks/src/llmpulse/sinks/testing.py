@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+import msgspec
 
 from llmpulse.schemas import (
     Alert,
@@ -28,11 +31,12 @@ from llmpulse.schemas import (
     RetrievedDocument,
     ScoreResult,
     TokenUsage,
+    ToolCall,
     uuid7,
 )
 
-__all__ = ["dashboard_differences", "sample_alert", "sample_calls", "sample_drift", "sample_feedback",
-           "sample_text"]
+__all__ = ["VARIED_AT", "dashboard_differences", "sample_alert", "sample_calls", "sample_drift",
+           "sample_feedback", "sample_text", "varied_calls"]
 
 _WORDS = ("order", "refund", "delivery", "account", "password", "invoice", "shipping", "warranty",
           "the", "my", "is", "where", "please", "help", "with", "late", "broken", "thanks")
@@ -100,6 +104,99 @@ def sample_calls(n: int, *, seed: int = 0, app: str = "support-bot", start: date
             scores=scores, verdicts=verdicts, scorer_set_version="s-7", policy_version="p-3",
             attributes={"region": "eu", "tier": 2, "beta": True}))
     return calls
+
+
+VARIED_AT = datetime(2026, 11, 30, 12, 0, 0, 250000, tzinfo=UTC)
+"""When ``varied_calls`` happen (fixed, so their rows can be compared across runs)."""
+
+
+def _verdict(call_id: str, rule: str, severity: str, action: str) -> GuardrailVerdict:
+    return GuardrailVerdict(call_id=call_id, app="bot", occurred_at=VARIED_AT, rule_id=rule,
+                            rule_kind="regex", applies_to="response", severity=severity,  # type: ignore[arg-type]
+                            action=action, policy_version="p-1")  # type: ignore[arg-type]
+
+
+def _agent_call() -> EnrichedCall:
+    """v1.1: tool calls, span ids, reasoning tokens; scores named twice, provenance, unicode."""
+    ids = {"call_id": "c-agent", "app": "bot", "trace_id": "t-9", "span_id": "s-2", "parent_span_id": "s-1"}
+    return EnrichedCall(
+        occurred_at=VARIED_AT.astimezone(timezone(timedelta(hours=5, minutes=30))), **ids,
+        prompt=PromptEvent(**ids, prompt_id="plan", prompt_version="3", request_model="o4-mini",
+                           messages=[ChatMessage(role="user", content="Zoë: \"météo\"\nà Paris ? 🌧")],
+                           template_variables={"ville": "Paris", "clé": "ü"}),
+        response=ResponseEvent(**ids, latency_ms=50.0, tool_calls=[
+            ToolCall(id="tc-1", name="weather", arguments='{"city": "Paris"}'), ToolCall(name="calendar")],
+            usage=TokenUsage(input_tokens=10, reasoning_tokens=40, cache_creation_input_tokens=7)),
+        scores=[ScoreResult(name="toxicity", scorer_version="1", backend="b", value=0.25),
+                ScoreResult(name="toxicity", scorer_version="2", backend="b", status="error"),
+                ScoreResult(name="brand", scorer_version="1", backend="b", value=1.0),
+                ScoreResult(name="brand", scorer_version="4", backend="b", value=3.0),
+                ScoreResult(name="pii", scorer_version="1", backend="b", status="not_applicable"),
+                ScoreResult(name="judge", scorer_version="1", backend="b"),  # ok but no value
+                ScoreResult(name="cost_usd", scorer_version="1", backend="b", value=0.002,
+                            attributes={"price_source": "genai-prices", "price_date": "2026-12-01"})],
+        verdicts=[_verdict("c-agent", "pii.email", "low", "redact"),
+                  _verdict("c-agent", "secret", "critical", "flag")],
+        attributes={"region": "eu", "tier": 2, "ratio": 0.5, "beta": True, "none": None})
+
+
+def _edge_calls() -> list[EnrichedCall]:
+    """A failed call, a v1 call, one with neither half, one with only each half, and huge texts."""
+    failed = EnrichedCall(
+        call_id="c-failed", app="bot", prompt=PromptEvent(call_id="c-failed", app="bot"),
+        response=ResponseEvent(call_id="c-failed", app="bot", latency_ms=3.0,
+                               error=ErrorInfo(type="RateLimitError", message="429")),
+        verdicts=[_verdict("c-failed", "block.me", "high", "block")])
+    v1 = EnrichedCall(  # a v1 call: no tool calls, no span ids, no provenance
+        call_id="c-v1", app="bot", schema_version=1, prompt_id="answer", request_model="gpt-4o-mini",
+        prompt=PromptEvent(call_id="c-v1", app="bot", messages=[ChatMessage(role="user", content="hi")],
+                           retrieved_context=[RetrievedDocument(id="d-1"), RetrievedDocument(id="d-2")]),
+        response=ResponseEvent(call_id="c-v1", app="bot", text="hello", latency_ms=9.0),
+        scores=[ScoreResult(name="relevance", scorer_version="1", backend="b", value=0.5)])
+    bare = EnrichedCall(call_id="c-bare", app="bot", complete=False, incomplete_reason="response_timeout")
+    prompt_only = EnrichedCall(  # every field from the prompt, none on the envelope
+        call_id="c-prompt", app="bot", complete=False, incomplete_reason="response_timeout",
+        prompt=PromptEvent(call_id="c-prompt", app="bot", prompt_id="p", prompt_version="9",
+                           request_model="m-1", provider="acme", trace_id="t-1", session_id="s",
+                           user_id="u", span_id="sp", parent_span_id="pp", operation="text_completion",
+                           temperature=0.0, max_tokens=0, expects_json=True))
+    response_only = EnrichedCall(  # the model and provider from the response, empty texts
+        call_id="c-response", app="bot", complete=False, incomplete_reason="prompt_timeout",
+        response=ResponseEvent(call_id="c-response", app="bot", latency_ms=0.0, text="",
+                               response_model="m-2", provider="other", span_id="rs",
+                               parent_span_id="rp", finish_reason="length", cost_usd=0.0,
+                               usage=TokenUsage(output_tokens=4_000_000_000)),
+        scores=[ScoreResult(name="quality", scorer_version="1", backend="b", value=-0.0),
+                ScoreResult(name="refusal", scorer_version="1", backend="b", status="unavailable")])
+    huge = "é🌧\u0000\t\"\\" + "x" * 1_000_000
+    big = EnrichedCall(
+        call_id="c-huge", app="bot", prompt=PromptEvent(
+            call_id="c-huge", app="bot", messages=[ChatMessage(role="user", content=huge)] * 3,
+            template_variables={"doc": huge}),
+        response=ResponseEvent(call_id="c-huge", app="bot", text=huge, latency_ms=1.0,
+                               error=ErrorInfo(type="Cut", message=huge)),
+        attributes={"big": huge, "list": [1, "a"]})  # type: ignore[dict-item]
+    return [msgspec.structs.replace(call, occurred_at=VARIED_AT)
+            for call in (failed, v1, bare, prompt_only, response_only, big)]
+
+
+def varied_calls() -> list[EnrichedCall]:
+    """40 ``sample_calls`` with the edge cases among them: v1 and v1.1 calls, duplicate
+    scorers, provenance, tool calls, unicode, huge texts, each half missing. Every id and
+    time is fixed (event ids count up from 1), so the rows they make are the same each run."""
+    calls = sample_calls(40, seed=5, start=VARIED_AT)
+    agent, edges = _agent_call(), _edge_calls()
+    batch = [*calls[:20], agent, edges[2], *calls[20:30], edges[0], edges[1], *calls[30:], *edges[3:]]
+    pinned, counter = [], 0
+    for call in batch:
+        verdicts = []
+        for verdict in call.verdicts:
+            counter += 1
+            verdicts.append(msgspec.structs.replace(verdict, event_id=uuid.UUID(int=counter)))
+        counter += 1
+        pinned.append(msgspec.structs.replace(call, event_id=uuid.UUID(int=counter), verdicts=verdicts,
+                                              processed_at=VARIED_AT + timedelta(seconds=counter)))
+    return pinned
 
 
 def sample_feedback(calls: list[EnrichedCall], *, seed: int = 0, share: float = 0.3,
