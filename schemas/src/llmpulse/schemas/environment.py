@@ -16,6 +16,7 @@ __all__ = [
     "APP",
     "BOOTSTRAP_SERVERS",
     "BROKER_CHECK_SECONDS",
+    "CACHE_DIR",
     "CLICKHOUSE_URL",
     "CONFIG",
     "DATA_DIR",
@@ -147,6 +148,11 @@ POLICY = "LLMPULSE_POLICY"
 MODELS_DIR = "LLMPULSE_MODELS_DIR"
 """The models folder written by ``llmpulse models fetch`` and read by the model scorers
 (default for ``scoring.toxicity.models_dir`` and ``scoring.embeddings.models_dir``)."""
+
+CACHE_DIR = "LLMPULSE_CACHE_DIR"
+"""Folder of what a process rebuilds when it is missing (compiled guardrail gates), kept so
+the next start is quick; default ``$XDG_CACHE_HOME/llmpulse``, else ``~/.cache/llmpulse``.
+Safe to delete at any time."""
 
 DATA_DIR = "LLMPULSE_DATA_DIR"
 """Folder of the embedded store (``llmpulse.chdb`` in it) when ``LLMPULSE_CLICKHOUSE_URL`` is

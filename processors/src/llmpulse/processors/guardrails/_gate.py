@@ -17,6 +17,8 @@ from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from llmpulse.processors.guardrails._gate_cache import cached_compile
+
 __all__ = ["TextGate", "hyperscan_available", "relax"]
 
 logger = logging.getLogger(__name__)
@@ -168,9 +170,14 @@ def _compiles(expression: bytes, flag: int) -> bool:
 @lru_cache(maxsize=32)
 def _compile(patterns: tuple[tuple[bytes, int], ...]) -> tuple[Any, frozenset[int]]:
     """One database for the patterns that compile (ids follow the kept ones), and the
-    indexes of those that do not. Cached: reloading an unchanged rule set is free."""
+    indexes of those that do not. Cached: reloading an unchanged rule set is free, and a
+    rule set compiled by an earlier process is loaded from disk (``_gate_cache``)."""
     if not patterns:
         return None, frozenset()
+    return cached_compile(_hs, patterns, _compile_database)
+
+
+def _compile_database(patterns: tuple[tuple[bytes, int], ...]) -> tuple[Any, frozenset[int]]:
     failed: frozenset[int] = frozenset()
     try:
         db = _hs.Database(mode=_hs.HS_MODE_BLOCK)

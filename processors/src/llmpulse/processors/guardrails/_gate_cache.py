@@ -1,0 +1,135 @@
+"""Compiled Hyperscan gate databases kept on disk, so a process compiles a rule set once.
+
+Compiling the default policy's gates costs Hyperscan some 25 CPU seconds (the injection
+rule's many multilingual patterns); every worker, demo and test process used to pay it at
+start. A compiled database is serialized (``hyperscan.dumpb``) into the cache folder
+under a key made of the patterns, their flags and the Hyperscan version, and the next
+process loads it in milliseconds. A file that is missing, truncated, from another
+Hyperscan or another platform is compiled again and rewritten: the cache never changes
+what the gate finds, only how soon it is ready.
+
+The folder is ``$LLMPULSE_CACHE_DIR/hyperscan``, else ``$XDG_CACHE_HOME/llmpulse/hyperscan``,
+else ``~/.cache/llmpulse/hyperscan``; one that cannot be written only costs the compile.
+Processes that start together on a cold cache compile once: the others wait on a lock
+file and then load what the first one wrote.
+
+Example (not a doctest: it needs Hyperscan)::
+
+    db, failed = cached_compile(patterns, compile_database)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import platform
+import struct
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from llmpulse.schemas import environment as env
+
+__all__ = ["cache_folder", "cached_compile"]
+
+logger = logging.getLogger(__name__)
+
+Patterns = tuple[tuple[bytes, int], ...]
+Compiled = tuple[Any, frozenset[int]]
+_MAGIC = b"LLMPHS1\n"
+_HEADER = struct.Struct(">I32s")  # JSON length, sha256 of the database bytes
+
+
+def cache_folder() -> Path:
+    """Where compiled gates are kept (see the module's docstring)."""
+    given = os.environ.get(env.CACHE_DIR)
+    if given:
+        return Path(given) / "hyperscan"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llmpulse" / "hyperscan"
+
+
+def _key(hs: Any, patterns: Patterns) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{getattr(hs, '__version__', '?')}|{platform.machine()}|".encode())
+    for expression, flag in patterns:
+        digest.update(len(expression).to_bytes(4, "big") + expression + flag.to_bytes(4, "big"))
+    return digest.hexdigest()[:40]
+
+
+def _load(hs: Any, path: Path) -> Compiled | None:
+    """The database and failed indexes stored at ``path``, or None when it is absent or
+    not usable here (a damaged file, another Hyperscan or platform)."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    start = len(_MAGIC) + _HEADER.size
+    if not blob.startswith(_MAGIC) or len(blob) < start:
+        return None
+    size, checksum = _HEADER.unpack_from(blob, len(_MAGIC))
+    meta, database = blob[start:start + size], blob[start + size:]
+    if hashlib.sha256(database).digest() != checksum:
+        return None
+    try:
+        failed = frozenset(int(i) for i in json.loads(meta)["failed"])
+        db = hs.loadb(database, hs.HS_MODE_BLOCK) if database else None
+        if db is not None:
+            hs.Scratch(db)  # a database this machine cannot run fails here, not mid-scan
+    except (ValueError, KeyError, TypeError, hs.error):
+        return None
+    return db, failed
+
+
+def _store(hs: Any, path: Path, compiled: Compiled) -> None:
+    db, failed = compiled
+    database = hs.dumpb(db) if db is not None else b""
+    meta = json.dumps({"failed": sorted(failed)}).encode()
+    blob = _MAGIC + _HEADER.pack(len(meta), hashlib.sha256(database).digest()) + meta + database
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(blob)
+        os.replace(tmp, path)  # readers see the old file or the whole new one
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def cached_compile(hs: Any, patterns: Patterns, compile_database: Callable[[Patterns], Compiled],
+                   folder: Path | None = None) -> Compiled:
+    """``compile_database(patterns)``, or what an earlier process stored for the same
+    patterns. Any trouble with the folder falls back to compiling (logged at DEBUG)."""
+    folder = folder if folder is not None else cache_folder()
+    path = folder / f"{_key(hs, patterns)}.hsdb"
+    found = _load(hs, path)
+    if found is not None:
+        return found
+    compiled: Compiled | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _exclusive(path.with_suffix(".lock")):
+            found = _load(hs, path)  # another process may have compiled it meanwhile
+            if found is not None:
+                return found
+            compiled = compile_database(patterns)
+            _store(hs, path, compiled)
+    except OSError as exc:
+        logger.debug("guardrail gate cache %s not usable (%s): compiled in memory", folder, exc)
+    return compiled if compiled is not None else compile_database(patterns)
