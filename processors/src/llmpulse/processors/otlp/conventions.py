@@ -99,8 +99,10 @@ def as_str(attrs: Mapping[str, Any], *keys: str) -> str | None:
             break
     else:
         return None
+    if type(value) is list and len(value) == 1 and type(value[0]) is str:
+        return value[0]  # e.g. finish reasons, most often one (the general case below)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return str(value[0])  # e.g. finish reasons
+        return str(value[0])
     raise _wrong(key, value, "a string")
 
 
@@ -318,9 +320,14 @@ def _text_messages(value: Any) -> list[_TextMessage] | None:
         return None
 
 
-def _text_message(message: _TextMessage) -> dict[str, Any]:
+def _text_content(message: _TextMessage) -> str:
     parts = message.parts
-    return {"role": _ROLES.get(message.role.lower(), "user"),
+    return parts[0].content if len(parts) == 1 else "\n".join([p.content for p in parts])
+
+
+def _text_message(message: _TextMessage) -> dict[str, Any]:
+    role, parts = message.role, message.parts  # (a role most often one of ours: no lower())
+    return {"role": _ROLES.get(role) or _ROLES.get(role.lower(), "user"),  # (_text_content inline)
             "content": parts[0].content if len(parts) == 1 else "\n".join([p.content for p in parts])}
 
 
@@ -411,8 +418,7 @@ def output(attrs: Mapping[str, Any], events: Iterable[SpanEvent]) -> Output:
     if attrs.get("gen_ai.output.messages") is not None:
         plain = _text_messages(attrs["gen_ai.output.messages"])
         if plain is not None:
-            return ((_text_message(plain[0])["content"], plain[0].finish_reason, []) if plain
-                    else ("", None, []))
+            return (_text_content(plain[0]), plain[0].finish_reason, []) if plain else ("", None, [])
         data = structured("gen_ai.output.messages", attrs["gen_ai.output.messages"])
         items = data if isinstance(data, list) else [data]
         if not items:

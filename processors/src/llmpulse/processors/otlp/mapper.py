@@ -107,6 +107,12 @@ _USAGE_ORDER = {key: (n, rank) for n, (_, keys) in enumerate(_USAGE_ITEMS)
                 for rank, key in enumerate(keys)}
 """Each token count key: its count's place in ``_USAGE`` and its precedence among its keys."""
 _USAGE_KEYS = frozenset(_USAGE_ORDER)
+_OPTIONAL_CALL_FIELDS = (("session_id", ("gen_ai.conversation.id", "session.id")),
+                         ("user_id", ("user.id", "enduser.id")),
+                         ("prompt_id", ("llmpulse.prompt.id", "gen_ai.prompt.name")),
+                         ("prompt_version", ("llmpulse.prompt.version", "gen_ai.prompt.version")))
+_USAGE_PLANS: dict[frozenset[str], tuple[tuple[str, str], ...]] = {}
+"""Token count keys present -> (count, key) in the order ``_token_counts`` reads them."""
 _OPTIONAL_KEYS = frozenset({
     "llmpulse.app", "llmpulse.environment", "gen_ai.conversation.id", "session.id", "user.id",
     "enduser.id", "llmpulse.prompt.id", "gen_ai.prompt.name", "llmpulse.prompt.version",
@@ -329,21 +335,26 @@ class OtlpMapper:
         call_id = span_id if step else call_id_for(trace_id, span_id)
         provider = c.as_str(attrs, "gen_ai.provider.name", "gen_ai.system")
         provider = _PROVIDERS.get(provider.lower(), provider.lower()) if provider else None
-        common: dict[str, Any] = {
-            "call_id": call_id, "trace_id": trace_id, "span_id": span_id,
-            "parent_span_id": parent_id, "app": app,
-            "environment": ((c.as_str(attrs, "llmpulse.environment") if optional else None)
-                            or resource.environment or self.default_environment),
-            "session_id": (c.as_str(attrs, "gen_ai.conversation.id", "session.id")
-                           if optional else None),
-            "user_id": c.as_str(attrs, "user.id", "enduser.id") if optional else None,
-            "prompt_id": (c.as_str(attrs, "llmpulse.prompt.id", "gen_ai.prompt.name")
-                          if optional else None),
-            "prompt_version": (c.as_str(attrs, "llmpulse.prompt.version", "gen_ai.prompt.version")
-                               if optional else None),
-            "request_model": c.as_str(attrs, "gen_ai.request.model", "llm.request.model"),
-            "provider": provider,
-        }
+        # The call's fields; one that is None is left out (its default), at less cost to
+        # build the events. The readers run in a fixed order: the first wrong type is named.
+        common: dict[str, Any] = {"call_id": call_id, "trace_id": trace_id, "span_id": span_id,
+                                  "app": app}
+        if parent_id is not None:
+            common["parent_span_id"] = parent_id
+        if optional:
+            common["environment"] = (c.as_str(attrs, "llmpulse.environment")
+                                     or resource.environment or self.default_environment)
+            for name, keys in _OPTIONAL_CALL_FIELDS:
+                value = c.as_str(attrs, *keys)
+                if value is not None:
+                    common[name] = value
+        else:
+            common["environment"] = resource.environment or self.default_environment
+        model = c.as_str(attrs, "gen_ai.request.model", "llm.request.model")
+        if model is not None:
+            common["request_model"] = model
+        if provider is not None:
+            common["provider"] = provider
         origin: dict[str, Any] = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256]}
         if scope_name:
             origin["otel.scope.name"] = scope_name
@@ -354,9 +365,11 @@ class OtlpMapper:
         prompt_id, response_id = _event_ids(start_ns, call_id)
         messages = c.input_messages(attrs, events)
         temperature = c.as_float(attrs, "gen_ai.request.temperature")
-        max_tokens = c.as_int(attrs, "gen_ai.request.max_tokens") if optional else None
-        top_p = c.as_float(attrs, "gen_ai.request.top_p") if optional else None
-        expects_json = optional and c.as_str(attrs, "gen_ai.output.type") == "json"
+        request: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
+        if optional:  # (else all None and False: the fields' defaults)
+            request["max_tokens"] = c.as_int(attrs, "gen_ai.request.max_tokens")
+            request["top_p"] = c.as_float(attrs, "gen_ai.request.top_p")
+            request["expects_json"] = c.as_str(attrs, "gen_ai.output.type") == "json"
         prompt_attributes = _with_extras(origin, attrs, _REQUEST_EXTRAS)
         text, reason, tool_calls = c.output(attrs, events)
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
@@ -372,20 +385,19 @@ class OtlpMapper:
                                                 "gen_ai.is_streaming", "llm.is_streaming"))
         # The events are built directly (the readers above checked every type; a None is the
         # field's default) and held to the contract's ranges and the size limits.
-        _non_negative("max_tokens", max_tokens)
+        if optional:
+            _non_negative("max_tokens", request["max_tokens"])
         prompt = PromptEvent(
-            **common, event_id=prompt_id, occurred_at=_time(start_ns), operation=operation,
+            **common, event_id=prompt_id, occurred_at=_from_timestamp(start_ns / 1e9, UTC),
+            operation=operation,
             messages=[self._message(m) if "tool_calls" in m else ChatMessage(**m) for m in messages],
-            temperature=temperature,
-            max_tokens=max_tokens, top_p=top_p, expects_json=expects_json,
-            attributes=prompt_attributes)
+            attributes=prompt_attributes, **request)
         validate_event(prompt, self.limits, now=self._now)
-        latency_ms = (end_ns - start_ns) / 1e6
+        latency_ms = (end_ns - start_ns) / 1e6  # (>= 0: the end is not before the start)
         ttft_ms = None if ttfc is None else ttfc * 1000.0
-        _non_negative("latency_ms", latency_ms)
         _non_negative("time_to_first_token_ms", ttft_ms)
         response = ResponseEvent(
-            **common, event_id=response_id, occurred_at=_time(end_ns),
+            **common, event_id=response_id, occurred_at=_from_timestamp(end_ns / 1e9, UTC),
             text=text if text is not None or error else "",
             error=None if error is None else ErrorInfo(**error),
             tool_calls=[self._tool(t) for t in tool_calls], finish_reason=finish_reason,
@@ -476,21 +488,29 @@ class OtlpMapper:
 def _token_counts(attrs: dict[str, Any]) -> dict[str, int]:
     """Each token count from the first of its keys present (in ``_USAGE``'s order of the
     counts): ``c.as_int`` per name, the integers (the common case) taken inline. Only the
-    keys the span has are visited (a set intersection in C)."""
-    usage: dict[str, int] = {}
-    present = _USAGE_KEYS.intersection(attrs)
+    keys the span has are visited, in an order worked out once per set of keys."""
+    present = _USAGE_KEYS.intersection(attrs)  # (a frozenset: the plans' key)
     if not present:
-        return usage
-    for key in sorted(present, key=_USAGE_ORDER.__getitem__) if len(present) > 1 else present:
+        return {}
+    plan = _USAGE_PLANS.get(present)
+    if plan is None:
+        plan = tuple((_USAGE_ITEMS[_USAGE_ORDER[key][0]][0], key)
+                     for key in sorted(present, key=_USAGE_ORDER.__getitem__))
+        if len(_USAGE_PLANS) < 1024:  # (a span's keys are few sets in practice; bounded)
+            _USAGE_PLANS[present] = plan
+    usage: dict[str, int] = {}
+    for name, key in plan:
         value = attrs[key]
-        name = _USAGE_ITEMS[_USAGE_ORDER[key][0]][0]
         if value is not None and name not in usage:
             usage[name] = value if type(value) is int else c.as_int(attrs, key)  # type: ignore[assignment]
     return usage
 
 
+_from_timestamp = datetime.fromtimestamp
+
+
 def _time(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
+    return _from_timestamp(ns / 1e9, UTC)
 
 
 def _non_negative(name: str, value: float | None) -> None:
