@@ -257,7 +257,8 @@ def test_error_status_without_output_is_an_error_response() -> None:
         None, "RateLimitError", "rate limited")
 
 
-@pytest.mark.parametrize("name", ["", ".mapper", ".conventions", ".auth", "._wire", ".files"])
+@pytest.mark.parametrize("name", ["", ".mapper", ".span_fields", ".conventions", ".auth", "._wire",
+                                  ".files"])
 def test_module_examples_run(name: str) -> None:
     import doctest
     import importlib
@@ -326,3 +327,40 @@ def test_the_answers_shortcut_never_keeps_what_validation_would_refuse(
     assert len(checked[0]) >= 20 and len(checked[1]) >= 40  # both outcomes are exercised
     assert {reason for reason, _ in checked[1]} >= {
         "control_character", "limit_exceeded", "timestamp_out_of_range"}
+
+
+def test_token_counts_read_in_a_cached_order_match_the_walk_over_every_key() -> None:
+    """``span_fields.token_counts`` visits only the keys present, in an order it works out
+    once per set of keys; the answer (or the error) must be the plain walk's: per count,
+    the first of its keys present and not None, ints as they are, the rest through as_int."""
+    import random
+
+    from llmpulse.processors.otlp import conventions as c
+    from llmpulse.processors.otlp import span_fields
+    from llmpulse.schemas import SchemaError
+
+    def walk(attrs: dict[str, Any]) -> dict[str, int]:
+        usage = {}
+        for name, keys in span_fields._USAGE.items():
+            for key in keys:
+                if attrs.get(key) is not None:
+                    usage[name] = c.as_int(attrs, key)
+                    break
+        return usage
+
+    def outcome(read: Any, attrs: dict[str, Any]) -> Any:
+        try:
+            return read(attrs)
+        except SchemaError as exc:
+            return (exc.reason, exc.field)
+
+    keys = [key for group in span_fields._USAGE.values() for key in group]
+    rnd = random.Random(13)
+    for _ in range(3_000):
+        chosen = rnd.sample(keys, rnd.randint(0, len(keys)))  # (dict order: random too)
+        attrs = {key: rnd.choice([rnd.randint(0, 9), None, "12", 3.0, True, "x", -2]) for key in chosen}
+        attrs["gen_ai.request.model"] = "m"  # (not a count: never read)
+        expected = outcome(walk, attrs)
+        assert outcome(span_fields.token_counts, attrs) == expected, attrs
+        assert outcome(span_fields.token_counts, attrs) == expected, attrs  # its plan cached now
+    assert c.as_str({"k": ["stop"]}, "k") == "stop" and c.as_str({"k": ["a", "b"]}, "k") == "a"

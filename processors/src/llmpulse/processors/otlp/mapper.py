@@ -9,6 +9,10 @@ these (HTTP spans, embeddings, create_agent). A bad span never costs the good sp
 same record, and nothing here raises on bad input. Every event carries the span's own id
 and its parent's, so calls and steps form the trace's tree.
 
+What the events share (token usage, the open attribute map, the error, times, tool calls
+held to the limits) is read by ``span_fields``, which also builds a step span's event;
+this module maps a record's spans and assembles a call's prompt and answer.
+
 Ids are derived, so redelivery is harmless: ``call_id`` is ``otel-<trace id>-<span id>``
 (a step's is its span id, as for every ``SpanEvent``) and the events' UUIDv7 ids are the
 span's start time plus a hash of those ids (ClickHouse keeps one row per ``event_id``).
@@ -36,19 +40,19 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-from llmpulse.processors._ids import derived_uuid7, uuid7_of, uuid_from_int
+from llmpulse.processors._ids import uuid7_of, uuid_from_int
 from llmpulse.processors.otlp import conventions as c
+from llmpulse.processors.otlp import span_fields as f
 from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces, hex_id
 from llmpulse.processors.otlp._wire_reader import read_traces
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE, TokenBindings
@@ -61,9 +65,6 @@ from llmpulse.schemas import (
     ResponseEvent,
     SchemaError,
     SpanEvent,
-    TokenUsage,
-    ToolCall,
-    bounded_text,
     dead_letter,
     utcnow,
     validate_event,
@@ -79,40 +80,11 @@ _PROVIDERS = {"az.ai.openai": "azure.ai.openai", "az.ai.inference": "azure.ai.in
 _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings",
                       "rerank": "rerank"}
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
-_STATUS_ERROR = Status.STATUS_CODE_ERROR  # (read once: the enum wrapper's lookup is Python code)
 _RESPONSE_BITS = 0x5A5A_5A5A_5A5A_5A5A  # flips random bits of the low 62 only
-_NON_NEGATIVE = ("max_tokens", "latency_ms", "time_to_first_token_ms")
-_REQUEST_EXTRAS = ("gen_ai.request.frequency_penalty", "gen_ai.request.presence_penalty",
-                   "gen_ai.request.seed", "gen_ai.request.stop_sequences", "gen_ai.request.top_k",
-                   "gen_ai.request.choice.count", "gen_ai.request.reasoning.level",
-                   "gen_ai.request.stream", "gen_ai.output.type", "server.address")
-_USAGE = {
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                     "llm.usage.prompt_tokens"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                      "llm.usage.completion_tokens"),
-    "cached_input_tokens": ("gen_ai.usage.cache_read.input_tokens",
-                            "gen_ai.usage.cache_read_input_tokens"),
-    "cache_creation_input_tokens": ("gen_ai.usage.cache_write.input_tokens",
-                                    "gen_ai.usage.cache_creation.input_tokens",
-                                    "gen_ai.usage.cache_creation_input_tokens"),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
-}
-_USAGE_ITEMS = tuple(_USAGE.items())
-_STEP_EXTRAS = ("gen_ai.tool.type", "gen_ai.tool.description", "gen_ai.agent.id",
-                "gen_ai.agent.description", "gen_ai.data_source.id")
-_EXTRAS_KEYS: dict[tuple[str, ...], frozenset[str]] = {
-    keys: frozenset(keys) for keys in (_REQUEST_EXTRAS, _STEP_EXTRAS)}
-_USAGE_ORDER = {key: (n, rank) for n, (_, keys) in enumerate(_USAGE_ITEMS)
-                for rank, key in enumerate(keys)}
-"""Each token count key: its count's place in ``_USAGE`` and its precedence among its keys."""
-_USAGE_KEYS = frozenset(_USAGE_ORDER)
 _OPTIONAL_CALL_FIELDS = (("session_id", ("gen_ai.conversation.id", "session.id")),
                          ("user_id", ("user.id", "enduser.id")),
                          ("prompt_id", ("llmpulse.prompt.id", "gen_ai.prompt.name")),
                          ("prompt_version", ("llmpulse.prompt.version", "gen_ai.prompt.version")))
-_USAGE_PLANS: dict[frozenset[str], tuple[tuple[str, str], ...]] = {}
-"""Token count keys present -> (count, key) in the order ``_token_counts`` reads them."""
 _OPTIONAL_KEYS = frozenset({
     "llmpulse.app", "llmpulse.environment", "gen_ai.conversation.id", "session.id", "user.id",
     "enduser.id", "llmpulse.prompt.id", "gen_ai.prompt.name", "llmpulse.prompt.version",
@@ -358,10 +330,11 @@ class OtlpMapper:
         origin: dict[str, Any] = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256]}
         if scope_name:
             origin["otel.scope.name"] = scope_name
-        usage = _token_counts(attrs)
-        error = _error(span, attrs, events)
+        usage = f.token_counts(attrs)
+        error = f.error_of(span, attrs, events)
         if step:
-            return self._step(common, operation, span, attrs, events, origin, usage, error)
+            return f.step_event(common, operation, span, attrs, events, origin, usage, error,
+                                self.limits, self._now)
         prompt_id, response_id = _event_ids(start_ns, call_id)
         messages = c.input_messages(attrs, events)
         temperature = c.as_float(attrs, "gen_ai.request.temperature")
@@ -370,7 +343,7 @@ class OtlpMapper:
             request["max_tokens"] = c.as_int(attrs, "gen_ai.request.max_tokens")
             request["top_p"] = c.as_float(attrs, "gen_ai.request.top_p")
             request["expects_json"] = c.as_str(attrs, "gen_ai.output.type") == "json"
-        prompt_attributes = _with_extras(origin, attrs, _REQUEST_EXTRAS)
+        prompt_attributes = f.with_extras(origin, attrs, f.REQUEST_EXTRAS)
         text, reason, tool_calls = c.output(attrs, events)
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
                           "gen_ai.response.time_to_first_token") if optional else None
@@ -386,79 +359,28 @@ class OtlpMapper:
         # The events are built directly (the readers above checked every type; a None is the
         # field's default) and held to the contract's ranges and the size limits.
         if optional:
-            _non_negative("max_tokens", request["max_tokens"])
+            f.non_negative("max_tokens", request["max_tokens"])
         prompt = PromptEvent(
-            **common, event_id=prompt_id, occurred_at=_from_timestamp(start_ns / 1e9, UTC),
+            **common, event_id=prompt_id, occurred_at=f.from_timestamp(start_ns / 1e9, UTC),
             operation=operation,
-            messages=[self._message(m) if "tool_calls" in m else ChatMessage(**m) for m in messages],
+            messages=[f.message_with_tools(m, self.limits) if "tool_calls" in m else ChatMessage(**m)
+                      for m in messages],
             attributes=prompt_attributes, **request)
         validate_event(prompt, self.limits, now=self._now)
         latency_ms = (end_ns - start_ns) / 1e6  # (>= 0: the end is not before the start)
         ttft_ms = None if ttfc is None else ttfc * 1000.0
-        _non_negative("time_to_first_token_ms", ttft_ms)
+        f.non_negative("time_to_first_token_ms", ttft_ms)
         response = ResponseEvent(
-            **common, event_id=response_id, occurred_at=_from_timestamp(end_ns / 1e9, UTC),
+            **common, event_id=response_id, occurred_at=f.from_timestamp(end_ns / 1e9, UTC),
             text=text if text is not None or error else "",
             error=None if error is None else ErrorInfo(**error),
-            tool_calls=[self._tool(t) for t in tool_calls], finish_reason=finish_reason,
+            tool_calls=[f.bounded_tool(t, self.limits) for t in tool_calls], finish_reason=finish_reason,
             response_model=response_model, response_id=model_response_id,
-            usage=_usage(usage), latency_ms=latency_ms, time_to_first_token_ms=ttft_ms,
+            usage=f.usage_of(usage), latency_ms=latency_ms, time_to_first_token_ms=ttft_ms,
             streamed=streamed, attributes=origin)
         if self._now is None or not answer_after_its_prompt(response, self.limits, self._now):
             validate_event(response, self.limits, now=self._now)
         return prompt, response
-
-    def _step(self, common: dict[str, Any], operation: str, span: Span, attrs: dict[str, Any],
-              events: Sequence[c.SpanEvent], origin: dict[str, Any], usage: dict[str, int],
-              error: dict[str, str] | None) -> SpanEvent:
-        """A tool execution, agent invocation or retrieval span as a ``SpanEvent``; tool
-        arguments and the result are cut to the limits and flagged, never dead-lettered."""
-        start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
-        tool_name = c.as_str(attrs, "gen_ai.tool.name")
-        _, result = c.first(attrs, "gen_ai.tool.call.result")
-        if result is None and operation == "invoke_agent":
-            result = c.output(attrs, events)[0]
-        preview, cut = (None, False) if result is None else bounded_text(
-            c.as_text(result), self.limits.max_tool_result_chars)
-        _, arguments = c.first(attrs, "gen_ai.tool.call.arguments")
-        step = dict(
-            common, event_id=derived_uuid7(start_ns // 1_000_000, b"otlp-span", common["trace_id"],
-                                           common["span_id"]),
-            occurred_at=_time(end_ns), started_at=_time(start_ns), operation=operation,
-            name=(tool_name or c.as_str(attrs, "gen_ai.agent.name", "gen_ai.data_source.id")
-                  or span.name[:256] or operation),
-            latency_ms=(end_ns - start_ns) / 1e6, status="error" if error else "ok", error=error,
-            tool=None if tool_name is None else c.tool_call(
-                c.as_str(attrs, "gen_ai.tool.call.id"), tool_name, arguments),
-            result_preview=preview, result_truncated=cut,
-            usage=usage, attributes=_with_extras(origin, attrs, _STEP_EXTRAS))
-        return self._event(step, SpanEvent)  # type: ignore[no-any-return]
-
-    def _tool(self, call: dict[str, Any]) -> ToolCall:
-        """A tool call, its arguments cut to ``max_tool_arguments_chars`` and flagged."""
-        arguments, cut = bounded_text(call["arguments"], self.limits.max_tool_arguments_chars)
-        return ToolCall(id=call["id"], name=call["name"], arguments=arguments, arguments_truncated=cut)
-
-    def _message(self, message: dict[str, Any]) -> ChatMessage:
-        """A message with tool calls, their arguments held to the limits."""
-        calls = [self._tool(t) for t in message["tool_calls"]]
-        return ChatMessage(**dict(message, tool_calls=calls))
-
-    def _event(self, data: dict[str, Any], kind: type[Any]) -> Any:
-        """The event, built directly (the readers above already checked every type) and
-        held to the contract's ranges and the size limits."""
-        for name in _NON_NEGATIVE:
-            _non_negative(name, data.get(name))
-        data["usage"] = _usage(data.get("usage"))
-        if data.get("tool"):
-            data["tool"] = self._tool(data["tool"])
-        if data.get("error"):
-            data["error"] = ErrorInfo(**data["error"])
-        # None means "not given": the field's default (msgspec does not check types when a
-        # Struct is built, so a None passed for a non-optional field would reach the wire).
-        event = kind(**{k: v for k, v in data.items() if v is not None})
-        validate_event(event, self.limits, now=self._now)
-        return event
 
     def _reject(self, out: MappedRecord, error: SchemaError, traces: TracesData,
                 where: tuple[int, int, int], source: _Source) -> None:
@@ -483,75 +405,3 @@ class OtlpMapper:
                            source_topic=source.topic, source_partition=source.partition,
                            source_offset=source.offset, payload=payload,
                            payload_max=self.payload_max)
-
-
-def _token_counts(attrs: dict[str, Any]) -> dict[str, int]:
-    """Each token count from the first of its keys present (in ``_USAGE``'s order of the
-    counts): ``c.as_int`` per name, the integers (the common case) taken inline. Only the
-    keys the span has are visited, in an order worked out once per set of keys."""
-    present = _USAGE_KEYS.intersection(attrs)  # (a frozenset: the plans' key)
-    if not present:
-        return {}
-    plan = _USAGE_PLANS.get(present)
-    if plan is None:
-        plan = tuple((_USAGE_ITEMS[_USAGE_ORDER[key][0]][0], key)
-                     for key in sorted(present, key=_USAGE_ORDER.__getitem__))
-        if len(_USAGE_PLANS) < 1024:  # (a span's keys are few sets in practice; bounded)
-            _USAGE_PLANS[present] = plan
-    usage: dict[str, int] = {}
-    for name, key in plan:
-        value = attrs[key]
-        if value is not None and name not in usage:
-            usage[name] = value if type(value) is int else c.as_int(attrs, key)  # type: ignore[assignment]
-    return usage
-
-
-_from_timestamp = datetime.fromtimestamp
-
-
-def _time(ns: int) -> datetime:
-    return _from_timestamp(ns / 1e9, UTC)
-
-
-def _non_negative(name: str, value: float | None) -> None:
-    if value is not None and value < 0:
-        raise SchemaError("invalid_value", f"{name} is {value}, expected >= 0", field=f"$.{name}")
-
-
-def _usage(usage: dict[str, int] | None) -> TokenUsage | None:
-    """The token counts given (None if none), each at least 0."""
-    if not usage:
-        return None
-    for name, value in usage.items():
-        if value < 0:
-            raise SchemaError("invalid_value", f"usage.{name} is {value}, expected >= 0",
-                              field=f"$.usage.{name}")
-    return TokenUsage(**usage)
-
-
-def _with_extras(origin: dict[str, Any], attrs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """The open attribute map: ``origin`` and those of ``keys`` the span has, lists, maps
-    and bytes as JSON text."""
-    out = dict(origin)
-    if _EXTRAS_KEYS[keys].isdisjoint(attrs):
-        return out
-    for key in keys:
-        value = attrs.get(key)
-        if value is None:
-            continue
-        if isinstance(value, list | dict | bytes):
-            value = json.dumps(value, ensure_ascii=False, default=str)
-        out[key] = value
-    return out
-
-
-def _error(span: Span, attrs: dict[str, Any], events: Sequence[c.SpanEvent]) -> dict[str, str] | None:
-    if span.status.code != _STATUS_ERROR and attrs.get("error.type") is None:
-        return None
-    message = span.status.message
-    kind = c.as_str(attrs, "error.type")
-    for name, event_attrs in events:
-        if name == "exception":
-            message = message or str(event_attrs.get("exception.message") or "")
-            kind = kind or str(event_attrs.get("exception.type") or "") or None
-    return {"type": kind or "error", "message": message}
