@@ -1,6 +1,7 @@
 """Everything the worker asks of Faust beyond agents and timers, in one place.
 
 - ``WorkerApp``: Faust's ``App`` with the worker's one override (``before_wait_empty``).
+- ``DeclaredTables``: Faust's table manager without its one-second wait at start.
 - ``TableStore``: a Faust table as the join's ``JoinStore`` (and the drift state's), read
   and written through the table's ``data`` and ``send_changelog`` directly.
 - ``create_app``: the app with its settings and topics (``Topics``).
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.tables import TableManager
 
 from llmpulse.processors.worker.settings import WorkerSettings
 from llmpulse.schemas import Event, encode_batch, encode_event, event_key
@@ -40,7 +42,8 @@ from llmpulse.schemas.topics import (
     SPANS,
 )
 
-__all__ = ["TableStore", "Topics", "WorkerApp", "batches", "consumer_lag", "create_app"]
+__all__ = ["DeclaredTables", "TableStore", "Topics", "WorkerApp", "batches", "consumer_lag",
+           "create_app"]
 
 
 class WorkerApp(faust.App):
@@ -54,6 +57,18 @@ class WorkerApp(faust.App):
         if self.before_wait_empty is not None:
             await self.before_wait_empty()
         await super()._consumer_wait_empty(consumer, logger)
+
+
+class DeclaredTables(TableManager):
+    """Faust's table manager, started without Faust's fixed one-second sleep (its
+    ``on_start`` sleeps before it registers the tables' changelogs, for tables an app might
+    declare while it starts). Ours declare every table before the app starts (``build_app``,
+    the OTLP stage), so the wait only delayed every start, a worker's and each test's."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class TableStore:
@@ -121,6 +136,7 @@ def configured_app(settings: WorkerSettings, app_class: type[faust.App] = Worker
         table_standby_replicas=settings.standby_replicas,
         producer_max_request_size=8 * 1024 * 1024,
         consumer_max_fetch_size=8 * 1024 * 1024,
+        TableManager=DeclaredTables,
     )
 
 
