@@ -8,19 +8,55 @@ answers); this class only calls it.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = REPO_ROOT / "scripts" / "kafka.sh"
 
 
+_PORTS_FIRST, _BLOCK = 20000, 400
+"""Ports handed out: blocks of ``_BLOCK`` from ``_PORTS_FIRST``, below the kernel's
+ephemeral range (32768 and up on Linux), which outgoing connections draw from."""
+_next_port: dict[str, int] = {}
+_ports_lock = threading.Lock()
+
+
+def _block_start() -> int:
+    """The first port of this process's block: one block per pytest-xdist worker (``gw0``
+    block 1, ``gw1`` block 2, ...), block 0 for any other process (a serial run, a
+    benchmark), at a random place in it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    blocks = (32768 - _PORTS_FIRST) // _BLOCK
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return _PORTS_FIRST + (1 + int(worker[2:]) % (blocks - 1)) * _BLOCK
+    return _PORTS_FIRST + random.randrange(_BLOCK // 2)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now (chosen by the kernel)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port on `host` that nothing listens on right now and that no other test
+    process is handed: each pytest-xdist worker takes its ports from a block of its own,
+    and one process never hands the same port out twice in a row, so two servers started
+    side by side cannot both be given a port before either binds it (as ports the kernel
+    picks with ``bind(0)`` could be, in two processes)."""
+    with _ports_lock:
+        start = _next_port.get(host)
+        if start is None:
+            start = _block_start()
+        base = start - (start - _PORTS_FIRST) % _BLOCK
+        for step in range(_BLOCK):
+            port = base + (start - base + step) % _BLOCK
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue  # in use (or lingering): the next one
+            _next_port[host] = base + (port - base + 1) % _BLOCK
+            return port
+    raise OSError(f"no free port left in {base}-{base + _BLOCK - 1} on {host}")
 
 
 class KafkaBrokerError(RuntimeError):
@@ -66,6 +102,10 @@ class KafkaBroker:
         return proc
 
     def start(self) -> None:
+        # The controller's port, from free_port() as the broker's is, on the first start only:
+        # a restart keeps the one in the formatted quorum (kafka.sh reads it back).
+        first = () if (self.dir / "server.properties").exists() else (
+            "--controller-port", str(free_port()))
         # The first start may fetch the jars with Maven: allow for it on top of the start bound.
         proc = self._run(
             "start",
@@ -73,6 +113,7 @@ class KafkaBroker:
             "--dir", str(self.dir),
             "--heap", self.heap,
             "--timeout", str(self.start_timeout),
+            *first,
             timeout=self.start_timeout + 600,
         )  # fmt: skip
         if proc.returncode != 0:
