@@ -12,4 +12,9 @@ cd "$ROOT"
 bash scripts/setup.sh
 uv run --frozen ruff check .
 uv run --frozen mypy schemas/src producers/src
+# Bytecode: where PYTHONDONTWRITEBYTECODE is set (CI's shell sets it), no .pyc is ever
+# written, so each of the suite's Python processes (test workers, every `llmpulse worker`,
+# demo and CLI it starts) compiled every module it imports from source again: up to 15 CPU
+# seconds for one that imports torch and transformers. Written once, they are read after.
+unset PYTHONDONTWRITEBYTECODE
 exec uv run --frozen pytest -n logical "$@"

@@ -23,8 +23,9 @@ class WorkerProcess:
     def __init__(self, bootstrap: str, prefix: str, workdir: Path, *, partitions: int = 2,
                  join_timeout_s: float = 300.0, heavy: bool = False, drift: bool = False,
                  role: str = "all", extra: list[str] | None = None,
-                 cgroup: Path | None = None) -> None:
+                 cgroup: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = env  # replaces the inherited environment (benchmarks: caches on or off)
         self.cgroup = cgroup  # a CPU cgroup to start in (benchmarks: a CPU budget per worker)
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = workdir / f"worker-{role}.log"
@@ -45,7 +46,8 @@ class WorkerProcess:
         mark = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                         env={**(os.environ if self.env is None else self.env),
+                                              "PYTHONUNBUFFERED": "1"},
                                          preexec_fn=self._enter_cgroup if self.cgroup else None)
         try:
             while time.monotonic() - t0 < timeout_s:
