@@ -14,5 +14,11 @@ RUN uv sync --all-packages --frozen --no-dev --extra ml && ln -s /app/.venv/bin/
 CMD ["llmpulse", "models", "fetch"]
 
 FROM base AS runtime
-RUN uv sync --all-packages --frozen --no-dev --extra onnx && ln -s /app/.venv/bin/llmpulse /usr/local/bin/llmpulse
+# Start-up: the .pyc files ship in the image (--compile-bytecode), and the default guardrail
+# policy's Hyperscan gates are compiled here once (~25 CPU s) into LLMPULSE_CACHE_DIR, so a
+# new container's worker loads them instead (docs/DEVELOPMENT.md, "Start-up").
+ENV LLMPULSE_CACHE_DIR=/app/.cache/llmpulse
+RUN uv sync --all-packages --frozen --no-dev --extra onnx --compile-bytecode \
+    && ln -s /app/.venv/bin/llmpulse /usr/local/bin/llmpulse \
+    && python -c "from llmpulse.processors.guardrails.policy import GuardrailPolicy; GuardrailPolicy.load()"
 CMD ["llmpulse", "--help"]
