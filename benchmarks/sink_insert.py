@@ -6,6 +6,8 @@ materialized views) on the same chDB engine, in the same run:
 * ``writer``: ``Writer.write`` on batches of decoded ``EnrichedCall`` events: the
   column mapping, the ledger lookup, the Arrow table, the insert and the views (what the
   sink does per batch).
+* ``writer_serial``: the same writer with ``pipeline_rows=0``: its steps one after the
+  other on one thread (the writer overlaps its Python with the engine's statements).
 * ``native_encoder``: the same columns as Python values (``call_values``) inserted through
   clickhouse-connect's Python Native encoder (``client.insert``), the writer's path before
   it moved to Arrow, for reference.
@@ -29,39 +31,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import tempfile
 import time
 import uuid
 
 import chdb
 import pyarrow as pa
-from sink_timing import writer_rate
+from sink_timing import bare_frame, bare_sql, writer_rate
 
 from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.arrow import to_arrow
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import sample_calls
-
-
-def _arrow(store: Store, columns: list[list[object]]) -> pa.Table:
-    """The columns as an Arrow table typed for chDB's Python() reader."""
-    types = store.column_types("calls")
-    arrays = []
-    for name, values in zip(r.CALL_COLUMNS, columns, strict=True):
-        kind = types[name]
-        if kind == "UUID" or kind.startswith("Enum"):
-            arrays.append(pa.array([str(v) for v in values], pa.string()))
-        elif kind.startswith("Map"):
-            value_type = pa.float64() if "Float64" in kind else pa.string()
-            arrays.append(pa.array([list(m.items()) for m in values], pa.map_(pa.string(), value_type)))
-        elif kind.startswith("Array("):  # typed: a batch of empty lists would infer list<null>
-            arrays.append(pa.array(values, pa.list_(pa.string())))
-        elif kind.startswith("DateTime64"):
-            arrays.append(pa.array(values, pa.timestamp("us", tz="UTC")))
-        else:
-            arrays.append(pa.array(values))
-    return pa.Table.from_arrays(arrays, names=list(r.CALL_COLUMNS))
 
 
 def _verdicts_arrow(store: Store, calls: list[EnrichedCall]) -> pa.Table | None:
@@ -77,9 +60,8 @@ def _bare_rate(store: Store, folder: str, frames: list[tuple[pa.Table, pa.Table 
                calls: int) -> float:
     """Calls per second of bare ``Python()`` inserts of ``frames`` (calls, verdicts or None)."""
     raw = chdb.connect(folder)  # a bare handle on the same engine
-    call_sql = f"INSERT INTO {store.database}.calls ({', '.join(r.CALL_COLUMNS)}) SELECT * FROM Python(frame)"
-    verdict_sql = (f"INSERT INTO {store.database}.guardrail_verdicts ({', '.join(r.VERDICT_COLUMNS)}) "
-                   "SELECT * FROM Python(verdicts)")
+    call_sql = bare_sql(store.database)
+    verdict_sql = bare_sql(store.database, "guardrail_verdicts", "verdicts")
     try:
         started = time.perf_counter()
         for frame, verdicts in frames:  # noqa: B007 - read by name by chDB's Python() table function
@@ -102,40 +84,46 @@ def main() -> None:
 
     calls = sample_calls(args.calls, seed=7)
     folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
-    results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": [],
-                                       "native_encoder": [], "bare_python_arrow_same_rows": []}
-    mapping: list[float] = []
-    for _ in range(args.repeat):
-        for name, dedup in (("writer", True), ("writer_no_dedup", False)):
-            results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
+    try:
+        results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "writer_serial": [],
+                                           "bare_python_arrow": [], "native_encoder": [],
+                                           "bare_python_arrow_same_rows": []}
+        mapping: list[float] = []
+        for _ in range(args.repeat):
+            for name, dedup in (("writer", True), ("writer_no_dedup", False)):
+                results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
+            results["writer_serial"].append(writer_rate(folder, calls, args.batch, "calls", pipeline_rows=0))
 
-        store = Store.open(f"chdb://{folder}?database=n{uuid.uuid4().hex[:8]}")
-        store.migrate()
-        started = time.perf_counter()
-        for start in range(0, len(calls), args.batch):
-            store.client.insert("calls", r.call_values(calls[start:start + args.batch]),
-                                column_names=list(r.CALL_COLUMNS), column_oriented=True)
-        results["native_encoder"].append(len(calls) / (time.perf_counter() - started))
-        store.close()
+            store = Store.open(f"chdb://{folder}?database=n{uuid.uuid4().hex[:8]}")
+            store.migrate()
+            started = time.perf_counter()
+            for start in range(0, len(calls), args.batch):
+                store.client.insert("calls", r.call_values(calls[start:start + args.batch]),
+                                    column_names=list(r.CALL_COLUMNS), column_oriented=True)
+            results["native_encoder"].append(len(calls) / (time.perf_counter() - started))
+            store.close()
 
-        store = Store.open(f"chdb://{folder}?database=b{uuid.uuid4().hex[:8]}")
-        store.migrate()
-        started = time.perf_counter()
-        for s in range(0, len(calls), args.batch):
-            r.call_columns(calls[s:s + args.batch])
-        mapping.append((time.perf_counter() - started) / len(calls) * 1e6)
-        tables = [_arrow(store, r.call_values(calls[s:s + args.batch]))
-                  for s in range(0, len(calls), args.batch)]
-        results["bare_python_arrow"].append(
-            _bare_rate(store, folder, [(t, None) for t in tables], len(calls)))
-        store.close()
+            store = Store.open(f"chdb://{folder}?database=b{uuid.uuid4().hex[:8]}")
+            store.migrate()
+            started = time.perf_counter()
+            for s in range(0, len(calls), args.batch):
+                r.call_columns(calls[s:s + args.batch])
+            mapping.append((time.perf_counter() - started) / len(calls) * 1e6)
+            tables = [bare_frame(store, r.call_values(calls[s:s + args.batch]))
+                      for s in range(0, len(calls), args.batch)]
+            results["bare_python_arrow"].append(
+                _bare_rate(store, folder, [(t, None) for t in tables], len(calls)))
+            store.close()
 
-        store = Store.open(f"chdb://{folder}?database=v{uuid.uuid4().hex[:8]}")
-        store.migrate()
-        verdicts = [_verdicts_arrow(store, calls[s:s + args.batch]) for s in range(0, len(calls), args.batch)]
-        results["bare_python_arrow_same_rows"].append(
-            _bare_rate(store, folder, list(zip(tables, verdicts, strict=True)), len(calls)))
-        store.close()
+            store = Store.open(f"chdb://{folder}?database=v{uuid.uuid4().hex[:8]}")
+            store.migrate()
+            verdicts = [_verdicts_arrow(store, calls[s:s + args.batch])
+                        for s in range(0, len(calls), args.batch)]
+            results["bare_python_arrow_same_rows"].append(
+                _bare_rate(store, folder, list(zip(tables, verdicts, strict=True)), len(calls)))
+            store.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the stores are closed
 
     best = {name: max(values) for name, values in results.items()}
     bare = best["bare_python_arrow"]
@@ -145,6 +133,7 @@ def main() -> None:
         "rows_per_s": {k: round(v) for k, v in best.items()},
         "ratio_writer_to_bare": round(best["writer"] / bare, 3),
         "ratio_writer_no_dedup_to_bare": round(best["writer_no_dedup"] / bare, 3),
+        "ratio_writer_serial_to_bare": round(best["writer_serial"] / bare, 3),
         "ratio_native_encoder_to_bare": round(best["native_encoder"] / bare, 3),
         "ratio_writer_to_bare_same_rows": round(best["writer"] / best["bare_python_arrow_same_rows"], 3),
         "mapping_us_per_row": round(min(mapping), 2),

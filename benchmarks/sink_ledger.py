@@ -11,28 +11,30 @@ every id stored. Prints JSON: ms a lookup, best and median of ``--repeat``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import tempfile
 import time
 import uuid
 
+from sink_timing import bench_store, sink_arguments
+
+from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks.store import Store, _HexIds
-from llmpulse.sinks.testing import sample_calls
 from llmpulse.sinks.writer import Sourced, Writer
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
-
-    calls = sample_calls(args.calls, seed=7)
+    args, calls = sink_arguments(__doc__ or "", calls=10_000, repeat=7)
     ids: list[uuid.UUID] = [c.event_id for c in calls] + [v.event_id for c in calls for v in c.verdicts]
-    store = Store.open(f"chdb://{tempfile.mkdtemp(prefix='llmpulse-ledger-')}?database=ledger")
-    store.migrate()
+    with bench_store("ledger") as (_, store):
+        report = _lookups(store, calls, ids, args.repeat)
+    print(json.dumps({"benchmark": "sink_ledger", "ids": len(ids), "repeat": args.repeat,
+                      "lookup": report}, indent=2))
+
+
+def _lookups(store: Store, calls: list[EnrichedCall], ids: list[uuid.UUID],
+             repeat: int) -> dict[str, dict[str, dict[str, float]]]:
+    """ms a lookup of ``ids``, both ways, on an empty ledger and with every id stored."""
 
     def hex_parameter(chunk: list[uuid.UUID]) -> set[uuid.UUID]:
         rows = store.query("SELECT DISTINCT event_id FROM event_ids WHERE event_id IN "
@@ -45,7 +47,7 @@ def main() -> None:
         if state == "all_stored":
             Writer(store).write([Sourced(c) for c in calls])
         runs: dict[str, list[float]] = {"hex_parameter": [], "arrow_column": []}
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             for name, lookup in (("hex_parameter", hex_parameter),
                                  ("arrow_column", store.existing_event_ids)):
                 started = time.perf_counter()
@@ -54,9 +56,7 @@ def main() -> None:
                 assert len(found) == (0 if state == "empty" else len(ids)), (name, state, len(found))
         report[state] = {name: {"best_ms": round(min(v), 1), "median_ms": round(statistics.median(v), 1)}
                          for name, v in runs.items()}
-    store.close()
-    print(json.dumps({"benchmark": "sink_ledger", "ids": len(ids), "repeat": args.repeat,
-                      "lookup": report}, indent=2))
+    return report
 
 
 if __name__ == "__main__":

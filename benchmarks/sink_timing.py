@@ -1,8 +1,11 @@
-"""Benchmark helper: the sink's writer timed on a fresh, migrated chDB database.
+"""Benchmark helpers of the sink: the writer timed on a fresh, migrated chDB database, a
+store in a temporary folder, and the bare insert every sink benchmark compares with.
 
 ``sink_insert.py`` and ``sink_spans.py`` time ``Writer.write`` the same way: a new database
 in the same chDB folder (so every run starts empty), the events in batches as the sink
 takes them, every row checked in its table afterwards (outside the clock).
+``sink_python.py`` and ``sink_ledger.py`` share their setup (``sink_arguments``,
+``bench_store``: the folder is removed afterwards).
 
     from sink_timing import writer_rate
     rows_per_s = writer_rate(folder, calls, batch=10_000, table="calls")
@@ -10,24 +13,33 @@ takes them, every row checked in its table afterwards (outside the clock).
 
 from __future__ import annotations
 
+import argparse
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from llmpulse.schemas import Event
+import pyarrow as pa
+
+from llmpulse.schemas import EnrichedCall, Event
+from llmpulse.sinks import rows as r
 from llmpulse.sinks.store import Store
-from llmpulse.sinks.writer import Sourced, Writer
+from llmpulse.sinks.testing import sample_calls
+from llmpulse.sinks.writer import PIPELINE_ROWS, Sourced, Writer
 
 
 def writer_rate(folder: str, events: Sequence[Event], batch: int, table: str, *,
-                deduplicate: bool = True) -> float:
+                deduplicate: bool = True, pipeline_rows: int = PIPELINE_ROWS) -> float:
     """Rows per second of ``Writer.write`` on ``events`` in batches of ``batch`` events,
     into a fresh migrated database under ``folder``; raises if a row was rejected or
-    ``table`` does not then hold exactly one row per event."""
+    ``table`` does not then hold exactly one row per event. ``pipeline_rows=0``: the
+    writer's steps one after the other on one thread."""
     store = Store.open(f"chdb://{folder}?database=w{uuid.uuid4().hex[:8]}")
     store.migrate()
     try:
-        writer = Writer(store, deduplicate=deduplicate)
+        writer = Writer(store, deduplicate=deduplicate, pipeline_rows=pipeline_rows)
         started = time.perf_counter()
         for start in range(0, len(events), batch):
             result = writer.write([Sourced(e) for e in events[start:start + batch]])
@@ -38,3 +50,53 @@ def writer_rate(folder: str, events: Sequence[Event], batch: int, table: str, *,
     finally:
         store.close()
     return rate
+
+
+def sink_arguments(doc: str, *, calls: int, repeat: int) -> tuple[argparse.Namespace, list[EnrichedCall]]:
+    """``--calls`` and ``--repeat`` parsed, and that many sample calls (seed 7, as every sink
+    benchmark)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=calls)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    args = parser.parse_args()
+    return args, sample_calls(args.calls, seed=7)
+
+
+@contextmanager
+def bench_store(database: str) -> Iterator[tuple[str, Store]]:
+    """A migrated chDB store in a new temporary folder (``(folder, store)``); the store is
+    closed and the folder removed afterwards."""
+    folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
+    try:
+        with Store.open(f"chdb://{folder}?database={database}") as store:
+            store.migrate()
+            yield folder, store
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bare_frame(store: Store, columns: list[list[object]]) -> pa.Table:
+    """The ``calls`` columns as Python values (``call_values``) in an Arrow table typed for
+    chDB's ``Python()`` reader with pyarrow's own conversions: the bare insert's rows."""
+    types = store.column_types("calls")
+    arrays = []
+    for name, values in zip(r.CALL_COLUMNS, columns, strict=True):
+        kind = types[name]
+        if kind == "UUID" or kind.startswith("Enum"):
+            arrays.append(pa.array([str(v) for v in values], pa.string()))
+        elif kind.startswith("Map"):
+            value_type = pa.float64() if "Float64" in kind else pa.string()
+            arrays.append(pa.array([list(m.items()) for m in values], pa.map_(pa.string(), value_type)))
+        elif kind.startswith("Array("):  # typed: a batch of empty lists would infer list<null>
+            arrays.append(pa.array(values, pa.list_(pa.string())))
+        elif kind.startswith("DateTime64"):
+            arrays.append(pa.array(values, pa.timestamp("us", tz="UTC")))
+        else:
+            arrays.append(pa.array(values))
+    return pa.Table.from_arrays(arrays, names=list(r.CALL_COLUMNS))
+
+
+def bare_sql(database: str, table: str = "calls", frame: str = "frame") -> str:
+    """The bare insert: ``INSERT … SELECT * FROM Python(frame)`` of ``table``'s written columns."""
+    names = r.CALL_COLUMNS if table == "calls" else r.VERDICT_COLUMNS
+    return f"INSERT INTO {database}.{table} ({', '.join(names)}) SELECT * FROM Python({frame})"
