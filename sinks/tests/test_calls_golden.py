@@ -4,9 +4,9 @@
 edge cases: v1 and v1.1 calls, duplicate scorers, provenance, tool calls, unicode, NUL
 bytes, 1 MB texts, each half of a call missing), the ``calls`` columns as Python values
 and the rows of ``calls`` and ``guardrail_verdicts`` as chDB stores them. It was written
-by the mapping before the calls' plain columns were read with ``attrgetter`` (the rows
-stored then); a change to the mapping must give the same values, or regenerate the file
-on purpose:
+by the writer before it overlapped its Python with the engine (the rows stored then); a
+change to the mapping or the writer must give the same values, in one INSERT a table or
+in several, or regenerate the file on purpose:
 
     uv run python sinks/tests/test_calls_golden.py    # rewrites the golden file
 
@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
-from llmpulse.schemas import EnrichedCall
+from llmpulse.schemas import EnrichedCall, GuardrailVerdict
 from llmpulse.sinks.rows import CALL_COLUMNS, VERDICT_COLUMNS, call_values
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import varied_calls
-from llmpulse.sinks.writer import Sourced, Writer
+from llmpulse.sinks.writer import PIPELINE_ROWS, Sourced, Writer
 
 GOLDEN = Path(__file__).parent / "data" / "calls_golden.json"
 
@@ -65,17 +66,28 @@ def _bad_call() -> EnrichedCall:
                                    response=msgspec.structs.replace(call.response, usage=usage))
 
 
+def _bad_verdict() -> GuardrailVerdict:
+    """A verdict Arrow takes and the engine refuses (not a value of the ``applies_to`` enum)."""
+    verdict = next(v for c in varied_calls() for v in c.verdicts)
+    return msgspec.structs.replace(verdict, call_id="c-refused-verdict", event_id=uuid.UUID(int=10_001),
+                                   applies_to="nowhere")  # type: ignore[arg-type]
+
+
 def _values() -> list[Any]:
     """``call_values`` of the varied batch, row by row."""
     return [_plain(list(row)) for row in zip(*call_values(varied_calls()), strict=True)]
 
 
-def _stored(store: Store) -> dict[str, Any]:
+def _stored(store: Store, pipeline_rows: int = PIPELINE_ROWS) -> dict[str, Any]:
     """The varied batch (and one refused call) written by the writer, then read back."""
-    batch = [*varied_calls(), _bad_call()]
-    result = Writer(store).write([Sourced(c, "llm.enriched", 0, i) for i, c in enumerate(batch)])
-    assert [(r.item.event.call_id, r.reason) for r in result.rejected] == [("c-refused", "rejected_by_store")]
-    again = Writer(store).write([Sourced(c) for c in batch[:-1]])  # redelivered: nothing twice
+    calls = varied_calls()
+    batch = [*calls[:30], _bad_verdict(), *calls[30:], _bad_call()]
+    writer = Writer(store, pipeline_rows=pipeline_rows)
+    result = writer.write([Sourced(c, "llm.enriched", 0, i) for i, c in enumerate(batch)])
+    assert sorted((r.item.event.call_id, r.table, r.reason) for r in result.rejected) == [
+        ("c-refused", "calls", "rejected_by_store"),
+        ("c-refused-verdict", "guardrail_verdicts", "rejected_by_store")]
+    again = writer.write([Sourced(c) for c in calls])  # redelivered: nothing twice
     assert (again.total_written, again.duplicates) == (0, result.total_written)
     calls = store.query(f"SELECT {', '.join(CALL_COLUMNS)} FROM calls ORDER BY call_id").rows
     verdicts = store.query(f"SELECT {', '.join(VERDICT_COLUMNS)} FROM guardrail_verdicts "
@@ -96,8 +108,12 @@ def test_the_calls_columns_are_the_golden_values() -> None:
         assert dict(zip(CALL_COLUMNS, got, strict=True)) == dict(zip(CALL_COLUMNS, want, strict=True))
 
 
-def test_the_stored_rows_are_the_golden_rows(store: Store) -> None:
-    golden, stored = _golden(), _stored(store)
+@pytest.mark.parametrize("pipeline_rows", [PIPELINE_ROWS, 7, 0])
+def test_the_stored_rows_are_the_golden_rows(store: Store, pipeline_rows: int) -> None:
+    # 7: the calls in seven INSERTs (the last, with the call Arrow refuses, bisected here),
+    # the verdicts in two (the first, with the one the engine refuses, bisected after its
+    # INSERT on the writer's thread failed); 0: every step on this thread, one after another.
+    golden, stored = _golden(), _stored(store, pipeline_rows)
     assert len(stored["calls"]) == len(golden["calls"]) == len(varied_calls())
     for got, want in zip(stored["calls"], golden["calls"], strict=True):
         assert dict(zip(CALL_COLUMNS, got, strict=True)) == dict(zip(CALL_COLUMNS, want, strict=True))

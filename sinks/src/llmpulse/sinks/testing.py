@@ -118,7 +118,8 @@ def _verdict(call_id: str, rule: str, severity: str, action: str) -> GuardrailVe
 
 def _agent_call() -> EnrichedCall:
     """v1.1: tool calls, span ids, reasoning tokens; scores named twice, provenance, unicode."""
-    ids = {"call_id": "c-agent", "app": "bot", "trace_id": "t-9", "span_id": "s-2", "parent_span_id": "s-1"}
+    ids: dict[str, Any] = {"call_id": "c-agent", "app": "bot", "trace_id": "t-9", "span_id": "s-2",
+                           "parent_span_id": "s-1"}
     return EnrichedCall(
         occurred_at=VARIED_AT.astimezone(timezone(timedelta(hours=5, minutes=30))), **ids,
         prompt=PromptEvent(**ids, prompt_id="plan", prompt_version="3", request_model="o4-mini",
