@@ -6,7 +6,7 @@ materialized views) on the same chDB engine, in the same run:
 * ``writer``: ``Writer.write`` on batches of decoded ``EnrichedCall`` events: the
   column mapping, the ledger lookup, the Arrow table, the insert and the views (what the
   sink does per batch).
-* ``writer_serial``: the same writer with ``pipeline_rows=0``: its steps one after the
+* ``writer_serial``: the same writer with ``pipeline=False``: its steps one after the
   other on one thread (the writer overlaps its Python with the engine's statements).
 * ``native_encoder``: the same columns as Python values (``call_values``) inserted through
   clickhouse-connect's Python Native encoder (``client.insert``), the writer's path before
@@ -92,7 +92,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for name, dedup in (("writer", True), ("writer_no_dedup", False)):
                 results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
-            results["writer_serial"].append(writer_rate(folder, calls, args.batch, "calls", pipeline_rows=0))
+            results["writer_serial"].append(writer_rate(folder, calls, args.batch, "calls", pipeline=False))
 
             store = Store.open(f"chdb://{folder}?database=n{uuid.uuid4().hex[:8]}")
             store.migrate()

@@ -27,19 +27,19 @@ from llmpulse.schemas import EnrichedCall, Event
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import sample_calls
-from llmpulse.sinks.writer import PIPELINE_ROWS, Sourced, Writer
+from llmpulse.sinks.writer import Sourced, Writer
 
 
 def writer_rate(folder: str, events: Sequence[Event], batch: int, table: str, *,
-                deduplicate: bool = True, pipeline_rows: int = PIPELINE_ROWS) -> float:
+                deduplicate: bool = True, pipeline: bool = True, insert_rows: int | None = None) -> float:
     """Rows per second of ``Writer.write`` on ``events`` in batches of ``batch`` events,
     into a fresh migrated database under ``folder``; raises if a row was rejected or
-    ``table`` does not then hold exactly one row per event. ``pipeline_rows=0``: the
-    writer's steps one after the other on one thread."""
+    ``table`` does not then hold exactly one row per event. ``pipeline`` and
+    ``insert_rows`` are the writer's (False: its steps one after the other on one thread)."""
     store = Store.open(f"chdb://{folder}?database=w{uuid.uuid4().hex[:8]}")
     store.migrate()
     try:
-        writer = Writer(store, deduplicate=deduplicate, pipeline_rows=pipeline_rows)
+        writer = Writer(store, deduplicate=deduplicate, pipeline=pipeline, insert_rows=insert_rows)
         started = time.perf_counter()
         for start in range(0, len(events), batch):
             result = writer.write([Sourced(e) for e in events[start:start + batch]])

@@ -31,7 +31,7 @@ from llmpulse.schemas import EnrichedCall, GuardrailVerdict
 from llmpulse.sinks.rows import CALL_COLUMNS, VERDICT_COLUMNS, call_values
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import varied_calls
-from llmpulse.sinks.writer import PIPELINE_ROWS, Sourced, Writer
+from llmpulse.sinks.writer import Sourced, Writer
 
 GOLDEN = Path(__file__).parent / "data" / "calls_golden.json"
 
@@ -78,11 +78,11 @@ def _values() -> list[Any]:
     return [_plain(list(row)) for row in zip(*call_values(varied_calls()), strict=True)]
 
 
-def _stored(store: Store, pipeline_rows: int = PIPELINE_ROWS) -> dict[str, Any]:
+def _stored(store: Store, **options: Any) -> dict[str, Any]:
     """The varied batch (and one refused call) written by the writer, then read back."""
     calls = varied_calls()
     batch = [*calls[:30], _bad_verdict(), *calls[30:], _bad_call()]
-    writer = Writer(store, pipeline_rows=pipeline_rows)
+    writer = Writer(store, **options)
     result = writer.write([Sourced(c, "llm.enriched", 0, i) for i, c in enumerate(batch)])
     assert sorted((r.item.event.call_id, r.table, r.reason) for r in result.rejected) == [
         ("c-refused", "calls", "rejected_by_store"),
@@ -108,12 +108,13 @@ def test_the_calls_columns_are_the_golden_values() -> None:
         assert dict(zip(CALL_COLUMNS, got, strict=True)) == dict(zip(CALL_COLUMNS, want, strict=True))
 
 
-@pytest.mark.parametrize("pipeline_rows", [PIPELINE_ROWS, 7, 0])
-def test_the_stored_rows_are_the_golden_rows(store: Store, pipeline_rows: int) -> None:
+@pytest.mark.parametrize("options", [{}, {"insert_rows": 7}, {"pipeline": False}])
+def test_the_stored_rows_are_the_golden_rows(store: Store, options: dict[str, Any]) -> None:
     # 7: the calls in seven INSERTs (the last, with the call Arrow refuses, bisected here),
     # the verdicts in two (the first, with the one the engine refuses, bisected after its
-    # INSERT on the writer's thread failed); 0: every step on this thread, one after another.
-    golden, stored = _golden(), _stored(store, pipeline_rows)
+    # INSERT on the writer's thread failed); without the pipeline: every step on this
+    # thread, one after another.
+    golden, stored = _golden(), _stored(store, **options)
     assert len(stored["calls"]) == len(golden["calls"]) == len(varied_calls())
     for got, want in zip(stored["calls"], golden["calls"], strict=True):
         assert dict(zip(CALL_COLUMNS, got, strict=True)) == dict(zip(CALL_COLUMNS, want, strict=True))

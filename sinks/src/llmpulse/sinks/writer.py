@@ -46,15 +46,13 @@ from llmpulse.sinks import rows as r
 from llmpulse.sinks.errors import RowsRejected
 from llmpulse.sinks.store import Store
 
-__all__ = ["PIPELINE_ROWS", "TABLE_ORDER", "Rejected", "Sourced", "WriteResult", "Writer"]
+__all__ = ["TABLE_ORDER", "Rejected", "Sourced", "WriteResult", "Writer"]
 
 logger = logging.getLogger(__name__)
 
 TABLE_ORDER = ("calls", "spans", "guardrail_verdicts", "feedback", "alerts", "drift_results",
                "dead_letters", "prompt_versions", "prompt_labels")
 """Write order: calls first, so feedback in the same batch can be attributed to them."""
-PIPELINE_ROWS = 2_500
-"""Rows per INSERT when the writer overlaps its Python with the engine (see ``Writer``)."""
 
 _COLUMNS = {
     "calls": r.CALL_COLUMNS, "spans": r.SPAN_COLUMNS, "guardrail_verdicts": r.VERDICT_COLUMNS,
@@ -149,28 +147,32 @@ class _Pending:
 class Writer:
     """Writes batches of events to their tables, once each.
 
-    The engine's statements (the ledger lookup, the INSERTs) run on one thread of the
-    writer's own while this thread maps the next rows: the ledger lookup while the first
-    rows of ``calls`` are mapped, each INSERT of up to ``pipeline_rows`` rows while the
-    next rows (of that table or the next) are mapped. One statement at a time, in
+    With ``pipeline`` the engine's statements (the ledger lookup, the INSERTs) run on a
+    thread of the writer's own while this thread maps the next rows: the ledger lookup
+    while the first table's rows are mapped, each INSERT while the next table's rows (or
+    the next ``insert_rows`` of the same table) are mapped. One statement at a time, in
     ``TABLE_ORDER``; ``write`` returns when all of them have. chDB and the HTTP client run
-    their statements with the GIL released, so on two cores the Python and the engine
+    their statements with the GIL released, so with a core free the Python and the engine
     overlap (the CPU time per row is the same).
 
     Args:
         store: an open, migrated store.
         deduplicate: drop events already stored (the ledger lookup). Turn it off only
             for a one-off bulk load into empty tables.
-        pipeline_rows: rows per INSERT; 0 maps and inserts each table's rows whole, on
-            the calling thread, one step after the other.
+        pipeline: overlap the Python with the engine (False: every step on the calling
+            thread, one after the other).
+        insert_rows: rows per INSERT (None: all of a table's rows in a batch in one).
+            Smaller INSERTs overlap more but each statement has a fixed cost (its views,
+            a part per table it writes).
     """
 
-    def __init__(self, store: Store, *, deduplicate: bool = True, pipeline_rows: int = PIPELINE_ROWS) -> None:
+    def __init__(self, store: Store, *, deduplicate: bool = True, pipeline: bool = True,
+                 insert_rows: int | None = None) -> None:
         self.store = store
         self.deduplicate = deduplicate
-        self.pipeline_rows = pipeline_rows
+        self.insert_rows = insert_rows
         self._engine = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmpulse-writer")
-                        if pipeline_rows > 0 else None)
+                        if pipeline else None)
 
     def write(self, items: Sequence[Sourced]) -> WriteResult:
         """Write a batch: every table's rows, in ``TABLE_ORDER``.
@@ -203,7 +205,7 @@ class Writer:
                     continue
                 if table == "feedback":  # attribution reads the calls this batch wrote
                     self._drain(inflight, result)
-                step = self.pipeline_rows or len(batch.sources)
+                step = self.insert_rows or len(batch.sources)
                 for start in range(0, len(batch.sources), step):
                     sources, chunk = batch.sources[start:start + step], batch.items[start:start + step]
                     try:
@@ -241,7 +243,7 @@ class Writer:
         if table is None or table == "feedback":
             return None
         try:
-            return table, 0, self._frame(table, pending[table].sources[:self.pipeline_rows or None])
+            return table, 0, self._frame(table, pending[table].sources[:self.insert_rows])
         except RowsRejected:
             return None  # the insert loop maps them again and finds the refused rows
 
