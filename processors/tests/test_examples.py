@@ -32,6 +32,7 @@ MODULES = [
     "llmpulse.processors.drift.evaluation",
     "llmpulse.processors.drift.features",
     "llmpulse.processors.drift.monitor",
+    "llmpulse.processors.drift.keystate",
     "llmpulse.processors.drift.reference",
     "llmpulse.processors.drift.report",
     "llmpulse.processors.drift.simulate",

@@ -39,13 +39,11 @@ from typing import Any, Literal
 
 import msgspec
 import numpy as np
-from msgspec import Struct
 
 from llmpulse.processors._ids import derived_uuid7
-from llmpulse.processors.drift.baseline import RateBaseline, trailing_span
+from llmpulse.processors.drift.baseline import RateBaseline
 from llmpulse.processors.drift.compare import (
     RateCounts,
-    add_counts,
     compare_window,
     is_rate_test,
     rate_counts,
@@ -54,10 +52,11 @@ from llmpulse.processors.drift.compare import (
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
 from llmpulse.processors.drift.features import FeatureSet, prompt_text, response_text
-from llmpulse.processors.drift.reference import Summary, SummaryState, combine
+from llmpulse.processors.drift.keystate import KeyData, KeyState
+from llmpulse.processors.drift.reference import Summary, combine
 from llmpulse.processors.drift.report import DriftReportWriter
 from llmpulse.processors.drift.stats import decide, single_threaded
-from llmpulse.processors.drift.window import DriftKey, WindowData, WindowState, call_priority
+from llmpulse.processors.drift.window import DriftKey, WindowData, call_priority
 from llmpulse.schemas import DriftResult, EnrichedCall, FeedbackEvent
 
 __all__ = ["DriftMonitor", "KeyState"]
@@ -68,38 +67,6 @@ Part = Literal["all", "window", "reference"]
 _TEXT_CAP = 1000
 """Characters of a text kept for embedding (MiniLM reads ~256 word pieces at most)."""
 _CALL_INDEX = 200_000
-
-
-class KeyState(Struct, kw_only=True, omit_defaults=True):
-    """One key's state as stored: ``window`` parts change with every call, ``reference``
-    parts when a window closes (write each part to its own table if that helps)."""
-
-    version: int = 1
-    parts: list[str]
-    columns: list[str]
-    next_index: int = 0
-    window: WindowState | None = None
-    builder: WindowState | None = None
-    reference: SummaryState | None = None
-    ring: list[SummaryState] = []
-    recent: list[RateCounts] = []
-    """The rate counts of the last windows (tests over several windows)."""
-    slots: dict[int, list[SummaryState]] = {}
-    """``seasonal``: the last windows of each slot of the season."""
-    baseline: RateBaseline | None = None
-    """The rates' long baseline (``drift.baseline``); None in states written before it."""
-
-
-class _KeyData:
-    def __init__(self) -> None:
-        self.next_index = 0
-        self.window: WindowData | None = None
-        self.builder: WindowData | None = None
-        self.reference: Summary | None = None
-        self.ring: list[Summary] = []
-        self.recent: list[RateCounts] = []
-        self.slots: dict[int, list[Summary]] = {}
-        self.baseline = RateBaseline()
 
 
 class DriftMonitor:
@@ -132,7 +99,7 @@ class DriftMonitor:
         self.reports = report_writer
         self.counts: Counter[str] = Counter()
         self.embedding_error: str | None = None
-        self._keys: OrderedDict[DriftKey, _KeyData] = OrderedDict()
+        self._keys: OrderedDict[DriftKey, KeyData] = OrderedDict()
         self._calls: OrderedDict[str, DriftKey] = OrderedDict()
         self._dirty: dict[DriftKey, set[str]] = {}
 
@@ -230,19 +197,8 @@ class DriftMonitor:
     def state_for(self, key: DriftKey, part: Part = "all") -> bytes:
         """One key's state (msgpack): ``window`` (current window, reference being built),
         ``reference`` (pinned reference or trailing windows), or ``all``."""
-        data = self._keys.get(key) or _KeyData()
-        parts: list[str] = ["window", "reference"] if part == "all" else [part]
-        state = KeyState(parts=parts, columns=self.columns, next_index=data.next_index)
-        if "window" in parts:
-            state.window = data.window.to_state() if data.window else None
-            state.builder = data.builder.to_state() if data.builder else None
-        if "reference" in parts:
-            state.reference = data.reference.to_state() if data.reference else None
-            state.ring = [s.to_state() for s in data.ring]
-            state.recent = data.recent
-            state.slots = {slot: [s.to_state() for s in held] for slot, held in data.slots.items()}
-            state.baseline = data.baseline
-        return msgspec.msgpack.encode(state)
+        data = self._keys.get(key) or KeyData()
+        return data.state(self.columns, ["window", "reference"] if part == "all" else [part])
 
     def restore(self, key: DriftKey, data: bytes) -> bool:
         """Load what ``state_for`` wrote. False (and the key left as it was) when the state
@@ -252,23 +208,8 @@ class DriftMonitor:
             logger.warning("drift: state of %s has other columns, not restored (reference rebuilt)",
                            key.label())
             return False
-        held = self._data(key)
-        held.next_index = max(held.next_index, state.next_index)
-        if "window" in state.parts:
-            held.window = WindowData.from_state(state.window) if state.window else None
-            held.builder = WindowData.from_state(state.builder) if state.builder else None
-        if "reference" in state.parts:
-            held.reference = Summary.from_state(state.reference) if state.reference else None
-            held.ring = [Summary.from_state(s) for s in state.ring]
-            held.recent = [dict(c) for c in state.recent]
-            held.slots = {slot: [Summary.from_state(s) for s in held_states]
-                          for slot, held_states in state.slots.items()}
-            # a state saved before the baseline: its alarms are unknown, so absorb nothing
-            held.baseline = state.baseline or RateBaseline(absorbing=False, stopped="unknown_history")
-            known = held.baseline.calls[-len(held.recent):] if held.recent else []
-            guess = min(self.config.window_calls or self.config.min_window_calls,  # older states
-                        self.config.sample_size)
-            held.baseline.calls = [guess] * (len(held.recent) - len(known)) + known
+        self._data(key).load(state, guess=min(self.config.window_calls or self.config.min_window_calls,
+                                              self.config.sample_size))
         return True
 
     def take_dirty(self) -> dict[DriftKey, set[str]]:
@@ -278,10 +219,10 @@ class DriftMonitor:
 
     # -- windows -------------------------------------------------------------------------
 
-    def _data(self, key: DriftKey) -> _KeyData:
+    def _data(self, key: DriftKey) -> KeyData:
         data = self._keys.get(key)
         if data is None:
-            data = self._keys[key] = _KeyData()
+            data = self._keys[key] = KeyData()
             if len(self._keys) > self.config.max_keys:
                 old, _ = self._keys.popitem(last=False)
                 self.counts["keys_evicted"] += 1
@@ -293,7 +234,7 @@ class DriftMonitor:
     def _mark(self, key: DriftKey, *parts: str) -> None:
         self._dirty.setdefault(key, set()).update(parts)
 
-    def _new_window(self, data: _KeyData) -> WindowData:
+    def _new_window(self, data: KeyData) -> WindowData:
         window = WindowData(data.next_index, self.config.sample_size, self.config.embedding_sample)
         data.window = window
         return window
@@ -318,7 +259,7 @@ class DriftMonitor:
             window.texts.add(priority, call.call_id, question[:_TEXT_CAP],
                              answer[:_TEXT_CAP] if answer else None, known)
 
-    def _add_call(self, key: DriftKey, data: _KeyData, call: EnrichedCall) -> list[DriftResult]:
+    def _add_call(self, key: DriftKey, data: KeyData, call: EnrichedCall) -> list[DriftResult]:
         cfg = self.config
         self.counts["calls"] += 1
         self._mark(key, "window")
@@ -402,7 +343,7 @@ class DriftMonitor:
                        prompt_vectors=self._vectors(prompts, window.texts.vectors),
                        response_vectors=self._vectors(answers, window.texts.vectors))
 
-    def _freeze(self, key: DriftKey, data: _KeyData) -> None:
+    def _freeze(self, key: DriftKey, data: KeyData) -> None:
         assert data.builder is not None
         data.reference = self._summarise(data.builder)
         data.builder = None
@@ -413,7 +354,7 @@ class DriftMonitor:
         logger.info("drift: reference of %s pinned (%d calls)", key.label(), data.reference.calls)
         self._mark(key, "window", "reference")
 
-    def _close(self, key: DriftKey, data: _KeyData, reason: str,
+    def _close(self, key: DriftKey, data: KeyData, reason: str,
                end: datetime | None = None) -> list[DriftResult]:
         window = data.window
         assert window is not None
@@ -437,9 +378,10 @@ class DriftMonitor:
             data.slots[slot] = [*same, summary][-cfg.reference_windows:]
         counts = rate_counts(self.features, summary)
         sampled = len(summary.numeric)  # the calls the rates are counted on (the window's sample)
-        history = self._history(data, counts, sampled, reference)
+        history = None if reference is None else data.rate_history(
+            cfg, counts, sampled, rate_counts(self.features, reference), len(reference.numeric))
         if reference is None or history is None or window.start is None or window.end is None:
-            self._keep(data, counts, sampled, reference, drifted=False)
+            data.keep_rates(cfg, counts, sampled, reference, drifted=False)
             return []
         with single_threaded():
             result = self._compare(key, window, summary, reference, reason, history,
@@ -447,7 +389,7 @@ class DriftMonitor:
         self.counts["drifted"] += result.drifted
         fired = [f.feature for f in result.features if cfg.rate_scan_reset and f.drifted
                  and is_rate_test(f.test)]
-        self._keep(data, counts, sampled, reference, drifted=result.drifted, fired=fired)
+        data.keep_rates(cfg, counts, sampled, reference, drifted=result.drifted, fired=fired)
         return [result]
 
     def _slot(self, start: datetime | None) -> int:
@@ -455,53 +397,6 @@ class DriftMonitor:
         if start is None:
             return 0
         return int((start.timestamp() % cfg.season_seconds) / cfg.season_seconds * cfg.season_slots)
-
-    def _keep(self, data: _KeyData, counts: RateCounts, calls: int, reference: Summary | None, *,
-              drifted: bool, fired: list[str] | None = None) -> None:
-        """Keep the closed window's rate counts for the next scans; the windows that leave
-        them go into a pinned reference's rate baseline (until an alarm or the cap), or stay
-        in a trailing one's (cut back to ``reference_windows`` windows at an alarm). The
-        rates that ``fired`` scan only the windows after this one (``RateBaseline.passed``)."""
-        cfg, base = self.config, data.baseline
-        base.passed(fired or [], cfg.rate_scan_windows)
-        recent, sizes = [*data.recent, counts], [*base.calls, calls]
-        scanned = cfg.rate_scan_windows - 1  # the windows the next scan looks at besides its own
-        if drifted:
-            base.stop("alarm")
-        if cfg.reference == "trailing":
-            older = max(0, len(recent) - scanned)
-            start = older - trailing_span(sizes[:older], cfg.reference_windows,
-                                          0 if drifted else cfg.rate_reference_calls)
-        else:
-            start = max(0, len(recent) - scanned)
-            if cfg.reference == "pinned" and reference is not None and cfg.rate_reference_calls:
-                for left, size in zip(recent[:start], sizes[:start], strict=True):
-                    base.absorb(left, size, reference_calls=len(reference.numeric),
-                                cap=cfg.rate_reference_calls)
-        data.recent, base.calls = recent[start:], sizes[start:]
-
-    def _history(self, data: _KeyData, counts: RateCounts, calls: int, reference: Summary | None
-                 ) -> tuple[list[RateCounts], RateCounts, int] | None:
-        """The rate counts of the last windows (this one last), of their baseline, and the
-        baseline's calls: the pinned reference with the windows it absorbed, the seasonal
-        reference, or the windows before them (``trailing_span``)."""
-        cfg = self.config
-        if reference is None:
-            return None
-        windows = [*data.recent, counts]
-        if cfg.reference != "trailing":
-            base = rate_counts(self.features, reference)
-            counted = len(reference.numeric)
-            if cfg.reference == "pinned" and data.baseline.absorbed_calls:
-                base = add_counts([base, data.baseline.absorbed])
-                counted += data.baseline.absorbed_calls
-            return windows[-cfg.rate_scan_windows:], base, counted
-        span = min(cfg.rate_scan_windows, len(windows) - cfg.reference_windows)
-        if span < 1:
-            return None
-        older = [*data.baseline.calls, calls][:len(windows) - span]
-        taken = trailing_span(older, cfg.reference_windows, cfg.rate_reference_calls)
-        return windows[-span:], add_counts(windows[:len(windows) - span][-taken:]), sum(older[-taken:])
 
     # -- the comparison ------------------------------------------------------------------
 
