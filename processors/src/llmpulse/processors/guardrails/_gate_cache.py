@@ -21,7 +21,6 @@ Example (not a doctest: it needs Hyperscan)::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -34,6 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from llmpulse.schemas import environment as env
+
+fcntl: Any
+try:  # pragma: no cover - Windows has no flock: processes there may compile side by side
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 __all__ = ["cache_folder", "cached_compile"]
 
@@ -104,6 +109,9 @@ def _store(hs: Any, path: Path, compiled: Compiled) -> None:
 
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
     with open(lock_path, "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
