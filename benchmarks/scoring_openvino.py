@@ -121,6 +121,23 @@ def interleaved(runs: dict[str, Callable[[list[str]], Any]], texts: list[str],
     return {name: round(len(texts) / sorted(s)[len(s) // 2], 1) for name, s in seconds.items()}
 
 
+def corpus_held_out(model_dir: Path, models: dict[str, Any]) -> dict[str, Any]:
+    """Cosine of each model's embeddings to ONNX fp32's (the int8-v2 recipe's test) on 400
+    guardrails-corpus texts that calibration did not see, and on 1-3 word chat messages."""
+    from embedding_int8_agreement import SHORT, summary
+
+    from llmpulse.processors.models.runtime import OnnxTextModel
+
+    fp32 = OnnxTextModel(model_dir, precision="fp32", threads=1)
+    sets = {"guardrails_corpus_held_out": corpus_texts()[64:464], "short_chat": SHORT}
+    out: dict[str, Any] = {}
+    for set_name, texts in sets.items():
+        reference = fp32.run(texts)
+        out[set_name] = {label: summary((model.run(texts) * reference).sum(axis=1))
+                         for label, model in models.items()}
+    return {"cosine_to_onnx_fp32": out}
+
+
 def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], texts: list[str],
             threads: int, rounds: int, *, embeddings: bool, calibration: list[str] | None = None,
             ffn_input_only: bool = False,
@@ -150,7 +167,8 @@ def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], t
             agreement[f"{label}_cosine_to_torch_min"] = round(float((out * reference).sum(axis=1).min()), 5)
         else:
             agreement[f"{label}_max_abs_prob_diff_to_torch"] = round(float(np.abs(out - reference).max()), 5)
-    return {"texts_per_s": speed, "agreement": agreement,
+    held_out = corpus_held_out(model_dir, models) if embeddings and calibration else {}
+    return {"texts_per_s": speed, "agreement": agreement, **held_out,
             "onnx_int8_to_torch_fp32": round(speed["onnx_int8"] / speed["torch_fp32"], 2),
             "openvino_bf16_to_torch_fp32": round(speed["openvino_bf16"] / speed["torch_fp32"], 2),
             "openvino_bf16_to_onnx_int8": round(speed["openvino_bf16"] / speed["onnx_int8"], 2),
