@@ -165,3 +165,31 @@ def test_the_stage_follows_the_tokens_file_while_it_runs(tmp_path: Path) -> None
     assert outcome(_record(9, token="tok-c")) == [("prompts", "support-bot")]
     assert stage.mapper.counts["spans"] == spans_before + 1  # mapped twice, counted once
     assert stage.mapper.counts["dlq:app_not_allowed"] == 3
+
+
+def test_batch_records_reuse_the_last_partitions_only_for_the_same_keys_and_count() -> None:
+    """``records_by_partition`` keeps the last keys' partitions (a record's answers follow
+    its prompts, same call ids): every event lands where ``partition_for`` puts its key,
+    whether the keys, their order or the partition count changed or not."""
+    from llmpulse.processors.otlp.stage import records_by_partition
+
+    first = OtlpMapper().map_record(_record_of(range(1, 41)))
+    second = OtlpMapper().map_record(_record_of(range(41, 81)))
+    for events, partitions in ((first.prompts, 3), (first.responses, 3), (second.prompts, 3),
+                               (second.prompts, 5), (second.responses[::-1], 5),
+                               (second.responses, 5)):
+        placed = 0
+        for partition, key, value in records_by_partition(events, partitions):
+            batch = decode_record(value).events
+            assert {partition_for(e.call_id, partitions) for e in batch} == {partition}
+            assert key == batch[0].call_id.encode()
+            placed += len(batch)
+        assert placed == len(events) == 40
+
+
+def _record_of(spans: range) -> bytes:
+    """One record holding the spans ``_record`` makes for each of ``spans``."""
+    data = TracesData()
+    for n in spans:
+        data.MergeFromString(_record(n))
+    return data.SerializeToString()

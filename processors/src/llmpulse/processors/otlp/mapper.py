@@ -370,14 +370,20 @@ class OtlpMapper:
         latency_ms = (end_ns - start_ns) / 1e6  # (>= 0: the end is not before the start)
         ttft_ms = None if ttfc is None else ttfc * 1000.0
         f.non_negative("time_to_first_token_ms", ttft_ms)
+        answer: dict[str, Any] = {}  # (what is None, False or no tool calls: left to the defaults)
+        if error is not None:
+            answer["error"] = ErrorInfo(**error)
+        if tool_calls:
+            answer["tool_calls"] = [f.bounded_tool(t, self.limits) for t in tool_calls]
+        if ttft_ms is not None:
+            answer["time_to_first_token_ms"] = ttft_ms
+        if streamed:
+            answer["streamed"] = True
         response = ResponseEvent(
             **common, event_id=response_id, occurred_at=f.from_timestamp(end_ns / 1e9, UTC),
-            text=text if text is not None or error else "",
-            error=None if error is None else ErrorInfo(**error),
-            tool_calls=[f.bounded_tool(t, self.limits) for t in tool_calls], finish_reason=finish_reason,
+            text=text if text is not None or error else "", finish_reason=finish_reason,
             response_model=response_model, response_id=model_response_id,
-            usage=f.usage_of(usage), latency_ms=latency_ms, time_to_first_token_ms=ttft_ms,
-            streamed=streamed, attributes=origin)
+            usage=f.usage_of(usage), latency_ms=latency_ms, attributes=origin, **answer)
         if self._now is None or not answer_after_its_prompt(response, self.limits, self._now):
             validate_event(response, self.limits, now=self._now)
         return prompt, response

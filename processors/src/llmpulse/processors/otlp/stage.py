@@ -54,14 +54,25 @@ APP_ID = "llmpulse-otlp"
 MAX_BATCH_EVENTS = 500
 
 
+_last_partitions: list[Any] = [[], 0, []]
+"""The last keys, partition count and partitions (``records_by_partition`` of a record's
+answers follows that of its prompts, with the same call ids in the same order)."""
+
+
 def records_by_partition(events: Sequence[Event], partitions: int
                          ) -> Iterator[tuple[int, bytes, bytes]]:
     """(partition, key, value) batch records: the events of each partition of their key
     (``event_key``: the ``call_id``, a span's ``trace_id``), at most ``MAX_BATCH_EVENTS`` per
     record, keyed by the first event's key (as the SDK)."""
     keys = [event_key(event) for event in events]
+    last_keys, last_count, last_partitions = _last_partitions
+    if keys == last_keys and partitions == last_count:  # (a record's answers: its prompts' keys)
+        chosen = last_partitions
+    else:
+        chosen = partitions_for(keys, partitions)
+        _last_partitions[:] = keys, partitions, chosen
     groups: dict[int, list[tuple[str, Event]]] = {}
-    for key, event, partition in zip(keys, events, partitions_for(keys, partitions), strict=True):
+    for key, event, partition in zip(keys, events, chosen, strict=True):
         groups.setdefault(partition, []).append((key, event))
     for partition, group in groups.items():
         for start in range(0, len(group), MAX_BATCH_EVENTS):
