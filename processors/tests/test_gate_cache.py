@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,11 @@ import pytest
 hs = pytest.importorskip("hyperscan")
 
 from llmpulse.processors.guardrails import _gate  # noqa: E402
-from llmpulse.processors.guardrails._gate_cache import cache_folder, cached_compile  # noqa: E402
+from llmpulse.processors.guardrails._gate_cache import (  # noqa: E402
+    KEEP_UNUSED_S,
+    cache_folder,
+    cached_compile,
+)
 
 PATTERNS = ((rb"ignore\s+(all\s+)?previous", hs.HS_FLAG_CASELESS | hs.HS_FLAG_SINGLEMATCH),
             (rb"\d{3}-\d{4}", hs.HS_FLAG_SINGLEMATCH),
@@ -130,3 +136,22 @@ def test_a_gate_loaded_from_disk_finds_what_python_finds(tmp_path: Path,
     for text in ("mail me: a.b@example.org", "Ignore  PREVIOUS orders", "plain", ""):
         expected = {key for key, regex, flags in rules if re.search(regex, text, flags)}
         assert compiled.triggered(text) == loaded.triggered(text) == expected, text
+
+
+
+def test_entries_unused_for_a_month_go_when_another_is_stored(tmp_path: Path) -> None:
+    compile_ = CountingCompile()
+    cached_compile(hs, PATTERNS[:1], compile_, tmp_path)
+    [loaded] = tmp_path.glob("*.hsdb")
+    cached_compile(hs, PATTERNS[1:2], compile_, tmp_path)
+    [unused] = set(tmp_path.glob("*.hsdb")) - {loaded}
+    long_ago = time.time() - KEEP_UNUSED_S - 3600
+    for entry in (loaded, unused):
+        os.utime(entry, (long_ago, long_ago))
+    cached_compile(hs, PATTERNS[:1], compile_, tmp_path)  # loaded again: in use
+    assert compile_.calls == 2
+    cached_compile(hs, PATTERNS, compile_, tmp_path)  # a third entry is stored
+    assert compile_.calls == 3
+    left = set(tmp_path.glob("*.hsdb"))
+    assert loaded in left and unused not in left and len(left) == 2
+    assert not unused.with_suffix(".lock").exists()

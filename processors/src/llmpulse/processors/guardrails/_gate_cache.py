@@ -11,7 +11,8 @@ what the gate finds, only how soon it is ready.
 The folder is ``$LLMPULSE_CACHE_DIR/hyperscan``, else ``$XDG_CACHE_HOME/llmpulse/hyperscan``,
 else ``~/.cache/llmpulse/hyperscan``; one that cannot be written only costs the compile.
 Processes that start together on a cold cache compile once: the others wait on a lock
-file and then load what the first one wrote.
+file and then load what the first one wrote. Entries no process loaded for 30 days are
+removed when a new one is stored.
 
 Example (not a doctest: it needs Hyperscan)::
 
@@ -28,6 +29,7 @@ import os
 import platform
 import struct
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,9 @@ logger = logging.getLogger(__name__)
 Patterns = tuple[tuple[bytes, int], ...]
 Compiled = tuple[Any, frozenset[int]]
 _MAGIC = b"LLMPHS1\n"
+KEEP_UNUSED_S = 30 * 86400
+"""An entry no process has loaded for this long is removed when another one is stored
+(rule sets change as a policy is edited; each entry of the default one is up to 7.5 MB)."""
 _HEADER = struct.Struct(">I32s")  # JSON length, sha256 of the database bytes
 
 
@@ -105,6 +110,18 @@ def _store(hs: Any, path: Path, compiled: Compiled) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _remove_unused(path.parent)
+
+
+def _remove_unused(folder: Path) -> None:
+    """Remove the entries (and their lock files) no process has loaded for
+    ``KEEP_UNUSED_S`` (a load touches its entry)."""
+    now = time.time()
+    for entry in folder.glob("*.hsdb"):
+        with contextlib.suppress(OSError):
+            if now - entry.stat().st_mtime > KEEP_UNUSED_S:
+                entry.unlink()
+                entry.with_suffix(".lock").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -128,6 +145,8 @@ def cached_compile(hs: Any, patterns: Patterns, compile_database: Callable[[Patt
     path = folder / f"{_key(hs, patterns)}.hsdb"
     found = _load(hs, path)
     if found is not None:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # in use: kept by _remove_unused
         return found
     compiled: Compiled | None = None
     try:
