@@ -41,8 +41,19 @@ def _rates(p: Any, y: Any, threshold: float) -> dict[str, float]:
             "false_positive_rate": round(float(hit[y == 0].mean()), 3)}
 
 
-def _combined_cross_validation(cases: list[Case], x: Any, y: Any, split: Any, splits: list[str],
-                               c: float) -> dict[str, Any]:
+def _held_out_probabilities(x: Any, y: Any, split: Any, splits: list[str], c: float) -> Any:
+    """Each case's attack probability from the head fitted on every split but its own (one
+    fit a fold, shared by both cross-validated figures)."""
+    held_p = np.zeros(len(y))
+    for held in splits:
+        train = split != held
+        w, b = fit_logistic(x[train], y[train], c=c)
+        held_p[~train] = attack_probability(x[~train], w, b)
+    return held_p
+
+
+def _combined_cross_validation(cases: list[Case], held_p: Any, y: Any, split: Any,
+                               splits: list[str]) -> dict[str, Any]:
     """Patterns OR head, each split held out in turn: the lowest threshold of ``GRID`` at which
     every held-out split keeps the combination's false-positive rate <= ``MAX_FPR``, and the
     pooled held-out recall and FPR there against the patterns' alone. (The patterns were tuned
@@ -50,11 +61,6 @@ def _combined_cross_validation(cases: list[Case], x: Any, y: Any, split: Any, sp
     over them is a lower bound of what it adds on new phrasings.)"""
     policy = GuardrailPolicy.load()
     patterns = np.array([bool(found_by_policy(policy, case)) for case in cases])
-    held_p = np.zeros(len(cases))
-    for held in splits:
-        train = split != held
-        w, b = fit_logistic(x[train], y[train], c=c)
-        held_p[~train] = attack_probability(x[~train], w, b)
     def rates(hit: Any, mask: Any) -> dict[str, float]:
         return {"recall": round(float(hit[mask & (y == 1)].mean()), 3),
                 "false_positive_rate": round(float(hit[mask & (y == 0)].mean()), 3)}
@@ -86,14 +92,11 @@ def main() -> None:
     x = np.asarray(scorer.embed([c.text for c in cases]), dtype=np.float64)
     y = np.array([c.label is not None for c in cases], dtype=np.float64)
     split = np.array([c.split for c in cases])
-    cross: dict[str, Any] = {}
-    for held in args.splits:
-        train = split != held
-        w, b = fit_logistic(x[train], y[train], c=args.c)
-        p = np.array(attack_probability(x[~train], w, b))
-        cross[f"train {'+'.join(s for s in args.splits if s != held)}, test {held}"] = {
-            str(t): _rates(p, y[~train], t) for t in THRESHOLDS}
-    combined = _combined_cross_validation(cases, x, y, split, args.splits, args.c)
+    held_p = _held_out_probabilities(x, y, split, args.splits, args.c)
+    cross = {f"train {'+'.join(s for s in args.splits if s != held)}, test {held}": {
+        str(t): _rates(held_p[split == held], y[split == held], t) for t in THRESHOLDS}
+        for held in args.splits}
+    combined = _combined_cross_validation(cases, held_p, y, split, args.splits)
     w, b = fit_logistic(x, y, c=args.c)
     head = {
         "name": HEAD_NAME,

@@ -48,8 +48,24 @@ from llmpulse.processors.guardrails.ngram import fit_sparse_logistic, ngram_feat
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 DATA = ROOT / "processors" / "src" / "llmpulse" / "processors" / "guardrails" / "data"
-SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5"]
+EVERYDAY = ROOT / "processors" / "tests" / "data" / "everyday_benign.jsonl"
+SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6"]
+WHERE = ("prompt", "context", "tool")
+CALIBRATION = ["holdout5", "holdout6", "everyday"]
+"""The benign cases the thresholds are held to --max-fpr on: the splits the patterns were
+measured on blind (their false alarms there are their real ones) and the everyday set."""
+_PLACE = {"prompt": "prompt", "context": "context", "tool": "tool_result"}
+"""A case's ``where`` as the policy names the place."""
 GRID = tuple(round(0.30 + 0.005 * i, 3) for i in range(140))
+
+
+def _fold_of(case: Case) -> str:
+    """The cross-validation fold of a case: its corpus split; an everyday case joins the
+    corpus split its source group hashes to (a group is never in two folds)."""
+    if case.split != "everyday":
+        return case.split
+    group = case.source.split(" ", 1)[0]
+    return SPLITS[int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % len(SPLITS)]
 
 
 def _sigmoid(z: Any) -> Any:
@@ -63,7 +79,9 @@ class Features:
         self.cases = cases
         self.y = np.array([c.label is not None for c in cases], dtype=np.float64)
         self.split = np.array([c.split for c in cases])
-        self.prompt = np.array([c.where == "prompt" for c in cases])
+        self.where = np.array([c.where for c in cases])
+        self.prompt = self.where == "prompt"
+        self.fold = np.array([_fold_of(c) for c in cases])
         self.ngrams = ngram_features([c.text for c in cases], bits)
         key = hashlib.sha256("\x00".join(f"{c.where}\x01{c.text}" for c in cases).encode()).hexdigest()[:16]
         path = cache / f"injection-features-{key}.npz" if cache is not None else None
@@ -109,7 +127,7 @@ _FITTED: dict[tuple[Any, ...], tuple[Any, float, Any, float]] = {}
 def _base_models(f: Features, train: Any, cfg: Config) -> tuple[Any, float, Any, float]:
     """The n-gram and MiniLM-head regressions trained on the ``train`` cases (each set of
     training splits is fitted once)."""
-    key = (tuple(sorted(set(f.split[train]))), cfg.ngram_c, cfg.head_c)
+    key = (tuple(sorted(set(f.fold[train]))), cfg.ngram_c, cfg.head_c)
     if key not in _FITTED:
         w, b = fit_sparse_logistic(f.ngrams[train], f.y[train], c=cfg.ngram_c)
         hw, hb = fit_logistic(f.embeddings[train], f.y[train], c=cfg.head_c)
@@ -132,13 +150,13 @@ def _stack_inputs(f: Features, rows: Any, ngram: Any, head: Any) -> Any:
 def _fold(f: Features, train_splits: list[str], held: str, cfg: Config) -> dict[str, Any]:
     """Train every model on ``train_splits`` (the stack on the base models' out-of-fold
     scores within them); score the ``held`` split and, out of fold, the training cases."""
-    train = np.isin(f.split, train_splits)
-    test = f.split == held
+    train = np.isin(f.fold, train_splits)
+    test = f.fold == held
     oof_ngram = np.zeros(len(f.y))
     oof_head = np.zeros(len(f.y))
     for inner in train_splits:
-        inner_train = train & (f.split != inner)
-        inner_test = f.split == inner
+        inner_train = train & (f.fold != inner)
+        inner_test = f.fold == inner
         oof_ngram[inner_test], oof_head[inner_test] = _base_scores(f, inner_train, inner_test, cfg)
     inputs = _stack_inputs(f, train, oof_ngram[train], oof_head[train])
     sw, sb = fit_logistic(inputs, f.y[train], c=cfg.stack_c)
@@ -150,8 +168,12 @@ def _fold(f: Features, train_splits: list[str], held: str, cfg: Config) -> dict[
 
 
 def _rates(hit: Any, y: Any) -> dict[str, Any]:
-    return {"recall": round(float(hit[y == 1].mean()), 3),
-            "false_positive_rate": round(float(hit[y == 0].mean()), 3)}
+    out = {}
+    if (y == 1).any():
+        out["recall"] = round(float(hit[y == 1].mean()), 3)
+    if (y == 0).any():
+        out["false_positive_rate"] = round(float(hit[y == 0].mean()), 3)
+    return out
 
 
 def _lowest(thresholds: tuple[float, ...], fpr: Any) -> float:
@@ -159,49 +181,76 @@ def _lowest(thresholds: tuple[float, ...], fpr: Any) -> float:
     return next((t for t in thresholds if fpr(t)), thresholds[-1])
 
 
-def _choose(patterns: Any, ngram: Any, stack: Any, y: Any, max_fpr: float) -> tuple[float, float]:
-    """The n-gram threshold (patterns OR n-gram within ``max_fpr``), then the stack's (the
-    whole rule within ``max_fpr``)."""
-    neg = y == 0
-    light = _lowest(GRID, lambda t: float(((patterns > 0) | (ngram >= t))[neg].mean()) <= max_fpr)
-    base = (patterns > 0) | (ngram >= light)
-    full = _lowest(GRID, lambda t: float((base | (stack >= t))[neg].mean()) <= max_fpr)
+def _fpr(hit: Any, negatives: Any) -> float:
+    return float(hit[negatives].mean())
+
+
+Thresholds = dict[str, float]
+"""A tier's threshold for each ``where`` (prompt, context, tool)."""
+
+
+def _at(scores: Any, where: Any, thresholds: Thresholds) -> Any:
+    """Which scores reach their ``where``'s threshold."""
+    limit = np.array([thresholds[w] for w in where])
+    return scores >= limit
+
+
+def _choose(patterns: Any, ngram: Any, stack: Any, y: Any, where: Any, calibration: Any, max_fpr: float,
+            per_where: bool) -> tuple[Thresholds, Thresholds]:
+    """The n-gram thresholds (patterns OR n-gram within ``max_fpr`` on the ``calibration``
+    benign cases of each ``where``, or of all of them when not ``per_where``), then the
+    stack's (the whole rule within ``max_fpr``)."""
+    groups = {w: where == w for w in WHERE} if per_where else {w: np.ones(len(y), dtype=bool) for w in WHERE}
+    light: Thresholds = {}
+    full: Thresholds = {}
+    for w, rows in groups.items():
+        neg = rows & (y == 0) & calibration
+        light[w] = _lowest(GRID, lambda t, neg=neg: _fpr((patterns > 0) | (ngram >= t), neg) <= max_fpr)
+        base = (patterns > 0) | (ngram >= light[w])
+        full[w] = _lowest(GRID, lambda t, neg=neg, base=base: _fpr(base | (stack >= t), neg) <= max_fpr)
     return light, full
 
 
-def cross_validate(f: Features, cfg: Config, max_fpr: float) -> dict[str, Any]:
-    """Leave-one-split-out: pooled held-out scores, thresholds chosen on them, and the nested
-    figure (thresholds chosen inside each training fold)."""
-    splits = sorted(set(f.split), key=SPLITS.index)
+def cross_validate(f: Features, cfg: Config, max_fpr: float, per_where: bool,
+                   calibrate_on: list[str]) -> dict[str, Any]:
+    """Leave-one-fold-out (a fold: a corpus split with its share of the everyday set): pooled
+    held-out scores, thresholds chosen on them, and the nested figure (thresholds chosen
+    inside each training fold). The false-positive rate a threshold is held to is that of the
+    benign cases of the ``calibrate_on`` splits: those where the pattern tier's own false
+    alarms are its blind ones (it was tuned on the others, where it looks perfect)."""
+    calibration = np.isin(f.split, calibrate_on)
+    folds = sorted(set(f.fold), key=SPLITS.index)
+    splits = [s for s in (*SPLITS, "everyday") if s in set(f.split)]
     ngram = np.zeros(len(f.y))
     stack = np.zeros(len(f.y))
     nested_light = np.zeros(len(f.y), dtype=bool)
     nested_full = np.zeros(len(f.y), dtype=bool)
     nested_thresholds = {}
-    for held in splits:
-        fold = _fold(f, [s for s in splits if s != held], held, cfg)
+    for held in folds:
+        fold = _fold(f, [s for s in folds if s != held], held, cfg)
         test, train = fold["test"], fold["train"]
         ngram[test], stack[test] = fold["ngram"], fold["stack"]
         t_light, t_full = _choose(f.patterns[train], fold["train_ngram"], fold["train_stack"], f.y[train],
-                                  max_fpr)
+                                  f.where[train], calibration[train], max_fpr, per_where)
         nested_thresholds[held] = {"ngram": t_light, "stack": t_full}
-        nested_light[test] = (f.patterns[test] > 0) | (fold["ngram"] >= t_light)
-        nested_full[test] = nested_light[test] | (fold["stack"] >= t_full)
-    t_light, t_full = _choose(f.patterns, ngram, stack, f.y, max_fpr)
+        nested_light[test] = (f.patterns[test] > 0) | _at(fold["ngram"], f.where[test], t_light)
+        nested_full[test] = nested_light[test] | _at(fold["stack"], f.where[test], t_full)
+    t_light, t_full = _choose(f.patterns, ngram, stack, f.y, f.where, calibration, max_fpr, per_where)
     patterns = f.patterns > 0
-    light = patterns | (ngram >= t_light)
-    full = light | (stack >= t_full)
+    light = patterns | _at(ngram, f.where, t_light)
+    full = light | _at(stack, f.where, t_full)
     similarity = f.prompt & (f.similarity >= 0.75)
 
     def per(hit: Any) -> dict[str, Any]:
-        return {"all": _rates(hit, f.y), **{s: _rates(hit[f.split == s], f.y[f.split == s]) for s in splits}}
+        return {"all": _rates(hit, f.y), **{s: _rates(hit[f.split == s], f.y[f.split == s]) for s in splits},
+                **{f"where={w}": _rates(hit[f.where == w], f.y[f.where == w]) for w in WHERE}}
 
     return {
-        "config": cfg.as_dict(), "max_fpr": max_fpr,
+        "config": cfg.as_dict(), "max_fpr": max_fpr, "per_where": per_where, "calibrate_on": calibrate_on,
         "thresholds": {"ngram": t_light, "stack": t_full},
         "patterns_alone": per(patterns),
-        "ngram_alone": per(ngram >= t_light),
-        "stack_alone": per(stack >= t_full),
+        "ngram_alone": per(_at(ngram, f.where, t_light)),
+        "stack_alone": per(_at(stack, f.where, t_full)),
         "light_patterns_or_ngram": per(light),
         "rule_patterns_or_ngram_or_stack": per(full),
         "rule_with_similarity_tier_0.75": per(full | similarity),
@@ -210,13 +259,13 @@ def cross_validate(f: Features, cfg: Config, max_fpr: float) -> dict[str, Any]:
 
 
 def fit_all(f: Features, cfg: Config) -> dict[str, Any]:
-    """The shipped models, trained on every training split (the stack on out-of-fold scores)."""
-    splits = sorted(set(f.split), key=SPLITS.index)
+    """The shipped models, trained on every fold (the stack on out-of-fold scores)."""
+    folds = sorted(set(f.fold), key=SPLITS.index)
     every = np.ones(len(f.y), dtype=bool)
     oof_ngram = np.zeros(len(f.y))
     oof_head = np.zeros(len(f.y))
-    for held in splits:
-        test = f.split == held
+    for held in folds:
+        test = f.fold == held
         oof_ngram[test], oof_head[test] = _base_scores(f, ~test, test, cfg)
     sw, sb = fit_logistic(_stack_inputs(f, every, oof_ngram, oof_head), f.y, c=cfg.stack_c)
     nw, nb, hw, hb = _base_models(f, every, cfg)
@@ -226,7 +275,10 @@ def fit_all(f: Features, cfg: Config) -> dict[str, Any]:
 def write(f: Features, models: dict[str, Any], cv: dict[str, Any], bits: int, cases: int) -> None:
     trained_on = {"corpus": "processors/tests/data/guardrails_corpus.jsonl",
                   "corpus_sha256": hashlib.sha256(CORPUS.read_bytes()).hexdigest(), "class": "injection",
-                  "splits": sorted(set(f.split), key=SPLITS.index), "cases": cases,
+                  "splits": sorted(set(f.split), key=[*SPLITS, "everyday"].index), "cases": cases,
+                  "everyday": "processors/tests/data/everyday_benign.jsonl (split everyday; built by "
+                              "benchmarks/everyday_benign.py)",
+                  "everyday_sha256": hashlib.sha256(EVERYDAY.read_bytes()).hexdigest(),
                   "attacks": int(f.y.sum()), "benign": int(len(f.y) - f.y.sum())}
     nw, nb = models["ngram"]
     buffer = io.BytesIO()
@@ -263,16 +315,18 @@ def evaluate_split(corpus: Path, split: str) -> dict[str, Any]:
     from llmpulse.processors.guardrails.rules import build_rule
     from llmpulse.processors.scoring.embeddings import EmbeddingScorer, load_exemplars
 
+    if split.startswith("everyday"):
+        corpus = EVERYDAY
     cases = [c for c in load_corpus(corpus) if c.cls == "injection" and c.split == split]
     if not cases:
         sys.exit(f"train_injection_stack: no injection cases of split {split} in {corpus}")
     rule = build_rule({"id": "inj", "kind": "prompt_injection", "classifier": "minilm-stack", "ngram": True,
                        "applies_to": ["prompt", "context", "tool_result"]})
     y = np.array([c.label is not None for c in cases])
-    light_found = [rule.find(c.text, None, None) for c in cases]
+    light_found = [rule.find(c.text, None, None, _PLACE[c.where]) for c in cases]
     patterns = np.array([any(m.kind != "ngram_model" for m in found) for found in light_found])
     light = np.array([bool(found) for found in light_found])
-    classified = rule.classify([c.text for c in cases])
+    classified = rule.classify([c.text for c in cases], [_PLACE[c.where] for c in cases])
     if classified is None:
         sys.exit(f"train_injection_stack: the stack is missing: {rule.model_missing()}")
     stack = np.array([hit is not None for hit in classified])
@@ -330,25 +384,41 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the weights files (best config)")
     parser.add_argument("--evaluate", metavar="SPLIT", help="measure the shipped rule on this split only")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--everyday", type=Path, default=EVERYDAY, help="the everyday benign set "
+                        "(benchmarks/everyday_benign.py): its split everyday is trained on; "
+                        "--everyday '' for none")
+    parser.add_argument("--calibrate-on", nargs="+", default=CALIBRATION,
+                        help="the splits whose benign cases hold the thresholds to --max-fpr")
+    parser.add_argument("--per-where", choices=("no", "yes", "both"), default="both",
+                        help="thresholds per where (prompt, context, tool) or one for all; both: try each")
     parser.add_argument("--cache", type=Path, default=None, help="a folder to keep the pattern hits and "
                         "embeddings in between runs (keyed by the cases' texts)")
     args = parser.parse_args()
+    if args.everyday is not None and not str(args.everyday):
+        args.everyday = None
     if args.evaluate:
         print(json.dumps(evaluate_split(args.corpus, args.evaluate), indent=2))
         return
     cases = [c for c in load_corpus(CORPUS) if c.cls == "injection" and c.split in args.splits]
+    if args.everyday is not None:
+        cases += [c for c in load_corpus(args.everyday) if c.split == "everyday"]
     f = Features(cases, args.bits, args.cache)
     results = []
     for c in args.ngram_c:
-        print(f"train_injection_stack: cross-validating n-gram C={c}...", file=sys.stderr)
-        results.append(cross_validate(f, Config(c, args.head_c, args.stack_c), args.max_fpr))
-    best = max(results, key=lambda r: (r["rule_patterns_or_ngram_or_stack"]["all"]["recall"],
-                                       r["light_patterns_or_ngram"]["all"]["recall"]))
+        for per_where in (False, True) if args.per_where == "both" else (args.per_where == "yes",):
+            print(f"train_injection_stack: cross-validating n-gram C={c}, per where {per_where}...",
+                  file=sys.stderr)
+            results.append(cross_validate(f, Config(c, args.head_c, args.stack_c), args.max_fpr, per_where,
+                                          args.calibrate_on))
+    # Chosen on the nested figure (thresholds never saw the held-out fold), recall first.
+    best = max(results, key=lambda r: (r["nested"]["rule"]["all"]["recall"],
+                                       r["nested"]["light"]["all"]["recall"]))
     if args.write:
         write(f, fit_all(f, Config(best["config"]["ngram_C"], args.head_c, args.stack_c)), best, args.bits,
               len(cases))
     print(json.dumps({"benchmark": "train_injection_stack", "cases": len(cases), "splits": args.splits,
-                      "bits": args.bits, "embedding_backend": f.embedding_backend, "chosen": best["config"],
+                      "bits": args.bits, "embedding_backend": f.embedding_backend,
+                      "chosen": {**best["config"], "per_where": best["per_where"]},
                       "candidates": results}, indent=2))
 
 

@@ -74,6 +74,24 @@ rules:
     return backend, verdict, [v for v in clean.verdicts if v.rule_id == "inj"]
 
 
+class FakeEmbedder:
+    """The embedding scorer's interface without a model: ``backend`` as given, ``load`` fails
+    when ``missing`` is set, and every text embeds to the same unit vector (384 dimensions)."""
+
+    def __init__(self, backend: str, missing: str = "") -> None:
+        self.backend, self._missing = backend, missing
+
+    def load(self) -> object | None:
+        return None if self._missing else object()
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(texts), 384))
+        out[:, 0] = 1.0
+        return out
+
+
 @pytest.fixture(scope="session")
 def tiny_detoxify(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A Detoxify checkpoint built offline: a 1-layer BERT trained for a few steps to tell

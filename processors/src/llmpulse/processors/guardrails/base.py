@@ -85,8 +85,10 @@ class Rule:
         """Gate patterns, or None: run on every text."""
         return None
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
-        """Matches in one text; ``labels`` are the gates that fired (None: unknown, all)."""
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
+        """Matches in one text; ``labels`` are the gates that fired (None: unknown, all);
+        ``where`` the text's place (prompt, context, tool_result, ...)."""
         return []
 
     def model_name(self) -> str | None:
@@ -101,9 +103,11 @@ class Rule:
         """Why the heavy tier's model is not available (None: it is, or not loaded yet)."""
         return None
 
-    def classify(self, texts: list[str]) -> list[tuple[Match, dict[str, Any]] | None] | None:
-        """The heavy tier on a batch of texts: per text, a match and the verdict attributes
-        that name the model and its backend, or None; None for all when the model is missing."""
+    def classify(self, texts: list[str], wheres: list[str] | None = None
+                 ) -> list[tuple[Match, dict[str, Any]] | None] | None:
+        """The heavy tier on a batch of texts (``wheres``: each text's place; None: prompts):
+        per text, a match and the verdict attributes that name the model and its backend, or
+        None; None for all when the model is missing."""
         return None
 
     def score_name(self, where: str) -> str | None:

@@ -64,7 +64,7 @@ from llmpulse.processors.guardrails.stack import STACK_NAME, StackClassifier, lo
 from llmpulse.processors.guardrails.views import GATES, HIDDEN_GATES, hidden_views, squeezed_phrase
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
-__all__ = ["InjectionRule", "builtin_injection_patterns", "gate_source"]
+__all__ = ["InjectionRule", "builtin_injection_patterns", "gate_source", "threshold_for"]
 
 
 @lru_cache(maxsize=1)
@@ -126,18 +126,29 @@ _TRANSLATE_BEFORE = re.compile(
     r"Portuguese|Dutch|anglais|Englische|ingl[eé]s|inglese|Engels))\b[^\n]{0,120}$", re.IGNORECASE)
 
 
+def _quotation_around(text: str, start: int, end: int) -> tuple[str, int, int] | None:
+    """The quotation a match sits in: the 160 characters before the match, the index of the
+    last opening quote among them, and the index in ``text`` just past the first closing
+    quote after the match on its line; None without both quotes."""
+    window = text[max(0, start - 160):start]
+    opening = max(window.rfind(q) for q in _OPENING)
+    if opening < 0:
+        return None
+    rest = text[end:end + 300].split("\n", 1)[0]
+    closing = min((i for i in (rest.find(q) for q in _CLOSING) if i >= 0), default=-1)
+    return (window, opening, end + closing + 1) if closing >= 0 else None
+
+
 def _translated(text: str, start: int, end: int) -> bool:
     """The match sits inside a quotation handed over for translation (``Traduza para o
     inglês: «Esqueça as instruções antigas, ...»``), closed on the same line."""
-    window = text[max(0, start - 160):start]
-    opening = max(window.rfind(q) for q in _OPENING)
-    if opening < 0 or any(q in window[opening + 1:] for q in _CLOSING if q not in _OPENING):
+    quotation = _quotation_around(text, start, end)
+    if quotation is None:
         return False
-    if _TRANSLATE_BEFORE.search(window, 0, opening) is None:
+    window, opening, after = quotation
+    if any(q in window[opening + 1:] for q in _CLOSING if q not in _OPENING):
         return False
-    rest = text[end:end + 300].split("\n", 1)[0]
-    closing = min((i for i in (rest.find(q) for q in _CLOSING) if i >= 0), default=-1)
-    return closing >= 0 and _nothing_asked_after(text[end + closing + 1:])
+    return _TRANSLATE_BEFORE.search(window, 0, opening) is not None and _nothing_asked_after(text[after:])
 
 
 def _nothing_asked_after(tail: str) -> bool:
@@ -161,13 +172,11 @@ _ASKED_ABOUT = re.compile(
 def _quoted_question(text: str, start: int, end: int) -> bool:
     """The match sits inside a quotation closed on the same line, and the sentence after the
     quotation asks about it."""
-    window = text[max(0, start - 160):start]
-    opening = max(window.rfind(q) for q in _OPENING)
-    if opening < 0 or "\n" in window[opening:]:
+    quotation = _quotation_around(text, start, end)
+    if quotation is None or "\n" in quotation[0][quotation[1]:]:
         return False
-    rest = text[end:end + 300].split("\n", 1)[0]
-    closing = min((i for i in (rest.find(q) for q in _CLOSING) if i >= 0), default=-1)
-    return closing >= 0 and _ASKED_ABOUT.search(rest[closing + 1:].lstrip(" .!:;")) is not None
+    after = quotation[2]
+    return _ASKED_ABOUT.search(text[after:end + 300].split("\n", 1)[0].lstrip(" .!:;")) is not None
 
 
 # A special chat-template token in a question about templates or tokenizers (``what are the
@@ -212,6 +221,17 @@ def _mentioned(text: str, start: int) -> bool:
 
 # --- the rule -----------------------------------------------------------------------------------
 
+def threshold_for(thresholds: float | dict[str, float], where: str) -> float:
+    """A learned tier's threshold for a text in ``where``: one for every place, or one per
+    ``prompt``, ``context`` and ``tool`` (a tool result), as the shipped files give them (the
+    everyday documents and tool results need a higher one than prompts); a place not named
+    takes the highest."""
+    if isinstance(thresholds, int | float):
+        return float(thresholds)
+    key = "tool" if where == "tool_result" else where
+    return float(thresholds[key]) if key in thresholds else max(thresholds.values())
+
+
 class _InjectionParams(Struct, kw_only=True, forbid_unknown_fields=True):
     builtin_patterns: bool = True
     patterns: dict[str, str] = {}
@@ -224,15 +244,17 @@ class _InjectionParams(Struct, kw_only=True, forbid_unknown_fields=True):
     """A prompt-injection classifier's sub-folder in the models folder, or ``minilm-logreg`` (a
     logistic head over MiniLM embeddings, shipped; ``guardrails.embedding_head``); None: off."""
     classifier_threshold: float | None = None
-    """Flag a text whose attack probability (1 - P(benign class)) is at least this (None: the
-    threshold shipped with ``minilm-stack``, chosen by cross-validation; 0.9 for the others)."""
+    """Flag a text whose attack probability (1 - P(benign class)) is at least this, wherever it
+    is (None: the thresholds shipped with ``minilm-stack``, chosen by cross-validation for
+    prompts, documents and tool results; 0.9 for the others)."""
     ngram: bool = False
     """The character n-gram model on the light path (``guardrails.ngram``, shipped). Off by
     default: it flags some ordinary prompts ("... Reply as JSON with keys ...") that the
     corpus's near-misses do not cover (docs/FIGURES.md)."""
     ngram_threshold: float | None = None
-    """Flag a text whose n-gram attack probability reaches this (None: the shipped threshold,
-    chosen by cross-validation for a false-positive rate <= 2% of the whole rule)."""
+    """Flag a text whose n-gram attack probability reaches this, wherever it is (None: the
+    shipped thresholds per place, chosen by cross-validation for a false-positive rate <= 2%
+    of the whole rule)."""
     classifier_backend: Literal["auto", "onnx", "torch"] = "auto"
     """``auto``: the fetch's ONNX export where there is one, else torch."""
     classifier_precision: Literal["fp32", "int8"] = "fp32"
@@ -277,13 +299,14 @@ class InjectionRule(Rule):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise PolicyError(f"rule {common.id!r}: {key} must be within 0..1")
         self.ngram = load_ngram_model() if params.ngram else None
-        self.ngram_threshold: float = 1.0
+        self.ngram_threshold: float | dict[str, float] = 1.0
+        """One threshold, or one per place (``threshold_for``)."""
         if params.ngram_threshold is not None:
             self.ngram_threshold = params.ngram_threshold
         elif self.ngram is not None:
-            self.ngram_threshold = float(self.ngram.info["threshold"])
+            self.ngram_threshold = self.ngram.info["threshold"]
         self.classifier: InjectionClassifier | EmbeddingHeadClassifier | None = None
-        self.classifier_threshold: float = 0.9
+        self.classifier_threshold: float | dict[str, float] = 0.9
         if params.classifier_threshold is not None:
             self.classifier_threshold = params.classifier_threshold
         if params.classifier == HEAD_NAME:
@@ -347,12 +370,14 @@ class InjectionRule(Rule):
             out.extend(self._hidden(text, labels, {m.kind for m in out}))
         return out
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         out = self._pattern_find(text, labels)
         if not out and self.ngram is not None and (labels is None or "_ngram" in labels):
             p = self.ngram.scores([text])[0]
-            if p >= self.ngram_threshold:
-                out.append(Match(None, None, f"ngram {p:.3f} >= {self.ngram_threshold}", "ngram_model"))
+            threshold = threshold_for(self.ngram_threshold, where)
+            if p >= threshold:
+                out.append(Match(None, None, f"ngram {p:.3f} >= {threshold}", "ngram_model"))
         return out
 
     def score_name(self, where: str) -> str | None:
@@ -376,14 +401,18 @@ class InjectionRule(Rule):
     def model_missing(self) -> str | None:
         return self.classifier.missing if self.classifier is not None else None
 
-    def classify(self, texts: list[str]) -> list[tuple[Match, dict[str, Any]] | None] | None:
+    def classify(self, texts: list[str], wheres: list[str] | None = None
+                 ) -> list[tuple[Match, dict[str, Any]] | None] | None:
         if self.classifier is None:
             return None
         scores = self.classifier.scores(texts)
         if scores is None:
             return None
-        threshold = self.classifier_threshold
         model, backend = self.classifier.model, self.classifier.backend
-        return [(Match(None, None, f"{model} {p:.3f} >= {threshold}", "classifier"),
-                 {"model": model, "backend": backend, "score": round(p, 6)}) if p >= threshold else None
-                for p in scores]
+        out: list[tuple[Match, dict[str, Any]] | None] = []
+        for p, where in zip(scores, wheres or ["prompt"] * len(texts), strict=True):
+            threshold = threshold_for(self.classifier_threshold, where)
+            hit = (Match(None, None, f"{model} {p:.3f} >= {threshold}", "classifier"),
+                   {"model": model, "backend": backend, "score": round(p, 6)})
+            out.append(hit if p >= threshold else None)
+        return out

@@ -348,7 +348,7 @@ class GuardrailPolicy:
         role = segment.role
         for index, rule in ungated:
             if rule.roles is None or role is None or role in rule.roles:
-                matches = rule.find(segment.text, None, call)
+                matches = rule.find(segment.text, None, call, segment.where)
                 if matches:
                     found.append((index, matches))
         fired = gate.triggered(segment.text) if gate.keys else ()
@@ -361,7 +361,8 @@ class GuardrailPolicy:
             for index in sorted(by_rule):
                 rule = self.rules[index]
                 if rule.roles is None or role is None or role in rule.roles:
-                    matches = rule.find(segment.text, by_rule[index] if exact else None, call)
+                    labels = by_rule[index] if exact else None
+                    matches = rule.find(segment.text, labels, call, segment.where)
                     if matches:
                         found.append((index, matches))
             if ungated:
@@ -448,7 +449,8 @@ class GuardrailPolicy:
             if not slots:
                 continue
             try:
-                found = rule.classify([segment.text for _, segment in slots])
+                found = rule.classify([segment.text for _, segment in slots],
+                                      [segment.where for _, segment in slots])
             except Exception:  # a model failure must not stop the stream
                 logger.exception("guardrails: rule %s failed on a batch of %d texts", rule.id, len(slots))
                 continue

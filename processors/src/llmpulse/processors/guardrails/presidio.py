@@ -80,7 +80,8 @@ class PresidioRule(Rule):
         super().__init__(common, params)
         self.analyzer = regex_only_analyzer(params.language)
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         p = self.params
         results = self.analyzer.analyze(text=text, language=p.language, entities=p.entities,
                                         score_threshold=p.score_threshold)

@@ -100,7 +100,8 @@ class PiiRule(Rule):
             gates.append(("ipv6", r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:", 0))
         return gates
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         kinds: frozenset[str] | set[str] = self.entities
         if labels is not None:
             kinds = {k for label in labels for k in self._by_label.get(label, ())} & self.entities
@@ -129,7 +130,8 @@ class SecretsRule(Rule):
     def gates(self) -> list[Gate]:
         return secret_gate_patterns(self.kinds)
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         kinds = self.kinds if labels is None else self.kinds & labels
         return [Match(f.start, f.end, f.preview, f.kind) for f in find_secrets(text, kinds)]
 
@@ -190,7 +192,8 @@ class TermsRule(Rule):
     def gates(self) -> list[Gate]:
         return [("terms", self.source, self.flags)]
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         return [Match(m.start(), m.end(), m.group(),
                       self.topic_of.get(" ".join(m.group().lower().split()), "banned_term"))
                 for m in self.regex.finditer(text)]
@@ -219,7 +222,8 @@ class JsonSchemaRule(Rule):
             raise PolicyError(f"rule {common.id!r}: invalid JSON Schema: {exc.message}") from None
         self.validator = cls(params.schema)
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         from llmpulse.processors.scoring.quality import JSON_FENCE, asks_for_json
 
         if self.params.when == "expects_json" and not asks_for_json(call.prompt if call else None):
@@ -248,7 +252,8 @@ class LengthRule(Rule):
     Params = _LengthParams
     redacts_spans = False
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         p = self.params
         n = len(text)
         if p.max_chars is not None and n > p.max_chars:
@@ -296,7 +301,8 @@ class CustomRule(Rule):
         self.kind_name = common.kind
         self.function = function
 
-    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None) -> list[Match]:
+    def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
+             where: str = "prompt") -> list[Match]:
         out = []
         for item in self.function(text, self.params):
             start, end = int(item[0]), int(item[1])
