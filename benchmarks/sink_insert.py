@@ -6,8 +6,6 @@ materialized views) on the same chDB engine, in the same run:
 * ``writer``: ``Writer.write`` on batches of decoded ``EnrichedCall`` events: the
   column mapping, the ledger lookup, the Arrow table, the insert and the views (what the
   sink does per batch).
-* ``writer_serial``: the same writer with ``pipeline=False``: its steps one after the
-  other on one thread (the writer overlaps its Python with the engine's statements).
 * ``native_encoder``: the same columns as Python values (``call_values``) inserted through
   clickhouse-connect's Python Native encoder (``client.insert``), the writer's path before
   it moved to Arrow, for reference.
@@ -85,14 +83,12 @@ def main() -> None:
     calls = sample_calls(args.calls, seed=7)
     folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
     try:
-        results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "writer_serial": [],
-                                           "bare_python_arrow": [], "native_encoder": [],
-                                           "bare_python_arrow_same_rows": []}
+        results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": [],
+                                           "native_encoder": [], "bare_python_arrow_same_rows": []}
         mapping: list[float] = []
         for _ in range(args.repeat):
             for name, dedup in (("writer", True), ("writer_no_dedup", False)):
                 results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
-            results["writer_serial"].append(writer_rate(folder, calls, args.batch, "calls", pipeline=False))
 
             store = Store.open(f"chdb://{folder}?database=n{uuid.uuid4().hex[:8]}")
             store.migrate()
@@ -133,7 +129,6 @@ def main() -> None:
         "rows_per_s": {k: round(v) for k, v in best.items()},
         "ratio_writer_to_bare": round(best["writer"] / bare, 3),
         "ratio_writer_no_dedup_to_bare": round(best["writer_no_dedup"] / bare, 3),
-        "ratio_writer_serial_to_bare": round(best["writer_serial"] / bare, 3),
         "ratio_native_encoder_to_bare": round(best["native_encoder"] / bare, 3),
         "ratio_writer_to_bare_same_rows": round(best["writer"] / best["bare_python_arrow_same_rows"], 3),
         "mapping_us_per_row": round(min(mapping), 2),

@@ -31,15 +31,14 @@ from llmpulse.sinks.writer import Sourced, Writer
 
 
 def writer_rate(folder: str, events: Sequence[Event], batch: int, table: str, *,
-                deduplicate: bool = True, pipeline: bool = True, insert_rows: int | None = None) -> float:
+                deduplicate: bool = True) -> float:
     """Rows per second of ``Writer.write`` on ``events`` in batches of ``batch`` events,
     into a fresh migrated database under ``folder``; raises if a row was rejected or
-    ``table`` does not then hold exactly one row per event. ``pipeline`` and
-    ``insert_rows`` are the writer's (False: its steps one after the other on one thread)."""
+    ``table`` does not then hold exactly one row per event."""
     store = Store.open(f"chdb://{folder}?database=w{uuid.uuid4().hex[:8]}")
     store.migrate()
     try:
-        writer = Writer(store, deduplicate=deduplicate, pipeline=pipeline, insert_rows=insert_rows)
+        writer = Writer(store, deduplicate=deduplicate)
         started = time.perf_counter()
         for start in range(0, len(events), batch):
             result = writer.write([Sourced(e) for e in events[start:start + batch]])

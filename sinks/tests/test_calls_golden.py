@@ -3,10 +3,9 @@
 ``sinks/tests/data/calls_golden.json`` holds, for ``varied_calls()`` (sample calls with the
 edge cases: v1 and v1.1 calls, duplicate scorers, provenance, tool calls, unicode, NUL
 bytes, 1 MB texts, each half of a call missing), the ``calls`` columns as Python values
-and the rows of ``calls`` and ``guardrail_verdicts`` as chDB stores them. It was written
-by the writer before it overlapped its Python with the engine (the rows stored then); a
-change to the mapping or the writer must give the same values, in one INSERT a table or
-in several, or regenerate the file on purpose:
+and the rows of ``calls`` and ``guardrail_verdicts`` as chDB stores them, written by the
+writer of 2026-12-02 (c3d86bd); a change to the mapping or the writer must give the same
+values, or regenerate the file on purpose:
 
     uv run python sinks/tests/test_calls_golden.py    # rewrites the golden file
 
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 
 from llmpulse.schemas import EnrichedCall, GuardrailVerdict
 from llmpulse.sinks.rows import CALL_COLUMNS, VERDICT_COLUMNS, call_values
@@ -78,11 +76,11 @@ def _values() -> list[Any]:
     return [_plain(list(row)) for row in zip(*call_values(varied_calls()), strict=True)]
 
 
-def _stored(store: Store, **options: Any) -> dict[str, Any]:
+def _stored(store: Store) -> dict[str, Any]:
     """The varied batch (and one refused call) written by the writer, then read back."""
     calls = varied_calls()
     batch = [*calls[:30], _bad_verdict(), *calls[30:], _bad_call()]
-    writer = Writer(store, **options)
+    writer = Writer(store)
     result = writer.write([Sourced(c, "llm.enriched", 0, i) for i, c in enumerate(batch)])
     assert sorted((r.item.event.call_id, r.table, r.reason) for r in result.rejected) == [
         ("c-refused", "calls", "rejected_by_store"),
@@ -108,13 +106,8 @@ def test_the_calls_columns_are_the_golden_values() -> None:
         assert dict(zip(CALL_COLUMNS, got, strict=True)) == dict(zip(CALL_COLUMNS, want, strict=True))
 
 
-@pytest.mark.parametrize("options", [{}, {"insert_rows": 7}, {"pipeline": False}])
-def test_the_stored_rows_are_the_golden_rows(store: Store, options: dict[str, Any]) -> None:
-    # 7: the calls in seven INSERTs (the last, with the call Arrow refuses, bisected here),
-    # the verdicts in two (the first, with the one the engine refuses, bisected after its
-    # INSERT on the writer's thread failed); without the pipeline: every step on this
-    # thread, one after another.
-    golden, stored = _golden(), _stored(store, **options)
+def test_the_stored_rows_are_the_golden_rows(store: Store) -> None:
+    golden, stored = _golden(), _stored(store)
     assert len(stored["calls"]) == len(golden["calls"]) == len(varied_calls())
     for got, want in zip(stored["calls"], golden["calls"], strict=True):
         assert dict(zip(CALL_COLUMNS, got, strict=True)) == dict(zip(CALL_COLUMNS, want, strict=True))

@@ -232,31 +232,10 @@ class Store:
             StoreUnavailable: the store is down, busy, or not set up; retry later.
             RowsRejected: a value does not fit its column; the same rows will fail again.
         """
-        return self.insert_frame(table, self.frame(table, column_names, columns))
-
-    def frame(self, table: str, column_names: Sequence[str], columns: Sequence[Sequence[Any]]) -> pa.Table:
-        """The Arrow table ``insert_frame`` sends for these columns (Python only, no statement).
-
-        Raises:
-            StoreUnavailable: the table is missing (not migrated) or its columns cannot be read.
-            RowsRejected: a value does not fit its column.
-        """
         types = self.column_types(table)
         try:
-            return to_arrow(types, column_names, columns, python_table=self.backend == "chdb")
-        except Exception as exc:
-            raise translate(exc, f"insert into {table}", insert=True) from exc
-
-    def insert_frame(self, table: str, frame: pa.Table) -> int:
-        """One INSERT of an Arrow table made by ``frame``; returns the rows written. On chDB
-        the engine works with the GIL released, so another thread may run Python meanwhile.
-
-        Raises:
-            StoreUnavailable: the store is down, busy, or not set up; retry later.
-            RowsRejected: the store refused a value.
-        """
-        try:
-            return self._send(table, frame.column_names, frame)
+            frame = to_arrow(types, column_names, columns, python_table=self.backend == "chdb")
+            return self._send(table, column_names, frame)
         except Exception as exc:
             raise translate(exc, f"insert into {table}", insert=True) from exc
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -147,32 +146,15 @@ class _Pending:
 class Writer:
     """Writes batches of events to their tables, once each.
 
-    With ``pipeline`` the engine's statements (the ledger lookup, the INSERTs) run on a
-    thread of the writer's own while this thread maps the next rows: the ledger lookup
-    while the first table's rows are mapped, each INSERT while the next table's rows (or
-    the next ``insert_rows`` of the same table) are mapped. One statement at a time, in
-    ``TABLE_ORDER``; ``write`` returns when all of them have. chDB and the HTTP client run
-    their statements with the GIL released, so with a core free the Python and the engine
-    overlap (the CPU time per row is the same).
-
     Args:
         store: an open, migrated store.
         deduplicate: drop events already stored (the ledger lookup). Turn it off only
             for a one-off bulk load into empty tables.
-        pipeline: overlap the Python with the engine (False: every step on the calling
-            thread, one after the other).
-        insert_rows: rows per INSERT (None: all of a table's rows in a batch in one).
-            Smaller INSERTs overlap more but each statement has a fixed cost (its views,
-            a part per table it writes).
     """
 
-    def __init__(self, store: Store, *, deduplicate: bool = True, pipeline: bool = True,
-                 insert_rows: int | None = None) -> None:
+    def __init__(self, store: Store, *, deduplicate: bool = True) -> None:
         self.store = store
         self.deduplicate = deduplicate
-        self.insert_rows = insert_rows
-        self._engine = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmpulse-writer")
-                        if pipeline else None)
 
     def write(self, items: Sequence[Sourced]) -> WriteResult:
         """Write a batch: every table's rows, in ``TABLE_ORDER``.
@@ -188,85 +170,16 @@ class Writer:
         seen: set[int] = set()  # the ids' integers: a UUID's own hash is a Python call
         for item in items:
             self._route(item, pending, seen, result)
-        first: tuple[str, int, Any] | None = None  # the first rows mapped while the ledger is read
         if self.deduplicate and seen:
-            lookup = self._run(self.store.existing_event_ids,
-                               [i for batch in pending.values() for i in batch.ids])
-            first = self._map_first(pending)
-            stored = lookup.result()
+            stored = self.store.existing_event_ids([i for batch in pending.values() for i in batch.ids])
             if stored:
                 result.duplicates += self._drop(pending, stored)
-                first = None  # mapped before the drop: map the rows kept again
-        inflight: list[tuple[Future[int], str, list[Any], list[Sourced]]] = []
-        try:
-            for table in TABLE_ORDER:
-                batch = pending[table]
-                if not batch.sources:
-                    continue
-                if table == "feedback":  # attribution reads the calls this batch wrote
-                    self._drain(inflight, result)
-                step = self.insert_rows or len(batch.sources)
-                for start in range(0, len(batch.sources), step):
-                    sources, chunk = batch.sources[start:start + step], batch.items[start:start + step]
-                    try:
-                        frame = (first[2] if first is not None and first[:2] == (table, start)
-                                 else self._frame(table, sources))
-                    except RowsRejected:  # a value does not fit its column: find the rows one by one
-                        self._drain(inflight, result)
-                        self._count(result, table, self._insert(table, sources, chunk, result))
-                        continue
-                    self._drain(inflight, result)  # one statement at a time, in order
-                    if result.insert_started is None:
-                        result.insert_started = time.time()
-                    result.inserts += 1
-                    inflight.append((self._run(self.store.insert_frame, table, frame), table, sources, chunk))
-            self._drain(inflight, result)
-        finally:
-            for future, *_ in inflight:  # an error above: never leave a statement running
-                future.exception()
+        result.insert_started = time.time()
+        for table in TABLE_ORDER:
+            batch = pending[table]
+            if batch.sources:
+                result.written[table] = self._insert(table, batch.sources, batch.items, result)
         return result
-
-    def _run(self, call: Callable[..., Any], *args: Any) -> Future[Any]:
-        """``call(*args)`` on the writer's engine thread (or now, without a pipeline)."""
-        if self._engine is not None:
-            return self._engine.submit(call, *args)
-        future: Future[Any] = Future()
-        try:
-            future.set_result(call(*args))
-        except BaseException as exc:  # handed on by future.result()
-            future.set_exception(exc)
-        return future
-
-    def _map_first(self, pending: dict[str, _Pending]) -> tuple[str, int, Any] | None:
-        """The Arrow table of the first rows to insert (not feedback: it reads the store)."""
-        table = next((t for t in TABLE_ORDER if pending[t].sources), None)
-        if table is None or table == "feedback":
-            return None
-        try:
-            return table, 0, self._frame(table, pending[table].sources[:self.insert_rows])
-        except RowsRejected:
-            return None  # the insert loop maps them again and finds the refused rows
-
-    def _frame(self, table: str, sources: list[Any]) -> Any:
-        columns = _columns(table, sources)
-        if table == "feedback":
-            self._attribute(columns)
-        return self.store.frame(table, _COLUMNS[table], columns)
-
-    def _drain(self, inflight: list[tuple[Future[int], str, list[Any], list[Sourced]]],
-               result: WriteResult) -> None:
-        """Wait for the statements in flight; a refused one is bisected here."""
-        while inflight:
-            future, table, sources, items = inflight.pop(0)
-            try:
-                written = future.result()
-            except RowsRejected:
-                written = self._insert(table, sources, items, result, bisect=True)
-            self._count(result, table, written)
-
-    @staticmethod
-    def _count(result: WriteResult, table: str, written: int) -> None:
-        result.written[table] = result.written.get(table, 0) + written
 
     def _route(self, item: Sourced, pending: dict[str, _Pending], seen: set[int],
                result: WriteResult) -> None:
@@ -340,23 +253,21 @@ class Writer:
             models[i] = models[i] or model
             attributed[i] = True
 
-    def _insert(self, table: str, sources: list[Any], items: list[Sourced], result: WriteResult, *,
-                bisect: bool = False) -> int:
-        """Insert the rows of ``sources`` on this thread; on a refusal, bisect until the
-        refused rows are isolated (``bisect``: refused already, split at once)."""
-        if not bisect:
-            result.inserts += 1
-            try:
-                return self.store.insert_frame(table, self._frame(table, sources))
-            except RowsRejected as exc:
-                if len(sources) == 1:
-                    item = items[0]
-                    logger.warning("store refused event %s for %s (%s offset %s): %s",
-                                   item.event.event_id, table, item.topic, item.offset, exc)
-                    result.rejected.append(Rejected(item, table, "rejected_by_store", str(exc)))
-                    return 0
-        if len(sources) == 1:  # refused in the pipeline: once more alone, to say why
-            return self._insert(table, sources, items, result)
-        mid = len(sources) // 2
-        return (self._insert(table, sources[:mid], items[:mid], result)
-                + self._insert(table, sources[mid:], items[mid:], result))
+    def _insert(self, table: str, sources: list[Any], items: list[Sourced], result: WriteResult) -> int:
+        """Insert the rows of ``sources``; on a refusal, bisect until the refused rows are isolated."""
+        columns = _columns(table, sources)
+        if table == "feedback":
+            self._attribute(columns)
+        result.inserts += 1
+        try:
+            return self.store.insert(table, _COLUMNS[table], columns)
+        except RowsRejected as exc:
+            if len(sources) == 1:
+                item = items[0]
+                logger.warning("store refused event %s for %s (%s offset %s): %s",
+                               item.event.event_id, table, item.topic, item.offset, exc)
+                result.rejected.append(Rejected(item, table, "rejected_by_store", str(exc)))
+                return 0
+            mid = len(sources) // 2
+            return (self._insert(table, sources[:mid], items[:mid], result)
+                    + self._insert(table, sources[mid:], items[mid:], result))
