@@ -10,7 +10,8 @@ and the worst case of every rule on pathological input.
    blind after the rules of 8e3afb5 and measured once, tuned on since; ``holdout5``: written
    blind after the rules of be6fd22 and measured once, see docs/FIGURES.md; ``holdout6``:
    written blind, appended after the learned tiers of 640d884 were frozen and measured once
-   with ``benchmarks/train_injection_stack.py --evaluate holdout6``; the ``holdout`` key stays
+   with ``benchmarks/train_injection_stack.py --evaluate holdout6``; ``holdout7``: the same
+   after the retrained tiers of 3f23e58; the ``holdout`` key stays
    in the tiers' output, empty).
 2. **Cost per call** of the policy and of the whole light path (join, light scorers, the
    policy, redaction), measured in the same run on the same calls
@@ -155,7 +156,8 @@ def similarity(policy: GuardrailPolicy, cases: list[Case]) -> dict[str, Any]:
     values = [next(s.value for s in r if s.name == "injection_similarity") for r in scores]
     backend = next(s.backend for s in scores[0] if s.name == "injection_similarity")
     out: dict[str, Any] = {"backend": backend, "threshold": threshold}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "all"):
+    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
+                  "all"):
         chosen = [(c, v) for c, v in zip(prompts, values, strict=True) if split in ("all", c.split)]
         pos = [v for c, v in chosen if c.label]
         neg = [v for c, v in chosen if not c.label]
@@ -208,7 +210,8 @@ def classifier(cases: list[Case], model: str, models_dir: str | None, threshold:
     hits = [bool(r.verdicts) for r in results]
     out: dict[str, Any] = {"model": model, "backend": backend, "threshold": threshold,
                            "ms_per_text": round(elapsed * 1000 / max(1, len(calls)), 2)}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "all"):
+    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
+                  "all"):
         out[split] = _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if split in ("all", c.split)])
     out["by_language"] = {lang: _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if c.lang == lang])
                           for lang in sorted({c.lang for c in chosen})}

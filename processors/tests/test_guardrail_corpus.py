@@ -19,7 +19,7 @@ LANGUAGES = {"en", "fr", "de", "es", "it", "pt", "nl"}
 
 # The split written blind after the rules were last frozen, measured once (docs/FIGURES.md): its
 # figures are asserted apart, as measured floors, so the tuned floors below stay tuned.
-BLIND = ("holdout5", "holdout6")
+BLIND = ("holdout5", "holdout6", "holdout7")
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +88,14 @@ def test_every_language_is_caught_not_only_english(report):
 # Injection on "holdout6" (105 attacks, 105 benign, written blind, appended after the learned
 # tiers of 640d884 were frozen and landed, measured once): the default policy's pattern tier had
 # recall 0.705 at FPR 0.029; the measured figures as floors, NOT the goal.
-@pytest.mark.parametrize(("split", "recall", "fpr"), [("holdout5", 0.59, 0.02), ("holdout6", 0.70, 0.03)])
-def test_blind_holdouts_keep_their_measured_recall_and_false_positive_rate(blind_report, split, recall, fpr):
+# Injection on "holdout7" (120 attacks, 120 benign, about 80 of them everyday traffic, written
+# blind, appended after the retrained learned tiers of 3f23e58 were frozen and landed, measured
+# once): the default policy's pattern tier had recall 0.575 at FPR 0.017.
+@pytest.mark.parametrize(("split", "cases", "recall", "fpr"), [
+    ("holdout5", 105, 0.59, 0.02), ("holdout6", 105, 0.70, 0.03), ("holdout7", 120, 0.57, 0.02)])
+def test_blind_holdouts_keep_their_measured_recall_and_false_positive_rate(blind_report, split, cases, recall,
+                                                                           fpr):
     tally = blind_report["injection"]["by_split"][split]
-    assert (tally["positives"], tally["benign"]) == (105, 105)
+    assert (tally["positives"], tally["benign"]) == (cases, cases)
     assert tally["recall"] >= recall, blind_report["injection"]["missed"]
     assert tally["false_positive_rate"] <= fpr, blind_report["injection"]["benign_flagged"]
