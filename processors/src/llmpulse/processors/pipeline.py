@@ -199,12 +199,15 @@ class Enricher:
         return backends
 
     def load_light(self) -> None:
-        """Load what the light scorers would load at their first call (the price table):
-        a worker calls this at start, so its first batch does not pay it."""
+        """Load what the light scorers and the guardrails would load at their first call
+        (the price table, the injection rule's de-obfuscation gate): a worker calls this at
+        start, so its first batch does not pay it."""
         for scorer in self.light_scorers:
             load = getattr(scorer, "load", None)
             if load is not None:
                 load()
+        if self.policy is not None:
+            self.policy.prepare()
 
     def light(self, pairs: Sequence[CallPair]) -> list[EnrichedCall]:
         """Join, run the light scorers and the guardrails' text rules, apply redactions."""

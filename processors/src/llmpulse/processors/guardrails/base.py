@@ -85,6 +85,9 @@ class Rule:
         """Gate patterns, or None: run on every text."""
         return None
 
+    def prepare(self) -> None:
+        """Build now what the first check of some text would build (a worker's start)."""
+
     def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
              where: str = "prompt") -> list[Match]:
         """Matches in one text; ``labels`` are the gates that fired (None: unknown, all);

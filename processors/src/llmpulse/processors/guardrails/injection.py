@@ -342,17 +342,29 @@ class InjectionRule(Rule):
                     out.append(Match(m.start(), m.end(), m.group()[:80], name))
         return _one_per_stretch(out)
 
-    def _hidden(self, text: str, labels: set[str] | None, found: set[str]) -> list[Match]:
-        """What the patterns find once the text is de-obfuscated or decoded."""
+    def prepare(self) -> None:
+        """Build the de-obfuscated views' gate now: compiling the whole pattern library is
+        some 27 CPU s the first time on a machine (then it is loaded from the gate cache),
+        a stall a worker should pay at start, not at its first obfuscated text."""
+        if self.params.deobfuscate:
+            self._inner_gate()
+
+    def _inner_gate(self) -> TextGate:
+        """The gate of the patterns alone, for the de-obfuscated views (built once)."""
         if self._inner is None:
             self._inner = TextGate([(name, gate, flags) for name, gate, flags in self.gates()
                                     if not name.startswith("_")])
+        return self._inner
+
+    def _hidden(self, text: str, labels: set[str] | None, found: set[str]) -> list[Match]:
+        """What the patterns find once the text is de-obfuscated or decoded."""
+        inner = self._inner_gate()
         views, squeezable = hidden_views(text, labels)
         out: list[Match] = []
         for how, view in views:
             names = None
-            if self._inner.backend != "none":
-                names = {str(key) for key in self._inner.triggered(view)}
+            if inner.backend != "none":
+                names = {str(key) for key in inner.triggered(view)}
             for match in self._matches(view, names):
                 if match.kind not in found:
                     found.add(match.kind)

@@ -425,6 +425,12 @@ class GuardrailPolicy:
                     redactions.setdefault(segment, []).append((0, 1 << 30, rule.id))
         return PolicyResult(verdicts, redactions)
 
+    def prepare(self) -> None:
+        """Build now what the rules would build at their first check of some text (the
+        injection rule's de-obfuscation gate): a worker's start, or an image's build."""
+        for rule in self.rules:
+            rule.prepare()
+
     def load_models(self) -> dict[str, str]:
         """Load the heavy tiers' models now (a worker's start); each rule's backend, by id."""
         return {rule.id: rule.load_model() for rule in self.model_rules}
