@@ -14,6 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from llmpulse.processors.drift import DriftConfig, DriftMonitor, TrafficGenerator
+from llmpulse.processors.drift import cusum as cusum_module
 from llmpulse.processors.drift.baseline import RateBaseline
 from llmpulse.processors.drift.cusum import (
     CELLS_PER_EVENT,
@@ -56,7 +57,7 @@ def _stationary_alarm_rate(cells: int, calls: int, drift: int, true: float) -> f
     return float(state @ cross)
 
 
-@pytest.mark.parametrize(("rate", "calls"), [(0.01, 200), (0.03, 200), (0.1347, 60)])
+@pytest.mark.parametrize(("rate", "calls"), [(0.01, 200), (0.03, 200), (0.1347, 60), (0.01, 3000)])
 def test_the_stated_false_alarms_are_the_lattice_cusums_exact_ones(rate, calls):
     # at the monitor's per-rate level (alpha 0.005 x 3 / 43 = 3.5e-4: thresholds near 6.5 in
     # log likelihood ratio) the closed form is the exact alarm frequency of the statistic
@@ -67,6 +68,22 @@ def test_the_stated_false_alarms_are_the_lattice_cusums_exact_ones(rate, calls):
         stated = crossing_rate(threshold, calls, rate, rate, 2.0)
         assert stated == pytest.approx(_stationary_alarm_rate(cells, calls, drift, rate), rel=1e-6)
         assert 3e-5 < stated < 3e-2
+
+
+def test_the_chain_does_not_grow_with_the_windows_calls(monkeypatch):
+    # the hits at or below the bound where every state falls to 0 are one column: a busy
+    # key's 200,000-call windows build a chain no wider than a 200-call window's
+    widths = []
+    real = cusum_module.sps.binom.pmf
+
+    def pmf(k, *args):
+        widths.append(np.shape(k)[-1])
+        return real(k, *args)
+
+    monkeypatch.setattr(cusum_module.sps.binom, "pmf", pmf)
+    for calls in (200, 200_000):
+        assert 0 <= crossing_rate(6.5, calls, 0.05, 0.05, 2.0) < 1e-2
+    assert widths[1] <= widths[0] + 1 < 100
 
 
 def test_the_closed_form_false_alarms_match_a_simulated_cusum():

@@ -154,13 +154,19 @@ def _crossing_rates(cells: int, calls: int, drift: int, trues: np.ndarray) -> np
     if cells <= 0:
         return np.ones(len(trues))
     cells = min(cells, _MAX_CELLS)
-    hits = np.arange(min(calls, (cells - 1 - drift) // CELLS_PER_EVENT) + 1)  # more: even 0 crosses
+    # Only the hits between two bounds move the chain differently: at or below ``low`` every
+    # state falls to 0 (one column holding their whole mass), above ``high`` even 0 crosses
+    # (the binomial tails below). So the chain is cells x cells/2 at any number of calls.
+    high = min(calls, (cells - 1 - drift) // CELLS_PER_EVENT)
+    low = min(high, max(0, (-drift - (cells - 1)) // CELLS_PER_EVENT))
+    hits = np.arange(low, high + 1)
     mass = sps.binom.pmf(hits[None, :], calls, trues[:, None])
+    mass[:, 0] = sps.binom.cdf(low, calls, trues)
     states = np.arange(cells)
     after = np.maximum(0, states[:, None] + CELLS_PER_EVENT * hits[None, :] + drift)
     inside = after < cells
     flat = (states[:, None] * cells + after)[inside]
-    column = np.broadcast_to(hits, after.shape)[inside]
+    column = np.broadcast_to(hits - low, after.shape)[inside]
     size = cells * cells
     index = (np.arange(len(trues))[:, None] * size + flat[None, :]).ravel()
     chain = np.bincount(index, mass[:, column].ravel(), minlength=len(trues) * size)
