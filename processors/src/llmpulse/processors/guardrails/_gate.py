@@ -174,7 +174,12 @@ def _compile(patterns: tuple[tuple[bytes, int], ...]) -> tuple[Any, frozenset[in
     rule set compiled by an earlier process is loaded from disk (``_gate_cache``)."""
     if not patterns:
         return None, frozenset()
-    return cached_compile(_hs, patterns, _compile_database)
+    return cached_compile(_hs, patterns, _compile_database, recipe=_RECIPE)
+
+
+_RECIPE = "gate-1"
+"""The version of ``_compile_database``'s recipe (mode, how refused patterns are left out):
+bump it when the recipe changes, so no process loads an entry the old recipe compiled."""
 
 
 def _compile_database(patterns: tuple[tuple[bytes, int], ...]) -> tuple[Any, frozenset[int]]:

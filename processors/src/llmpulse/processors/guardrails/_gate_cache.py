@@ -14,9 +14,14 @@ Processes that start together on a cold cache compile once: the others wait on a
 file and then load what the first one wrote. Entries no process loaded for 30 days are
 removed when a new one is stored.
 
+Only files the process's own user wrote are trusted: the folder is made private (0700),
+and an entry (or a folder) owned by another user, or writable by group or others, is
+ignored and the gate compiled in memory, since a crafted database could un-gate every
+rule. The key names the compile recipe too, so a changed recipe never loads old entries.
+
 Example (not a doctest: it needs Hyperscan)::
 
-    db, failed = cached_compile(patterns, compile_database)
+    db, failed = cached_compile(hyperscan, patterns, compile_database, recipe="gate-1")
 """
 
 from __future__ import annotations
@@ -64,21 +69,51 @@ def cache_folder() -> Path:
     return Path(base) / "llmpulse" / "hyperscan"
 
 
-def _key(hs: Any, patterns: Patterns) -> str:
+def _key(hs: Any, patterns: Patterns, recipe: str) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{getattr(hs, '__version__', '?')}|{platform.machine()}|".encode())
+    digest.update(f"{getattr(hs, '__version__', '?')}|{platform.machine()}|{recipe}|".encode())
     for expression, flag in patterns:
         digest.update(len(expression).to_bytes(4, "big") + expression + flag.to_bytes(4, "big"))
     return digest.hexdigest()[:40]
 
 
+def _trusted(path: Path) -> bool:
+    """Whether ``path`` is this user's and only this user can write it (no check where the
+    platform has no owners)."""
+    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows
+        return True
+    info = path.stat()
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
 def _load(hs: Any, path: Path) -> Compiled | None:
     """The database and failed indexes stored at ``path``, or None when it is absent or
-    not usable here (a damaged file, another Hyperscan or platform)."""
+    not usable here (another user's or a writable-by-others file, a damaged file, another
+    Hyperscan or platform: said once at INFO, since each costs a compile)."""
     try:
+        if not (_trusted(path.parent) and _trusted(path)):
+            _refused(path, "not this user's, or writable by others")
+            return None
         blob = path.read_bytes()
     except OSError:
         return None
+    found = _parse(hs, blob)
+    if found is None:
+        _refused(path, "damaged, or from another Hyperscan or machine")
+    return found
+
+
+_said: set[Path] = set()
+
+
+def _refused(path: Path, why: str) -> None:
+    if path not in _said:
+        _said.add(path)
+        logger.info("guardrail gate cache entry %s not used (%s): compiled again", path.name, why)
+
+
+def _parse(hs: Any, blob: bytes) -> Compiled | None:
+    """The entry in ``blob``, or None when it is damaged or cannot run here."""
     start = len(_MAGIC) + _HEADER.size
     if not blob.startswith(_MAGIC) or len(blob) < start:
         return None
@@ -138,11 +173,16 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 def cached_compile(hs: Any, patterns: Patterns, compile_database: Callable[[Patterns], Compiled],
-                   folder: Path | None = None) -> Compiled:
+                   folder: Path | None = None, *, recipe: str = "") -> Compiled:
     """``compile_database(patterns)``, or what an earlier process stored for the same
-    patterns. Any trouble with the folder falls back to compiling (logged at DEBUG)."""
-    folder = folder if folder is not None else cache_folder()
-    path = folder / f"{_key(hs, patterns)}.hsdb"
+    patterns and ``recipe`` (the version of how ``compile_database`` compiles). Any trouble
+    with the folder falls back to compiling (logged at DEBUG)."""
+    try:
+        folder = folder if folder is not None else cache_folder()
+    except RuntimeError as exc:  # no home folder (an arbitrary-UID container without HOME)
+        logger.debug("guardrail gate cache: no folder (%s): compiled in memory", exc)
+        return compile_database(patterns)
+    path = folder / f"{_key(hs, patterns, recipe)}.hsdb"
     found = _load(hs, path)
     if found is not None:
         with contextlib.suppress(OSError):
@@ -150,7 +190,9 @@ def cached_compile(hs: Any, patterns: Patterns, compile_database: Callable[[Patt
         return found
     compiled: Compiled | None = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _trusted(folder):
+            raise PermissionError(f"{folder} is not this user's, or writable by others")
         with _exclusive(path.with_suffix(".lock")):
             found = _load(hs, path)  # another process may have compiled it meanwhile
             if found is not None:
