@@ -37,6 +37,17 @@ def _slow_first(item: pytest.Item) -> int:
     return 0 if any(item.iter_markers("slow")) or any(item.iter_markers("kafka")) else 1
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build the default guardrail policy's gates (and the injection rule's de-obfuscation
+    gate) before any test runs: on a cold gate cache (a fresh CI home, a new Hyperscan)
+    that is about a minute of CPU, paid here once for the machine (the cache's lock makes
+    the other processes wait and load it), not inside a test that waits for a worker's
+    start with a timeout."""
+    from llmpulse.processors.guardrails.policy import GuardrailPolicy
+
+    GuardrailPolicy.load().prepare()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist, hand out the long modules first (``--no-loadscope-reorder`` keeps this
     order): the short ones then fill in beside them and no worker is left alone at the end

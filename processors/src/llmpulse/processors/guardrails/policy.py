@@ -558,6 +558,7 @@ class PolicyStore:
                 return False
             if policy.version == self._policy.version:
                 return False
+            policy.prepare()  # its de-obfuscation gate now, not at the first obfuscated text
             logger.info("guardrail policy reloaded from %s: version %s -> %s",
                         self.path, self._policy.version, policy.version)
             self._policy = policy
