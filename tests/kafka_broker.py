@@ -12,6 +12,7 @@ import random
 import socket
 import subprocess
 import threading
+import zlib
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +27,20 @@ _ports_lock = threading.Lock()
 
 
 def _block_start() -> int:
-    """The first port of this process's block: one block per pytest-xdist worker (``gw0``
-    block 1, ``gw1`` block 2, ...), block 0 for any other process (a serial run, a
-    benchmark), at a random place in it."""
+    """The first port this process hands out. Each pytest-xdist worker of a run has a block
+    of its own (``gwN``: the run's block, from its ``PYTEST_XDIST_TESTRUNUID``, plus N), so
+    the workers of one run never share a port; another run (a second suite on the same
+    machine) starts from other blocks, and every process at a random place in its block,
+    so two runs side by side meet only by chance, as ``bind(0)``'s ports would. Any other
+    process (a serial run, a benchmark) takes a random block."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     blocks = (32768 - _PORTS_FIRST) // _BLOCK
     if worker.startswith("gw") and worker[2:].isdigit():
-        return _PORTS_FIRST + (1 + int(worker[2:]) % (blocks - 1)) * _BLOCK
-    return _PORTS_FIRST + random.randrange(_BLOCK // 2)
+        run = zlib.crc32(os.environ.get("PYTEST_XDIST_TESTRUNUID", "").encode())
+        block = (run + int(worker[2:])) % blocks
+    else:
+        block = random.randrange(blocks)
+    return _PORTS_FIRST + block * _BLOCK + random.randrange(_BLOCK // 2)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
