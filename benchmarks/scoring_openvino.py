@@ -218,7 +218,8 @@ def main() -> None:
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
         out = {"benchmark": "scoring_openvino", "openvino": openvino.__version__, "torch": torch.__version__,
                "threads": args.threads, "rounds": args.rounds, "texts": len(texts), "batch": 32,
-               "clock": args.clock, "onnxruntime_amx_tiles": amx_tiles(),
+               "clock": args.clock, "nncf": args.nncf, "ffn_input_only": args.ffn_input_only,
+               "onnxruntime_amx_tiles": amx_tiles(),
                "load_average_1m": round(os.getloadavg()[0], 2)}
         if args.only in (None, "detoxify"):
             out["detoxify_original_architecture"] = compare(
