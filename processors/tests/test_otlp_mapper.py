@@ -181,6 +181,19 @@ def test_bad_spans_go_to_the_dlq_with_a_reason_and_the_good_span_is_kept() -> No
     assert kept.resource_spans[0].scope_spans[0].spans[0].span_id == b"\x01" * 8
 
 
+def test_a_count_the_store_cannot_keep_is_dead_lettered_not_accepted() -> None:
+    # token counts and max_tokens are UInt32 in the contract and the store: above that the
+    # span is refused with the field named, never passed on to fail at the insert
+    huge = 5_000_000_000
+    record = OtlpMapper().map_traces(traces(
+        {"attrs": dict(CURRENT, **{"gen_ai.usage.input_tokens": huge})},
+        {"attrs": dict(CURRENT, **{"gen_ai.request.max_tokens": huge})},
+        {"attrs": dict(CURRENT, **{"gen_ai.usage.output_tokens": 2**32 - 1}), "span_id": b"\x09" * 8}))
+    assert [(d.reason, d.error_field) for d in record.dead_letters] == [
+        ("invalid_value", "$.usage.input_tokens"), ("invalid_value", "$.max_tokens")]
+    assert [r.usage.output_tokens for r in record.responses] == [2**32 - 1]
+
+
 def test_deeply_nested_attribute_values_and_broken_records_never_raise() -> None:
     data = traces({"attrs": CURRENT})
     value = data.resource_spans[0].scope_spans[0].spans[0].attributes.add()

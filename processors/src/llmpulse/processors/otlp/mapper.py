@@ -362,7 +362,7 @@ class OtlpMapper:
         # The events are built directly (the readers above checked every type; a None is the
         # field's default) and held to the contract's ranges and the size limits.
         if optional:
-            f.non_negative("max_tokens", request["max_tokens"])
+            f.non_negative("max_tokens", request["max_tokens"], f.UINT32_MAX)
         prompt = PromptEvent(
             **common, event_id=prompt_id, occurred_at=f.from_timestamp(start_ns / 1e9, UTC),
             operation=operation,

@@ -104,20 +104,26 @@ def span_time(ns: int) -> datetime:
     return from_timestamp(ns / 1e9, UTC)
 
 
-def non_negative(name: str, value: float | None) -> None:
-    """Raise ``SchemaError`` (``invalid_value`` at ``$.<name>``) when ``value`` < 0."""
-    if value is not None and value < 0:
-        raise SchemaError("invalid_value", f"{name} is {value}, expected >= 0", field=f"$.{name}")
+UINT32_MAX = 2**32 - 1
+"""The largest count the contract (``UInt32``) and the store's columns hold."""
+
+
+def non_negative(name: str, value: float | None, most: float | None = None) -> None:
+    """Raise ``SchemaError`` (``invalid_value`` at ``$.<name>``) when ``value`` < 0 or above
+    ``most``. The events are built directly, and msgspec does not check a field's bounds
+    when a Struct is built: a count the store cannot keep must be refused here."""
+    if value is not None and (value < 0 or (most is not None and value > most)):
+        expected = ">= 0" if most is None else f"within 0..{most}"
+        raise SchemaError("invalid_value", f"{name} is {value}, expected {expected}", field=f"$.{name}")
 
 
 def usage_of(usage: dict[str, int] | None) -> TokenUsage | None:
-    """The token counts given (None if none), each at least 0."""
+    """The token counts given (None if none), each within ``0..UINT32_MAX``."""
     if not usage:
         return None
     for name, value in usage.items():
-        if value < 0:
-            raise SchemaError("invalid_value", f"usage.{name} is {value}, expected >= 0",
-                              field=f"$.usage.{name}")
+        if value < 0 or value > UINT32_MAX:
+            non_negative(f"usage.{name}", value, UINT32_MAX)
     return TokenUsage(**usage)
 
 
