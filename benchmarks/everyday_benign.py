@@ -53,7 +53,7 @@ HELDOUT_SHARE = 0.3
 _TRIGGER = re.compile(
     r"\b(?:ignor\w*|overrid\w*|system|instructions?|forget|disregard|prompt|assistant|you\s+must|"
     r"do\s+not|pretend|act\s+as|role|previous|above|secret|password|token|admin|execute|"
-    r"ignorer|ignorieren|ignorar|ignora|negeer|instructions?|Anweisung\w*|instrucci\w*|istruzion\w*|"
+    r"ignorer|ignorieren|ignorar|ignora|negeer|Anweisung\w*|instrucci\w*|istruzion\w*|"
     r"instru[çc][õo]\w*|instructies)\b|<!--", re.IGNORECASE)
 
 
@@ -85,8 +85,10 @@ def _paragraphs(text: str) -> Iterator[str]:
 def _sample(rng: random.Random, items: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """``n`` items, half from those with an attack's words (where there are that many)."""
     items = sorted(items, key=lambda c: (c["source"], c["text"]))
-    hot = [c for c in items if _TRIGGER.search(c["text"])]
-    cold = [c for c in items if not _TRIGGER.search(c["text"])]
+    hot: list[dict[str, Any]] = []
+    cold: list[dict[str, Any]] = []
+    for case in items:
+        (hot if _TRIGGER.search(case["text"]) else cold).append(case)
     picked = rng.sample(hot, min(len(hot), n // 2))
     picked += rng.sample(cold, min(len(cold), n - len(picked)))
     return picked

@@ -64,6 +64,8 @@ from llmpulse.processors.pipeline import Enricher, join
 
 CORPUS = Path(__file__).resolve().parent.parent / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 MB = 1 << 20
+SPLITS = ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "all")
+"""The corpus splits each figure is given for (``all``: every case)."""
 
 
 def pathological() -> dict[str, str]:
@@ -156,8 +158,7 @@ def similarity(policy: GuardrailPolicy, cases: list[Case]) -> dict[str, Any]:
     values = [next(s.value for s in r if s.name == "injection_similarity") for r in scores]
     backend = next(s.backend for s in scores[0] if s.name == "injection_similarity")
     out: dict[str, Any] = {"backend": backend, "threshold": threshold}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-                  "all"):
+    for split in SPLITS:
         chosen = [(c, v) for c, v in zip(prompts, values, strict=True) if split in ("all", c.split)]
         pos = [v for c, v in chosen if c.label]
         neg = [v for c, v in chosen if not c.label]
@@ -210,8 +211,7 @@ def classifier(cases: list[Case], model: str, models_dir: str | None, threshold:
     hits = [bool(r.verdicts) for r in results]
     out: dict[str, Any] = {"model": model, "backend": backend, "threshold": threshold,
                            "ms_per_text": round(elapsed * 1000 / max(1, len(calls)), 2)}
-    for split in ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-                  "all"):
+    for split in SPLITS:
         out[split] = _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if split in ("all", c.split)])
     out["by_language"] = {lang: _rates([(c, h) for c, h in zip(chosen, hits, strict=True) if c.lang == lang])
                           for lang in sorted({c.lang for c in chosen})}

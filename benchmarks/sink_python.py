@@ -54,7 +54,7 @@ def main() -> None:
 
         def bare_insert() -> float:
             started = time.process_time()
-            raw.query(bare_sql("python_parts"))  # the same rows again: the table and its views grow
+            raw.query(bare_sql(store.database))  # the same rows again: the table and its views grow
             return time.process_time() - started
 
         parts: dict[str, Callable[[], object]] = {

@@ -97,5 +97,5 @@ def bare_frame(store: Store, columns: list[list[object]]) -> pa.Table:
 
 def bare_sql(database: str, table: str = "calls", frame: str = "frame") -> str:
     """The bare insert: ``INSERT … SELECT * FROM Python(frame)`` of ``table``'s written columns."""
-    names = r.CALL_COLUMNS if table == "calls" else r.VERDICT_COLUMNS
+    names = {"calls": r.CALL_COLUMNS, "guardrail_verdicts": r.VERDICT_COLUMNS}[table]
     return f"INSERT INTO {database}.{table} ({', '.join(names)}) SELECT * FROM Python({frame})"

@@ -384,7 +384,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the weights files (best config)")
     parser.add_argument("--evaluate", metavar="SPLIT", help="measure the shipped rule on this split only")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--everyday", type=Path, default=EVERYDAY, help="the everyday benign set "
+    parser.add_argument("--everyday", type=lambda s: Path(s) if s else None, default=EVERYDAY,
+                        help="the everyday benign set "
                         "(benchmarks/everyday_benign.py): its split everyday is trained on; "
                         "--everyday '' for none")
     parser.add_argument("--calibrate-on", nargs="+", default=CALIBRATION,
@@ -394,12 +395,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="a folder to keep the pattern hits and "
                         "embeddings in between runs (keyed by the cases' texts)")
     args = parser.parse_args()
-    if args.everyday is not None and not str(args.everyday):
-        args.everyday = None
     if args.evaluate:
         print(json.dumps(evaluate_split(args.corpus, args.evaluate), indent=2))
         return
-    cases = [c for c in load_corpus(CORPUS) if c.cls == "injection" and c.split in args.splits]
+    cases = [c for c in load_corpus(args.corpus) if c.cls == "injection" and c.split in args.splits]
     if args.everyday is not None:
         cases += [c for c in load_corpus(args.everyday) if c.split == "everyday"]
     f = Features(cases, args.bits, args.cache)

@@ -138,7 +138,6 @@ def test_over_the_references_draws_the_stated_level_holds(rate, ref_calls):
     # at the monitor's per-rate level (the old grid and 8 posterior quantiles: 1.5x at 1%)
     level = 0.005 * 3 / 43
     actual = _over_references(rate, 200, ref_calls, level)
-    print(f"{rate} {ref_calls}: {actual / level:.3f} of the level")
     assert 0.2 * level < actual <= level
 
 

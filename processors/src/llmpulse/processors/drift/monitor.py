@@ -379,7 +379,9 @@ class DriftMonitor:
         counts = rate_counts(self.features, summary)
         sampled = len(summary.numeric)  # the calls the rates are counted on (the window's sample)
         history = None if reference is None else data.rate_history(
-            cfg, counts, sampled, rate_counts(self.features, reference), len(reference.numeric))
+            cfg, counts, sampled,
+            {} if cfg.reference == "trailing" else rate_counts(self.features, reference),  # unread there
+            len(reference.numeric))
         if reference is None or history is None or window.start is None or window.end is None:
             data.keep_rates(cfg, counts, sampled, reference, drifted=False)
             return []

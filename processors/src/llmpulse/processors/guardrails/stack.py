@@ -53,7 +53,6 @@ class StackClassifier(EmbeddingHeadClassifier):
     """
 
     name = STACK_NAME
-    weights_file = _WEIGHTS
 
     def __init__(self, embedder: Any = None, *, max_chars: int = 2000) -> None:
         super().__init__(embedder, max_chars=max_chars)
