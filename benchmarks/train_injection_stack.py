@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 DATA = ROOT / "processors" / "src" / "llmpulse" / "processors" / "guardrails" / "data"
 EVERYDAY = ROOT / "processors" / "tests" / "data" / "everyday_benign.jsonl"
-SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6"]
+SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7"]
 WHERE = ("prompt", "context", "tool")
 CALIBRATION = ["holdout5", "holdout6", "everyday"]
 """The benign cases the thresholds are held to --max-fpr on: the splits the patterns were
@@ -61,11 +61,13 @@ GRID = tuple(round(0.30 + 0.005 * i, 3) for i in range(140))
 
 def _fold_of(case: Case) -> str:
     """The cross-validation fold of a case: its corpus split; an everyday case joins the
-    corpus split its source group hashes to (a group is never in two folds)."""
+    corpus split its ``group`` hashes to, so a group (one package's README, docstrings and
+    search snippets) is never in two folds."""
     if case.split != "everyday":
         return case.split
-    group = case.source.split(" ", 1)[0]
-    return SPLITS[int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % len(SPLITS)]
+    if not case.group:
+        raise ValueError(f"everyday case {case.id} has no group: cross-validation needs one")
+    return SPLITS[int(hashlib.sha256(case.group.encode()).hexdigest()[:8], 16) % len(SPLITS)]
 
 
 def _sigmoid(z: Any) -> Any:

@@ -85,6 +85,11 @@ class Rule:
         """Gate patterns, or None: run on every text."""
         return None
 
+    def reads_every_text(self) -> bool:
+        """A gated rule with a tier that reads every text too (the injection rule's n-gram
+        model): ``find`` is called on a text whose gates did not fire, with no labels."""
+        return False
+
     def prepare(self) -> None:
         """Build now what the first check of some text would build (a worker's start)."""
 

@@ -51,6 +51,9 @@ class Case(NamedTuple):
     split: str = ""
     """``tune`` (the rules were corrected on it) or ``holdout2`` (written before its author read
     the rules and measured before any change for it; corrected on since)."""
+    group: str = ""
+    """Cases that share a source (one package's README and docstrings...): cross-validation
+    keeps a group in one fold. Empty where the file gives none."""
 
 
 def default_policy(*, ngram: bool, classifier: str | None = None) -> GuardrailPolicy:
@@ -77,7 +80,7 @@ def load_corpus(path: str | Path) -> list[Case]:
         if line.strip() and not line.startswith("#"):
             row = json.loads(line)
             cases.append(Case(str(row.get("id", n)), row["class"], row["label"], row["lang"], row["where"],
-                              row["text"], row.get("source", ""), row.get("split", "")))
+                              row["text"], row.get("source", ""), row.get("split", ""), row.get("group", "")))
     return cases
 
 

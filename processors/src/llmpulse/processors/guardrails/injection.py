@@ -324,9 +324,11 @@ class InjectionRule(Rule):
         gates: list[Gate] = [(name, gate_source(regex), re.IGNORECASE) for name, regex, _ in self.patterns]
         if self.params.deobfuscate:
             gates += GATES
-        if self.ngram is not None:
-            gates.append(("_ngram", r"\w", 0))   # every text with a word: the n-gram model reads it
         return gates
+
+    def reads_every_text(self) -> bool:
+        """With the n-gram tier on: it reads every text, whether a gate fired or not."""
+        return self.ngram is not None
 
     def _matches(self, text: str, names: set[str] | None) -> list[Match]:
         out: list[Match] = []
@@ -385,7 +387,7 @@ class InjectionRule(Rule):
     def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
              where: str = "prompt") -> list[Match]:
         out = self._pattern_find(text, labels)
-        if not out and self.ngram is not None and (labels is None or "_ngram" in labels):
+        if not out and self.ngram is not None:
             p = self.ngram.scores([text])[0]
             threshold = threshold_for(self.ngram_threshold, where)
             if p >= threshold:

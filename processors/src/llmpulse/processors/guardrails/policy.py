@@ -247,6 +247,8 @@ class GuardrailPolicy:
         self.max_scan_chars = max_scan_chars
         self._score_rules: dict[str, list[tuple[str, Rule]]] = {}
         self._ungated: dict[str, list[tuple[int, Rule]]] = {w: [] for w in _WHERE}
+        self._every_text: dict[str, list[int]] = {w: [] for w in _WHERE}
+        """Gated rules that read every text as well (``Rule.reads_every_text``), by place."""
         gates: dict[str, list[tuple[Any, str, int]]] = {w: [] for w in _WHERE}
         for index, rule in enumerate(self.rules):
             is_text_rule = type(rule).find is not Rule.find
@@ -261,6 +263,8 @@ class GuardrailPolicy:
                     self._ungated[where].append((index, rule))
                 else:
                     gates[where].extend(((index, label), regex, flags) for label, regex, flags in rule_gates)
+                    if rule.reads_every_text():
+                        self._every_text[where].append(index)
         compiled: dict[tuple[Any, ...], TextGate] = {}  # places with the same rules share a gate
         self.gates: dict[str, TextGate] = {}
         for where in _WHERE:
@@ -335,7 +339,8 @@ class GuardrailPolicy:
     def _find_in(self, segment: Segment, call: EnrichedCall | None) -> list[tuple[int, list[Match]]]:
         gate = self.gates[segment.where]
         ungated = self._ungated[segment.where]
-        if not ungated and not gate.keys:
+        every_text = self._every_text[segment.where]
+        if not ungated and not gate.keys and not every_text:
             return []
         key = None
         if len(segment.text) >= _CACHE_MIN_CHARS and (segment.where in _CACHED_WHERE
@@ -352,8 +357,8 @@ class GuardrailPolicy:
                 if matches:
                     found.append((index, matches))
         fired = gate.triggered(segment.text) if gate.keys else ()
-        if fired:
-            by_rule: dict[int, set[str]] = {}
+        if fired or every_text:
+            by_rule: dict[int, set[str]] = {index: set() for index in every_text}  # no gate of theirs yet
             for fired_key in fired:
                 index, label = cast(tuple[int, str], fired_key)
                 by_rule.setdefault(index, set()).add(label)
