@@ -23,7 +23,17 @@ A long stationary run per seed (pinned reference and trailing baseline; at least
 windows in all) gives the false-alarm rate of windows and of alerts. Embeddings are the
 real MiniLM (``--no-embeddings`` to leave them out). Prints JSON.
 
+Each partial cell gives the delay of every seed (``delay_windows``, None: missed), their
+``median`` (a miss counts as later than any delay; None when half or more missed), the
+worst (``max``) and the ``missed``.
+
+The whole run takes ~20 minutes on a busy machine; it splits into rounds, each a part of
+it (``--parts``, ``--shifts``, ``--shares``, ``--modes``), whose JSON outputs ``--merge``
+joins into one (the goals computed again on the whole)::
+
     uv run python benchmarks/drift_detection.py --no-embeddings [--window 200] [--seeds 3]
+    uv run python benchmarks/drift_detection.py --no-embeddings --parts partial --modes pinned > a.json
+    uv run python benchmarks/drift_detection.py --merge a.json b.json ...
 """
 
 from __future__ import annotations
@@ -50,6 +60,13 @@ def _summary(values: list[int | None]) -> dict[str, object]:
             "mean": round(statistics.mean(found), 2) if found else None, "missed": len(values) - len(found)}
 
 
+def _median(values: list[int | None]) -> float | None:
+    """The median delay, a miss counted as later than any delay (None: half or more missed)."""
+    ranked = sorted(values, key=lambda v: float("inf") if v is None else v)
+    middle = ranked[(len(ranked) - 1) // 2:len(ranked) // 2 + 1]
+    return None if not ranked or None in middle else statistics.mean(middle)  # type: ignore[type-var]
+
+
 def _within(entry: dict[str, object], windows: int) -> bool:
     return entry["missed"] == 0 and entry["max"] is not None and int(entry["max"]) <= windows  # type: ignore[call-overload]
 
@@ -59,6 +76,9 @@ def _goals(partial: dict[str, dict[str, dict[str, object]]], out: dict[str, obje
     """The issue's goals, per reference: which shifts miss them."""
     goals: dict[str, object] = {}
     for mode, shifts in partial.items():
+        if any("0.3" not in shifts.get(s, {}) for s in names) or \
+                any("0.1" not in shifts.get(s, {}) for s in RATE_SHIFTS) or f"stationary_{mode}" not in out:
+            continue  # a round of a part of the run: the goals are checked on the merged whole
         late_03 = [s for s in names if not _within(shifts[s]["0.3"], 2)]  # type: ignore[arg-type]
         late_rates = [s for s in RATE_SHIFTS if not _within(shifts[s]["0.1"], 5)]  # type: ignore[arg-type]
         rate = out[f"stationary_{mode}"]["false_alarm_rate"]  # type: ignore[index]
@@ -79,18 +99,69 @@ def _partial(modes: dict[str, DriftConfig], shifts: tuple[str, ...], windows_bef
         partial[mode] = {}
         for shift in shifts:
             partial[mode][shift] = {}
-            for q in SHARES:
+            for q in args.shares:
                 runs = [measure_detection(cfg, shift, seed=seed, windows_before=windows_before,
                                           windows_after=args.windows_after, share=q, embedder=embedder)
                         for seed in range(args.seeds)]
                 delays = _summary([r.delay_windows for r in runs])
                 partial[mode][shift][str(q)] = {
-                    "delay_windows": delays["all"], "max": delays["max"], "missed": delays["missed"],
+                    "delay_windows": delays["all"], "median": _median(delays["all"]),  # type: ignore[arg-type]
+                    "max": delays["max"], "missed": delays["missed"],
                     "false_alarms": sum(r.false_alarms for r in runs),
                     "features_first_detecting": sorted({f for r in runs for f in r.drifted_features})[:6],
                 }
             print(f"partial {mode} {shift} (after {windows_before} windows): done", file=sys.stderr)
     return partial
+
+
+PARTS = ("shifts", "partial", "history", "stationary")
+
+
+def _merge(paths: list[str]) -> dict[str, object]:
+    """Rounds' JSON outputs joined: their tables merged cell by cell (a later round's cell
+    replaces an earlier one's), the goals checked again on the whole, the walls added."""
+    out: dict[str, object] = {}
+    walls: list[float] = []
+    for path in paths:
+        with open(path) as handle:
+            part = json.load(handle)
+        walls.append(float(part.pop("wall_s", 0.0)))
+        part.pop("goals", None)
+        part.pop("goals_history", None)
+        for key, value in part.items():
+            if key in ("partial", "partial_history"):
+                table = out.setdefault(key, {})
+                for mode, shifts in value.items():
+                    for shift, cells in shifts.items():
+                        table.setdefault(mode, {}).setdefault(shift, {}).update(cells)  # type: ignore[union-attr]
+            elif key == "shifts":
+                out.setdefault(key, {}).update(value)  # type: ignore[union-attr]
+            elif key == "config":
+                out.setdefault("config", value)
+                out.setdefault("rounds", []).append(  # type: ignore[union-attr]
+                    {k: value.get(k) for k in ("parts", "shifts_run", "shares", "modes")})
+            else:
+                out[key] = value
+    _add_goals(out)
+    out["wall_s"] = round(sum(walls), 1)
+    out["round_walls_s"] = walls
+    return out
+
+
+def _add_goals(out: dict[str, object]) -> None:
+    if "partial" in out:
+        out["goals"] = _goals(out["partial"], out)  # type: ignore[arg-type]
+    if "partial_history" in out:
+        out["goals_history"] = _goals(out["partial_history"], out, HISTORY_SHIFTS)  # type: ignore[arg-type]
+
+
+def _names(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated subset of ``known`` (empty: all), in ``known``'s order."""
+    wanted = [t for t in text.split(",") if t]
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise SystemExit(f"unknown: {', '.join(unknown)} (known: {', '.join(known)})")
+    return tuple(k for k in known if k in wanted) if wanted else known
 
 
 def main() -> None:
@@ -107,8 +178,21 @@ def main() -> None:
                         help="the rates' baseline cap (default: DriftConfig's)")
     parser.add_argument("--no-embeddings", action="store_true")
     parser.add_argument("--stationary-only", action="store_true",
-                        help="only the long stationary runs (false alarms), no shifts")
+                        help="only the long stationary runs (false alarms), no shifts (--parts stationary)")
+    parser.add_argument("--parts", default="",
+                        help=f"a round: these parts only ({','.join(PARTS)}; default all)")
+    parser.add_argument("--shifts", default="", help="a round: these shifts only (default all)")
+    parser.add_argument("--shares", default=",".join(map(str, SHARES)), help="the shares q of partial shifts")
+    parser.add_argument("--modes", default="pinned,trailing",
+                        help="the references of the partial and stationary runs")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="join rounds' outputs and print the whole")
     args = parser.parse_args()
+    if args.merge:
+        print(json.dumps(_merge(args.merge), indent=2))
+        return
+    parts = _names("stationary" if args.stationary_only else args.parts, PARTS)
+    args.shares = tuple(float(q) for q in args.shares.split(","))
+    chosen = _names(args.shifts, SHIFTS)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     embedder = None
@@ -130,10 +214,11 @@ def main() -> None:
                    "reference_embedding_sample": config.reference_embedding_sample,
                    "embeddings": config.embeddings, "seeds": args.seeds, "shift_offset": 0.5,
                    "rate_reference_calls": config.rate_reference_calls,
-                   "history_windows": args.history_windows},
+                   "history_windows": args.history_windows, "parts": list(parts),
+                   "shifts_run": list(chosen), "shares": list(args.shares), "modes": args.modes},
         "shifts": {},
     }
-    for shift in () if args.stationary_only else DRIFT_SHIFTS:
+    for shift in [s for s in DRIFT_SHIFTS if s in chosen] if "shifts" in parts else ():
         runs = [measure_detection(config, shift, seed=seed, windows_before=args.windows_before,
                                   windows_after=3, embedder=embedder) for seed in range(args.seeds)]
         windows = sum(r.windows_before for r in runs)
@@ -148,13 +233,13 @@ def main() -> None:
         print(f"{shift}: done", file=sys.stderr)
     modes = {mode: DriftConfig(**{**{f: getattr(config, f) for f in config.__struct_fields__},
                                   "reference": mode, "reference_windows": args.reference_windows})
-             for mode in ("pinned", "trailing")}
-    partial = {} if args.stationary_only else _partial(modes, SHIFTS, 2, args, embedder)
-    if partial:
-        out["partial"] = partial
-    if args.history_windows and partial:
-        out["partial_history"] = _partial(modes, HISTORY_SHIFTS, args.history_windows, args, embedder)
-    for mode, cfg in modes.items():
+             for mode in _names(args.modes, ("pinned", "trailing"))}
+    if "partial" in parts:
+        out["partial"] = _partial(modes, chosen, 2, args, embedder)
+    history = tuple(s for s in HISTORY_SHIFTS if s in chosen)
+    if args.history_windows and "history" in parts and history:
+        out["partial_history"] = _partial(modes, history, args.history_windows, args, embedder)
+    for mode, cfg in modes.items() if "stationary" in parts else ():
         runs = [measure_detection(cfg, None, seed=1000 + seed, windows_before=args.stationary_windows,
                                   windows_after=0, embedder=embedder, keep_results=True)
                 for seed in range(args.seeds)]
@@ -169,10 +254,7 @@ def main() -> None:
                                               if x.drifted for f in x.features if f.drifted)),
         }
         print(f"stationary {mode}: done", file=sys.stderr)
-    if partial:
-        out["goals"] = _goals(partial, out)
-    if "partial_history" in out:
-        out["goals_history"] = _goals(out["partial_history"], out, HISTORY_SHIFTS)  # type: ignore[arg-type]
+    _add_goals(out)
     out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
 
