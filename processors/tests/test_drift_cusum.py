@@ -18,23 +18,18 @@ from llmpulse.processors.drift import cusum as cusum_module
 from llmpulse.processors.drift.baseline import RateBaseline
 from llmpulse.processors.drift.cusum import (
     CELLS_PER_EVENT,
+    _cells,
     _crossing_rates,
+    _tuning,
     crossing_rate,
     false_alarm_rate,
     lattice,
     rate_cusum_test,
-    window_cells,
 )
 from llmpulse.processors.drift.stats import rate_scan_test, single_threaded
 
 FAST = {"window_calls": 100, "window_seconds": None, "reference_calls": 300, "rate_scan_windows": 3,
         "sentiment": False, "embeddings": False, "descriptors": False, "tool_mix": False}
-
-
-def _lattice_cusum(rate: float, calls: int) -> tuple[float, int]:
-    """The CUSUM's cell and a window's drift in cells, tuned to twice ``rate``."""
-    cell, per_call = lattice(rate, 2.0)
-    return cell, int(window_cells(calls, per_call))
 
 
 def _stationary_alarm_rate(cells: int, calls: int, drift: int, true: float) -> float:
@@ -62,9 +57,8 @@ def test_the_stated_false_alarms_are_the_lattice_cusums_exact_ones(rate, calls):
     # at the monitor's per-rate level (alpha 0.005 x 3 / 43 = 3.5e-4: thresholds near 6.5 in
     # log likelihood ratio) the closed form is the exact alarm frequency of the statistic
     # the module computes (the Brook-Evans grid it replaced was 6% low at 1%, 16% high at 3%)
-    cell, drift = _lattice_cusum(rate, calls)
     for threshold in (4.0, 6.5):
-        cells = math.ceil(threshold / cell - 1e-9)
+        cells, drift = _cells(threshold, calls, rate, 2.0)
         stated = crossing_rate(threshold, calls, rate, rate, 2.0)
         assert stated == pytest.approx(_stationary_alarm_rate(cells, calls, drift, rate), rel=1e-6)
         assert 3e-5 < stated < 3e-2
@@ -90,8 +84,7 @@ def test_the_closed_form_false_alarms_match_a_simulated_cusum():
     # the lattice CUSUM on windows of 200 calls at 1%, tuned to 2%, restarted at 0 after
     # each alarm: 1,000 runs of 2,000 windows, alarms per window against the chain
     rate, calls, threshold = 0.01, 200, 4.0
-    cell, drift = _lattice_cusum(rate, calls)
-    cells = math.ceil(threshold / cell - 1e-9)
+    cells, drift = _cells(threshold, calls, rate, 2.0)
     rng = np.random.default_rng(3)
     cusum, alarms = np.zeros(1000, dtype=np.int64), 0
     for _ in range(2000):
@@ -105,7 +98,7 @@ def test_the_closed_form_false_alarms_match_a_simulated_cusum():
     # and the statistic rate_cusum_test prices is that lattice sum: one window of 7 errors
     cell_steps = CELLS_PER_EVENT * 7 + drift
     assert rate_cusum_test([7], [calls], 200, 19_999, spike=0).p_value == pytest.approx(
-        false_alarm_rate(cell_steps * cell, calls, 200, 19_999, 2.0))
+        false_alarm_rate(cell_steps * lattice(rate, 2.0)[0], calls, 200, 19_999, 2.0))
 
 
 def _over_references(rate: float, calls: int, ref_calls: int, level: float) -> float:
@@ -118,8 +111,8 @@ def _over_references(rate: float, calls: int, ref_calls: int, level: float) -> f
     total = 0.0
     with single_threaded():
         for ref, weight in zip(counts.tolist(), weights, strict=True):
-            tuned = (ref + 0.5) / (ref_calls + 1.0)
-            cell, _drift = _lattice_cusum(tuned, calls)
+            tuned, _rise = _tuning(ref, ref_calls, 2.0)
+            cell, _per_call = lattice(tuned, 2.0)
             lo, hi = 1, 120  # CUSUM values beyond are priced at 120 cells
             if false_alarm_rate(hi * cell, calls, ref, ref_calls, 2.0) >= level:
                 continue  # this reference never lets the CUSUM alarm at this level
@@ -131,11 +124,12 @@ def _over_references(rate: float, calls: int, ref_calls: int, level: float) -> f
     return total / weights.sum()
 
 
-@pytest.mark.parametrize(("rate", "ref_calls"), [(0.01, 4_000), (0.03, 3_200)])
+@pytest.mark.parametrize(("rate", "ref_calls"), [(0.01, 4_000), (0.03, 3_200), (0.03, 1_600)])
 def test_over_the_references_draws_the_stated_level_holds(rate, ref_calls):
     # the p-value averages the crossing rate over the baseline rate's posterior; judged as a
     # frequency (the true rate fixed, the reference drawn) it must stay at or below the level
-    # at the monitor's per-rate level (the old grid and 8 posterior quantiles: 1.5x at 1%)
+    # at the monitor's per-rate level (the old grid and 8 posterior quantiles: 1.5x at 1%, 2.4x
+    # at 3% against the 1,600-call reference the monitor pins by default; now 0.83x, 0.94x, 0.91x)
     level = 0.005 * 3 / 43
     actual = _over_references(rate, 200, ref_calls, level)
     assert 0.2 * level < actual <= level
@@ -145,9 +139,9 @@ def test_the_posterior_average_is_close_and_on_the_safe_side():
     # the crossing rate interpolated between 19 quantiles of the posterior (linearly: the
     # rate is convex in the normal score where the average's mass lies) against 601
     for ref, ref_calls in ((16, 1600), (200, 20_000)):
-        tuned = (ref + 0.5) / (ref_calls + 1.0)
-        cell, drift = _lattice_cusum(tuned, 200)
-        cells = math.ceil(6.5 / cell)
+        tuned, _rise = _tuning(ref, ref_calls, 2.0)
+        cells, drift = _cells(6.5, 200, tuned, 2.0)
+        cell = lattice(tuned, 2.0)[0]
         scores = np.linspace(-8, 12, 601)
         trues = sps.beta.ppf(sps.norm.cdf(scores), ref + 0.5, ref_calls - ref + 0.5)
         mass = np.diff(sps.norm.cdf(np.concatenate([[-np.inf], (scores[1:] + scores[:-1]) / 2, [np.inf]])))

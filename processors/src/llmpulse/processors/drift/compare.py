@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.cusum import rate_cusum_test
 from llmpulse.processors.drift.features import FeatureSet
@@ -51,6 +52,7 @@ from llmpulse.processors.drift.reference import Summary
 from llmpulse.processors.drift.stats import (
     TestOutcome,
     categorical_test,
+    decide,
     hotelling_test,
     ks_test,
     proportion_test,
@@ -58,8 +60,11 @@ from llmpulse.processors.drift.stats import (
     tail_test,
     topic_test,
 )
+from llmpulse.processors.drift.window import DriftKey
+from llmpulse.schemas import DriftResult
 
-__all__ = ["RateCounts", "add_counts", "compare_window", "is_rate_test", "rate_counts", "weights"]
+__all__ = ["RateCounts", "add_counts", "compare_window", "is_rate_test", "judge_window", "rate_counts",
+           "weights"]
 
 RateCounts = dict[str, list[int]]
 """``{rate name: [events, calls]}`` of one window (or several added)."""
@@ -175,3 +180,47 @@ def weights(cfg: DriftConfig, outcomes: Sequence[tuple[str, TestOutcome]]) -> li
 def is_rate_test(test: str) -> bool:
     """Whether a test's name is a rate's sequential test (``rate_cusum_3w``, ``rate_scan_1w``)."""
     return test.startswith(("rate_cusum", "rate_scan"))
+
+
+def judge_window(cfg: DriftConfig, fs: FeatureSet, key: DriftKey, index: int, current: Summary,
+                 reference: Summary, *, reason: str, history: tuple[list[RateCounts], RateCounts, int],
+                 limits: dict[str, int], embedding_error: str | None = None) -> DriftResult:
+    """A closed window's ``DriftResult``: every test (``compare_window``), Holm over them.
+
+    Args:
+        cfg: the settings.
+        fs: the feature columns.
+        key: the window's key.
+        index: the window's number within its key (its event id and test seeds derive from it).
+        current: the window (``start`` and ``end`` set).
+        reference: what it is compared with.
+        reason: what closed the window (``count``, ``time``, ``flush``).
+        history: the rates' last windows, their baseline's counts and calls
+            (``KeyData.rate_history``).
+        limits: the rates whose scan is cut (``RateBaseline.scan_limits``).
+        embedding_error: why embeddings are unavailable, if they are.
+    """
+    windows, base, base_calls = history
+    outcomes, found = compare_window(cfg, fs, current, reference, seed=index, history=(windows, base),
+                                     scan_limits=limits)
+    attributes: dict[str, Any] = {
+        "window_index": index, "window_sample": len(current.numeric),
+        "reference_sample": len(reference.numeric), "reference_mode": cfg.reference,
+        "alpha": cfg.alpha, "closed_by": reason, "rate_reference_calls": base_calls,
+        "feedback_window": current.feedback.thumbs + current.feedback.rated, **found,
+    }
+    if limits:  # rates whose scan fired lately: the windows each scanned (a cut scan)
+        attributes["rate_scan_cut"] = dict(sorted(limits.items()))
+    if cfg.embeddings and embedding_error:
+        attributes["embeddings"] = f"unavailable: {embedding_error}"
+    features, share, drifted = decide(outcomes, cfg.alpha, cfg.min_drifted_features, weights(cfg, outcomes))
+    assert current.start is not None and current.end is not None
+    ms = int(current.end.timestamp() * 1000)
+    return DriftResult(
+        event_id=derived_uuid7(ms, b"drift", key.encode(), str(index)),
+        occurred_at=current.end, app=key.app, environment=key.environment,
+        prompt_id=key.prompt_id or None, prompt_version=key.prompt_version or None,
+        request_model=key.model or None, window_start=current.start, window_end=current.end,
+        reference_start=reference.start or current.start, reference_end=reference.end or current.start,
+        window_size=current.calls, reference_size=reference.calls, features=features,
+        share_drifted=share, drifted=drifted, attributes=attributes)

@@ -122,6 +122,21 @@ def window_cells(calls: np.ndarray | float, per_call: float) -> np.ndarray:
     return np.where(calls > 0, np.minimum(-1, np.rint(calls * per_call)), 0).astype(np.int64)
 
 
+def _tuning(ref_hits: int, ref_calls: int, rise: float) -> tuple[float, float]:
+    """The baseline rate a CUSUM is tuned against (the Jeffreys posterior's mean) and the rise
+    it is tuned to: ``rise``, lowered where ``rise * rate`` would reach 0.95."""
+    rate = (ref_hits + 0.5) / (ref_calls + 1.0)
+    return rate, min(rise, 0.95 / rate)
+
+
+def _cells(threshold: float, calls: float, rate: float, rise: float) -> tuple[int, int]:
+    """On the lattice of a CUSUM tuned to ``rise`` times ``rate``: the cells of a value
+    ``threshold`` (the lattice's first value at or above it) and the drift of a window of
+    ``calls`` calls."""
+    cell, per_call = lattice(rate, rise)
+    return math.ceil(threshold / cell - 1e-9), int(window_cells(calls, per_call))
+
+
 def crossing_rate(threshold: float, calls: int, tuned: float, true: float, rise: float) -> float:
     """The share of windows in which the CUSUM reaches ``threshold`` (restarted at 0 after).
 
@@ -136,9 +151,8 @@ def crossing_rate(threshold: float, calls: int, tuned: float, true: float, rise:
     Returns:
         ``1 / ARL0``: alarms per window in a long stationary run.
     """
-    cell, per_call = lattice(tuned, rise)
-    cells = math.ceil(threshold / cell - 1e-9)
-    return float(_crossing_rates(cells, calls, int(window_cells(calls, per_call)), np.array([true]))[0])
+    cells, drift = _cells(threshold, calls, tuned, rise)
+    return float(_crossing_rates(cells, calls, drift, np.array([true]))[0])
 
 
 def _crossing_rates(cells: int, calls: int, drift: int, trues: np.ndarray) -> np.ndarray:
@@ -194,15 +208,12 @@ def false_alarm_rate(threshold: float, calls: int, ref_hits: int, ref_calls: int
         ref_calls: the baseline's calls.
         rise: the rise the CUSUM is tuned to.
     """
-    rate = (ref_hits + 0.5) / (ref_calls + 1.0)
-    k = min(rise, 0.95 / rate)
-    cell, per_call = lattice(rate, k)
-    return _posterior_rate(math.ceil(threshold / cell - 1e-9), calls, int(window_cells(calls, per_call)),
-                           ref_hits, ref_calls)
+    rate, k = _tuning(ref_hits, ref_calls, rise)
+    return _posterior_rate(*_cells(threshold, calls, rate, k), calls, ref_hits, ref_calls)
 
 
 @lru_cache(maxsize=4096)
-def _posterior_rate(cells: int, calls: int, drift: int, ref_hits: int, ref_calls: int) -> float:
+def _posterior_rate(cells: int, drift: int, calls: int, ref_hits: int, ref_calls: int) -> float:
     """``_crossing_rates`` averaged over ``Beta(ref_hits + 1/2, ref_calls - ref_hits + 1/2)``."""
     if cells <= 0:
         return 1.0
@@ -236,22 +247,21 @@ def rate_cusum_test(hits: Sequence[int], calls: Sequence[int], ref_hits: int, re
     sizes = np.asarray(calls, dtype=np.int64)
     if ref_calls <= 0 or len(counts) == 0 or sizes.sum() < max(1, min_calls):
         return TestOutcome("rate_cusum", 0.0, 1.0)
-    rate = (ref_hits + 0.5) / (ref_calls + 1.0)
     tuned = [(rise, 0.9 if spike > rise else 1.0)] + ([(spike, 0.1)] if spike > rise else [])
     best = TestOutcome("rate_cusum", 0.0, 1.0)
     for k, share in tuned:
-        outcome = _one_cusum(counts, sizes, rate, ref_hits, ref_calls, min(k, 0.95 / rate), min_calls,
-                             enough=best.p_value * share)
+        outcome = _one_cusum(counts, sizes, ref_hits, ref_calls, k, min_calls, enough=best.p_value * share)
         p = min(1.0, outcome.p_value / share)
         if p < best.p_value or best.test == "rate_cusum":
             best = outcome._replace(p_value=p)
     return best._replace(statistic=max(0.0, best.statistic - ref_hits / ref_calls))
 
 
-def _one_cusum(counts: np.ndarray, sizes: np.ndarray, rate: float, ref_hits: int, ref_calls: int, k: float,
+def _one_cusum(counts: np.ndarray, sizes: np.ndarray, ref_hits: int, ref_calls: int, rise: float,
                min_calls: int, enough: float) -> TestOutcome:
     """One tuned CUSUM: its span, the span's rate (as the statistic) and its crossing rate
     (not computed when the statistic cannot beat ``enough``)."""
+    rate, k = _tuning(ref_hits, ref_calls, rise)
     if k <= 1.0:
         return TestOutcome("rate_cusum", 0.0, 1.0)
     _cell, per_call = lattice(rate, k)
@@ -266,4 +276,4 @@ def _one_cusum(counts: np.ndarray, sizes: np.ndarray, rate: float, ref_hits: int
         return TestOutcome(name, span_rate, 1.0)
     per_window = max(1, round(float(sizes[sizes > 0].mean())))
     drift = int(window_cells(per_window, per_call))
-    return TestOutcome(name, span_rate, _posterior_rate(top, per_window, drift, ref_hits, ref_calls))
+    return TestOutcome(name, span_rate, _posterior_rate(top, drift, per_window, ref_hits, ref_calls))

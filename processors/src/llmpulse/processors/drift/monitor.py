@@ -35,27 +35,20 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 import numpy as np
 
-from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.drift.baseline import RateBaseline
-from llmpulse.processors.drift.compare import (
-    RateCounts,
-    compare_window,
-    is_rate_test,
-    rate_counts,
-    weights,
-)
+from llmpulse.processors.drift.compare import RateCounts, is_rate_test, judge_window, rate_counts
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
 from llmpulse.processors.drift.features import FeatureSet, prompt_text, response_text
 from llmpulse.processors.drift.keystate import KeyData, KeyState
 from llmpulse.processors.drift.reference import Summary, combine
 from llmpulse.processors.drift.report import DriftReportWriter
-from llmpulse.processors.drift.stats import decide, single_threaded
+from llmpulse.processors.drift.stats import single_threaded
 from llmpulse.processors.drift.window import DriftKey, WindowData, call_priority
 from llmpulse.schemas import DriftResult, EnrichedCall, FeedbackEvent
 
@@ -405,32 +398,9 @@ class DriftMonitor:
     def _compare(self, key: DriftKey, window: WindowData, current: Summary, reference: Summary,
                  reason: str, history: tuple[list[RateCounts], RateCounts, int],
                  limits: dict[str, int]) -> DriftResult:
-        cfg = self.config
-        windows, base, base_calls = history
-        outcomes, found = compare_window(cfg, self.features, current, reference, seed=window.index,
-                                         history=(windows, base), scan_limits=limits)
-        attributes: dict[str, Any] = {
-            "window_index": window.index, "window_sample": len(current.numeric),
-            "reference_sample": len(reference.numeric), "reference_mode": cfg.reference,
-            "alpha": cfg.alpha, "closed_by": reason, "rate_reference_calls": base_calls,
-            "feedback_window": current.feedback.thumbs + current.feedback.rated, **found,
-        }
-        if limits:  # rates whose scan fired lately: the windows each scanned (a cut scan)
-            attributes["rate_scan_cut"] = dict(sorted(limits.items()))
-        if cfg.embeddings and self.embedding_error:
-            attributes["embeddings"] = f"unavailable: {self.embedding_error}"
-        features, share, drifted = decide(outcomes, cfg.alpha, cfg.min_drifted_features,
-                                          weights(cfg, outcomes))
-        assert window.start is not None and window.end is not None
-        ms = int(window.end.timestamp() * 1000)
-        result = DriftResult(
-            event_id=derived_uuid7(ms, b"drift", key.encode(), str(window.index)),
-            occurred_at=window.end, app=key.app, environment=key.environment,
-            prompt_id=key.prompt_id or None, prompt_version=key.prompt_version or None,
-            request_model=key.model or None, window_start=window.start, window_end=window.end,
-            reference_start=reference.start or window.start, reference_end=reference.end or window.start,
-            window_size=current.calls, reference_size=reference.calls, features=features,
-            share_drifted=share, drifted=drifted, attributes=attributes)
-        if drifted and self.reports is not None:
+        result = judge_window(self.config, self.features, key, window.index, current, reference,
+                              reason=reason, history=history, limits=limits,
+                              embedding_error=self.embedding_error)
+        if result.drifted and self.reports is not None:
             result.report_uri = self.reports.submit(key, result, reference, current, self.features)
         return result
