@@ -26,7 +26,7 @@ from llmpulse.schemas import (
     _limits,
     validate_event,
 )
-from llmpulse.schemas._fast_checks import passes
+from llmpulse.schemas._fast_checks import passes, prompt_of_a_span
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 AT = NOW - timedelta(minutes=1)
@@ -142,3 +142,44 @@ def test_the_fast_path_never_accepts_what_the_full_checks_reject(
     with pytest.raises(SchemaError) as raised:
         validate_event(event, LIMITS, now=NOW)
     assert (raised.value.reason, raised.value.field) == (expected.reason, expected.field)
+
+
+SPAN_PROMPT = replace(PROMPT, retrieved_context=[])
+"""A prompt as the OTLP mapper makes one (no documents); its hex ids are stood in for by
+clean ones (``prompt_of_a_span`` does not search them)."""
+_HEX_IDS = ("call_id", "trace_id", "span_id", "parent_span_id")
+
+
+def test_a_span_prompt_takes_its_shortcut_and_remembers_what_it_found_clean() -> None:
+    clean: set[str] = set()
+    assert passes(SPAN_PROMPT, LIMITS, _window())
+    assert prompt_of_a_span(SPAN_PROMPT, LIMITS, _window(), clean)
+    assert clean >= {"shop", "gpt-4o-mini", "openai", "chat", "k", "n"}
+    assert not clean & {SPAN_PROMPT.call_id, SPAN_PROMPT.trace_id, SPAN_PROMPT.span_id}
+    assert prompt_of_a_span(SPAN_PROMPT, LIMITS, _window(), clean)  # (from what it kept)
+
+
+@pytest.mark.parametrize("change", [c for c in COMMON + MUTATIONS["prompt"]
+                                    if not set(c) & set(_HEX_IDS)], ids=_case_id)
+def test_the_span_prompts_shortcut_never_accepts_what_the_fast_path_refuses(
+        change: dict[str, Any]) -> None:
+    """Every rule ``passes`` holds a prompt to, but the characters of the hex ids the mapper
+    writes, holds in ``prompt_of_a_span`` too, also after a clean prompt filled its memo."""
+    event = replace(SPAN_PROMPT, **change)
+    assert not passes(event, LIMITS, _window())
+    clean: set[str] = set()
+    assert not prompt_of_a_span(event, LIMITS, _window(), clean)
+    assert prompt_of_a_span(SPAN_PROMPT, LIMITS, _window(), clean)
+    assert not prompt_of_a_span(event, LIMITS, _window(), clean)
+
+
+def test_the_span_prompts_shortcut_holds_the_longest_hex_id_to_the_id_cap() -> None:
+    """``otel-<32 hex>-<16 hex>`` is 54 characters: refused under a cap below that."""
+    hex_ids = {"call_id": f"otel-{'a' * 32}-{'b' * 16}", "trace_id": "a" * 32, "span_id": "b" * 16}
+    event = replace(SPAN_PROMPT, **hex_ids)
+    window = _limits._Window(Limits(max_id_chars=54), NOW)
+    assert passes(event, Limits(max_id_chars=54), window)
+    assert prompt_of_a_span(event, Limits(max_id_chars=54), window, set())
+    window = _limits._Window(Limits(max_id_chars=53), NOW)
+    assert not passes(event, Limits(max_id_chars=53), window)
+    assert not prompt_of_a_span(event, Limits(max_id_chars=53), window, set())

@@ -13,7 +13,8 @@ import uuid
 __all__ = ["derived_uuid7", "uuid7_of", "uuid_from_int"]
 
 _new_uuid = uuid.UUID.__new__
-_set = object.__setattr__
+_set_int = uuid.UUID.__dict__["int"].__set__  # the slots' own setters (UUID forbids setattr)
+_set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 _UNKNOWN = uuid.SafeUUID.unknown
 _VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
 
@@ -22,8 +23,8 @@ def uuid_from_int(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` for a ``value`` of 128 bits at most, built as the
     constructor builds it without its checks of the arguments (a third of its cost)."""
     out = _new_uuid(uuid.UUID)
-    _set(out, "int", value)
-    _set(out, "is_safe", _UNKNOWN)
+    _set_int(out, value)
+    _set_is_safe(out, _UNKNOWN)
     return out
 
 

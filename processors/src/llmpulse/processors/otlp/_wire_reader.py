@@ -87,8 +87,9 @@ def read_traces(data: bytes) -> tuple[Any, list[dict[str, Any]]] | None:
         traces.DiscardUnknownFields()  # (a map entry with unknown fields is kept as one)
         if traces.ByteSize() != len(data):
             return None
-        read = [{key: raw[2:].decode() if raw[0] == 0x0A and raw[1] < 0x80 and raw[1] + 2 == len(raw)
-                 else _value(raw) for key in pairs for raw in (pairs[key],)}  # (short strings inline)
+        read = [{key: raw[2:].decode()  # (short strings inline)
+                 if (raw := pairs[key])[0] == 0x0A and raw[1] < 0x80 and raw[1] + 2 == len(raw)
+                 else _value(raw) for key in pairs}
                 for resource_spans in traces.resource_spans
                 for scope_spans in resource_spans.scope_spans
                 for span in scope_spans.spans for pairs in (span.attributes,)]

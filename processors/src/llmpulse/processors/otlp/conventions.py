@@ -293,12 +293,12 @@ def _message(item: Any, key: str) -> dict[str, Any]:
     return message
 
 
-class _TextPart(msgspec.Struct, forbid_unknown_fields=True):
+class _TextPart(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     type: Literal["text"]
     content: str
 
 
-class _TextMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class _TextMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     """The common shape: a message of text parts only, no name, no tool calls."""
 
     role: str = "user"

@@ -53,7 +53,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 from llmpulse.processors._ids import uuid7_of, uuid_from_int
 from llmpulse.processors.otlp import conventions as c
 from llmpulse.processors.otlp import span_fields as f
-from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces, hex_id
+from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces
 from llmpulse.processors.otlp._wire_reader import read_traces
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE, TokenBindings
 from llmpulse.schemas import (
@@ -69,7 +69,8 @@ from llmpulse.schemas import (
     utcnow,
     validate_event,
 )
-from llmpulse.schemas._fast_checks import answer_after_its_prompt
+from llmpulse.schemas._fast_checks import answer_after_its_prompt, prompt_of_a_span
+from llmpulse.schemas._limits import _window
 
 __all__ = ["MappedRecord", "OtlpMapper", "call_id_for"]
 
@@ -80,6 +81,9 @@ _PROVIDERS = {"az.ai.openai": "azure.ai.openai", "az.ai.inference": "azure.ai.in
 _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings",
                       "rerank": "rerank"}
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_CLEAN_MAX = 4096
+"""Identifiers and keys kept as found clean, at most (then forgotten: a span's model,
+provider, app ... are few, its hex ids are not kept)."""
 _RESPONSE_BITS = 0x5A5A_5A5A_5A5A_5A5A  # flips random bits of the low 62 only
 _OPTIONAL_CALL_FIELDS = (("session_id", ("gen_ai.conversation.id", "session.id")),
                          ("user_id", ("user.id", "enduser.id")),
@@ -171,6 +175,9 @@ class OtlpMapper:
         self.default_environment = default_environment
         self.counts: Counter[str] = Counter()
         self._now: datetime | None = None
+        self._window: Any = None
+        self._clean: tuple[Limits | None, set[str]] = (None, set())
+        """Identifiers and keys found clean under these limits (``prompt_of_a_span``)."""
 
     def map_record(self, data: bytes, *, content_type: str = "protobuf", topic: str | None = None,
                    partition: int | None = None, offset: int | None = None) -> MappedRecord:
@@ -210,6 +217,9 @@ class OtlpMapper:
         ``TracesData``) has them."""
         out = MappedRecord()
         self._now = utcnow()  # the validation's clock, read once per record
+        self._window = _window(self.limits, self._now)
+        if self._clean[0] is not self.limits or len(self._clean[1]) > _CLEAN_MAX:
+            self._clean = (self.limits, set())
         for r, resource_spans in enumerate(traces.resource_spans):
             try:
                 resource = attributes(resource_spans.resource.attributes)
@@ -269,7 +279,8 @@ class OtlpMapper:
         try:
             if attrs is None:
                 attrs = attributes(span.attributes)
-            events = [(e.name, attributes(e.attributes)) for e in span.events] if span.events else []
+            span_events = span.events
+            events = [(e.name, attributes(e.attributes)) for e in span_events] if span_events else []
         except ValueError as exc:
             raise SchemaError("too_deep", str(exc), field="$.attributes") from None
         for name, event_attrs in events:
@@ -294,9 +305,9 @@ class OtlpMapper:
             raise SchemaError("missing_ids", "the span needs a 16-byte trace id, an 8-byte span "
                               "id, a start time and an end time not before it",
                               field="$.span_id" if len(raw_trace) == 16 else "$.trace_id")
-        trace_id, span_id = hex_id(raw_trace), hex_id(raw_span)
+        trace_id, span_id = raw_trace.hex(), raw_span.hex()  # (_wire.hex_id inline)
         raw_parent = span.parent_span_id
-        parent_id = hex_id(raw_parent) if len(raw_parent) == 8 and raw_parent != _ZERO_SPAN else None
+        parent_id = raw_parent.hex() if len(raw_parent) == 8 and raw_parent != _ZERO_SPAN else None
         optional = not _OPTIONAL_KEYS.isdisjoint(attrs)  # (below: "if optional else None")
         app = (c.as_str(attrs, "llmpulse.app") if optional else None) or resource.app
         if not app:
@@ -307,9 +318,13 @@ class OtlpMapper:
             raise SchemaError("app_not_allowed", f"the token that sent this span may not "
                               f"write app {app!r}" + (f": {problem}" if problem else ""),
                               field="$.resource.attributes.service.name")
-        call_id = span_id if step else call_id_for(trace_id, span_id)
+        call_id = span_id if step else f"otel-{trace_id}-{span_id}"  # (call_id_for inline)
         provider = c.as_str(attrs, "gen_ai.provider.name", "gen_ai.system")
-        provider = _PROVIDERS.get(provider.lower(), provider.lower()) if provider else None
+        if provider:
+            provider = provider.lower()
+            provider = _PROVIDERS.get(provider, provider)
+        else:
+            provider = None
         # The call's fields; one that is None is left out (its default), at less cost to
         # build the events. The readers run in a fixed order: the first wrong type is named.
         common: dict[str, Any] = {"call_id": call_id, "trace_id": trace_id, "span_id": span_id,
@@ -366,10 +381,12 @@ class OtlpMapper:
         prompt = PromptEvent(
             **common, event_id=prompt_id, occurred_at=f.from_timestamp(start_ns / 1e9, UTC),
             operation=operation,
-            messages=[f.message_with_tools(m, self.limits) if "tool_calls" in m else ChatMessage(**m)
-                      for m in messages],
+            messages=[ChatMessage(role=m["role"], content=m["content"]) if len(m) == 2  # (the common case)
+                      else f.message_with_tools(m, self.limits) if "tool_calls" in m
+                      else ChatMessage(**m) for m in messages],
             attributes=prompt_attributes, **request)
-        validate_event(prompt, self.limits, now=self._now)
+        if not prompt_of_a_span(prompt, self.limits, self._window, self._clean[1]):
+            validate_event(prompt, self.limits, now=self._now)  # (decides, names the rule)
         latency_ms = (end_ns - start_ns) / 1e6  # (>= 0: the end is not before the start)
         ttft_ms = None if ttfc is None else ttfc * 1000.0
         f.non_negative("time_to_first_token_ms", ttft_ms)
