@@ -260,3 +260,38 @@ def test_a_tokens_file_invalid_at_start_is_refused(tmp_path: Path) -> None:
     path.write_text("tok-a support-bot\n# notes\n")
     with pytest.raises(TokensFileError, match="line 2"):
         TokensFile(path)
+
+
+def test_the_mapper_looks_at_fresh_bindings_once_before_it_refuses_a_span() -> None:
+    """A span its bindings refuse is checked against ``refresh_bindings()`` first, whose
+    answer is kept for the spans after; a span they allow asks for nothing."""
+    from otlp_spans import traces
+
+    from llmpulse.processors.otlp import OtlpMapper
+    from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE
+
+    looks: list[TokenBindings] = []
+    fresh = [TokenBindings.parse("tok-a support-bot\ntok-b support-bot\n")]
+
+    def refresh() -> TokenBindings:
+        looks.append(fresh[0])
+        return fresh[0]
+
+    mapper = OtlpMapper(bindings=TokenBindings.parse("tok-a support-bot\n"),
+                        refresh_bindings=refresh)
+
+    def kept(token: str) -> bool:
+        resource = {"service.name": "support-bot", TOKEN_HASH_ATTRIBUTE: header_sha256(token)}
+        record = mapper.map_traces(traces({"attrs": {"gen_ai.operation.name": "chat"}},
+                                          resource=resource))
+        letters = [d.reason for d in record.dead_letters]
+        assert letters == ([] if record.prompts else ["app_not_allowed"])
+        return bool(record.prompts)
+
+    assert kept("tok-a") and looks == []
+    assert kept("tok-b") and len(looks) == 1 and mapper.bindings is fresh[0]  # added: kept
+    assert kept("tok-b") and len(looks) == 1  # (from the bindings it kept)
+    fresh[0] = TokenBindings.parse("tok-a support-bot\n")
+    assert not kept("tok-c") and len(looks) == 2
+    assert not kept("tok-c") and len(looks) == 3  # each refusal asks (TokensFile.refresh paces)
+    assert mapper.counts["dlq:app_not_allowed"] == 2 and mapper.counts["calls"] == 3

@@ -163,14 +163,19 @@ class OtlpMapper:
         limits: size caps the events must meet (as everywhere else).
         bindings: token -> apps; when given, every span must carry the Collector's token
             hash on its resource and name an app bound to that token.
+        refresh_bindings: a fresher look at the bindings, asked (and kept) before a span
+            is refused ``app_not_allowed`` (``TokensFile.refresh``: a token the Collector
+            took a moment ago is not refused until the next look).
         payload_max: bytes of a rejected span kept in its dead letter.
         default_environment: when the resource names none.
     """
 
     def __init__(self, *, limits: Limits | None = None, bindings: TokenBindings | None = None,
+                 refresh_bindings: Callable[[], TokenBindings] | None = None,
                  payload_max: int = 64 * 1024, default_environment: str = "production") -> None:
         self.limits = limits if limits is not None else Limits.from_env()
         self.bindings = bindings
+        self.refresh_bindings = refresh_bindings
         self.payload_max = payload_max
         self.default_environment = default_environment
         self.counts: Counter[str] = Counter()
@@ -259,13 +264,6 @@ class OtlpMapper:
         self.counts["skipped"] += out.skipped
         return out
 
-    def forget(self, record: MappedRecord) -> None:
-        """Take ``record``'s outcome back out of ``counts`` (the stage maps a record once
-        more when the tokens file changed under it)."""
-        self.counts.subtract({"spans": record.spans, "calls": len(record.prompts),
-                              "steps": len(record.span_events), "skipped": record.skipped})
-        self.counts.subtract(f"dlq:{letter.reason}" for letter in record.dead_letters)
-
     def _resource_view(self, resource: dict[str, Any]) -> _ResourceView:
         token_hash = resource.get(TOKEN_HASH_ATTRIBUTE)
         return _ResourceView(
@@ -313,11 +311,16 @@ class OtlpMapper:
         if not app:
             raise SchemaError("missing_field", "the span's resource has no service.name",
                               field="$.resource.attributes.service.name")
-        if self.bindings is not None and not self.bindings.allows(resource.token_hash, app):
-            problem = self.bindings.problem
-            raise SchemaError("app_not_allowed", f"the token that sent this span may not "
-                              f"write app {app!r}" + (f": {problem}" if problem else ""),
-                              field="$.resource.attributes.service.name")
+        bindings = self.bindings
+        if bindings is not None and not bindings.allows(resource.token_hash, app):
+            refresh = self.refresh_bindings
+            if refresh is not None:  # one more look first (kept for the spans after this one)
+                bindings = self.bindings = refresh()
+            if refresh is None or not bindings.allows(resource.token_hash, app):
+                problem = bindings.problem
+                raise SchemaError("app_not_allowed", f"the token that sent this span may not "
+                                  f"write app {app!r}" + (f": {problem}" if problem else ""),
+                                  field="$.resource.attributes.service.name")
         call_id = span_id if step else f"otel-{trace_id}-{span_id}"  # (call_id_for inline)
         provider = c.as_str(attrs, "gen_ai.provider.name", "gen_ai.system")
         if provider:

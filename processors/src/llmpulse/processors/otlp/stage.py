@@ -91,7 +91,9 @@ class OtlpStage:
         topics: Faust topics ``prompts``, ``responses``, ``spans`` and ``dlq`` (anything
             with an async ``send(key=, value=, partition=)``).
         tokens: the Collector's tokens file, followed while the stage runs: each batch is
-            checked against its bindings of the moment (``mapper.bindings``).
+            checked against its bindings of the moment (``mapper.bindings``), and a span
+            about to be refused for its token against a fresh look at the file
+            (``mapper.refresh_bindings``).
     """
 
     def __init__(self, settings: WorkerSettings, mapper: OtlpMapper, topics: dict[str, Any],
@@ -113,6 +115,7 @@ class OtlpStage:
         mapper = self.mapper
         if self.tokens is not None:
             mapper.bindings = self.tokens.bindings()
+            mapper.refresh_bindings = self.tokens.refresh  # (before a span is refused)
         prompts: list[PromptEvent] = []
         responses: list[ResponseEvent] = []
         steps: list[Event] = []
@@ -121,16 +124,6 @@ class OtlpStage:
             message = event.message
             record = mapper.map_record(event.value or b"", topic=message.topic,
                                        partition=message.partition, offset=message.offset)
-            if self.tokens is not None and any(d.reason == "app_not_allowed"
-                                               for d in record.dead_letters):
-                # a token the Collector took a moment ago: look at the file once more first
-                fresh = self.tokens.refresh()
-                if fresh is not mapper.bindings:
-                    mapper.bindings = fresh
-                    mapper.forget(record)
-                    record = mapper.map_record(event.value or b"", topic=message.topic,
-                                               partition=message.partition,
-                                               offset=message.offset)
             prompts += record.prompts
             responses += record.responses
             steps += record.span_events
