@@ -56,6 +56,7 @@ from llmpulse.processors.otlp import span_fields as f
 from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces
 from llmpulse.processors.otlp._wire_reader import read_traces
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE, TokenBindings
+from llmpulse.processors.otlp.messages import input_messages, output
 from llmpulse.schemas import (
     ChatMessage,
     DeadLetter,
@@ -357,7 +358,7 @@ class OtlpMapper:
             return f.step_event(common, operation, span, attrs, events, origin, usage, error,
                                 self.limits, self._now)
         prompt_id, response_id = _event_ids(start_ns, call_id)
-        messages = c.input_messages(attrs, events)
+        messages = input_messages(attrs, events)
         temperature = c.as_float(attrs, "gen_ai.request.temperature")
         request: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
         if optional:  # (else all None and False: the fields' defaults)
@@ -365,7 +366,7 @@ class OtlpMapper:
             request["top_p"] = c.as_float(attrs, "gen_ai.request.top_p")
             request["expects_json"] = c.as_str(attrs, "gen_ai.output.type") == "json"
         prompt_attributes = f.with_extras(origin, attrs, f.REQUEST_EXTRAS)
-        text, reason, tool_calls = c.output(attrs, events)
+        text, reason, tool_calls = output(attrs, events)
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
                           "gen_ai.response.time_to_first_token") if optional else None
         if ttfc is None and events:  # OpenLLMetry: one span event per streamed chunk

@@ -26,6 +26,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from llmpulse.processors._ids import derived_uuid7
 from llmpulse.processors.otlp import conventions as c
+from llmpulse.processors.otlp.messages import output, tool_call
 from llmpulse.schemas import (
     ChatMessage,
     ErrorInfo,
@@ -179,7 +180,7 @@ def step_event(common: dict[str, Any], operation: str, span: Span, attrs: dict[s
     tool_name = c.as_str(attrs, "gen_ai.tool.name")
     _, result = c.first(attrs, "gen_ai.tool.call.result")
     if result is None and operation == "invoke_agent":
-        result = c.output(attrs, events)[0]
+        result = output(attrs, events)[0]
     preview, cut = (None, False) if result is None else bounded_text(
         c.as_text(result), limits.max_tool_result_chars)
     _, arguments = c.first(attrs, "gen_ai.tool.call.arguments")
@@ -190,7 +191,7 @@ def step_event(common: dict[str, Any], operation: str, span: Span, attrs: dict[s
         name=(tool_name or c.as_str(attrs, "gen_ai.agent.name", "gen_ai.data_source.id")
               or span.name[:256] or operation),
         latency_ms=(end_ns - start_ns) / 1e6, status="error" if error else "ok", error=error,
-        tool=None if tool_name is None else c.tool_call(
+        tool=None if tool_name is None else tool_call(
             c.as_str(attrs, "gen_ai.tool.call.id"), tool_name, arguments),
         result_preview=preview, result_truncated=cut,
         usage=usage, attributes=with_extras(origin, attrs, STEP_EXTRAS))
