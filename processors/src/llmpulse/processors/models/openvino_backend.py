@@ -1,0 +1,254 @@
+"""Run an exported model on OpenVINO: fp32 from the ONNX export, or a static int8 model made
+from it once by NNCF and cached beside it.
+
+OpenVINO (``llmpulse-processors[openvino]``: its runtime and ``tokenizers``, no torch, no
+NNCF) reads the fused fp32 export ``onnx/model.onnx`` as it is. Its int8 model is NNCF's
+static quantisation of that export (``model_type=TRANSFORMER``), activations calibrated on
+the texts shipped in ``data/calibration.jsonl``, with a recipe per kind of model
+(``OPENVINO_RECIPES``): every MatMul for a classifier (Detoxify), only each layer's FFN
+input MatMul for sentence embeddings (quantising all of MiniLM took cosines to fp32 down
+to 0.89 on short messages). It is made where NNCF is installed (the ``ml`` extra):
+``llmpulse models fetch/export``, or a worker's first load; a worker without NNCF and
+without the model says which command makes it, and ``auto`` runs ONNX Runtime instead.
+
+The int8 model lives in ``openvino/<recipe>-<key>/model.xml`` (+ ``model.bin``), where the
+key hashes the recipe, the fp32 export's sha256 and the calibration texts: a new recipe,
+export or calibration set is a new folder, made again, and the old one is removed. Made
+files are recorded in the models folder's manifest (``llmpulse models verify``).
+
+On a CPU with AMX (Xeon 4th generation and later) OpenVINO runs int8 matrix products on AMX
+int8 and the rest of the int8 model in bf16 (its default precision there); fp32 stays fp32.
+``device``: ``cpu``, or ``gpu`` / ``gpu.N`` (an Intel GPU, OpenVINO's ``GPU`` plugin); CUDA is
+not an OpenVINO device.
+
+Example:
+    >>> from llmpulse.processors.models.openvino_backend import openvino_device, openvino_recipe_of
+    >>> openvino_device("gpu:1"), openvino_recipe_of("multi-label")
+    ('GPU.1', 'ov-int8-v1')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
+from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32
+from llmpulse.processors.models.folder import ModelsFolder, sha256_of
+from llmpulse.processors.models.runtime import TokenizedModel
+
+__all__ = ["INSTALL_OPENVINO", "OPENVINO_DIR", "OPENVINO_RECIPES", "OpenVinoTextModel", "calibration_texts",
+           "compile_openvino", "ffn_inputs", "make_openvino_int8", "openvino_device", "openvino_int8_file",
+           "openvino_recipe_of"]
+
+logger = logging.getLogger(__name__)
+
+INSTALL_OPENVINO = "pip install 'llmpulse-processors[openvino]'"
+OPENVINO_DIR = "openvino"
+"""The model folder's sub-folder of OpenVINO int8 models (one per cache key)."""
+OPENVINO_RECIPES = {"sentence-embedding": "ov-int8-v1-ffn-in", "default": "ov-int8-v1"}
+"""How each kind of model is quantised for OpenVINO; part of the int8 model's cache key."""
+
+
+def openvino_recipe_of(task: str) -> str:
+    """The OpenVINO int8 recipe of a model of this task (``model.json``'s ``task``)."""
+    return OPENVINO_RECIPES.get(task, OPENVINO_RECIPES["default"])
+
+
+def calibration_texts() -> list[str]:
+    """The shipped calibration texts (``data/calibration.jsonl``, ``#`` lines are comments)."""
+    text = resources.files("llmpulse.processors.models").joinpath("data/calibration.jsonl").read_text("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@cache
+def _calibration_digest() -> str:
+    return hashlib.sha256("\n".join(calibration_texts()).encode("utf-8")).hexdigest()
+
+
+def _fp32_sha256(model_dir: Path) -> str:
+    """The fp32 export's sha256 as its models folder records it (hashed here when it does not)."""
+    entry = ModelsFolder(model_dir.parent).entry(model_dir.name) or {}
+    record = (entry.get("exports") or {}).get(ONNX_FP32)
+    return str(record["sha256"]) if record and record.get("sha256") else sha256_of(model_dir / ONNX_FP32)
+
+
+def openvino_int8_file(model_dir: str | Path) -> Path:
+    """Where the model's OpenVINO int8 model is (or goes) under the current recipe, export and
+    calibration set."""
+    model_dir = Path(model_dir)
+    task = json.loads((model_dir / MODEL_INFO).read_text("utf-8")).get("task", "")
+    recipe = openvino_recipe_of(task)
+    key = hashlib.sha256("\n".join([recipe, _fp32_sha256(model_dir), _calibration_digest()]).encode())
+    return model_dir / OPENVINO_DIR / f"{recipe}-{key.hexdigest()[:12]}" / "model.xml"
+
+
+def openvino_device(device: str) -> str:
+    """OpenVINO's name of a configured device: ``cpu`` -> ``CPU``, ``gpu:1`` -> ``GPU.1``."""
+    name, _, index = device.replace(".", ":").partition(":")
+    return name.upper() + (f".{index}" if index else "")
+
+
+def ffn_inputs(model: Any) -> list[str]:
+    """The friendly names of an OpenVINO model's MatMuls with the widest constant weight: each
+    layer's FFN input (hidden -> 4 x hidden)."""
+    widths = {}
+    for op in model.get_ops():
+        if op.get_type_name() == "MatMul":
+            last = op.input_value(1).get_partial_shape()[-1]
+            if last.is_static:
+                widths[op.get_friendly_name()] = last.get_length()
+    return [name for name, width in widths.items() if width == max(widths.values())]
+
+
+def make_openvino_int8(model_dir: str | Path) -> Path:
+    """Quantise the model's fp32 export to OpenVINO int8 with NNCF (its kind's recipe, the
+    shipped calibration texts), save it under its cache key, record it in the models folder's
+    manifest and remove int8 models of other keys; returns the model's ``model.xml``.
+
+    Raises:
+        ModelUnavailableError: NNCF or OpenVINO is missing, or there is no fp32 export.
+    """
+    model_dir = Path(model_dir)
+    if not (model_dir / ONNX_FP32).is_file():
+        raise ModelUnavailableError(str(model_dir / ONNX_FP32), "no ONNX export; run llmpulse models export")
+    target = openvino_int8_file(model_dir)
+    root = target.parent.parent
+    try:
+        import nncf
+        import openvino
+    except ImportError:
+        raise ModelUnavailableError(f"OpenVINO int8 model {target.parent.name}",
+                                    f"not made yet and NNCF is not installed here; run llmpulse models "
+                                    f"export {model_dir.name} --dir {model_dir.parent} where it is "
+                                    f"({INSTALL_ML})") from None
+    encoder = TokenizedModel(model_dir, batch_size=32)
+    feeds = [feed for _, feed in encoder.feeds(calibration_texts())]
+    recipe = target.parent.name.rsplit("-", 1)[0]
+    logger.info("%s: making the OpenVINO int8 model (recipe %s, once; NNCF calibrates on %d texts, "
+                "a minute for a BERT-base model)", model_dir.name, recipe, len(calibration_texts()))
+    model = openvino.Core().read_model(str(model_dir / ONNX_FP32))
+    ignored = nncf.IgnoredScope()
+    if encoder.task == "sentence-embedding":
+        keep = set(ffn_inputs(model))
+        ignored = nncf.IgnoredScope(validate=False, names=[
+            op.get_friendly_name() for op in model.get_ops()
+            if op.get_type_name() == "MatMul" and op.get_friendly_name() not in keep])
+    quantized = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=len(feeds), ignored_scope=ignored)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".making-", dir=root))
+    try:
+        openvino.save_model(quantized, str(staging / "model.xml"), compress_to_fp16=False)
+        if not target.is_file():  # another process may have made it meanwhile: the same model
+            if target.parent.exists():
+                shutil.rmtree(target.parent)
+            staging.rename(target.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for other in root.iterdir():
+        if other != target.parent and not other.name.startswith(".making-"):
+            shutil.rmtree(other, ignore_errors=True)
+    folder = ModelsFolder(model_dir.parent)
+    if folder.entry(model_dir.name) is not None:
+        folder.forget_exports(model_dir.name, OPENVINO_DIR + "/")
+        xml = str(target.relative_to(model_dir))
+        folder.record_export(model_dir.name, xml, {
+            "precision": "int8", "recipe": recipe, "runtime": "openvino",
+            "from": f"nncf {nncf.__version__} static int8 (TRANSFORMER) of {ONNX_FP32}, calibrated on "
+                    f"{len(calibration_texts())} shipped texts"
+                    + (", only the FFN input MatMuls" if encoder.task == "sentence-embedding" else "")})
+        folder.record_export(model_dir.name, xml.removesuffix(".xml") + ".bin", {})
+    return target
+
+
+class _Session:
+    """An OpenVINO compiled model behind ONNX Runtime's ``run(None, feed)``."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.names = [i.get_any_name() for i in compiled.inputs]
+
+    def run(self, _outputs: Any, feed: dict[str, Any]) -> list[Any]:
+        return [self.request.infer({name: feed[name] for name in self.names})[0]]
+
+
+def compile_openvino(model: str | Path | Any, device: str = "CPU", threads: int | None = None,
+                     precision_hint: str | None = None) -> _Session:
+    """A model file (ONNX or OpenVINO IR) or an ``openvino.Model`` compiled for one request at a
+    time (``PERFORMANCE_HINT=LATENCY``), as a session with ``run(None, feed)``.
+
+    Args:
+        device: OpenVINO's device name (``CPU``, ``GPU``, ``GPU.1``).
+        threads: CPU inference threads (None: OpenVINO's default).
+        precision_hint: ``f32``, ``bf16``... (None: the device's default; bf16 on an AMX CPU).
+    """
+    import openvino
+
+    core = openvino.Core()
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads and device.startswith("CPU"):
+        config["INFERENCE_NUM_THREADS"] = threads
+    if precision_hint:
+        config["INFERENCE_PRECISION_HINT"] = precision_hint
+    loaded = core.read_model(str(model)) if isinstance(model, str | Path) else model
+    return _Session(core.compile_model(loaded, device, config))
+
+
+class OpenVinoTextModel(TokenizedModel):
+    """An exported model on OpenVINO: ``fp32`` (the ONNX export, computed in fp32) or ``int8``
+    (the NNCF model of its recipe, made here once when NNCF is installed).
+
+    Args:
+        model_dir: the model's folder in a models folder (``/models/detoxify-original``).
+        precision: ``int8`` or ``fp32``.
+        device: ``cpu`` or ``gpu`` / ``gpu.N`` (an Intel GPU); a missing device runs on the CPU.
+        threads: CPU inference threads (None: OpenVINO's default, every core).
+        batch_size: texts per run.
+
+    Raises:
+        ModelUnavailableError: openvino or the export is missing, the device is CUDA, or the
+            int8 model is not made and NNCF is not here to make it.
+    """
+
+    def __init__(self, model_dir: str | Path, *, precision: str = "int8", device: str = "cpu",
+                 threads: int | None = None, batch_size: int = 32) -> None:
+        model_dir = Path(model_dir)
+        if device.startswith("cuda"):
+            raise ModelUnavailableError("OpenVINO", f"device {device}: OpenVINO runs on the CPU or an Intel "
+                                        "GPU (device: gpu), not CUDA; use backend onnx for CUDA")
+        super().__init__(model_dir, precision=precision, batch_size=batch_size)
+        try:
+            import openvino
+        except ImportError:
+            raise ModelUnavailableError("openvino", f"not installed: {INSTALL_OPENVINO}") from None
+        if precision == "int8":
+            file = openvino_int8_file(model_dir)
+            if not file.is_file():
+                file = make_openvino_int8(model_dir)
+        else:
+            file = model_dir / ONNX_FP32
+            if not file.is_file():
+                raise ModelUnavailableError(str(file), "no ONNX export; run llmpulse models export")
+        target = openvino_device(device)
+        available = openvino.Core().available_devices
+        if not any(d == target or d.startswith(target + ".") for d in available):
+            logger.warning("%s: OpenVINO device %s asked, but this machine has %s; running on the CPU",
+                           model_dir.name, target, ", ".join(available))
+            target = "CPU"
+        try:
+            self.session = compile_openvino(file, target, threads, "f32" if precision == "fp32" else None)
+        except Exception as exc:  # OpenVINO raises its own error types
+            raise ModelUnavailableError(str(file), f"{type(exc).__name__}: {exc}") from None
+        self.input_names = self.session.names
+        rest = self.session.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.provider = f"OpenVINO {target} ({'int8, the rest ' if precision == 'int8' else ''}{rest})"
+        self.file = file

