@@ -1,8 +1,9 @@
 # The llmpulse images used by docker-compose.yml.
-#   default target (runtime): worker, sink, topics. The model scorers run on ONNX Runtime
-#     (the processors' onnx extra): no torch in the image.
-#   target models: torch and the exporter, for the one-shot `llmpulse models fetch` that
-#     downloads the models, verifies them and exports them to ONNX into the models volume.
+#   default target (runtime): worker, sink, topics. The model scorers run on OpenVINO, else
+#     ONNX Runtime (the processors' openvino extra: both runtimes, no torch, no NNCF).
+#   target models: torch, the exporter and NNCF, for the one-shot `llmpulse models fetch` that
+#     downloads the models, verifies them, exports them to ONNX and makes their OpenVINO int8
+#     models into the models volume.
 FROM python:3.11-slim AS base
 RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /app
@@ -18,7 +19,7 @@ FROM base AS runtime
 # policy's Hyperscan gates are compiled here once (~25 CPU s) into LLMPULSE_CACHE_DIR, so a
 # new container's worker loads them instead (docs/DEVELOPMENT.md, "Start-up").
 ENV LLMPULSE_CACHE_DIR=/app/.cache/llmpulse
-RUN uv sync --all-packages --frozen --no-dev --extra onnx --compile-bytecode \
+RUN uv sync --all-packages --frozen --no-dev --extra openvino --compile-bytecode \
     && ln -s /app/.venv/bin/llmpulse /usr/local/bin/llmpulse \
     && python -c "from llmpulse.processors.guardrails.policy import GuardrailPolicy; GuardrailPolicy.load().prepare()"
 CMD ["llmpulse", "--help"]

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,12 +58,11 @@ def measure(model_dir: str, texts: int, amx: bool) -> dict[str, object]:
     """In this process: int8 texts/s (best of 3), and whether it holds AMX tiles."""
     if not amx:
         refuse_amx()
-    from scoring_corpus import ANSWERS, QUESTIONS
+    from model_bench import mixed_texts
 
     from llmpulse.processors.models.runtime import OnnxTextModel, amx_tiles
 
-    mixed = [(QUESTIONS[i % len(QUESTIONS)] if i % 2 else ANSWERS[i % len(ANSWERS)]) + f" ({i})"
-             for i in range(texts)]
+    mixed = mixed_texts(texts)
     model = OnnxTextModel(model_dir, precision="int8", threads=1, batch_size=32)
     model.run(mixed[:2])
     best = float("inf")
@@ -86,14 +84,9 @@ def main() -> None:
         print(json.dumps(measure(args.models, args.texts, args.child == "amx")))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.models or tmp)
-        if not args.models:
-            from llmpulse.processors.models import ModelsFolder
-            from llmpulse.processors.models.export import export_model
-            from llmpulse.processors.models.generated import BERT_BASE, write_generated_detoxify
+        from model_bench import models_folder
 
-            write_generated_detoxify(root, "detoxify-original", architecture=BERT_BASE)
-            export_model(ModelsFolder(root), "detoxify-original")
+        root = models_folder(args.models, tmp, names=["detoxify-original"])
         runs: dict[str, list[dict[str, object]]] = {"amx": [], "no-amx": []}
         for _ in range(args.rounds):
             for child in runs:

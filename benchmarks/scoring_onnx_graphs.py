@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from scoring_corpus import ANSWERS, QUESTIONS
+from model_bench import interleaved, mixed_texts, models_folder
 
 
 def unfuse_skip_layer_norm(source: Path, target: Path) -> None:
@@ -55,19 +54,6 @@ def unfuse_skip_layer_norm(source: Path, target: Path) -> None:
     del graph.graph.node[:]
     graph.graph.node.extend(nodes)
     onnx.save(graph, str(target))
-
-
-def cpu_texts_per_s(runs: dict[str, Callable[[list[str]], Any]], texts: list[str],
-                    rounds: int) -> dict[str, float]:
-    for run in runs.values():
-        run(texts[:2])  # warm up
-    rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.process_time()
-            run(texts)
-            rates[name].append(len(texts) / (time.process_time() - start))
-    return {name: round(statistics.median(r), 1) for name, r in rates.items()}
 
 
 def variants(model_dir: Path, work: Path, embedding: bool) -> dict[str, Any]:
@@ -102,23 +88,12 @@ def main() -> None:
     from llmpulse.processors.scoring.embeddings import EmbeddingScorer
 
     torch.set_num_threads(1)
-    mixed = [(QUESTIONS[i % len(QUESTIONS)] if i % 2 else ANSWERS[i % len(ANSWERS)]) + f" ({i})"
-             for i in range(256)]
+    mixed = mixed_texts(256)
     out: dict[str, Any] = {"benchmark": "scoring_onnx_graphs", "threads": 1, "batch": 32,
                            "measure": "texts per CPU second, median",
                            "load_average_1m": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.models
-        if root is None:
-            from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
-            from llmpulse.processors.models.export import export_model
-            from llmpulse.processors.models.generated import BERT_BASE, write_generated_detoxify
-
-            root = Path(tmp) / "models"
-            write_generated_detoxify(root, "detoxify-original", architecture=BERT_BASE)
-            fetch_models(["minilm"], root, catalog=Catalog.load())
-            for name in ("minilm", "detoxify-original"):
-                export_model(ModelsFolder(root), name)
+        root = models_folder(args.models, Path(tmp) / "models")
         config = EmbeddingConfig(threads=1, batch_size=32, backend="sentence-transformers")
         torch_embed = EmbeddingScorer(config)
         torch_embed.load()
@@ -131,7 +106,7 @@ def main() -> None:
                 "torch_fp32": torch_embed.embed if embedding
                 else TorchTextModel(root / name, threads=1, batch_size=32).run,
                 **{k: m.run for k, m in models.items()}}
-            speed = cpu_texts_per_s(runs, texts, args.rounds)
+            speed = interleaved(runs, texts, args.rounds, time.process_time)
             sample = texts[:32]
             fused = models["onnx_int8"].run(sample)
             unfused = models["onnx_int8_unfused_layer_norm"].run(sample)

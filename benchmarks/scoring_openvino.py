@@ -1,7 +1,8 @@
 """What bf16 and int8 on AMX through OpenVINO would give: OpenVINO (bf16 inference on this
 CPU's AMX tiles) against ONNX Runtime int8 (the default backend) and torch fp32 (the
 baseline), on the same fp32 ONNX exports, texts and length buckets, one process, interleaved
-rounds. Not a backend of llmpulse: a measurement of the option, with its agreement to torch.
+rounds: the options weighed before the ``openvino`` backend was built, with their agreement to
+torch (the backend itself, its recipes and calibration, is measured by ``scoring_models.py``).
 
 With ``--nncf`` it adds OpenVINO int8: the fp32 export quantised statically by NNCF
 (``model_type=TRANSFORMER``, activations calibrated on 64 texts of the guardrails corpus,
@@ -9,15 +10,16 @@ none of them measured), run with the rest of the model in bf16 (``openvino_int8`
 fp32 (``openvino_int8_f32``). ``--clock cpu`` measures texts per second of the process's CPU
 time (what other jobs on a shared machine change least); the default is wall time.
 
-OpenVINO and NNCF are not dependencies of the project; uv brings them for the run:
+OpenVINO and NNCF are in the processors' ``openvino`` and ``ml`` extras:
 
-    flock /tmp/llmpulse-heavy.lock uv run --with openvino python benchmarks/scoring_openvino.py [--threads 1]
-    flock /tmp/llmpulse-heavy.lock uv run --with openvino --with nncf python benchmarks/scoring_openvino.py \
+    flock /tmp/llmpulse-heavy.lock uv run python benchmarks/scoring_openvino.py [--threads 1]
+    flock /tmp/llmpulse-heavy.lock uv run python benchmarks/scoring_openvino.py \
         --models DIR --nncf --clock cpu --only detoxify
     ... --only minilm --texts 128 --nncf --ffn-input-only --clock cpu
 
 ``--ffn-input-only`` quantises only MiniLM's FFN input MatMuls, as the project's int8-v2
-recipe does in ONNX Runtime (all-int8 MiniLM fails the 0.99 cosine bar in both runtimes).
+recipe does in ONNX Runtime and its ``ov-int8-v1-ffn-in`` recipe in OpenVINO (all-int8 MiniLM
+fails the 0.99 cosine bar in both runtimes).
 
 The Detoxify model has the ``original`` architecture with generated weights (as in
 ``scoring_models.py``); MiniLM is the real model. Prints JSON.
@@ -39,86 +41,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from embedding_int8_agreement import corpus_texts
-from scoring_corpus import ANSWERS, QUESTIONS
-
-
-class OpenVinoSession:
-    """An OpenVINO compiled model behind ONNX Runtime's ``session.run(None, feed)``, so that
-    ``OnnxTextModel`` tokenises, buckets and pools exactly as it does for ONNX Runtime."""
-
-    def __init__(self, model: Path | Any, threads: int, precision: str) -> None:
-        import openvino
-
-        core = openvino.Core()
-        model = core.read_model(str(model)) if isinstance(model, Path) else model
-        self.compiled = core.compile_model(model, "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision,
-            "PERFORMANCE_HINT": "LATENCY"})
-        self.request = self.compiled.create_infer_request()
-        self.names = [i.get_any_name() for i in self.compiled.inputs]
-
-    def run(self, _outputs: Any, feed: dict[str, Any]) -> list[Any]:
-        return [self.request.infer({name: feed[name] for name in self.names})[0].copy()]
-
-
-class _Recorder:
-    """An ONNX Runtime session that keeps every feed it runs (NNCF's calibration inputs, made by
-    the same tokenising and bucketing as the measured runs)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session, self.feeds = session, []
-
-    def run(self, outputs: Any, feed: dict[str, Any]) -> Any:
-        self.feeds.append(dict(feed))
-        return self.session.run(outputs, feed)
-
-
-def ffn_inputs(model: Any) -> list[str]:
-    """The MatMuls with the widest constant weight: each layer's FFN input (hidden -> 4 x
-    hidden), the only ones int8-v2 quantises."""
-    matmuls = {op.get_friendly_name(): op.input_value(1).get_partial_shape()[-1]
-               for op in model.get_ops() if op.get_type_name() == "MatMul"}
-    widths = {name: d.get_length() for name, d in matmuls.items() if d.is_static}
-    return [name for name, width in widths.items() if width == max(widths.values())]
-
-
-def nncf_int8(model_dir: Path, calibration: list[str], *, ffn_input_only: bool = False) -> Any:
-    """The fp32 export quantised to int8 by NNCF, activations calibrated on ``calibration``;
-    with ``ffn_input_only`` only each layer's FFN input MatMul (as the int8-v2 recipe)."""
-    import nncf
-    import openvino
-
-    from llmpulse.processors.models.export import ONNX_FP32
-    from llmpulse.processors.models.runtime import OnnxTextModel
-
-    fp32 = OnnxTextModel(model_dir, precision="fp32", threads=1, batch_size=32)
-    recorder = _Recorder(fp32.session)
-    fp32.session = recorder  # type: ignore[assignment]
-    fp32.run(calibration)
-    model = openvino.Core().read_model(str(model_dir / ONNX_FP32))
-    ignored = nncf.IgnoredScope()
-    if ffn_input_only:
-        keep = set(ffn_inputs(model))
-        ignored = nncf.IgnoredScope(validate=False, names=[
-            op.get_friendly_name() for op in model.get_ops()
-            if op.get_type_name() == "MatMul" and op.get_friendly_name() not in keep])
-    return nncf.quantize(model, nncf.Dataset(recorder.feeds), model_type=nncf.ModelType.TRANSFORMER,
-                         subset_size=len(recorder.feeds), ignored_scope=ignored)
-
-
-def interleaved(runs: dict[str, Callable[[list[str]], Any]], texts: list[str],
-                rounds: int, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """texts/s of each, the median of ``rounds`` rounds taken in turn (a busy machine slows
-    all of them alike within a round), by ``clock`` (wall or process CPU time)."""
-    for run in runs.values():
-        run(texts[:2])
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = clock()
-            run(texts)
-            seconds[name].append(clock() - start)
-    return {name: round(len(texts) / sorted(s)[len(s) // 2], 1) for name, s in seconds.items()}
+from model_bench import interleaved, mixed_texts, models_folder
 
 
 def corpus_held_out(model_dir: Path, models: dict[str, Any]) -> dict[str, Any]:
@@ -145,17 +68,18 @@ def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], t
     import numpy as np
 
     from llmpulse.processors.models.export import ONNX_FP32
+    from llmpulse.processors.models.openvino_backend import compile_openvino, quantize_openvino
     from llmpulse.processors.models.runtime import OnnxTextModel
 
     int8 = OnnxTextModel(model_dir, precision="int8", threads=threads)
     bf16 = OnnxTextModel(model_dir, precision="fp32", threads=threads)
-    bf16.session = OpenVinoSession(model_dir / ONNX_FP32, threads, "bf16")  # type: ignore[assignment]
+    bf16.session = compile_openvino(model_dir / ONNX_FP32, "CPU", threads, "bf16")
     models = {"onnx_int8": int8, "openvino_bf16": bf16}
     if calibration:
-        quantised = nncf_int8(model_dir, calibration, ffn_input_only=ffn_input_only)
+        quantised = quantize_openvino(model_dir, ffn_input_only=ffn_input_only, texts=calibration)
         for label, precision in (("openvino_int8", "bf16"), ("openvino_int8_f32", "f32")):
             models[label] = OnnxTextModel(model_dir, precision="fp32", threads=threads)
-            models[label].session = OpenVinoSession(quantised, threads, precision)  # type: ignore[assignment]
+            models[label].session = compile_openvino(quantised, "CPU", threads, precision)
     speed = interleaved({"torch_fp32": torch_run, **{label: m.run for label, m in models.items()}},
                         texts, rounds, clock)
     sample = texts[:64]
@@ -194,22 +118,13 @@ def main() -> None:
     import torch
 
     from llmpulse.processors.config import EmbeddingConfig
-    from llmpulse.processors.models import Catalog, ModelsFolder, fetch_models
-    from llmpulse.processors.models.export import export_model
-    from llmpulse.processors.models.generated import BERT_BASE, write_generated_detoxify
     from llmpulse.processors.models.runtime import TorchTextModel, amx_tiles
     from llmpulse.processors.scoring.embeddings import EmbeddingScorer
 
     torch.set_num_threads(args.threads)
-    texts = [(QUESTIONS[i % len(QUESTIONS)] if i % 2 else ANSWERS[i % len(ANSWERS)]) + f" ({i})"
-             for i in range(args.texts)]
+    texts = mixed_texts(args.texts)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.models or tmp)
-        if not args.models:
-            write_generated_detoxify(root, "detoxify-original", architecture=BERT_BASE)
-            fetch_models(["minilm"], root, catalog=Catalog.load())
-            for name in ("minilm", "detoxify-original"):
-                export_model(ModelsFolder(root), name)
+        root = models_folder(args.models, tmp)
         detoxify = TorchTextModel(root / "detoxify-original", threads=args.threads)
         minilm = EmbeddingScorer(EmbeddingConfig(threads=args.threads, batch_size=32,
                                                  backend="sentence-transformers"))

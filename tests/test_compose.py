@@ -154,9 +154,10 @@ def test_the_models_are_fetched_once_before_the_workers_and_mounted_read_only() 
         assert service["depends_on"]["models"] == {"condition": "service_completed_successfully"}, name
         assert "models:/models:ro" in service["volumes"], name
         assert service["environment"][env.MODELS_DIR] == "/models", name
-        assert service["build"] == ".", name  # the Dockerfile's last stage: onnx extra, no torch
+        assert service["build"] == ".", name  # the Dockerfile's last stage: openvino extra, no torch
     stages = re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.MULTILINE)
-    assert stages[-1] == "runtime" and "--extra onnx" in dockerfile.split("AS runtime", 1)[1]
+    # OpenVINO and ONNX Runtime, no torch, no NNCF: the OpenVINO int8 models come from the fetch
+    assert stages[-1] == "runtime" and "--extra openvino" in dockerfile.split("AS runtime", 1)[1]
 
 
 def test_the_collector_user_owns_its_queue_and_can_read_the_tokens() -> None:

@@ -34,6 +34,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -46,7 +47,7 @@ from llmpulse.processors.models.runtime import TokenizedModel
 
 __all__ = ["INSTALL_OPENVINO", "OPENVINO_DIR", "OPENVINO_RECIPES", "OpenVinoTextModel", "calibration_texts",
            "compile_openvino", "ffn_inputs", "make_openvino_int8", "openvino_device", "openvino_int8_file",
-           "openvino_recipe_of"]
+           "openvino_recipe_of", "quantize_openvino"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,29 @@ def ffn_inputs(model: Any) -> list[str]:
     return [name for name, width in widths.items() if width == max(widths.values())]
 
 
+def quantize_openvino(model_dir: str | Path, *, ffn_input_only: bool = False,
+                      texts: Sequence[str] | None = None) -> Any:
+    """NNCF's static int8 of the model's fp32 export (``model_type=TRANSFORMER``), its
+    activations calibrated on ``texts`` (default: the shipped ones) tokenised and bucketed as
+    the runtime does; with ``ffn_input_only`` only each layer's FFN input MatMul. Returns the
+    ``openvino.Model`` (not saved)."""
+    import nncf
+    import openvino
+
+    model_dir = Path(model_dir)
+    encoder = TokenizedModel(model_dir, batch_size=32)
+    feeds = [feed for _, feed in encoder.feeds(calibration_texts() if texts is None else texts)]
+    model = openvino.Core().read_model(str(model_dir / ONNX_FP32))
+    ignored = nncf.IgnoredScope()
+    if ffn_input_only:
+        keep = set(ffn_inputs(model))
+        ignored = nncf.IgnoredScope(validate=False, names=[
+            op.get_friendly_name() for op in model.get_ops()
+            if op.get_type_name() == "MatMul" and op.get_friendly_name() not in keep])
+    return nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
+                         subset_size=len(feeds), ignored_scope=ignored)
+
+
 def make_openvino_int8(model_dir: str | Path) -> Path:
     """Quantise the model's fp32 export to OpenVINO int8 with NNCF (its kind's recipe, the
     shipped calibration texts), save it under its cache key, record it in the models folder's
@@ -129,20 +153,11 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
                                     f"not made yet and NNCF is not installed here; run llmpulse models "
                                     f"export {model_dir.name} --dir {model_dir.parent} where it is "
                                     f"({INSTALL_ML})") from None
-    encoder = TokenizedModel(model_dir, batch_size=32)
-    feeds = [feed for _, feed in encoder.feeds(calibration_texts())]
     recipe = target.parent.name.rsplit("-", 1)[0]
+    embedding = json.loads((model_dir / MODEL_INFO).read_text("utf-8")).get("task") == "sentence-embedding"
     logger.info("%s: making the OpenVINO int8 model (recipe %s, once; NNCF calibrates on %d texts, "
                 "a minute for a BERT-base model)", model_dir.name, recipe, len(calibration_texts()))
-    model = openvino.Core().read_model(str(model_dir / ONNX_FP32))
-    ignored = nncf.IgnoredScope()
-    if encoder.task == "sentence-embedding":
-        keep = set(ffn_inputs(model))
-        ignored = nncf.IgnoredScope(validate=False, names=[
-            op.get_friendly_name() for op in model.get_ops()
-            if op.get_type_name() == "MatMul" and op.get_friendly_name() not in keep])
-    quantized = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
-                              subset_size=len(feeds), ignored_scope=ignored)
+    quantized = quantize_openvino(model_dir, ffn_input_only=embedding)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".making-", dir=root))
     try:
@@ -164,7 +179,7 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
             "precision": "int8", "recipe": recipe, "runtime": "openvino",
             "from": f"nncf {nncf.__version__} static int8 (TRANSFORMER) of {ONNX_FP32}, calibrated on "
                     f"{len(calibration_texts())} shipped texts"
-                    + (", only the FFN input MatMuls" if encoder.task == "sentence-embedding" else "")})
+                    + (", only the FFN input MatMuls" if embedding else "")})
         folder.record_export(model_dir.name, xml.removesuffix(".xml") + ".bin", {})
     return target
 
