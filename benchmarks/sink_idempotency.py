@@ -27,11 +27,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from sink_timing import bench_folder
 
 from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks import rows as r
@@ -160,16 +161,13 @@ def main() -> None:
                         help="rows the server adds before the query timings (0: none)")
     args = parser.parse_args()
     calls = sample_calls(args.calls, seed=21, spread_s=6 * 3600)
-    folder = tempfile.mkdtemp(prefix="llmpulse-idem-")
     report: dict[str, Any] = {"benchmark": "sink_idempotency", "calls": args.calls, "batch": args.batch,
                               "redelivered": args.calls - int(args.calls * 0.8) + args.batch // 3}
-    for strategy in ("ledger", "replacing", "token"):
-        store = Store.open(f"chdb://{folder}?database={strategy}_{uuid.uuid4().hex[:6]}")
-        store.migrate()
-        try:
-            report[strategy] = run(strategy, store, calls, args.batch, args.scale_rows)
-        finally:
-            store.close()
+    with bench_folder() as folder:
+        for strategy in ("ledger", "replacing", "token"):
+            with Store.open(f"chdb://{folder}?database={strategy}_{uuid.uuid4().hex[:6]}") as store:
+                store.migrate()
+                report[strategy] = run(strategy, store, calls, args.batch, args.scale_rows)
     ledger = report["ledger"]["query_ms"]["rollup"]
     report["ratio_replacing_final_query_to_ledger_rollup"] = round(
         report["replacing"]["query_ms"]["raw_final"] / ledger, 2)

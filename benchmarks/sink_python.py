@@ -1,16 +1,17 @@
-"""The writer's Python per call, part by part, beside the bare insert of the same calls.
+"""The writer's Python per call, part by part, beside the bare insert of the same rows.
 
 What ``Writer.write`` spends in Python on a batch of enriched calls, measured apart from
 the INSERTs (``sink_insert.py`` times the whole): the ``Sourced`` wrappers the sink makes,
 the routing and in-batch dedupe, the ledger's ids as an Arrow column, the ``calls``
 columns (``call_columns``), their Arrow table, and the verdicts' rows and table. The
-baseline, in the same run: the bare chDB insert of the same calls (``INSERT … SELECT *
-FROM Python(arrow)`` of the prepared rows, as ``sink_insert.py``'s ``bare_python_arrow``)
-(the same rows again each repeat); ``ratio_python_to_bare_insert`` is the writer's Python
-over it (0.5x the bare insert's speed leaves the Python at most ~1x the bare insert minus
-the writer's other statements). CPU time of this process (``time.process_time``, the
-engine's threads included for the insert), best of ``--repeat``, in microseconds a call,
-so other jobs on the machine move it less than wall time. Prints JSON.
+baseline, in the same run: the bare chDB insert of the same rows (``INSERT … SELECT *
+FROM Python(arrow)`` of the prepared calls, then of their verdicts, as ``sink_insert.py``'s
+``bare_python_arrow_same_rows``), each repeat into a fresh database;
+``ratio_python_to_bare_insert`` is the writer's Python over it (0.5x the bare insert's
+speed leaves the Python at most ~1x the bare insert minus the writer's other statements).
+CPU time of this process (``time.process_time``, the engine's threads included for the
+insert), best of ``--repeat``, in microseconds a call, so other jobs on the machine move it
+less than wall time. Prints JSON.
 
     uv run python benchmarks/sink_python.py [--calls 10000] [--repeat 7]
 """
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable
 
 import chdb
-from sink_timing import bare_frame, bare_sql, bench_store, sink_arguments
+from sink_timing import bare_frame, bare_sql, bench_store, fresh_store, sink_arguments, verdicts_frame
 
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.arrow import to_arrow, uuid_array
@@ -50,12 +51,18 @@ def main() -> None:
         columns = r.call_columns(calls)
         pairs = pending["guardrail_verdicts"].sources
         frame = bare_frame(store, r.call_values(calls))  # noqa: F841 - read by name by chDB's Python()
+        verdicts = verdicts_frame(store, calls)  # noqa: F841 - the same
         raw = chdb.connect(folder)  # a bare handle on the same engine, as sink_insert.py's
 
-        def bare_insert() -> float:
+        def bare_insert(database: str) -> float:
             started = time.process_time()
-            raw.query(bare_sql(store.database))  # the same rows again: the table and its views grow
+            raw.query(bare_sql(database))
+            raw.query(bare_sql(database, "guardrail_verdicts", "verdicts"))
             return time.process_time() - started
+
+        def bare_insert_fresh() -> float:
+            with fresh_store(folder, "bare") as fresh:
+                return bare_insert(fresh.database)
 
         parts: dict[str, Callable[[], object]] = {
             "sourced": lambda: [Sourced(c) for c in calls],
@@ -74,7 +81,7 @@ def main() -> None:
                 part()
                 best = min(best, time.process_time() - started)
             us[name] = round(best * 1e6 / len(calls), 3)
-        bare_us = round(min(bare_insert() for _ in range(args.repeat)) * 1e6 / len(calls), 3)
+        bare_us = round(min(bare_insert_fresh() for _ in range(args.repeat)) * 1e6 / len(calls), 3)
         raw.close()
     total = round(sum(us.values()), 3)
     print(json.dumps({

@@ -19,12 +19,11 @@ import json
 import platform
 import random
 import sys
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import chdb
-from sink_timing import writer_rate
+from sink_timing import bench_folder, writer_rate
 
 from llmpulse.schemas import ErrorInfo, SpanEvent, ToolCall
 from llmpulse.sinks.testing import sample_calls
@@ -71,13 +70,13 @@ def main() -> None:
     calls = sample_calls(args.rows, seed=7)
     for call in calls:  # calls only: their verdicts would add guardrail_verdicts rows
         call.verdicts = []
-    folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
     results: dict[str, list[float]] = {"spans": [], "calls": []}
-    for run in range(args.repeat):
-        results["calls"].append(writer_rate(folder, calls, args.batch, "calls"))
-        results["spans"].append(writer_rate(folder, spans, args.batch, "spans"))
-        print(f"run {run + 1}/{args.repeat}: calls {results['calls'][-1]:,.0f}/s, "
-              f"spans {results['spans'][-1]:,.0f}/s", file=sys.stderr, flush=True)
+    with bench_folder() as folder:
+        for run in range(args.repeat):
+            results["calls"].append(writer_rate(folder, calls, args.batch, "calls"))
+            results["spans"].append(writer_rate(folder, spans, args.batch, "spans"))
+            print(f"run {run + 1}/{args.repeat}: calls {results['calls'][-1]:,.0f}/s, "
+                  f"spans {results['spans'][-1]:,.0f}/s", file=sys.stderr, flush=True)
     best = {name: max(values) for name, values in results.items()}
     print(json.dumps({
         "benchmark": "sink_spans",

@@ -5,7 +5,8 @@ store in a temporary folder, and the bare insert every sink benchmark compares w
 in the same chDB folder (so every run starts empty), the events in batches as the sink
 takes them, every row checked in its table afterwards (outside the clock).
 ``sink_python.py`` and ``sink_ledger.py`` share their setup (``sink_arguments``,
-``bench_store``: the folder is removed afterwards).
+``bench_store``). Every sink benchmark keeps its stores in a ``bench_folder`` (removed
+afterwards).
 
     from sink_timing import writer_rate
     rows_per_s = writer_rate(folder, calls, batch=10_000, table="calls")
@@ -14,7 +15,6 @@ takes them, every row checked in its table afterwards (outside the clock).
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 import uuid
@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from llmpulse.schemas import EnrichedCall, Event
 from llmpulse.sinks import rows as r
+from llmpulse.sinks.arrow import to_arrow
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import sample_calls
 from llmpulse.sinks.writer import Sourced, Writer
@@ -35,9 +36,7 @@ def writer_rate(folder: str, events: Sequence[Event], batch: int, table: str, *,
     """Rows per second of ``Writer.write`` on ``events`` in batches of ``batch`` events,
     into a fresh migrated database under ``folder``; raises if a row was rejected or
     ``table`` does not then hold exactly one row per event."""
-    store = Store.open(f"chdb://{folder}?database=w{uuid.uuid4().hex[:8]}")
-    store.migrate()
-    try:
+    with fresh_store(folder, "w") as store:
         writer = Writer(store, deduplicate=deduplicate)
         started = time.perf_counter()
         for start in range(0, len(events), batch):
@@ -46,8 +45,6 @@ def writer_rate(folder: str, events: Sequence[Event], batch: int, table: str, *,
         rate = len(events) / (time.perf_counter() - started)
         stored = store.query(f"SELECT count() FROM {table}").scalar()
         assert stored == len(events), f"{stored} rows in {table} for {len(events)} events"
-    finally:
-        store.close()
     return rate
 
 
@@ -62,16 +59,27 @@ def sink_arguments(doc: str, *, calls: int, repeat: int) -> tuple[argparse.Names
 
 
 @contextmanager
+def bench_folder() -> Iterator[str]:
+    """A new temporary folder for chDB stores, removed afterwards (with what is in it):
+    close the stores opened in it first."""
+    with tempfile.TemporaryDirectory(prefix="llmpulse-bench-", ignore_cleanup_errors=True) as folder:
+        yield folder
+
+
+@contextmanager
 def bench_store(database: str) -> Iterator[tuple[str, Store]]:
-    """A migrated chDB store in a new temporary folder (``(folder, store)``); the store is
-    closed and the folder removed afterwards."""
-    folder = tempfile.mkdtemp(prefix="llmpulse-bench-")
-    try:
-        with Store.open(f"chdb://{folder}?database={database}") as store:
-            store.migrate()
-            yield folder, store
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    """A migrated chDB store in a ``bench_folder`` (``(folder, store)``), closed afterwards."""
+    with bench_folder() as folder, Store.open(f"chdb://{folder}?database={database}") as store:
+        store.migrate()
+        yield folder, store
+
+
+@contextmanager
+def fresh_store(folder: str, prefix: str) -> Iterator[Store]:
+    """A new migrated database (``prefix`` and a random suffix) in ``folder``, closed afterwards."""
+    with Store.open(f"chdb://{folder}?database={prefix}{uuid.uuid4().hex[:8]}") as store:
+        store.migrate()
+        yield store
 
 
 def bare_frame(store: Store, columns: list[list[object]]) -> pa.Table:
@@ -93,6 +101,16 @@ def bare_frame(store: Store, columns: list[list[object]]) -> pa.Table:
         else:
             arrays.append(pa.array(values))
     return pa.Table.from_arrays(arrays, names=list(r.CALL_COLUMNS))
+
+
+def verdicts_frame(store: Store, calls: Sequence[EnrichedCall]) -> pa.Table | None:
+    """The verdicts ``calls`` carry, as the Arrow table the writer inserts (None: none):
+    the bare insert's ``guardrail_verdicts`` rows."""
+    rows = [r.verdict_row(verdict, call) for call in calls for verdict in call.verdicts]
+    if not rows:
+        return None
+    return to_arrow(store.column_types("guardrail_verdicts"), r.VERDICT_COLUMNS,
+                    [list(column) for column in zip(*rows, strict=True)], python_table=True)
 
 
 def bare_sql(database: str, table: str = "calls", frame: str = "frame") -> str:

@@ -14,6 +14,7 @@ Texts over 200 characters are kept as their length and SHA-256.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -94,7 +95,9 @@ def _stored(store: Store) -> dict[str, Any]:
             "verdicts": [_plain(list(row)) for row in verdicts]}
 
 
+@functools.cache
 def _golden() -> dict[str, Any]:
+    """The golden file, read once for the module's tests (they only read it)."""
     return json.loads(GOLDEN.read_text())  # type: ignore[no-any-return]
 
 
