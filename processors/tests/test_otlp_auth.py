@@ -206,6 +206,21 @@ def test_a_refused_token_gets_a_look_at_the_file_at_most_ten_times_a_second(
     assert tokens.refresh().allows(header_sha256("tok-newer"), "billing")
 
 
+def test_a_revocation_needs_two_looks_a_second_apart_not_two_refused_spans(
+        tmp_path: Path) -> None:
+    """Refused spans look at the file ten times a second: two such looks reading the same
+    half-written file must not take a token away; a look a second after the first does."""
+    tokens, path, clock = _followed(tmp_path, "tok-a support-bot\ntok-b billing\n")
+    path.write_text("tok-a support-bot\n")  # caught between an editor's truncate and write
+    first_look = clock.now
+    for _ in range(9):  # 0.0 .. 0.8 s after the first look at this version
+        assert tokens.refresh().allows(header_sha256("tok-b"), "billing")
+        clock.now += 0.1
+    clock.now = first_look + 1.0  # a second after the first look, the same bytes: it holds
+    assert not tokens.refresh().allows(header_sha256("tok-b"), "billing")
+    assert tokens.refresh().allows(header_sha256("tok-a"), "support-bot")
+
+
 def test_an_invalid_tokens_file_keeps_only_the_last_valid_tokens_still_in_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     tokens, path, clock = _followed(tmp_path, "tok-a support-bot\ntok-b billing\n")

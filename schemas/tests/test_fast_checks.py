@@ -23,6 +23,7 @@ from llmpulse.schemas import (
     ScoreResult,
     SpanEvent,
     ToolCall,
+    _fast_checks,
     _limits,
     validate_event,
 )
@@ -144,10 +145,11 @@ def test_the_fast_path_never_accepts_what_the_full_checks_reject(
     assert (raised.value.reason, raised.value.field) == (expected.reason, expected.field)
 
 
-SPAN_PROMPT = replace(PROMPT, retrieved_context=[])
-"""A prompt as the OTLP mapper makes one (no documents); its hex ids are stood in for by
-clean ones (``prompt_of_a_span`` does not search them)."""
-_HEX_IDS = ("call_id", "trace_id", "span_id", "parent_span_id")
+SPAN_PROMPT = replace(PROMPT, retrieved_context=[], trace_id="0af765", span_id="b7ad6b",
+                      parent_span_id="00f067", call_id="otel-0af765-b7ad6b")
+"""A prompt as the OTLP mapper makes one: no documents, the span's ids in hex (short, for
+the small id cap here), the call id built from them (``prompt_of_a_span`` checks that
+shape, not their characters)."""
 
 
 def test_a_span_prompt_takes_its_shortcut_and_remembers_what_it_found_clean() -> None:
@@ -159,12 +161,11 @@ def test_a_span_prompt_takes_its_shortcut_and_remembers_what_it_found_clean() ->
     assert prompt_of_a_span(SPAN_PROMPT, LIMITS, _window(), clean)  # (from what it kept)
 
 
-@pytest.mark.parametrize("change", [c for c in COMMON + MUTATIONS["prompt"]
-                                    if not set(c) & set(_HEX_IDS)], ids=_case_id)
+@pytest.mark.parametrize("change", COMMON + MUTATIONS["prompt"], ids=_case_id)
 def test_the_span_prompts_shortcut_never_accepts_what_the_fast_path_refuses(
         change: dict[str, Any]) -> None:
-    """Every rule ``passes`` holds a prompt to, but the characters of the hex ids the mapper
-    writes, holds in ``prompt_of_a_span`` too, also after a clean prompt filled its memo."""
+    """Every rule ``passes`` holds a prompt to holds in ``prompt_of_a_span`` too, also after
+    a clean prompt filled its memo (a changed hex id no longer has the mapper's shape)."""
     event = replace(SPAN_PROMPT, **change)
     assert not passes(event, LIMITS, _window())
     clean: set[str] = set()
@@ -183,3 +184,32 @@ def test_the_span_prompts_shortcut_holds_the_longest_hex_id_to_the_id_cap() -> N
     window = _limits._Window(Limits(max_id_chars=53), NOW)
     assert not passes(event, Limits(max_id_chars=53), window)
     assert not prompt_of_a_span(event, Limits(max_id_chars=53), window, set())
+
+
+def test_the_span_prompts_shortcut_reads_every_identifier_but_the_hex_ids() -> None:
+    """An identifier added to the prompt's is checked by the shortcut too."""
+    read = set(_fast_checks._SPAN_PROMPT_IDS.__reduce__()[1])
+    assert read | set(_fast_checks._SPAN_HEX_IDS) == {*_fast_checks._CALL, "operation"}
+    assert not read & set(_fast_checks._SPAN_HEX_IDS)
+
+
+@pytest.mark.parametrize("hex_ids", [
+    {"trace_id": "t\x00"}, {"span_id": "s\x07", "call_id": "otel-0af765-s\x07"},
+    {"trace_id": "t\x00", "call_id": "otel-t\x00-b7ad6b"}, {"parent_span_id": "p\x1b"},
+    {"parent_span_id": "p" * 300}, {"call_id": "c1"}], ids=repr)
+def test_the_span_prompts_shortcut_refuses_ids_not_in_the_mappers_shape(
+        hex_ids: dict[str, str]) -> None:
+    event = replace(SPAN_PROMPT, **hex_ids)
+    assert not prompt_of_a_span(event, LIMITS, _window(), set())
+
+
+def test_a_long_clean_attribute_key_does_not_vouch_for_an_identifier() -> None:
+    """Keys have no length cap, identifiers do: a key kept as clean must not let an
+    identifier of the same text skip the cap."""
+    limits = replace(LIMITS, max_attribute_chars=LIMITS.max_id_chars * 2)
+    long = "m" * (LIMITS.max_id_chars + 1)
+    clean: set[str] = set()
+    assert prompt_of_a_span(replace(SPAN_PROMPT, attributes={long: "v"}), limits, _window(), clean)
+    event = replace(SPAN_PROMPT, request_model=long)
+    assert not passes(event, limits, _window())
+    assert not prompt_of_a_span(event, limits, _window(), clean)

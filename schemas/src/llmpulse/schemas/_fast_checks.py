@@ -64,9 +64,9 @@ _CALL = ("app", "environment", "call_id", "trace_id", "span_id", "parent_span_id
 _PROMPT_IDS = attrgetter(*_CALL, "operation")
 _RESPONSE_IDS = attrgetter(*_CALL, "response_model", "response_id", "finish_reason")
 _SPAN_IDS = attrgetter(*_CALL, "name", "operation")
-_SPAN_PROMPT_IDS = attrgetter("app", "environment", "session_id", "user_id", "prompt_id",
-                              "prompt_version", "request_model", "provider", "operation")
-"""A prompt's identifiers but its hex ids (``prompt_of_a_span``)."""
+_SPAN_HEX_IDS = ("call_id", "trace_id", "span_id", "parent_span_id")
+_SPAN_PROMPT_IDS = attrgetter(*(name for name in _CALL if name not in _SPAN_HEX_IDS), "operation")
+"""A prompt's identifiers but the ids the mapper writes in hex (``prompt_of_a_span``)."""
 _ENRICHED_IDS = attrgetter(*_CALL, "incomplete_reason", "scorer_set_version", "policy_version")
 _SCORE_IDS = attrgetter("name", "scorer_version", "backend")
 
@@ -183,25 +183,31 @@ def prompt_of_a_span(event: PromptEvent, limits: Limits, window: _Window, clean:
     """True only when ``passes(event, limits, window)`` is, for a prompt the OTLP mapper built
     from a span, at less cost: its ``call_id``, ``trace_id``, ``span_id`` and
     ``parent_span_id`` must be what the mapper writes, lowercase hex of the span's ids
-    (``otel-<32>-<16>``, 32, 16 and 16 characters), so only the longest one's length is
-    checked, not its characters (a third of the regex's work per call before). Every other
+    (``otel-<32>-<16>``, 32, 16 and 16 characters): that is checked in a few C calls (the
+    call id built from the other two, all of them ASCII letters and digits, the call id and
+    the parent within the cap) instead of the regex (a third of its work per call before). Every other
     identifier and each attribute key is checked as ``passes`` checks it, once: ``clean``
     (the caller's, for these ``limits``) keeps those found clean. False leaves the decision
     (and the error's field and rule) to the full checks, as ``passes``."""
-    if not _base(event, limits, window) or not _operation(event) or event.retrieved_context \
-            or len(event.call_id) > limits.max_id_chars or not _prompt_texts(event, limits, []):
-        return False  # (documents: the mapper gives none; their ids would need the search)
     cap = limits.max_id_chars
+    trace_id, span_id, parent = event.trace_id, event.span_id, event.parent_span_id or ""
+    hex_ids = f"{trace_id}{span_id}{parent}"
+    if not _base(event, limits, window) or not _operation(event) or event.retrieved_context \
+            or event.call_id != f"otel-{trace_id}-{span_id}" or len(event.call_id) > cap \
+            or len(parent) > cap or not (hex_ids.isascii() and hex_ids.isalnum()) \
+            or not _prompt_texts(event, limits, []):
+        return False  # (documents: the mapper gives none; their ids would need the search)
     for value in _SPAN_PROMPT_IDS(event):
         if value and value not in clean:
             if len(value) > cap or CONTROL.search(value) is not None:
                 return False
             clean.add(value)
-    for key in event.attributes:
+    for key in event.attributes:  # (a key has no length cap: one kept is within an id's)
         if key not in clean:
             if CONTROL.search(key) is not None:
                 return False
-            clean.add(key)
+            if len(key) <= cap:
+                clean.add(key)
     return True
 
 

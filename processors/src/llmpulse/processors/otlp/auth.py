@@ -67,6 +67,8 @@ _UNSAFE = re.compile(r"[^\x20-\x7e\t]")
 _MAX_LINE = 4096
 _REFRESH_S = 0.1
 """Least seconds between two looks at the tokens file forced by a refused span."""
+_CONFIRM_S = 1.0
+"""Least seconds between the two looks that must read a version taking rights away."""
 
 
 class TokensFileError(ValueError):
@@ -210,6 +212,7 @@ class TokensFile:
         self._data: bytes | None = Path(path).read_bytes()
         self._valid = self._applied = self._current = TokenBindings._read(self._data, self.path)
         self._pending: bytes | None = None  # a version that narrows, waiting for a second read
+        self._pending_since = 0.0  # when that version was first read
         self._next_look = clock() + interval_s
         self._next_refresh = clock()
 
@@ -219,7 +222,7 @@ class TokensFile:
         now = self.clock()
         if now >= self._next_look:
             self._next_look = now + self.interval_s
-            self._look()
+            self._look(now)
         return self._current
 
     def refresh(self) -> TokenBindings:
@@ -229,10 +232,10 @@ class TokensFile:
         now = self.clock()
         if now >= self._next_refresh:
             self._next_refresh = now + _REFRESH_S
-            self._look()
+            self._look(now)
         return self._current
 
-    def _look(self) -> None:
+    def _look(self, now: float) -> None:
         try:
             data = Path(self.path).read_bytes()
         except OSError as exc:
@@ -254,10 +257,14 @@ class TokensFile:
             candidate = TokenBindings(kept, problem=f"the tokens file is invalid (line {err.line}: "
                                       f"{err.problem}); only tokens of its last valid version "
                                       "are honoured")
-        if candidate.narrows(self._applied) and data != self._pending:
-            # Rights go only when a second look reads the same bytes: a file caught half
-            # rewritten is not a revocation. What it adds holds at once.
-            self._pending, self._current = data, self._applied.widened_by(candidate)
+        if candidate.narrows(self._applied) and (
+                data != self._pending or now - self._pending_since < _CONFIRM_S):
+            # Rights go only when a look at least a second after the first reads the same
+            # bytes: a file caught half rewritten is not a revocation (a refused span's
+            # looks come a tenth of a second apart). What it adds holds at once.
+            if data != self._pending:
+                self._pending, self._pending_since = data, now
+            self._current = self._applied.widened_by(candidate)
             return
         self._pending, self._data, self._applied = None, data, candidate
         self._current = candidate
