@@ -107,10 +107,13 @@ def as_numpy(mask: pa.BooleanArray) -> np.ndarray:
 
 
 def last_per_key(key: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``positions`` keeping, for each key, only the last (ascending order)."""
+    """``positions`` keeping, for each key, only the last (ascending order). ``key`` holds
+    non-negative integers of a small range (a row times the names plus a name's code)."""
     if len(positions) == 0:
         return positions
     keys = key[positions]
+    if np.bincount(keys).max() == 1:  # each key once, the common case: a count, not a sort
+        return positions
     _, first_from_end = np.unique(keys[::-1], return_index=True)
     if len(first_from_end) == len(positions):
         return positions
