@@ -154,13 +154,12 @@ def minilm():
 def _made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Any) -> Path:
     """A folder ``make(folder)`` fills once for the whole run: the xdist workers share it
     (the first makes it under a file lock; the others wait for it and read it)."""
-    import fcntl
+    from llmpulse.processors._locks import exclusive
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     folder = shared / f"made-{name}"
-    with (shared / f"made-{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(shared / f"made-{name}.lock"):
         if not (folder / ".made").is_file():
             folder.mkdir(exist_ok=True)
             make(folder)

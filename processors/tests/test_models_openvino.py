@@ -175,3 +175,41 @@ def test_the_openvino_worker_needs_neither_torch_nor_nncf(detoxify_dir, detoxify
                               "onnxruntime"), detoxify_dir, minilm_dir, "auto")
     assert results["toxicity"] == ("detoxify:generated+openvino-int8", "ok")
     assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+openvino-int8", "ok")
+
+
+def _copy_without_openvino(model_dir: Path, root: Path) -> Path:
+    """The model's models folder copied to ``root``, its OpenVINO int8 models left out."""
+    import shutil
+
+    shutil.copytree(model_dir.parent, root, ignore=shutil.ignore_patterns(OPENVINO_DIR, "*.lock"))
+    return root / model_dir.name
+
+
+def test_an_int8_model_that_cannot_be_made_is_unavailable_not_a_crash(detoxify_dir, tmp_path,
+                                                                     monkeypatch):
+    """NNCF failing (or a read-only folder) raises ModelUnavailableError naming the cause,
+    which the scorers' ``auto`` takes as "the next backend", and leaves no model behind."""
+    from llmpulse.processors.models import openvino_backend
+
+    model_dir = _copy_without_openvino(detoxify_dir, tmp_path / "models")
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("calibration diverged")
+
+    monkeypatch.setattr(openvino_backend, "quantize_openvino", failing)
+    with pytest.raises(ModelUnavailableError, match="RuntimeError: calibration diverged"):
+        OpenVinoTextModel(model_dir, precision="int8")
+    assert not openvino_int8_file(model_dir).is_file()
+
+
+def test_auto_runs_onnx_where_openvino_has_no_int8_model_and_no_nncf(detoxify_dir, minilm_dir,
+                                                                    tmp_path):
+    """The image's path after a recipe or export change (no int8 model yet, no NNCF to make
+    it), and an onnx-extra install (no openvino at all): ``auto`` scores with ONNX Runtime."""
+    detoxify = _copy_without_openvino(detoxify_dir, tmp_path / "detoxify")
+    minilm = _copy_without_openvino(minilm_dir, tmp_path / "minilm")
+    torch_free = ("torch", "transformers", "sentence_transformers", "detoxify", "nncf")
+    for blocked in (torch_free, (*torch_free, "openvino")):
+        results = scores_without(blocked, detoxify, minilm, "auto")
+        assert results["toxicity"] == ("detoxify:generated+onnx-int8", "ok"), blocked
+        assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+onnx-fp32", "ok"), blocked

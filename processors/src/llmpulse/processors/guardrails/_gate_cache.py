@@ -35,17 +35,12 @@ import platform
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from llmpulse.processors._locks import exclusive
 from llmpulse.schemas import environment as env
-
-fcntl: Any
-try:  # pragma: no cover - Windows has no flock: processes there may compile side by side
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
 
 __all__ = ["cache_folder", "cached_compile"]
 
@@ -159,19 +154,6 @@ def _remove_unused(folder: Path) -> None:
                 entry.with_suffix(".lock").unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    if fcntl is None:
-        yield
-        return
-    with open(lock_path, "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def cached_compile(hs: Any, patterns: Patterns, compile_database: Callable[[Patterns], Compiled],
                    folder: Path | None = None, *, recipe: str = "") -> Compiled:
     """``compile_database(patterns)``, or what an earlier process stored for the same
@@ -193,7 +175,7 @@ def cached_compile(hs: Any, patterns: Patterns, compile_database: Callable[[Patt
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _trusted(folder):
             raise PermissionError(f"{folder} is not this user's, or writable by others")
-        with _exclusive(path.with_suffix(".lock")):
+        with exclusive(path.with_suffix(".lock")):
             found = _load(hs, path)  # another process may have compiled it meanwhile
             if found is not None:
                 return found

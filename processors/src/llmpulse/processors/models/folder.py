@@ -89,7 +89,7 @@ class ModelsFolder:
 
     def _write(self, data: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".json.tmp")
+        tmp = self.manifest_path.with_suffix(f".json.{os.getpid()}.tmp")  # one per writer
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", "utf-8")
         tmp.replace(self.manifest_path)
 

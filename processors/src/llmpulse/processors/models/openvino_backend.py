@@ -40,6 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from llmpulse.processors._locks import exclusive
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32
 from llmpulse.processors.models.folder import ModelsFolder, sha256_of
@@ -137,8 +138,12 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
     shipped calibration texts), save it under its cache key, record it in the models folder's
     manifest and remove int8 models of other keys; returns the model's ``model.xml``.
 
+    Processes that start together make it once (a lock in the folder); the others wait and
+    read it.
+
     Raises:
-        ModelUnavailableError: NNCF or OpenVINO is missing, or there is no fp32 export.
+        ModelUnavailableError: NNCF or OpenVINO is missing, there is no fp32 export, or the
+            making failed (a read-only folder, NNCF's error), named in the message.
     """
     model_dir = Path(model_dir)
     if not (model_dir / ONNX_FP32).is_file():
@@ -153,19 +158,33 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
                                     f"not made yet and NNCF is not installed here; run llmpulse models "
                                     f"export {model_dir.name} --dir {model_dir.parent} where it is "
                                     f"({INSTALL_ML})") from None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with exclusive(root / ".making-lock"):  # workers that start together make it once
+            if not target.is_file():  # (made by another process while this one waited)
+                _make(model_dir, target, nncf, openvino)
+    except Exception as exc:  # a read-only folder, NNCF failing: the next backend, not a crash
+        raise ModelUnavailableError(
+            f"OpenVINO int8 model {target.parent.name}",
+            f"could not be made here ({type(exc).__name__}: {exc}); run llmpulse models export "
+            f"{model_dir.name} --dir {model_dir.parent} where the folder is writable") from exc
+    return target
+
+
+def _make(model_dir: Path, target: Path, nncf: Any, openvino: Any) -> None:
+    """Quantise, save under ``target``'s key, drop other keys, record in the manifest."""
+    root = target.parent.parent
     recipe = target.parent.name.rsplit("-", 1)[0]
     embedding = json.loads((model_dir / MODEL_INFO).read_text("utf-8")).get("task") == "sentence-embedding"
     logger.info("%s: making the OpenVINO int8 model (recipe %s, once; NNCF calibrates on %d texts, "
                 "a minute for a BERT-base model)", model_dir.name, recipe, len(calibration_texts()))
     quantized = quantize_openvino(model_dir, ffn_input_only=embedding)
-    root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".making-", dir=root))
     try:
         openvino.save_model(quantized, str(staging / "model.xml"), compress_to_fp16=False)
-        if not target.is_file():  # another process may have made it meanwhile: the same model
-            if target.parent.exists():
-                shutil.rmtree(target.parent)
-            staging.rename(target.parent)
+        if target.parent.exists():  # a half-made one, left by a process that died
+            shutil.rmtree(target.parent)
+        staging.rename(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for other in root.iterdir():
@@ -181,7 +200,6 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
                     f"{len(calibration_texts())} shipped texts"
                     + (", only the FFN input MatMuls" if embedding else "")})
         folder.record_export(model_dir.name, xml.removesuffix(".xml") + ".bin", {})
-    return target
 
 
 class _Session:
@@ -193,7 +211,7 @@ class _Session:
         self.names = [i.get_any_name() for i in compiled.inputs]
 
     def run(self, _outputs: Any, feed: dict[str, Any]) -> list[Any]:
-        return [self.request.infer({name: feed[name] for name in self.names})[0]]
+        return [self.request.infer({name: feed[name] for name in self.names})[0].copy()]
 
 
 def compile_openvino(model: str | Path | Any, device: str = "CPU", threads: int | None = None,
