@@ -2,7 +2,8 @@
 
 ``llmpulse models fetch`` writes a models folder (``catalog`` says what to download,
 ``fetch`` downloads and verifies, ``folder`` keeps its manifest, ``export`` makes the ONNX
-files); the toxicity and embedding scorers read it at run time through ``runtime``.
+files, ``openvino_backend`` the OpenVINO int8 models); the toxicity and embedding scorers
+read it at run time through ``runtime`` (ONNX Runtime, torch) and ``openvino_backend``.
 
 Example:
     >>> from llmpulse.processors.models import Catalog, ModelsFolder

@@ -197,9 +197,12 @@ def list_(root: str, catalog_path: str | None, as_json: bool) -> None:
         unpinned = sum(1 for f in files.values() if not f.get("pinned"))
         onnx_files = [p.rsplit("/", 1)[-1] for p in entry.get("exports", {}) if p.endswith(".onnx")]
         exports = ", ".join(sorted(onnx_files))
+        openvino = ", ".join(sorted({p.split("/")[1] for p in entry.get("exports", {})
+                                     if p.startswith("openvino/")}))
         size = sum(f["size"] for f in files.values()) / 1e6
         click.echo(f"  {name:24} {entry['scorer']:10} {len(files)} files, {size:.1f} MB, "
-                   f"{unpinned} unpinned; onnx: {exports or 'none'}; fetched {entry.get('fetched_at')}")
+                   f"{unpinned} unpinned; onnx: {exports or 'none'}; openvino: {openvino or 'none'}; "
+                   f"fetched {entry.get('fetched_at')}")
 
 
 @models.command("verify")
