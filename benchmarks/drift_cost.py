@@ -1,14 +1,15 @@
 """CPU cost of drift: one window's evaluation per window size, and the extra CPU per event.
 
 - ``evaluation``: closing one window of 500, 2,000 and 10,000 sampled calls against a
-  reference of as many (at least 2,000): every feature's test (KS and tails, rates,
+  reference of as many (at least 2,000): every feature's test (KS and tails, rates as
+  ``rate_test: auto`` picks their test: the scan against these short references,
   categories), the embedding and topic tests on cached vectors. Goal without embeddings:
   a 2,000-call window under 0.1 s of CPU. The embedding of a window's sample by MiniLM
   (64 prompts + 64 answers, a fixed cost whatever the window's size) is measured on its
   own, cold.
 - ``evaluation_after_6_windows``: the same for a 2,000-call window that closes the rate
   tests' 6 windows (5 closed before it), on unchanged traffic and when errors rose in 30%
-  of the calls of the last 3, with the rates' CUSUM (``rate_test: cusum``, the default);
+  of the calls of the last 3, with the rates' CUSUM (``rate_test: cusum``);
   ``..._scan``: the same with the GLR scan (``rate_test: scan``, whose p-values then resolve
   small values: 20,000 deals), and the ratio of the two.
 - ``per_event``: ``DriftMonitor.observe`` per call, windows closing included, when every

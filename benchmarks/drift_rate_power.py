@@ -27,6 +27,14 @@ For each, the share of runs detected within w windows (w = 1..6) by
   ``--scan-windows`` windows, its p-value the share of stationary windows in which it would
   alarm when restarted after each alarm (closed form, averaged over the baseline rate's
   posterior), against the 1,600-call reference and against the long baseline;
+- ``auto_monitor`` / ``auto_monitor_long``: what ``DriftMonitor`` runs by default
+  (``rate_test: auto``, ``compare.rate_test``): the scan while the baseline holds fewer than
+  ``rate_cusum_events`` (200) events, the CUSUM from then on, against the 1,600-call reference
+  and the long baseline (each run's pick by its own baseline's events: the ``scan`` or
+  ``cusum_monitor`` columns' finding for that run);
+- ``cusum_known_rate``: the monitor's CUSUM with the base rate known (a baseline of 1e9
+  calls at it): against ``cusum_monitor_long``, what estimating the rate from 20,000 calls
+  costs; against ``oracle``, what not knowing the change's start costs;
 - ``oracle``: an exact one-sided binomial test of all the calls since the shift began
   (pooled over the windows, not one window alone), at the same level, with the base rate
   *known* and the change's start *known*: no test that must estimate either from the data
@@ -59,6 +67,7 @@ import numpy as np
 from scipy import stats as sps
 
 from llmpulse.processors.drift.baseline import RateBaseline
+from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.cusum import rate_cusum_test
 from llmpulse.processors.drift.stats import rate_scan_test, single_threaded
 
@@ -170,6 +179,10 @@ def main() -> None:
             cusum: list[int | None] = []
             monitor: list[int | None] = []
             monitor_long: list[int | None] = []
+            auto: list[int | None] = []
+            auto_long: list[int | None] = []
+            known: list[int | None] = []
+            switch = DriftConfig().rate_cusum_events
             for sim in range(args.sims):
                 ref = int(rng.binomial(ref_n, base))
                 long_n = args.long_reference_windows * size
@@ -183,7 +196,7 @@ def main() -> None:
                     shift_hits.append(int(rng.binomial(size, rate)))
                     windows.append(shift_hits[-1])
                 found_scan = found_oracle = found_long = found_alone = found_cusum = None
-                found_mon = found_mon_long = None
+                found_mon = found_mon_long = found_known = None
                 base_n = max(long_n, ref_n)
                 for w in range(1, args.windows_after + 1):
                     upto = windows[:2 + w][-args.scan_windows:]
@@ -208,6 +221,9 @@ def main() -> None:
                     if found_mon_long is None and rate_cusum_test(upto, [size] * len(upto), ref_long, base_n
                                                                   ).p_value < args.level:
                         found_mon_long = w
+                    if found_known is None and rate_cusum_test(
+                            upto, [size] * len(upto), round(base * 1e9), 10**9).p_value < args.level:
+                        found_known = w
                     hits, calls = sum(shift_hits[:w]), (size - half) + (w - 1) * size
                     if found_oracle is None and sps.binom.sf(hits - 1, calls, base) < args.level:
                         found_oracle = w
@@ -218,6 +234,9 @@ def main() -> None:
                 cusum.append(found_cusum)
                 monitor.append(found_mon)
                 monitor_long.append(found_mon_long)
+                known.append(found_known)
+                auto.append(found_mon if ref >= switch else found_scan)
+                auto_long.append(found_mon_long if ref_long >= switch else found_long)
             out["rates"][name][str(q)] = {  # type: ignore[index]
                 "rate": [base, round(rate, 4)],
                 "scan_detected_within_w": _detected_within(scan, args.windows_after),
@@ -227,6 +246,9 @@ def main() -> None:
                 "cusum_detected_within_w": _detected_within(cusum, args.windows_after),
                 "cusum_monitor_detected_within_w": _detected_within(monitor, args.windows_after),
                 "cusum_monitor_long_detected_within_w": _detected_within(monitor_long, args.windows_after),
+                "auto_monitor_detected_within_w": _detected_within(auto, args.windows_after),
+                "auto_monitor_long_detected_within_w": _detected_within(auto_long, args.windows_after),
+                "cusum_known_rate_detected_within_w": _detected_within(known, args.windows_after),
             }
         out["stationary"][name] = _stationary(base, size, args)  # type: ignore[index]
     out["wall_s"] = round(time.perf_counter() - started, 1)

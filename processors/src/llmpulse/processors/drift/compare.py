@@ -4,9 +4,10 @@
   exact test of the shares beyond the pooled 2% and 98% quantiles (``<feature>_tail``);
 - rates of bad events (``FeatureSet.rates``: refusals, errors, guardrail flags,
   ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: one sequential test per
-  rate over the last 1..``rate_scan_windows`` windows against the reference's rate, by
-  default a Bernoulli CUSUM (``cusum.rate_cusum_test``, named ``rate_cusum_3w``), or with
-  ``rate_test: scan`` the GLR scan (``stats.rate_scan_test``, ``rate_scan_3w``).
+  rate over the last 1..``rate_scan_windows`` windows against the reference's rate: the GLR
+  scan (``stats.rate_scan_test``, ``rate_scan_3w``) while the rate's baseline holds fewer
+  than ``rate_cusum_events`` events, a Bernoulli CUSUM (``cusum.rate_cusum_test``,
+  ``rate_cusum_3w``) from then on (``rate_test: auto``; ``scan`` or ``cusum``: one only).
   One-sided because a rise is what matters and it halves the p-value of a real rise; a fall
   still shows in the score's KS and tails;
 - categorical features (languages): chi-square of homogeneity (Monte Carlo when sparse);
@@ -64,7 +65,7 @@ from llmpulse.processors.drift.window import DriftKey
 from llmpulse.schemas import DriftResult
 
 __all__ = ["RateCounts", "add_counts", "compare_window", "is_rate_test", "judge_window", "rate_counts",
-           "weights"]
+           "rate_test", "weights"]
 
 RateCounts = dict[str, list[int]]
 """``{rate name: [events, calls]}`` of one window (or several added)."""
@@ -144,12 +145,8 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
             scanned = windows[-(scan_limits or {}).get(name, len(windows)):]
             hits = [w.get(name, (0, 0))[0] for w in scanned]
             calls = [w.get(name, (0, 0))[1] for w in scanned]
-            if cfg.rate_test == "cusum":
-                outcomes.append((name, rate_cusum_test(hits, calls, ref_hits, ref_n, min_calls=need,
-                                                       rise=cfg.rate_cusum_rise)))
-            else:
-                outcomes.append((name, rate_scan_test(hits, calls, ref_hits, ref_n, min_calls=need,
-                                                      seed=seed * 64 + i)))
+            outcomes.append((name, rate_test(cfg, hits, calls, ref_hits, ref_n, min_calls=need,
+                                             seed=seed * 64 + i)))
     if cfg.feedback:
         rf, cf = reference.feedback, current.feedback
         if rf.rated >= _MIN_FEEDBACK and cf.rated >= _MIN_FEEDBACK:  # ordinal: KS, not chi-square
@@ -170,6 +167,17 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
             if cfg.topic_clusters:
                 outcomes.append((f"{side}_topic", topic_test(ref_v, cur_v, cfg.topic_clusters, seed=seed)))
     return outcomes, attributes
+
+
+def rate_test(cfg: DriftConfig, hits: Sequence[int], calls: Sequence[int], ref_hits: int, ref_calls: int, *,
+              min_calls: int = 1, seed: int = 0) -> TestOutcome:
+    """A rate's test over its last windows, as ``cfg.rate_test`` picks it: the CUSUM
+    (``cusum``, or ``auto`` once the baseline holds ``rate_cusum_events`` events), else the
+    scan. Arguments as ``cusum.rate_cusum_test``; ``seed``: the scan's."""
+    if cfg.rate_test == "cusum" or (cfg.rate_test == "auto" and ref_hits >= cfg.rate_cusum_events):
+        return rate_cusum_test(hits, calls, ref_hits, ref_calls, min_calls=min_calls,
+                               rise=cfg.rate_cusum_rise)
+    return rate_scan_test(hits, calls, ref_hits, ref_calls, min_calls=min_calls, seed=seed)
 
 
 def weights(cfg: DriftConfig, outcomes: Sequence[tuple[str, TestOutcome]]) -> list[float]:

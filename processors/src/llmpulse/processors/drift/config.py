@@ -12,7 +12,8 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
       alpha: 0.005              # false-alarm probability per window, all features together
       thresholds: {toxicity: 0.5}        # rate of calls at or above, tested as a rate
       low_thresholds: {relevance: 0.4}   # rate of calls below
-      rate_test: cusum          # rare-event rates: a Bernoulli CUSUM (or "scan", a GLR scan)
+      rate_test: auto           # rare-event rates: a GLR scan while the baseline holds few
+      rate_cusum_events: 200    # ... events, then a Bernoulli CUSUM ("scan", "cusum": one only)
       rate_scan_windows: 6      # ... over the last 1..6 windows
       rate_cusum_rise: 2        # the rise the CUSUM is tuned to (twice the baseline rate)
       rate_weight: 3            # each rate's share of alpha, against 1 for every other test
@@ -111,15 +112,20 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     every span of the last 1..k windows (a scan, ``rate_scan_<k>w``; 1: the window alone):
     a small share of calls going bad shows over several windows before one window can tell,
     and no one knows in advance over how many."""
-    rate_test: Literal["cusum", "scan"] = "cusum"
+    rate_test: Literal["auto", "cusum", "scan"] = "auto"
     """How a rate's windows are tested. ``cusum`` (``drift.cusum``): a Bernoulli CUSUM
     tuned to ``rate_cusum_rise``, its p-value the share of stationary windows in which it
     would alarm, restarted after each alarm (a sequential test's false alarms; closed form,
     averaged over the baseline rate's uncertainty): ``rate_cusum_<k>w``. ``scan``
     (``stats.rate_scan_test``): the GLR scan with an exact per-window p-value, by Monte
-    Carlo: ``rate_scan_<k>w``. Both look at the last ``rate_scan_windows`` windows and are
-    cut at an alarm (``rate_scan_reset``); the CUSUM finds more at the same false alarms
-    (``benchmarks/drift_rate_power.py``)."""
+    Carlo: ``rate_scan_<k>w``. ``auto``: the scan while the rate's baseline holds fewer than
+    ``rate_cusum_events`` events, the CUSUM from then on: the CUSUM pays for a baseline rate
+    it must estimate, much while few events fix it (errors at 1% in a 1,600-call reference:
+    16), where the scan's conditional test pays nothing for it; against a long baseline the
+    CUSUM finds as much or more (``benchmarks/drift_rate_power.py``). All look at the last
+    ``rate_scan_windows`` windows and are cut at an alarm (``rate_scan_reset``)."""
+    rate_cusum_events: PositiveInt = 200
+    """``auto``: the baseline's events from which a rate is tested by the CUSUM."""
     rate_cusum_rise: Annotated[float, Meta(gt=1)] = 2.0
     """The rise of a rate the CUSUM is tuned to, as a multiple of the baseline's."""
     rate_scan_reset: bool = True
@@ -171,11 +177,12 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
             raise ValueError("drift: set window_calls, window_seconds or both")
         if (self.reference_start is None) != (self.reference_end is None):
             raise ValueError("drift: set both reference_start and reference_end, or neither")
-        if self.rate_test == "cusum" and not self.rate_scan_reset:
+        if self.rate_test != "scan" and not self.rate_scan_reset:
             # its p-value is the crossing rate of a CUSUM restarted after each alarm: one left
             # above its threshold would alarm every window, far above alpha
-            raise ValueError("drift: rate_test: cusum needs rate_scan_reset: true (its false-alarm "
-                             "level assumes a restart after each alarm); use rate_test: scan to keep "
+            raise ValueError(f"drift: rate_test: {self.rate_test} needs rate_scan_reset: true (the "
+                             "CUSUM's false-alarm level assumes a restart after each alarm); use "
+                             "rate_test: scan to keep "
                              "scanning after an alarm")
 
 
