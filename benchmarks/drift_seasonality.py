@@ -14,7 +14,10 @@ false-alarm rate, the hours of the day the alarms fell in and the features that 
 then, after the stationary days, a shift of a share of the calls (``--shift`` at
 ``--share``) and the windows each reference needed to see it (its delay). Prints JSON.
 
-    uv run python benchmarks/drift_seasonality.py [--days 8] [--seeds 2]
+    uv run python benchmarks/drift_seasonality.py [--days 8] [--seeds 2] [--modes pinned,trailing]
+
+(``--modes``: a round of some references, to keep each run short; their outputs' reference
+keys join into one.)
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import time
 from datetime import UTC, datetime
 
 from llmpulse.processors.drift import DriftConfig, DriftMonitor, TrafficGenerator
+
+MODES = ("pinned", "trailing", "trailing_2", "seasonal")
 
 
 def run(mode: str, seed: int, args: argparse.Namespace) -> dict[str, object]:
@@ -77,12 +82,13 @@ def main() -> None:
     parser.add_argument("--shift", default="toxicity_up")
     parser.add_argument("--share", type=float, default=0.3)
     parser.add_argument("--windows-after", type=int, default=6)
+    parser.add_argument("--modes", default=",".join(MODES), help="the references to run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
     out: dict[str, object] = {"config": {**vars(args), "locale_cycle": [0.1, 0.3],
                                          "alpha": DriftConfig().alpha}}
-    for mode in ("pinned", "trailing", "trailing_2", "seasonal"):
+    for mode in [m for m in MODES if m in args.modes.split(",")]:
         runs = [run(mode, 500 + seed, args) for seed in range(args.seeds)]
         tested = sum(int(r["tested"]) for r in runs)  # type: ignore[call-overload]
         drifted = sum(int(r["drifted"]) for r in runs)  # type: ignore[call-overload]
