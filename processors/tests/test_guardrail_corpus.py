@@ -19,7 +19,7 @@ LANGUAGES = {"en", "fr", "de", "es", "it", "pt", "nl"}
 
 # The split written blind after the rules were last frozen, measured once (docs/FIGURES.md): its
 # figures are asserted apart, as measured floors, so the tuned floors below stay tuned.
-BLIND = ("holdout5", "holdout6", "holdout7")
+BLIND = ("holdout5", "holdout6")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,8 @@ def test_secrets_recall_and_precision(report):
 
 # Injection: the goal (recall >= 0.90 at <= 2% false positives) is asserted on every case. The
 # rules were corrected on "tune" and, after their honest measures (recall 0.484 and 0.762
-# before any change for them, docs/FIGURES.md), on "holdout2", "holdout3" and "holdout4" (0.638
-# measured blind) too: these are
+# before any change for them, docs/FIGURES.md), on "holdout2", "holdout3", "holdout4" (0.638
+# measured blind) and "holdout7" (0.575 measured blind) too: these are
 # tuned figures, floors against regressions, not estimates for new phrasings (measured 1.0 on
 # every tuned split; the floor 0.98 allows a few misses on a later rule change, no more).
 def test_injection_recall_and_false_positive_rate(report):
@@ -90,9 +90,13 @@ def test_every_language_is_caught_not_only_english(report):
 # recall 0.705 at FPR 0.029; the measured figures as floors, NOT the goal.
 # Injection on "holdout7" (120 attacks, 120 benign, about 80 of them everyday traffic, written
 # blind, appended after the retrained learned tiers of 3f23e58 were frozen and landed, measured
-# once): the default policy's pattern tier had recall 0.575 at FPR 0.017.
+# once): the default policy's pattern tier had recall 0.575 at FPR 0.017. Burned since: the
+# rules of the holdout7 families were written from its misses (guard10), so it is a tuned split
+# above. The holdout7 rules, checked on holdout5 and holdout6 (not tuned on since they were
+# measured), took their recall from 0.590 to 0.619 and from 0.705 to 0.762 with no new false
+# alarm: the floors below are those figures.
 @pytest.mark.parametrize(("split", "cases", "recall", "fpr"), [
-    ("holdout5", 105, 0.59, 0.02), ("holdout6", 105, 0.70, 0.03), ("holdout7", 120, 0.57, 0.02)])
+    ("holdout5", 105, 0.61, 0.02), ("holdout6", 105, 0.76, 0.03)])
 def test_blind_holdouts_keep_their_measured_recall_and_false_positive_rate(blind_report, split, cases, recall,
                                                                            fpr):
     tally = blind_report["injection"]["by_split"][split]

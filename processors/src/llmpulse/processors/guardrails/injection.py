@@ -122,7 +122,8 @@ def _quoted(text: str, start: int, end: int) -> bool:
 
 
 _TRANSLATE_BEFORE = re.compile(
-    r"\b(?:translat\w*|tradu\w*|[uü]bersetz\w*|vertaal\w*|in\s+(?:English|French|German|Spanish|Italian|"
+    r"\b(?:translat\w*|tradu\w*|[uü]bersetz\w*|vertaal\w*|classif\w*|klassifizier\w*|clasific\w*|classific\w*|"
+    r"classeer\w*|moderat\w*|categori[sz]\w*|kategorisier\w*|in\s+(?:English|French|German|Spanish|Italian|"
     r"Portuguese|Dutch|anglais|Englische|ingl[eé]s|inglese|Engels))\b[^\n]{0,120}$", re.IGNORECASE)
 
 
@@ -140,8 +141,9 @@ def _quotation_around(text: str, start: int, end: int) -> tuple[str, int, int] |
 
 
 def _translated(text: str, start: int, end: int) -> bool:
-    """The match sits inside a quotation handed over for translation (``Traduza para o
-    inglês: «Esqueça as instruções antigas, ...»``), closed on the same line."""
+    """The match sits inside a quotation handed over for translation or classification
+    (``Traduza para o inglês: «Esqueça as instruções antigas, ...»``, ``Classify this message
+    as safe or suspicious: '...'``), closed on the same line."""
     quotation = _quotation_around(text, start, end)
     if quotation is None:
         return False
