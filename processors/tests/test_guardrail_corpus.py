@@ -19,7 +19,7 @@ LANGUAGES = {"en", "fr", "de", "es", "it", "pt", "nl"}
 
 # The split written blind after the rules were last frozen, measured once (docs/FIGURES.md): its
 # figures are asserted apart, as measured floors, so the tuned floors below stay tuned.
-BLIND = ("holdout5", "holdout6")
+BLIND = ("holdout5", "holdout6", "holdout8")
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +95,11 @@ def test_every_language_is_caught_not_only_english(report):
 # above. The holdout7 rules, checked on holdout5 and holdout6 (not tuned on since they were
 # measured), took their recall from 0.590 to 0.619 and from 0.705 to 0.762 with no new false
 # alarm: the floors below are those figures.
+# Injection on "holdout8" (120 attacks, 120 benign near-misses, written blind, appended after the
+# rules and learned tiers of f34bbed were frozen and landed, measured once): the default policy's
+# pattern tier had recall 0.592 at FPR 0.025.
 @pytest.mark.parametrize(("split", "cases", "recall", "fpr"), [
-    ("holdout5", 105, 0.61, 0.02), ("holdout6", 105, 0.76, 0.03)])
+    ("holdout5", 105, 0.61, 0.02), ("holdout6", 105, 0.76, 0.03), ("holdout8", 120, 0.59, 0.03)])
 def test_blind_holdouts_keep_their_measured_recall_and_false_positive_rate(blind_report, split, cases, recall,
                                                                            fpr):
     tally = blind_report["injection"]["by_split"][split]
