@@ -65,8 +65,8 @@ from llmpulse.processors.pipeline import Enricher, join
 
 CORPUS = Path(__file__).resolve().parent.parent / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 MB = 1 << 20
-SPLITS = ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8",
-          "all")
+SPLITS = ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
+          "holdout8", "all")
 """The corpus splits each figure is given for (``all``: every case)."""
 
 
