@@ -103,7 +103,8 @@ class ToxicityConfig(_Section, frozen=True):
     model is its ``detoxify-<model_type>`` sub-folder."""
     precision: Literal["fp32", "int8"] = "int8"
     """The exported model's: int8 (ONNX Runtime: dynamic quantisation; OpenVINO: NNCF static
-    quantisation, the rest in bf16 on an AMX CPU; both within 0.02 of torch) or fp32."""
+    quantisation, the rest in bf16 on an AMX CPU; both within 0.02 of torch on generated BERT
+    weights, unverified on the real checkpoint) or fp32."""
     model_type: str = "original"
     """The Detoxify model: ``original``, ``unbiased``, ``multilingual`` (the models folder's
     sub-folder, or the torch hub cache when there is no folder and no checkpoint)."""
