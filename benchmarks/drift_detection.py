@@ -117,14 +117,37 @@ def _partial(modes: dict[str, DriftConfig], shifts: tuple[str, ...], windows_bef
 PARTS = ("shifts", "partial", "history", "stationary")
 
 
+_ROUND_KEYS = ("parts", "shifts_run", "shares", "modes")
+"""What may differ between rounds of one run (every other setting must be the same)."""
+
+
 def _merge(paths: list[str]) -> dict[str, object]:
-    """Rounds' JSON outputs joined: their tables merged cell by cell (a later round's cell
-    replaces an earlier one's), the goals checked again on the whole, the walls added."""
+    """Rounds' JSON outputs joined: their tables merged cell by cell, the goals checked again
+    on the whole (``goals_incomplete`` names a reference whose cells are not all there), the
+    walls added. Rounds run with other settings (window, seeds, references, embeddings) are
+    refused, and so is a cell two rounds both measured.
+
+    Raises:
+        SystemExit: the rounds do not belong to one run.
+    """
     out: dict[str, object] = {}
     walls: list[float] = []
+    settings: dict[str, object] | None = None
     for path in paths:
         with open(path) as handle:
             part = json.load(handle)
+        config = {k: v for k, v in part.get("config", {}).items() if k not in _ROUND_KEYS}
+        if settings is not None and config != settings:
+            differ = sorted(k for k in config.keys() | settings.keys() if config.get(k) != settings.get(k))
+            raise SystemExit(f"{path}: run with other settings than the rounds before ({', '.join(differ)})")
+        settings = config
+        for key in ("partial", "partial_history"):
+            for mode, shifts in part.get(key, {}).items():
+                for shift, cells in shifts.items():
+                    have = out.get(key, {}).get(mode, {}).get(shift, {})  # type: ignore[union-attr]
+                    if twice := sorted(set(cells) & set(have)):
+                        raise SystemExit(f"{path}: {key} {mode} {shift} q={','.join(twice)} "
+                                         "measured by an earlier round too")
         walls.append(float(part.pop("wall_s", 0.0)))
         part.pop("goals", None)
         part.pop("goals_history", None)
@@ -149,10 +172,12 @@ def _merge(paths: list[str]) -> dict[str, object]:
 
 
 def _add_goals(out: dict[str, object]) -> None:
-    if "partial" in out:
-        out["goals"] = _goals(out["partial"], out)  # type: ignore[arg-type]
-    if "partial_history" in out:
-        out["goals_history"] = _goals(out["partial_history"], out, HISTORY_SHIFTS)  # type: ignore[arg-type]
+    for table, goals, names in (("partial", "goals", SHIFTS),
+                                ("partial_history", "goals_history", HISTORY_SHIFTS)):
+        if table in out:
+            out[goals] = _goals(out[table], out, names)  # type: ignore[arg-type]
+            if missing := sorted(set(out[table]) - set(out[goals])):  # type: ignore[arg-type]
+                out[f"{goals}_incomplete"] = missing  # (a reference without every cell)
 
 
 def _names(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
