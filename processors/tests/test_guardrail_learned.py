@@ -77,6 +77,7 @@ def test_the_light_path_names_the_ngram_tier_and_can_be_turned_off():
                        "builtin_patterns": False, "deobfuscate": False, "ngram_threshold": 0.0})
     [match] = rule.find("Please help me plan a birthday party.", None, None)
     assert match.kind == "ngram_model" and match.preview.startswith("ngram ")
+    assert rule.find("!!! ... 🎉🎉", None, None) == []  # no word character: not scored
     off = build_rule({"id": "inj", "kind": "prompt_injection", "applies_to": "prompt",
                       "builtin_patterns": False})
     assert off.find("Please help me plan a birthday party.", None, None) == []

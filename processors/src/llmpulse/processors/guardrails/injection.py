@@ -190,6 +190,8 @@ _QUESTION = re.compile(r"\?|\b(?:explain|what|why|how|which)\b", re.IGNORECASE)
 
 
 _SENTENCE_END = re.compile(r"[.!?\n]")
+_WORD = re.compile(r"\w")
+"""What the n-gram tier needs in a text to score it (punctuation, emoji or blanks: not read)."""
 
 
 def _markup_discussed(text: str, start: int, end: int) -> bool:
@@ -389,7 +391,7 @@ class InjectionRule(Rule):
     def find(self, text: str, labels: set[str] | None, call: EnrichedCall | None,
              where: str = "prompt") -> list[Match]:
         out = self._pattern_find(text, labels)
-        if not out and self.ngram is not None:
+        if not out and self.ngram is not None and _WORD.search(text) is not None:
             p = self.ngram.scores([text])[0]
             threshold = threshold_for(self.ngram_threshold, where)
             if p >= threshold:

@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-__all__ = ["MAX_DEPTH", "OtlpDecodeError", "attributes", "decode_traces", "hex_id", "plain_value"]
+__all__ = ["MAX_DEPTH", "OtlpDecodeError", "attributes", "decode_traces", "plain_value"]
 
 MAX_DEPTH = 32
 """Deepest nesting of an attribute value (arrays and maps) or of message JSON we read."""
@@ -129,7 +129,3 @@ def attributes(pairs: Any) -> dict[str, Any]:
             out[pair.key] = plain_value(value)
     return out
 
-
-def hex_id(raw: bytes) -> str:
-    """A trace or span id as lowercase hex ('' when absent)."""
-    return raw.hex()

@@ -304,7 +304,7 @@ class OtlpMapper:
             raise SchemaError("missing_ids", "the span needs a 16-byte trace id, an 8-byte span "
                               "id, a start time and an end time not before it",
                               field="$.span_id" if len(raw_trace) == 16 else "$.trace_id")
-        trace_id, span_id = raw_trace.hex(), raw_span.hex()  # (_wire.hex_id inline)
+        trace_id, span_id = raw_trace.hex(), raw_span.hex()  # (the ids call_id_for takes)
         raw_parent = span.parent_span_id
         parent_id = raw_parent.hex() if len(raw_parent) == 8 and raw_parent != _ZERO_SPAN else None
         optional = not _OPTIONAL_KEYS.isdisjoint(attrs)  # (below: "if optional else None")

@@ -101,6 +101,8 @@ class OtlpStage:
         self.settings = settings
         self.mapper = mapper
         self.tokens = tokens
+        if tokens is not None:
+            mapper.refresh_bindings = tokens.refresh  # (asked before a span is refused)
         self.topics = topics
         self.counts: Counter[str] = mapper.counts
         self.metrics = metrics if metrics is not None else PipelineMetrics("otlp")
@@ -115,7 +117,6 @@ class OtlpStage:
         mapper = self.mapper
         if self.tokens is not None:
             mapper.bindings = self.tokens.bindings()
-            mapper.refresh_bindings = self.tokens.refresh  # (before a span is refused)
         prompts: list[PromptEvent] = []
         responses: list[ResponseEvent] = []
         steps: list[Event] = []
