@@ -11,6 +11,13 @@ are bounded at once by the length of their concatenation (within ``max_id_chars`
 every one is); one regex search covers the identifiers and the attribute keys; the time
 window is built once per reading of the clock (see ``_limits``).
 
+The OTLP mapper has two shortcuts of its own here, beside the rules they share, under the
+same rule (True only where the full checks accept; False leaves them to decide):
+:func:`answer_after_its_prompt` checks only what an answer adds to the prompt the mapper
+has just accepted, and :func:`prompt_of_a_span` verifies that the ids have the shape the
+mapper writes (hex, ``otel-<trace>-<span>``) instead of searching them, and searches the
+other ids and keys once per set of limits.
+
 Example:
     >>> from datetime import UTC, datetime
     >>> from llmpulse.schemas import FeedbackEvent, Limits, PromptEvent

@@ -83,8 +83,9 @@ _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embeddin
                       "rerank": "rerank"}
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
 _CLEAN_MAX = 4096
-"""Identifiers and keys kept as found clean, at most (then forgotten: a span's model,
-provider, app ... are few, its hex ids are not kept)."""
+"""Identifiers and keys kept as found clean: the set is emptied at a record's start once it
+holds more (a span's model, provider, app ... are few, its hex ids are not kept; one record
+of many distinct session or user ids can grow it past this until the next record)."""
 _RESPONSE_BITS = 0x5A5A_5A5A_5A5A_5A5A  # flips random bits of the low 62 only
 _OPTIONAL_CALL_FIELDS = (("session_id", ("gen_ai.conversation.id", "session.id")),
                          ("user_id", ("user.id", "enduser.id")),
