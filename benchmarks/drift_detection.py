@@ -47,6 +47,8 @@ import sys
 import time
 from collections import Counter
 
+from bench_cli import names
+
 from llmpulse.processors.drift import DRIFT_SHIFTS, RATE_SHIFTS, SHIFTS, CachedEmbedder, DriftConfig
 from llmpulse.processors.drift.evaluation import measure_detection
 
@@ -172,21 +174,12 @@ def _merge(paths: list[str]) -> dict[str, object]:
 
 
 def _add_goals(out: dict[str, object]) -> None:
-    for table, goals, names in (("partial", "goals", SHIFTS),
+    for table, goals, judged in (("partial", "goals", SHIFTS),
                                 ("partial_history", "goals_history", HISTORY_SHIFTS)):
         if table in out:
-            out[goals] = _goals(out[table], out, names)  # type: ignore[arg-type]
+            out[goals] = _goals(out[table], out, judged)  # type: ignore[arg-type]
             if missing := sorted(set(out[table]) - set(out[goals])):  # type: ignore[arg-type]
                 out[f"{goals}_incomplete"] = missing  # (a reference without every cell)
-
-
-def _names(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
-    """A comma-separated subset of ``known`` (empty: all), in ``known``'s order."""
-    wanted = [t for t in text.split(",") if t]
-    unknown = sorted(set(wanted) - set(known))
-    if unknown:
-        raise SystemExit(f"unknown: {', '.join(unknown)} (known: {', '.join(known)})")
-    return tuple(k for k in known if k in wanted) if wanted else known
 
 
 def main() -> None:
@@ -217,9 +210,9 @@ def main() -> None:
     if args.merge:
         print(json.dumps(_merge(args.merge), indent=2))
         return
-    parts = _names("stationary" if args.stationary_only else args.parts, PARTS)
+    parts = names("stationary" if args.stationary_only else args.parts, PARTS)
     args.shares = tuple(float(q) for q in args.shares.split(","))
-    chosen = _names(args.shifts, SHIFTS)
+    chosen = names(args.shifts, SHIFTS)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     embedder = None
@@ -261,7 +254,7 @@ def main() -> None:
         print(f"{shift}: done", file=sys.stderr)
     modes = {mode: DriftConfig(**{**{f: getattr(config, f) for f in config.__struct_fields__},
                                   "reference": mode, "reference_windows": args.reference_windows})
-             for mode in _names(args.modes, ("pinned", "trailing"))}
+             for mode in names(args.modes, ("pinned", "trailing"))}
     if "partial" in parts:
         out["partial"] = _partial(modes, chosen, 2, args, embedder)
     history = tuple(s for s in HISTORY_SHIFTS if s in chosen)
