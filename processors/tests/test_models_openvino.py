@@ -213,3 +213,20 @@ def test_auto_runs_onnx_where_openvino_has_no_int8_model_and_no_nncf(detoxify_di
         results = scores_without(blocked, detoxify, minilm, "auto")
         assert results["toxicity"] == ("detoxify:generated+onnx-int8", "ok"), blocked
         assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+onnx-fp32", "ok"), blocked
+
+
+def test_the_int8_models_key_follows_the_export_and_the_calibration_set(detoxify_dir, monkeypatch):
+    """Another fp32 export or another calibration set is another folder: made again, never
+    an int8 model calibrated for something else."""
+    from llmpulse.processors.models import openvino_backend
+
+    before = openvino_int8_file(detoxify_dir)
+    monkeypatch.setattr(openvino_backend, "_fp32_sha256", lambda _dir: "0" * 64)
+    after_export = openvino_int8_file(detoxify_dir)
+    monkeypatch.undo()
+    assert openvino_int8_file(detoxify_dir) == before
+    monkeypatch.setattr(openvino_backend, "_calibration_digest", lambda: "1" * 64)
+    after_calibration = openvino_int8_file(detoxify_dir)
+    assert len({before, after_export, after_calibration}) == 3
+    assert {p.parent.name.rsplit("-", 1)[0] for p in (before, after_export, after_calibration)} == {
+        OPENVINO_RECIPES["default"]}
