@@ -8,7 +8,8 @@ down 13.5% -> 51% of the ~60 thumbs a window (``feedback_collapse``).
 
 For each, the share of runs detected within w windows (w = 1..6) by
 
-- ``scan``: ``stats.rate_scan_test`` (what ``DriftMonitor`` runs) at ``--level``, by
+- ``scan``: ``stats.rate_scan_test`` (what ``DriftMonitor``'s ``rate_test: scan`` runs, and
+  ``auto`` while a baseline holds few events) at ``--level``, by
   default the level weighted Holm gives a rate in the benchmark's family when it has the
   smallest p-value (alpha 0.005 x 3 / 43: 25 other tests of weight 1, 6 rates of 3; the
   tool-mix category, one more test, makes it 3 / 44);

@@ -230,3 +230,18 @@ def test_the_int8_models_key_follows_the_export_and_the_calibration_set(detoxify
     assert len({before, after_export, after_calibration}) == 3
     assert {p.parent.name.rsplit("-", 1)[0] for p in (before, after_export, after_calibration)} == {
         OPENVINO_RECIPES["default"]}
+
+
+def test_a_model_without_its_onnx_export_is_unavailable_not_a_crash(detoxify_dir, tmp_path):
+    """No fp32 export and no record of it in the manifest: the int8 model's key cannot be
+    computed; that is ModelUnavailableError (auto's next backend), not FileNotFoundError."""
+    import json
+
+    model_dir = _copy_without_openvino(detoxify_dir, tmp_path / "models")
+    (model_dir / "onnx" / "model.onnx").unlink()
+    manifest = ModelsFolder(model_dir.parent).manifest_path
+    data = json.loads(manifest.read_text())
+    data["models"][model_dir.name]["exports"] = {}
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ModelUnavailableError, match="no ONNX export"):
+        OpenVinoTextModel(model_dir, precision="int8")

@@ -110,3 +110,16 @@ def test_uuid_columns_take_text_among_the_ids() -> None:
     assert uuid_array([str(first), second]).to_pylist() == [first.bytes, second.bytes]
     with pytest.raises(ValueError):
         uuid_array([first, "not an id"])
+
+
+def test_last_per_key_keeps_each_keys_last_position_whatever_the_keys_range() -> None:
+    """Sparse keys (a row times many score names) must not cost a count over their range."""
+    import numpy as np
+
+    from llmpulse.sinks.columns import last_per_key
+
+    positions = np.arange(4)
+    assert last_per_key(np.array([3, 1, 3, 2]), positions).tolist() == [1, 2, 3]
+    assert last_per_key(np.array([0, 10**12, 7, 10**12 - 1]), positions).tolist() == [0, 1, 2, 3]
+    assert last_per_key(np.array([10**12, 5, 10**12, 5]), positions).tolist() == [2, 3]
+    assert last_per_key(np.array([4, 9]), np.array([], dtype=np.int64)).tolist() == []

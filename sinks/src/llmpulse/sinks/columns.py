@@ -112,8 +112,9 @@ def last_per_key(key: np.ndarray, positions: np.ndarray) -> np.ndarray:
     if len(positions) == 0:
         return positions
     keys = key[positions]
-    if np.bincount(keys).max() == 1:  # each key once, the common case: a count, not a sort
-        return positions
+    if keys.max() < 8 * len(keys) + 1024 and np.bincount(keys).max() == 1:
+        return positions  # each key once, the common case: a count, not a sort (a count's
+        # memory is the keys' range: only where it is near their number)
     _, first_from_end = np.unique(keys[::-1], return_index=True)
     if len(first_from_end) == len(positions):
         return positions

@@ -123,7 +123,7 @@ def _quoted(text: str, start: int, end: int) -> bool:
 
 _TRANSLATE_BEFORE = re.compile(
     r"\b(?:translat\w*|tradu\w*|[uü]bersetz\w*|vertaal\w*|classif\w*|klassifizier\w*|clasific\w*|classific\w*|"
-    r"classeer\w*|moderat\w*|categori[sz]\w*|kategorisier\w*|in\s+(?:English|French|German|Spanish|Italian|"
+    r"classeer\w*|moderat(?!ely)\w*|categori[sz]\w*|kategorisier\w*|in\s+(?:English|French|German|Spanish|Italian|"
     r"Portuguese|Dutch|anglais|Englische|ingl[eé]s|inglese|Engels))\b[^\n]{0,120}$", re.IGNORECASE)
 
 

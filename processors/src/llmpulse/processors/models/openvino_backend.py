@@ -264,7 +264,11 @@ class OpenVinoTextModel(TokenizedModel):
         except ImportError:
             raise ModelUnavailableError("openvino", f"not installed: {INSTALL_OPENVINO}") from None
         if precision == "int8":
-            file = openvino_int8_file(model_dir)
+            try:  # (its key reads the fp32 export's hash, from the manifest or the file)
+                file = openvino_int8_file(model_dir)
+            except OSError as exc:
+                raise ModelUnavailableError(str(model_dir / ONNX_FP32), f"no ONNX export ({exc}); run "
+                                            "llmpulse models export") from None
             if not file.is_file():
                 file = make_openvino_int8(model_dir)
         else:
@@ -279,9 +283,9 @@ class OpenVinoTextModel(TokenizedModel):
             target = "CPU"
         try:
             self.session = compile_openvino(file, target, threads, "f32" if precision == "fp32" else None)
+            rest = self.session.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         except Exception as exc:  # OpenVINO raises its own error types
             raise ModelUnavailableError(str(file), f"{type(exc).__name__}: {exc}") from None
         self.input_names = self.session.names
-        rest = self.session.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.provider = f"OpenVINO {target} ({'int8, the rest ' if precision == 'int8' else ''}{rest})"
         self.file = file
