@@ -19,7 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from llmpulse.processors.otlp import MappedRecord
 from llmpulse.schemas import Limits, PromptEvent, ResponseEvent
 
-__all__ = ["RECORDED", "T0", "recorded_calls", "traces"]
+__all__ = ["RECORDED", "T0", "recorded_calls", "shortcut_outcomes", "traces"]
 
 T0 = (time.time_ns() // 10**9 - 3_600) * 10**9  # an hour ago: inside the accepted window
 RECORDED = Limits(max_past_seconds=20 * 365 * 86_400)
@@ -99,3 +99,34 @@ def recorded_calls(record: MappedRecord) -> tuple[Call, Call, Call]:
     assert (response.usage.input_tokens, response.usage.output_tokens) == (7, 5)
     assert response.latency_ms > 0 and response.call_id == prompt.call_id
     return plain, streamed, failed
+
+
+Outcome = tuple[list[bytes], list[tuple[str, str | None]]]
+"""A mapped record's events, encoded, and its dead letters' (reason, field)."""
+
+
+def shortcut_outcomes(monkeypatch: Any, data: bytes, limits: Limits,
+                      shortcut: str) -> tuple[Outcome, list[bool], Outcome]:
+    """What the mapper makes of ``data`` with its shortcut check ``shortcut`` (a name in
+    ``otlp.mapper``) as it is, the answers that shortcut gave, and what the mapper makes with
+    the shortcut always declining (every event validated in full)."""
+    from llmpulse.processors.otlp import OtlpMapper
+    from llmpulse.processors.otlp import mapper as mapper_module
+    from llmpulse.schemas import encode_event
+
+    def outcome() -> Outcome:
+        record = OtlpMapper(limits=limits).map_record(data)
+        events = [encode_event(e) for e in record.prompts + record.responses]
+        return events, [(d.reason, d.error_field) for d in record.dead_letters]
+
+    real = getattr(mapper_module, shortcut)
+    taken: list[bool] = []
+
+    def spy(*args: Any) -> bool:
+        taken.append(real(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(mapper_module, shortcut, spy)
+    checked = outcome()
+    monkeypatch.setattr(mapper_module, shortcut, lambda *args: False)
+    return checked, taken, outcome()

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status, TracesData
-from otlp_spans import RECORDED, T0, recorded_calls, traces
+from otlp_spans import RECORDED, T0, recorded_calls, shortcut_outcomes, traces
 
 from llmpulse.processors.otlp import OtlpMapper, TokenBindings, header_sha256
 from llmpulse.processors.otlp.auth import TOKEN_HASH_ATTRIBUTE
-from llmpulse.schemas import Limits, encode_event
+from llmpulse.schemas import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "otlp_fixtures"
 
@@ -318,25 +318,9 @@ def test_the_answers_shortcut_never_keeps_what_validation_would_refuse(
              for n, (variant, (start, end)) in enumerate(
                  ((v, t) for v in variants for t in times), start=1)]
     data = traces(*spans).SerializeToString()
-
-    def outcome() -> tuple[list[bytes], list[tuple[str, str | None]]]:
-        record = OtlpMapper(limits=limits).map_record(data)
-        events = [encode_event(e) for e in record.prompts + record.responses]
-        return events, [(d.reason, d.error_field) for d in record.dead_letters]
-
-    from llmpulse.processors.otlp import mapper as mapper_module
-    shortcut = mapper_module.answer_after_its_prompt
-    taken: list[bool] = []
-
-    def spy(response: Any, limits: Limits, now: Any) -> bool:
-        taken.append(shortcut(response, limits, now))
-        return taken[-1]
-
-    monkeypatch.setattr(mapper_module, "answer_after_its_prompt", spy)
-    checked = outcome()
+    checked, taken, unchecked = shortcut_outcomes(monkeypatch, data, limits, "answer_after_its_prompt")
     assert sum(taken) >= 5 and not all(taken)  # the shortcut is taken, and declined
-    monkeypatch.setattr(mapper_module, "answer_after_its_prompt", lambda *args: False)
-    assert checked == outcome()
+    assert checked == unchecked
     assert len(checked[0]) >= 20 and len(checked[1]) >= 40  # both outcomes are exercised
     assert {reason for reason, _ in checked[1]} >= {
         "control_character", "limit_exceeded", "timestamp_out_of_range"}

@@ -7,10 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from otlp_spans import T0, traces
+from otlp_spans import T0, shortcut_outcomes, traces
 
-from llmpulse.processors.otlp import OtlpMapper
-from llmpulse.schemas import Limits, encode_event
+from llmpulse.schemas import Limits
 
 CURRENT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
            "gen_ai.request.model": "gpt-4o",
@@ -50,25 +49,9 @@ def test_the_prompts_shortcut_never_keeps_what_validation_would_refuse(
              for n, (variant, start) in enumerate(
                  ((v, t) for v in variants for t in (T0, T0 - 40 * 86_400 * 10**9)), start=1)]
     data = traces(*spans).SerializeToString()
-
-    def outcome() -> tuple[list[bytes], list[tuple[str, str | None]]]:
-        record = OtlpMapper(limits=limits).map_record(data)
-        events = [encode_event(e) for e in record.prompts + record.responses]
-        return events, [(d.reason, d.error_field) for d in record.dead_letters]
-
-    from llmpulse.processors.otlp import mapper as mapper_module
-    shortcut = mapper_module.prompt_of_a_span
-    taken: list[bool] = []
-
-    def spy(*args: Any) -> bool:
-        taken.append(shortcut(*args))
-        return taken[-1]
-
-    monkeypatch.setattr(mapper_module, "prompt_of_a_span", spy)
-    checked = outcome()
+    checked, taken, unchecked = shortcut_outcomes(monkeypatch, data, limits, "prompt_of_a_span")
     assert sum(taken) >= 5 and not all(taken)  # the shortcut is taken, and declined
-    monkeypatch.setattr(mapper_module, "prompt_of_a_span", lambda *args: False)
-    assert checked == outcome()
+    assert checked == unchecked
     assert len(checked[0]) >= 10 and len(checked[1]) >= 20  # both outcomes are exercised
     assert {reason for reason, _ in checked[1]} >= {
         "control_character", "limit_exceeded", "timestamp_out_of_range"}
