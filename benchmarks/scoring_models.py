@@ -21,7 +21,11 @@ turn of the heavy lock; the parts' keys are those of a whole run.
 ``--models DIR`` measures a models folder with ``detoxify-original`` (generated, as above) and
 ``minilm`` already exported (``llmpulse models export``) instead of making and exporting one
 (three minutes), so that a run fits a short turn of the heavy lock; ``onnx_export_and_quantize_s``
-is then null.
+is then null. Without it, writing the generated Detoxify weights is timed in
+``onnx_export_and_quantize_s`` (with the MiniLM copy and both exports) and
+``detoxify_load_s`` is torch's load alone (before the shared ``model_bench`` setup, the
+weights were in ``detoxify_load_s``); ``openvino_int8_make_s`` times the OpenVINO int8
+models, made where missing.
 """
 
 from __future__ import annotations
