@@ -12,15 +12,18 @@ Example::
 
 from __future__ import annotations
 
-import gc
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from llmpulse.schemas.commandline import health_address_option, serve_command_health
+from llmpulse.schemas.runtime import freeze_start_heap
 
-__all__ = ["freeze_start_heap", "health_options", "run_with_health"]
+__all__ = ["health_options", "run_with_health"]
+
+logger = logging.getLogger(__name__)
 
 
 def health_options(default_address: str) -> Callable[[Any], Any]:
@@ -51,20 +54,14 @@ def run_with_health(app: Any, health_address: str, *, loglevel: str) -> None:
     health = app.llmpulse_health
     server = serve_command_health(click, health.metrics.registry, health.readiness,
                                   health_address)
-    freeze_start_heap()
+    # The start-up heap (modules, the configuration, genai-prices' table, the app) lives as
+    # long as the process: out of every full collection from here on (DESIGN: "Events are
+    # gc=False structs; Faust services freeze their start-up heap").
+    frozen = freeze_start_heap()
+    logger.debug("start-up heap frozen: %d objects", frozen)
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
     finally:
         if server is not None:
             server.stop()
 
-
-def freeze_start_heap() -> None:
-    """Move every object made so far (modules, compiled rules, genai-prices' table of some
-    26,000 objects, the app) out of the cycle collector's reach (``gc.freeze``): they live
-    as long as the process, yet each full collection walked them all again, and a worker
-    under load makes one every few thousand calls. What a frozen object still holds is
-    freed by reference counting as before; only a cycle made before the freeze that later
-    becomes garbage would stay (start-up makes none that matters)."""
-    gc.collect()
-    gc.freeze()

@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import sys
@@ -29,6 +28,7 @@ from llmpulse.schemas.commandline import (
     serve_command_health,
 )
 from llmpulse.schemas.errors import LlmpulseError
+from llmpulse.schemas.runtime import freeze_start_heap
 
 if TYPE_CHECKING:
     from llmpulse.sinks.store import Store
@@ -207,8 +207,7 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
         # The start-up heap (the ClickHouse engine's bindings, pyarrow, clickhouse-connect,
         # the Kafka client: long-lived) leaves the cycle collector's reach, as the worker's
         # does: each full collection walked it again while a batch of events was buffered.
-        gc.collect()
-        gc.freeze()
+        freeze_start_heap()
         stats = running.run(stop)
     except LlmpulseError as exc:
         raise click.ClickException(str(exc)) from exc
