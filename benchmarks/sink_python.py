@@ -28,25 +28,19 @@ from sink_timing import bare_frame, bare_sql, bench_store, fresh_store, sink_arg
 
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.arrow import to_arrow, uuid_array
-from llmpulse.sinks.writer import TABLE_ORDER, Sourced, Writer, WriteResult, _columns, _Pending
+from llmpulse.sinks.writer import Sourced, WriteResult, _columns, _Pending, route
 
 
 def main() -> None:
     args, calls = sink_arguments(__doc__ or "", calls=10_000, repeat=7)
     with bench_store("python_parts") as (folder, store):
         call_types, verdict_types = store.column_types("calls"), store.column_types("guardrail_verdicts")
-        writer = Writer(store)
         items = [Sourced(c) for c in calls]
 
-        def route() -> dict[str, _Pending]:
-            pending = {table: _Pending() for table in TABLE_ORDER}
-            seen: set[int] = set()
-            result = WriteResult()
-            for item in items:
-                writer._route(item, pending, seen, result)
-            return pending
+        def routed() -> dict[str, _Pending]:
+            return route(items, WriteResult())
 
-        pending = route()
+        pending = routed()
         ids = [i for batch in pending.values() for i in batch.ids]
         columns = r.call_columns(calls)
         pairs = pending["guardrail_verdicts"].sources
@@ -66,7 +60,7 @@ def main() -> None:
 
         parts: dict[str, Callable[[], object]] = {
             "sourced": lambda: [Sourced(c) for c in calls],
-            "route": route,
+            "route": routed,
             "ledger_ids_arrow": lambda: uuid_array(ids, python_table=True),
             "call_columns": lambda: r.call_columns(calls),
             "calls_arrow": lambda: to_arrow(call_types, r.CALL_COLUMNS, columns, python_table=True),

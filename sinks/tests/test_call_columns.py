@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
 
 from llmpulse.schemas import EnrichedCall
-from llmpulse.sinks.arrow import _uuid_bytes, to_arrow, uuid_array
+from llmpulse.sinks.arrow import _timestamp_micros, _uuid_bytes, to_arrow, uuid_array
 from llmpulse.sinks.rows import CALL_COLUMNS, call_columns, call_row, call_values
 from llmpulse.sinks.testing import VARIED_AT, varied_calls
 
@@ -110,6 +111,34 @@ def test_uuid_columns_take_text_among_the_ids() -> None:
     assert uuid_array([str(first), second]).to_pylist() == [first.bytes, second.bytes]
     with pytest.raises(ValueError):
         uuid_array([first, "not an id"])
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 65_536])
+def test_timestamps_are_each_instants_microseconds_whatever_the_batch_size(count: int) -> None:
+    # MessagePack's timestamp 64 cut out of msgspec's encoding (1, 3 or 5 byte header), and
+    # every other form (a whole second, before 1970, naive, None) through Arrow's own reading.
+    india = timezone(timedelta(hours=5, minutes=30))
+    instants = [AT + timedelta(microseconds=7 * i + 1) for i in range(count)]
+    instants[0] = instants[0].astimezone(india)
+    assert _timestamp_micros(instants) is not None
+    kind = {"at": "DateTime64(6, 'UTC')"}
+    odd = [[*instants, AT.replace(microsecond=0)], [*instants, datetime(1969, 7, 20, 20, 17, 40, 5, UTC)],
+           [*instants, datetime(2026, 1, 1, 0, 0, 0, 1)], [*instants, None]]
+    for values in [instants, *odd]:
+        column = to_arrow(kind, ["at"], [values], python_table=True).column("at")
+        assert column.equals(pa.chunked_array([pa.array(values, pa.timestamp("us", tz="UTC"))]))
+    assert all(_timestamp_micros(values) is None for values in odd)
+
+
+@pytest.mark.parametrize("python_table", [True, False])
+def test_a_string_column_of_one_value_is_that_value_in_every_row(python_table: bool) -> None:
+    kind = {"app": "LowCardinality(String)"}
+    for values in (["bot"] * 5, ["bot", "other", "bot", "bot", "bot"], ["é"] * 3, ["bot", None, "bot"]):
+        column = to_arrow(kind, ["app"], [values], python_table=python_table).column("app")
+        expected = pa.array(values, pa.string() if python_table else pa.binary())
+        assert column.equals(pa.chunked_array([expected])), values
+    with pytest.raises(TypeError):
+        to_arrow(kind, ["app"], [["bot", b"bot", 3, "bot"]])  # not repeated: Arrow refuses as before
 
 
 def test_last_per_key_keeps_each_keys_last_position_whatever_the_keys_range() -> None:

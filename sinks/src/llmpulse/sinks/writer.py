@@ -27,7 +27,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
+
+import msgspec
 
 from llmpulse.schemas import (
     Alert,
@@ -45,7 +47,7 @@ from llmpulse.sinks import rows as r
 from llmpulse.sinks.errors import RowsRejected
 from llmpulse.sinks.store import Store
 
-__all__ = ["TABLE_ORDER", "Rejected", "Sourced", "WriteResult", "Writer"]
+__all__ = ["TABLE_ORDER", "Rejected", "Sourced", "WriteResult", "Writer", "route"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +93,12 @@ _FB_CALL, _FB_PROMPT, _FB_VERSION, _FB_MODEL, _FB_ATTRIBUTED = (
     r.FEEDBACK_COLUMNS.index(c) for c in ("call_id", "prompt_id", "prompt_version", "model", "attributed"))
 
 
-class Sourced(NamedTuple):
+class Sourced(msgspec.Struct, frozen=True, gc=False):
     """An event and where it came from (for the dead-letter record if it is refused).
 
-    A named tuple: the sink makes one per event, and a frozen dataclass costs ~1.5 us."""
+    A msgspec struct, made in C: the sink makes one per event (0.1 us, against 0.5 for a
+    named tuple and ~1.5 for a frozen dataclass). Out of the cycle collector's reach
+    (``gc=False``): it holds an event and plain values, never itself."""
 
     event: Event
     topic: str | None = None
@@ -143,6 +147,54 @@ class _Pending:
     ids: list[uuid.UUID] = field(default_factory=list)
 
 
+def route(items: Sequence[Sourced], result: WriteResult) -> dict[str, _Pending]:
+    """The batch's events by table (``TABLE_ORDER``), in arrival order, each event id once:
+    a later event with an id already in the batch counts in ``result.duplicates``; an event
+    the sink does not store goes to ``result.rejected``. An enriched call's verdicts follow
+    it into ``guardrail_verdicts``, paired with the call (``(verdict, call)``)."""
+    pending = {table: _Pending() for table in TABLE_ORDER}
+    seen: set[int] = set()  # the ids' integers: a UUID's own hash is a Python call
+    remember = seen.add
+    calls, verdicts = pending["calls"], pending["guardrail_verdicts"]
+    call_sources, call_items, call_ids = calls.sources.append, calls.items.append, calls.ids.append
+    duplicates = 0
+    for item in items:
+        event = item.event
+        kind = type(event)
+        if kind is EnrichedCall:  # most events: its appends bound once for the batch
+            event_id = event.event_id
+            if event_id.int in seen:
+                duplicates += 1
+            else:
+                remember(event_id.int)
+                call_sources(event)
+                call_items(item)
+                call_ids(event_id)
+            for verdict in event.verdicts:  # type: ignore[union-attr]
+                duplicates += _add(verdicts, (verdict, event), verdict.event_id, item, seen)
+        elif kind is GuardrailVerdict:
+            duplicates += _add(verdicts, (event, None), event.event_id, item, seen)
+        elif kind in _TABLE_OF:
+            duplicates += _add(pending[_TABLE_OF[kind]], event, event.event_id, item, seen)
+        else:
+            result.rejected.append(Rejected(item, "", "unsupported_event",
+                                            f"the sink stores no {kind.__name__}"))
+    result.duplicates += duplicates
+    return pending
+
+
+def _add(target: _Pending, source: Any, event_id: uuid.UUID, item: Sourced, seen: set[int]) -> int:
+    """Append an event to ``target`` unless its id is in ``seen``: 1 for a duplicate, else 0.
+    (``route`` does the same for calls with its bound appends.)"""
+    if event_id.int in seen:
+        return 1
+    seen.add(event_id.int)
+    target.sources.append(source)  # mapped to columns after the ledger lookup
+    target.items.append(item)
+    target.ids.append(event_id)
+    return 0
+
+
 class Writer:
     """Writes batches of events to their tables, once each.
 
@@ -166,12 +218,10 @@ class Writer:
             StoreUnavailable: the store cannot take writes now; retry the whole batch.
         """
         result = WriteResult()
-        pending = {table: _Pending() for table in TABLE_ORDER}
-        seen: set[int] = set()  # the ids' integers: a UUID's own hash is a Python call
-        for item in items:
-            self._route(item, pending, seen, result)
-        if self.deduplicate and seen:
-            stored = self.store.existing_event_ids([i for batch in pending.values() for i in batch.ids])
+        pending = route(items, result)
+        if self.deduplicate:
+            ids = [i for batch in pending.values() for i in batch.ids]
+            stored = self.store.existing_event_ids(ids) if ids else None
             if stored:
                 result.duplicates += self._drop(pending, stored)
         result.insert_started = time.time()
@@ -180,46 +230,6 @@ class Writer:
             if batch.sources:
                 result.written[table] = self._insert(table, batch.sources, batch.items, result)
         return result
-
-    def _route(self, item: Sourced, pending: dict[str, _Pending], seen: set[int],
-               result: WriteResult) -> None:
-        event = item.event
-        kind = type(event)
-        if kind is EnrichedCall:  # most events: _add inlined (a call per event costs);
-            # keep this dedupe-and-append in step with _add's.
-            assert isinstance(event, EnrichedCall)
-            event_id = event.event_id
-            if event_id.int in seen:
-                result.duplicates += 1
-            else:
-                seen.add(event_id.int)
-                calls = pending["calls"]
-                calls.sources.append(event)
-                calls.items.append(item)
-                calls.ids.append(event_id)
-            if event.verdicts:
-                verdicts = pending["guardrail_verdicts"]
-                for verdict in event.verdicts:
-                    self._add(verdicts, (verdict, event), verdict.event_id, item, seen, result)
-        elif kind is GuardrailVerdict:
-            self._add(pending["guardrail_verdicts"], (event, None), event.event_id, item, seen, result)
-        elif kind in _TABLE_OF:
-            self._add(pending[_TABLE_OF[kind]], event, event.event_id, item, seen, result)
-        else:
-            result.rejected.append(Rejected(item, "", "unsupported_event",
-                                            f"the sink stores no {kind.__name__}"))
-
-    @staticmethod
-    def _add(target: _Pending, source: Any, event_id: uuid.UUID, item: Sourced, seen: set[int],
-             result: WriteResult) -> None:
-        # _route inlines these same lines for calls: change both together.
-        if event_id.int in seen:
-            result.duplicates += 1
-            return
-        seen.add(event_id.int)
-        target.sources.append(source)  # mapped to columns after the ledger lookup
-        target.items.append(item)
-        target.ids.append(event_id)
 
     @staticmethod
     def _drop(pending: dict[str, _Pending], stored: set[uuid.UUID]) -> int:
