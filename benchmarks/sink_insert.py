@@ -22,7 +22,11 @@ gives each repeat's writer over the same repeat's bare insert (the spread under 
 pipeline its statements (reverted in 9e29a8f), are the writer's own figures: it is serial.
 ``ratio_writer_to_bare_same_rows`` compares with the bare insert of the calls and their
 verdicts. Rates count calls (events) on every side. Each side first writes
-``WARM_UP_CALLS`` calls once, untimed, into a database of its own (``_warm_up``).
+``WARM_UP_CALLS`` calls once, untimed, into a database of its own (``_warm_up``). Then the
+set-up's heap (the sample calls, the imported modules) is frozen out of the cycle
+collector's walks with ``freeze_start_heap``, as the sink does before it consumes
+(``gc_frozen_objects``); ``writer_full_collections`` and ``writer_full_collections_ms``
+count the full collections during the writer runs, and their time.
 
     uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
 """
@@ -36,9 +40,18 @@ import time
 
 import chdb
 import pyarrow as pa
-from sink_timing import bare_frame, bare_sql, bench_folder, fresh_store, verdicts_frame, writer_rate
+from sink_timing import (
+    FullCollections,
+    bare_frame,
+    bare_sql,
+    bench_folder,
+    fresh_store,
+    verdicts_frame,
+    writer_rate,
+)
 
 from llmpulse.schemas import EnrichedCall
+from llmpulse.schemas.runtime import freeze_start_heap
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.store import Store
 from llmpulse.sinks.testing import sample_calls
@@ -99,11 +112,14 @@ def main() -> None:
     results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": [],
                                        "native_encoder": [], "bare_python_arrow_same_rows": []}
     mapping: list[float] = []
+    collections = FullCollections()
     with bench_folder() as folder:
         _warm_up(folder, calls[:WARM_UP_CALLS])
+        frozen = freeze_start_heap()  # the set-up's heap (the sample calls), as the sink freezes its own
         for _ in range(args.repeat):
             for name, dedup in (("writer", True), ("writer_no_dedup", False)):
-                results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
+                with collections.watching():
+                    results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
 
             with fresh_store(folder, "n") as store:
                 started = time.perf_counter()
@@ -141,6 +157,9 @@ def main() -> None:
             results["writer"], results["bare_python_arrow"], strict=True)],
         "ratio_writer_to_bare_same_rows_per_repeat": [round(w / b, 3) for w, b in zip(
             results["writer"], results["bare_python_arrow_same_rows"], strict=True)],
+        "gc_frozen_objects": frozen,
+        "writer_full_collections": collections.count,
+        "writer_full_collections_ms": round(collections.ms, 1),
         "chdb": chdb.__version__, "python": platform.python_version(), "machine": platform.machine(),
     }, indent=2))
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import chdb
 from sink_timing import bare_frame, bare_sql, bench_store, fresh_store, sink_arguments, verdicts_frame
 
+from llmpulse.schemas.runtime import freeze_start_heap
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.arrow import to_arrow, uuid_array
 from llmpulse.sinks.writer import Sourced, WriteResult, _columns, _Pending, route
@@ -47,6 +48,7 @@ def main() -> None:
         frame = bare_frame(store, r.call_values(calls))  # noqa: F841 - read by name by chDB's Python()
         verdicts = verdicts_frame(store, calls)  # noqa: F841 - the same
         raw = chdb.connect(folder)  # a bare handle on the same engine, as sink_insert.py's
+        freeze_start_heap()  # the set-up's heap, as sink_insert.py and the sink freeze theirs
 
         def bare_insert(database: str) -> float:
             started = time.process_time()

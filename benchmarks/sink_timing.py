@@ -5,7 +5,8 @@ store in a temporary folder, and the bare insert every sink benchmark compares w
 in the same chDB folder (so every run starts empty), the events in batches as the sink
 takes them, every row checked in its table afterwards (outside the clock).
 ``sink_python.py`` and ``sink_ledger.py`` share their setup (``sink_arguments``,
-``bench_store``). Every sink benchmark keeps its stores in a ``bench_folder`` (removed
+``bench_store``). ``FullCollections`` counts the cycle collector's full collections in a
+timed block. Every sink benchmark keeps its stores in a ``bench_folder`` (removed
 afterwards).
 
     from sink_timing import writer_rate
@@ -15,6 +16,7 @@ afterwards).
 from __future__ import annotations
 
 import argparse
+import gc
 import tempfile
 import time
 import uuid
@@ -46,6 +48,34 @@ def writer_rate(folder: str, events: Sequence[Event], batch: int, table: str, *,
         stored = store.query(f"SELECT count() FROM {table}").scalar()
         assert stored == len(events), f"{stored} rows in {table} for {len(events)} events"
     return rate
+
+
+class FullCollections:
+    """The cycle collector's full (generation 2) collections while it is installed
+    (``gc.callbacks``): how many, and their wall time in milliseconds."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ms = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.ms += (time.perf_counter() - self._started) * 1e3
+
+    @contextmanager
+    def watching(self) -> Iterator[FullCollections]:
+        """Count while inside the block (added to what was counted before)."""
+        gc.callbacks.append(self)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self)
 
 
 def sink_arguments(doc: str, *, calls: int, repeat: int) -> tuple[argparse.Namespace, list[EnrichedCall]]:

@@ -12,13 +12,14 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import pyarrow as pa
 import pytest
 
 from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks.arrow import _timestamp_micros, _uuid_bytes, to_arrow, uuid_array
 from llmpulse.sinks.rows import CALL_COLUMNS, call_columns, call_row, call_values
-from llmpulse.sinks.testing import VARIED_AT, varied_calls
+from llmpulse.sinks.testing import VARIED_AT, sample_calls, varied_calls
 
 AT = VARIED_AT
 
@@ -32,6 +33,25 @@ def test_each_call_in_a_batch_gets_the_row_it_has_alone() -> None:
     columns = call_values(batch)
     for i, call in enumerate(batch):
         assert tuple(column[i] for column in columns) == call_row(call), call.call_id
+
+
+def test_a_batch_of_one_scorer_set_gets_the_rows_of_any_batch() -> None:
+    """Calls that all carry the same scorers in the same order take the names, statuses
+    and versions from the first call where every call agrees: their rows must be the rows
+    the general path gives them (forced by one call of another lineup in the batch)."""
+    calls = sample_calls(40, seed=3)
+    toxicity = calls[5].scores[0]
+    changed = [  # a status and a version that differ from the other calls' at their position
+        msgspec.structs.replace(calls[5], scores=[msgspec.structs.replace(toxicity, status="error"),
+                                                  *calls[5].scores[1:]]),
+        msgspec.structs.replace(calls[9], scores=[msgspec.structs.replace(toxicity, scorer_version="9"),
+                                                  *calls[9].scores[1:]])]
+    other = msgspec.structs.replace(calls[0], scores=calls[0].scores[:1])
+    for batch in (calls, [*calls[:5], changed[0], *calls[6:9], changed[1], *calls[10:]]):
+        alone = call_values(batch)
+        mixed = call_values([*batch, other])
+        assert [column[:len(batch)] for column in mixed] == alone
+    assert call_values(changed)[CALL_COLUMNS.index("scores_unavailable")][0] == ["toxicity", "groundedness"]
 
 
 def test_nested_values_are_stored_as_the_contract_says() -> None:

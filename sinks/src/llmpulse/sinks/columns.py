@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any, cast
 
 import msgspec
@@ -24,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = ["as_numpy", "as_python", "attribute_maps", "attribute_text", "attributes_map", "json_lines",
-           "last_per_key", "offsets", "row_offsets", "string_lists"]
+           "last_per_key", "offsets", "per_position", "repeated_lineup", "row_offsets", "same_lineup",
+           "string_lists"]
 
 _json = msgspec.json.Encoder()
 
@@ -65,7 +67,7 @@ def attribute_maps(maps: Sequence[Mapping[str, object]]) -> pa.MapArray:
         items = pa.array([v if type(v) is str else _LITERALS[v] if v is None or type(v) is bool
                           else str(v) if type(v) is int else attribute_text(v) for v in values], pa.string())
     return pa.MapArray.from_arrays(offsets(map(len, maps), len(maps)),
-                                   pa.array([k for m in maps for k in m], pa.string()), items)
+                                   pa.array(list(chain.from_iterable(maps)), pa.string()), items)
 
 
 def offsets(counts: Iterable[int], n: int) -> pa.Array:
@@ -124,3 +126,32 @@ def last_per_key(key: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def row_offsets(rows: np.ndarray, n: int) -> pa.Array:
     """List offsets for values whose rows are ``rows`` (ascending)."""
     return pa.array(np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n)))).astype(np.int32))
+
+
+def same_lineup(names: list[str], counts: np.ndarray) -> list[str] | None:
+    """The names every row holds, in the same order and each once, when all rows agree
+    (``names``: all rows' names in row order, ``counts``: each row's number); else None."""
+    k = int(counts[0]) if len(counts) else 0
+    if k == 0 or not (counts == k).all():
+        return None
+    lineup = names[:k]
+    if len(set(lineup)) != k or names != lineup * len(counts):
+        return None
+    return lineup
+
+
+def per_position(values: list[Any], k: int) -> bool:
+    """Whether rows of ``k`` strings (``values``, row after row) all hold the first row's:
+    each position one string, compared position by position in C."""
+    for j, first in enumerate(values[:k]):
+        if type(first) is not str:
+            return False
+        column = values[j::k]
+        if column.count(first) != len(column):
+            return False
+    return True
+
+
+def repeated_lineup(lineup: Sequence[str], n: int) -> pa.Array:
+    """``lineup`` once per row for ``n`` rows, as one string column (no text converted per row)."""
+    return pa.array(lineup, pa.string()).take(np.tile(np.arange(len(lineup)), n))

@@ -45,7 +45,10 @@ from llmpulse.sinks.columns import (
     attributes_map,
     json_lines,
     last_per_key,
+    per_position,
+    repeated_lineup,
     row_offsets,
+    same_lineup,
     string_lists,
 )
 
@@ -123,7 +126,9 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
     responses = [c.response for c in calls]
     usages = [r.usage if r is not None else None for r in responses]
     errors = [r.error if r is not None else None for r in responses]
-    tool_counts = [len(r.tool_calls) if r else 0 for r in responses]
+    tools = [r.tool_calls if r else _NONE for r in responses]
+    tool_counts = list(map(len, tools))
+    documents = [p.retrieved_context if p else _NONE for p in prompts]
     scores = _score_columns(calls)
     attributes = [c.attributes for c in calls]
     for row, extra in scores.provenance.items():
@@ -150,8 +155,7 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
         attribute_maps([p.template_variables if p else _EMPTY for p in prompts]),
         [(r.text or "") if r else "" for r in responses],
         [e.message if e else "" for e in errors],
-        string_lists([len(p.retrieved_context) if p else 0 for p in prompts],
-                      [d.id for p in prompts if p for d in p.retrieved_context]),
+        string_lists(list(map(len, documents)), [d.id for d in chain.from_iterable(documents)]),
         [p.temperature if p else None for p in prompts],
         [p.max_tokens if p else None for p in prompts],
         [p.expects_json if p else False for p in prompts],
@@ -174,13 +178,14 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
          or (r.parent_span_id if r else None) or ""
          for c, p, r in zip(calls, prompts, responses, strict=True)],
         tool_counts,
-        string_lists(tool_counts, [t.name for r in responses if r for t in r.tool_calls]),
+        string_lists(tool_counts, [t.name for t in chain.from_iterable(tools)]),
         [u.reasoning_tokens if u else 0 for u in usages],
         [u.cache_creation_input_tokens if u else 0 for u in usages],
     ]
 
 
 _EMPTY: dict[str, str] = {}
+_NONE: tuple[()] = ()
 
 
 class _Scores(NamedTuple):
@@ -196,23 +201,44 @@ def _score_columns(calls: Sequence[EnrichedCall]) -> _Scores:
     """The score columns of a batch from all its scores at once.
 
     A score with status ``ok`` and a value fills its typed column or ``custom_scores``;
-    any other, unless ``not_applicable``, is listed in ``scores_unavailable``.
+    any other, unless ``not_applicable``, is listed in ``scores_unavailable``. A batch
+    whose calls all carry the same scorers in the same order, each once (the usual case:
+    one scorer set), takes the names, statuses and versions from the first call wherever
+    every call agrees, instead of converting each score's text.
     """
     n = len(calls)
     lists = [c.scores for c in calls]
     scores = list(chain.from_iterable(lists))
-    rows = np.repeat(np.arange(n), np.fromiter(map(len, lists), np.int64, n))
-    plain = pa.array([s.name for s in scores], pa.string())
-    names = plain.dictionary_encode()
-    codes = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    dictionary = names.dictionary.to_pylist()
-    statuses = pa.array([s.status for s in scores], pa.string())
+    counts = np.fromiter(map(len, lists), np.int64, n)
+    rows = np.repeat(np.arange(n), counts)
+    names = [s.name for s in scores]
+    statuses = [s.status for s in scores]
+    versions = [s.scorer_version for s in scores]
     values = pa.array([s.value for s in scores], pa.float64())
-    is_ok = as_numpy(pc.and_(pc.equal(statuses, "ok"), values.is_valid()))
-    missing = ~is_ok & as_numpy(pc.not_equal(statuses, "not_applicable"))
-    key = rows * max(len(dictionary), 1) + codes
-    named = last_per_key(key, np.arange(len(scores)))
-    valued = last_per_key(key, np.flatnonzero(is_ok))
+    lineup = same_lineup(names, counts)
+    if lineup is not None:  # each name once a call: every score is its name's last
+        k = len(lineup)
+        plain = repeated_lineup(lineup, n)
+        codes = np.tile(np.arange(k), n)
+        dictionary = lineup
+        status_text = repeated_lineup(statuses[:k], n) if per_position(statuses, k) else None
+        version_text = repeated_lineup(versions[:k], n) if per_position(versions, k) else None
+    else:
+        plain = pa.array(names, pa.string())
+        encoded = plain.dictionary_encode()
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        dictionary = encoded.dictionary.to_pylist()
+        status_text = version_text = None
+    if status_text is None:
+        status_text = pa.array(statuses, pa.string())
+    is_ok = as_numpy(pc.and_(pc.equal(status_text, "ok"), values.is_valid()))
+    missing = ~is_ok & as_numpy(pc.not_equal(status_text, "not_applicable"))
+    if lineup is not None:
+        named, valued = np.arange(len(scores)), np.flatnonzero(is_ok)
+    else:
+        key = rows * max(len(dictionary), 1) + codes
+        named = last_per_key(key, np.arange(len(scores)))
+        valued = last_per_key(key, np.flatnonzero(is_ok))
     slot = np.array([TYPED_SCORES.index(name) if name in TYPED_SCORES else -1 for name in dictionary],
                     np.int64)[codes[valued]]
     typed = []
@@ -229,14 +255,15 @@ def _score_columns(calls: Sequence[EnrichedCall]) -> _Scores:
             if score.attributes:  # a cost's price source: "<score>.<key>", in score order
                 extra = provenance.setdefault(int(rows[i]), {})
                 extra.update({f"{score.name}.{k}": v for k, v in score.attributes.items()})
-    versions = pa.array([s.scorer_version for s in scores], pa.string())
+    if version_text is None:
+        version_text = pa.array(versions, pa.string())
     return _Scores(
         typed=typed,
         custom=pa.MapArray.from_arrays(row_offsets(rows[custom], n), plain.take(custom),
                                        values.take(custom)),
         unavailable=pa.ListArray.from_arrays(row_offsets(rows[unavailable], n), plain.take(unavailable)),
         versions=pa.MapArray.from_arrays(row_offsets(rows[named], n), plain.take(named),
-                                         versions.take(named)),
+                                         version_text.take(named)),
         provenance=provenance,
     )
 
