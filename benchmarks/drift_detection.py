@@ -194,8 +194,8 @@ def main() -> None:
                         help="stationary windows before the shift in partial_history (0: skip it)")
     parser.add_argument("--rate-reference-calls", type=int, default=None,
                         help="the rates' baseline cap (default: DriftConfig's)")
-    parser.add_argument("--rate-weight", type=float, default=None,
-                        help="each rate test's weight in the Holm family (default: DriftConfig's)")
+    parser.add_argument("--rate-share", type=float, default=None,
+                        help="the rates' tests' share of alpha (default: DriftConfig's)")
     parser.add_argument("--no-embeddings", action="store_true")
     parser.add_argument("--stationary-only", action="store_true",
                         help="only the long stationary runs (false alarms), no shifts (--parts stationary)")
@@ -227,14 +227,14 @@ def main() -> None:
                          reference_embedding_sample=256,
                          **({} if args.rate_reference_calls is None
                             else {"rate_reference_calls": args.rate_reference_calls}),
-                         **({} if args.rate_weight is None else {"rate_weight": args.rate_weight}))
+                         **({} if args.rate_share is None else {"rate_share": args.rate_share}))
     started = time.perf_counter()
     out: dict[str, object] = {
         "config": {"window_calls": args.window, "reference_calls": config.reference_calls,
                    "alpha": config.alpha, "embedding_sample": config.embedding_sample,
                    "reference_embedding_sample": config.reference_embedding_sample,
                    "embeddings": config.embeddings, "seeds": args.seeds, "shift_offset": 0.5,
-                   "rate_reference_calls": config.rate_reference_calls, "rate_weight": config.rate_weight,
+                   "rate_reference_calls": config.rate_reference_calls, "rate_share": config.rate_share,
                    "history_windows": args.history_windows, "parts": list(parts),
                    "shifts_run": list(chosen), "shares": list(args.shares), "modes": args.modes},
         "shifts": {},

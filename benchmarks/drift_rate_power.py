@@ -9,10 +9,10 @@ down 13.5% -> 51% of the ~60 thumbs a window (``feedback_collapse``).
 For each, the share of runs detected within w windows (w = 1..6) by
 
 - ``scan``: ``stats.rate_scan_test`` (what ``DriftMonitor``'s ``rate_test: scan`` runs, and
-  ``auto`` while a baseline holds few events) at ``--level``, by
-  default the level weighted Holm gives a rate in the benchmark's family when it has the
-  smallest p-value (alpha 0.005 x 3 / 43: 25 other tests of weight 1, 6 rates of 3; the
-  tool-mix category, one more test, makes it 3 / 44);
+  ``auto`` on a short baseline) at ``--level``, by default the level weighted Holm gives a
+  rate in the benchmark's family when it has the smallest p-value (alpha 0.005 x
+  ``rate_share`` 0.75 / 6 rates = 6.25e-4; 3.49e-4 before ``rate_share``, when each of the 6
+  rates weighed 3 against 1 for each of 25 other tests);
 - ``scan_long``: the same scan against the rates' long baseline of
   ``--long-reference-windows`` windows (default 100: ``rate_reference_calls`` 20,000 at
   windows of 200; the short reference's calls and as many more), as a pinned key has once
@@ -29,10 +29,10 @@ For each, the share of runs detected within w windows (w = 1..6) by
   alarm when restarted after each alarm (closed form, averaged over the baseline rate's
   posterior), against the 1,600-call reference and against the long baseline;
 - ``auto_monitor`` / ``auto_monitor_long``: what ``DriftMonitor`` runs by default
-  (``rate_test: auto``, ``compare.rate_test``): the scan while the baseline holds fewer than
-  ``rate_cusum_events`` (200) events, the CUSUM from then on, against the 1,600-call reference
-  and the long baseline (each run's pick by its own baseline's events: the ``scan`` or
-  ``cusum_monitor`` columns' finding for that run);
+  (``rate_test: auto``, ``compare.uses_cusum``): the CUSUM where the baseline's calls times
+  the rate's ``rate_prior`` reach ``rate_cusum_events`` (300), the scan elsewhere, against the
+  1,600-call reference and the long baseline (the ``scan`` or ``cusum_monitor`` columns'
+  finding, as the pick says);
 - ``cusum_known_rate``: the monitor's CUSUM with the base rate known (a baseline of 1e9
   calls at it): against ``cusum_monitor_long``, what estimating the rate from 20,000 calls
   costs; against ``oracle``, what not knowing the change's start costs;
@@ -51,11 +51,16 @@ against short references (``--reference-windows``, a new draw every
 ``--stationary-run`` windows, so the reference's own noise counts), at
 ``--stationary-level`` and at ``--stationary-low-level`` (closer to the monitor's level).
 
+``--levels L1,L2,...`` (``by_level``): instead of all that, the monitor's rate test
+(``compare.rate_test``, against the 1,600-call reference and the long baseline) and the
+oracle at each level, from one run's p-values on the same draws: what a larger share of
+alpha buys the rates (``rate_share``).
+
 So where the oracle stays below 1, the goal is beyond the evidence in the windows, not a
 weakness of the test. Prints JSON.
 
-    uv run python benchmarks/drift_rate_power.py [--sims 150] [--level 3.49e-4]
-        [--stationary-windows 2000] [--stationary-level 0.01]
+    uv run python benchmarks/drift_rate_power.py [--sims 150] [--level 6.25e-4]
+        [--stationary-windows 2000] [--stationary-level 0.01] [--levels 3.49e-4,6.25e-4]
 """
 
 from __future__ import annotations
@@ -68,16 +73,77 @@ import numpy as np
 from scipy import stats as sps
 
 from llmpulse.processors.drift.baseline import RateBaseline
+from llmpulse.processors.drift.compare import rate_test, uses_cusum
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.cusum import rate_cusum_test
 from llmpulse.processors.drift.stats import rate_scan_test, single_threaded
 
-RATES = {  # name: (base rate, rate of a shifted call, events' calls per window / window calls)
-    "errors_up": (0.01, 0.20, 1.0),
-    "refusals_up": (0.03, 0.30, 0.99),
-    "toxicity_up (guardrail flags)": (0.01, 0.25, 1.0),
-    "feedback_collapse (thumbs down)": (0.1347, 0.507, 0.3),
+RATES = {  # name: (base rate, rate of a shifted call, events' calls per window / window calls,
+    #         the monitor's name of the rate)
+    "errors_up": (0.01, 0.20, 1.0, "error"),
+    "refusals_up": (0.03, 0.30, 0.99, "refusal"),
+    "toxicity_up (guardrail flags)": (0.01, 0.25, 1.0, "guardrail"),
+    "feedback_collapse (thumbs down)": (0.1347, 0.507, 0.3, "thumbs_down_share"),
 }
+
+
+def _draw(rng: np.random.Generator, base: float, rate: float, size: int,
+          args: argparse.Namespace) -> tuple[int, int, list[int], list[int], list[int]]:
+    """One run's counts: the reference's events, the long baseline's, the windows (2
+    stationary, then the shift from half-way through the third), the shifted calls' events
+    of each shifted window, and ``--cusum-windows`` earlier stationary windows."""
+    ref_n = args.reference_windows * size
+    ref = int(rng.binomial(ref_n, base))
+    long_n = args.long_reference_windows * size
+    ref_long = ref + int(rng.binomial(max(0, long_n - ref_n), base))
+    half = size // 2
+    before = [int(rng.binomial(size, base)) for _ in range(2)]
+    earlier = [int(rng.binomial(size, base)) for _ in range(args.cusum_windows)]
+    shift_hits = [int(rng.binomial(size - half, rate))]
+    windows = [*before, int(rng.binomial(half, base)) + shift_hits[0]]
+    for _ in range(args.windows_after - 1):
+        shift_hits.append(int(rng.binomial(size, rate)))
+        windows.append(shift_hits[-1])
+    return ref, ref_long, windows, shift_hits, earlier
+
+
+def _by_level(args: argparse.Namespace, levels: list[float]) -> dict[str, object]:
+    """Detection within w windows at each of ``levels``, from one run's p-values (the same
+    draws as the columns): the monitor's ``rate_test`` (``auto`` by default) against the
+    1,600-call reference and the long baseline, and the oracle. A window's test is run
+    until a p-value falls below the smallest level (a run found then is found at all)."""
+    cfg = DriftConfig()
+    out: dict[str, object] = {}
+    for name, (base, shifted, per_call, rate_name) in RATES.items():
+        if args.only not in name:
+            continue
+        size = round(args.window * per_call)
+        ref_n = args.reference_windows * size
+        long_n = max(args.long_reference_windows, args.reference_windows) * size
+        out[name] = {}
+        for q in (0.1, 0.3):
+            rate = base + q * (shifted - base)
+            rng = np.random.default_rng(7)
+            first: dict[str, list[list[float]]] = {"auto": [], "auto_long": [], "oracle": []}
+            for sim in range(args.sims):
+                ref, ref_long, windows, shift_hits, _earlier = _draw(rng, base, rate, size, args)
+                runs: dict[str, list[float]] = {column: [] for column in first}
+                for w in range(1, args.windows_after + 1):
+                    upto = windows[:2 + w][-args.scan_windows:]
+                    for column, (hits, calls) in (("auto", (ref, ref_n)), ("auto_long", (ref_long, long_n))):
+                        if min(runs[column], default=1.0) >= min(levels):
+                            runs[column].append(rate_test(cfg, rate_name, upto, [size] * len(upto), hits,
+                                                          calls, seed=sim * 16 + w).p_value)
+                    pooled = (size - size // 2) + (w - 1) * size
+                    runs["oracle"].append(float(sps.binom.sf(sum(shift_hits[:w]) - 1, pooled, base)))
+                for column, p_values in runs.items():
+                    first[column].append(p_values)
+            out[name][str(q)] = {  # type: ignore[index]
+                f"{level:.3g}": {f"{column}_detected_within_w": _detected_within(
+                    [next((w + 1 for w, p in enumerate(ps) if p < level), None) for ps in runs_p],
+                    args.windows_after) for column, runs_p in first.items()}
+                for level in levels}
+    return out
 
 
 def _detected_within(first: list[int | None], windows: int) -> list[float]:
@@ -149,7 +215,7 @@ def main() -> None:
     parser.add_argument("--scan-windows", type=int, default=6)
     parser.add_argument("--windows-after", type=int, default=6)
     parser.add_argument("--long-reference-windows", type=int, default=100)
-    parser.add_argument("--level", type=float, default=0.005 * 3 / 43)
+    parser.add_argument("--level", type=float, default=DriftConfig().alpha * DriftConfig().rate_share / 6)
     parser.add_argument("--cusum-rise", type=float, default=2.0)
     parser.add_argument("--cusum-windows", type=int, default=8)
     parser.add_argument("--stationary-windows", type=int, default=2000)
@@ -160,11 +226,19 @@ def main() -> None:
     parser.add_argument("--stationary-run", type=int, default=100,
                         help="windows per short reference in the CUSUM's stationary runs")
     parser.add_argument("--only", default="", help="rates whose name contains this (all if empty)")
+    parser.add_argument("--levels", default="",
+                        help="comma-separated levels: only the monitor's rate test and the oracle at each "
+                             "(by_level), not the columns nor the stationary runs")
     args = parser.parse_args()
     started = time.perf_counter()
     single_threaded().__enter__()  # as the monitor runs its tests (small matrices, busy machine)
     out: dict[str, object] = {"config": vars(args), "rates": {}, "stationary": {}}
-    for name, (base, shifted, per_call) in RATES.items():
+    if args.levels:
+        out["by_level"] = _by_level(args, [float(x) for x in args.levels.split(",")])
+        out["wall_s"] = round(time.perf_counter() - started, 1)
+        print(json.dumps(out, indent=2))
+        return
+    for name, (base, shifted, per_call, rate_name) in RATES.items():
         if args.only not in name:
             continue
         size = round(args.window * per_call)
@@ -183,19 +257,11 @@ def main() -> None:
             auto: list[int | None] = []
             auto_long: list[int | None] = []
             known: list[int | None] = []
-            switch = DriftConfig().rate_cusum_events
+            cfg = DriftConfig()
             for sim in range(args.sims):
-                ref = int(rng.binomial(ref_n, base))
+                ref, ref_long, windows, shift_hits, earlier = _draw(rng, base, rate, size, args)
                 long_n = args.long_reference_windows * size
-                ref_long = ref + int(rng.binomial(max(0, long_n - ref_n), base))
                 half = size // 2
-                before = [int(rng.binomial(size, base)) for _ in range(2)]
-                earlier = [int(rng.binomial(size, base)) for _ in range(args.cusum_windows)]
-                shift_hits = [int(rng.binomial(size - half, rate))]
-                windows = [*before, int(rng.binomial(half, base)) + shift_hits[0]]
-                for _ in range(args.windows_after - 1):
-                    shift_hits.append(int(rng.binomial(size, rate)))
-                    windows.append(shift_hits[-1])
                 found_scan = found_oracle = found_long = found_alone = found_cusum = None
                 found_mon = found_mon_long = found_known = None
                 base_n = max(long_n, ref_n)
@@ -236,8 +302,8 @@ def main() -> None:
                 monitor.append(found_mon)
                 monitor_long.append(found_mon_long)
                 known.append(found_known)
-                auto.append(found_mon if ref >= switch else found_scan)
-                auto_long.append(found_mon_long if ref_long >= switch else found_long)
+                auto.append(found_mon if uses_cusum(cfg, rate_name, ref_n) else found_scan)
+                auto_long.append(found_mon_long if uses_cusum(cfg, rate_name, base_n) else found_long)
             out["rates"][name][str(q)] = {  # type: ignore[index]
                 "rate": [base, round(rate, 4)],
                 "scan_detected_within_w": _detected_within(scan, args.windows_after),

@@ -16,7 +16,7 @@ from scipy import stats as sps
 from llmpulse.processors.drift import DriftConfig, DriftMonitor, TrafficGenerator
 from llmpulse.processors.drift import cusum as cusum_module
 from llmpulse.processors.drift.baseline import RateBaseline
-from llmpulse.processors.drift.compare import rate_test
+from llmpulse.processors.drift.compare import rate_test, uses_cusum
 from llmpulse.processors.drift.cusum import (
     CELLS_PER_EVENT,
     _cells,
@@ -56,9 +56,10 @@ def _stationary_alarm_rate(cells: int, calls: int, drift: int, true: float) -> f
 
 @pytest.mark.parametrize(("rate", "calls"), [(0.01, 200), (0.03, 200), (0.1347, 60), (0.01, 3000)])
 def test_the_stated_false_alarms_are_the_lattice_cusums_exact_ones(rate, calls):
-    # at the monitor's per-rate level (alpha 0.005 x 3 / 43 = 3.5e-4: thresholds near 6.5 in
-    # log likelihood ratio) the closed form is the exact alarm frequency of the statistic
-    # the module computes (the Brook-Evans grid it replaced was 6% low at 1%, 16% high at 3%)
+    # at the monitor's per-rate levels (alpha 0.005 x 0.75 / 6 = 6.3e-4, 3.5e-4 before
+    # rate_share: thresholds near 6.5 in log likelihood ratio) the closed form is the exact
+    # alarm frequency of the statistic the module computes (the Brook-Evans grid it replaced
+    # was 6% low at 1%, 16% high at 3%)
     for threshold in (4.0, 6.5):
         cells, drift = _cells(threshold, calls, rate, 2.0)
         stated = crossing_rate(threshold, calls, rate, rate, 2.0)
@@ -130,9 +131,10 @@ def _over_references(rate: float, calls: int, ref_calls: int, level: float) -> f
 def test_over_the_references_draws_the_stated_level_holds(rate, ref_calls):
     # the p-value averages the crossing rate over the baseline rate's posterior; judged as a
     # frequency (the true rate fixed, the reference drawn) it must stay at or below the level
-    # at the monitor's per-rate level (the old grid and 8 posterior quantiles: 1.5x at 1%, 2.4x
-    # at 3% against the 1,600-call reference the monitor pins by default; now 0.83x, 0.94x, 0.91x)
-    level = 0.005 * 3 / 43
+    # at the monitor's per-rate level, alpha x rate_share / 6 rates (at 3.5e-4, before
+    # rate_share: the old grid and 8 posterior quantiles 1.5x at 1%, 2.4x at 3% against the
+    # 1,600-call reference the monitor pins by default; this one 0.83x, 0.94x, 0.91x)
+    level = 0.005 * 0.75 / 6
     actual = _over_references(rate, 200, ref_calls, level)
     assert 0.2 * level < actual <= level
 
@@ -194,27 +196,33 @@ def test_run_window_after_window_on_unchanged_traffic_it_holds_its_level():
     assert alarms / windows <= level + 3 * math.sqrt(level * (1 - level) / windows)
 
 
-def test_auto_picks_the_scan_on_a_short_baseline_and_the_cusum_on_a_long_one():
+def test_auto_picks_by_the_baselines_calls_and_prior_never_by_its_events():
     cfg = DriftConfig(window_calls=100)
-    assert cfg.rate_test == "auto" and cfg.rate_cusum_events == 200
-    assert rate_test(cfg, [1, 9], [200, 200], 16, 1600).test.startswith("rate_scan_")
-    assert rate_test(cfg, [1, 9], [200, 200], 199, 19_900).test.startswith("rate_scan_")
-    assert rate_test(cfg, [1, 9], [200, 200], 200, 20_000).test.startswith("rate_cusum_")
+    assert cfg.rate_test == "auto" and cfg.rate_cusum_events == 300 and cfg.rate_prior["error"] == 0.01
+    # errors (prior 1%): the scan below 30,000 calls, the CUSUM from there, whatever the events
+    for events in (0, 16, 200, 900):
+        assert rate_test(cfg, "error", [1, 9], [200, 200], events, 29_999).test.startswith("rate_scan_")
+        assert rate_test(cfg, "error", [1, 9], [200, 200], events, 30_000).test.startswith("rate_cusum_")
+    # refusals (prior 3%): the scan against the 1,600-call reference, the CUSUM from 10,000 calls
+    assert rate_test(cfg, "refusal", [1, 9], [200, 200], 48, 1600).test.startswith("rate_scan_")
+    assert rate_test(cfg, "refusal", [1, 9], [200, 200], 300, 10_000).test.startswith("rate_cusum_")
+    # a rate without a prior (a threshold of the user's) is scanned however long its baseline
+    assert rate_test(cfg, "toxicity>=0.7", [1, 9], [200, 200], 900, 90_000).test.startswith("rate_scan_")
+    assert uses_cusum(DriftConfig(rate_test="cusum"), "toxicity>=0.7", 10)
+    assert not uses_cusum(DriftConfig(rate_test="scan"), "error", 10**9)
 
 
-def test_auto_holds_its_level_where_it_switches():
-    # the choice rests on the baseline's events, which are random: where they straddle the
-    # switch (1% of 20,000 calls: 200 +- 14) each test runs on the references it is given,
-    # and together they must still hold the level window after window (restarted at alarms)
-    # (measured: 33 alarms in 2,400 windows, 0.69x the level; the CUSUM alone 44 on the same
-    # streams: both tests alarm most where the baseline's events are low by chance, and there
-    # auto picks the scan)
+@pytest.mark.parametrize("ref_calls", [9_999, 10_000])
+def test_auto_holds_its_level_on_either_side_of_the_switch(ref_calls):
+    # refusals at 3%: 9,999 calls are scanned, 10,000 go to the CUSUM. The pick is fixed by the
+    # baseline's calls, which say nothing about the rate, so each side's false alarms are its
+    # test's own, window after window (restarted at alarms), at or below the level
     level = 0.02
     cfg = DriftConfig(window_calls=100)
-    alarms, windows = _stationary_alarms(level, runs=40, windows=60, seed=5, rate=0.01, ref_calls=20_000,
-                                         test=lambda *a: rate_test(cfg, *a))
-    cusum_alone, _ = _stationary_alarms(level, runs=40, windows=60, seed=5, rate=0.01, ref_calls=20_000)
-    assert 0 < alarms <= cusum_alone
+    assert uses_cusum(cfg, "refusal", ref_calls) == (ref_calls == 10_000)
+    alarms, windows = _stationary_alarms(level, runs=40, windows=60, seed=5, rate=0.03, ref_calls=ref_calls,
+                                         test=lambda *a: rate_test(cfg, "refusal", *a))
+    assert alarms > 0  # the level is large enough to see alarms at all (the check can fail)
     assert alarms / windows <= level + 3 * math.sqrt(level * (1 - level) / windows)
 
 

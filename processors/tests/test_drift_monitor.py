@@ -66,9 +66,10 @@ def test_a_shift_is_named_by_feature():
     drifted = {f.feature for f in r.features if f.drifted}
     assert r.drifted and "relevance" in drifted
     # weighted Holm: in order of p / w, each held to alpha * w / (the weights from it on);
-    # a rate's test weighs 3, every other test 1
-    w = [3.0 if is_rate_test(f.test) else 1.0 for f in r.features]
-    assert w.count(3.0) == 5  # refusal, error, guardrail, toxicity>=0.5, relevance<0.4 (no thumbs)
+    # the rates' tests share rate_share (0.75) of the weight, the other tests the rest
+    rates = [is_rate_test(f.test) for f in r.features]
+    assert sum(rates) == 5  # refusal, error, guardrail, toxicity>=0.5, relevance<0.4 (no thumbs)
+    w = [0.75 / 5 if rate else 0.25 / (len(rates) - 5) for rate in rates]
     left, expected = sum(w), {}
     for i in sorted(range(len(w)), key=lambda i: r.features[i].p_value / w[i]):
         expected[i], left = 0.005 * w[i] / left, left - w[i]
@@ -140,8 +141,9 @@ def test_feedback_is_matched_to_its_calls_window_and_tested():
     assert monitor.counts["feedback_unmatched"] == 1
     by_name = {f.feature: f for f in r.features}
     assert by_name["thumbs_down_share"].drifted
-    # a rise of a bad event, in this window; by the scan: the reference's ~360 thumbs hold
-    # fewer than rate_cusum_events (200) downs, too few to fix the rate a CUSUM would assume
+    # a rise of a bad event, in this window; by the scan: the reference's ~360 thumbs times
+    # the thumbs' prior (0.1) are below rate_cusum_events (300), too few to fix the rate a
+    # CUSUM would assume
     assert by_name["thumbs_down_share"].test == "rate_scan_1w"
     assert by_name["rating"].test == "ks"
     # feedback naming only the prompt finds the key too

@@ -209,3 +209,18 @@ def test_topic_clusters_see_a_new_kind_of_question_and_hold_their_level():
         pool = texts(320, [0, 1, 2, 3, 4])
         rejections += topic_test(pool[:256], pool[256:], seed=seed).p_value < level
     assert rejections / 300 <= level + 3 * (level * (1 - level) / 300) ** 0.5
+
+
+def test_monte_carlo_p_values_resolve_below_the_level_they_are_held_to():
+    # with rate_share 0.75 a test other than a rate's may be held to ~4e-5 (with embeddings):
+    # 20,000 draws (a floor of 1 / 20,001) could never reject there; given the level they can
+    reference, current = {"en": 790, "fr": 8, "xx": 2}, {"en": 170, "fr": 2, "xx": 28}  # sparse "fr"
+    assert categorical_test(reference, current).p_value == pytest.approx(1 / 20_001)
+    assert categorical_test(reference, current, level=4e-5).p_value < 4e-5
+    rng = np.random.default_rng(3)
+    ref, cur = rng.standard_normal((256, 16)), rng.standard_normal((64, 16)) + 0.8
+    moved = hotelling_test(ref, cur, threshold=4e-5).outcome
+    assert moved.test == "hotelling_permutation" and moved.p_value < 4e-5
+    # unchanged traffic: the permutations stop once the p-value cannot fall below the level
+    same = hotelling_test(ref, rng.standard_normal((64, 16)), threshold=4e-5).outcome
+    assert same.p_value > 4e-5

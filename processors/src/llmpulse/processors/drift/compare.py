@@ -5,18 +5,19 @@
 - rates of bad events (``FeatureSet.rates``: refusals, errors, guardrail flags,
   ``toxicity>=0.5``, ``relevance<0.4``) and the thumbs-down share: one sequential test per
   rate over the last 1..``rate_scan_windows`` windows against the reference's rate: the GLR
-  scan (``stats.rate_scan_test``, ``rate_scan_3w``) while the rate's baseline holds fewer
-  than ``rate_cusum_events`` events, a Bernoulli CUSUM (``cusum.rate_cusum_test``,
-  ``rate_cusum_3w``) from then on (``rate_test: auto``; ``scan`` or ``cusum``: one only).
+  scan (``stats.rate_scan_test``, ``rate_scan_3w``) while the rate's baseline calls times its
+  ``rate_prior`` are below ``rate_cusum_events``, a Bernoulli CUSUM (``cusum.rate_cusum_test``,
+  ``rate_cusum_3w``) from then on (``rate_test: auto``, ``uses_cusum``; ``scan`` or ``cusum``:
+  one only).
   One-sided because a rise is what matters and it halves the p-value of a real rise; a fall
   still shows in the score's KS and tails;
 - categorical features (languages): chi-square of homogeneity (Monte Carlo when sparse);
 - ratings: KS; embeddings: Hotelling's T² on principal components, and their topic
   clusters as categories (``<side>_topic``).
 
-Every test goes into one family for ``stats.decide`` (Holm at ``alpha``, each rate scan
-weighted ``rate_weight``: ``weights``), so adding tests costs each a stricter level, never
-more false alarms.
+Every test goes into one family for ``stats.decide`` (weighted Holm at ``alpha``: the rates'
+tests hold ``rate_share`` of it together, the other tests the rest, ``weights``), so adding
+tests costs each a stricter level, never more false alarms.
 
 Example:
     >>> import numpy as np
@@ -34,7 +35,7 @@ Example:
     {'error': [1, 3], 'guardrail': [1, 3], 'toxicity>=0.5': [1, 2], 'thumbs_down_share': [0, 0]}
     >>> weights(DriftConfig(), [("error", rate_scan_test([0, 9], [200, 200], 2, 400)),
     ...                         ("prompt_length", ks_test(np.zeros(40), np.ones(40)))])
-    [3.0, 1.0]
+    [0.75, 0.25]
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ from llmpulse.processors.drift.stats import (
 from llmpulse.processors.drift.window import DriftKey
 from llmpulse.schemas import DriftResult
 
-__all__ = ["RateCounts", "add_counts", "compare_window", "is_rate_test", "judge_window", "rate_counts",
-           "rate_test", "weights"]
+__all__ = ["RateCounts", "add_counts", "compare_window", "is_rate_test", "judge_window", "lowest_level",
+           "rate_counts", "rate_test", "shares", "uses_cusum", "weights"]
 
 RateCounts = dict[str, list[int]]
 """``{rate name: [events, calls]}`` of one window (or several added)."""
@@ -112,6 +113,7 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
     """
     outcomes: list[tuple[str, TestOutcome]] = []
     attributes: dict[str, Any] = {}
+    lowest = lowest_level(cfg, fs)
     rate_columns = {rate.column for rate in fs.rates if rate.name in fs.binary}
     for j, name in enumerate(fs.numeric):
         ref = reference.numeric[:, j]
@@ -132,7 +134,7 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
         ref_counts = Counter(row[j] for row in reference.categories)
         cur_counts = Counter(row[j] for row in current.categories)
         if sum(ref_counts.values()) >= cfg.min_samples and sum(cur_counts.values()) >= cfg.min_samples:
-            outcomes.append((name, categorical_test(ref_counts, cur_counts)))
+            outcomes.append((name, categorical_test(ref_counts, cur_counts, level=lowest)))
     windows, base = history if history is not None else ([rate_counts(fs, current)],
                                                          rate_counts(fs, reference))
     least = {"thumbs_down_share": _MIN_FEEDBACK}
@@ -145,7 +147,7 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
             scanned = windows[-(scan_limits or {}).get(name, len(windows)):]
             hits = [w.get(name, (0, 0))[0] for w in scanned]
             calls = [w.get(name, (0, 0))[1] for w in scanned]
-            outcomes.append((name, rate_test(cfg, hits, calls, ref_hits, ref_n, min_calls=need,
+            outcomes.append((name, rate_test(cfg, name, hits, calls, ref_hits, ref_n, min_calls=need,
                                              seed=seed * 64 + i)))
     if cfg.feedback:
         rf, cf = reference.feedback, current.feedback
@@ -159,30 +161,64 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
                  if ref_v is not None and cur_v is not None and len(ref_v) >= cfg.min_samples
                  and len(cur_v) >= max(10, cfg.embedding_sample // 2)]
         per_side = 2 if cfg.topic_clusters else 1
-        threshold = cfg.alpha / max(1, len(outcomes) + per_side * len(pairs))
+        rates = sum(is_rate_test(o.test) for _name, o in outcomes)
+        threshold = cfg.alpha * shares(cfg, rates, len(outcomes) - rates + per_side * len(pairs))[1]
         for side, ref_v, cur_v in pairs:
             test = hotelling_test(ref_v, cur_v, cfg.embedding_components, threshold=threshold, seed=seed)
             outcomes.append((f"{side}_embedding", test.outcome))
             attributes[f"{side}_embedding_cosine_distance"] = round(test.cosine_distance, 6)
             if cfg.topic_clusters:
-                outcomes.append((f"{side}_topic", topic_test(ref_v, cur_v, cfg.topic_clusters, seed=seed)))
+                outcomes.append((f"{side}_topic", topic_test(ref_v, cur_v, cfg.topic_clusters, seed=seed,
+                                                             level=lowest)))
     return outcomes, attributes
 
 
-def rate_test(cfg: DriftConfig, hits: Sequence[int], calls: Sequence[int], ref_hits: int, ref_calls: int, *,
-              min_calls: int = 1, seed: int = 0) -> TestOutcome:
-    """A rate's test over its last windows, as ``cfg.rate_test`` picks it: the CUSUM
-    (``cusum``, or ``auto`` once the baseline holds ``rate_cusum_events`` events), else the
-    scan. Arguments as ``cusum.rate_cusum_test``; ``seed``: the scan's."""
-    if cfg.rate_test == "cusum" or (cfg.rate_test == "auto" and ref_hits >= cfg.rate_cusum_events):
+def uses_cusum(cfg: DriftConfig, name: str, ref_calls: int) -> bool:
+    """Whether a rate is tested by the CUSUM: ``rate_test: cusum``, or ``auto`` once its
+    baseline's calls times its ``rate_prior`` reach ``rate_cusum_events`` (never its events,
+    which are random: the pick leaves each test's level exact)."""
+    if cfg.rate_test != "auto":
+        return cfg.rate_test == "cusum"
+    prior = cfg.rate_prior.get(name)
+    return prior is not None and ref_calls * prior >= cfg.rate_cusum_events
+
+
+def rate_test(cfg: DriftConfig, name: str, hits: Sequence[int], calls: Sequence[int], ref_hits: int,
+              ref_calls: int, *, min_calls: int = 1, seed: int = 0) -> TestOutcome:
+    """A rate's test over its last windows, as ``cfg.rate_test`` picks it (``uses_cusum``):
+    the CUSUM or the scan. ``name``: the rate's (``error``); the other arguments as
+    ``cusum.rate_cusum_test``; ``seed``: the scan's."""
+    if uses_cusum(cfg, name, ref_calls):
         return rate_cusum_test(hits, calls, ref_hits, ref_calls, min_calls=min_calls,
                                rise=cfg.rate_cusum_rise)
     return rate_scan_test(hits, calls, ref_hits, ref_calls, min_calls=min_calls, seed=seed)
 
 
 def weights(cfg: DriftConfig, outcomes: Sequence[tuple[str, TestOutcome]]) -> list[float]:
-    """Each test's weight in the window's Holm family: ``rate_weight`` for a rate's test, 1 else."""
-    return [cfg.rate_weight if is_rate_test(o.test) else 1.0 for _name, o in outcomes]
+    """Each test's weight in the window's Holm family (``shares``; they add up to 1)."""
+    rates = [is_rate_test(o.test) for _name, o in outcomes]
+    rate, other = shares(cfg, sum(rates), len(rates) - sum(rates))
+    return [rate if is_rate else other for is_rate in rates]
+
+
+def lowest_level(cfg: DriftConfig, fs: FeatureSet) -> float:
+    """The lowest level a test other than a rate's can be held to in a window: ``alpha``
+    times its weight when every test of the configuration runs (more tests than any window
+    has: a KS and a tail test per numeric column, a chi-square per category, the ratings,
+    two tests per embedding side). Monte Carlo p-values resolve below it."""
+    others = 2 * len(fs.numeric) + len(fs.categorical) + 1 + (4 if cfg.embeddings else 0)
+    return cfg.alpha * shares(cfg, len(fs.rates) + 1, others)[1]
+
+
+def shares(cfg: DriftConfig, rates: int, others: int) -> tuple[float, float]:
+    """The weights of a rate's test and of any other test in a family of ``rates`` rate tests
+    and ``others`` other tests: ``rate_share / rates`` and ``(1 - rate_share) / others``, so
+    the first step of Holm holds each to ``alpha`` times its weight (one kind alone: evenly).
+    """
+    if rates == 0 or others == 0:
+        even = 1.0 / max(1, rates + others)
+        return even, even
+    return cfg.rate_share / rates, (1.0 - cfg.rate_share) / others
 
 
 def is_rate_test(test: str) -> bool:

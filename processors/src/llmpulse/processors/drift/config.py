@@ -12,11 +12,12 @@ Read from the ``drift`` section of the workers' YAML file (``LLMPULSE_CONFIG``) 
       alpha: 0.005              # false-alarm probability per window, all features together
       thresholds: {toxicity: 0.5}        # rate of calls at or above, tested as a rate
       low_thresholds: {relevance: 0.4}   # rate of calls below
-      rate_test: auto           # rare-event rates: a GLR scan while the baseline holds few
-      rate_cusum_events: 200    # ... events, then a Bernoulli CUSUM ("scan", "cusum": one only)
+      rate_test: auto           # rare-event rates: a GLR scan while the baseline's calls times
+      rate_cusum_events: 300    # ... the rate's prior are below this, then a Bernoulli CUSUM
+      rate_prior: {error: 0.01, refusal: 0.03}  # ... (replaces DEFAULT_RATE_PRIOR; no prior: scan)
       rate_scan_windows: 6      # ... over the last 1..6 windows
       rate_cusum_rise: 2        # the rise the CUSUM is tuned to (twice the baseline rate)
-      rate_weight: 3            # each rate's share of alpha, against 1 for every other test
+      rate_share: 0.75          # the rates' tests' share of alpha together, the rest the others'
       rate_scan_reset: true     # a rate whose scan fired scans only the windows after it
       rate_reference_calls: 20000  # the rates' own baseline: counts of up to this many calls
       reports_dir: /var/lib/llmpulse/drift-reports
@@ -43,7 +44,7 @@ from llmpulse.processors.config import read_file, set_from_env
 from llmpulse.processors.errors import ConfigError
 from llmpulse.schemas import environment as env
 
-__all__ = ["DEFAULT_SCORES", "DriftConfig", "load_drift_config", "read_section"]
+__all__ = ["DEFAULT_RATE_PRIOR", "DEFAULT_SCORES", "DriftConfig", "load_drift_config", "read_section"]
 
 PositiveInt = Annotated[int, Meta(ge=1)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
@@ -54,6 +55,14 @@ DEFAULT_SCORES: dict[str, Literal["numeric", "binary"]] = {
     "toxicity": "numeric", "relevance": "numeric", "groundedness": "numeric", "refusal": "binary",
 }
 """The score distributions compared by default, by ``ScoreResult.name``, and how."""
+
+DEFAULT_RATE_PRIOR: dict[str, float] = {
+    "error": 0.01, "guardrail": 0.01, "refusal": 0.03, "toxicity>=0.5": 0.01, "relevance<0.4": 0.02,
+    "thumbs_down_share": 0.1,
+}
+"""``rate_test: auto``'s typical rate of each default rate (errors 1%, refusals 3%, a tenth of
+thumbs down): with ``rate_cusum_events`` 300 and a 20,000-call baseline, refusals, the
+relevance rate and the thumbs are tested by the CUSUM, the 1% rates by the scan."""
 
 T = TypeVar("T")
 
@@ -89,7 +98,7 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     """Slots a period is cut into; a window's slot is that of its start."""
     alpha: Probability = 0.005
     """Chance that a window of unchanged traffic is called drifted, for all tests together
-    (Holm's step-down over the F tests: the smallest p-value is held to ``alpha / F``)."""
+    (weighted Holm's step-down over the window's tests, ``rate_share``)."""
     min_samples: PositiveInt = 30
     """A feature with fewer values on either side is not tested in that window."""
     min_drifted_features: PositiveInt = 1
@@ -118,14 +127,23 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     would alarm, restarted after each alarm (a sequential test's false alarms; closed form,
     averaged over the baseline rate's uncertainty): ``rate_cusum_<k>w``. ``scan``
     (``stats.rate_scan_test``): the GLR scan with an exact per-window p-value, by Monte
-    Carlo: ``rate_scan_<k>w``. ``auto``: the scan while the rate's baseline holds fewer than
-    ``rate_cusum_events`` events, the CUSUM from then on: the CUSUM pays for a baseline rate
-    it must estimate, much while few events fix it (errors at 1% in a 1,600-call reference:
-    16), where the scan's conditional test pays nothing for it; against a long baseline the
-    CUSUM finds as much or more (``benchmarks/drift_rate_power.py``). All look at the last
-    ``rate_scan_windows`` windows and are cut at an alarm (``rate_scan_reset``)."""
-    rate_cusum_events: PositiveInt = 200
-    """``auto``: the baseline's events from which a rate is tested by the CUSUM."""
+    Carlo: ``rate_scan_<k>w``. ``auto``: the CUSUM once the baseline's calls (thumbs, for
+    the thumbs-down share) times the rate's ``rate_prior`` reach ``rate_cusum_events``, the
+    scan before that and for a rate without a prior. The CUSUM pays for a baseline rate it
+    must estimate, much while few events fix it (errors at 1% in a 1,600-call reference:
+    16), where the scan's conditional test pays nothing for it; against a long baseline of a
+    commoner rate the CUSUM finds more (``benchmarks/drift_rate_power.py``). The pick rests
+    on the baseline's size and a fixed prior, never on its events: the baseline's calls say
+    nothing about the rate, so each test keeps its own level whichever is picked. All look
+    at the last ``rate_scan_windows`` windows and are cut at an alarm (``rate_scan_reset``)."""
+    rate_cusum_events: PositiveFloat = 300.0
+    """``auto``: the expected events (baseline calls times ``rate_prior``) from which a rate
+    is tested by the CUSUM (measured: at 200 events the scan finds as much or more, at 600
+    the CUSUM more)."""
+    rate_prior: dict[str, Probability] = msgspec.field(default_factory=lambda: dict(DEFAULT_RATE_PRIOR))
+    """``auto``: the rate each rate test's baseline is expected to have, by the rate's name
+    (``error``, ``toxicity>=0.5``, ``thumbs_down_share``): a typical rate, not a measured
+    one; it only picks the test (a wrong prior costs power, never false alarms)."""
     rate_cusum_rise: Annotated[float, Meta(gt=1)] = 2.0
     """The rise of a rate the CUSUM is tuned to, as a multiple of the baseline's."""
     rate_scan_reset: bool = True
@@ -137,9 +155,15 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     below ``rate_scan_windows`` its incident may resolve and open again. False: the rate
     keeps scanning its last ``rate_scan_windows`` windows after an alarm (only with
     ``rate_test: scan``: the CUSUM's level assumes the restart, so the pair is refused)."""
-    rate_weight: PositiveFloat = 3.0
-    """Each rate test's share of ``alpha`` relative to every other test (weighted Holm): the
-    rates are the rare events users care about most and the evidence is thinnest there."""
+    rate_share: Probability = 0.75
+    """The share of ``alpha`` the rates' tests hold together, split evenly among them; the
+    other tests (KS, tails, categories, embeddings) split the rest evenly (weighted Holm,
+    ``compare.weights``; the family's level stays ``alpha``). The rates are the rare events
+    users care about most, where the evidence is thinnest, and a rate's power grows with its
+    level where a distribution shift's hardly does: with 6 rates and 25 other tests, each rate
+    is held to ``alpha / 8`` and each other test to ``alpha / 100`` (``benchmarks/
+    drift_rate_power.py --levels``, docs/FIGURES.md). Fixed, so the rates' level does not
+    shrink as tests are added (embeddings add four)."""
     rate_reference_calls: Annotated[int, Meta(ge=0)] = 20_000
     """The rates' own baseline, counts of up to this many calls (``drift.baseline``): a
     ``pinned`` reference's counts plus the windows that passed, absorbed once they leave the

@@ -9,7 +9,7 @@ no URI is returned.
 
 The report holds the window's sampled rows and the reference's: each text descriptor and
 score as a column, compared by Evidently's ``DataDriftPreset`` with KS and chi-square at
-the strictest level the monitor used (Holm's first, ``alpha / tests``); its title names
+the strictest level the monitor used (the smallest of weighted Holm's levels); its title names
 each feature and test that fired in the monitor (tails, rates over several windows and
 topics are the monitor's own tests, not Evidently's).
 

@@ -241,13 +241,17 @@ def tail_test(reference: np.ndarray, current: np.ndarray, quantile: float = 0.98
 
 
 def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *,
-                     draws: int = 20_000, seed: int = 0) -> TestOutcome:
+                     draws: int = 20_000, seed: int = 0, level: float | None = None) -> TestOutcome:
     """Chi-square test of homogeneity of two category counts.
 
     With every expected count 5 or more, the chi-square distribution's p-value. Else (sparse
     cells: a rare language, a new topic) the same statistic's exact conditional p-value by
     Monte Carlo: tables with the same margins drawn from the multivariate hypergeometric,
-    1,000 first and ``draws`` when the p-value is below 0.05 (so it resolves 1/``draws``).
+    1,000 first and ``draws`` when the p-value is below 0.05 (so it resolves 1/``draws``);
+    with ``level`` (the lowest level the test may be held to), up to ``5 / level`` draws, in
+    rounds of 20,000 until the p-value would stay above the level whatever the rest gave, so
+    it can fall below the level (a floor of 1/20,001 would make a test held to 5e-5 unable
+    ever to reject).
     A sparse cell is neither pooled away (a new category of 10 calls in 200 must count) nor
     trusted to the chi-square tail (far too light there at Holm's levels).
     """
@@ -273,10 +277,13 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
     if (total * min(n_ref, n_cur) / n).min() >= 5:
         return TestOutcome("chisquare", observed, float(sps.chi2.sf(observed, len(keys) - 1)))
     rng = np.random.default_rng(seed)
+    wanted = max(draws, math.ceil(5 / level)) if level else draws
     exceed = done = 0
-    for size in (1000, draws - 1000):
-        if size <= 0 or (done and (exceed + 1) / (done + 1) >= 0.05):
-            break
+    while done < wanted:
+        if done and ((exceed + 1) / (done + 1) >= 0.05
+                     or (done >= draws and (exceed + 1) / (wanted + 1) > (level or 0.0))):
+            break  # past draws: above the level even if no later table reached it
+        size = min(wanted - done, 1000 if not done else draws - done if done < draws else 20_000)
         tables = rng.multivariate_hypergeometric(total, n_cur, size=size).astype(np.float64)
         exceed += int((statistic(tables) >= observed * (1 - 1e-12)).sum())
         done += size
@@ -284,7 +291,7 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
 
 
 def topic_test(reference: np.ndarray, current: np.ndarray, clusters: int = 8, *,
-               iterations: int = 10, seed: int = 0) -> TestOutcome:
+               iterations: int = 10, seed: int = 0, level: float | None = None) -> TestOutcome:
     """Did the mix of topics change? k-means clusters of both samples pooled, chi-square.
 
     Args:
@@ -293,6 +300,7 @@ def topic_test(reference: np.ndarray, current: np.ndarray, clusters: int = 8, *,
         clusters: k (fewer when the samples are small).
         iterations: Lloyd iterations (the clusters need not be optimal, only label-blind).
         seed: the initial centres' seed.
+        level: the lowest level the test may be held to (``categorical_test``).
     """
     both = np.vstack([reference, current]).astype(np.float64)
     k = max(2, min(clusters, len(both) // 10))
@@ -317,7 +325,7 @@ def topic_test(reference: np.ndarray, current: np.ndarray, clusters: int = 8, *,
     ref_counts = np.bincount(labels[:n1], minlength=k)
     cur_counts = np.bincount(labels[n1:], minlength=k)
     outcome = categorical_test({str(j): int(c) for j, c in enumerate(ref_counts)},
-                               {str(j): int(c) for j, c in enumerate(cur_counts)})
+                               {str(j): int(c) for j, c in enumerate(cur_counts)}, level=level)
     return outcome._replace(test="topic_chisquare")
 
 
@@ -349,7 +357,7 @@ def principal_basis(centred: np.ndarray, components: int) -> np.ndarray:
 
 def hotelling_test(reference: np.ndarray, current: np.ndarray, components: int = 8,
                    shrinkage: float = 0.05, *, threshold: float | None = None,
-                   max_permutations: int = 20_000, seed: int = 0) -> EmbeddingOutcome:
+                   max_permutations: int = 200_000, seed: int = 0) -> EmbeddingOutcome:
     """Did the mean embedding move? Hotelling's T² on the first principal components.
 
     The components are those of both samples pooled: a label-blind choice, so the test
@@ -361,7 +369,7 @@ def hotelling_test(reference: np.ndarray, current: np.ndarray, components: int =
     below 0.05 and a ``threshold`` is given, the p-value is taken from a permutation test
     of the same statistic instead (T² with the pooled covariance, which labels do not
     change; enough permutations to resolve ``threshold``, stopping early once the
-    p-value is clearly above it).
+    p-value would stay above it whatever the remaining permutations gave).
 
     Args:
         reference: one embedding a row.
@@ -414,8 +422,8 @@ def hotelling_test(reference: np.ndarray, current: np.ndarray, components: int =
         picks = rng.permuted(order, axis=1)[:, :n2]
         exceed += int((statistic(white[picks].sum(axis=1)) >= observed * (1 - 1e-12)).sum())
         done += len(picks)
-        if (exceed + 1) / (done + 1) > 10 * threshold:
-            break
+        if (exceed + 1) / (wanted + 1) > threshold:
+            break  # above the threshold even if no later permutation reached it
     p_perm = (exceed + 1) / (done + 1)
     return EmbeddingOutcome(TestOutcome("hotelling_permutation", n1 * n2 / n * observed, p_perm),
                             max(0.0, cosine))
