@@ -18,7 +18,16 @@ import pytest
 
 from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks.arrow import _timestamp_micros, _uuid_bytes, to_arrow, uuid_array
-from llmpulse.sinks.rows import CALL_COLUMNS, call_columns, call_row, call_values
+from llmpulse.sinks.columns import as_python
+from llmpulse.sinks.rows import (
+    CALL_COLUMNS,
+    VERDICT_COLUMNS,
+    call_columns,
+    call_row,
+    call_values,
+    verdict_columns,
+    verdict_row,
+)
 from llmpulse.sinks.testing import VARIED_AT, sample_calls, varied_calls
 
 AT = VARIED_AT
@@ -52,6 +61,22 @@ def test_a_batch_of_one_scorer_set_gets_the_rows_of_any_batch() -> None:
         mixed = call_values([*batch, other])
         assert [column[:len(batch)] for column in mixed] == alone
     assert call_values(changed)[CALL_COLUMNS.index("scores_unavailable")][0] == ["toxicity", "groundedness"]
+
+
+def test_each_verdict_in_a_batch_gets_the_row_it_has_alone() -> None:
+    """Verdicts nested in calls (the call fills what the verdict leaves out) and on their own."""
+    batch = _batch()
+    pairs = [(verdict, call) for call in batch for verdict in call.verdicts]
+    agent_verdicts = [verdict for verdict, call in pairs if call is not None and call.call_id == "c-agent"]
+    pairs += [(verdict, None) for verdict in (pairs[0][0], *agent_verdicts)]  # on their own (llm.alerts)
+    columns = [as_python(column) for column in verdict_columns(pairs)]
+    rows = [tuple(column[i] for column in columns) for i in range(len(pairs))]
+    assert rows == [verdict_row(verdict, call) for verdict, call in pairs]
+    agent = dict(zip(VERDICT_COLUMNS, rows[[v.call_id for v, _ in pairs].index("c-agent")], strict=True))
+    assert (agent["prompt_id"], agent["model"], agent["trace_id"], agent["span_id"]) == (
+        "plan", "o4-mini", "t-9", "s-2")  # from the call, which the verdict does not name
+    alone = dict(zip(VERDICT_COLUMNS, rows[-1], strict=True))
+    assert (alone["prompt_id"], alone["trace_id"], alone["attributes"]) == ("", "", {})
 
 
 def test_nested_values_are_stored_as_the_contract_says() -> None:

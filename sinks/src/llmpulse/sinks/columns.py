@@ -100,7 +100,8 @@ def json_lines(lines: bytes, n: int) -> pa.Array:
     if len(column) != n + 1:  # cannot happen with msgspec's encoder; say so rather than misalign rows
         raise ValueError(f"{len(column) - 1} JSON lines for {n} rows")
     column = column[:n]  # after the last newline: nothing
-    return pc.if_else(pc.equal(column, "null"), "", column)
+    nulls = pc.equal(column, "null")
+    return pc.if_else(nulls, "", column) if nulls.true_count else column  # (no copy when none)
 
 
 def as_numpy(mask: pa.BooleanArray) -> np.ndarray:

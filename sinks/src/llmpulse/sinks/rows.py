@@ -71,6 +71,7 @@ __all__ = [
     "feedback_row",
     "span_columns",
     "span_row",
+    "verdict_columns",
     "verdict_row",
 ]
 
@@ -133,7 +134,7 @@ def call_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
     attributes = [c.attributes for c in calls]
     for row, extra in scores.provenance.items():
         attributes[row] = {**attributes_map(attributes[row]), **extra}
-    verdicts = _verdict_columns(calls)
+    verdicts = _guardrail_columns(calls)
     messages = _json.encode_lines([p.messages if p is not None and p.messages else None for p in prompts])
     return [
         [c.event_id for c in calls], [c.call_id for c in calls], [c.occurred_at for c in calls],
@@ -268,7 +269,7 @@ def _score_columns(calls: Sequence[EnrichedCall]) -> _Scores:
     )
 
 
-def _verdict_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
+def _guardrail_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
     """``guardrail_rules``, ``guardrail_severity`` (the highest), ``guardrail_flagged``,
     ``guardrail_blocked`` and ``guardrail_redacted`` of a batch."""
     n = len(calls)
@@ -287,14 +288,6 @@ def _verdict_columns(calls: Sequence[EnrichedCall]) -> list[Any]:
     return [string_lists(counts, [v.rule_id for v in verdicts]),
             pa.array(_SEVERITY_NAMES, pa.string()).take(pa.array(severity)),
             pa.array(np.asarray(counts) > 0), pa.array(blocked), pa.array(redacted)]
-
-
-def _first(*values: object) -> str:
-    """The first non-empty string (``x and x.field`` arguments may be None)."""
-    for value in values:
-        if value and isinstance(value, str):
-            return value
-    return ""
 
 
 FEEDBACK_COLUMNS = (
@@ -325,22 +318,41 @@ VERDICT_COLUMNS = (
 
 
 def verdict_row(verdict: GuardrailVerdict, call: EnrichedCall | None = None) -> tuple[object, ...]:
-    """One ``guardrail_verdicts`` row; ``call`` fills the prompt version, model and trace a
-    verdict nested in an enriched call may leave out. A verdict on a span carries the
-    span's ``call_id`` (its span id) and ``trace_id``."""
-    return (
-        verdict.event_id, verdict.call_id, verdict.occurred_at, verdict.app, verdict.environment,
-        _first(verdict.prompt_id, call and call.prompt_id, call and call.prompt and call.prompt.prompt_id),
-        _first(verdict.prompt_version, call and call.prompt_version,
-               call and call.prompt and call.prompt.prompt_version),
-        _first(verdict.request_model, call and call.request_model,
-               call and call.prompt and call.prompt.request_model),
-        verdict.rule_id, verdict.rule_kind, verdict.applies_to, verdict.severity, verdict.action,
-        verdict.policy_version, verdict.span_start, verdict.span_end, verdict.match_preview or "",
-        verdict.message, attributes_map(verdict.attributes),
-        _first(verdict.trace_id, call and call.trace_id, call and call.prompt and call.prompt.trace_id),
-        _first(verdict.span_id, call and call.span_id, call and call.prompt and call.prompt.span_id),
-    )
+    """One ``guardrail_verdicts`` row (``verdict_columns`` of one verdict, as Python values)."""
+    return tuple(as_python(column)[0] for column in verdict_columns([(verdict, call)]))
+
+
+def verdict_columns(pairs: Sequence[tuple[GuardrailVerdict, EnrichedCall | None]]) -> list[Any]:
+    """The ``guardrail_verdicts`` columns (in ``VERDICT_COLUMNS`` order) of a batch of
+    ``(verdict, call)`` pairs, built column by column (lists of Python values; the
+    attributes one ``Map(String, String)`` Arrow array).
+
+    The call (None for a verdict that came on its own) fills the prompt version, model and
+    trace a verdict nested in an enriched call may leave out: the verdict's own value, else
+    the call's, else the call's prompt's. A verdict on a span carries the span's
+    ``call_id`` (its span id) and ``trace_id``.
+    """
+    verdicts = [v for v, _ in pairs]
+    calls = [c for _, c in pairs]
+    prompts = [c.prompt if c is not None else None for c in calls]
+    both = list(zip(verdicts, calls, prompts, strict=True))
+    return [
+        [v.event_id for v in verdicts], [v.call_id for v in verdicts], [v.occurred_at for v in verdicts],
+        [v.app for v in verdicts], [v.environment for v in verdicts],
+        [v.prompt_id or (c.prompt_id if c else None) or (p.prompt_id if p else None) or ""
+         for v, c, p in both],
+        [v.prompt_version or (c.prompt_version if c else None) or (p.prompt_version if p else None) or ""
+         for v, c, p in both],
+        [v.request_model or (c.request_model if c else None) or (p.request_model if p else None) or ""
+         for v, c, p in both],
+        [v.rule_id for v in verdicts], [v.rule_kind for v in verdicts], [v.applies_to for v in verdicts],
+        [v.severity for v in verdicts], [v.action for v in verdicts], [v.policy_version for v in verdicts],
+        [v.span_start for v in verdicts], [v.span_end for v in verdicts],
+        [v.match_preview or "" for v in verdicts], [v.message for v in verdicts],
+        attribute_maps([v.attributes for v in verdicts]),
+        [v.trace_id or (c.trace_id if c else None) or (p.trace_id if p else None) or "" for v, c, p in both],
+        [v.span_id or (c.span_id if c else None) or (p.span_id if p else None) or "" for v, c, p in both],
+    ]
 
 
 SPAN_COLUMNS = (

@@ -73,8 +73,8 @@ def _columns(table: str, sources: list[Any]) -> list[list[Any]]:
     if table == "spans":
         return r.span_columns(sources)
     if table == "guardrail_verdicts":
-        rows = [r.verdict_row(v, call) for v, call in sources]
-    elif table == "feedback":
+        return r.verdict_columns(sources)
+    if table == "feedback":
         rows = [r.feedback_row(e) for e in sources]
     elif table == "alerts":
         rows = [r.alert_row(e) for e in sources]
