@@ -46,6 +46,7 @@ __all__ = [
     "first",
     "is_genai",
     "structured",
+    "wrong_type",
 ]
 
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
@@ -76,7 +77,9 @@ def first(attrs: Mapping[str, Any], *keys: str) -> tuple[str, Any]:
     return "", None
 
 
-def _wrong(key: str, value: Any, expected: str) -> SchemaError:
+def wrong_type(key: str, value: Any, expected: str) -> SchemaError:
+    """The error of attribute ``key`` whose ``value`` is not ``expected`` (``invalid_value``
+    at ``$.attributes.<key>``, naming the type found): what every reader raises."""
     return SchemaError("invalid_value", f"span attribute {key} is {type(value).__name__}, "
                        f"expected {expected}", field=f"$.attributes.{key}")
 
@@ -94,7 +97,7 @@ def as_str(attrs: Mapping[str, Any], *keys: str) -> str | None:
         return value[0]  # e.g. finish reasons, most often one (the general case below)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return str(value[0])
-    raise _wrong(key, value, "a string")
+    raise wrong_type(key, value, "a string")
 
 
 def as_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
@@ -107,14 +110,14 @@ def as_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
     else:
         return None
     if isinstance(value, bool):
-        raise _wrong(key, value, "an integer")
+        raise wrong_type(key, value, "an integer")
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
-    raise _wrong(key, value, "an integer")
+    raise wrong_type(key, value, "an integer")
 
 
 def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
@@ -127,7 +130,7 @@ def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
     else:
         return None
     if isinstance(value, bool):
-        raise _wrong(key, value, "a number")
+        raise wrong_type(key, value, "a number")
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -135,7 +138,7 @@ def as_float(attrs: Mapping[str, Any], *keys: str) -> float | None:
             return float(value)
         except ValueError:
             pass
-    raise _wrong(key, value, "a number")
+    raise wrong_type(key, value, "a number")
 
 
 def as_bool(attrs: Mapping[str, Any], *keys: str) -> bool | None:
@@ -149,7 +152,7 @@ def as_bool(attrs: Mapping[str, Any], *keys: str) -> bool | None:
         return value
     if isinstance(value, str) and value.lower() in {"true", "false"}:
         return value.lower() == "true"
-    raise _wrong(key, value, "a boolean")
+    raise wrong_type(key, value, "a boolean")
 
 
 def _depth(value: Any) -> int:
@@ -180,7 +183,7 @@ def structured(key: str, value: Any) -> Any:
             raise SchemaError("malformed_json", f"{key} is not valid JSON: {exc}",
                               field=f"$.attributes.{key}") from None
     if not isinstance(value, list | dict):
-        raise _wrong(key, value, "a JSON array or object")
+        raise wrong_type(key, value, "a JSON array or object")
     if not isinstance(original, str) or original.count("[") + original.count("{") > MAX_DEPTH:
         depth = _depth(value)  # (a string with few brackets cannot nest deeper than their count)
     else:

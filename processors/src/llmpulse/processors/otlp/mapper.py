@@ -70,8 +70,7 @@ from llmpulse.schemas import (
     utcnow,
     validate_event,
 )
-from llmpulse.schemas._fast_checks import answer_after_its_prompt, prompt_of_a_span
-from llmpulse.schemas._limits import _window
+from llmpulse.schemas.bulk_checks import answer_after_its_prompt, prompt_of_a_span, time_window
 
 __all__ = ["MappedRecord", "OtlpMapper", "call_id_for"]
 
@@ -224,7 +223,7 @@ class OtlpMapper:
         ``TracesData``) has them."""
         out = MappedRecord()
         self._now = utcnow()  # the validation's clock, read once per record
-        self._window = _window(self.limits, self._now)
+        self._window = time_window(self.limits, self._now)
         if self._clean[0] is not self.limits or len(self._clean[1]) > _CLEAN_MAX:
             self._clean = (self.limits, set())
         for r, resource_spans in enumerate(traces.resource_spans):

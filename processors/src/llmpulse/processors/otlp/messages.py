@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from llmpulse.processors.otlp.conventions import SpanEvent, _wrong, first, structured
+from llmpulse.processors.otlp.conventions import SpanEvent, first, structured, wrong_type
 from llmpulse.processors.otlp.conventions import as_text as _text
 from llmpulse.schemas import SchemaError
 
@@ -198,7 +198,7 @@ def _indexed(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
                 "tool_call_id": attrs.get(f"{at}.tool_call_id")}
         for field in ("role", "content"):
             if item[field] is not None and not isinstance(item[field], str):
-                raise _wrong(f"{at}.{field}", item[field], "a string")
+                raise wrong_type(f"{at}.{field}", item[field], "a string")
         out.append(item)
     return out
 
