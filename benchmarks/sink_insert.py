@@ -23,10 +23,12 @@ pipeline its statements (reverted in 9e29a8f), are the writer's own figures: it 
 ``ratio_writer_to_bare_same_rows`` compares with the bare insert of the calls and their
 verdicts. Rates count calls (events) on every side. Each side first writes
 ``WARM_UP_CALLS`` calls once, untimed, into a database of its own (``_warm_up``). Then the
-set-up's heap (the sample calls, the imported modules) is frozen out of the cycle
-collector's walks with ``freeze_start_heap``, as the sink does before it consumes
-(``gc_frozen_objects``); ``writer_full_collections`` and ``writer_full_collections_ms``
-count the full collections during the writer runs, and their time.
+set-up's heap (the imported modules, the warm-up) is frozen out of the cycle collector's
+walks with ``freeze_start_heap``, as the sink does before it consumes
+(``gc_frozen_objects``). The timed calls are made after that: like a batch the sink decoded,
+they stay live and every full collection walks them. ``writer_full_collections`` and
+``writer_full_collections_ms`` count the full collections during the writer runs, and their
+time.
 
     uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
 """
@@ -108,14 +110,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is kept")
     args = parser.parse_args()
 
-    calls = sample_calls(args.calls, seed=7)
     results: dict[str, list[float]] = {"writer": [], "writer_no_dedup": [], "bare_python_arrow": [],
                                        "native_encoder": [], "bare_python_arrow_same_rows": []}
     mapping: list[float] = []
     collections = FullCollections()
     with bench_folder() as folder:
-        _warm_up(folder, calls[:WARM_UP_CALLS])
-        frozen = freeze_start_heap()  # the set-up's heap (the sample calls), as the sink freezes its own
+        _warm_up(folder, sample_calls(WARM_UP_CALLS, seed=8))
+        frozen = freeze_start_heap()  # the set-up's heap, as the sink freezes its own at start-up
+        # Made after the freeze: the calls are a batch the sink decoded, live and walked by any
+        # full collection during the writes, as in the sink (it never freezes its batches).
+        calls = sample_calls(args.calls, seed=7)
         for _ in range(args.repeat):
             for name, dedup in (("writer", True), ("writer_no_dedup", False)):
                 with collections.watching():

@@ -11,7 +11,10 @@ FROM Python(arrow)`` of the prepared calls, then of their verdicts, as ``sink_in
 speed leaves the Python at most ~1x the bare insert minus the writer's other statements).
 CPU time of this process (``time.process_time``, the engine's threads included for the
 insert), best of ``--repeat``, in microseconds a call, so other jobs on the machine move it
-less than wall time. Prints JSON.
+less than wall time. The inputs are made before the set-up heap is frozen, so they are
+frozen with it: a part's figure leaves out full collections walking a live batch, which
+``sink_insert.py`` (calls made after its freeze, as the sink's batches are) includes.
+Prints JSON.
 
     uv run python benchmarks/sink_python.py [--calls 10000] [--repeat 7]
 """
@@ -48,7 +51,7 @@ def main() -> None:
         frame = bare_frame(store, r.call_values(calls))  # noqa: F841 - read by name by chDB's Python()
         verdicts = verdicts_frame(store, calls)  # noqa: F841 - the same
         raw = chdb.connect(folder)  # a bare handle on the same engine, as sink_insert.py's
-        freeze_start_heap()  # the set-up's heap, as sink_insert.py and the sink freeze theirs
+        freeze_start_heap()  # the set-up's heap and the inputs: see the doc
 
         def bare_insert(database: str) -> float:
             started = time.process_time()
