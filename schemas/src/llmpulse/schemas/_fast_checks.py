@@ -181,9 +181,12 @@ def answer_after_its_prompt(response: ResponseEvent, limits: Limits, now: dateti
             or response.occurred_at > now or response.text is None
             or len(response.text) > limits.max_text_chars):
         return False
-    ids = [v for v in (response.response_model, response.response_id, response.finish_reason) if v]
-    return not ids or (max(map(len, ids)) <= limits.max_id_chars
-                       and CONTROL.search("".join(ids)) is None)
+    model, answer_id, reason, cap = (response.response_model, response.response_id,
+                                     response.finish_reason, limits.max_id_chars)
+    if (model and len(model) > cap) or (answer_id and len(answer_id) > cap) \
+            or (reason and len(reason) > cap):
+        return False
+    return CONTROL.search(f"{model or ''}{answer_id or ''}{reason or ''}") is None
 
 
 def prompt_of_a_span(event: PromptEvent, limits: Limits, window: _Window, clean: set[str]) -> bool:
