@@ -18,7 +18,7 @@ import pytest
 
 from llmpulse.schemas import EnrichedCall
 from llmpulse.sinks.arrow import _timestamp_micros, _uuid_bytes, to_arrow, uuid_array
-from llmpulse.sinks.columns import as_python
+from llmpulse.sinks.columns import as_python, attribute_maps, attributes_map
 from llmpulse.sinks.rows import (
     CALL_COLUMNS,
     VERDICT_COLUMNS,
@@ -77,6 +77,18 @@ def test_each_verdict_in_a_batch_gets_the_row_it_has_alone() -> None:
         "plan", "o4-mini", "t-9", "s-2")  # from the call, which the verdict does not name
     alone = dict(zip(VERDICT_COLUMNS, rows[-1], strict=True))
     assert (alone["prompt_id"], alone["trace_id"], alone["attributes"]) == ("", "", {})
+
+
+def test_attribute_maps_of_one_key_lineup_give_each_maps_text() -> None:
+    """Maps with the same keys in the same order are converted key by key: each key's
+    values of one type (str, int, bool, None) or of several must give ``attributes_map``'s
+    text, as maps of other keys do."""
+    lineup = [{"s": f"v{i}", "i": i * 7 - 3, "b": i % 2 == 0, "n": None, "f": i / 4, "mixed": [1, "x", True,
+               None, 2.5, float("inf"), {"a": 1}][i % 7]} for i in range(30)]
+    others = [*lineup, {"s": "alone"}]
+    for maps in (lineup, others, [{} for _ in range(3)], [{"only": 1}]):
+        column = attribute_maps(maps)
+        assert [dict(pairs) for pairs in column.to_pylist()] == [attributes_map(m) for m in maps]
 
 
 def test_nested_values_are_stored_as_the_contract_says() -> None:

@@ -57,23 +57,55 @@ _LITERALS: dict[object, str] = {None: "null", True: "true", False: "false"}
 
 
 def attribute_maps(maps: Sequence[Mapping[str, object]]) -> pa.MapArray:
-    """``attributes_map`` of each mapping, as one ``Map(String, String)`` column."""
+    """``attributes_map`` of each mapping, as one ``Map(String, String)`` column.
+
+    When every mapping has the same keys in the same order (an app's attributes, a
+    prompt's variables), the keys are the first mapping's repeated and the values are
+    converted key by key, each key's values with one C-level pass when they are of one
+    type (all ``int``: ``str``; all ``bool`` or None: their JSON literal)."""
+    n = len(maps)
+    counts = np.fromiter(map(len, maps), np.int64, n)
     values = [v for m in maps for v in m.values()]
+    keys = list(chain.from_iterable(maps))
+    lineup = same_lineup(keys, counts)
+    if lineup is not None:
+        return pa.MapArray.from_arrays(offsets(counts, n), repeated_lineup(lineup, n),
+                                       pa.array(_texts_by_position(values, len(lineup)), pa.string()))
     try:
         items = pa.array(values, pa.string())
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers or booleans among them
         items = None
     if items is None or items.null_count:  # None is "null"
-        items = pa.array([v if type(v) is str else _LITERALS[v] if v is None or type(v) is bool
-                          else str(v) if type(v) is int else attribute_text(v) for v in values], pa.string())
-    return pa.MapArray.from_arrays(offsets(map(len, maps), len(maps)),
-                                   pa.array(list(chain.from_iterable(maps)), pa.string()), items)
+        items = pa.array(_texts(values), pa.string())
+    return pa.MapArray.from_arrays(offsets(counts, n), pa.array(keys, pa.string()), items)
 
 
-def offsets(counts: Iterable[int], n: int) -> pa.Array:
+def _texts(values: list[object]) -> list[str]:
+    """Attribute values as ``Map(String, String)`` text (``attributes_map``'s)."""
+    return [v if type(v) is str else _LITERALS[v] if v is None or type(v) is bool
+            else str(v) if type(v) is int else attribute_text(v) for v in values]
+
+
+_LITERAL_TYPES = {bool, type(None)}
+
+
+def _texts_by_position(values: list[object], k: int) -> list[object]:
+    """``values`` (rows of ``k``, one key a position) as text, in place, position by position."""
+    for j in range(k):
+        column = values[j::k]
+        kinds = set(map(type, column))
+        if kinds == {str}:
+            continue
+        values[j::k] = (list(map(str, column)) if kinds == {int}
+                        else [_LITERALS[v] for v in column] if kinds <= _LITERAL_TYPES
+                        else _texts(column))
+    return values
+
+
+def offsets(counts: Iterable[int] | np.ndarray, n: int) -> pa.Array:
     """List offsets from each row's count (``n`` rows)."""
     result = np.zeros(n + 1, np.int32)
-    np.cumsum(np.fromiter(counts, np.int32, n), out=result[1:])
+    np.cumsum(counts if isinstance(counts, np.ndarray) else np.fromiter(counts, np.int32, n), out=result[1:])
     return pa.array(result)
 
 
