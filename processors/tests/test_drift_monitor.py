@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from llmpulse.processors.drift import DriftConfig, DriftKey, DriftMonitor, TrafficGenerator, load_drift_config
-from llmpulse.processors.drift.compare import is_rate_test
+from llmpulse.processors.drift.compare import is_rate_test, lowest_level
 from llmpulse.processors.errors import ConfigError, ModelUnavailableError
 from llmpulse.schemas import DriftResult, FeedbackEvent, decode_event, encode_event
 
@@ -74,6 +74,9 @@ def test_a_shift_is_named_by_feature():
     for i in sorted(range(len(w)), key=lambda i: r.features[i].p_value / w[i]):
         expected[i], left = 0.005 * w[i] / left, left - w[i]
     assert [f.threshold for f in r.features] == pytest.approx([expected[i] for i in range(len(w))])
+    # no other test is held below lowest_level, which the Monte Carlo tests resolve
+    lowest = lowest_level(monitor.config, monitor.features)
+    assert all(lowest <= f.threshold for f, rate in zip(r.features, rates, strict=True) if not rate)
     assert {f.test for f in r.features} >= {"ks", "tail_fisher", "chisquare"}
     assert {"relevance<0.4", "toxicity>=0.5", "error", "guardrail", "response_length_tail"} \
         <= {f.feature for f in r.features}
