@@ -135,12 +135,14 @@ def distinct(calls: list[Any]) -> list[Any]:
     return out
 
 
-def heavy_worker(root: Path, calls: list[Any], *, runtime: str) -> dict[str, float]:
+def heavy_worker(root: Path, calls: list[Any], *, runtime: str,
+                 exact_shapes: bool = False) -> dict[str, float]:
     """Calls/s of toxicity (answer and question) and the embedding scores on every call, one
     thread each, on ``openvino``, ``onnx`` (int8 toxicity, fp32 embeddings) or ``torch``; per
     second of wall time and of the process's CPU time, and (exported runtimes) where the time
     went: each scorer's seconds, and the part of them spent inside the runtime's ``run`` (the
-    rest is tokenising, padding, batching and the scores)."""
+    rest is tokenising, padding, batching and the scores). ``exact_shapes``: OpenVINO's runs
+    padded to their longest text only (as before its widths and rows were rounded)."""
     from llmpulse.processors.config import EmbeddingConfig, ToxicityConfig
     from llmpulse.processors.scoring.embeddings import EmbeddingScorer
     from llmpulse.processors.scoring.toxicity import ToxicityScorer
@@ -152,6 +154,9 @@ def heavy_worker(root: Path, calls: list[Any], *, runtime: str) -> dict[str, flo
                                                  backend="sentence-transformers" if torch else runtime))  # type: ignore[arg-type]
     toxicity.load(), embeddings.load()
     assert ("+" + runtime in toxicity.backend) == (runtime != "torch"), toxicity.backend
+    if exact_shapes:
+        for model in (toxicity.load().runtime, embeddings._onnx):  # type: ignore[union-attr]
+            model.width_step = model.row_step = 1
     toxicity.score(calls[:2]), embeddings.score(calls[:2])  # warm up
     sessions = []
     if runtime != "torch":
@@ -298,6 +303,7 @@ def heavy_workers(root: Path, n: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     runs = {runtime: heavy_worker(root, calls, runtime=runtime) for runtime in ("openvino", "onnx")}
     distinct_runs = {runtime: heavy_worker(root, distinct(calls), runtime=runtime) for runtime in runs}
+    exact = heavy_worker(root, distinct(calls), runtime="openvino", exact_shapes=True)
     torch_run = heavy_worker(root, calls, runtime="torch")
     torch_rate = torch_run["calls_per_s"]
     onnx_rate, openvino_rate = runs["onnx"]["calls_per_s"], runs["openvino"]["calls_per_s"]
@@ -320,6 +326,8 @@ def heavy_workers(root: Path, n: int) -> dict[str, Any]:
         "calls_per_s_openvino_distinct_texts": round(distinct_runs["openvino"]["calls_per_s"], 1),
         "openvino_seconds": seconds(runs["openvino"]),
         "openvino_distinct_texts_seconds": seconds(distinct_runs["openvino"]),
+        "calls_per_s_openvino_distinct_texts_exact_shapes": round(exact["calls_per_s"], 1),
+        "openvino_distinct_texts_exact_shapes_seconds": seconds(exact),
         "torch_seconds": seconds(torch_run),
         "texts_per_call": "the corpus repeats questions and answers across calls, and each scorer "
                           "scores a text once per micro-batch; *_distinct_texts makes every text unique"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32
-from llmpulse.processors.models.runtime import RUN_COST_TOKENS, length_buckets
+from llmpulse.processors.models.runtime import RUN_COST_TOKENS, length_buckets, padded_rows, padded_width
 
 
 def test_a_long_text_gets_its_own_bucket_and_the_short_ones_stay_short():
@@ -40,6 +40,34 @@ def test_similar_lengths_share_one_run_when_another_run_costs_more_than_the_padd
     # padding 10 texts from 10 to 11 tokens costs 10 tokens, less than a run's RUN_COST_TOKENS
     assert RUN_COST_TOKENS > 10
     assert length_buckets([10] * 10 + [11], size=32) == [list(range(11))]
+
+
+def test_rounded_widths_are_a_fixed_set_of_twenty_up_to_512():
+    widths = {t: padded_width(t, 8, 512) for t in range(1, 513)}
+    assert sorted(set(widths.values())) == [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128,
+                                            160, 192, 224, 256, 320, 384, 448, 512]
+    assert all(t <= w <= 512 for t, w in widths.items())
+    assert all(w - t < 8 for t, w in widths.items() if t <= 64)  # fewer than 8 tokens added
+    assert all(w - t < t / 4 for t, w in widths.items() if t > 64)  # under a quarter above
+    assert padded_width(300, 8, 310) == 310  # never past the model's maximum
+    assert [padded_width(t, 1, 512) for t in (1, 37, 511)] == [1, 37, 511]  # step 1: exact
+
+
+def test_rounded_rows_are_powers_of_two_then_multiples_of_the_step():
+    assert [padded_rows(n, 8, 32) for n in range(1, 33)] == (
+        [1, 2, 4, 4, 8, 8, 8, 8] + [16] * 8 + [24] * 8 + [32] * 8)
+    assert [padded_rows(n, 8, 3) for n in (1, 2, 3)] == [1, 2, 3]  # never past the batch size
+    assert [padded_rows(n, 8, 20) for n in (17, 20)] == [20, 20]
+    assert [padded_rows(n, 1, 32) for n in (3, 17)] == [3, 17]  # step 1: exact
+
+
+def test_buckets_count_the_padded_rows_as_cost():
+    # nine texts of 10 tokens and one of 11: exact rows run them together (10 x 11 tokens);
+    # rounded rows would pad that run to 16 x 11 = 176 tokens, so eight run as 8 x 10 and the
+    # last two as 2 x 11: 102 tokens plus a second run's RUN_COST_TOKENS
+    lengths = [10] * 9 + [11]
+    assert length_buckets(lengths, 32) == [list(range(10))]
+    assert length_buckets(lengths, 32, row_step=8) == [list(range(8)), [8, 9]]
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +130,30 @@ def test_the_onnx_runtime_runs_a_long_text_alone_and_pads_short_ones_to_their_ow
     # the results come back in the texts' order, and a text's result is the one it gets alone
     for i, text in enumerate(texts):
         assert together[i] == pytest.approx(model.run([text])[0], abs=1e-6)
+
+
+def test_rounded_shapes_are_few_masked_and_change_no_result(tiny_model_dir):
+    """With widths and rows rounded (as OpenVINO runs), every run's shape is of the fixed set,
+    the attention mask marks exactly each text's tokens, the padding rows' outputs are
+    dropped, and every text's result is the one it gets with exact shapes."""
+    import numpy as np
+
+    from llmpulse.processors.models.runtime import OnnxTextModel
+
+    exact = OnnxTextModel(tiny_model_dir, precision="fp32", batch_size=32)
+    rounded = OnnxTextModel(tiny_model_dir, precision="fp32", batch_size=32)
+    rounded.width_step = rounded.row_step = 8
+    texts = [("Where is my parcel? " * (1 + i % 9)) + f"({i})" for i in range(37)] + ["ok"]
+    tokens = [len(e.ids) for e in rounded.tokenizer.encode_batch(texts)]
+    feeds = list(rounded.feeds(texts))
+    for bucket, feed in feeds:
+        rows, width = feed["input_ids"].shape
+        assert width == padded_width(max(tokens[i] for i in bucket), 8, 256)
+        assert rows == padded_rows(len(bucket), 8, 32)
+        assert feed["attention_mask"][:len(bucket)].sum(axis=1).tolist() == [tokens[i] for i in bucket]
+    assert sorted(i for b, _ in feeds for i in b) == list(range(len(texts)))
+    assert {f["input_ids"].shape[1] for _, f in feeds} <= {8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128}
+    assert np.abs(rounded.run(texts) - exact.run(texts)).max() == 0.0
 
 
 def test_the_onnx_runtime_truncates_at_the_models_maximum_tokens(tiny_model_dir):

@@ -46,9 +46,9 @@ from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32
 from llmpulse.processors.models.folder import ModelsFolder, sha256_of
 from llmpulse.processors.models.runtime import TokenizedModel
 
-__all__ = ["INSTALL_OPENVINO", "OPENVINO_DIR", "OPENVINO_RECIPES", "OpenVinoTextModel", "calibration_texts",
-           "compile_openvino", "ffn_inputs", "make_openvino_int8", "openvino_device", "openvino_int8_file",
-           "openvino_recipe_of", "quantize_openvino"]
+__all__ = ["INSTALL_OPENVINO", "OPENVINO_DIR", "OPENVINO_RECIPES", "ROW_STEP", "WIDTH_STEP",
+           "OpenVinoTextModel", "calibration_texts", "compile_openvino", "ffn_inputs", "make_openvino_int8",
+           "openvino_device", "openvino_int8_file", "openvino_recipe_of", "quantize_openvino"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,14 @@ OPENVINO_DIR = "openvino"
 """The model folder's sub-folder of OpenVINO int8 models (one per cache key)."""
 OPENVINO_RECIPES = {"sentence-embedding": "ov-int8-v1-ffn-in", "default": "ov-int8-v1"}
 """How each kind of model is quantised for OpenVINO; part of the int8 model's cache key."""
+WIDTH_STEP = 8
+"""OpenVINO runs an input shape it has not run before at about half speed, and keeps what it
+prepared for each shape (7-9 MB a shape for BERT-base int8; a few hundred shapes, least
+recently used first out), so its runs' widths are rounded up (``padded_width``: multiples of
+8 tokens up to 64, 16 up to 128...; 20 widths up to 512)..."""
+ROW_STEP = 8
+"""... and their rows padded to 1, 2, 4, 8, then multiples of 8 (``padded_rows``): at most 140
+shapes at batch 32, so a stream of new texts runs mostly seen shapes and memory stays bounded."""
 
 
 def openvino_recipe_of(task: str) -> str:
@@ -246,6 +254,9 @@ class OpenVinoTextModel(TokenizedModel):
         device: ``cpu`` or ``gpu`` / ``gpu.N`` (an Intel GPU); a missing device runs on the CPU.
         threads: CPU inference threads (None: OpenVINO's default, every core).
         batch_size: texts per run.
+        width_step: each run's tokens rounded up as ``padded_width`` says with this step
+            (``WIDTH_STEP``; 1: the longest text's, as ONNX Runtime runs).
+        row_step: each run's rows padded as ``padded_rows`` says (``ROW_STEP``; 1: its texts).
 
     Raises:
         ModelUnavailableError: openvino or the export is missing, the device is CUDA, or the
@@ -253,12 +264,14 @@ class OpenVinoTextModel(TokenizedModel):
     """
 
     def __init__(self, model_dir: str | Path, *, precision: str = "int8", device: str = "cpu",
-                 threads: int | None = None, batch_size: int = 32) -> None:
+                 threads: int | None = None, batch_size: int = 32, width_step: int = WIDTH_STEP,
+                 row_step: int = ROW_STEP) -> None:
         model_dir = Path(model_dir)
         if device.startswith("cuda"):
             raise ModelUnavailableError("OpenVINO", f"device {device}: OpenVINO runs on the CPU or an Intel "
                                         "GPU (device: gpu), not CUDA; use backend onnx for CUDA")
         super().__init__(model_dir, precision=precision, batch_size=batch_size)
+        self.width_step, self.row_step = width_step, row_step
         try:
             import openvino
         except ImportError:

@@ -50,7 +50,7 @@ from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32, ONNX_INT8, 
 from llmpulse.processors.models.folder import ModelsFolder
 
 __all__ = ["RUN_COST_TOKENS", "OnnxTextModel", "TokenizedModel", "TorchTextModel", "amx_tiles",
-           "length_buckets", "top_label"]
+           "length_buckets", "padded_rows", "padded_width", "top_label"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,18 +80,22 @@ def amx_tiles() -> bool | None:
     return bool(mask.value >> _XFEATURE_XTILEDATA & 1)
 
 
-def length_buckets(lengths: Sequence[int], size: int, run_cost: int = RUN_COST_TOKENS) -> list[list[int]]:
+def length_buckets(lengths: Sequence[int], size: int, run_cost: int = RUN_COST_TOKENS,
+                   row_step: int = 1) -> list[list[int]]:
     """Indices grouped into batches of at most ``size``, shortest texts first, cut where
     padding would cost more than another run: of all the ways to cut the sorted texts into
     consecutive batches, the one with the fewest padded tokens plus ``run_cost`` a batch
-    (each batch is padded to its longest text)."""
+    (each batch is padded to its longest text, and to ``padded_rows(rows, row_step, size)``
+    rows)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     n = len(order)
+    rows = [padded_rows(k, row_step, size) for k in range(size + 1)]
     best = [0] + [0] * n  # best[j]: the cost of the first j texts
     cut = [0] * (n + 1)  # where the last batch of the first j texts starts
     for j in range(1, n + 1):
         longest = lengths[order[j - 1]]
-        cost, later = min((best[i] + run_cost + (j - i) * longest, -i) for i in range(max(0, j - size), j))
+        cost, later = min((best[i] + run_cost + rows[j - i] * longest, -i)
+                          for i in range(max(0, j - size), j))
         best[j], cut[j] = cost, -later  # on a tie, the earlier batches full
     buckets: list[list[int]] = []
     j = n
@@ -99,6 +103,29 @@ def length_buckets(lengths: Sequence[int], size: int, run_cost: int = RUN_COST_T
         buckets.append(order[cut[j]:j])
         j = cut[j]
     return buckets[::-1]
+
+
+def padded_rows(rows: int, step: int, size: int) -> int:
+    """The rows a run of ``rows`` texts is padded to when its runtime prepares each new input
+    shape: the next power of two up to ``step``, then a multiple of ``step``, at most
+    ``size`` (the batch size) and never fewer than ``rows``."""
+    if step <= 1 or rows <= 1:
+        return rows
+    padded = 1 << (rows - 1).bit_length() if rows <= step else -(-rows // step) * step
+    return max(rows, min(padded, size))
+
+
+def padded_width(tokens: int, step: int, cap: int) -> int:
+    """The width (tokens) a run whose longest text has ``tokens`` is padded to when its
+    runtime prepares each new input shape (OpenVINO): eight widths a doubling, at least
+    ``step`` apart (``step`` 8: multiples of 8 up to 64, of 16 up to 128, of 32 up to 256...),
+    at most ``cap`` (the model's maximum tokens); ``step`` 1: ``tokens`` as it is. So a stream
+    of new texts brings few shapes (20 widths up to 512), and the rounding adds fewer than
+    ``step`` tokens up to ``8 * step``, under a quarter above."""
+    if step <= 1:
+        return tokens
+    grain = max(step, (1 << (tokens - 1).bit_length()) // 8)
+    return min(-(-tokens // grain) * grain, cap)
 
 
 def top_label(classes: Sequence[str], probabilities: Any) -> tuple[float, str | None]:
@@ -169,6 +196,12 @@ class TokenizedModel:
 
     session: Any
     provider: str = "none"
+    width_step: int = 1
+    """Each run's width (tokens) is its longest text's, rounded up as ``padded_width`` says
+    with this step; 1 for a runtime that pays nothing for a new shape (ONNX Runtime)."""
+    row_step: int = 1
+    """Each run's rows are padded as ``padded_rows`` says (copies of its first text, whose
+    outputs are dropped); 1: its texts only."""
 
     def __init__(self, model_dir: str | Path, *, precision: str = "fp32", batch_size: int = 32) -> None:
         self.model_dir = Path(model_dir)
@@ -192,27 +225,33 @@ class TokenizedModel:
         self.pad_id = int(self.info.get("pad_token_id", 0))
 
     def feeds(self, texts: Sequence[str]) -> Iterator[tuple[list[int], dict[str, Any]]]:
-        """Each length bucket's indices and its model inputs (padded to its longest text)."""
+        """Each length bucket's indices and its model inputs: padded to its longest text (its
+        width rounded up by ``padded_width`` and its rows by ``padded_rows`` where the
+        runtime wants few shapes); the attention mask marks the padding."""
         import numpy as np
 
         encodings = self.tokenizer.encode_batch(list(texts))
-        for bucket in length_buckets([len(e.ids) for e in encodings], self.batch_size):
-            width = max(len(encodings[i].ids) for i in bucket)
-            ids = np.full((len(bucket), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(bucket), width), dtype=np.int64)
-            types = np.zeros((len(bucket), width), dtype=np.int64)
+        cap = int(self.info["max_tokens"])
+        widths = [padded_width(len(e.ids), self.width_step, cap) for e in encodings]
+        for bucket in length_buckets(widths, self.batch_size, row_step=self.row_step):
+            width = max(widths[i] for i in bucket)
+            rows = padded_rows(len(bucket), self.row_step, self.batch_size)
+            ids = np.full((rows, width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((rows, width), dtype=np.int64)
+            types = np.zeros((rows, width), dtype=np.int64)
             for row, i in enumerate(bucket):
                 enc = encodings[i]
                 ids[row, :len(enc.ids)] = enc.ids
                 mask[row, :len(enc.ids)] = 1
                 types[row, :len(enc.ids)] = enc.type_ids
+            ids[len(bucket):], mask[len(bucket):], types[len(bucket):] = ids[0], mask[0], types[0]
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             yield bucket, {name: feed[name] for name in self.input_names}
 
     def run(self, texts: Sequence[str]) -> Any:
         """Probabilities (``n x classes``) or unit embeddings (``n x dim``), one row a text."""
-        return _gather(len(texts), ((bucket, _finish(self.task, self.session.run(None, feed)[0],
-                                                     feed["attention_mask"]))
+        return _gather(len(texts), ((bucket, _finish(self.task, self.session.run(None, feed)[0][:len(bucket)],
+                                                     feed["attention_mask"][:len(bucket)]))
                                     for bucket, feed in self.feeds(texts)))
 
 
