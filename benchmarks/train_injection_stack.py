@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 DATA = ROOT / "processors" / "src" / "llmpulse" / "processors" / "guardrails" / "data"
 EVERYDAY = ROOT / "processors" / "tests" / "data" / "everyday_benign.jsonl"
-SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7"]
+SPLITS = ["tune", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8"]
 WHERE = ("prompt", "context", "tool")
 CALIBRATION = ["holdout5", "holdout6", "everyday"]
 """The benign cases the thresholds are held to --max-fpr on: the splits the patterns were
