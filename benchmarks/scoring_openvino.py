@@ -63,12 +63,17 @@ def corpus_held_out(model_dir: Path, models: dict[str, Any]) -> dict[str, Any]:
 
 def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], texts: list[str],
             threads: int, rounds: int, *, embeddings: bool, calibration: list[str] | None = None,
-            ffn_input_only: bool = False,
+            ffn_input_only: bool = False, exact_shapes: bool = False,
             clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     import numpy as np
 
     from llmpulse.processors.models.export import ONNX_FP32
-    from llmpulse.processors.models.openvino_backend import compile_openvino, quantize_openvino
+    from llmpulse.processors.models.openvino_backend import (
+        ROW_STEP,
+        WIDTH_STEP,
+        compile_openvino,
+        quantize_openvino,
+    )
     from llmpulse.processors.models.runtime import OnnxTextModel
 
     int8 = OnnxTextModel(model_dir, precision="int8", threads=threads)
@@ -80,6 +85,10 @@ def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], t
         for label, precision in (("openvino_int8", "bf16"), ("openvino_int8_f32", "f32")):
             models[label] = OnnxTextModel(model_dir, precision="fp32", threads=threads)
             models[label].session = compile_openvino(quantised, "CPU", threads, precision)
+    if not exact_shapes:  # OpenVINO's runs shaped as the backend shapes them
+        for label, model in models.items():
+            if label.startswith("openvino"):
+                model.width_step, model.row_step = WIDTH_STEP, ROW_STEP
     speed = interleaved({"torch_fp32": torch_run, **{label: m.run for label, m in models.items()}},
                         texts, rounds, clock)
     sample = texts[:64]
@@ -111,6 +120,8 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="texts per second of wall time or of the process's CPU time")
     parser.add_argument("--only", choices=("detoxify", "minilm"), help="measure one model")
+    parser.add_argument("--exact-shapes", action="store_true",
+                        help="OpenVINO runs padded to their longest text only (before the rounding)")
     parser.add_argument("--models", help="a models folder with detoxify-original and minilm exported "
                                          "(default: generate and export into a temporary one)")
     args = parser.parse_args()
@@ -134,16 +145,18 @@ def main() -> None:
         out = {"benchmark": "scoring_openvino", "openvino": openvino.__version__, "torch": torch.__version__,
                "threads": args.threads, "rounds": args.rounds, "texts": len(texts), "batch": 32,
                "clock": args.clock, "nncf": args.nncf, "ffn_input_only": args.ffn_input_only,
+               "exact_shapes": args.exact_shapes,
                "onnxruntime_amx_tiles": amx_tiles(),
                "load_average_1m": round(os.getloadavg()[0], 2)}
         if args.only in (None, "detoxify"):
             out["detoxify_original_architecture"] = compare(
                 "detoxify", root / "detoxify-original", detoxify.run, texts, args.threads, args.rounds,
-                embeddings=False, calibration=calibration, clock=clock)
+                embeddings=False, calibration=calibration, clock=clock,
+                exact_shapes=args.exact_shapes)
         if args.only in (None, "minilm"):
             out["minilm"] = compare("minilm", root / "minilm", minilm.embed, texts, args.threads, args.rounds,
                                     embeddings=True, calibration=calibration, clock=clock,
-                                    ffn_input_only=args.ffn_input_only)
+                                    ffn_input_only=args.ffn_input_only, exact_shapes=args.exact_shapes)
         out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
 
