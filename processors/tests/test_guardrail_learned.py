@@ -67,8 +67,8 @@ def test_shipped_models_have_provenance_and_cross_validated_thresholds():
     assert len(stack["stack_weights"]) == len(stack["features"]) == 3
     assert set(stack["threshold"]) == {"prompt", "context", "tool"}
     assert all(0.0 < t < 1.0 for t in stack["threshold"].values())
-    assert "holdout8" not in stack["trained_on"]["splits"] and "everyday" in stack["trained_on"]["splits"]
-    assert "holdout7" in stack["trained_on"]["splits"]
+    assert "holdout9" not in stack["trained_on"]["splits"] and "everyday" in stack["trained_on"]["splits"]
+    assert "holdout8" in stack["trained_on"]["splits"]
     assert stack["cross_validated"]["nested"]["rule"]["all"]["recall"] > 0
 
 
