@@ -7,8 +7,12 @@
    what one worker does with each call), record by record in turn so that both sides run
    under the same load. The mapper must never be the bottleneck: ``mapper_over_light``
    >= 2 (spans/s per core over calls/s per core). The ``*_warm`` keys leave out each side's
-   first record (512 calls), whose one-off costs (the light path imports its price table
-   then) favour the mapper.
+   first record (512 calls), whose one-off costs (first calls into each side's code)
+   favour the mapper. Before timing, the set-up does what ``llmpulse worker`` does at
+   start: ``Enricher.load_light`` (the price table, the injection rule's gate), then
+   ``freeze_start_heap`` (``start_heap_frozen_objects``; ``--no-freeze`` to compare), so
+   full collections no longer walk the start-up heap at whichever side's expense;
+   ``gc_warm`` counts each side's collections per generation and their CPU seconds.
 2. ``freshness`` (skipped with ``--no-pipeline``): a real broker, the Collector built by
    ``scripts/otelcol.sh``, ``llmpulse otlp run``, a worker (light path) and a sink to chDB.
    Phase ``sdk``: ``--rate`` calls/s through our SDK. Phase ``otlp``: ``--rate`` calls/s as
