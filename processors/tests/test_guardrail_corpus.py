@@ -19,7 +19,7 @@ LANGUAGES = {"en", "fr", "de", "es", "it", "pt", "nl"}
 
 # The split written blind after the rules were last frozen, measured once (docs/FIGURES.md): its
 # figures are asserted apart, as measured floors, so the tuned floors below stay tuned.
-BLIND = ("holdout5", "holdout6")
+BLIND = ("holdout5", "holdout6", "holdout9")
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,12 @@ def test_every_language_is_caught_not_only_english(report):
 # were written from its misses (guard11), so it is a tuned split above. Checked on holdout5 and
 # holdout6 (still not tuned on), the holdout8 rules took their recall from 0.619 to 0.714 and
 # from 0.762 to 0.790 with no new false alarm: the floors below are those figures.
+# Injection on "holdout9" (120 attacks, 120 benign near-misses, written blind, appended after the
+# rules and learned tiers of guard11 (f76195b) were frozen and landed, measured once): the
+# default policy's pattern tier had recall 0.683 at FPR 0.042; the measured figures as floors,
+# NOT the goal.
 @pytest.mark.parametrize(("split", "cases", "recall", "fpr"), [
-    ("holdout5", 105, 0.71, 0.02), ("holdout6", 105, 0.79, 0.03)])
+    ("holdout5", 105, 0.71, 0.02), ("holdout6", 105, 0.79, 0.03), ("holdout9", 120, 0.68, 0.05)])
 def test_blind_holdouts_keep_their_measured_recall_and_false_positive_rate(blind_report, split, cases, recall,
                                                                            fpr):
     tally = blind_report["injection"]["by_split"][split]
