@@ -12,6 +12,19 @@
   of the calls of the last 3, with the rates' CUSUM (``rate_test: cusum``);
   ``..._scan``: the same with the GLR scan (``rate_test: scan``, whose p-values then resolve
   small values: 20,000 deals), and the ratio of the two.
+- ``evaluation_drifted``: the 2,000-call window of ``evaluation`` (no embeddings: this key is
+  only written with ``--no-embeddings``), but drifted: 30% of its calls on another topic
+  (lengths and words move) and 10% in French (a sparse language appears in both language
+  features), so the sparse language tables' p-values must resolve below the level instead of
+  stopping early; ``evaluation_drifted_vs_stationary`` is its CPU over the stationary window's
+  and ``categorical_rejected`` names the categorical tests that rejected.
+  ``evaluation_drifted_monte_carlo``: the same window with the enumeration of small sparse
+  tables switched off (``EXACT_TABLES = 0``: every sparse table by Monte Carlo, as before it);
+  ``evaluation_drifted_vs_monte_carlo`` the ratio of the two.
+- ``categorical_drifted``: one drifted sparse ``categorical_test`` at the lowest level of a
+  window without embeddings (3.9e-5: 5 / level = 128,206 tables by Monte Carlo), a language
+  shift (4 categories: enumerated) and a 25-category mix (too many tables to enumerate: Monte
+  Carlo either way), CPU and p-value with and without the enumeration.
 - ``per_event``: ``DriftMonitor.observe`` per call, windows closing included, when every
   call of a window is described (window 1,000 = sample 1,000) and when traffic is 10x the
   sample (time windows on a busy key: most calls are rejected on their hash).
@@ -32,7 +45,7 @@ import platform
 import time
 
 from llmpulse.processors.config import EmbeddingConfig, load_config
-from llmpulse.processors.drift import CachedEmbedder, DriftConfig, DriftMonitor, TrafficGenerator
+from llmpulse.processors.drift import CachedEmbedder, DriftConfig, DriftMonitor, TrafficGenerator, stats
 from llmpulse.processors.drift.compare import is_rate_test
 from llmpulse.processors.drift.features import prompt_text, response_text
 from llmpulse.processors.pipeline import Enricher
@@ -64,6 +77,48 @@ def evaluation_cost(size: int, embedder, repeat: int) -> dict[str, float]:
         [result] = monitor.observe(calls[-1:])
         times.append(time.process_time() - start)
     return {"window_size": size, "features": len(result.features), "cpu_s": round(min(times), 4)}
+
+
+def drifted_evaluation_cost(size: int, repeat: int) -> dict[str, object]:
+    cfg = DriftConfig(window_calls=size, window_seconds=None, sample_size=size,
+                      reference_calls=max(2000, size), embeddings=False)
+    times = []
+    for r in range(repeat):
+        monitor = DriftMonitor(cfg)
+        gen = TrafficGenerator(seed=100 + r)
+        monitor.observe(gen.calls(cfg.reference_calls))
+        calls = (gen.calls(size // 2, shift="topic_change", share=0.6)
+                 + gen.calls(size - size // 2, shift="language_change", share=0.2))
+        monitor.observe(calls[:-1])
+        start = time.process_time()
+        [result] = monitor.observe(calls[-1:])
+        times.append(time.process_time() - start)
+    return {"window_size": size, "features": len(result.features), "drifted": result.drifted,
+            "drifted_features": sorted(f.feature for f in result.features if f.drifted),
+            "categorical_rejected": sorted(f.feature for f in result.features
+                                        if f.drifted and f.test.endswith("chisquare")),
+            "cpu_s": round(min(times), 4)}
+
+
+def categorical_drifted_cost(repeat: int) -> list[dict[str, object]]:
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    mix = rng.multinomial(2000, np.r_[np.full(5, 0.196), np.full(20, 0.02 / 20)])
+    moved = rng.multinomial(2000, np.r_[np.full(5, 0.18), np.full(20, 0.1 / 20)])
+    cases = {"language_shift": ({"en": 1992, "de": 5, "es": 3}, {"en": 1795, "de": 2, "es": 3, "fr": 200}),
+             "mix_25_categories": ({f"c{i}": int(c) for i, c in enumerate(mix)},
+                                   {f"c{i}": int(c) for i, c in enumerate(moved)})}
+    rows: list[dict[str, object]] = []
+    for name, (ref, cur) in cases.items():
+        row: dict[str, object] = {"case": name, "categories": len(set(ref) | set(cur))}
+        for label, exact in (("enumerated", True), ("monte_carlo", False)):
+            outcome = stats.categorical_test(ref, cur, level=3.9e-5, exact=exact)
+            row[f"{label}_p"] = float(f"{outcome.p_value:.3g}")
+            row[f"{label}_cpu_s"] = round(_cpu(lambda r=ref, c=cur, e=exact: stats.categorical_test(  # type: ignore[misc]
+                r, c, level=3.9e-5, exact=e), repeat), 4)
+        rows.append(row)
+    return rows
 
 
 def scan_history_cost(size: int, repeat: int, shift: str | None,
@@ -127,6 +182,20 @@ def main() -> None:
     out["baseline_decode_us_per_event"] = round(decode_us, 1)
     out["baseline_light_enrich_us_per_event"] = round(light_us, 1)
     out["evaluation"] = [evaluation_cost(size, embedder, args.repeat) for size in (500, 2000, 10_000)]
+    if embedder is None:  # the same 2,000-call window, drifted (#19's budget holds for it too)
+        drifted = drifted_evaluation_cost(2000, args.repeat)
+        out["evaluation_drifted"] = drifted
+        stationary = next(e for e in out["evaluation"] if e["window_size"] == 2000)  # type: ignore[union-attr]
+        out["evaluation_drifted_vs_stationary"] = round(
+            float(drifted["cpu_s"]) / float(stationary["cpu_s"]), 2)  # type: ignore[arg-type]
+        exact_tables, stats.EXACT_TABLES = stats.EXACT_TABLES, 0  # the baseline: Monte Carlo only
+        try:
+            out["evaluation_drifted_monte_carlo"] = drifted_evaluation_cost(2000, args.repeat)
+        finally:
+            stats.EXACT_TABLES = exact_tables
+        out["evaluation_drifted_vs_monte_carlo"] = round(float(drifted["cpu_s"]) / float(
+            out["evaluation_drifted_monte_carlo"]["cpu_s"]), 2)  # type: ignore[index]
+        out["categorical_drifted"] = categorical_drifted_cost(args.repeat)
     out["evaluation_after_6_windows"] = [scan_history_cost(2000, args.repeat, shift)
                                          for shift in (None, "errors_up")]
     # the same with the rates tested by the GLR scan (rate_test: scan, Monte Carlo p-values)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -215,8 +218,9 @@ def test_monte_carlo_p_values_resolve_below_the_level_they_are_held_to():
     # with rate_share 0.75 a test other than a rate's may be held to ~4e-5 (with embeddings):
     # 20,000 draws (a floor of 1 / 20,001) could never reject there; given the level they can
     reference, current = {"en": 790, "fr": 8, "xx": 2}, {"en": 170, "fr": 2, "xx": 28}  # sparse "fr"
-    assert categorical_test(reference, current).p_value == pytest.approx(1 / 20_001)
-    assert categorical_test(reference, current, level=4e-5).p_value < 4e-5
+    assert categorical_test(reference, current, exact=False).p_value == pytest.approx(1 / 20_001)
+    assert categorical_test(reference, current, level=4e-5, exact=False).p_value < 4e-5
+    assert categorical_test(reference, current).p_value < 4e-5  # enumerated: no floor at all
     rng = np.random.default_rng(3)
     ref, cur = rng.standard_normal((256, 16)), rng.standard_normal((64, 16)) + 0.8
     moved = hotelling_test(ref, cur, threshold=4e-5).outcome
@@ -224,3 +228,49 @@ def test_monte_carlo_p_values_resolve_below_the_level_they_are_held_to():
     # unchanged traffic: the permutations stop once the p-value cannot fall below the level
     same = hotelling_test(ref, rng.standard_normal((64, 16)), threshold=4e-5).outcome
     assert same.p_value > 4e-5
+
+
+def _brute_force_p(reference: dict[str, int], current: dict[str, int]) -> float:
+    """The conditional p-value by its definition: every same-margin table, its probability."""
+    keys = sorted(set(reference) | set(current))
+    total = [reference.get(k, 0) + current.get(k, 0) for k in keys]
+    n, n_cur = sum(total), sum(current.values())
+
+    def chi2(cur: tuple[int, ...]) -> float:
+        return sum((c - t * n_cur / n) ** 2 / (t * n_cur / n) + (t - c - t * (n - n_cur) / n) ** 2
+                   / (t * (n - n_cur) / n) for c, t in zip(cur, total, strict=True))
+
+    observed = chi2(tuple(current.get(k, 0) for k in keys))
+    p = 0.0
+    for cur in itertools.product(*(range(t + 1) for t in total)):
+        if sum(cur) == n_cur and chi2(cur) >= observed * (1 - 1e-12):
+            p += math.prod(math.comb(t, c) for t, c in zip(total, cur, strict=True)) / math.comb(n, n_cur)
+    return p
+
+
+@pytest.mark.parametrize(("reference", "current"), [
+    ({"en": 30, "fr": 2, "xx": 1}, {"en": 12, "fr": 3, "de": 1}),
+    ({"en": 40, "fr": 1}, {"en": 20, "fr": 4, "xx": 2}),
+    ({"a": 25, "b": 3, "c": 2, "d": 1}, {"a": 25, "b": 1, "c": 4, "d": 0}),
+])
+def test_sparse_tables_get_the_exact_conditional_p_value_the_monte_carlo_estimates(reference, current):
+    exact = categorical_test(reference, current)
+    assert exact.p_value == pytest.approx(_brute_force_p(reference, current), rel=1e-9)
+    simulated = categorical_test(reference, current, exact=False, draws=100_000, level=5e-5)
+    assert exact.statistic == simulated.statistic
+    # the Monte Carlo p-value estimates the same number (4 standard errors of its 1,000+ draws)
+    draws = 1000 if simulated.p_value >= 0.05 else 250_000
+    assert abs(exact.p_value - simulated.p_value) < 4 * math.sqrt(exact.p_value * (1 - exact.p_value) / draws)
+
+
+def test_the_exact_p_value_keeps_the_level_on_sparse_null_tables():
+    rng = np.random.default_rng(5)
+    shares = np.array([0.95, 0.03, 0.015, 0.005])  # a main language and three rare ones
+    p_values = []
+    for _ in range(400):
+        ref, cur = rng.multinomial(400, shares), rng.multinomial(100, shares)
+        p_values.append(categorical_test({str(i): int(c) for i, c in enumerate(ref)},
+                                         {str(i): int(c) for i, c in enumerate(cur)}).p_value)
+    # a discrete exact test: at most its level (sd of the share at 0.05: 0.011)
+    assert np.mean(np.array(p_values) <= 0.05) <= 0.05 + 0.025
+    assert np.mean(np.array(p_values) <= 0.2) <= 0.2 + 0.05

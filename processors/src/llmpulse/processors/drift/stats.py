@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import stats as sps
-from scipy.special import xlogy
+from scipy.special import gammaln, xlogy
 
 from llmpulse.schemas import FeatureDrift
 
@@ -240,18 +240,48 @@ def tail_test(reference: np.ndarray, current: np.ndarray, quantile: float = 0.98
     return best._replace(p_value=min(1.0, 2 * best.p_value))
 
 
+EXACT_TABLES = 200_000
+"""Enumerate a sparse table's every same-margin table when there are at most this many."""
+
+
+def _exact_tail(total: np.ndarray, n_cur: int, at_least: float, statistic: Any) -> float | None:
+    """The exact conditional p-value P(statistic >= ``at_least``) of a 2xK table, or None.
+
+    Every table with the margins ``total`` and ``n_cur`` is enumerated (the largest category
+    takes what the others leave) with its multivariate hypergeometric probability: the value
+    the Monte Carlo estimates, with no simulation error, at the cost of ``EXACT_TABLES`` at most.
+    """
+    last = int(np.argmax(total))
+    others = np.delete(total, last)
+    if math.prod(min(int(t), n_cur) + 1 for t in others) > EXACT_TABLES:
+        return None
+    grid = np.indices([min(int(t), n_cur) + 1 for t in others]).reshape(len(others), -1).T
+    tables = np.insert(grid, last, n_cur - grid.sum(axis=1), axis=1)
+    tables = tables[(tables[:, last] >= 0) & (tables[:, last] <= total[last])]
+    log_choose = gammaln(total + 1) - gammaln(tables + 1) - gammaln(total - tables + 1)
+    log_p = log_choose.sum(axis=1) - (gammaln(total.sum() + 1) - gammaln(n_cur + 1)
+                                     - gammaln(total.sum() - n_cur + 1))
+    tail = statistic(tables.astype(np.float64)) >= at_least
+    return float(min(1.0, np.exp(log_p[tail]).sum()))
+
+
 def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *,
-                     draws: int = 20_000, seed: int = 0, level: float | None = None) -> TestOutcome:
+                     draws: int = 20_000, seed: int = 0, level: float | None = None,
+                     exact: bool = True) -> TestOutcome:
     """Chi-square test of homogeneity of two category counts.
 
     With every expected count 5 or more, the chi-square distribution's p-value. Else (sparse
-    cells: a rare language, a new topic) the same statistic's exact conditional p-value by
-    Monte Carlo: tables with the same margins drawn from the multivariate hypergeometric,
-    1,000 first and ``draws`` when the p-value is below 0.05 (so it resolves 1/``draws``);
-    with ``level`` (the lowest level the test may be held to), up to ``5 / level`` draws, in
-    rounds of 20,000 until the p-value would stay above the level whatever the rest gave, so
-    it can fall below the level (a floor of 1/20,001 would make a test held to 5e-5 unable
-    ever to reject).
+    cells: a rare language, a new topic) the same statistic's exact conditional p-value:
+    computed exactly by enumerating every table with the same margins when there are at most
+    ``EXACT_TABLES`` of them (``exact``; a new language next to a few rare ones: hundreds to
+    thousands of tables, far cheaper than the draws a drifted table needs), else by Monte
+    Carlo: tables with the same margins drawn from the multivariate hypergeometric, 1,000 first
+    and ``draws`` when the p-value is below 0.05 (so it resolves 1/``draws``); with ``level``
+    (the lowest level the test may be held to), up to ``5 / level`` draws, in rounds of 20,000
+    until the p-value would stay above the level whatever the rest gave, so it can fall below
+    the level (a floor of 1/20,001 would make a test held to 5e-5 unable ever to reject). Both
+    are valid conditional p-values (the same level); the enumerated one has no simulation
+    error and no floor.
     A sparse cell is neither pooled away (a new category of 10 calls in 200 must count) nor
     trusted to the chi-square tail (far too light there at Holm's levels).
     """
@@ -276,6 +306,8 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
     observed = float(statistic(cur.astype(np.float64)))
     if (total * min(n_ref, n_cur) / n).min() >= 5:
         return TestOutcome("chisquare", observed, float(sps.chi2.sf(observed, len(keys) - 1)))
+    if exact and (p := _exact_tail(total, n_cur, observed * (1 - 1e-12), statistic)) is not None:
+        return TestOutcome("chisquare", observed, p)
     rng = np.random.default_rng(seed)
     wanted = max(draws, math.ceil(5 / level)) if level else draws
     exceed = done = 0
