@@ -16,7 +16,7 @@ CMD ["llmpulse", "models", "fetch"]
 
 FROM base AS runtime
 # Start-up: the .pyc files ship in the image (--compile-bytecode), and the default guardrail
-# policy's Hyperscan gates are compiled here once (~25 CPU s) into LLMPULSE_CACHE_DIR, so a
+# policy's Hyperscan gates are compiled here once (~2 CPU min) into LLMPULSE_CACHE_DIR, so a
 # new container's worker loads them instead (docs/DEVELOPMENT.md, "Start-up").
 ENV LLMPULSE_CACHE_DIR=/app/.cache/llmpulse
 RUN uv sync --all-packages --frozen --no-dev --extra openvino --compile-bytecode \

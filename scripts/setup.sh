@@ -47,6 +47,13 @@ fi
 say "syncing the locked environment (.venv), model packages included"
 uv sync --all-packages --all-extras --frozen "${find_links[@]}" "$@"
 
+# 3b. The default guardrail policy's Hyperscan gates, compiled once into the gate cache
+#     ($LLMPULSE_CACHE_DIR/hyperscan, else ~/.cache/llmpulse/hyperscan), as the image does at
+#     build: otherwise the first worker (the demo's, a test's) compiles them at its start.
+#     About two CPU minutes the first time and after the rules change; a second otherwise.
+say "compiling the default guardrail policy's gates (once: about two CPU minutes when the rules changed)"
+uv run --frozen python -c "from llmpulse.processors.guardrails.policy import GuardrailPolicy; GuardrailPolicy.load().prepare()"
+
 # 4. Apache Kafka from Maven Central (once; cached in tools/kafka/target and ~/.m2).
 bash scripts/kafka.sh fetch
 
