@@ -27,8 +27,8 @@ set-up's heap (the imported modules, the warm-up) is frozen out of the cycle col
 walks with ``freeze_start_heap``, as the sink does before it consumes
 (``gc_frozen_objects``). The timed calls are made after that: like a batch the sink decoded,
 they stay live and every full collection walks them. ``writer_full_collections`` and
-``writer_full_collections_ms`` count the full collections during the writer runs, and their
-time.
+``writer_full_collections_ms`` count the full collections during the writer runs (each
+run's fresh store and its migrations included), and their time.
 
     uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
 """

@@ -96,8 +96,8 @@ _FB_CALL, _FB_PROMPT, _FB_VERSION, _FB_MODEL, _FB_ATTRIBUTED = (
 class Sourced(msgspec.Struct, frozen=True, gc=False):
     """An event and where it came from (for the dead-letter record if it is refused).
 
-    A msgspec struct, made in C: the sink makes one per event (0.1 us, against 0.5 for a
-    named tuple and ~1.5 for a frozen dataclass). Out of the cycle collector's reach
+    A msgspec struct, made in C: the sink makes one per event (0.07-0.13 us, against 0.37
+    for the named tuple it replaced: docs/FIGURES.md). Out of the cycle collector's reach
     (``gc=False``): it holds an event and plain values, never itself."""
 
     event: Event
