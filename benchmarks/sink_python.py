@@ -32,7 +32,7 @@ from sink_timing import bare_frame, bare_sql, bench_store, fresh_store, sink_arg
 from llmpulse.schemas.runtime import freeze_start_heap
 from llmpulse.sinks import rows as r
 from llmpulse.sinks.arrow import to_arrow, uuid_array
-from llmpulse.sinks.writer import Sourced, WriteResult, _columns, _Pending, route
+from llmpulse.sinks.writer import Pending, Sourced, WriteResult, _columns, route
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
         call_types, verdict_types = store.column_types("calls"), store.column_types("guardrail_verdicts")
         items = [Sourced(c) for c in calls]
 
-        def routed() -> dict[str, _Pending]:
+        def routed() -> dict[str, Pending]:
             return route(items, WriteResult())
 
         pending = routed()

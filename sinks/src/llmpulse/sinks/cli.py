@@ -205,8 +205,9 @@ def sink(bootstrap_servers: str, clickhouse_url: str | None, group_id: str, pref
         if health is not None:
             click.echo(f"health: {health.url}/healthz, /readyz, /metrics")
         # The start-up heap (the ClickHouse engine's bindings, pyarrow, clickhouse-connect,
-        # the Kafka client: long-lived) leaves the cycle collector's reach, as the worker's
-        # does: each full collection walked it again while a batch of events was buffered.
+        # the writer: long-lived; the Kafka consumer is made after, in Sink.run) leaves the
+        # cycle collector's reach, as the worker's does: each full collection walked it
+        # again while a batch of events was buffered.
         freeze_start_heap()
         stats = running.run(stop)
     except LlmpulseError as exc:

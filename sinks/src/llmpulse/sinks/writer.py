@@ -47,7 +47,7 @@ from llmpulse.sinks import rows as r
 from llmpulse.sinks.errors import RowsRejected
 from llmpulse.sinks.store import Store
 
-__all__ = ["TABLE_ORDER", "Rejected", "Sourced", "WriteResult", "Writer", "route"]
+__all__ = ["TABLE_ORDER", "Pending", "Rejected", "Sourced", "WriteResult", "Writer", "route"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,18 +141,21 @@ class WriteResult:
 
 
 @dataclass
-class _Pending:
+class Pending:
+    """One table's share of a batch, as ``route`` sorts it: the rows' sources (an event, or
+    a verdict with its call), the events they came from, and their ids for the ledger."""
+
     sources: list[Any] = field(default_factory=list)
     items: list[Sourced] = field(default_factory=list)
     ids: list[uuid.UUID] = field(default_factory=list)
 
 
-def route(items: Sequence[Sourced], result: WriteResult) -> dict[str, _Pending]:
+def route(items: Sequence[Sourced], result: WriteResult) -> dict[str, Pending]:
     """The batch's events by table (``TABLE_ORDER``), in arrival order, each event id once:
     a later event with an id already in the batch counts in ``result.duplicates``; an event
     the sink does not store goes to ``result.rejected``. An enriched call's verdicts follow
     it into ``guardrail_verdicts``, paired with the call (``(verdict, call)``)."""
-    pending = {table: _Pending() for table in TABLE_ORDER}
+    pending = {table: Pending() for table in TABLE_ORDER}
     seen: set[int] = set()  # the ids' integers: a UUID's own hash is a Python call
     remember = seen.add
     calls, verdicts = pending["calls"], pending["guardrail_verdicts"]
@@ -183,7 +186,7 @@ def route(items: Sequence[Sourced], result: WriteResult) -> dict[str, _Pending]:
     return pending
 
 
-def _add(target: _Pending, source: Any, event_id: uuid.UUID, item: Sourced, seen: set[int]) -> int:
+def _add(target: Pending, source: Any, event_id: uuid.UUID, item: Sourced, seen: set[int]) -> int:
     """Append an event to ``target`` unless its id is in ``seen``: 1 for a duplicate, else 0.
     (``route`` does the same for calls with its bound appends.)"""
     if event_id.int in seen:
@@ -232,7 +235,7 @@ class Writer:
         return result
 
     @staticmethod
-    def _drop(pending: dict[str, _Pending], stored: set[uuid.UUID]) -> int:
+    def _drop(pending: dict[str, Pending], stored: set[uuid.UUID]) -> int:
         dropped = 0
         for batch in pending.values():
             keep = [i for i, event_id in enumerate(batch.ids) if event_id not in stored]
