@@ -254,8 +254,13 @@ def _brute_force_p(reference: dict[str, int], current: dict[str, int]) -> float:
     ({"a": 25, "b": 3, "c": 2, "d": 1}, {"a": 25, "b": 1, "c": 4, "d": 0}),
 ])
 def test_sparse_tables_get_the_exact_conditional_p_value_the_monte_carlo_estimates(reference, current):
-    exact = categorical_test(reference, current)
+    exact = categorical_test(reference, current, screen_draws=0)  # no screen: always enumerated
     assert exact.p_value == pytest.approx(_brute_force_p(reference, current), rel=1e-9)
+    screened = categorical_test(reference, current)  # enumerated only below 0.05 after 1,000 draws
+    if exact.p_value < 0.02:
+        assert screened.p_value == exact.p_value
+    else:  # the first 1,000 draws answer (0.22 and 0.52 here)
+        assert screened.p_value >= 0.05 and screened.p_value != exact.p_value
     simulated = categorical_test(reference, current, exact=False, draws=100_000, level=5e-5)
     assert exact.statistic == simulated.statistic
     # the Monte Carlo p-value estimates the same number (4 standard errors of its 1,000+ draws)

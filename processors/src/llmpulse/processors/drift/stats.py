@@ -267,21 +267,23 @@ def _exact_tail(total: np.ndarray, n_cur: int, at_least: float, statistic: Any) 
 
 def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *,
                      draws: int = 20_000, seed: int = 0, level: float | None = None,
-                     exact: bool = True) -> TestOutcome:
+                     exact: bool = True, screen_draws: int = 1000) -> TestOutcome:
     """Chi-square test of homogeneity of two category counts.
 
     With every expected count 5 or more, the chi-square distribution's p-value. Else (sparse
-    cells: a rare language, a new topic) the same statistic's exact conditional p-value:
-    computed exactly by enumerating every table with the same margins when there are at most
+    cells: a rare language, a new topic) the same statistic's exact conditional p-value: the
+    first ``screen_draws`` tables with the same margins, drawn from the multivariate
+    hypergeometric, answer a p-value of 0.05 or more (most windows: cheaper than any
+    enumeration, and no level a Holm step uses is that high; 0: no screen); below that, computed
+    exactly by enumerating every table with the same margins when there are at most
     ``EXACT_TABLES`` of them (``exact``; a new language next to a few rare ones: hundreds to
-    thousands of tables, far cheaper than the draws a drifted table needs), else by Monte
-    Carlo: tables with the same margins drawn from the multivariate hypergeometric, 1,000 first
-    and ``draws`` when the p-value is below 0.05 (so it resolves 1/``draws``); with ``level``
-    (the lowest level the test may be held to), up to ``5 / level`` draws, in rounds of 20,000
-    until the p-value would stay above the level whatever the rest gave, so it can fall below
-    the level (a floor of 1/20,001 would make a test held to 5e-5 unable ever to reject). Both
-    are valid conditional p-values (the same level); the enumerated one has no simulation
-    error and no floor.
+    thousands of tables, cheaper than the draws a drifted table needs), else by Monte Carlo: the
+    draws go on to ``draws`` while the p-value is below 0.05 (so it resolves 1/``draws``); with
+    ``level`` (the lowest level the test may be held to), up to ``5 / level`` draws, in rounds
+    of 20,000 until the p-value would stay above the level whatever the rest gave, so it can
+    fall below the level (a floor of 1/20,001 would make a test held to 5e-5 unable ever to
+    reject). Both are valid conditional p-values (the same level); the enumerated one has no
+    simulation error and no floor.
     A sparse cell is neither pooled away (a new category of 10 calls in 200 must count) nor
     trusted to the chi-square tail (far too light there at Holm's levels).
     """
@@ -306,11 +308,17 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
     observed = float(statistic(cur.astype(np.float64)))
     if (total * min(n_ref, n_cur) / n).min() >= 5:
         return TestOutcome("chisquare", observed, float(sps.chi2.sf(observed, len(keys) - 1)))
-    if exact and (p := _exact_tail(total, n_cur, observed * (1 - 1e-12), statistic)) is not None:
-        return TestOutcome("chisquare", observed, p)
     rng = np.random.default_rng(seed)
     wanted = max(draws, math.ceil(5 / level)) if level else draws
     exceed = done = 0
+    if screen_draws:  # the same first round the Monte Carlo below would draw
+        done = min(screen_draws, wanted)
+        tables = rng.multivariate_hypergeometric(total, n_cur, size=done).astype(np.float64)
+        exceed = int((statistic(tables) >= observed * (1 - 1e-12)).sum())
+        if (exceed + 1) / (done + 1) >= 0.05:
+            return TestOutcome("chisquare", observed, (exceed + 1) / (done + 1))
+    if exact and (p := _exact_tail(total, n_cur, observed * (1 - 1e-12), statistic)) is not None:
+        return TestOutcome("chisquare", observed, p)
     while done < wanted:
         if done and ((exceed + 1) / (done + 1) >= 0.05
                      or (done >= draws and (exceed + 1) / (wanted + 1) > (level or 0.0))):
