@@ -61,8 +61,9 @@ DEFAULT_RATE_PRIOR: dict[str, float] = {
     "thumbs_down_share": 0.1,
 }
 """``rate_test: auto``'s typical rate of each default rate (errors 1%, refusals 3%, a tenth of
-thumbs down): with ``rate_cusum_events`` 300 and a 20,000-call baseline, refusals, the
-relevance rate and the thumbs are tested by the CUSUM, the 1% rates by the scan."""
+thumbs down): with ``rate_cusum_events`` 300 and a 20,000-call baseline, refusals and the
+relevance rate are tested by the CUSUM and the 1% rates by the scan; the thumbs by the
+CUSUM once the baseline holds 3,000 thumbs (the share's calls are the thumbs given)."""
 
 T = TypeVar("T")
 
