@@ -2,7 +2,8 @@
 Detoxify ``original`` architecture (generated weights, exported) on OpenVINO int8 (the
 backend: each run's width rounded up to ``WIDTH_STEP`` tokens), OpenVINO int8 with exact
 widths (each run padded to its longest text, as before the rounding) and ONNX Runtime int8,
-one thread, batch 32, texts per CPU second. Prints JSON.
+one thread, batch 32, texts per CPU second. Prints JSON. Since 89a9714 ``openvino_int8`` is the
+rounded backend; runs before it measured exact widths, now ``openvino_int8_exact_widths``.
 
 - ``openvino_int8``, ``openvino_int8_exact_widths``, ``onnx_int8``: a set of texts run for
   the first time (new batch shapes) and the same set run again (shapes seen), for two sets of

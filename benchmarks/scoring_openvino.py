@@ -9,6 +9,8 @@ With ``--nncf`` it adds OpenVINO int8: the fp32 export quantised statically by N
 none of them measured), run with the rest of the model in bf16 (``openvino_int8``) and in
 fp32 (``openvino_int8_f32``). ``--clock cpu`` measures texts per second of the process's CPU
 time (what other jobs on a shared machine change least); the default is wall time.
+Since 89a9714 the OpenVINO rows run the backend's rounded shapes (``--exact-shapes``: the
+exact shapes of earlier runs, under the same keys).
 
 OpenVINO and NNCF are in the processors' ``openvino`` and ``ml`` extras:
 

@@ -148,18 +148,8 @@ def _timestamp_micros(values: Sequence[Any]) -> np.ndarray | None:
     or 5 byte array header. A whole second (``timestamp 32``), another range, a naive
     datetime (encoded as text) or None makes another length or another marker.
     """
-    n = len(values)
-    if n == 0:
-        return None
-    try:
-        packed = _TIMESTAMPS.encode(values)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    header = len(packed) - 10 * n
-    if header not in (1, 3, 5):
-        return None
-    cells = np.frombuffer(packed, np.uint8, offset=header).reshape(n, 10)
-    if not ((cells[:, 0] == 0xD7).all() and (cells[:, 1] == 0xFF).all()):
+    cells = _packed_cells(_TIMESTAMPS, values, 10, 0xD7, 0xFF)
+    if cells is None:
         return None
     stamps = cells[:, 2:].copy().view(">u8").ravel()
     seconds = (stamps & np.uint64((1 << 34) - 1)).astype(np.int64)
@@ -192,20 +182,31 @@ def _uuid_bytes(values: Sequence[Any]) -> np.ndarray | None:
     another length or another marker, and the caller converts value by value (a
     16-byte ``bytes`` value would pass as an id's bytes; event ids are always ``UUID``).
     """
+    if len(values) == 0 or type(values[0]) is not uuid.UUID:
+        return None
+    cells = _packed_cells(_UUID_BYTES, values, 18, 0xC4, 0x10)
+    return None if cells is None else cells[:, 2:].reshape(-1)
+
+
+def _packed_cells(encoder: msgspec.msgpack.Encoder, values: Sequence[Any], width: int,
+                  first: int, second: int) -> np.ndarray | None:
+    """``values`` encoded as one MessagePack array whose every element is ``width`` bytes
+    starting with the bytes ``first`` and ``second``, as an ``n x width`` array of bytes;
+    None when the encoding fails or is any other (the caller converts otherwise)."""
     n = len(values)
-    if n == 0 or type(values[0]) is not uuid.UUID:
+    if n == 0:
         return None
     try:
-        packed = _UUID_BYTES.encode(values)
-    except (TypeError, ValueError):
+        packed = encoder.encode(values)
+    except (TypeError, ValueError, OverflowError):
         return None
-    header = len(packed) - 18 * n
-    if header not in (1, 3, 5):
+    header = len(packed) - width * n
+    if header not in (1, 3, 5):  # fixarray, array 16, array 32
         return None
-    cells = np.frombuffer(packed, np.uint8, offset=header).reshape(n, 18)
-    if not ((cells[:, 0] == 0xC4).all() and (cells[:, 1] == 0x10).all()):
+    cells = np.frombuffer(packed, np.uint8, offset=header).reshape(n, width)
+    if not ((cells[:, 0] == first).all() and (cells[:, 1] == second).all()):
         return None
-    return cells[:, 2:].reshape(-1)
+    return cells
 
 
 @lru_cache(maxsize=256)

@@ -164,6 +164,7 @@ def route(items: Sequence[Sourced], result: WriteResult) -> dict[str, Pending]:
     for item in items:
         event = item.event
         kind = type(event)
+        # `_add` written inline for calls, most events (keep the two in step)
         if kind is EnrichedCall:  # most events: its appends bound once for the batch
             event_id = event.event_id
             if event_id.int in seen:

@@ -319,6 +319,8 @@ class InjectionRule(Rule):
         except re.error as exc:
             raise PolicyError(f"rule {common.id!r}: bad pattern: {exc}") from None
         self._by_name = {name: compiled for name, _, compiled in self.patterns}
+        # a prompt is read without the patterns for documents and tool results only
+        self._prompt_patterns = [p for p in self.patterns if not p[0].endswith(_DATA_ONLY)]
         self._inner: TextGate | None = None
         for key in ("classifier_threshold", "ngram_threshold"):
             value = getattr(params, key)
@@ -356,11 +358,10 @@ class InjectionRule(Rule):
         """With the n-gram tier on: it reads every text, whether a gate fired or not."""
         return self.ngram is not None
 
-    def _matches(self, text: str, names: set[str] | None, where: str = "prompt") -> list[Match]:
+    def _matches(self, text: str, names: set[str] | None, where: str) -> list[Match]:
         out: list[Match] = []
-        for name, _, compiled in self.patterns:
-            if (names is not None and name not in names) or (where not in _DATA_PLACES
-                                                             and name.endswith(_DATA_ONLY)):
+        for name, _, compiled in self.patterns if where in _DATA_PLACES else self._prompt_patterns:
+            if names is not None and name not in names:
                 continue
             for m in compiled.finditer(text):
                 start, end = m.span()
@@ -373,7 +374,7 @@ class InjectionRule(Rule):
 
     def prepare(self) -> None:
         """Build the de-obfuscated views' gate now: compiling the whole pattern library is
-        some 27 CPU s the first time on a machine (then it is loaded from the gate cache),
+        some 65 CPU s the first time on a machine (then it is loaded from the gate cache),
         a stall a worker should pay at start, not at its first obfuscated text."""
         if self.params.deobfuscate:
             self._inner_gate()
