@@ -33,7 +33,9 @@ def test_the_start_heap_is_frozen_and_later_cycles_are_still_collected() -> None
     dropped = weakref.ref(garbage)
     del garbage  # start-up garbage: collected by the call, not frozen
     frozen = freeze_start_heap()
-    assert frozen == gc.get_freeze_count() > 0
+    # other threads of the test process (a Kafka client's, a server's) may free a frozen
+    # object meanwhile: the count can only have fallen since the call returned it
+    assert 0 < gc.get_freeze_count() <= frozen
     assert dropped() is None
     walked = gc.get_objects()
     assert gc.is_tracked(before) and not any(o is before for o in walked)
