@@ -25,6 +25,8 @@ from llmpulse.processors.models.openvino_backend import (
     OPENVINO_DIR,
     OPENVINO_RECIPES,
     OpenVinoTextModel,
+    bf16_fast,
+    bf16_supported,
     make_openvino_int8,
     openvino_int8_file,
 )
@@ -36,6 +38,8 @@ from scoring_corpus import ANSWERS, QUESTIONS
 from .test_models_onnx import TEXTS, _detoxify_reference, scores_without, sentence_transformers_reference
 
 SHORT = ["ok", "Thank you!", "lol", "yes please", "no"]
+MINILM_DEFAULT = "minilm:all-MiniLM-L6-v2+openvino-" + ("bf16" if bf16_fast() else "int8")
+"""MiniLM's name on OpenVINO by default: bf16 where bf16 is fast here (AMX), else int8."""
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +86,67 @@ def test_minilm_openvino_int8_cosine_to_fp32_on_every_text(minilm_dir, minilm_in
               if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8"]
     assert shapes.count((384, 1536)) == 6, shapes  # the FFN inputs, one a layer
     assert (384, 384) not in shapes and (1536, 384) not in shapes  # attention and FFN outputs stay fp32
+
+
+def test_minilm_openvino_bf16_cosine_to_fp32_on_every_text(minilm_dir, monkeypatch):
+    """bf16 (MiniLM's default on OpenVINO where bf16 is fast) keeps cosine >= 0.999 to fp32 on
+    every text, short messages included; on a CPU without bf16 it runs fp32, and says so."""
+    from llmpulse.processors.models import openvino_backend
+
+    texts = TEXTS + QUESTIONS + ANSWERS + SHORT
+    fp32 = OnnxTextModel(minilm_dir, precision="fp32").run(texts)
+    model = OpenVinoTextModel(minilm_dir, precision="bf16")
+    if not bf16_supported():
+        pytest.skip("this CPU has no bf16 arithmetic")
+    assert (model.precision, model.provider) == ("bf16", "OpenVINO CPU (bf16)")
+    cosines = (fp32 * model.run(texts)).sum(axis=1)
+    assert float(cosines.min()) >= 0.999, dict(zip(texts, cosines.round(5).tolist(), strict=True))
+    assert float(cosines.min()) < 1 - 1e-7  # computed in bf16, not fp32
+    monkeypatch.setattr(openvino_backend, "bf16_supported", lambda device: False)
+    fallback = OpenVinoTextModel(minilm_dir, precision="bf16")
+    assert (fallback.precision, fallback.provider) == ("fp32", "OpenVINO CPU (f32)")
+    assert float(np.abs(fallback.run(texts) - fp32).max()) <= 1e-4
+
+
+def test_the_precision_follows_the_cpu(detoxify_dir, detoxify_int8, minilm_dir, minilm_int8, monkeypatch):
+    """Where bf16 is fast (AMX) an int8 model's float part runs bf16 and MiniLM defaults to bf16;
+    elsewhere (AVX512-BF16 alone, or no bf16) the float part runs fp32 and MiniLM defaults to
+    int8; each score names what runs."""
+    from llmpulse.processors.config import EmbeddingConfig
+    from llmpulse.processors.models import openvino_backend
+    from llmpulse.processors.scoring.embeddings import EmbeddingScorer
+
+    for fast in (False, True) if bf16_supported() else (False,):
+        monkeypatch.setattr(openvino_backend, "bf16_fast", lambda device, fast=fast: fast)
+        rest = "bf16" if fast else "f32"
+        assert OpenVinoTextModel(detoxify_dir).provider == f"OpenVINO CPU (int8, the rest {rest})"
+        scorer = EmbeddingScorer(EmbeddingConfig(models_dir=str(minilm_dir.parent)))
+        scorer.load()
+        assert scorer.backend == "minilm:all-MiniLM-L6-v2+openvino-" + ("bf16" if fast else "int8")
+        want = "OpenVINO CPU (bf16)" if fast else "OpenVINO CPU (int8, the rest f32)"
+        assert scorer._onnx.provider == want
+
+
+def test_int8_calibrates_on_the_shapes_the_runtime_runs(detoxify_dir, monkeypatch):
+    """NNCF sees the backend's rounded shapes (widths and rows rounded, padded rows and tokens
+    included), not each run's exact shape."""
+    import nncf
+
+    from llmpulse.processors.models import openvino_backend
+
+    seen = []
+
+    def recording(model, dataset, **_options):
+        seen.extend(feed["input_ids"].shape for feed in dataset.get_inference_data())
+        return model
+
+    monkeypatch.setattr(nncf, "quantize", recording)
+    texts = TEXTS + QUESTIONS + ANSWERS + SHORT
+    openvino_backend.quantize_openvino(detoxify_dir, texts=texts)
+    runtime = OpenVinoTextModel(detoxify_dir, precision="fp32")
+    assert seen == [feed["input_ids"].shape for _, feed in runtime.feeds(texts)]
+    exact = OpenVinoTextModel(detoxify_dir, precision="fp32", width_step=1, row_step=1)
+    assert seen != [feed["input_ids"].shape for _, feed in exact.feeds(texts)]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -165,7 +230,7 @@ def test_the_scorers_prefer_openvino_and_name_it(detoxify_dir, detoxify_int8, mi
         scored = [[*t, *e] for t, e in zip(toxicity.score(calls), embeddings.score(calls), strict=True)]
     backends = {r.name: r.backend for r in scored[0]}
     assert backends["toxicity"] == backends["prompt_toxicity"] == "detoxify:generated+openvino-int8"
-    assert backends["relevance"] == "minilm:all-MiniLM-L6-v2+openvino-int8"
+    assert backends["relevance"] == MINILM_DEFAULT
     assert all(r.status == "ok" for rs in scored for r in rs if r.name != "groundedness")
     loaded = f"toxicity: detoxify:generated+openvino-int8 from {detoxify_dir} on OpenVINO CPU (int8, the rest"
     assert loaded in "\n".join(caplog.messages)
@@ -197,7 +262,7 @@ def test_the_openvino_worker_needs_neither_torch_nor_nncf(detoxify_dir, detoxify
     results = scores_without(("torch", "transformers", "sentence_transformers", "detoxify", "nncf",
                               "onnxruntime"), detoxify_dir, minilm_dir, "auto")
     assert results["toxicity"] == ("detoxify:generated+openvino-int8", "ok")
-    assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+openvino-int8", "ok")
+    assert results["relevance"] == (MINILM_DEFAULT, "ok")
 
 
 def _copy_without_openvino(model_dir: Path, root: Path) -> Path:
@@ -228,14 +293,18 @@ def test_an_int8_model_that_cannot_be_made_is_unavailable_not_a_crash(detoxify_d
 def test_auto_runs_onnx_where_openvino_has_no_int8_model_and_no_nncf(detoxify_dir, minilm_dir,
                                                                     tmp_path):
     """The image's path after a recipe or export change (no int8 model yet, no NNCF to make
-    it), and an onnx-extra install (no openvino at all): ``auto`` scores with ONNX Runtime."""
+    it): ``auto`` scores toxicity with ONNX Runtime, and MiniLM too unless its default is bf16
+    (an AMX CPU: no int8 model needed); an onnx-extra install (no openvino at all): both on ONNX
+    Runtime."""
     detoxify = _copy_without_openvino(detoxify_dir, tmp_path / "detoxify")
     minilm = _copy_without_openvino(minilm_dir, tmp_path / "minilm")
     torch_free = ("torch", "transformers", "sentence_transformers", "detoxify", "nncf")
-    for blocked in (torch_free, (*torch_free, "openvino")):
+    onnx_fp32 = "minilm:all-MiniLM-L6-v2+onnx-fp32"
+    for blocked, relevance in ((torch_free, MINILM_DEFAULT if bf16_fast() else onnx_fp32),
+                               ((*torch_free, "openvino"), onnx_fp32)):
         results = scores_without(blocked, detoxify, minilm, "auto")
         assert results["toxicity"] == ("detoxify:generated+onnx-int8", "ok"), blocked
-        assert results["relevance"] == ("minilm:all-MiniLM-L6-v2+onnx-fp32", "ok"), blocked
+        assert results["relevance"] == (relevance, "ok"), blocked
 
 
 def test_the_int8_models_key_follows_the_export_and_the_calibration_set(detoxify_dir, monkeypatch):

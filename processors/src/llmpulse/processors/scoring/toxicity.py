@@ -106,7 +106,8 @@ class FolderDetoxifyModel:
     Args:
         model_dir: ``<models>/detoxify-<type>``.
         runtime: ``openvino``, ``onnx`` (both from the fetch's export) or ``torch``.
-        precision: the exported model's, ``int8`` or ``fp32``.
+        precision: the exported model's, ``int8``, ``bf16`` (OpenVINO; fp32 where the CPU has
+            no bf16 and on ONNX Runtime) or ``fp32``.
 
     Raises:
         ModelUnavailableError: the export, the runtime or torch is missing.
@@ -131,7 +132,7 @@ class FolderDetoxifyModel:
             else:
                 self.runtime = OnnxTextModel(model_dir, precision=precision, device=device,
                                              threads=threads, batch_size=batch_size)
-            self.backend = f"detoxify:{name}+{runtime}-{precision}"
+            self.backend = f"detoxify:{name}+{runtime}-{self.runtime.precision}"
             where = self.runtime.provider
         logger.info("toxicity: %s from %s on %s", self.backend, model_dir, where)
 
