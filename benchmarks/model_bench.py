@@ -7,6 +7,8 @@
   and, with ``openvino=True``, their OpenVINO int8 models made (NNCF, a minute or two).
 - ``mixed_texts``: questions and answers of the scoring corpus, alternating, each made unique.
 - ``interleaved``: texts/s of several runs, median of rounds taken in turn.
+- ``openvino_runner``: a model (an ``openvino.Model`` or a file) compiled on OpenVINO's CPU
+  behind an exported model's tokenising and bucketing, its runs shaped as the backend's.
 
 Not a benchmark by itself.
 """
@@ -68,3 +70,18 @@ def interleaved(runs: dict[str, Callable[[list[str]], Any]], texts: list[str],
             run(texts)
             seconds[name].append(clock() - start)
     return {name: round(len(texts) / sorted(s)[len(s) // 2], 1) for name, s in seconds.items()}
+
+
+def openvino_runner(model_dir: Path, model: Any, *, threads: int = 1, precision_hint: str | None = None,
+                    exact_shapes: bool = False) -> Any:
+    """``model`` (an ``openvino.Model``, or an ONNX or IR file) compiled for OpenVINO's CPU with
+    ``threads`` and ``precision_hint`` (``bf16``, ``f32``; None: the device's default), behind
+    ``model_dir``'s tokenizer and length buckets, each run's width and rows rounded as the
+    backend rounds them (``exact_shapes``: its longest text and its rows only); ``run(texts)``."""
+    from llmpulse.processors.models.openvino_backend import ROW_STEP, WIDTH_STEP, compile_openvino
+    from llmpulse.processors.models.runtime import TokenizedModel
+
+    runner = TokenizedModel(model_dir, batch_size=32)
+    runner.session = compile_openvino(model, "CPU", threads, precision_hint)
+    runner.width_step, runner.row_step = (1, 1) if exact_shapes else (WIDTH_STEP, ROW_STEP)
+    return runner

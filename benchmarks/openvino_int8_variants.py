@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "processors" / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from embedding_int8_agreement import CORPUS, SHORT, corpus_texts
-from model_bench import mixed_texts
+from model_bench import mixed_texts, openvino_runner
 from scoring_corpus import ANSWERS, QUESTIONS
 
 EVERYDAY = CORPUS.parent / "everyday_benign.jsonl"
@@ -95,13 +95,8 @@ def main() -> None:
     from test_models_onnx import TEXTS
 
     from llmpulse.processors.models.export import ONNX_FP32
-    from llmpulse.processors.models.openvino_backend import (
-        ROW_STEP,
-        WIDTH_STEP,
-        calibration_texts,
-        compile_openvino,
-    )
-    from llmpulse.processors.models.runtime import OnnxTextModel, TokenizedModel
+    from llmpulse.processors.models.openvino_backend import calibration_feeds, calibration_texts
+    from llmpulse.processors.models.runtime import OnnxTextModel
 
     model_dir = args.models / "minilm"
     fp32 = OnnxTextModel(model_dir, precision="fp32", threads=1)
@@ -121,15 +116,8 @@ def main() -> None:
         counts[kind] += 1
     texts = mixed_texts(128)
 
-    def feeds(calibration: list[str]) -> list[dict[str, Any]]:
-        encoder = TokenizedModel(model_dir, batch_size=32)
-        encoder.width_step, encoder.row_step = WIDTH_STEP, ROW_STEP
-        return [feed for _, feed in encoder.feeds(calibration)]
-
     def measure(variant: str, model: Any, int8: int) -> None:
-        runner = OnnxTextModel(model_dir, precision="fp32", threads=1)
-        runner.width_step, runner.row_step = WIDTH_STEP, ROW_STEP
-        runner.session = compile_openvino(model, "CPU", 1)
+        runner = openvino_runner(model_dir, model)
         runner.run(texts), runner.run(texts)
         spent = []
         for _ in range(3):
@@ -158,7 +146,8 @@ def main() -> None:
             options["fast_bias_correction"] = False
         if option == "mixed":
             options["preset"] = nncf.QuantizationPreset.MIXED
-        calibration = feeds(broad_calibration() if option == "broad" else calibration_texts())
+        chosen_texts = broad_calibration() if option == "broad" else calibration_texts()
+        calibration = calibration_feeds(model_dir, chosen_texts)
         quantised = nncf.quantize(
             base.clone(), nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(calibration), **options,

@@ -63,8 +63,8 @@ def texts_per_s(fn: Callable[[list[str]], object], texts: list[str], repeat: int
 
 def backends(torch_run: Callable[[list[str]], Any], onnx_dir: Path, texts: list[str], threads: int,
              *, embeddings: bool) -> dict[str, Any]:
-    """texts/s of torch fp32, ONNX fp32 and int8, OpenVINO fp32 and int8 (batch 32), and their
-    agreement."""
+    """texts/s of torch fp32, ONNX fp32 and int8, OpenVINO fp32, bf16 and int8 (batch 32), and
+    their agreement."""
     import numpy as np
 
     from llmpulse.processors.models.openvino_backend import OpenVinoTextModel
@@ -74,13 +74,15 @@ def backends(torch_run: Callable[[list[str]], Any], onnx_dir: Path, texts: list[
     int8 = OnnxTextModel(onnx_dir, precision="int8", threads=threads, batch_size=32)
     ov_fp32 = OpenVinoTextModel(onnx_dir, precision="fp32", threads=threads, batch_size=32)
     ov_int8 = OpenVinoTextModel(onnx_dir, precision="int8", threads=threads, batch_size=32)
+    ov_bf16 = OpenVinoTextModel(onnx_dir, precision="bf16", threads=threads, batch_size=32)
     speed = {"torch_fp32": texts_per_s(torch_run, texts, repeat=1),
              "onnx_fp32": texts_per_s(fp32.run, texts), "onnx_int8": texts_per_s(int8.run, texts),
              "openvino_fp32": texts_per_s(ov_fp32.run, texts),
-             "openvino_int8": texts_per_s(ov_int8.run, texts)}
+             "openvino_int8": texts_per_s(ov_int8.run, texts),
+             "openvino_bf16": texts_per_s(ov_bf16.run, texts)}
     sample = texts[:32]
     reference, a, b = np.asarray(torch_run(sample)), fp32.run(sample), int8.run(sample)
-    c, d = ov_fp32.run(sample), ov_int8.run(sample)
+    c, d, e = ov_fp32.run(sample), ov_int8.run(sample), ov_bf16.run(sample)
     if embeddings:
         cosines, ov_cosines = (a * b).sum(axis=1), (a * d).sum(axis=1)
         agreement = {"onnx_fp32_max_abs_diff_to_torch": float(np.abs(a - reference).max()),
@@ -88,18 +90,22 @@ def backends(torch_run: Callable[[list[str]], Any], onnx_dir: Path, texts: list[
                      "int8_cosine_to_fp32_mean": round(float(cosines.mean()), 4),
                      "openvino_fp32_max_abs_diff_to_torch": float(np.abs(c - reference).max()),
                      "openvino_int8_cosine_to_fp32_min": round(float(ov_cosines.min()), 4),
-                     "openvino_int8_cosine_to_fp32_mean": round(float(ov_cosines.mean()), 4)}
+                     "openvino_int8_cosine_to_fp32_mean": round(float(ov_cosines.mean()), 4),
+                     "openvino_bf16_cosine_to_fp32_min": round(float((a * e).sum(axis=1).min()), 5)}
     else:
         agreement = {"onnx_fp32_max_abs_diff_to_torch": float(np.abs(a - reference).max()),
                      "int8_max_abs_prob_diff_to_torch": round(float(np.abs(b - reference).max()), 4),
                      "openvino_fp32_max_abs_diff_to_torch": float(np.abs(c - reference).max()),
-                     "openvino_int8_max_abs_prob_diff_to_torch": round(float(np.abs(d - reference).max()), 4)}
+                     "openvino_int8_max_abs_prob_diff_to_torch": round(float(np.abs(d - reference).max()), 4),
+                     "openvino_bf16_max_abs_prob_diff_to_torch": round(float(np.abs(e - reference).max()), 4)}
     return {"texts_per_s_batch_32": {k: round(v, 1) for k, v in speed.items()},
             "onnx_int8_to_torch_fp32": round(speed["onnx_int8"] / speed["torch_fp32"], 2),
             "onnx_fp32_to_torch_fp32": round(speed["onnx_fp32"] / speed["torch_fp32"], 2),
             "openvino_int8_to_torch_fp32": round(speed["openvino_int8"] / speed["torch_fp32"], 2),
             "openvino_int8_to_onnx_int8": round(speed["openvino_int8"] / speed["onnx_int8"], 2),
-            "openvino": {"recipes": ov_int8.file.parent.name + ", " + ov_int8.provider},
+            "openvino_bf16_to_torch_fp32": round(speed["openvino_bf16"] / speed["torch_fp32"], 2),
+            "openvino": {"recipes": ov_int8.file.parent.name + ", " + ov_int8.provider,
+                         "bf16": ov_bf16.provider},
             "agreement": agreement}
 
 
@@ -135,10 +141,12 @@ def distinct(calls: list[Any]) -> list[Any]:
     return out
 
 
-def heavy_worker(root: Path, calls: list[Any], *, runtime: str,
-                 exact_shapes: bool = False) -> dict[str, float]:
+def heavy_worker(root: Path, calls: list[Any], *, runtime: str, exact_shapes: bool = False,
+                 precisions: tuple[str | None, str | None] | None = ("int8", "int8")) -> dict[str, float]:
     """Calls/s of toxicity (answer and question) and the embedding scores on every call, one
-    thread each, on ``openvino``, ``onnx`` (int8 toxicity, fp32 embeddings) or ``torch``; per
+    thread each, on ``openvino`` (both int8 unless ``precisions`` says otherwise: toxicity's and
+    MiniLM's, None the config's default; ``precisions=None``: both the config's defaults),
+    ``onnx`` (int8 toxicity, fp32 embeddings) or ``torch``; per
     second of wall time and of the process's CPU time, and (exported runtimes) where the time
     went: each scorer's seconds, and the part of them spent inside the runtime's ``run`` (the
     rest is tokenising, padding, batching and the scores). ``exact_shapes``: OpenVINO's runs
@@ -148,10 +156,15 @@ def heavy_worker(root: Path, calls: list[Any], *, runtime: str,
     from llmpulse.processors.scoring.toxicity import ToxicityScorer
 
     torch = runtime == "torch"
+    chosen = precisions if runtime == "openvino" and precisions else (None, None)
+    toxicity_precision, embeddings_precision = chosen
+    pinned = {"precision": toxicity_precision} if toxicity_precision else {}
     toxicity = ToxicityScorer(ToxicityConfig(models_dir=str(root), threads=1, batch_size=32,
-                                             backend="detoxify" if torch else runtime))  # type: ignore[arg-type]
+                                             backend="detoxify" if torch else runtime,  # type: ignore[arg-type]
+                                             **pinned))
     embeddings = EmbeddingScorer(EmbeddingConfig(models_dir=str(root), threads=1, batch_size=32,
-                                                 backend="sentence-transformers" if torch else runtime))  # type: ignore[arg-type]
+                                                 backend="sentence-transformers" if torch else runtime,  # type: ignore[arg-type]
+                                                 precision=embeddings_precision))  # type: ignore[arg-type]
     toxicity.load(), embeddings.load()
     assert ("+" + runtime in toxicity.backend) == (runtime != "torch"), toxicity.backend
     if exact_shapes:
@@ -177,8 +190,43 @@ def heavy_worker(root: Path, calls: list[Any], *, runtime: str,
     if sessions:
         out["toxicity_model_run_s"] = round(sessions[0].seconds, 3)
         out["embeddings_model_run_s"] = round(sessions[1].seconds, 3)
+        model_s = sessions[0].seconds + sessions[1].seconds
+        out["model_only_bound_calls_per_s"] = round(len(calls) / model_s, 1)
         out["backends"] = f"{toxicity.backend}, {embeddings.backend}"  # type: ignore[assignment]
     return out
+
+
+def rest_in_bf16(root: Path, calls: list[Any]) -> dict[str, Any]:
+    """The heavy worker on OpenVINO int8 with the float part of both models in bf16 wherever
+    OpenVINO offers bf16 (as before ``bf16_fast``, which keeps it for AMX CPUs)."""
+    from llmpulse.processors.models import openvino_backend
+
+    fast = openvino_backend.bf16_fast
+    openvino_backend.bf16_fast = openvino_backend.bf16_supported  # type: ignore[assignment]
+    try:
+        return heavy_worker(root, calls, runtime="openvino", precisions=("int8", "int8"))
+    finally:
+        openvino_backend.bf16_fast = fast
+
+
+def text_tokens(root: Path, calls: list[Any]) -> dict[str, Any]:
+    """The tokens of the texts toxicity scores (answers and last questions, each once), as its
+    tokenizer counts them before truncation, against the model's maximum."""
+    import json as json_
+
+    from tokenizers import Tokenizer
+
+    from llmpulse.processors.scoring.base import last_user_text
+
+    info = json_.loads((root / "detoxify-original" / "onnx" / "model.json").read_text("utf-8"))
+    tokenizer = Tokenizer.from_file(str(root / "detoxify-original" / info["tokenizer"]))
+    tokenizer.no_truncation()
+    texts = sorted({t for c in calls for t in (c.response.text if c.response else None,
+                                                  last_user_text(c.prompt)) if t})
+    lengths = sorted(len(e.ids) for e in tokenizer.encode_batch(texts))
+    return {"texts": len(lengths), "mean": round(sum(lengths) / len(lengths), 1),
+            "median": lengths[len(lengths) // 2], "max": lengths[-1], "max_tokens": info["max_tokens"],
+            "truncated": sum(n > int(info["max_tokens"]) for n in lengths)}
 
 
 def amx_evidence() -> dict[str, Any]:
@@ -304,6 +352,11 @@ def heavy_workers(root: Path, n: int) -> dict[str, Any]:
     runs = {runtime: heavy_worker(root, calls, runtime=runtime) for runtime in ("openvino", "onnx")}
     distinct_runs = {runtime: heavy_worker(root, distinct(calls), runtime=runtime) for runtime in runs}
     exact = heavy_worker(root, distinct(calls), runtime="openvino", exact_shapes=True)
+    defaults = heavy_worker(root, distinct(calls), runtime="openvino", precisions=None)
+    by_precision = {f"toxicity_{tox}_minilm_{emb}": heavy_worker(root, distinct(calls), runtime="openvino",
+                                                                 precisions=(tox, emb))
+                    for tox, emb in (("int8", "bf16"), ("bf16", "bf16"), ("fp32", "bf16"))}
+    by_precision["both_int8_rest_bf16"] = rest_in_bf16(root, distinct(calls))
     torch_run = heavy_worker(root, calls, runtime="torch")
     torch_rate = torch_run["calls_per_s"]
     onnx_rate, openvino_rate = runs["onnx"]["calls_per_s"], runs["openvino"]["calls_per_s"]
@@ -314,7 +367,8 @@ def heavy_workers(root: Path, n: int) -> dict[str, Any]:
     return {
         "scorers": "toxicity (answer and question, Detoxify original architecture, ONNX int8) + "
                    "embeddings (relevance, injection similarity, groundedness on RAG calls; "
-                   "MiniLM ONNX fp32); the openvino_* keys: both on OpenVINO int8",
+                   "MiniLM ONNX fp32); the openvino_* keys: both on OpenVINO int8; openvino_defaults_*: "
+                   "the scorers' default precisions; *_by_precision: toxicity's and MiniLM's",
         "calls_per_s_onnx": round(onnx_rate, 1), "calls_per_s_torch": round(torch_rate, 2),
         "ratio": round(onnx_rate / torch_rate, 1),
         "calls_per_s_onnx_distinct_texts": round(distinct_runs["onnx"]["calls_per_s"], 1),
@@ -329,6 +383,11 @@ def heavy_workers(root: Path, n: int) -> dict[str, Any]:
         "calls_per_s_openvino_distinct_texts_exact_shapes": round(exact["calls_per_s"], 1),
         "openvino_distinct_texts_exact_shapes_seconds": seconds(exact),
         "torch_seconds": seconds(torch_run),
+        "calls_per_s_openvino_defaults_distinct_texts": round(defaults["calls_per_s"], 1),
+        "openvino_defaults_distinct_texts_seconds": seconds(defaults),
+        "openvino_distinct_texts_by_precision": {k: {**seconds(v), "calls_per_s": round(v["calls_per_s"], 1)}
+                                                 for k, v in by_precision.items()},
+        "distinct_texts_tokens": text_tokens(root, distinct(calls)),
         "texts_per_call": "the corpus repeats questions and answers across calls, and each scorer "
                           "scores a text once per micro-batch; *_distinct_texts makes every text unique"}
 

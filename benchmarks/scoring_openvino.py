@@ -10,7 +10,8 @@ none of them measured), run with the rest of the model in bf16 (``openvino_int8`
 fp32 (``openvino_int8_f32``). ``--clock cpu`` measures texts per second of the process's CPU
 time (what other jobs on a shared machine change least); the default is wall time.
 Since 89a9714 the OpenVINO rows run the backend's rounded shapes (``--exact-shapes``: the
-exact shapes of earlier runs, under the same keys).
+exact shapes of earlier runs, under the same keys); since recipe v2 the int8 models are
+calibrated on the shapes they run (rounded, or exact with ``--exact-shapes``), as the backend's.
 
 OpenVINO and NNCF are in the processors' ``openvino`` and ``ml`` extras:
 
@@ -20,7 +21,7 @@ OpenVINO and NNCF are in the processors' ``openvino`` and ``ml`` extras:
     ... --only minilm --texts 128 --nncf --ffn-input-only --clock cpu
 
 ``--ffn-input-only`` quantises only MiniLM's FFN input MatMuls, as the project's int8-v2
-recipe does in ONNX Runtime and its ``ov-int8-v1-ffn-in`` recipe in OpenVINO (all-int8 MiniLM
+recipe does in ONNX Runtime and its ``ov-int8-v2-ffn-in`` recipe in OpenVINO (all-int8 MiniLM
 fails the 0.99 cosine bar in both runtimes).
 
 The Detoxify model has the ``original`` architecture with generated weights (as in
@@ -43,7 +44,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from embedding_int8_agreement import corpus_texts
-from model_bench import interleaved, mixed_texts, models_folder
+from model_bench import interleaved, mixed_texts, models_folder, openvino_runner
 
 
 def corpus_held_out(model_dir: Path, models: dict[str, Any]) -> dict[str, Any]:
@@ -70,27 +71,18 @@ def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], t
     import numpy as np
 
     from llmpulse.processors.models.export import ONNX_FP32
-    from llmpulse.processors.models.openvino_backend import (
-        ROW_STEP,
-        WIDTH_STEP,
-        compile_openvino,
-        quantize_openvino,
-    )
+    from llmpulse.processors.models.openvino_backend import quantize_openvino
     from llmpulse.processors.models.runtime import OnnxTextModel
 
-    int8 = OnnxTextModel(model_dir, precision="int8", threads=threads)
-    bf16 = OnnxTextModel(model_dir, precision="fp32", threads=threads)
-    bf16.session = compile_openvino(model_dir / ONNX_FP32, "CPU", threads, "bf16")
-    models = {"onnx_int8": int8, "openvino_bf16": bf16}
+    shaped = {"threads": threads, "exact_shapes": exact_shapes}  # OpenVINO's runs as the backend's
+    models = {"onnx_int8": OnnxTextModel(model_dir, precision="int8", threads=threads),
+              "openvino_bf16": openvino_runner(model_dir, model_dir / ONNX_FP32, precision_hint="bf16",
+                                               **shaped)}
     if calibration:
-        quantised = quantize_openvino(model_dir, ffn_input_only=ffn_input_only, texts=calibration)
+        quantised = quantize_openvino(model_dir, ffn_input_only=ffn_input_only, texts=calibration,
+                                      exact_shapes=exact_shapes)
         for label, precision in (("openvino_int8", "bf16"), ("openvino_int8_f32", "f32")):
-            models[label] = OnnxTextModel(model_dir, precision="fp32", threads=threads)
-            models[label].session = compile_openvino(quantised, "CPU", threads, precision)
-    if not exact_shapes:  # OpenVINO's runs shaped as the backend shapes them
-        for label, model in models.items():
-            if label.startswith("openvino"):
-                model.width_step, model.row_step = WIDTH_STEP, ROW_STEP
+            models[label] = openvino_runner(model_dir, quantised, precision_hint=precision, **shaped)
     speed = interleaved({"torch_fp32": torch_run, **{label: m.run for label, m in models.items()}},
                         texts, rounds, clock)
     sample = texts[:64]
