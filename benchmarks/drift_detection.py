@@ -50,7 +50,9 @@ from collections import Counter
 from bench_cli import names
 
 from llmpulse.processors.drift import DRIFT_SHIFTS, RATE_SHIFTS, SHIFTS, CachedEmbedder, DriftConfig
+from llmpulse.processors.drift.compare import family_size, shares
 from llmpulse.processors.drift.evaluation import measure_detection
+from llmpulse.processors.drift.features import FeatureSet
 
 SHARES = (0.1, 0.2, 0.3, 1.0)
 HISTORY_SHIFTS = (*RATE_SHIFTS, "feedback_collapse")
@@ -182,6 +184,13 @@ def _add_goals(out: dict[str, object]) -> None:
                 out[f"{goals}_incomplete"] = missing  # (a reference without every cell)
 
 
+def _rate_weight(config: DriftConfig) -> float:
+    """A rate test's weight in Holm's family as a multiple of another test's (the key before
+    ``rate_share``, kept): its share over theirs when every test of ``config`` runs."""
+    rate, other = shares(config, *family_size(config, FeatureSet(config)))
+    return round(rate / other, 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=200, help="calls per window")
@@ -235,6 +244,7 @@ def main() -> None:
                    "reference_embedding_sample": config.reference_embedding_sample,
                    "embeddings": config.embeddings, "seeds": args.seeds, "shift_offset": 0.5,
                    "rate_reference_calls": config.rate_reference_calls, "rate_share": config.rate_share,
+                   "rate_weight": _rate_weight(config),
                    "history_windows": args.history_windows, "parts": list(parts),
                    "shifts_run": list(chosen), "shares": list(args.shares), "modes": args.modes},
         "shifts": {},

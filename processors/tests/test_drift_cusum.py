@@ -17,6 +17,7 @@ from llmpulse.processors.drift import DriftConfig, DriftMonitor, TrafficGenerato
 from llmpulse.processors.drift import cusum as cusum_module
 from llmpulse.processors.drift.baseline import RateBaseline
 from llmpulse.processors.drift.compare import rate_test, uses_cusum
+from llmpulse.processors.drift.config import DEFAULT_RATE_PRIOR, load_drift_config
 from llmpulse.processors.drift.cusum import (
     CELLS_PER_EVENT,
     _cells,
@@ -28,6 +29,7 @@ from llmpulse.processors.drift.cusum import (
     rate_cusum_test,
 )
 from llmpulse.processors.drift.stats import rate_scan_test, single_threaded
+from llmpulse.processors.errors import ConfigError
 
 FAST = {"window_calls": 100, "window_seconds": None, "reference_calls": 300, "rate_scan_windows": 3,
         "sentiment": False, "embeddings": False, "descriptors": False, "tool_mix": False,
@@ -210,6 +212,20 @@ def test_auto_picks_by_the_baselines_calls_and_prior_never_by_its_events():
     assert rate_test(cfg, "toxicity>=0.7", [1, 9], [200, 200], 900, 90_000).test.startswith("rate_scan_")
     assert uses_cusum(DriftConfig(rate_test="cusum"), "toxicity>=0.7", 10)
     assert not uses_cusum(DriftConfig(rate_test="scan"), "error", 10**9)
+
+
+def test_a_rate_prior_naming_no_rate_is_a_config_error():
+    # misspelt ("refusals"), its rate would keep the scan without a word; now refused by name
+    with pytest.raises(ConfigError, match="refusals"):
+        load_drift_config(environ={"LLMPULSE_DRIFT__RATE_PRIOR": '{"refusals": 0.03}'})
+    with pytest.raises(ValueError, match=r"toxicity>=0\.5"):  # the threshold is 0.7 here
+        DriftConfig(thresholds={"toxicity": 0.7}, rate_prior={"toxicity>=0.5": 0.01})
+    with pytest.raises(ValueError, match="thumbs_down_share"):  # no feedback, no thumbs rate
+        DriftConfig(feedback=False, rate_prior={"thumbs_down_share": 0.1})
+    cfg = DriftConfig(thresholds={"toxicity": 0.7}, rate_prior={"toxicity>=0.7": 0.05, "error": 0.02})
+    assert uses_cusum(cfg, "toxicity>=0.7", 6_000) and not uses_cusum(cfg, "error", 6_000)
+    # the default priors name rates another configuration may lack: taken as they are
+    assert DriftConfig(thresholds={"toxicity": 0.7}, events=False).rate_prior == DEFAULT_RATE_PRIOR
 
 
 @pytest.mark.parametrize("ref_calls", [9_999, 10_000])

@@ -65,8 +65,8 @@ from llmpulse.processors.drift.stats import (
 from llmpulse.processors.drift.window import DriftKey
 from llmpulse.schemas import DriftResult
 
-__all__ = ["RateCounts", "add_counts", "compare_window", "is_rate_test", "judge_window", "lowest_level",
-           "rate_counts", "rate_test", "shares", "uses_cusum", "weights"]
+__all__ = ["RateCounts", "add_counts", "compare_window", "family_size", "first_level", "is_rate_test",
+           "judge_window", "lowest_level", "rate_counts", "rate_test", "shares", "uses_cusum", "weights"]
 
 RateCounts = dict[str, list[int]]
 """``{rate name: [events, calls]}`` of one window (or several added)."""
@@ -162,7 +162,7 @@ def compare_window(cfg: DriftConfig, fs: FeatureSet, current: Summary, reference
                  and len(cur_v) >= max(10, cfg.embedding_sample // 2)]
         per_side = 2 if cfg.topic_clusters else 1
         rates = sum(is_rate_test(o.test) for _name, o in outcomes)
-        threshold = cfg.alpha * shares(cfg, rates, len(outcomes) - rates + per_side * len(pairs))[1]
+        threshold = first_level(cfg, rates, len(outcomes) - rates + per_side * len(pairs))
         for side, ref_v, cur_v in pairs:
             test = hotelling_test(ref_v, cur_v, cfg.embedding_components, threshold=threshold, seed=seed)
             outcomes.append((f"{side}_embedding", test.outcome))
@@ -202,12 +202,24 @@ def weights(cfg: DriftConfig, outcomes: Sequence[tuple[str, TestOutcome]]) -> li
 
 
 def lowest_level(cfg: DriftConfig, fs: FeatureSet) -> float:
-    """The lowest level a test other than a rate's can be held to in a window: ``alpha``
-    times its weight when every test of the configuration runs (more tests than any window
-    has: a KS and a tail test per numeric column, a chi-square per category, the ratings,
-    two tests per embedding side). Monte Carlo p-values resolve below it."""
+    """The lowest level a test other than a rate's can be held to in a window: Holm's first
+    step when every test of the configuration runs (``family_size``, more tests than any
+    window has). Monte Carlo p-values resolve below it."""
+    return first_level(cfg, *family_size(cfg, fs))
+
+
+def family_size(cfg: DriftConfig, fs: FeatureSet) -> tuple[int, int]:
+    """``(rate tests, other tests)`` when every test of the configuration runs: a rate test
+    per rate and the thumbs, a KS and a tail test per numeric column, a chi-square per
+    category, the ratings, two tests per embedding side."""
     others = 2 * len(fs.numeric) + len(fs.categorical) + 1 + (4 if cfg.embeddings else 0)
-    return cfg.alpha * shares(cfg, len(fs.rates) + 1, others)[1]
+    return len(fs.rates) + 1, others
+
+
+def first_level(cfg: DriftConfig, rates: int, others: int) -> float:
+    """The level Holm's first step holds a test other than a rate's to, in a family of
+    ``rates`` rate tests and ``others`` other tests: ``alpha`` times its weight (``shares``)."""
+    return cfg.alpha * shares(cfg, rates, others)[1]
 
 
 def shares(cfg: DriftConfig, rates: int, others: int) -> tuple[float, float]:

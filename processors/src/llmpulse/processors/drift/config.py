@@ -144,7 +144,9 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     rate_prior: dict[str, Probability] = msgspec.field(default_factory=lambda: dict(DEFAULT_RATE_PRIOR))
     """``auto``: the rate each rate test's baseline is expected to have, by the rate's name
     (``error``, ``toxicity>=0.5``, ``thumbs_down_share``): a typical rate, not a measured
-    one; it only picks the test (a wrong prior costs power, never false alarms)."""
+    one; it only picks the test (a wrong prior costs power, never false alarms). A name that
+    is not one of the configuration's rates (``features.rate_names``) is refused: misspelt, its
+    rate would silently keep the scan."""
     rate_cusum_rise: Annotated[float, Meta(gt=1)] = 2.0
     """The rise of a rate the CUSUM is tuned to, as a multiple of the baseline's."""
     rate_scan_reset: bool = True
@@ -209,6 +211,14 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
                              "CUSUM's false-alarm level assumes a restart after each alarm); use "
                              "rate_test: scan to keep "
                              "scanning after an alarm")
+        if self.rate_prior != DEFAULT_RATE_PRIOR:  # the defaults name rates a config may lack
+            from llmpulse.processors.drift.features import rate_names  # it imports this module
+
+            known = rate_names(self)
+            unknown = sorted(set(self.rate_prior) - set(known))
+            if unknown:  # a misspelt name would silently leave its rate to the scan
+                raise ValueError(f"drift: rate_prior names no rate of this configuration: "
+                                 f"{', '.join(unknown)} (its rates: {', '.join(known)})")
 
 
 def read_section(section: str, kind: type[T], path: str | os.PathLike[str] | None = None, *,

@@ -25,9 +25,7 @@ scores past a threshold (``toxicity>=0.5``, ``relevance<0.4``).
 
 Example:
     >>> from llmpulse.processors.drift.features import FeatureSet
-    >>> import numpy as np
-
-from llmpulse.processors.drift.config import DriftConfig
+    >>> from llmpulse.processors.drift.config import DriftConfig
     >>> fs = FeatureSet(DriftConfig(sentiment=False))
     >>> fs.numeric[:3]
     ('prompt_length', 'prompt_non_letter', 'prompt_oov')
@@ -52,8 +50,8 @@ from llmpulse.processors.scoring._language import guess_language
 from llmpulse.processors.scoring.base import last_user_text
 from llmpulse.schemas import EnrichedCall
 
-__all__ = ["FeatureSet", "Rate", "TextDescriptors", "oov_vocabulary", "prompt_text", "response_text",
-           "tool_mix"]
+__all__ = ["FeatureSet", "Rate", "TextDescriptors", "oov_vocabulary", "prompt_text", "rate_names",
+           "response_text", "tool_mix"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +176,46 @@ EVENTS = ("error", "guardrail")
 """The 0/1 event columns, after the scores."""
 
 
+def _columns(config: DriftConfig) -> tuple[list[int], tuple[str, ...]]:
+    """The descriptors kept (indices into ``TextDescriptors.names``) and the numeric columns."""
+    keep: list[int] = []
+    numeric: list[str] = []
+    if config.descriptors or config.sentiment:
+        keep = [i for i, name in enumerate(TextDescriptors.names)
+                if (name == "sentiment" and config.sentiment) or (name != "sentiment" and config.descriptors)]
+        for side in ("prompt", "response"):
+            numeric.extend(f"{side}_{TextDescriptors.names[i]}" for i in keep)
+    return keep, (*numeric, *config.scores, *(EVENTS if config.events else ()))
+
+
+def _binary(config: DriftConfig) -> frozenset[str]:
+    return frozenset([*(n for n, kind in config.scores.items() if kind == "binary"),
+                      *(EVENTS if config.events else ())])
+
+
+def _rates(config: DriftConfig, numeric: tuple[str, ...]) -> tuple[Rate, ...]:
+    binary = _binary(config)
+    index = {name: j for j, name in enumerate(numeric)}
+    rates = [Rate(name, index[name], 0.5) for name in numeric if name in binary]
+    rates.extend(Rate(f"{name}>={t:g}", index[name], t) for name, t in config.thresholds.items()
+                 if name in index and name not in binary)
+    rates.extend(Rate(f"{name}<{t:g}", index[name], t, below=True)
+                 for name, t in config.low_thresholds.items() if name in index and name not in binary)
+    return tuple(rates)
+
+
+def rate_names(config: DriftConfig) -> tuple[str, ...]:
+    """The names of every rate a configuration tests (``FeatureSet.rates``, then the thumbs-down
+    share when ``feedback``), without building its descriptors.
+
+    Example:
+        >>> rate_names(DriftConfig(events=False))
+        ('refusal', 'toxicity>=0.5', 'relevance<0.4', 'thumbs_down_share')
+    """
+    thumbs = ("thumbs_down_share",) if config.feedback else ()
+    return (*(rate.name for rate in _rates(config, _columns(config)[1])), *thumbs)
+
+
 class FeatureSet:
     """The columns of one configuration, and the row of one call.
 
@@ -190,31 +228,14 @@ class FeatureSet:
 
     def __init__(self, config: DriftConfig) -> None:
         self.config = config
-        numeric: list[str] = []
+        self._keep, self.numeric = _columns(config)
         self._texts: TextDescriptors | None = None
-        self._keep: list[int] = []
         if config.descriptors or config.sentiment:
             self._texts = TextDescriptors(sentiment=config.sentiment, max_chars=config.text_max_chars)
-            self._keep = [i for i, name in enumerate(TextDescriptors.names)
-                          if (name == "sentiment" and config.sentiment)
-                          or (name != "sentiment" and config.descriptors)]
-            for side in ("prompt", "response"):
-                numeric.extend(f"{side}_{TextDescriptors.names[i]}" for i in self._keep)
         self.score_names = tuple(config.scores)
-        numeric.extend(self.score_names)
         self.events = EVENTS if config.events else ()
-        numeric.extend(self.events)
-        self.numeric = tuple(numeric)
-        self.binary = frozenset([*(n for n, kind in config.scores.items() if kind == "binary"),
-                                 *self.events])
-        index = {name: j for j, name in enumerate(self.numeric)}
-        rates = [Rate(name, index[name], 0.5) for name in self.numeric if name in self.binary]
-        rates.extend(Rate(f"{name}>={t:g}", index[name], t) for name, t in config.thresholds.items()
-                     if name in index and name not in self.binary)
-        rates.extend(Rate(f"{name}<{t:g}", index[name], t, below=True)
-                     for name, t in config.low_thresholds.items()
-                     if name in index and name not in self.binary)
-        self.rates = tuple(rates)
+        self.binary = _binary(config)
+        self.rates = _rates(config, self.numeric)
         self.categorical: tuple[str, ...] = (
             *(("prompt_language", "response_language") if config.descriptors else ()),
             *(("tool_calls",) if config.tool_mix else ()))
