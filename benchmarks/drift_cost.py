@@ -25,6 +25,12 @@
   window without embeddings (3.9e-5: 5 / level = 128,206 tables by Monte Carlo), a language
   shift (4 categories: enumerated) and a 25-category mix (too many tables to enumerate: Monte
   Carlo either way), CPU and p-value with and without the enumeration.
+- ``categorical_drifted``'s ``bound_*``: the same tests as the monitor now runs them, a table
+  whose closed-form ``stats.bayes_factor_bound`` is below the level answered by it (the other
+  two columns: with it off, as before).
+- ``evaluation_drifted_many_categories``: a 2,000-call window whose tool mix (25 tools, 20 of
+  them rare, five times as frequent in the window) drifted and nothing else, CPU of its
+  closing; ``..._monte_carlo`` the same with the bound off (every draw, as before).
 - ``per_event``: ``DriftMonitor.observe`` per call, windows closing included, when every
   call of a window is described (window 1,000 = sample 1,000) and when traffic is 10x the
   sample (time windows on a busy key: most calls are rejected on their hash).
@@ -44,12 +50,15 @@ import os
 import platform
 import time
 
+import msgspec
+import numpy as np
+
 from llmpulse.processors.config import EmbeddingConfig, load_config
 from llmpulse.processors.drift import CachedEmbedder, DriftConfig, DriftMonitor, TrafficGenerator, stats
 from llmpulse.processors.drift.compare import is_rate_test
 from llmpulse.processors.drift.features import prompt_text, response_text
 from llmpulse.processors.pipeline import Enricher
-from llmpulse.schemas import decode_event, encode_event
+from llmpulse.schemas import EnrichedCall, ToolCall, decode_event, encode_event
 
 
 def _cpu(fn, repeat: int = 1) -> float:
@@ -96,29 +105,68 @@ def drifted_evaluation_cost(size: int, repeat: int) -> dict[str, object]:
     return {"window_size": size, "features": len(result.features), "drifted": result.drifted,
             "drifted_features": sorted(f.feature for f in result.features if f.drifted),
             "categorical_rejected": sorted(f.feature for f in result.features
-                                        if f.drifted and f.test.endswith("chisquare")),
+                                        if f.drifted and "chisquare" in f.test),
             "cpu_s": round(min(times), 4)}
 
 
-def categorical_drifted_cost(repeat: int) -> list[dict[str, object]]:
-    import numpy as np
+TOOL_SHARES = np.r_[np.full(5, 0.196), np.full(20, 0.02 / 20)]
+"""A tool mix of 25 categories: five common, twenty rare (0.1% each)."""
+TOOL_SHARES_MOVED = np.r_[np.full(5, 0.18), np.full(20, 0.1 / 20)]
+"""The same, drifted: the rare tools five times as frequent."""
 
+
+def categorical_drifted_cost(repeat: int) -> list[dict[str, object]]:
     rng = np.random.default_rng(11)
-    mix = rng.multinomial(2000, np.r_[np.full(5, 0.196), np.full(20, 0.02 / 20)])
-    moved = rng.multinomial(2000, np.r_[np.full(5, 0.18), np.full(20, 0.1 / 20)])
+    mix = rng.multinomial(2000, TOOL_SHARES)
+    moved = rng.multinomial(2000, TOOL_SHARES_MOVED)
     cases = {"language_shift": ({"en": 1992, "de": 5, "es": 3}, {"en": 1795, "de": 2, "es": 3, "fr": 200}),
              "mix_25_categories": ({f"c{i}": int(c) for i, c in enumerate(mix)},
                                    {f"c{i}": int(c) for i, c in enumerate(moved)})}
     rows: list[dict[str, object]] = []
     for name, (ref, cur) in cases.items():
         row: dict[str, object] = {"case": name, "categories": len(set(ref) | set(cur))}
-        for label, exact in (("enumerated", True), ("monte_carlo", False)):
-            outcome = stats.categorical_test(ref, cur, level=3.9e-5, exact=exact)
-            row[f"{label}_p"] = float(f"{outcome.p_value:.3g}")
-            row[f"{label}_cpu_s"] = round(_cpu(lambda r=ref, c=cur, e=exact: stats.categorical_test(  # type: ignore[misc]
-                r, c, level=3.9e-5, exact=e), repeat), 4)
+        for label, exact, bound in (("enumerated", True, False), ("monte_carlo", False, False),
+                                    ("bound", True, True)):
+            first, stats.BAYES_FACTOR_FIRST = stats.BAYES_FACTOR_FIRST, bound
+            try:
+                outcome = stats.categorical_test(ref, cur, level=3.9e-5, exact=exact)
+                row[f"{label}_p"] = float(f"{outcome.p_value:.3g}")
+                row[f"{label}_test"] = outcome.test
+                row[f"{label}_cpu_s"] = round(_cpu(lambda r=ref, c=cur, e=exact: stats.categorical_test(  # type: ignore[misc]
+                    r, c, level=3.9e-5, exact=e), repeat), 4)
+            finally:
+                stats.BAYES_FACTOR_FIRST = first
         rows.append(row)
     return rows
+
+
+def _with_tools(calls: list[EnrichedCall], shares: np.ndarray, seed: int) -> list[EnrichedCall]:
+    """The calls, each answer calling one tool drawn from ``shares`` (tool ``t0`` .. ``t24``)."""
+    picks = np.random.default_rng(seed).choice(len(shares), size=len(calls), p=shares / shares.sum())
+    return [msgspec.structs.replace(call, response=msgspec.structs.replace(
+        call.response, tool_calls=[ToolCall(name=f"t{int(pick)}")])) if call.response is not None else call
+        for call, pick in zip(calls, picks, strict=True)]
+
+
+def many_categories_drifted_cost(size: int, repeat: int) -> dict[str, object]:
+    """One 2,000-call window whose tool mix (25 categories, 20 rare) drifted, the rest not."""
+    cfg = DriftConfig(window_calls=size, window_seconds=None, sample_size=size,
+                      reference_calls=max(2000, size), embeddings=False)
+    times = []
+    for r in range(repeat):
+        monitor = DriftMonitor(cfg)
+        gen = TrafficGenerator(seed=100 + r)
+        monitor.observe(_with_tools(gen.calls(cfg.reference_calls), TOOL_SHARES, r))
+        calls = _with_tools(gen.calls(size), TOOL_SHARES_MOVED, 50 + r)
+        monitor.observe(calls[:-1])
+        start = time.process_time()
+        [result] = monitor.observe(calls[-1:])
+        times.append(time.process_time() - start)
+    tools = next(f for f in result.features if f.feature == "tool_calls")
+    return {"window_size": size, "features": len(result.features), "drifted": result.drifted,
+            "drifted_features": sorted(f.feature for f in result.features if f.drifted),
+            "tool_calls_test": tools.test, "tool_calls_p": float(f"{tools.p_value:.3g}"),
+            "cpu_s": round(min(times), 4)}
 
 
 def scan_history_cost(size: int, repeat: int, shift: str | None,
@@ -196,6 +244,13 @@ def main() -> None:
         out["evaluation_drifted_vs_monte_carlo"] = round(float(drifted["cpu_s"]) / float(
             out["evaluation_drifted_monte_carlo"]["cpu_s"]), 2)  # type: ignore[index]
         out["categorical_drifted"] = categorical_drifted_cost(args.repeat)
+        out["evaluation_drifted_many_categories"] = many_categories_drifted_cost(2000, args.repeat)
+        first, stats.BAYES_FACTOR_FIRST = stats.BAYES_FACTOR_FIRST, False  # before the bound
+        try:
+            out["evaluation_drifted_many_categories_monte_carlo"] = many_categories_drifted_cost(
+                2000, args.repeat)
+        finally:
+            stats.BAYES_FACTOR_FIRST = first
     out["evaluation_after_6_windows"] = [scan_history_cost(2000, args.repeat, shift)
                                          for shift in (None, "errors_up")]
     # the same with the rates tested by the GLR scan (rate_test: scan, Monte Carlo p-values)

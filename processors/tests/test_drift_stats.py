@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmpulse.processors.drift import stats
 from llmpulse.processors.drift.stats import (
     TestOutcome as Outcome,
 )
 from llmpulse.processors.drift.stats import (
+    bayes_factor_bound,
     categorical_test,
     decide,
     hotelling_test,
@@ -214,7 +216,8 @@ def test_topic_clusters_see_a_new_kind_of_question_and_hold_their_level():
     assert rejections / 300 <= level + 3 * (level * (1 - level) / 300) ** 0.5
 
 
-def test_monte_carlo_p_values_resolve_below_the_level_they_are_held_to():
+def test_monte_carlo_p_values_resolve_below_the_level_they_are_held_to(monkeypatch):
+    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)  # the Monte Carlo itself
     # with rate_share 0.75 a test other than a rate's may be held to ~4e-5 (with embeddings):
     # 20,000 draws (a floor of 1 / 20,001) could never reject there; given the level they can
     reference, current = {"en": 790, "fr": 8, "xx": 2}, {"en": 170, "fr": 2, "xx": 28}  # sparse "fr"
@@ -255,7 +258,9 @@ def _brute_force_p(reference: dict[str, int], current: dict[str, int]) -> float:
     ({"en": 40, "fr": 1}, {"en": 20, "fr": 4, "xx": 2}),
     ({"a": 25, "b": 3, "c": 2, "d": 1}, {"a": 25, "b": 1, "c": 4, "d": 0}),
 ])
-def test_sparse_tables_get_the_exact_conditional_p_value_the_monte_carlo_estimates(reference, current):
+def test_sparse_tables_get_the_exact_conditional_p_value_the_monte_carlo_estimates(reference, current,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)  # the enumeration and the Monte Carlo
     exact = categorical_test(reference, current, screen_draws=0)  # no screen: always enumerated
     assert exact.p_value == pytest.approx(_brute_force_p(reference, current), rel=1e-9)
     screened = categorical_test(reference, current)  # enumerated only below 0.05 after 1,000 draws
@@ -281,3 +286,57 @@ def test_the_exact_p_value_keeps_the_level_on_sparse_null_tables():
     # a discrete exact test: at most its level (sd of the share at 0.05: 0.011)
     assert np.mean(np.array(p_values) <= 0.05) <= 0.05 + 0.025
     assert np.mean(np.array(p_values) <= 0.2) <= 0.2 + 0.05
+
+
+def _mix_25(seed: int = 11) -> tuple[dict[str, int], dict[str, int]]:
+    """A many-category sparse table that drifted: 5 common categories and 20 rare ones, the
+    rare ones 5x as frequent in the window (too many same-margin tables to enumerate)."""
+    rng = np.random.default_rng(seed)
+    ref = rng.multinomial(2000, np.r_[np.full(5, 0.196), np.full(20, 0.02 / 20)])
+    cur = rng.multinomial(2000, np.r_[np.full(5, 0.18), np.full(20, 0.1 / 20)])
+    return ({f"c{i}": int(c) for i, c in enumerate(ref)}, {f"c{i}": int(c) for i, c in enumerate(cur)})
+
+
+def test_a_drifted_many_category_table_is_answered_without_the_monte_carlo(monkeypatch):
+    drawn: list[int] = []
+    real = np.random.default_rng
+
+    class Counting:  # counts the tables the Monte Carlo draws
+        def __init__(self, seed: int) -> None:
+            self.rng = real(seed)
+
+        def multivariate_hypergeometric(self, colors, nsample, size):
+            drawn.append(size)
+            return self.rng.multivariate_hypergeometric(colors, nsample, size=size)
+
+    reference, current = _mix_25()
+    monkeypatch.setattr(stats.np.random, "default_rng", Counting)
+    level = 3.9e-5  # the lowest level of a window without embeddings: 5 / level = 128,206 draws
+    outcome = categorical_test(reference, current, level=level)
+    assert outcome.test == "chisquare_bayes_factor" and outcome.p_value < level
+    assert sum(drawn) == 1000  # the screen's round only
+    drawn.clear()
+    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)  # before: every draw, the same verdict
+    before = categorical_test(reference, current, level=level)
+    assert before.test == "chisquare" and before.p_value < level and sum(drawn) > 100_000
+    assert before.statistic == outcome.statistic
+    # a table that did not drift as far keeps the exact or simulated p-value
+    assert categorical_test({"en": 790, "fr": 8, "xx": 2}, {"en": 196, "fr": 2, "xx": 2},
+                            level=level).test == "chisquare"
+
+
+def test_the_bayes_factor_bound_is_a_valid_p_value_on_null_tables():
+    # under no change P(bound <= u) <= u (Markov on a likelihood ratio); far below, in fact
+    rng = np.random.default_rng(8)
+    total = np.array([1500, 300, 100, 40, 20, 10, 5, 3, 2, 1, 1, 1])
+    tables = rng.multivariate_hypergeometric(total, 300, size=3000)
+    bounds = np.array([bayes_factor_bound(total, c) for c in tables])
+    for u in (0.01, 0.05, 0.2, 0.5):
+        assert np.mean(bounds <= u) <= u
+    # it is a bound: never below the exact conditional p-value (a small table, enumerated)
+    for reference, current in (({"en": 30, "fr": 2, "xx": 1}, {"en": 12, "fr": 3, "de": 1}),
+                               ({"en": 40, "fr": 1}, {"en": 2, "fr": 4, "xx": 9})):
+        keys = sorted(set(reference) | set(current))
+        cur = np.array([current.get(k, 0) for k in keys])
+        both = np.array([reference.get(k, 0) for k in keys]) + cur
+        assert bayes_factor_bound(both, cur) >= _brute_force_p(reference, current)

@@ -60,9 +60,9 @@ from scipy.special import gammaln, xlogy
 
 from llmpulse.schemas import FeatureDrift
 
-__all__ = ["TestOutcome", "categorical_test", "decide", "hotelling_test", "increase_test", "ks_test",
-           "principal_basis", "proportion_test", "rate_scan_test", "single_threaded", "tail_test",
-           "topic_test"]
+__all__ = ["TestOutcome", "bayes_factor_bound", "categorical_test", "decide", "hotelling_test",
+           "increase_test", "ks_test", "principal_basis", "proportion_test", "rate_scan_test",
+           "single_threaded", "tail_test", "topic_test"]
 
 
 _controller: Any = None
@@ -265,6 +265,53 @@ def _exact_tail(total: np.ndarray, n_cur: int, at_least: float, statistic: Any) 
     return float(min(1.0, np.exp(log_p[tail]).sum()))
 
 
+BAYES_FACTOR_FIRST = True
+"""A sparse table whose ``bayes_factor_bound`` is below the lowest level is answered by it
+(False: by the enumeration or the Monte Carlo, as before it; benchmarks compare the two)."""
+_SPREADS = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0)
+"""The Dirichlet concentrations ``bayes_factor_bound``'s alternative mixes, evenly."""
+
+
+def bayes_factor_bound(total: np.ndarray, current: np.ndarray) -> float:
+    """A valid p-value for a 2xK table's homogeneity, in closed form: ``p0(c) / q(c)``.
+
+    ``p0`` is the multivariate hypergeometric probability of the current row ``c`` given the
+    margins (what the chi-square's exact conditional p-value is taken under), ``q`` an
+    alternative that depends on the margins alone: the current row Dirichlet-multinomial,
+    centred on the pooled shares ``(total + 1/2) / (N + K/2)``, an even mixture over the
+    concentrations ``_SPREADS`` (from a new category to a mild reshuffle). Under the null,
+    ``q(c) / p0(c)`` has mean ``sum q <= 1`` (q restricted to the tables the margins allow),
+    so by Markov's inequality ``P(p0 / q <= u) <= u``: a conditional p-value at any level, as
+    the Monte Carlo's, only larger (a Bayes factor's Occam price, about a factor
+    ``N^((K-1)/2)`` against the exact one). Used where it is below the lowest level a test
+    can be held to: such a table is called drifted whatever the Holm step, without 5 / level
+    draws (``categorical_test``).
+
+    Args:
+        total: each category's count, both rows together.
+        current: the current row's counts (same order).
+
+    Example:
+        >>> bayes_factor_bound(np.array([1992, 5, 3, 0]) + np.array([1795, 2, 3, 200]),
+        ...                    np.array([1795, 2, 3, 200])) < 1e-50  # French appeared
+        True
+    """
+    t = np.asarray(total, dtype=np.float64)
+    c = np.asarray(current, dtype=np.float64)
+    n, n_cur = float(t.sum()), float(c.sum())
+    log_p0 = float((gammaln(t + 1) - gammaln(c + 1) - gammaln(t - c + 1)).sum()
+                   - (gammaln(n + 1) - gammaln(n_cur + 1) - gammaln(n - n_cur + 1)))
+    shares = (t + 0.5) / (n + 0.5 * len(t))
+    log_q = []
+    for spread in _SPREADS:
+        a = spread * shares
+        log_q.append(float(gammaln(n_cur + 1) + gammaln(spread) - gammaln(n_cur + spread)
+                           + (gammaln(c + a) - gammaln(c + 1) - gammaln(a)).sum()))
+    top = max(log_q)
+    log_mix = top + math.log(sum(math.exp(x - top) for x in log_q) / len(log_q))
+    return math.exp(min(0.0, log_p0 - log_mix))
+
+
 def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *,
                      draws: int = 20_000, seed: int = 0, level: float | None = None,
                      exact: bool = True, screen_draws: int = 1000) -> TestOutcome:
@@ -274,7 +321,10 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
     cells: a rare language, a new topic) the same statistic's exact conditional p-value: the
     first ``screen_draws`` tables with the same margins, drawn from the multivariate
     hypergeometric, answer a p-value of 0.05 or more (most windows: cheaper than any
-    enumeration, and no level a Holm step uses is that high; 0: no screen); below that, computed
+    enumeration, and no level a Holm step uses is that high; 0: no screen); below that, a table
+    whose closed-form ``bayes_factor_bound`` is below ``level`` (or ``1 / (draws + 1)``) is
+    answered by it (``chisquare_bayes_factor``: it drifted at any Holm step, and a drifted
+    table with many categories would otherwise take all ``5 / level`` draws); else computed
     exactly by enumerating every table with the same margins when there are at most
     ``EXACT_TABLES`` of them (``exact``; a new language next to a few rare ones: hundreds to
     thousands of tables, cheaper than the draws a drifted table needs), else by Monte Carlo: the
@@ -317,6 +367,8 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
         exceed = int((statistic(tables) >= observed * (1 - 1e-12)).sum())
         if (exceed + 1) / (done + 1) >= 0.05:
             return TestOutcome("chisquare", observed, (exceed + 1) / (done + 1))
+    if BAYES_FACTOR_FIRST and (bound := bayes_factor_bound(total, cur)) < (level or 1.0 / (draws + 1)):
+        return TestOutcome("chisquare_bayes_factor", observed, bound)  # below any Holm level: drifted
     if exact and (p := _exact_tail(total, n_cur, observed * (1 - 1e-12), statistic)) is not None:
         return TestOutcome("chisquare", observed, p)
     while done < wanted:
