@@ -110,8 +110,11 @@ def _draw(rng: np.random.Generator, base: float, rate: float, size: int,
 def _by_level(args: argparse.Namespace, levels: list[float]) -> dict[str, object]:
     """Detection within w windows at each of ``levels``, from one run's p-values (the same
     draws as the columns): the monitor's ``rate_test`` (``auto`` by default) against the
-    1,600-call reference and the long baseline, and the oracle. A window's test is run
-    until a p-value falls below the smallest level (a run found then is found at all)."""
+    1,600-call reference and the long baseline, the oracle, and ``oracle_reference``: the start
+    known but the base rate not, the shifted calls against the reference and the windows before
+    the shift (one-sided Fisher): what any test that must learn the rate from that reference can
+    at best find. A window's test is run until a
+    p-value falls below the smallest level (a run found then is found at all)."""
     cfg = DriftConfig()
     out: dict[str, object] = {}
     for name, (base, shifted, per_call, rate_name) in RATES.items():
@@ -124,7 +127,8 @@ def _by_level(args: argparse.Namespace, levels: list[float]) -> dict[str, object
         for q in (0.1, 0.3):
             rate = base + q * (shifted - base)
             rng = np.random.default_rng(7)
-            first: dict[str, list[list[float]]] = {"auto": [], "auto_long": [], "oracle": []}
+            first: dict[str, list[list[float]]] = {"auto": [], "auto_long": [], "oracle": [],
+                                                   "oracle_reference": []}
             for sim in range(args.sims):
                 ref, ref_long, windows, shift_hits, _earlier = _draw(rng, base, rate, size, args)
                 runs: dict[str, list[float]] = {column: [] for column in first}
@@ -136,6 +140,9 @@ def _by_level(args: argparse.Namespace, levels: list[float]) -> dict[str, object
                                                           calls, seed=sim * 16 + w).p_value)
                     pooled = (size - size // 2) + (w - 1) * size
                     runs["oracle"].append(float(sps.binom.sf(sum(shift_hits[:w]) - 1, pooled, base)))
+                    known = [[sum(shift_hits[:w]), pooled - sum(shift_hits[:w])],  # start known, the
+                             [ref + sum(windows[:2]), ref_n + 2 * size - ref - sum(windows[:2])]]  # rate not
+                    runs["oracle_reference"].append(float(sps.fisher_exact(known, alternative="greater")[1]))
                 for column, p_values in runs.items():
                     first[column].append(p_values)
             out[name][str(q)] = {  # type: ignore[index]

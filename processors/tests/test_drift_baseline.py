@@ -3,12 +3,17 @@ absorption after an alarm, the trailing span, and the state across a restart."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 import pytest
 
 from llmpulse.processors.drift import DriftConfig, DriftMonitor, TrafficGenerator, load_drift_config
 from llmpulse.processors.drift.baseline import RateBaseline
+from llmpulse.processors.drift.compare import rate_counts
+from llmpulse.processors.drift.features import Rate
 from llmpulse.processors.drift.monitor import KeyState
+from llmpulse.processors.drift.window import DriftKey
 from llmpulse.processors.errors import ConfigError
 from llmpulse.schemas import EnrichedCall
 
@@ -168,3 +173,41 @@ def test_module_examples_hold():
 
     result = doctest.testmod(baseline)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_pinned_reference_counts_its_rates_on_every_call_it_is_given_not_only_its_sample():
+    # last week's 2,000 calls pinned with a sample of 300: the rates' baseline holds all 2,000
+    # (up to rate_reference_calls) from the first window, where it held the sample's 300
+    gen = TrafficGenerator(seed=12)
+    history = gen.calls(2000)
+    for cap, counted in ((20_000, 2000), (1200, 1200), (0, 300)):
+        monitor = DriftMonitor(_cfg(rate_reference_calls=cap))
+        key = DriftKey.of(history[0])
+        assert monitor.pin_reference(key, history) == 2000
+        results = monitor.observe(TrafficGenerator(seed=13).calls(4 * 100))
+        assert results[0].reference_size == 2000 and results[0].attributes["reference_sample"] == 300
+        assert results[0].attributes["rate_reference_calls"] == counted
+        reference = monitor._keys[key].reference
+        assert reference is not None
+        assert rate_counts(monitor.features, reference)["error"] == (
+            _errors(history[:counted]) if cap else list(Rate("error", 0, 0.5).hits(
+                reference.numeric[:, monitor.features.numeric.index("error")])))
+        # the cap counts them: a baseline already at it absorbs no window
+        assert _baseline(monitor).stopped == ("cap" if cap and counted >= cap else None)
+    # a restart keeps the counts
+    pinned = DriftMonitor(_cfg(rate_reference_calls=1200))
+    pinned.pin_reference(key, history)
+    restarted = DriftMonitor(_cfg(rate_reference_calls=1200))
+    assert restarted.restore(key, pinned.state_for(key))
+    [result] = restarted.observe(TrafficGenerator(seed=14).calls(100))
+    assert result.attributes["rate_reference_calls"] == 1200
+
+
+def test_a_reference_period_counts_every_call_of_it_for_the_rates():
+    gen = TrafficGenerator(seed=15, start=datetime(2025, 3, 1, tzinfo=UTC))
+    calls = gen.calls(1500)
+    cfg = _cfg(reference_start=calls[0].occurred_at, reference_end=calls[1000].occurred_at)
+    monitor = DriftMonitor(cfg)
+    results = monitor.observe(calls)
+    assert results and results[0].attributes["reference_sample"] == 300
+    assert results[0].attributes["rate_reference_calls"] == 1000  # the period's calls

@@ -5,7 +5,10 @@ calls holds 16 errors at 1%, and a rise to 2.9% in the last windows is hard to t
 that noise. Rates are cheap to keep (two integers per rate and window), so the rate scans
 get a baseline of their own, up to ``DriftConfig.rate_reference_calls`` calls:
 
-- ``pinned``: the reference's counts plus the windows that passed, **absorbed** once they
+- ``pinned``: the reference's counts over every call it was built from (``pin_reference``'s
+  calls, a ``reference_start``-``reference_end`` period's), not only its sample, up to the
+  cap (``WindowData.rate_counts``: last week's 20,000 calls pinned give the rates 20,000 from
+  the first window, not the sample's 2,000), plus the windows that passed, **absorbed** once they
   leave the scan (a window older than ``rate_scan_windows`` windows was part of that many
   scans without an alarm, and the windows a scan looks at are never in its baseline).
   Absorption **stops for good** at the first drifted window (of any feature: the windows

@@ -65,8 +65,9 @@ from llmpulse.processors.drift.stats import (
 from llmpulse.processors.drift.window import DriftKey
 from llmpulse.schemas import DriftResult
 
-__all__ = ["RateCounts", "add_counts", "compare_window", "family_size", "first_level", "is_rate_test",
-           "judge_window", "lowest_level", "rate_counts", "rate_test", "shares", "uses_cusum", "weights"]
+__all__ = ["RateCounts", "add_counts", "compare_window", "counted_calls", "family_size", "first_level",
+           "is_rate_test", "judge_window", "lowest_level", "rate_counts", "rate_test", "shares",
+           "uses_cusum", "weights"]
 
 RateCounts = dict[str, list[int]]
 """``{rate name: [events, calls]}`` of one window (or several added)."""
@@ -75,11 +76,24 @@ _MIN_FEEDBACK = 20
 
 
 def rate_counts(fs: FeatureSet, summary: Summary) -> RateCounts:
-    """The events and calls of every rate in a window, and its thumbs down of all thumbs."""
-    counts = {rate.name: list(rate.hits(summary.numeric[:, rate.column])) for rate in fs.rates} \
-        if len(summary.numeric) else {rate.name: [0, 0] for rate in fs.rates}
+    """The events and calls of every rate in a window, and its thumbs down of all thumbs: over
+    its sample, or over every call a pinned reference counted (``Summary.rate_counts``) when
+    that is more (``counted_calls``)."""
+    if summary.rate_counts is not None and summary.rate_calls > len(summary.numeric):
+        counts = {rate.name: list(summary.rate_counts.get(rate.name, (0, 0))) for rate in fs.rates}
+    elif len(summary.numeric):
+        counts = {rate.name: list(rate.hits(summary.numeric[:, rate.column])) for rate in fs.rates}
+    else:
+        counts = {rate.name: [0, 0] for rate in fs.rates}
     counts["thumbs_down_share"] = [summary.feedback.down, summary.feedback.thumbs]
     return counts
+
+
+def counted_calls(summary: Summary) -> int:
+    """The calls ``rate_counts`` counted a summary's rates on."""
+    if summary.rate_counts is not None and summary.rate_calls > len(summary.numeric):
+        return summary.rate_calls
+    return len(summary.numeric)
 
 
 def add_counts(parts: Sequence[Mapping[str, Sequence[int]]]) -> RateCounts:

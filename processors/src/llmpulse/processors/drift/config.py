@@ -169,7 +169,9 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     shrink as tests are added (embeddings add four)."""
     rate_reference_calls: Annotated[int, Meta(ge=0)] = 20_000
     """The rates' own baseline, counts of up to this many calls (``drift.baseline``): a
-    ``pinned`` reference's counts plus the windows that passed, absorbed once they leave the
+    ``pinned`` reference's counts (over every call it was built from, beyond its sample: pin
+    a long period, ``pin_reference`` or ``reference_start``-``reference_end``, and the rates
+    start with up to this many) plus the windows that passed, absorbed once they leave the
     scan, until this cap or the first drifted window; a ``trailing`` reference's windows
     before the scanned ones, at least ``reference_windows`` and more within this cap. 0:
     the rates are tested against the sample reference alone. ``seasonal``: not used."""

@@ -240,6 +240,32 @@ class FeatureSet:
             *(("prompt_language", "response_language") if config.descriptors else ()),
             *(("tool_calls",) if config.tool_mix else ()))
 
+    def _outcomes(self, call: EnrichedCall) -> list[float]:
+        """The score and event columns of a call (the last of its row): what the rates read."""
+        values: list[float] = []
+        if self.score_names:
+            found = {s.name: s.value for s in call.scores if s.status == "ok" and s.value is not None}
+            for name in self.score_names:
+                value = found.get(name)
+                values.append(NAN if value is None else float(value))
+        if self.events:
+            response = call.response
+            values.append(NAN if response is None else float(response.error is not None))
+            values.append(float(bool(call.verdicts)))  # a verdict is a rule that matched
+        return values
+
+    def count_rates(self, call: EnrichedCall, counts: dict[str, list[int]]) -> None:
+        """Add a call's events to ``{rate: [events, calls with a value]}`` without describing
+        its texts (a reference's every call, not only its sample: ``WindowData.rate_counts``)."""
+        outcomes = self._outcomes(call)
+        first = len(self.numeric) - len(outcomes)
+        for rate in self.rates:
+            held = counts.setdefault(rate.name, [0, 0])
+            value = outcomes[rate.column - first]
+            if not math.isnan(value):
+                held[0] += value < rate.threshold if rate.below else value >= rate.threshold
+                held[1] += 1
+
     def kind(self, name: str) -> Literal["numeric", "binary", "categorical"]:
         """How a column is tested."""
         if name in self.binary:
@@ -257,15 +283,7 @@ class FeatureSet:
             values.extend(r_values[i] for i in self._keep)
             if self.config.descriptors:
                 categories = [p_lang, r_lang]
-        if self.score_names:
-            found = {s.name: s.value for s in call.scores if s.status == "ok" and s.value is not None}
-            for name in self.score_names:
-                value = found.get(name)
-                values.append(NAN if value is None else float(value))
-        if self.events:
-            response = call.response
-            values.append(NAN if response is None else float(response.error is not None))
-            values.append(float(bool(call.verdicts)))  # a verdict is a rule that matched
+        values.extend(self._outcomes(call))
         if self.config.tool_mix:
             categories.append(tool_mix(call))
         return values, categories

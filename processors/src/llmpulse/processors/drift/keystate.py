@@ -31,7 +31,7 @@ import msgspec
 from msgspec import Struct
 
 from llmpulse.processors.drift.baseline import RateBaseline, trailing_span
-from llmpulse.processors.drift.compare import RateCounts, add_counts
+from llmpulse.processors.drift.compare import RateCounts, add_counts, counted_calls
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.reference import Summary, SummaryState
 from llmpulse.processors.drift.window import WindowData, WindowState
@@ -126,7 +126,7 @@ class KeyData:
             start = max(0, len(recent) - scanned)
             if cfg.reference == "pinned" and reference is not None and cfg.rate_reference_calls:
                 for left, size in zip(recent[:start], sizes[:start], strict=True):
-                    base.absorb(left, size, reference_calls=len(reference.numeric),
+                    base.absorb(left, size, reference_calls=counted_calls(reference),
                                 cap=cfg.rate_reference_calls)
         self.recent, base.calls = recent[start:], sizes[start:]
 

@@ -41,7 +41,13 @@ import msgspec
 import numpy as np
 
 from llmpulse.processors.drift.baseline import RateBaseline
-from llmpulse.processors.drift.compare import RateCounts, is_rate_test, judge_window, rate_counts
+from llmpulse.processors.drift.compare import (
+    RateCounts,
+    counted_calls,
+    is_rate_test,
+    judge_window,
+    rate_counts,
+)
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
 from llmpulse.processors.drift.features import FeatureSet, prompt_text, response_text
@@ -167,7 +173,7 @@ class DriftMonitor:
         data = self._data(key)
         builder = WindowData(0, self.config.reference_calls, self.config.reference_embedding_sample)
         for call in calls:
-            self._fill(builder, call)
+            self._fill(builder, call, reference=True)
         for event in feedback:
             builder.feedback.add(event.thumbs, event.rating)
         data.builder = builder
@@ -232,8 +238,11 @@ class DriftMonitor:
         data.window = window
         return window
 
-    def _fill(self, window: WindowData, call: EnrichedCall) -> None:
+    def _fill(self, window: WindowData, call: EnrichedCall, *, reference: bool = False) -> None:
         window.calls += 1
+        if reference and window.rate_calls < self.config.rate_reference_calls:
+            self.features.count_rates(call, window.rate_counts)  # every call, not only the sample
+            window.rate_calls += 1
         window.stretch(call.occurred_at, call.occurred_at)
         priority = call_priority(call.call_id)
         if window.sample.admits(priority):
@@ -265,12 +274,12 @@ class DriftMonitor:
             if data.builder is None:
                 data.builder = WindowData(0, cfg.reference_calls, cfg.reference_embedding_sample)
             if period and t < cfg.reference_end:  # type: ignore[operator]
-                self._fill(data.builder, call)
+                self._fill(data.builder, call, reference=True)
                 return []
             if period and data.builder.calls >= cfg.min_window_calls:
                 self._freeze(key, data)  # the period is over: this call opens the first window
             else:  # the first reference_calls calls (also when the period held too few)
-                self._fill(data.builder, call)
+                self._fill(data.builder, call, reference=True)
                 if data.builder.calls >= cfg.reference_calls:
                     self._freeze(key, data)
                 return []
@@ -333,6 +342,7 @@ class DriftMonitor:
         prompts, answers = window.texts.texts()
         return Summary(calls=window.calls, numeric=numeric, categories=categories,
                        feedback=window.feedback, start=window.start, end=window.end,
+                       rate_counts=window.rate_counts or None, rate_calls=window.rate_calls,
                        prompt_vectors=self._vectors(prompts, window.texts.vectors),
                        response_vectors=self._vectors(answers, window.texts.vectors))
 
@@ -374,7 +384,7 @@ class DriftMonitor:
         history = None if reference is None else data.rate_history(
             cfg, counts, sampled,
             {} if cfg.reference == "trailing" else rate_counts(self.features, reference),  # unread there
-            len(reference.numeric))
+            counted_calls(reference))
         if reference is None or history is None or window.start is None or window.end is None:
             data.keep_rates(cfg, counts, sampled, reference, drifted=False)
             return []

@@ -40,6 +40,10 @@ class Summary:
     end: datetime | None = None
     prompt_vectors: np.ndarray | None = None
     response_vectors: np.ndarray | None = None
+    rate_counts: dict[str, list[int]] | None = None
+    """A pinned reference's rates over every call it saw (``rate_calls`` of them), not only
+    its sample (``compare.rate_counts``); None: counted on the sample."""
+    rate_calls: int = 0
 
     def to_state(self) -> SummaryState:
         def pack(vectors: np.ndarray | None) -> bytes | None:
@@ -54,7 +58,8 @@ class Summary:
                             numeric=np.ascontiguousarray(self.numeric, dtype=np.float64).tobytes(),
                             categories=self.categories, feedback=self.feedback, dim=dim,
                             prompt_vectors=pack(self.prompt_vectors),
-                            response_vectors=pack(self.response_vectors))
+                            response_vectors=pack(self.response_vectors),
+                            rate_counts=self.rate_counts, rate_calls=self.rate_calls)
 
     @classmethod
     def from_state(cls, state: SummaryState) -> Summary:
@@ -67,7 +72,8 @@ class Summary:
         return cls(calls=state.calls, numeric=numeric, categories=state.categories,
                    feedback=state.feedback, start=state.start, end=state.end,
                    prompt_vectors=unpack(state.prompt_vectors),
-                   response_vectors=unpack(state.response_vectors))
+                   response_vectors=unpack(state.response_vectors),
+                   rate_counts=state.rate_counts, rate_calls=state.rate_calls)
 
 
 class SummaryState(Struct, kw_only=True):
@@ -83,6 +89,8 @@ class SummaryState(Struct, kw_only=True):
     dim: int = 0
     prompt_vectors: bytes | None = None
     response_vectors: bytes | None = None
+    rate_counts: dict[str, list[int]] | None = None
+    rate_calls: int = 0
 
 
 def _stack(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:

@@ -224,6 +224,8 @@ class WindowData:
         end: the latest event time seen (for time windows: the bucket's end).
         bucket: the time bucket (``floor(t / window_seconds)``) the window ends in.
         calls: every call counted, sampled or not.
+        rate_counts: a pinned reference's ``{rate: [events, calls]}`` over every call it saw,
+            not only its sample, up to ``rate_reference_calls`` calls (``rate_calls``).
     """
 
     def __init__(self, index: int, sample_size: int, text_size: int) -> None:
@@ -235,6 +237,8 @@ class WindowData:
         self.sample = Sample(sample_size)
         self.texts = TextSample(text_size)
         self.feedback = FeedbackCounts()
+        self.rate_counts: dict[str, list[int]] = {}
+        self.rate_calls = 0
 
     def stretch(self, start: datetime, end: datetime) -> None:
         """Widen the bounds to cover ``start``-``end``."""
@@ -244,7 +248,7 @@ class WindowData:
     def to_state(self) -> WindowState:
         return WindowState(index=self.index, start=self.start, end=self.end, bucket=self.bucket,
                            calls=self.calls, sample=self.sample.to_state(), texts=self.texts.to_state(),
-                           feedback=self.feedback)
+                           feedback=self.feedback, rate_counts=self.rate_counts, rate_calls=self.rate_calls)
 
     @classmethod
     def from_state(cls, state: WindowState) -> WindowData:
@@ -254,6 +258,8 @@ class WindowData:
         window.sample = Sample.from_state(state.sample)
         window.texts = TextSample.from_state(state.texts)
         window.feedback = state.feedback
+        window.rate_counts = {name: list(held) for name, held in state.rate_counts.items()}
+        window.rate_calls = state.rate_calls
         return window
 
 
@@ -286,3 +292,5 @@ class WindowState(Struct, kw_only=True):
     sample: SampleState
     texts: TextSampleState
     feedback: FeedbackCounts
+    rate_counts: dict[str, list[int]] = {}
+    rate_calls: int = 0
