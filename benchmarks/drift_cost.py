@@ -59,7 +59,7 @@ from llmpulse.processors.drift import CachedEmbedder, DriftConfig, DriftMonitor,
 from llmpulse.processors.drift.compare import is_rate_test
 from llmpulse.processors.drift.features import prompt_text, response_text
 from llmpulse.processors.pipeline import Enricher
-from llmpulse.schemas import EnrichedCall, ToolCall, decode_event, encode_event
+from llmpulse.schemas import DriftResult, EnrichedCall, ToolCall, decode_event, encode_event
 
 
 def _cpu(fn, repeat: int = 1) -> float:
@@ -89,25 +89,38 @@ def evaluation_cost(size: int, embedder, repeat: int) -> dict[str, float]:
     return {"window_size": size, "features": len(result.features), "cpu_s": round(min(times), 4)}
 
 
-def drifted_evaluation_cost(size: int, repeat: int) -> dict[str, object]:
+Traffic = tuple[list[EnrichedCall], list[EnrichedCall]]
+"""A reference's calls and a window's."""
+
+
+def _drifted_window(size: int, repeat: int, traffic) -> tuple[DriftResult, float]:
+    """The result and least CPU of closing a ``size``-call window, no embeddings, of the traffic
+    ``traffic(generator, r, reference_calls)`` gives: ``(reference calls, window calls)``."""
     cfg = DriftConfig(window_calls=size, window_seconds=None, sample_size=size,
                       reference_calls=max(2000, size), embeddings=False)
     times = []
     for r in range(repeat):
         monitor = DriftMonitor(cfg)
-        gen = TrafficGenerator(seed=100 + r)
-        monitor.observe(gen.calls(cfg.reference_calls))
-        calls = (gen.calls(size // 2, shift="topic_change", share=0.6)
-                 + gen.calls(size - size // 2, shift="language_change", share=0.2))
+        reference, calls = traffic(TrafficGenerator(seed=100 + r), r, cfg.reference_calls)
+        monitor.observe(reference)
         monitor.observe(calls[:-1])
         start = time.process_time()
         [result] = monitor.observe(calls[-1:])
         times.append(time.process_time() - start)
+    return result, round(min(times), 4)
+
+
+def drifted_evaluation_cost(size: int, repeat: int) -> dict[str, object]:
+    def traffic(gen: TrafficGenerator, _r: int, reference: int) -> Traffic:
+        return gen.calls(reference), (gen.calls(size // 2, shift="topic_change", share=0.6)
+                                      + gen.calls(size - size // 2, shift="language_change", share=0.2))
+
+    result, cpu = _drifted_window(size, repeat, traffic)
     return {"window_size": size, "features": len(result.features), "drifted": result.drifted,
             "drifted_features": sorted(f.feature for f in result.features if f.drifted),
             "categorical_rejected": sorted(f.feature for f in result.features
                                         if f.drifted and "chisquare" in f.test),
-            "cpu_s": round(min(times), 4)}
+            "cpu_s": cpu}
 
 
 TOOL_SHARES = np.r_[np.full(5, 0.196), np.full(20, 0.02 / 20)]
@@ -151,23 +164,15 @@ def _with_tools(calls: list[EnrichedCall], shares: np.ndarray, seed: int) -> lis
 
 def many_categories_drifted_cost(size: int, repeat: int) -> dict[str, object]:
     """One 2,000-call window whose tool mix (25 categories, 20 rare) drifted, the rest not."""
-    cfg = DriftConfig(window_calls=size, window_seconds=None, sample_size=size,
-                      reference_calls=max(2000, size), embeddings=False)
-    times = []
-    for r in range(repeat):
-        monitor = DriftMonitor(cfg)
-        gen = TrafficGenerator(seed=100 + r)
-        monitor.observe(_with_tools(gen.calls(cfg.reference_calls), TOOL_SHARES, r))
-        calls = _with_tools(gen.calls(size), TOOL_SHARES_MOVED, 50 + r)
-        monitor.observe(calls[:-1])
-        start = time.process_time()
-        [result] = monitor.observe(calls[-1:])
-        times.append(time.process_time() - start)
+    def traffic(gen: TrafficGenerator, r: int, reference: int) -> Traffic:
+        return (_with_tools(gen.calls(reference), TOOL_SHARES, r),
+                _with_tools(gen.calls(size), TOOL_SHARES_MOVED, 50 + r))
+
+    result, cpu = _drifted_window(size, repeat, traffic)
     tools = next(f for f in result.features if f.feature == "tool_calls")
     return {"window_size": size, "features": len(result.features), "drifted": result.drifted,
             "drifted_features": sorted(f.feature for f in result.features if f.drifted),
-            "tool_calls_test": tools.test, "tool_calls_p": float(f"{tools.p_value:.3g}"),
-            "cpu_s": round(min(times), 4)}
+            "tool_calls_test": tools.test, "tool_calls_p": float(f"{tools.p_value:.3g}"), "cpu_s": cpu}
 
 
 def scan_history_cost(size: int, repeat: int, shift: str | None,
