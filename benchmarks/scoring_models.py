@@ -15,6 +15,12 @@ same texts is reported beside their speed. The OpenVINO int8 models are the back
 
     flock /tmp/llmpulse-heavy.lock uv run python benchmarks/scoring_models.py [--texts 64] [--threads 2]
 
+The heavy part's ``openvino_*`` keys run both models int8; ``openvino_defaults_*`` the scorers'
+default precisions on this CPU, ``openvino_distinct_texts_by_precision`` toxicity's and MiniLM's
+precisions side by side (and ``both_int8_rest_bf16``: the float part in bf16, as before
+``bf16_fast``); each exported run gives its model-only bound (calls over the seconds inside the
+runtimes' ``run``), and ``distinct_texts_tokens`` the toxicity texts' lengths against truncation.
+
 ``--parts baselines,backends,heavy`` (default all) runs some of it, so that each run fits a
 turn of the heavy lock; the parts' keys are those of a whole run.
 
