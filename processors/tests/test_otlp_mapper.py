@@ -361,3 +361,50 @@ def test_token_counts_read_in_a_cached_order_match_the_walk_over_every_key() -> 
         assert outcome(span_fields.token_counts, attrs) == expected, attrs
         assert outcome(span_fields.token_counts, attrs) == expected, attrs  # its plan cached now
     assert c.as_str({"k": ["stop"]}, "k") == "stop" and c.as_str({"k": ["a", "b"]}, "k") == "a"
+
+
+def test_a_spans_shape_answers_what_each_question_would_over_its_keys() -> None:
+    """``span_fields.shape_of`` is worked out once per key order: for any keys (in any
+    order, asked twice: the second answer is the cached one) it says what ``is_genai``, the
+    optional keys, the token counts' plan and the request extras say of those keys."""
+    import random
+
+    from llmpulse.processors.otlp import conventions as c
+    from llmpulse.processors.otlp import span_fields as f
+
+    keys = sorted({*f.OPTIONAL_KEYS, *f.REQUEST_EXTRAS, *f._USAGE_KEYS, *c._GENAI_KEYS,
+                   "http.method", "gen_ai.response.model", "x"})
+    rnd = random.Random(1313)
+    for _ in range(2_000):
+        attrs = dict.fromkeys(rnd.sample(keys, rnd.randint(0, 12)), 1)
+        for _asked in range(2):
+            shape = f.shape_of(attrs)
+            assert shape.genai == c.is_genai(attrs)
+            assert shape.optional == any(key in attrs for key in f.OPTIONAL_KEYS)
+            assert shape.request_extras == any(key in attrs for key in f.REQUEST_EXTRAS)
+            assert f.planned_counts(attrs, shape.usage_plan) == f.token_counts(attrs)
+            assert bool(shape.usage_plan) == any(key in attrs for key in f._USAGE_KEYS)
+
+
+def test_attribute_values_read_once_are_the_values_read_anew() -> None:
+    """The wire reader keeps short values it read (``_KNOWN``): a record read with them
+    kept gives the attributes a fresh read gives, and no two spans share a list."""
+    from llmpulse.processors.otlp import _wire_reader
+
+    flat = {key: json.dumps(value) if isinstance(value, list) and isinstance(value[0], dict)
+            else value for key, value in CURRENT.items()}  # (no kvlist: the reader takes it)
+    data = traces(*({"attrs": flat, "span_id": bytes([n]) * 8} for n in range(1, 4)),
+                  {"attrs": {**flat, "gen_ai.request.temperature": 0.0,
+                             "gen_ai.usage.input_tokens": -1, "gen_ai.request.stream": False,
+                             "gen_ai.response.finish_reasons": ["length", "stop"]}}
+                  ).SerializeToString()
+    _wire_reader._KNOWN.clear()
+    _, fresh = _wire_reader.read_traces(data)  # type: ignore[misc]
+    assert _wire_reader._KNOWN  # (model, provider, parameters, counts ... kept)
+    assert not any(isinstance(value, list) for value in _wire_reader._KNOWN.values())
+    _, again = _wire_reader.read_traces(data)  # type: ignore[misc]
+    assert [[(k, type(v)) for k, v in a.items()] for a in again] == [
+        [(k, type(v)) for k, v in a.items()] for a in fresh]
+    assert again == fresh
+    reasons = [a["gen_ai.response.finish_reasons"] for a in fresh + again]
+    assert len({id(r) for r in reasons}) == len(reasons)

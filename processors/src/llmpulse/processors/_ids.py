@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["derived_uuid7", "uuid7_of", "uuid_from_int"]
+__all__ = ["DIGEST_SIZE", "derived_uuid7", "uuid7_of", "uuid7_of_digest", "uuid_from_int"]
 
 _new_uuid = uuid.UUID.__new__
 _set_int = uuid.UUID.__dict__["int"].__set__  # the slots' own setters (UUID forbids setattr)
 _set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 _UNKNOWN = uuid.SafeUUID.unknown
 _VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
+
+
+DIGEST_SIZE = 10
+"""Bytes of the blake2b digest a derived UUIDv7 takes its bits from."""
 
 
 def uuid_from_int(value: int) -> uuid.UUID:
@@ -35,6 +39,14 @@ def derived_uuid7(ms: int, *parts: str | bytes) -> uuid.UUID:
 
 def uuid7_of(ms: int, data: bytes) -> uuid.UUID:
     """``derived_uuid7`` of parts already joined (``b"\\x1f"`` between them, as bytes)."""
-    bits = int.from_bytes(hashlib.blake2b(data, digest_size=10).digest(), "big")
+    bits = int.from_bytes(hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest(), "big")
+    return uuid_from_int((ms & 0xFFFF_FFFF_FFFF) << 80 | ((bits >> 62) & 0xFFF) << 64
+                         | bits & 0x3FFF_FFFF_FFFF_FFFF | _VERSION_AND_VARIANT)  # (inline: hot)
+
+
+def uuid7_of_digest(ms: int, digest: bytes) -> uuid.UUID:
+    """``uuid7_of`` from the blake2b digest (``DIGEST_SIZE`` bytes) of its data, for a
+    caller that hashes a constant prefix once and ``copy()``s it (the same digest)."""
+    bits = int.from_bytes(digest, "big")
     return uuid_from_int((ms & 0xFFFF_FFFF_FFFF) << 80 | ((bits >> 62) & 0xFFF) << 64
                          | bits & 0x3FFF_FFFF_FFFF_FFFF | _VERSION_AND_VARIANT)

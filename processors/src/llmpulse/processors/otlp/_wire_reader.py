@@ -6,8 +6,10 @@ single cost. A ``KeyValue`` has the wire layout of a protobuf map entry (key = 1
 so ``FlatTracesData`` is ``TracesData`` with one change, made on a copy of its descriptors:
 ``Span.attributes`` is a ``map<string, bytes>``. Parsing fills that map in C (the last of a
 repeated key wins, as in ``_wire.attributes``), and each value, an ``AnyValue``'s bytes, is
-read here in a few byte operations. Everything else (ids, times, events, status, resource
-and scope) is read as before, from the same objects.
+read here in a few byte operations, or looked up: a short value read before (a model, a
+provider, a parameter, a count: they repeat from span to span) is kept with its bytes as
+the key (``_KNOWN``, bounded; never a list, which each span must own). Everything else
+(ids, times, events, status, resource and scope) is read as before, from the same objects.
 
 It reads the common shapes only and answers None for anything else; the caller then
 decodes with ``TracesData`` as before, so the outcome is always the one protobuf's decoding
@@ -87,9 +89,9 @@ def read_traces(data: bytes) -> tuple[Any, list[dict[str, Any]]] | None:
         traces.DiscardUnknownFields()  # (a map entry with unknown fields is kept as one)
         if traces.ByteSize() != len(data):
             return None
-        read = [{key: raw[2:].decode()  # (short strings inline)
-                 if (raw := pairs[key])[0] == 0x0A and raw[1] < 0x80 and raw[1] + 2 == len(raw)
-                 else _value(raw) for key in pairs}
+        known = _KNOWN
+        read = [{key: known[raw] if (raw := pairs[key]) in known else _read_value(raw)
+                 for key in pairs}
                 for resource_spans in traces.resource_spans
                 for scope_spans in resource_spans.scope_spans
                 for span in scope_spans.spans for pairs in (span.attributes,)]
@@ -98,6 +100,27 @@ def read_traces(data: bytes) -> tuple[Any, list[dict[str, Any]]] | None:
         return traces, read
     except (_Unhandled, DecodeError, RecursionError, IndexError, UnicodeDecodeError, ValueError):
         return None
+
+
+_KNOWN: dict[bytes, Any] = {}
+"""Short ``AnyValue`` bytes already read -> their value (a str, int, float, bool or bytes:
+never a list, which each span must own). A span's model, provider, operation, parameters,
+finish reason and small counts repeat from span to span: each is then one dict lookup
+instead of a read. Emptied when it holds more than ``_KNOWN_MAX``."""
+_KNOWN_MAX = 4096
+_KNOWN_LEN = 64
+"""Values of more bytes (message JSON, ids, texts) are read each time and not kept."""
+
+
+def _read_value(raw: bytes) -> Any:
+    """``_value(raw)`` (short strings inline), kept in ``_KNOWN`` when short and not a list."""
+    value: Any = (raw[2:].decode() if raw[0] == 0x0A and raw[1] < 0x80 and raw[1] + 2 == len(raw)
+                  else _value(raw))
+    if len(raw) <= _KNOWN_LEN and type(value) is not list:
+        if len(_KNOWN) >= _KNOWN_MAX:
+            _KNOWN.clear()
+        _KNOWN[raw] = value
+    return value
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:

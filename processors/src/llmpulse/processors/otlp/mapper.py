@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections import Counter
@@ -50,7 +51,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-from llmpulse.processors._ids import uuid7_of, uuid_from_int
+from llmpulse.processors._ids import DIGEST_SIZE, uuid7_of_digest, uuid_from_int
 from llmpulse.processors.otlp import conventions as c
 from llmpulse.processors.otlp import span_fields as f
 from llmpulse.processors.otlp._wire import OtlpDecodeError, attributes, decode_traces
@@ -85,20 +86,13 @@ _CLEAN_MAX = 4096
 """Identifiers and keys kept as found clean: the set is emptied at a record's start once it
 holds more (a span's model, provider, app ... are few, its hex ids are not kept; one record
 of many distinct session or user ids can grow it past this until the next record)."""
+_EVENT_ID_PREFIX = hashlib.blake2b(b"otlp\x1f", digest_size=DIGEST_SIZE)
+"""The events' ids hash ``otlp``, a separator and the call id (``derived_uuid7``'s join)."""
 _RESPONSE_BITS = 0x5A5A_5A5A_5A5A_5A5A  # flips random bits of the low 62 only
 _OPTIONAL_CALL_FIELDS = (("session_id", ("gen_ai.conversation.id", "session.id")),
                          ("user_id", ("user.id", "enduser.id")),
                          ("prompt_id", ("llmpulse.prompt.id", "gen_ai.prompt.name")),
                          ("prompt_version", ("llmpulse.prompt.version", "gen_ai.prompt.version")))
-_OPTIONAL_KEYS = frozenset({
-    "llmpulse.app", "llmpulse.environment", "gen_ai.conversation.id", "session.id", "user.id",
-    "enduser.id", "llmpulse.prompt.id", "gen_ai.prompt.name", "llmpulse.prompt.version",
-    "gen_ai.prompt.version", "gen_ai.request.max_tokens", "gen_ai.request.top_p",
-    "gen_ai.output.type", "gen_ai.response.time_to_first_chunk",
-    "gen_ai.response.time_to_first_token", "gen_ai.request.stream", "gen_ai.is_streaming",
-    "llm.is_streaming"})
-"""Keys an inference span often lacks: when it has none of them, their readers (each would
-answer None) are not called, at a function call each."""
 
 
 def call_id_for(trace_id: str, span_id: str) -> str:
@@ -109,7 +103,9 @@ def call_id_for(trace_id: str, span_id: str) -> str:
 def _event_ids(start_ns: int, call_id: str) -> tuple[uuid.UUID, uuid.UUID]:
     """UUIDv7s of the prompt and the response from the span's start time and its ids: the
     same span, the same ids. The response's differs from the prompt's in random bits only."""
-    prompt = uuid7_of(start_ns // 1_000_000, b"otlp\x1f" + call_id.encode())  # derived_uuid7's
+    hashed = _EVENT_ID_PREFIX.copy()  # (derived_uuid7's data: the prefix hashed once)
+    hashed.update(call_id.encode())
+    prompt = uuid7_of_digest(start_ns // 1_000_000, hashed.digest())
     return prompt, uuid_from_int(prompt.int ^ _RESPONSE_BITS)
 
 
@@ -286,7 +282,8 @@ class OtlpMapper:
             if name == c.DETAILS_EVENT:
                 for key, value in event_attrs.items():
                     attrs.setdefault(key, value)
-        if not c.is_genai(attrs):
+        shape = f.shape_of(attrs)
+        if not shape.genai:
             return None
         operation = c.as_str(attrs, "gen_ai.operation.name")
         if operation is None:
@@ -307,7 +304,7 @@ class OtlpMapper:
         trace_id, span_id = raw_trace.hex(), raw_span.hex()  # (the ids call_id_for takes)
         raw_parent = span.parent_span_id
         parent_id = raw_parent.hex() if len(raw_parent) == 8 and raw_parent != _ZERO_SPAN else None
-        optional = not _OPTIONAL_KEYS.isdisjoint(attrs)  # (below: "if optional else None")
+        optional = shape.optional  # (below: "if optional else None")
         app = (c.as_str(attrs, "llmpulse.app") if optional else None) or resource.app
         if not app:
             raise SchemaError("missing_field", "the span's resource has no service.name",
@@ -352,7 +349,7 @@ class OtlpMapper:
         origin: dict[str, Any] = {"llmpulse.source": "otlp", "otel.span_name": span.name[:256]}
         if scope_name:
             origin["otel.scope.name"] = scope_name
-        usage = f.token_counts(attrs)
+        usage = f.planned_counts(attrs, shape.usage_plan) if shape.usage_plan else {}
         error = f.error_of(span, attrs, events)
         if step:
             return f.step_event(common, operation, span, attrs, events, origin, usage, error,
@@ -365,7 +362,8 @@ class OtlpMapper:
             request["max_tokens"] = c.as_int(attrs, "gen_ai.request.max_tokens")
             request["top_p"] = c.as_float(attrs, "gen_ai.request.top_p")
             request["expects_json"] = c.as_str(attrs, "gen_ai.output.type") == "json"
-        prompt_attributes = f.with_extras(origin, attrs, f.REQUEST_EXTRAS)
+        prompt_attributes = (f.with_extras(origin, attrs, f.REQUEST_EXTRAS)
+                             if shape.request_extras else dict(origin))
         text, reason, tool_calls = output(attrs, events)
         ttfc = c.as_float(attrs, "gen_ai.response.time_to_first_chunk",
                           "gen_ai.response.time_to_first_token") if optional else None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -39,9 +39,9 @@ from llmpulse.schemas import (
     validate_event,
 )
 
-__all__ = ["REQUEST_EXTRAS", "STEP_EXTRAS", "bounded_tool", "error_of", "from_timestamp",
-           "message_with_tools", "non_negative", "span_time", "step_event", "token_counts",
-           "usage_of", "with_extras"]
+__all__ = ["OPTIONAL_KEYS", "REQUEST_EXTRAS", "STEP_EXTRAS", "SpanShape", "bounded_tool",
+           "error_of", "from_timestamp", "message_with_tools", "non_negative", "planned_counts",
+           "shape_of", "span_time", "step_event", "token_counts", "usage_of", "with_extras"]
 
 _STATUS_ERROR = Status.STATUS_CODE_ERROR  # (read once: the enum wrapper's lookup is Python code)
 _NON_NEGATIVE = ("max_tokens", "latency_ms", "time_to_first_token_ms")
@@ -65,6 +65,15 @@ _USAGE = {
                                     "gen_ai.usage.cache_creation_input_tokens"),
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
 }
+OPTIONAL_KEYS = frozenset({
+    "llmpulse.app", "llmpulse.environment", "gen_ai.conversation.id", "session.id", "user.id",
+    "enduser.id", "llmpulse.prompt.id", "gen_ai.prompt.name", "llmpulse.prompt.version",
+    "gen_ai.prompt.version", "gen_ai.request.max_tokens", "gen_ai.request.top_p",
+    "gen_ai.output.type", "gen_ai.response.time_to_first_chunk",
+    "gen_ai.response.time_to_first_token", "gen_ai.request.stream", "gen_ai.is_streaming",
+    "llm.is_streaming"})
+"""Keys an inference span often lacks: when it has none of them, their readers (each would
+answer None) are not called, at a function call each (``SpanShape.optional``)."""
 _USAGE_ITEMS = tuple(_USAGE.items())
 _EXTRAS_KEYS: dict[tuple[str, ...], frozenset[str]] = {
     keys: frozenset(keys) for keys in (REQUEST_EXTRAS, STEP_EXTRAS)}
@@ -79,6 +88,51 @@ from_timestamp = datetime.fromtimestamp
 """``datetime.fromtimestamp`` (bound once: a span's times are read at every span)."""
 
 
+class SpanShape(NamedTuple):
+    """What a span's attribute keys (not their values) decide, worked out once per key
+    order (``shape_of``)."""
+
+    genai: bool
+    """``c.is_genai``."""
+    optional: bool
+    """It has one of ``OPTIONAL_KEYS`` at least."""
+    usage_plan: tuple[tuple[str, str], ...]
+    """(count, key) in the order ``token_counts`` reads them; empty: no token count keys."""
+    request_extras: bool
+    """It has one of ``REQUEST_EXTRAS`` at least (else ``with_extras`` copies ``origin``)."""
+
+
+_SHAPES: dict[tuple[str, ...], SpanShape] = {}
+_SHAPES_MAX = 1024
+"""Key orders kept (emptied past this: an instrumentation writes a few in practice)."""
+
+
+def shape_of(attrs: dict[str, Any]) -> SpanShape:
+    """The span's ``SpanShape``: one lookup by its keys in order instead of a pass over
+    them for each of the questions (the spans of one instrumentation share a few orders)."""
+    keys = tuple(attrs)
+    shape = _SHAPES.get(keys)
+    if shape is None:
+        present = _USAGE_KEYS.intersection(attrs)
+        shape = SpanShape(c.is_genai(attrs), not OPTIONAL_KEYS.isdisjoint(attrs),
+                          _usage_plan(present) if present else (),
+                          not _EXTRAS_KEYS[REQUEST_EXTRAS].isdisjoint(attrs))
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[keys] = shape
+    return shape
+
+
+def _usage_plan(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    plan = _USAGE_PLANS.get(present)
+    if plan is None:
+        plan = tuple((_USAGE_ITEMS[_USAGE_ORDER[key][0]][0], key)
+                     for key in sorted(present, key=_USAGE_ORDER.__getitem__))
+        if len(_USAGE_PLANS) < 1024:  # (a span's keys are few sets in practice; bounded)
+            _USAGE_PLANS[present] = plan
+    return plan
+
+
 def token_counts(attrs: dict[str, Any]) -> dict[str, int]:
     """Each token count from the first of its keys present (in ``_USAGE``'s order of the
     counts): ``c.as_int`` per name, the integers (the common case) taken inline. Only the
@@ -86,12 +140,11 @@ def token_counts(attrs: dict[str, Any]) -> dict[str, int]:
     present = _USAGE_KEYS.intersection(attrs)  # (a frozenset: the plans' key)
     if not present:
         return {}
-    plan = _USAGE_PLANS.get(present)
-    if plan is None:
-        plan = tuple((_USAGE_ITEMS[_USAGE_ORDER[key][0]][0], key)
-                     for key in sorted(present, key=_USAGE_ORDER.__getitem__))
-        if len(_USAGE_PLANS) < 1024:  # (a span's keys are few sets in practice; bounded)
-            _USAGE_PLANS[present] = plan
+    return planned_counts(attrs, _usage_plan(present))
+
+
+def planned_counts(attrs: dict[str, Any], plan: tuple[tuple[str, str], ...]) -> dict[str, int]:
+    """``token_counts`` by the span's plan (``SpanShape.usage_plan``)."""
     usage: dict[str, int] = {}
     for name, key in plan:
         value = attrs[key]
