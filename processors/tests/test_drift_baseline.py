@@ -211,3 +211,16 @@ def test_a_reference_period_counts_every_call_of_it_for_the_rates():
     results = monitor.observe(calls)
     assert results and results[0].attributes["reference_sample"] == 300
     assert results[0].attributes["rate_reference_calls"] == 1000  # the period's calls
+
+
+def test_a_rate_on_a_descriptor_keeps_the_reference_sample_for_every_rate():
+    # a threshold on a text descriptor needs each call described: counting every call is
+    # not possible for it, so the rates stay on the sample (none is counted half and half)
+    cfg = _cfg(descriptors=True, thresholds={"toxicity": 0.5, "response_length": 8.0})
+    monitor = DriftMonitor(cfg)
+    assert "response_length>=8" in [r.name for r in monitor.features.rates]
+    assert not monitor.features.rates_without_texts and DriftMonitor(_cfg()).features.rates_without_texts
+    history = TrafficGenerator(seed=16).calls(1000)
+    monitor.pin_reference(DriftKey.of(history[0]), history)
+    [result, *_] = monitor.observe(TrafficGenerator(seed=17).calls(200))
+    assert result.attributes["rate_reference_calls"] == 300

@@ -224,6 +224,8 @@ class FeatureSet:
         binary: the numeric columns holding 0/1 (tested as proportions).
         categorical: names of the categorical columns.
         rates: the rates tested as rates (binary columns, scores past a threshold).
+        rates_without_texts: whether every rate reads a score or an event, so ``count_rates``
+            can count it (a threshold on a descriptor, ``response_length>=8``, cannot).
     """
 
     def __init__(self, config: DriftConfig) -> None:
@@ -236,6 +238,8 @@ class FeatureSet:
         self.events = EVENTS if config.events else ()
         self.binary = _binary(config)
         self.rates = _rates(config, self.numeric)
+        first = len(self.numeric) - len(self.score_names) - len(self.events)
+        self.rates_without_texts = all(rate.column >= first for rate in self.rates)
         self.categorical: tuple[str, ...] = (
             *(("prompt_language", "response_language") if config.descriptors else ()),
             *(("tool_calls",) if config.tool_mix else ()))
@@ -256,7 +260,8 @@ class FeatureSet:
 
     def count_rates(self, call: EnrichedCall, counts: dict[str, list[int]]) -> None:
         """Add a call's events to ``{rate: [events, calls with a value]}`` without describing
-        its texts (a reference's every call, not only its sample: ``WindowData.rate_counts``)."""
+        its texts (a reference's every call, not only its sample: ``WindowData.rate_counts``).
+        Only when ``rates_without_texts``."""
         outcomes = self._outcomes(call)
         first = len(self.numeric) - len(outcomes)
         for rate in self.rates:

@@ -240,7 +240,8 @@ class DriftMonitor:
 
     def _fill(self, window: WindowData, call: EnrichedCall, *, reference: bool = False) -> None:
         window.calls += 1
-        if reference and window.rate_calls < self.config.rate_reference_calls:
+        if reference and self.features.rates_without_texts \
+                and window.rate_calls < self.config.rate_reference_calls:
             self.features.count_rates(call, window.rate_counts)  # every call, not only the sample
             window.rate_calls += 1
         window.stretch(call.occurred_at, call.occurred_at)
