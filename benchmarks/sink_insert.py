@@ -28,7 +28,9 @@ walks with ``freeze_start_heap``, as the sink does before it consumes
 (``gc_frozen_objects``). The timed calls are made after that: like a batch the sink decoded,
 they stay live and every full collection walks them. ``writer_full_collections`` and
 ``writer_full_collections_ms`` count the full collections during the writer runs (each
-run's fresh store and its migrations included), and their time.
+run's fresh store and its migrations included), and their time. ``writer_statement_ms``:
+the median wall time of each statement a ``writer`` batch issues (the ledger lookup, which
+runs beside the calls' column building, and each table's INSERT, Arrow table excluded).
 
     uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
 """
@@ -44,6 +46,7 @@ import chdb
 import pyarrow as pa
 from sink_timing import (
     FullCollections,
+    StatementTimes,
     bare_frame,
     bare_sql,
     bench_folder,
@@ -114,6 +117,7 @@ def main() -> None:
                                        "native_encoder": [], "bare_python_arrow_same_rows": []}
     mapping: list[float] = []
     collections = FullCollections()
+    statements = StatementTimes()
     with bench_folder() as folder:
         _warm_up(folder, sample_calls(WARM_UP_CALLS, seed=8))
         frozen = freeze_start_heap()  # the set-up's heap, as the sink freezes its own at start-up
@@ -122,7 +126,7 @@ def main() -> None:
         calls = sample_calls(args.calls, seed=7)
         for _ in range(args.repeat):
             for name, dedup in (("writer", True), ("writer_no_dedup", False)):
-                with collections.watching():
+                with collections.watching(), statements.watching(name == "writer"):
                     results[name].append(writer_rate(folder, calls, args.batch, "calls", deduplicate=dedup))
 
             with fresh_store(folder, "n") as store:
@@ -164,6 +168,7 @@ def main() -> None:
         "gc_frozen_objects": frozen,
         "writer_full_collections": collections.count,
         "writer_full_collections_ms": round(collections.ms, 1),
+        "writer_statement_ms": statements.medians(),
         "chdb": chdb.__version__, "python": platform.python_version(), "machine": platform.machine(),
     }, indent=2))
 

@@ -6,8 +6,8 @@ in the same chDB folder (so every run starts empty), the events in batches as th
 takes them, every row checked in its table afterwards (outside the clock).
 ``sink_python.py`` and ``sink_ledger.py`` share their setup (``sink_arguments``,
 ``bench_store``). ``FullCollections`` counts the cycle collector's full collections in a
-timed block. Every sink benchmark keeps its stores in a ``bench_folder`` (removed
-afterwards).
+timed block, ``StatementTimes`` times the writer's statements. Every sink benchmark keeps
+its stores in a ``bench_folder`` (removed afterwards).
 
     from sink_timing import writer_rate
     rows_per_s = writer_rate(folder, calls, batch=10_000, table="calls")
@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pyarrow as pa
 
@@ -76,6 +78,41 @@ class FullCollections:
             yield self
         finally:
             gc.callbacks.remove(self)
+
+
+class StatementTimes:
+    """Wall time of each statement the writer issues while ``watching``: the ledger lookup
+    (``Store.existing_event_ids``) and each table's INSERT (``Store._send``), in ms."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = {}
+
+    def _timed(self, key: Callable[..., str], method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args)
+            finally:
+                self.ms.setdefault(key(*args), []).append((time.perf_counter() - started) * 1e3)
+        return timed
+
+    @contextmanager
+    def watching(self, active: bool = True) -> Iterator[StatementTimes]:
+        """Time the statements inside the block (added to those timed before) if ``active``."""
+        if not active:
+            yield self
+            return
+        lookup, send = Store.existing_event_ids, Store._send
+        Store.existing_event_ids = self._timed(lambda *_: "ledger_lookup", lookup)  # type: ignore[method-assign]
+        Store._send = self._timed(lambda _store, table, *_: f"insert_{table}", send)  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            Store.existing_event_ids, Store._send = lookup, send  # type: ignore[method-assign]
+
+    def medians(self) -> dict[str, float]:
+        """Median ms of each statement."""
+        return {name: round(statistics.median(values), 1) for name, values in sorted(self.ms.items())}
 
 
 def sink_arguments(doc: str, *, calls: int, repeat: int) -> tuple[argparse.Namespace, list[EnrichedCall]]:
