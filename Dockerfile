@@ -21,5 +21,5 @@ FROM base AS runtime
 ENV LLMPULSE_CACHE_DIR=/app/.cache/llmpulse
 RUN uv sync --all-packages --frozen --no-dev --extra openvino --compile-bytecode \
     && ln -s /app/.venv/bin/llmpulse /usr/local/bin/llmpulse \
-    && python -c "from llmpulse.processors.guardrails.policy import GuardrailPolicy; GuardrailPolicy.load().prepare()"
+    && llmpulse guardrails prepare
 CMD ["llmpulse", "--help"]

@@ -52,7 +52,7 @@ uv sync --all-packages --all-extras --frozen "${find_links[@]}" "$@"
 #     build: otherwise the first worker (the demo's, a test's) compiles them at its start.
 #     About two CPU minutes the first time and after the rules change; a second otherwise.
 say "compiling the default guardrail policy's gates (once: about two CPU minutes when the rules changed)"
-uv run --frozen python -c "from llmpulse.processors.guardrails.policy import GuardrailPolicy; GuardrailPolicy.load().prepare()"
+uv run --frozen llmpulse-processors guardrails prepare
 
 # 4. Apache Kafka from Maven Central (once; cached in tools/kafka/target and ~/.m2).
 bash scripts/kafka.sh fetch

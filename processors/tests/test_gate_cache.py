@@ -197,3 +197,21 @@ def test_entries_unused_for_a_month_go_when_another_is_stored(tmp_path: Path) ->
     left = set(tmp_path.glob("*.hsdb"))
     assert loaded in left and unused not in left and len(left) == 2
     assert not unused.with_suffix(".lock").exists()
+
+
+def test_guardrails_prepare_compiles_a_policy_into_the_cache_once(tmp_path: Path) -> None:
+    """``llmpulse-processors guardrails prepare --policy FILE`` (what setup.sh and the image
+    run for the default policy) stores the policy's gate; a second run loads it and stores
+    nothing new; a missing file is an error, not a compile of something else."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('version: "2"\nrules:\n  - id: words\n    kind: banned_terms\n'
+                      '    applies_to: [prompt]\n    terms: [frobnicate, quux]\n', encoding="utf-8")
+    env = {**os.environ, "LLMPULSE_CACHE_DIR": str(tmp_path / "cache")}
+    command = [str(Path(sys.executable).parent / "llmpulse-processors"), "guardrails", "prepare", "--policy"]
+    first = subprocess.run([*command, str(policy)], env=env, capture_output=True, text=True, check=True)
+    entries = {e.name: e.stat().st_mtime_ns for e in (tmp_path / "cache" / "hyperscan").glob("*.hsdb")}
+    assert len(entries) == 1 and str(tmp_path / "cache") in first.stdout
+    subprocess.run([*command, str(policy)], env=env, capture_output=True, text=True, check=True)
+    assert {e.name for e in (tmp_path / "cache" / "hyperscan").glob("*.hsdb")} == set(entries)
+    missing = subprocess.run([*command, str(tmp_path / "nope.yaml")], env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "nope.yaml" in missing.stderr

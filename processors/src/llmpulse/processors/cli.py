@@ -1,14 +1,15 @@
 """``llmpulse worker``: run the stream processors (a Faust worker); ``llmpulse models``.
 
 The room's own entry point ``llmpulse-processors`` holds the same commands (with
-``otlp``), so the worker runs where only ``llmpulse-schemas`` and ``llmpulse-processors``
-are installed. Replay, export and import cross rooms: they are the umbrella's.
+``otlp`` and ``guardrails``), so the worker runs where only ``llmpulse-schemas`` and
+``llmpulse-processors`` are installed. Replay, export and import cross rooms: they are the umbrella's.
 
 Example:
     $ llmpulse worker --bootstrap-servers 127.0.0.1:9092 --config llmpulse.yaml
     $ llmpulse worker --role light      # join, light scorers, guardrails
     $ llmpulse worker --role heavy      # model scorers only, in their own consumer group
     $ llmpulse models fetch detoxify-original minilm --dir /models
+    $ llmpulse guardrails prepare       # compile the default policy's gates once (setup, image)
     $ llmpulse-processors worker --help # the same, from this distribution alone
 """
 
@@ -19,13 +20,14 @@ import sys
 
 import click
 
+from llmpulse.processors.guardrails.command import guardrails
 from llmpulse.processors.models.commands import models
 from llmpulse.processors.otlp.command import otlp
 from llmpulse.processors.service import health_options
 from llmpulse.schemas import environment as env
 from llmpulse.schemas.commandline import log_level_option, require_kafka, run_command
 
-__all__ = ["commands", "models", "run", "worker"]
+__all__ = ["commands", "guardrails", "models", "run", "worker"]
 
 
 @click.command("worker")
@@ -100,6 +102,7 @@ def commands() -> None:
 commands.add_command(worker)
 commands.add_command(models)
 commands.add_command(otlp)
+commands.add_command(guardrails)
 
 
 def run() -> None:
