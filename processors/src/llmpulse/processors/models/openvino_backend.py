@@ -19,11 +19,12 @@ files are recorded in the models folder's manifest (``llmpulse models verify``).
 ``bf16`` runs the fp32 export with OpenVINO's ``INFERENCE_PRECISION_HINT=bf16`` where the CPU
 computes in bf16 (``bf16_supported``: ``BF16`` in the device's ``OPTIMIZATION_CAPABILITIES``,
 AVX512-BF16 or AMX); elsewhere it runs fp32 and says so (``precision`` records what runs).
-bf16 is fast only on AMX's tiles (``bf16_fast``): with AVX512-BF16 alone OpenVINO still offers
-bf16, and makes it its default, but MiniLM ran slower in bf16 than in fp32 there. So the rest
-of an int8 model (all but its int8 matrix products, on VNNI or AMX int8) runs in bf16 on an
-AMX CPU and in fp32 on another (MiniLM int8 1.6x faster than with the rest in bf16 there;
-docs/FIGURES.md); fp32 stays fp32.
+bf16 is fast only on AMX's tiles (``bf16_fast``: the ``amx_bf16`` flag and Linux's permission
+to use the tiles): with AVX512-BF16 alone OpenVINO still offers bf16, and makes it its default,
+but MiniLM ran slower in bf16 than in fp32 there. So the rest of an int8 model (all but its
+int8 matrix products, on VNNI or AMX int8) runs in bf16 on an AMX CPU and in fp32 on another,
+and where the CPU's flags cannot be read (MiniLM int8 1.6x faster than with the rest in bf16
+on an AVX512-BF16 CPU; docs/FIGURES.md, models13); fp32 stays fp32.
 ``device``: ``cpu``, or ``gpu`` / ``gpu.N`` (an Intel GPU, OpenVINO's ``GPU`` plugin); CUDA is
 not an OpenVINO device.
 
@@ -50,7 +51,7 @@ from llmpulse.processors._locks import exclusive
 from llmpulse.processors.errors import INSTALL_ML, ModelUnavailableError
 from llmpulse.processors.models.export import MODEL_INFO, ONNX_FP32
 from llmpulse.processors.models.folder import ModelsFolder, sha256_of
-from llmpulse.processors.models.runtime import TokenizedModel
+from llmpulse.processors.models.runtime import TokenizedModel, amx_tiles
 
 __all__ = ["INSTALL_OPENVINO", "OPENVINO_DIR", "OPENVINO_RECIPES", "ROW_STEP", "WIDTH_STEP",
            "OpenVinoTextModel", "bf16_fast", "bf16_supported", "calibration_feeds", "calibration_texts",
@@ -242,19 +243,34 @@ def bf16_supported(device: str = "CPU") -> bool:
         return False
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def _cpu_has(cpuinfo: str, flag: str) -> bool:
+    """Whether ``/proc/cpuinfo``'s text lists ``flag`` on its x86 ``flags`` line (an ARM CPU's
+    line is ``Features``: never)."""
+    line = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    return flag in line.partition(":")[2].split()
+
+
 @cache
 def bf16_fast(device: str = "CPU") -> bool:
     """Whether bf16 is this device's fast precision: OpenVINO computes in bf16 there
-    (``bf16_supported``) and, on a Linux CPU, the CPU has AMX's bf16 tiles (``amx_bf16`` in
-    ``/proc/cpuinfo``; a CPU with AVX512-BF16 alone ran MiniLM and BERT-base slower in bf16 than
-    in fp32). Where the CPU's flags cannot be read, OpenVINO's answer."""
+    (``bf16_supported``) and, for a CPU, it has AMX's bf16 tiles (``amx_bf16`` in
+    ``/proc/cpuinfo``) and Linux lets this process use them (``amx_tiles(request=True)``; a
+    kernel or seccomp may refuse, and OpenVINO then runs bf16 on AVX512). A CPU with AVX512-BF16
+    alone ran MiniLM and BERT-base slower in bf16 than in fp32. False where the flags cannot be
+    read (no ``/proc/cpuinfo``: Windows, macOS; a restricted ``/proc``) and on ARM (no
+    ``amx_bf16``): an int8 model's float part runs f32 there."""
     if not bf16_supported(device):
         return False
-    cpuinfo = Path("/proc/cpuinfo")
-    if not device.startswith("CPU") or not cpuinfo.is_file():
+    if not device.startswith("CPU"):
         return True
-    flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
-    return "amx_bf16" in flags.partition(":")[2].split()
+    try:
+        cpuinfo = CPUINFO.read_text()
+    except OSError:
+        return False
+    return _cpu_has(cpuinfo, "amx_bf16") and amx_tiles(request=True) is True
 
 
 def rest_precision(device: str) -> str | None:

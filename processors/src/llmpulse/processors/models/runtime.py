@@ -65,17 +65,23 @@ weighs a new batch against the padding it saves."""
 
 _SYS_ARCH_PRCTL = 158  # x86-64
 _ARCH_GET_XCOMP_PERM = 0x1022
+_ARCH_REQ_XCOMP_PERM = 0x1023
 _XFEATURE_XTILEDATA = 18
 
 
-def amx_tiles() -> bool | None:
+def amx_tiles(request: bool = False) -> bool | None:
     """Whether this process may use AMX tiles (Linux on x86-64): true once ONNX Runtime has
     loaded on a CPU with AMX (it asks for them), false on a CPU without AMX or where the
-    request was refused; None where it cannot be asked (another system or architecture)."""
+    request was refused; None where it cannot be asked (another system or architecture).
+    ``request``: ask Linux for them first (``ARCH_REQ_XCOMP_PERM``, as ONNX Runtime and
+    OpenVINO do before using them), so the answer is whether they are usable here."""
     if sys.platform != "linux" or platform.machine().lower() not in {"x86_64", "amd64"}:
         return None
+    libc = ctypes.CDLL(None)
+    if request:  # refused (no AMX, a kernel or seccomp saying no): the permission read below is 0
+        libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, ctypes.c_ulong(_XFEATURE_XTILEDATA))
     mask = ctypes.c_ulong(0)
-    if ctypes.CDLL(None).syscall(_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, ctypes.byref(mask)) != 0:
+    if libc.syscall(_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, ctypes.byref(mask)) != 0:
         return None
     return bool(mask.value >> _XFEATURE_XTILEDATA & 1)
 
