@@ -10,8 +10,14 @@ none of them measured), run with the rest of the model in bf16 (``openvino_int8`
 fp32 (``openvino_int8_f32``). ``--clock cpu`` measures texts per second of the process's CPU
 time (what other jobs on a shared machine change least); the default is wall time.
 Since 89a9714 the OpenVINO rows run the backend's rounded shapes (``--exact-shapes``: the
-exact shapes of earlier runs, under the same keys); since recipe v2 the int8 models are
-calibrated on the shapes they run (rounded, or exact with ``--exact-shapes``), as the backend's.
+exact shapes of earlier runs, under the same keys). The int8 models are calibrated as the
+backend's recipe says (v3 since models14: exact shapes, as v1); from 04ebe6d to models14
+(recipe v2) they were calibrated on the shapes they ran, so ``--exact-shapes`` switched the
+calibration too (v1's), under the same keys. ``--calibrations v1,v2,v2_no_padding_rows``
+compares calibrations side by side in one run: an int8 model for each (v1: exact shapes, as v3;
+v2: the backend's rounded widths with its padding rows, copies of a run's first text;
+v2_no_padding_rows: without them), every one run on the backend's rounded shapes with its
+float part in f32 (``openvino_int8_f32_cal_<name>``).
 
 OpenVINO and NNCF are in the processors' ``openvino`` and ``ml`` extras:
 
@@ -21,7 +27,7 @@ OpenVINO and NNCF are in the processors' ``openvino`` and ``ml`` extras:
     ... --only minilm --texts 128 --nncf --ffn-input-only --clock cpu
 
 ``--ffn-input-only`` quantises only MiniLM's FFN input MatMuls, as the project's int8-v2
-recipe does in ONNX Runtime and its ``ov-int8-v2-ffn-in`` recipe in OpenVINO (all-int8 MiniLM
+recipe does in ONNX Runtime and its ``ov-int8-v3-ffn-in`` recipe in OpenVINO (all-int8 MiniLM
 fails the 0.99 cosine bar in both runtimes).
 
 The Detoxify model has the ``original`` architecture with generated weights (as in
@@ -36,7 +42,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +70,14 @@ def corpus_held_out(model_dir: Path, models: dict[str, Any]) -> dict[str, Any]:
     return {"cosine_to_onnx_fp32": out}
 
 
+CALIBRATIONS = {"v1": {"exact_shapes": True}, "v2": {"exact_shapes": False, "padding_rows": True},
+                "v2_no_padding_rows": {"exact_shapes": False, "padding_rows": False}}
+"""``--calibrations``' choices: how NNCF's calibration runs are shaped (``calibration_feeds``)."""
+
+
 def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], texts: list[str],
             threads: int, rounds: int, *, embeddings: bool, calibration: list[str] | None = None,
-            ffn_input_only: bool = False, exact_shapes: bool = False,
+            ffn_input_only: bool = False, exact_shapes: bool = False, calibrations: Sequence[str] = (),
             clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     import numpy as np
 
@@ -78,11 +89,15 @@ def compare(name: str, model_dir: Path, torch_run: Callable[[list[str]], Any], t
     models = {"onnx_int8": OnnxTextModel(model_dir, precision="int8", threads=threads),
               "openvino_bf16": openvino_runner(model_dir, model_dir / ONNX_FP32, precision_hint="bf16",
                                                **shaped)}
-    if calibration:
-        quantised = quantize_openvino(model_dir, ffn_input_only=ffn_input_only, texts=calibration,
-                                      exact_shapes=exact_shapes)
+    if calibration and not calibrations:
+        quantised = quantize_openvino(model_dir, ffn_input_only=ffn_input_only, texts=calibration)
         for label, precision in (("openvino_int8", "bf16"), ("openvino_int8_f32", "f32")):
             models[label] = openvino_runner(model_dir, quantised, precision_hint=precision, **shaped)
+    for recipe in calibrations if calibration else ():  # each calibration run as the backend runs
+        quantised = quantize_openvino(model_dir, ffn_input_only=ffn_input_only, texts=calibration,
+                                      **CALIBRATIONS[recipe])
+        models[f"openvino_int8_f32_cal_{recipe}"] = openvino_runner(
+            model_dir, quantised, precision_hint="f32", threads=threads)
     speed = interleaved({"torch_fp32": torch_run, **{label: m.run for label, m in models.items()}},
                         texts, rounds, clock)
     sample = texts[:64]
@@ -116,6 +131,11 @@ def main() -> None:
     parser.add_argument("--only", choices=("detoxify", "minilm"), help="measure one model")
     parser.add_argument("--exact-shapes", action="store_true",
                         help="OpenVINO runs padded to their longest text only (before the rounding)")
+    parser.add_argument("--calibrations", default="",
+                        help="with --nncf, int8 models calibrated each way (comma-separated: v1 exact "
+                             "shapes, v2 rounded shapes with the padding rows, v2_no_padding_rows), each "
+                             "run on the backend's rounded shapes with the rest in f32, in place of "
+                             "openvino_int8*")
     parser.add_argument("--models", help="a models folder with detoxify-original and minilm exported "
                                          "(default: generate and export into a temporary one)")
     args = parser.parse_args()
@@ -135,22 +155,26 @@ def main() -> None:
                                                  backend="sentence-transformers"))
         minilm.load()
         calibration = corpus_texts()[:64] if args.nncf else None
+        chosen = [name for name in args.calibrations.split(",") if name]
+        if not set(chosen) <= set(CALIBRATIONS):
+            parser.error(f"--calibrations: of {', '.join(CALIBRATIONS)}")
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
         out = {"benchmark": "scoring_openvino", "openvino": openvino.__version__, "torch": torch.__version__,
                "threads": args.threads, "rounds": args.rounds, "texts": len(texts), "batch": 32,
                "clock": args.clock, "nncf": args.nncf, "ffn_input_only": args.ffn_input_only,
-               "exact_shapes": args.exact_shapes,
+               "exact_shapes": args.exact_shapes, "calibrations": args.calibrations,
                "onnxruntime_amx_tiles": amx_tiles(),
                "load_average_1m": round(os.getloadavg()[0], 2)}
         if args.only in (None, "detoxify"):
             out["detoxify_original_architecture"] = compare(
                 "detoxify", root / "detoxify-original", detoxify.run, texts, args.threads, args.rounds,
                 embeddings=False, calibration=calibration, clock=clock,
-                exact_shapes=args.exact_shapes)
+                exact_shapes=args.exact_shapes, calibrations=chosen)
         if args.only in (None, "minilm"):
             out["minilm"] = compare("minilm", root / "minilm", minilm.embed, texts, args.threads, args.rounds,
                                     embeddings=True, calibration=calibration, clock=clock,
-                                    ffn_input_only=args.ffn_input_only, exact_shapes=args.exact_shapes)
+                                    ffn_input_only=args.ffn_input_only, exact_shapes=args.exact_shapes,
+                                    calibrations=chosen)
         out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
 

@@ -373,7 +373,7 @@ def test_a_generated_checkpoint_is_fetched_exported_and_scored_on_onnx(generated
     assert [r.value for r in exact] == pytest.approx(reference[:, 0].tolist(), abs=1e-4)
     # where NNCF is installed the fetch also made the OpenVINO int8 model (verified above)
     if importlib.util.find_spec("nncf") and importlib.util.find_spec("openvino"):
-        assert "detoxify-original: made openvino/ov-int8-v2-" in result.output
+        assert "detoxify-original: made openvino/ov-int8-v3-" in result.output
         openvino = ToxicityScorer(ToxicityConfig(models_dir=str(root)))  # auto prefers it
         scored = [{r.name: r for r in rs}["toxicity"] for rs in openvino.score(calls)]
         assert {(r.backend, r.status) for r in scored} == {("detoxify:original+openvino-int8", "ok")}

@@ -27,6 +27,7 @@ from llmpulse.processors.models.openvino_backend import (
     OpenVinoTextModel,
     bf16_fast,
     bf16_supported,
+    calibration_texts,
     make_openvino_int8,
     openvino_int8_file,
 )
@@ -127,26 +128,33 @@ def test_the_precision_follows_the_cpu(detoxify_dir, detoxify_int8, minilm_dir, 
         assert scorer._onnx.provider == want
 
 
-def test_int8_calibrates_on_the_shapes_the_runtime_runs(detoxify_dir, monkeypatch):
-    """NNCF sees the backend's rounded shapes (widths and rows rounded, padded rows and tokens
-    included), not each run's exact shape."""
+def test_the_int8_build_calibrates_on_exact_shapes_each_text_once(detoxify_dir, tmp_path, monkeypatch):
+    """``make_openvino_int8`` (what a worker and ``models export`` run) feeds NNCF the shipped
+    texts in the runtime's length buckets of the calibration's batch size, each run padded to
+    its longest text only (recipe v3, as v1): every text once, no padding rows (copies of a
+    run's first text) and no rounded widths (v2's). Batch 8: its own key."""
     import nncf
 
-    from llmpulse.processors.models import openvino_backend
-
+    model_dir = _copy_without_openvino(detoxify_dir, tmp_path / "models")
     seen = []
 
     def recording(model, dataset, **_options):
-        seen.extend(feed["input_ids"].shape for feed in dataset.get_inference_data())
+        seen.extend(dataset.get_inference_data())
         return model
 
     monkeypatch.setattr(nncf, "quantize", recording)
-    texts = TEXTS + QUESTIONS + ANSWERS + SHORT
-    openvino_backend.quantize_openvino(detoxify_dir, texts=texts)
-    runtime = OpenVinoTextModel(detoxify_dir, precision="fp32")
-    assert seen == [feed["input_ids"].shape for _, feed in runtime.feeds(texts)]
-    exact = OpenVinoTextModel(detoxify_dir, precision="fp32", width_step=1, row_step=1)
-    assert seen != [feed["input_ids"].shape for _, feed in exact.feeds(texts)]
+    made = make_openvino_int8(model_dir, batch_size=8)
+    assert made == openvino_int8_file(model_dir, 8) != openvino_int8_file(model_dir) and made.is_file()
+    texts = calibration_texts()
+    exact = OpenVinoTextModel(model_dir, precision="fp32", batch_size=8, width_step=1, row_step=1)
+    runs = list(exact.feeds(texts))
+    assert len(seen) == len(runs) >= 8
+    for got, (bucket, feed) in zip(seen, runs, strict=True):
+        assert sorted(got) == sorted(feed) and len(got["input_ids"]) == len(bucket) <= 8
+        assert all(np.array_equal(got[name], feed[name]) for name in feed), bucket
+    assert sorted(i for bucket, _ in runs for i in bucket) == list(range(len(texts)))  # each text once
+    rounded = OpenVinoTextModel(model_dir, precision="fp32", batch_size=8)  # what the runtime runs
+    assert [f["input_ids"].shape for f in seen] != [f["input_ids"].shape for _, f in rounded.feeds(texts)]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -192,23 +200,42 @@ def test_the_int8_model_is_cached_under_its_recipe_and_recorded(detoxify_dir, de
         OpenVinoTextModel(detoxify_dir, precision="int8")
 
 
-def test_a_new_recipe_makes_the_model_again_and_drops_the_old(detoxify_dir, detoxify_int8, tmp_path,
-                                                              monkeypatch):
+def test_a_new_recipe_makes_the_model_again_and_drops_only_superseded_ones(detoxify_dir, detoxify_int8,
+                                                                          tmp_path, monkeypatch):
+    """A worker making its model removes the folders of recipes it knows to be superseded, and
+    only those: another version's (a rolling upgrade: two versions on one volume) stays, so
+    neither deletes the other's; ``llmpulse models export`` then removes all but its own."""
     import shutil
 
     import llmpulse.processors.models.openvino_backend as backend
+    from llmpulse.processors.models.commands import _make_openvino
 
     copy = Path(shutil.copytree(detoxify_dir.parent, tmp_path / "models")) / detoxify_dir.name
     old = copy / detoxify_int8.relative_to(detoxify_dir)
-    assert old.is_file()
+    newer = copy / OPENVINO_DIR / "ov-int8-v99-0123456789ab" / "model.xml"  # a later version's
+    newer.parent.mkdir()
+    newer.write_text("<net/>")
+    monkeypatch.setattr(backend, "SUPERSEDED_RECIPES", frozenset({OPENVINO_RECIPES["default"]}))
     monkeypatch.setitem(backend.OPENVINO_RECIPES, "default", "ov-int8-test")
     made = OpenVinoTextModel(copy, precision="int8").file  # NNCF is here: made at first load
     assert made.parent.name.startswith("ov-int8-test-") and made.is_file()
-    assert not old.parent.exists()
+    assert not old.parent.exists() and newer.is_file()
     folder = ModelsFolder(copy.parent)
     openvino_exports = [p for p in folder.entry(copy.name)["exports"] if p.startswith(OPENVINO_DIR)]
     assert sorted(openvino_exports) == sorted([str(made.relative_to(copy)),
                                                str(made.relative_to(copy)).removesuffix(".xml") + ".bin"])
+    assert folder.verify() == []
+    # a version whose recipe is another, not superseding this one: both folders stay
+    monkeypatch.setitem(backend.OPENVINO_RECIPES, "default", "ov-int8-other")
+    other = OpenVinoTextModel(copy, precision="int8").file
+    assert other != made and other.is_file() and made.is_file() and newer.is_file()
+    assert folder.verify() == []
+    # models export (the upgrade done): only the current one is left, and recorded
+    _make_openvino(folder, copy.name)
+    assert sorted(p.name for p in (copy / OPENVINO_DIR).iterdir() if not p.name.startswith(".")) == [
+        other.parent.name]
+    assert all(p.startswith(str(other.parent.relative_to(copy))) for p in folder.entry(copy.name)["exports"]
+               if p.startswith(OPENVINO_DIR))
     assert folder.verify() == []
 
 
@@ -307,9 +334,9 @@ def test_auto_runs_onnx_where_openvino_has_no_int8_model_and_no_nncf(detoxify_di
         assert results["relevance"] == (relevance, "ok"), blocked
 
 
-def test_the_int8_models_key_follows_the_export_and_the_calibration_set(detoxify_dir, monkeypatch):
-    """Another fp32 export or another calibration set is another folder: made again, never
-    an int8 model calibrated for something else."""
+def test_the_int8_models_key_follows_the_export_and_the_calibration(detoxify_dir, monkeypatch):
+    """Another fp32 export, calibration set, width or row step or calibration batch size is
+    another folder: made again, never an int8 model calibrated for something else."""
     from llmpulse.processors.models import openvino_backend
 
     before = openvino_int8_file(detoxify_dir)
@@ -319,9 +346,15 @@ def test_the_int8_models_key_follows_the_export_and_the_calibration_set(detoxify
     assert openvino_int8_file(detoxify_dir) == before
     monkeypatch.setattr(openvino_backend, "_calibration_digest", lambda: "1" * 64)
     after_calibration = openvino_int8_file(detoxify_dir)
-    assert len({before, after_export, after_calibration}) == 3
-    assert {p.parent.name.rsplit("-", 1)[0] for p in (before, after_export, after_calibration)} == {
-        OPENVINO_RECIPES["default"]}
+    monkeypatch.undo()
+    keys = [before, after_export, after_calibration, openvino_int8_file(detoxify_dir, 16)]
+    for step in ("WIDTH_STEP", "ROW_STEP"):  # the shapes calibration runs
+        monkeypatch.setattr(openvino_backend, step, 4)
+        keys.append(openvino_int8_file(detoxify_dir))
+        monkeypatch.undo()
+    assert openvino_int8_file(detoxify_dir) == before
+    assert len(set(keys)) == len(keys) == 6
+    assert {p.parent.name.rsplit("-", 1)[0] for p in keys} == {OPENVINO_RECIPES["default"]}
 
 
 def test_a_model_without_its_onnx_export_is_unavailable_not_a_crash(detoxify_dir, tmp_path):

@@ -106,7 +106,9 @@ def _export(folder: ModelsFolder, names: list[str], quantize: bool) -> None:
 
 
 def _make_openvino(folder: ModelsFolder, name: str) -> None:
-    """The OpenVINO int8 model of an exported toxicity or embedding model, where NNCF is here."""
+    """The OpenVINO int8 model of an exported toxicity or embedding model, where NNCF is here;
+    its other int8 folders (older recipes, exports or calibrations; a worker removes only
+    superseded recipes') are removed: run once an upgrade is complete."""
     from llmpulse.processors.models.export import MODEL_INFO
 
     model_dir = folder.model_dir(name)
@@ -120,11 +122,16 @@ def _make_openvino(folder: ModelsFolder, name: str) -> None:
         click.echo(f"{name}: no OpenVINO int8 model (making it needs openvino and nncf: {INSTALL_ML}); "
                    f"the scorers run it on ONNX Runtime", err=True)
         return
-    from llmpulse.processors.models.openvino_backend import make_openvino_int8, openvino_int8_file
+    from llmpulse.processors.models.openvino_backend import (
+        make_openvino_int8,
+        openvino_int8_file,
+        remove_other_int8,
+    )
 
     target = openvino_int8_file(model_dir)
     if target.is_file():
         click.echo(f"{name}: OpenVINO int8 model already there ({target.parent.name})", err=True)
+        _remove_other_int8(name, remove_other_int8(model_dir, target, superseded_only=False))
         return
     click.echo(f"{name}: making the OpenVINO int8 model (NNCF calibrates it once; a minute for BERT-base)",
                err=True)
@@ -135,6 +142,12 @@ def _make_openvino(folder: ModelsFolder, name: str) -> None:
                    f"ONNX Runtime", err=True)
         return
     click.echo(f"{name}: made {made.relative_to(model_dir)}", err=True)
+    _remove_other_int8(name, remove_other_int8(model_dir, made, superseded_only=False))
+
+
+def _remove_other_int8(name: str, removed: list[str]) -> None:
+    if removed:
+        click.echo(f"{name}: removed the other OpenVINO int8 models {', '.join(removed)}", err=True)
 
 
 def _export_onnx(folder: ModelsFolder, name: str, quantize: bool) -> None:

@@ -12,8 +12,11 @@ to 0.89 on short messages). It is made where NNCF is installed (the ``ml`` extra
 without the model says which command makes it, and ``auto`` runs ONNX Runtime instead.
 
 The int8 model lives in ``openvino/<recipe>-<key>/model.xml`` (+ ``model.bin``), where the
-key hashes the recipe, the fp32 export's sha256 and the calibration texts: a new recipe,
-export or calibration set is a new folder, made again, and the old one is removed. Made
+key hashes the recipe, the fp32 export's sha256, the calibration texts and the shapes
+calibration runs (``WIDTH_STEP``, ``ROW_STEP``, its batch size): a change of any is a new
+folder, made again. A worker making one removes only the folders of recipes it knows to be
+superseded (two versions sharing a volume during a rolling upgrade keep each other's);
+``llmpulse models export`` removes the others: run it once an upgrade is complete. Made
 files are recorded in the models folder's manifest (``llmpulse models verify``).
 
 ``bf16`` runs the fp32 export with OpenVINO's ``INFERENCE_PRECISION_HINT=bf16`` where the CPU
@@ -31,7 +34,7 @@ not an OpenVINO device.
 Example:
     >>> from llmpulse.processors.models.openvino_backend import openvino_device, openvino_recipe_of
     >>> openvino_device("gpu:1"), openvino_recipe_of("multi-label")
-    ('GPU.1', 'ov-int8-v2')
+    ('GPU.1', 'ov-int8-v3')
 """
 
 from __future__ import annotations
@@ -56,16 +59,30 @@ from llmpulse.processors.models.runtime import TokenizedModel, amx_tiles
 __all__ = ["INSTALL_OPENVINO", "OPENVINO_DIR", "OPENVINO_RECIPES", "ROW_STEP", "WIDTH_STEP",
            "OpenVinoTextModel", "bf16_fast", "bf16_supported", "calibration_feeds", "calibration_texts",
            "compile_openvino", "ffn_inputs", "make_openvino_int8", "openvino_device",
-           "openvino_int8_file", "openvino_recipe_of", "quantize_openvino", "rest_precision"]
+           "openvino_int8_file", "openvino_recipe_of", "quantize_openvino", "remove_other_int8",
+           "rest_precision"]
 
 logger = logging.getLogger(__name__)
 
 INSTALL_OPENVINO = "pip install 'llmpulse-processors[openvino]'"
 OPENVINO_DIR = "openvino"
 """The model folder's sub-folder of OpenVINO int8 models (one per cache key)."""
-OPENVINO_RECIPES = {"sentence-embedding": "ov-int8-v2-ffn-in", "default": "ov-int8-v2"}
-"""How each kind of model is quantised for OpenVINO; part of the int8 model's cache key. v2:
-calibrated on the rounded shapes the runtime runs (v1: on each run's exact shape)."""
+OPENVINO_RECIPES = {"sentence-embedding": "ov-int8-v3-ffn-in", "default": "ov-int8-v3"}
+"""How each kind of model is quantised for OpenVINO; part of the int8 model's cache key. v3:
+calibrated on each run's exact shape, as v1 was; v2 calibrated on the runtime's rounded shapes
+(padding rows and tokens included) and kept MiniLM's cosines no closer to fp32 than v1 (0.9969
+against 0.9974 held out, 0.9935 against 0.9939 on short messages; docs/FIGURES.md, models14)."""
+SUPERSEDED_RECIPES = frozenset({"ov-int8-v1", "ov-int8-v1-ffn-in", "ov-int8-v2", "ov-int8-v2-ffn-in"})
+"""Recipes this code knows to be replaced: making an int8 model removes their folders, and
+only theirs. A folder of a recipe it does not know (a newer version's, sharing the volume
+during a rolling upgrade) or of its own recipe under another key is left alone, so two
+versions never delete each other's model; ``llmpulse models export`` removes every other
+folder (run it once an upgrade is complete)."""
+CALIBRATION_BATCH_SIZE = 32
+"""The batch size calibration buckets its texts with (the scorers' default; part of the key).
+A scorer with another batch size runs the same widths, its texts grouped otherwise."""
+CALIBRATION_EXACT_SHAPES = True
+"""The recipe's calibration runs: each padded to its longest text only (``calibration_feeds``)."""
 WIDTH_STEP = 8
 """OpenVINO runs an input shape it has not run before at about half speed, and keeps what it
 prepared for each shape (7-9 MB a shape for BERT-base int8; a few hundred shapes, least
@@ -99,13 +116,14 @@ def _fp32_sha256(model_dir: Path) -> str:
     return str(record["sha256"]) if record and record.get("sha256") else sha256_of(model_dir / ONNX_FP32)
 
 
-def openvino_int8_file(model_dir: str | Path) -> Path:
-    """Where the model's OpenVINO int8 model is (or goes) under the current recipe, export and
-    calibration set."""
+def openvino_int8_file(model_dir: str | Path, batch_size: int = CALIBRATION_BATCH_SIZE) -> Path:
+    """Where the model's OpenVINO int8 model is (or goes) under the current recipe, export,
+    calibration set and the shapes calibration runs (``WIDTH_STEP``, ``ROW_STEP``, the batch size)."""
     model_dir = Path(model_dir)
     task = json.loads((model_dir / MODEL_INFO).read_text("utf-8")).get("task", "")
     recipe = openvino_recipe_of(task)
-    key = hashlib.sha256("\n".join([recipe, _fp32_sha256(model_dir), _calibration_digest()]).encode())
+    shapes = f"exact={CALIBRATION_EXACT_SHAPES} width={WIDTH_STEP} rows={ROW_STEP} batch={batch_size}"
+    key = hashlib.sha256("\n".join([recipe, _fp32_sha256(model_dir), _calibration_digest(), shapes]).encode())
     return model_dir / OPENVINO_DIR / f"{recipe}-{key.hexdigest()[:12]}" / "model.xml"
 
 
@@ -128,28 +146,34 @@ def ffn_inputs(model: Any) -> list[str]:
 
 
 def calibration_feeds(model_dir: str | Path, texts: Sequence[str], *,
-                      exact_shapes: bool = False) -> list[Any]:
-    """``texts`` tokenised, bucketed and padded as the backend runs them (batch 32, widths and
-    rows rounded by ``WIDTH_STEP`` and ``ROW_STEP``; ``exact_shapes``: each run's longest text
-    and its rows only, as recipe v1 calibrated): the model inputs of each run."""
-    encoder = TokenizedModel(model_dir, batch_size=32)
+                      exact_shapes: bool = CALIBRATION_EXACT_SHAPES, padding_rows: bool = False,
+                      batch_size: int = CALIBRATION_BATCH_SIZE) -> list[Any]:
+    """``texts`` tokenised and cut into length buckets of ``batch_size`` as the backend does: the
+    model inputs of each run. ``exact_shapes`` (the recipe's): each run padded to its longest
+    text only, every text once; else its width rounded by ``WIDTH_STEP`` as the backend runs it,
+    and with ``padding_rows`` its rows padded by ``ROW_STEP`` with copies of its first text (as
+    recipe v2 calibrated; without, each run's own rows only)."""
+    encoder = TokenizedModel(model_dir, batch_size=batch_size)
     if not exact_shapes:
         encoder.width_step, encoder.row_step = WIDTH_STEP, ROW_STEP
-    return [feed for _, feed in encoder.feeds(texts)]
+    return [feed if padding_rows else {name: value[:len(bucket)] for name, value in feed.items()}
+            for bucket, feed in encoder.feeds(texts)]
 
 
 def quantize_openvino(model_dir: str | Path, *, ffn_input_only: bool = False,
-                      texts: Sequence[str] | None = None, exact_shapes: bool = False) -> Any:
+                      texts: Sequence[str] | None = None, exact_shapes: bool = CALIBRATION_EXACT_SHAPES,
+                      padding_rows: bool = False, batch_size: int = CALIBRATION_BATCH_SIZE) -> Any:
     """NNCF's static int8 of the model's fp32 export (``model_type=TRANSFORMER``), its
     activations calibrated on ``texts`` (default: the shipped ones) tokenised, bucketed and
-    shaped as the backend runs them (``calibration_feeds``); with ``ffn_input_only`` only each
-    layer's FFN input MatMul. Returns the ``openvino.Model`` (not saved)."""
+    shaped by ``calibration_feeds`` (its options; default the recipe's); with
+    ``ffn_input_only`` only each layer's FFN input MatMul. Returns the ``openvino.Model`` (not
+    saved)."""
     import nncf
     import openvino
 
     model_dir = Path(model_dir)
     feeds = calibration_feeds(model_dir, calibration_texts() if texts is None else texts,
-                              exact_shapes=exact_shapes)
+                              exact_shapes=exact_shapes, padding_rows=padding_rows, batch_size=batch_size)
     model = openvino.Core().read_model(str(model_dir / ONNX_FP32))
     ignored = nncf.IgnoredScope()
     if ffn_input_only:
@@ -161,10 +185,11 @@ def quantize_openvino(model_dir: str | Path, *, ffn_input_only: bool = False,
                          subset_size=len(feeds), ignored_scope=ignored)
 
 
-def make_openvino_int8(model_dir: str | Path) -> Path:
+def make_openvino_int8(model_dir: str | Path, batch_size: int = CALIBRATION_BATCH_SIZE) -> Path:
     """Quantise the model's fp32 export to OpenVINO int8 with NNCF (its kind's recipe, the
     shipped calibration texts), save it under its cache key, record it in the models folder's
-    manifest and remove int8 models of other keys; returns the model's ``model.xml``.
+    manifest and remove the folders of superseded recipes (``SUPERSEDED_RECIPES``); returns the
+    model's ``model.xml``. ``batch_size``: calibration's (``CALIBRATION_BATCH_SIZE``).
 
     Processes that start together make it once (a lock in the folder); the others wait and
     read it.
@@ -176,7 +201,7 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
     model_dir = Path(model_dir)
     if not (model_dir / ONNX_FP32).is_file():
         raise ModelUnavailableError(str(model_dir / ONNX_FP32), "no ONNX export; run llmpulse models export")
-    target = openvino_int8_file(model_dir)
+    target = openvino_int8_file(model_dir, batch_size)
     root = target.parent.parent
     try:
         import nncf
@@ -190,7 +215,7 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         with exclusive(root / ".making-lock"):  # workers that start together make it once
             if not target.is_file():  # (made by another process while this one waited)
-                _make(model_dir, target, nncf, openvino)
+                _make(model_dir, target, nncf, openvino, batch_size)
     except Exception as exc:  # a read-only folder, NNCF failing: the next backend, not a crash
         raise ModelUnavailableError(
             f"OpenVINO int8 model {target.parent.name}",
@@ -199,14 +224,32 @@ def make_openvino_int8(model_dir: str | Path) -> Path:
     return target
 
 
-def _make(model_dir: Path, target: Path, nncf: Any, openvino: Any) -> None:
-    """Quantise, save under ``target``'s key, drop other keys, record in the manifest."""
+def remove_other_int8(model_dir: str | Path, keep: Path, *, superseded_only: bool) -> list[str]:
+    """Remove the model's OpenVINO int8 folders other than ``keep``'s (``model.xml``) and forget
+    their files in the models folder's manifest: with ``superseded_only`` only those of
+    ``SUPERSEDED_RECIPES`` (a worker making its model), else all (``llmpulse models export``, run
+    once an upgrade is complete). Returns the folders' names."""
+    model_dir = Path(model_dir)
+    root = model_dir / OPENVINO_DIR
+    gone = [other for other in (root.iterdir() if root.is_dir() else [])
+            if other.is_dir() and other != keep.parent and not other.name.startswith(".making-")
+            and (not superseded_only or other.name.rsplit("-", 1)[0] in SUPERSEDED_RECIPES)]
+    folder = ModelsFolder(model_dir.parent)
+    for other in gone:
+        shutil.rmtree(other, ignore_errors=True)
+        if folder.entry(model_dir.name) is not None:
+            folder.forget_exports(model_dir.name, f"{OPENVINO_DIR}/{other.name}/")
+    return [other.name for other in gone]
+
+
+def _make(model_dir: Path, target: Path, nncf: Any, openvino: Any, batch_size: int) -> None:
+    """Quantise, save under ``target``'s key, drop superseded recipes, record in the manifest."""
     root = target.parent.parent
     recipe = target.parent.name.rsplit("-", 1)[0]
     embedding = json.loads((model_dir / MODEL_INFO).read_text("utf-8")).get("task") == "sentence-embedding"
     logger.info("%s: making the OpenVINO int8 model (recipe %s, once; NNCF calibrates on %d texts, "
                 "a minute for a BERT-base model)", model_dir.name, recipe, len(calibration_texts()))
-    quantized = quantize_openvino(model_dir, ffn_input_only=embedding)
+    quantized = quantize_openvino(model_dir, ffn_input_only=embedding, batch_size=batch_size)
     staging = Path(tempfile.mkdtemp(prefix=".making-", dir=root))
     try:
         openvino.save_model(quantized, str(staging / "model.xml"), compress_to_fp16=False)
@@ -215,12 +258,9 @@ def _make(model_dir: Path, target: Path, nncf: Any, openvino: Any) -> None:
         staging.rename(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for other in root.iterdir():
-        if other != target.parent and not other.name.startswith(".making-"):
-            shutil.rmtree(other, ignore_errors=True)
+    remove_other_int8(model_dir, target, superseded_only=True)
     folder = ModelsFolder(model_dir.parent)
     if folder.entry(model_dir.name) is not None:
-        folder.forget_exports(model_dir.name, OPENVINO_DIR + "/")
         xml = str(target.relative_to(model_dir))
         folder.record_export(model_dir.name, xml, {
             "precision": "int8", "recipe": recipe, "runtime": "openvino",
