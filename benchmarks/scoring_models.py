@@ -15,7 +15,10 @@ same texts is reported beside their speed. The OpenVINO int8 models are the back
 
     flock /tmp/llmpulse-heavy.lock uv run python benchmarks/scoring_models.py [--texts 64] [--threads 2]
 
-The heavy part's ``openvino_*`` keys run both models int8; ``openvino_defaults_*`` the scorers'
+The heavy part's ``openvino_*`` keys run both models int8, their float part as the backend
+chooses: bf16 before 04ebe6d, since then f32 on a CPU without usable AMX tiles (``bf16_fast``)
+and bf16 with them; compare them across runs only on one CPU and one side of 04ebe6d.
+``openvino_defaults_*`` run the scorers'
 default precisions on this CPU, ``openvino_distinct_texts_by_precision`` toxicity's and MiniLM's
 precisions side by side (and ``both_int8_rest_bf16``: the float part in bf16, as before
 ``bf16_fast``); each exported run gives its model-only bound (calls over the seconds inside the
