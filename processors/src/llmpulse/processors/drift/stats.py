@@ -266,8 +266,12 @@ def _exact_tail(total: np.ndarray, n_cur: int, at_least: float, statistic: Any) 
 
 
 BAYES_FACTOR_FIRST = True
-"""A sparse table whose ``bayes_factor_bound`` is below the lowest level is answered by it
-(False: by the enumeration or the Monte Carlo, as before it; benchmarks compare the two)."""
+"""A sparse table whose ``bayes_factor_bound`` is below ``BOUND_SHARE`` times the lowest level
+is answered by it (False: by the enumeration or the Monte Carlo alone, the p-value undivided;
+benchmarks compare the two)."""
+BOUND_SHARE = 0.01
+"""The share of each level the bound spends (``categorical_test``): the bound is held to
+``BOUND_SHARE * u`` and the exact or simulated p-value to ``(1 - BOUND_SHARE) * u``."""
 _SPREADS = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0)
 """The Dirichlet concentrations ``bayes_factor_bound``'s alternative mixes, evenly."""
 
@@ -281,11 +285,12 @@ def bayes_factor_bound(total: np.ndarray, current: np.ndarray) -> float:
     centred on the pooled shares ``(total + 1/2) / (N + K/2)``, an even mixture over the
     concentrations ``_SPREADS`` (from a new category to a mild reshuffle). Under the null,
     ``q(c) / p0(c)`` has mean ``sum q <= 1`` (q restricted to the tables the margins allow),
-    so by Markov's inequality ``P(p0 / q <= u) <= u``: a conditional p-value at any level, as
-    the Monte Carlo's, only larger (a Bayes factor's Occam price, about a factor
-    ``N^((K-1)/2)`` against the exact one). Used where it is below the lowest level a test
-    can be held to: such a table is called drifted whatever the Holm step, without 5 / level
-    draws (``categorical_test``).
+    so by Markov's inequality ``P(p0 / q <= u) <= u``: a valid conditional p-value on its own.
+    It is NOT a bound on the chi-square's exact p-value: it orders the tables by likelihood
+    ratio, not by the chi-square statistic, so it is usually larger (a Bayes factor's Occam
+    price, about ``N^((K-1)/2)``) but can be far smaller (reference ``{a: 1600, r0..r9: 18}``,
+    window ``{a: 200}``: 1.5e-8 against 0.022). So taking the smaller of the two is no
+    level-``u`` test; ``categorical_test`` splits each level between them (``BOUND_SHARE``).
 
     Args:
         total: each category's count, both rows together.
@@ -322,9 +327,14 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
     first ``screen_draws`` tables with the same margins, drawn from the multivariate
     hypergeometric, answer a p-value of 0.05 or more (most windows: cheaper than any
     enumeration, and no level a Holm step uses is that high; 0: no screen); below that, a table
-    whose closed-form ``bayes_factor_bound`` is below ``level`` (or ``1 / (draws + 1)``) is
-    answered by it (``chisquare_bayes_factor``: it drifted at any Holm step, and a drifted
-    table with many categories would otherwise take all ``5 / level`` draws); else computed
+    whose closed-form ``bayes_factor_bound`` B is below ``BOUND_SHARE * level`` (or of
+    ``1 / (draws + 1)``) is answered by ``B / BOUND_SHARE`` (``chisquare_bayes_factor``: below
+    any Holm step's level, and a drifted table with many categories would otherwise take all
+    ``5 / level`` draws: drifted tables give B ~ 1e-50); else the p-value E below is reported
+    as ``min(B / BOUND_SHARE, E / (1 - BOUND_SHARE))`` (at most 1). Valid: B and E are each
+    valid p-values, so ``P(min(...) <= u) <= P(B <= BOUND_SHARE * u)
+    + P(E <= (1 - BOUND_SHARE) * u) <= u``, and what is reported is never below that minimum
+    (the shortcut reports ``B / BOUND_SHARE``, its first term). E is computed
     exactly by enumerating every table with the same margins when there are at most
     ``EXACT_TABLES`` of them (``exact``; a new language next to a few rare ones: hundreds to
     thousands of tables, cheaper than the draws a drifted table needs), else by Monte Carlo: the
@@ -332,8 +342,9 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
     ``level`` (the lowest level the test may be held to), up to ``5 / level`` draws, in rounds
     of 20,000 until the p-value would stay above the level whatever the rest gave, so it can
     fall below the level (a floor of 1/20,001 would make a test held to 5e-5 unable ever to
-    reject). Both are valid conditional p-values (the same level); the enumerated one has no
-    simulation error and no floor.
+    reject; the Monte Carlo resolves ``(1 - BOUND_SHARE) * level``, the level E is held to).
+    Both are valid conditional p-values (the same level); the enumerated one has no
+    simulation error and no floor. ``BAYES_FACTOR_FIRST`` off: E alone, undivided.
     A sparse cell is neither pooled away (a new category of 10 calls in 200 must count) nor
     trusted to the chi-square tail (far too light there at Holm's levels).
     """
@@ -359,6 +370,17 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
     if (total * min(n_ref, n_cur) / n).min() >= 5:
         return TestOutcome("chisquare", observed, float(sps.chi2.sf(observed, len(keys) - 1)))
     rng = np.random.default_rng(seed)
+    bound, share = 1.0, 0.0  # the closed form's p-value and the share of the level it spends
+    if BAYES_FACTOR_FIRST:
+        bound, share = bayes_factor_bound(total, cur), BOUND_SHARE
+    shortcut = share * (level or 1.0 / (draws + 1))
+    level = level * (1 - share) if level else None  # what E is held to
+
+    def combined(p_exact: float) -> TestOutcome:  # the bound's name when its term is the smaller
+        if share and bound / share < p_exact / (1 - share):
+            return TestOutcome("chisquare_bayes_factor", observed, min(1.0, bound / share))
+        return TestOutcome("chisquare", observed, min(1.0, p_exact / (1 - share)))
+
     wanted = max(draws, math.ceil(5 / level)) if level else draws
     exceed = done = 0
     if screen_draws:  # the same first round the Monte Carlo below would draw
@@ -366,11 +388,11 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
         tables = rng.multivariate_hypergeometric(total, n_cur, size=done).astype(np.float64)
         exceed = int((statistic(tables) >= observed * (1 - 1e-12)).sum())
         if (exceed + 1) / (done + 1) >= 0.05:
-            return TestOutcome("chisquare", observed, (exceed + 1) / (done + 1))
-    if BAYES_FACTOR_FIRST and (bound := bayes_factor_bound(total, cur)) < (level or 1.0 / (draws + 1)):
-        return TestOutcome("chisquare_bayes_factor", observed, bound)  # below any Holm level: drifted
+            return combined((exceed + 1) / (done + 1))
+    if bound < shortcut:
+        return TestOutcome("chisquare_bayes_factor", observed, bound / share)  # below any Holm level
     if exact and (p := _exact_tail(total, n_cur, observed * (1 - 1e-12), statistic)) is not None:
-        return TestOutcome("chisquare", observed, p)
+        return combined(p)
     while done < wanted:
         if done and ((exceed + 1) / (done + 1) >= 0.05
                      or (done >= draws and (exceed + 1) / (wanted + 1) > (level or 0.0))):
@@ -379,7 +401,7 @@ def categorical_test(reference: Mapping[str, int], current: Mapping[str, int], *
         tables = rng.multivariate_hypergeometric(total, n_cur, size=size).astype(np.float64)
         exceed += int((statistic(tables) >= observed * (1 - 1e-12)).sum())
         done += size
-    return TestOutcome("chisquare", observed, (exceed + 1) / (done + 1))
+    return combined((exceed + 1) / (done + 1))
 
 
 def topic_test(reference: np.ndarray, current: np.ndarray, clusters: int = 8, *,
