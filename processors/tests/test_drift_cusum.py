@@ -7,6 +7,7 @@ trailing reference absorbs a lasting shift."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -224,8 +225,24 @@ def test_a_rate_prior_naming_no_rate_is_a_config_error():
         DriftConfig(feedback=False, rate_prior={"thumbs_down_share": 0.1})
     cfg = DriftConfig(thresholds={"toxicity": 0.7}, rate_prior={"toxicity>=0.7": 0.05, "error": 0.02})
     assert uses_cusum(cfg, "toxicity>=0.7", 6_000) and not uses_cusum(cfg, "error", 6_000)
-    # the default priors name rates another configuration may lack: taken as they are
-    assert DriftConfig(thresholds={"toxicity": 0.7}, events=False).rate_prior == DEFAULT_RATE_PRIOR
+    # the default priors name rates another configuration may lack: taken as they are, and
+    # their threshold rates follow the configured thresholds (review A, 8: toxicity>=0.7 kept
+    # the scan whatever its baseline, the default naming toxicity>=0.5)
+    moved = DriftConfig(thresholds={"toxicity": 0.7}, low_thresholds={"relevance": 0.3}, events=False)
+    assert moved.rate_prior == DEFAULT_RATE_PRIOR
+    assert moved.priors()["toxicity>=0.7"] == 0.01 and moved.priors()["relevance<0.3"] == 0.02
+    assert uses_cusum(moved, "toxicity>=0.7", 30_000) and uses_cusum(moved, "relevance<0.3", 15_000)
+    assert not uses_cusum(moved, "toxicity>=0.7", 29_999)
+
+
+def test_the_monitor_names_the_rates_without_a_prior_at_start_up(caplog):
+    with caplog.at_level(logging.WARNING, logger="llmpulse.processors.drift.monitor"):
+        DriftMonitor(DriftConfig(embeddings=False, thresholds={"toxicity": 0.7}))
+        assert not caplog.records  # the defaults follow the threshold
+        DriftMonitor(DriftConfig(embeddings=False, rate_prior={"error": 0.01}))
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "refusal" in message and "toxicity>=0.5" in message and "error," not in message
 
 
 @pytest.mark.parametrize("ref_calls", [9_999, 10_000])

@@ -193,7 +193,7 @@ def uses_cusum(cfg: DriftConfig, name: str, ref_calls: int) -> bool:
     which are random: the pick leaves each test's level exact)."""
     if cfg.rate_test != "auto":
         return cfg.rate_test == "cusum"
-    prior = cfg.rate_prior.get(name)
+    prior = cfg.priors().get(name)
     return prior is not None and ref_calls * prior >= cfg.rate_cusum_events
 
 

@@ -63,7 +63,9 @@ DEFAULT_RATE_PRIOR: dict[str, float] = {
 """``rate_test: auto``'s typical rate of each default rate (errors 1%, refusals 3%, a tenth of
 thumbs down): with ``rate_cusum_events`` 300 and a 20,000-call baseline, refusals and the
 relevance rate are tested by the CUSUM and the 1% rates by the scan; the thumbs by the
-CUSUM once the baseline holds 3,000 thumbs (the share's calls are the thumbs given)."""
+CUSUM once the baseline holds 3,000 thumbs (the share's calls are the thumbs given). Left at
+its default, a threshold's prior follows the configured threshold (``DriftConfig.priors``:
+``thresholds: {toxicity: 0.7}`` gives ``toxicity>=0.7`` the 0.01 of ``toxicity>=0.5``)."""
 
 T = TypeVar("T")
 
@@ -146,7 +148,8 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     (``error``, ``toxicity>=0.5``, ``thumbs_down_share``): a typical rate, not a measured
     one; it only picks the test (a wrong prior costs power, never false alarms). A name that
     is not one of the configuration's rates (``features.rate_names``) is refused: misspelt, its
-    rate would silently keep the scan."""
+    rate would silently keep the scan. Left at the default, its threshold rates follow the
+    configured thresholds (``priors``); the monitor warns at start-up of a rate with none."""
     rate_cusum_rise: Annotated[float, Meta(gt=1)] = 2.0
     """The rise of a rate the CUSUM is tuned to, as a multiple of the baseline's."""
     rate_scan_reset: bool = True
@@ -221,6 +224,24 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
             if unknown:  # a misspelt name would silently leave its rate to the scan
                 raise ValueError(f"drift: rate_prior names no rate of this configuration: "
                                  f"{', '.join(unknown)} (its rates: {', '.join(known)})")
+
+
+    def priors(self) -> dict[str, float]:
+        """``rate_prior`` as the tests look it up: the default's threshold rates renamed to
+        this configuration's thresholds (a configured ``rate_prior`` is taken as it is).
+
+        Example:
+            >>> DriftConfig(thresholds={"toxicity": 0.7}).priors()["toxicity>=0.7"]
+            0.01
+        """
+        if self.rate_prior != DEFAULT_RATE_PRIOR:
+            return dict(self.rate_prior)
+        priors: dict[str, float] = {}
+        for name, prior in self.rate_prior.items():
+            score, op, _cut = name.partition(">=") if ">=" in name else name.partition("<")
+            cuts = self.thresholds if op == ">=" else self.low_thresholds if op == "<" else {}
+            priors[f"{score}{op}{cuts[score]:g}" if score in cuts else name] = prior
+        return priors
 
 
 def read_section(section: str, kind: type[T], path: str | os.PathLike[str] | None = None, *,

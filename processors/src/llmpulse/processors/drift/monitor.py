@@ -50,7 +50,7 @@ from llmpulse.processors.drift.compare import (
 )
 from llmpulse.processors.drift.config import DriftConfig
 from llmpulse.processors.drift.embedding import CachedEmbedder, TextEmbedder, default_embedder
-from llmpulse.processors.drift.features import FeatureSet, prompt_text, response_text
+from llmpulse.processors.drift.features import FeatureSet, prompt_text, rate_names, response_text
 from llmpulse.processors.drift.keystate import KeyData, KeyState
 from llmpulse.processors.drift.reference import Summary, combine
 from llmpulse.processors.drift.report import DriftReportWriter
@@ -86,6 +86,10 @@ class DriftMonitor:
                  report_writer: DriftReportWriter | None = None) -> None:
         self.config = config if config is not None else DriftConfig()
         self.features = FeatureSet(self.config)
+        if self.config.rate_test == "auto" and (bare := sorted(set(rate_names(self.config))
+                                                               - set(self.config.priors()))):
+            logger.warning("drift: rate_test auto: no rate_prior for %s, tested by the scan only "
+                           "(name them in rate_prior for the CUSUM on a long baseline)", ", ".join(bare))
         self.columns = [*self.features.numeric, *self.features.categorical]
         self.embedder: CachedEmbedder | None = None
         if self.config.embeddings:
