@@ -112,8 +112,8 @@ def _by_level(args: argparse.Namespace, levels: list[float]) -> dict[str, object
     draws as the columns): the monitor's ``rate_test`` (``auto`` by default) against the
     1,600-call reference and the long baseline, the oracle, and ``oracle_reference``: the start
     known but the base rate not, the shifted calls against the reference and the windows before
-    the shift (one-sided Fisher): what any test that must learn the rate from that reference can
-    at best find. A window's test is run until a
+    the shift (one-sided Fisher, knowing the change point): a reference line for what that
+    reference allows, not a bound on what any test can find. A window's test is run until a
     p-value falls below the smallest level (a run found then is found at all)."""
     cfg = DriftConfig()
     out: dict[str, object] = {}

@@ -246,7 +246,8 @@ class DriftMonitor:
         window.calls += 1
         if reference and self.features.rates_without_texts \
                 and window.rate_calls < self.config.rate_reference_calls:
-            self.features.count_rates(call, window.rate_counts)  # every call, not only the sample
+            # every call, not only the sample, up to the cap: a longer period's FIRST (oldest) calls
+            self.features.count_rates(call, window.rate_counts)
             window.rate_calls += 1
         window.stretch(call.occurred_at, call.occurred_at)
         priority = call_priority(call.call_id)
