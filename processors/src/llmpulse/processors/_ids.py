@@ -39,9 +39,7 @@ def derived_uuid7(ms: int, *parts: str | bytes) -> uuid.UUID:
 
 def uuid7_of(ms: int, data: bytes) -> uuid.UUID:
     """``derived_uuid7`` of parts already joined (``b"\\x1f"`` between them, as bytes)."""
-    bits = int.from_bytes(hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest(), "big")
-    return uuid_from_int((ms & 0xFFFF_FFFF_FFFF) << 80 | ((bits >> 62) & 0xFFF) << 64
-                         | bits & 0x3FFF_FFFF_FFFF_FFFF | _VERSION_AND_VARIANT)  # (inline: hot)
+    return uuid7_of_digest(ms, hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest())
 
 
 def uuid7_of_digest(ms: int, digest: bytes) -> uuid.UUID:
