@@ -400,11 +400,50 @@ def test_attribute_values_read_once_are_the_values_read_anew() -> None:
                   ).SerializeToString()
     _wire_reader._KNOWN.clear()
     _, fresh = _wire_reader.read_traces(data)  # type: ignore[misc]
-    assert _wire_reader._KNOWN  # (model, provider, parameters, counts ... kept)
+    assert _wire_reader._KNOWN  # (model, provider, parameters ... kept)
     assert not any(isinstance(value, list) for value in _wire_reader._KNOWN.values())
+    assert set(_wire_reader._KNOWN.values()) == {  # only REPEATING_KEYS' values
+        value for a in fresh for key, value in a.items()
+        if key in _wire_reader.REPEATING_KEYS and not isinstance(value, list)}
     _, again = _wire_reader.read_traces(data)  # type: ignore[misc]
     assert [[(k, type(v)) for k, v in a.items()] for a in again] == [
         [(k, type(v)) for k, v in a.items()] for a in fresh]
     assert again == fresh
     reasons = [a["gen_ai.response.finish_reasons"] for a in fresh + again]
     assert len({id(r) for r in reasons}) == len(reasons)
+
+
+def test_only_repeating_keys_values_are_kept() -> None:
+    """Texts, ids and counts are read and never kept (``_KNOWN``), however short, nor
+    looked up there; a model name and a provider are kept."""
+    from llmpulse.processors.otlp import _wire_reader
+
+    private = {"gen_ai.prompt.0.content": "Hi there", "gen_ai.completion.0.content": "Hello!",
+               "gen_ai.response.id": "chatcmpl-1", "gen_ai.conversation.id": "session-7",
+               "user.id": "u-42", "gen_ai.usage.input_tokens": 24,
+               "gen_ai.response.finish_reasons": ["stop"]}
+    data = traces({"attrs": {"gen_ai.request.model": "gpt-4o-mini", "gen_ai.system": "openai",
+                             **private}, "span_id": b"\x01" * 8},
+                  {"attrs": {"gen_ai.prompt.0.content": "gpt-4o-mini"}, "span_id": b"\x02" * 8}
+                  ).SerializeToString()
+    _wire_reader._KNOWN.clear()
+    reads = _wire_reader.known_stats()["reads"]
+    _, read = _wire_reader.read_traces(data)  # type: ignore[misc]
+    assert sorted(_wire_reader._KNOWN.values()) == ["gpt-4o-mini", "openai"]
+    assert read[0] == {"gen_ai.request.model": "gpt-4o-mini", "gen_ai.system": "openai", **private}
+    assert read[1] == {"gen_ai.prompt.0.content": "gpt-4o-mini"}
+    assert _wire_reader.known_stats()["reads"] - reads == 2  # (only the model and system)
+
+
+def test_a_full_value_cache_reads_new_values_and_keeps_the_old(monkeypatch: Any) -> None:
+    from llmpulse.processors.otlp import _wire_reader
+
+    monkeypatch.setattr(_wire_reader, "_KNOWN_MAX", 1)
+    _wire_reader._KNOWN.clear()
+    spans = [{"attrs": {"gen_ai.request.model": f"m{n}", "gen_ai.system": "openai"},
+              "span_id": bytes([n + 1]) * 8} for n in range(3)]
+    for _ in range(2):
+        _, read = _wire_reader.read_traces(traces(*spans).SerializeToString())  # type: ignore[misc]
+        assert read == [span["attrs"] for span in spans]
+        assert list(_wire_reader._KNOWN.values()) == ["m0"]
+    _wire_reader._KNOWN.clear()

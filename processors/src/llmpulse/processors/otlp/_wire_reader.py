@@ -6,10 +6,11 @@ single cost. A ``KeyValue`` has the wire layout of a protobuf map entry (key = 1
 so ``FlatTracesData`` is ``TracesData`` with one change, made on a copy of its descriptors:
 ``Span.attributes`` is a ``map<string, bytes>``. Parsing fills that map in C (the last of a
 repeated key wins, as in ``_wire.attributes``), and each value, an ``AnyValue``'s bytes, is
-read here in a few byte operations, or looked up: a short value read before (a model, a
-provider, a parameter, a count: they repeat from span to span) is kept with its bytes as
-the key (``_KNOWN``, bounded; never a list, which each span must own). Everything else
-(ids, times, events, status, resource and scope) is read as before, from the same objects.
+read here in a few byte operations, or looked up: the value of a key whose values repeat
+by nature (``REPEATING_KEYS``: a model, a provider, an operation, a request parameter, a
+server address; never a text, an id or a count) is kept with its bytes as the key
+(``_KNOWN``, bounded; never a list, which each span must own). Everything else (ids, times,
+events, status, resource and scope) is read as before, from the same objects.
 
 It reads the common shapes only and answers None for anything else; the caller then
 decodes with ``TracesData`` as before, so the outcome is always the one protobuf's decoding
@@ -45,7 +46,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-__all__ = ["FlatTracesData", "read_traces"]
+__all__ = ["REPEATING_KEYS", "FlatTracesData", "known_stats", "read_traces"]
 
 _DOUBLE = struct.Struct("<d").unpack_from
 
@@ -89,9 +90,11 @@ def read_traces(data: bytes) -> tuple[Any, list[dict[str, Any]]] | None:
         traces.DiscardUnknownFields()  # (a map entry with unknown fields is kept as one)
         if traces.ByteSize() != len(data):
             return None
-        known = _KNOWN
-        read = [{key: known[raw] if (raw := pairs[key]) in known else _read_value(raw)
-                 for key in pairs}
+        known, repeating = _KNOWN, REPEATING_KEYS  # (never emptied: ``in`` then ``[]`` is safe)
+        read = [{key: (known[raw] if raw in known else _read_value(key, raw)) if key in repeating
+                 else raw[2:].decode()  # (short strings inline)
+                 if raw[0] == 0x0A and raw[1] < 0x80 and raw[1] + 2 == len(raw) else _value(raw)
+                 for key in pairs for raw in (pairs[key],)}
                 for resource_spans in traces.resource_spans
                 for scope_spans in resource_spans.scope_spans
                 for span in scope_spans.spans for pairs in (span.attributes,)]
@@ -102,23 +105,49 @@ def read_traces(data: bytes) -> tuple[Any, list[dict[str, Any]]] | None:
         return None
 
 
+REPEATING_KEYS = frozenset({
+    "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.output.type",
+    "gen_ai.request.model", "gen_ai.response.model", "llm.request.model", "llm.response.model",
+    "llm.request.type", "gen_ai.request.temperature", "gen_ai.request.top_p",
+    "gen_ai.request.top_k", "gen_ai.request.max_tokens", "gen_ai.request.seed",
+    "gen_ai.request.presence_penalty", "gen_ai.request.frequency_penalty",
+    "gen_ai.request.choice.count", "gen_ai.request.reasoning.level", "gen_ai.request.stream",
+    "gen_ai.is_streaming", "llm.is_streaming", "server.address", "server.port",
+    "gen_ai.prompt.name", "gen_ai.prompt.version", "llmpulse.app", "llmpulse.environment",
+    "llmpulse.source", "llmpulse.prompt.id", "llmpulse.prompt.version",
+})
+"""Span attributes whose values repeat from span to span by nature and say nothing about a
+user: names, parameters, addresses. Never message or content text, ids (response, session,
+user, conversation, tool call) or counts (usage tokens vary from call to call). A list
+(``gen_ai.response.finish_reasons``) is never kept, whatever its key."""
+
 _KNOWN: dict[bytes, Any] = {}
-"""Short ``AnyValue`` bytes already read -> their value (a str, int, float, bool or bytes:
-never a list, which each span must own). A span's model, provider, operation, parameters,
-finish reason and small counts repeat from span to span: each is then one dict lookup
-instead of a read. Emptied when it holds more than ``_KNOWN_MAX``."""
+"""``AnyValue`` bytes of a ``REPEATING_KEYS`` attribute already read -> their value (a str,
+int, float, bool or bytes; never a list). Each is then one dict lookup instead of a read.
+Only those keys' values are looked up or kept, so no text of a call stays in memory, and
+the other values' bytes are not hashed. At most ``_KNOWN_MAX`` values: once full (only a
+flood of distinct model names or parameters gets there) a new value is read each time; it
+is never emptied, so a lookup of a value seen in it cannot fail under threads."""
 _KNOWN_MAX = 4096
 _KNOWN_LEN = 64
-"""Values of more bytes (message JSON, ids, texts) are read each time and not kept."""
+"""Values of more bytes are read each time and not kept."""
+_misses = 0
 
 
-def _read_value(raw: bytes) -> Any:
-    """``_value(raw)`` (short strings inline), kept in ``_KNOWN`` when short and not a list."""
+def known_stats() -> dict[str, int]:
+    """Values kept in ``_KNOWN``, and ``REPEATING_KEYS`` values read (not found in it) since
+    start: the benchmarks' hit rate is one minus reads over those keys' values sent."""
+    return {"kept": len(_KNOWN), "reads": _misses}
+
+
+def _read_value(key: str, raw: bytes) -> Any:
+    """``_value(raw)`` (short strings inline) of a ``REPEATING_KEYS`` attribute, kept in
+    ``_KNOWN`` when short, not a list, and ``_KNOWN`` not full."""
+    global _misses
+    _misses += 1
     value: Any = (raw[2:].decode() if raw[0] == 0x0A and raw[1] < 0x80 and raw[1] + 2 == len(raw)
                   else _value(raw))
-    if len(raw) <= _KNOWN_LEN and type(value) is not list:
-        if len(_KNOWN) >= _KNOWN_MAX:
-            _KNOWN.clear()
+    if len(raw) <= _KNOWN_LEN and type(value) is not list and len(_KNOWN) < _KNOWN_MAX:
         _KNOWN[raw] = value
     return value
 
