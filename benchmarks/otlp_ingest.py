@@ -35,6 +35,7 @@ import contextlib
 import gc
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -52,13 +53,55 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from freshness import _get, _metric, _quantiles  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData  # noqa: E402
 
-from llmpulse.processors.otlp import OtlpMapper  # noqa: E402
+from llmpulse.processors.otlp import OtlpMapper, _wire_reader  # noqa: E402
 from llmpulse.processors.otlp.stage import records_by_partition  # noqa: E402
 
 SPANS_PER_RECORD = 512
 
 
-def _span_record(start: int, count: int) -> bytes:
+_MODELS = [("gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("gpt-4o", "gpt-4o-2024-08-06"),
+           ("gpt-4.1", "gpt-4.1-2025-04-14"), ("gpt-4.1-nano", "gpt-4.1-nano-2025-04-14"),
+           ("o3-mini", "o3-mini-2025-01-31")]
+
+
+def _realistic_attributes(i: int, rnd: random.Random) -> dict[str, Any]:
+    """One span's attributes as varied traffic has them: a unique response id, a session
+    and a user id, token counts and a question of any size, one of five models, sampling
+    parameters and a finish reason drawn from a few values."""
+    model, response_model = rnd.choice(_MODELS)
+    question = " ".join(rnd.choice(("order", "refund", "late", "address", "card", "box",
+                                    "please", "why", "when", "again"))
+                        for _ in range(rnd.randint(3, 60)))
+    answer = " ".join(rnd.choice(("we", "will", "ship", "it", "today", "sorry", "your", "refund",
+                                  "is", "on", "its", "way")) for _ in range(rnd.randint(2, 80)))
+    return {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model, "gen_ai.response.model": response_model,
+        "gen_ai.request.temperature": rnd.choice((0.0, 0.2, 0.7, 1.0)),
+        "gen_ai.request.max_tokens": rnd.choice((256, 512, 1024, 4096)),
+        "server.address": "api.openai.com",
+        "gen_ai.response.id": "chatcmpl-" + "".join(rnd.choices(_ID_CHARS, k=29)),
+        "gen_ai.conversation.id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+        "user.id": f"user-{rnd.randrange(1_000_000)}",
+        "gen_ai.input.messages": json.dumps([
+            {"role": "system", "parts": [{"type": "text", "content": "You are a support bot."}]},
+            {"role": "user", "parts": [{"type": "text", "content": f"{i}: {question}?"}]}]),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "finish_reason": "stop",
+                                               "parts": [{"type": "text", "content": answer}]}]),
+        "gen_ai.response.finish_reasons": [rnd.choices(("stop", "length", "tool_calls"),
+                                                       (90, 6, 4))[0]],
+        "gen_ai.usage.input_tokens": rnd.randint(20, 4_000),
+        "gen_ai.usage.output_tokens": rnd.randint(1, 1_200),
+    }
+
+
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _span_record(start: int, count: int, *, realistic: bool = False) -> bytes:
+    """``count`` chat spans in one OTLP record: the same short values on every span (the
+    benchmark's first measure), or (``realistic``) ``_realistic_attributes``' variety."""
+    rnd = random.Random(start)
     data = TracesData()
     rs = data.resource_spans.add()
     kv = rs.resource.attributes.add()
@@ -71,7 +114,7 @@ def _span_record(start: int, count: int) -> bytes:
         span.span_id = os.urandom(8)
         span.name = "openai.chat"
         span.start_time_unix_nano, span.end_time_unix_nano = t0, t0 + 700_000_000
-        attrs = {
+        attrs = _realistic_attributes(i, rnd) if realistic else {
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
             "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini",
             "gen_ai.request.temperature": 0.2, "gen_ai.response.id": f"chatcmpl-{i}",
@@ -125,14 +168,19 @@ class _CollectorTime:
                        "cpu_s": round(sum(self.cpu_s[side]), 4)} for side in self.counts}
 
 
-def bench_mapper(spans: int, *, freeze: bool = True) -> dict[str, Any]:
+def bench_mapper(spans: int, *, freeze: bool = True, realistic: bool = False) -> dict[str, Any]:
     from llmpulse.processors.config import load_config
     from llmpulse.processors.pipeline import CallPair, Enricher
     from llmpulse.schemas import decode_record, encode_batch, encode_event
     from llmpulse.schemas.runtime import freeze_start_heap
 
-    records = [_span_record(i, min(SPANS_PER_RECORD, spans - i))
+    records = [_span_record(i, min(SPANS_PER_RECORD, spans - i), realistic=realistic)
                for i in range(0, spans, SPANS_PER_RECORD)]
+    values = sum(len(span.attributes) for record in records
+                 for rs in TracesData.FromString(record).resource_spans
+                 for ss in rs.scope_spans for span in ss.spans)
+    _wire_reader._KNOWN.clear()  # (each measure starts as a fresh process does)
+    reads_before = _wire_reader.known_stats()["reads"]
     mapper = OtlpMapper()
     enricher = Enricher(load_config(None))
     enricher.load_light()  # as ``llmpulse worker`` does at start (the price table, the gate)
@@ -169,6 +217,7 @@ def bench_mapper(spans: int, *, freeze: bool = True) -> dict[str, Any]:
         if n == 0:
             mapper_first, light_first = mapper_cpu, light_cpu
     gc.callbacks.remove(collector)
+    reads = _wire_reader.known_stats()["reads"] - reads_before
     assert mapper.counts["calls"] == spans, mapper.counts
     assert calls == spans, calls
     mapper_rate, light_rate = spans / mapper_cpu, calls / light_cpu
@@ -188,6 +237,9 @@ def bench_mapper(spans: int, *, freeze: bool = True) -> dict[str, Any]:
             "goal_mapper_over_light_at_least_2": mapper_rate / light_rate >= 2.0,
             "first_record_cpu_s": {"mapper": round(mapper_first, 3), "light": round(light_first, 3)},
             "start_heap_frozen_objects": frozen,
+            # The wire reader's cache of repeating keys' values (``_KNOWN``): the share of
+            # the spans' attribute values it served, and how many values it holds at the end.
+            "known_hit_rate": round(1 - reads / values, 3), "known_kept": len(_wire_reader._KNOWN),
             **warm}
 
 
@@ -400,6 +452,8 @@ def main() -> None:
                              "the services froze it), to compare")
     args = parser.parse_args()
     out: dict[str, Any] = {"mapper": bench_mapper(args.spans, freeze=not args.no_freeze)}
+    # The same measure on varied spans (``_realistic_attributes``), in the same run.
+    out["mapper_realistic"] = bench_mapper(args.spans, freeze=not args.no_freeze, realistic=True)
     if not args.no_pipeline:
         out["freshness"] = bench_pipeline(args.rate, args.seconds)
     out["note"] = ("one process per stage; the broker, Collector, stage, worker, sink and this "
