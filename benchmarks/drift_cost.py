@@ -27,7 +27,7 @@
   shift (4 categories: enumerated) and a 25-category mix (too many tables to enumerate: Monte
   Carlo either way), CPU and p-value with and without the enumeration.
 - ``categorical_drifted``'s ``bound_*``: the same tests as the monitor now runs them, a table
-  whose closed-form ``stats.bayes_factor_bound`` is below the level answered by it (the other
+  whose closed-form ``categorical.bayes_factor_bound`` is below the level answered by it (the other
   two columns: with it off, as before).
 - ``evaluation_drifted_many_categories``: a 2,000-call window whose tool mix (25 tools, 20 of
   them rare, five times as frequent in the window) drifted and nothing else, CPU of its
@@ -55,7 +55,13 @@ import msgspec
 import numpy as np
 
 from llmpulse.processors.config import EmbeddingConfig, load_config
-from llmpulse.processors.drift import CachedEmbedder, DriftConfig, DriftMonitor, TrafficGenerator, stats
+from llmpulse.processors.drift import (
+    CachedEmbedder,
+    DriftConfig,
+    DriftMonitor,
+    TrafficGenerator,
+    categorical,
+)
 from llmpulse.processors.drift.compare import is_rate_test
 from llmpulse.processors.drift.features import prompt_text, response_text
 from llmpulse.processors.pipeline import Enricher
@@ -141,15 +147,15 @@ def categorical_drifted_cost(repeat: int) -> list[dict[str, object]]:
         row: dict[str, object] = {"case": name, "categories": len(set(ref) | set(cur))}
         for label, exact, bound in (("enumerated", True, False), ("monte_carlo", False, False),
                                     ("bound", True, True)):
-            first, stats.BAYES_FACTOR_FIRST = stats.BAYES_FACTOR_FIRST, bound
+            first, categorical.BAYES_FACTOR_FIRST = categorical.BAYES_FACTOR_FIRST, bound
             try:
-                outcome = stats.categorical_test(ref, cur, level=3.9e-5, exact=exact)
+                outcome = categorical.categorical_test(ref, cur, level=3.9e-5, exact=exact)
                 row[f"{label}_p"] = float(f"{outcome.p_value:.3g}")
                 row[f"{label}_test"] = outcome.test
-                row[f"{label}_cpu_s"] = round(_cpu(lambda r=ref, c=cur, e=exact: stats.categorical_test(  # type: ignore[misc]
+                row[f"{label}_cpu_s"] = round(_cpu(lambda r=ref, c=cur, e=exact: categorical.categorical_test(  # type: ignore[misc]
                     r, c, level=3.9e-5, exact=e), repeat), 4)
             finally:
-                stats.BAYES_FACTOR_FIRST = first
+                categorical.BAYES_FACTOR_FIRST = first
         rows.append(row)
     return rows
 
@@ -242,22 +248,22 @@ def main() -> None:
         stationary = next(e for e in out["evaluation"] if e["window_size"] == 2000)  # type: ignore[union-attr]
         out["evaluation_drifted_vs_stationary"] = round(
             float(drifted["cpu_s"]) / float(stationary["cpu_s"]), 2)  # type: ignore[arg-type]
-        exact_tables, stats.EXACT_TABLES = stats.EXACT_TABLES, 0  # the baseline: Monte Carlo only
-        first, stats.BAYES_FACTOR_FIRST = stats.BAYES_FACTOR_FIRST, False
+        exact_tables, categorical.EXACT_TABLES = categorical.EXACT_TABLES, 0  # the baseline: Monte Carlo only
+        first, categorical.BAYES_FACTOR_FIRST = categorical.BAYES_FACTOR_FIRST, False
         try:
             out["evaluation_drifted_monte_carlo"] = drifted_evaluation_cost(2000, args.repeat)
         finally:
-            stats.EXACT_TABLES, stats.BAYES_FACTOR_FIRST = exact_tables, first
+            categorical.EXACT_TABLES, categorical.BAYES_FACTOR_FIRST = exact_tables, first
         out["evaluation_drifted_vs_monte_carlo"] = round(float(drifted["cpu_s"]) / float(
             out["evaluation_drifted_monte_carlo"]["cpu_s"]), 2)  # type: ignore[index]
         out["categorical_drifted"] = categorical_drifted_cost(args.repeat)
         out["evaluation_drifted_many_categories"] = many_categories_drifted_cost(2000, args.repeat)
-        first, stats.BAYES_FACTOR_FIRST = stats.BAYES_FACTOR_FIRST, False  # before the bound
+        first, categorical.BAYES_FACTOR_FIRST = categorical.BAYES_FACTOR_FIRST, False  # before the bound
         try:
             out["evaluation_drifted_many_categories_monte_carlo"] = many_categories_drifted_cost(
                 2000, args.repeat)
         finally:
-            stats.BAYES_FACTOR_FIRST = first
+            categorical.BAYES_FACTOR_FIRST = first
     out["evaluation_after_6_windows"] = [scan_history_cost(2000, args.repeat, shift)
                                          for shift in (None, "errors_up")]
     # the same with the rates tested by the GLR scan (rate_test: scan, Monte Carlo p-values)

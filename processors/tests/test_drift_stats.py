@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmpulse.processors.drift import stats
+from llmpulse.processors.drift import categorical
 from llmpulse.processors.drift.stats import (
     TestOutcome as Outcome,
 )
@@ -217,7 +217,7 @@ def test_topic_clusters_see_a_new_kind_of_question_and_hold_their_level():
 
 
 def test_monte_carlo_p_values_resolve_below_the_level_they_are_held_to(monkeypatch):
-    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)  # the Monte Carlo itself
+    monkeypatch.setattr(categorical, "BAYES_FACTOR_FIRST", False)  # the Monte Carlo itself
     # with rate_share 0.75 a test other than a rate's may be held to ~4e-5 (with embeddings):
     # 20,000 draws (a floor of 1 / 20,001) could never reject there; given the level they can
     reference, current = {"en": 790, "fr": 8, "xx": 2}, {"en": 170, "fr": 2, "xx": 28}  # sparse "fr"
@@ -260,7 +260,7 @@ def _brute_force_p(reference: dict[str, int], current: dict[str, int]) -> float:
 ])
 def test_sparse_tables_get_the_exact_conditional_p_value_the_monte_carlo_estimates(reference, current,
                                                                                    monkeypatch):
-    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)  # the enumeration and the Monte Carlo
+    monkeypatch.setattr(categorical, "BAYES_FACTOR_FIRST", False)  # the enumeration and the Monte Carlo
     exact = categorical_test(reference, current, screen_draws=0)  # no screen: always enumerated
     assert exact.p_value == pytest.approx(_brute_force_p(reference, current), rel=1e-9)
     screened = categorical_test(reference, current)  # enumerated only below 0.05 after 1,000 draws
@@ -310,13 +310,13 @@ def test_a_drifted_many_category_table_is_answered_without_the_monte_carlo(monke
             return self.rng.multivariate_hypergeometric(colors, nsample, size=size)
 
     reference, current = _mix_25()
-    monkeypatch.setattr(stats.np.random, "default_rng", Counting)
+    monkeypatch.setattr(categorical.np.random, "default_rng", Counting)
     level = 3.9e-5  # the lowest level of a window without embeddings: 5 / level = 128,206 draws
     outcome = categorical_test(reference, current, level=level)
     assert outcome.test == "chisquare_bayes_factor" and outcome.p_value < level
     assert sum(drawn) == 1000  # the screen's round only
     drawn.clear()
-    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)  # before: every draw, the same verdict
+    monkeypatch.setattr(categorical, "BAYES_FACTOR_FIRST", False)  # before: every draw, the same verdict
     before = categorical_test(reference, current, level=level)
     assert before.test == "chisquare" and before.p_value < level and sum(drawn) > 100_000
     assert before.statistic == outcome.statistic
@@ -327,12 +327,12 @@ def test_a_drifted_many_category_table_is_answered_without_the_monte_carlo(monke
         reference = {"en": 790, "fr": 8, "xx": 2}
         counts = np.array([[reference[k], current[k]] for k in ("en", "fr", "xx")])
         assert bayes_factor_bound(counts.sum(axis=1), counts[:, 1]) == pytest.approx(bound, rel=0.01)
-        monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", True)
+        monkeypatch.setattr(categorical, "BAYES_FACTOR_FIRST", True)
         found = categorical_test(reference, current, level=level)
-        monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)
+        monkeypatch.setattr(categorical, "BAYES_FACTOR_FIRST", False)
         exact = categorical_test(reference, current, level=level).p_value
         assert exact < 0.05 and found.test == "chisquare"
-        assert found.p_value == pytest.approx(exact / (1 - stats.BOUND_SHARE), rel=1e-12)
+        assert found.p_value == pytest.approx(exact / (1 - categorical.BOUND_SHARE), rel=1e-12)
     assert found.p_value < level  # the second one drifted, by the chi-square
 
 
@@ -364,12 +364,12 @@ def test_the_bound_and_the_exact_p_value_split_the_level(monkeypatch):
     # p = min(bound / share, exact / (1 - share)), so at 1e-6 it did not drift (it did before)
     reference, current = _ORDERED_APART
     bound = bayes_factor_bound(*_margins(_ORDERED_APART))
-    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", False)
+    monkeypatch.setattr(categorical, "BAYES_FACTOR_FIRST", False)
     exact = categorical_test(reference, current, level=1e-6).p_value
-    monkeypatch.setattr(stats, "BAYES_FACTOR_FIRST", True)
+    monkeypatch.setattr(categorical, "BAYES_FACTOR_FIRST", True)
     assert exact > 0.02
     found = categorical_test(reference, current, level=1e-6)
-    share = stats.BOUND_SHARE
+    share = categorical.BOUND_SHARE
     assert found.p_value == pytest.approx(min(bound / share, exact / (1 - share)), rel=1e-12)
     assert found.p_value > 1e-6
 
