@@ -180,7 +180,9 @@ def test_a_pinned_reference_counts_its_rates_on_every_call_it_is_given_not_only_
     # (up to rate_reference_calls) from the first window, where it held the sample's 300
     gen = TrafficGenerator(seed=12)
     history = gen.calls(2000)
-    for cap, counted in ((20_000, 2000), (1200, 1200), (0, 300)):
+    # past the cap, the NEWEST calls (review A, 11): chunks of 75, the oldest dropped past 1,200,
+    # so 2,000 calls end with their last 1,175 counted
+    for cap, counted in ((20_000, 2000), (1200, 1175), (0, 300)):
         monitor = DriftMonitor(_cfg(rate_reference_calls=cap))
         key = DriftKey.of(history[0])
         assert monitor.pin_reference(key, history) == 2000
@@ -190,17 +192,17 @@ def test_a_pinned_reference_counts_its_rates_on_every_call_it_is_given_not_only_
         reference = monitor._keys[key].reference
         assert reference is not None
         assert rate_counts(monitor.features, reference)["error"] == (
-            _errors(history[:counted]) if cap else list(Rate("error", 0, 0.5).hits(
+            _errors(history[-counted:]) if cap else list(Rate("error", 0, 0.5).hits(
                 reference.numeric[:, monitor.features.numeric.index("error")])))
-        # the cap counts them: a baseline already at it absorbs no window
-        assert _baseline(monitor).stopped == ("cap" if cap and counted >= cap else None)
+        # the cap counts them: a baseline at it (1,175 plus a window's 100) absorbs no more
+        assert _baseline(monitor).stopped == ("cap" if 0 < cap < len(history) else None)
     # a restart keeps the counts
     pinned = DriftMonitor(_cfg(rate_reference_calls=1200))
     pinned.pin_reference(key, history)
     restarted = DriftMonitor(_cfg(rate_reference_calls=1200))
     assert restarted.restore(key, pinned.state_for(key))
     [result] = restarted.observe(TrafficGenerator(seed=14).calls(100))
-    assert result.attributes["rate_reference_calls"] == 1200
+    assert result.attributes["rate_reference_calls"] == 1175
 
 
 def test_a_reference_period_counts_every_call_of_it_for_the_rates():
@@ -224,3 +226,23 @@ def test_a_rate_on_a_descriptor_keeps_the_reference_sample_for_every_rate():
     monitor.pin_reference(DriftKey.of(history[0]), history)
     [result, *_] = monitor.observe(TrafficGenerator(seed=17).calls(200))
     assert result.attributes["rate_reference_calls"] == 300
+
+
+def test_a_longer_reference_counts_its_newest_calls_and_a_restored_count_as_its_oldest_chunk():
+    from llmpulse.processors.drift.window import WindowData
+
+    def call(hit: int):
+        def count(counts: dict[str, list[int]]) -> None:
+            held = counts.setdefault("r", [0, 0])
+            held[0] += hit
+            held[1] += 1
+        return count
+
+    window = WindowData(0, 10, 10)
+    for i in range(100):  # events only in the second half: the newest 30-32 calls are all events
+        window.count_newest(call(int(i >= 50)), 32)
+    assert 30 < window.rate_calls <= 32 and window.rate_counts["r"] == [window.rate_calls] * 2
+    restored = WindowData.from_state(window.to_state())
+    for _ in range(31):  # the restored 32 are dropped whole as the count passes the cap
+        restored.count_newest(call(0), 32)
+    assert restored.rate_calls == 31 and restored.rate_counts["r"] == [0, 31]

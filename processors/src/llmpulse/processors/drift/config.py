@@ -174,13 +174,13 @@ class DriftConfig(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     """The rates' own baseline, counts of up to this many calls (``drift.baseline``): a
     ``pinned`` reference's counts (over every call it was built from, beyond its sample: pin
     a long period, ``pin_reference`` or ``reference_start``-``reference_end``, and the rates
-    start with up to this many: its FIRST this many calls, in the order they come, so the
-    oldest part of a longer period; counting the newest would hold a per-call record of the
-    reference while it builds, an even sample a change of the kept state) plus the windows
-    that passed, absorbed once they leave the
-    scan, until this cap or the first drifted window; a ``trailing`` reference's windows
-    before the scanned ones, at least ``reference_windows`` and more within this cap. 0:
-    the rates are tested against the sample reference alone. ``seasonal``: not used."""
+    start with up to this many: of a longer period its NEWEST calls, between 15/16 of this
+    many and this many, counted in chunks of 1/16 the oldest of which is dropped as the
+    count passes the cap: ``WindowData.count_newest``) plus the windows that passed,
+    absorbed once they leave the scan, until this cap or the first drifted window; a
+    ``trailing`` reference's windows before the scanned ones, at least ``reference_windows``
+    and more within this cap. 0: the rates are tested against the sample reference alone.
+    ``seasonal``: not used."""
     descriptors: bool = True
     """Text descriptors of prompt and answer: length, non-letter share, language, OOV rate."""
     sentiment: bool = True

@@ -35,6 +35,7 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Literal
 
 import msgspec
@@ -244,11 +245,9 @@ class DriftMonitor:
 
     def _fill(self, window: WindowData, call: EnrichedCall, *, reference: bool = False) -> None:
         window.calls += 1
-        if reference and self.features.rates_without_texts \
-                and window.rate_calls < self.config.rate_reference_calls:
-            # every call, not only the sample, up to the cap: a longer period's FIRST (oldest) calls
-            self.features.count_rates(call, window.rate_counts)
-            window.rate_calls += 1
+        if reference and self.features.rates_without_texts and self.config.rate_reference_calls:
+            # every call, not only the sample; past the cap a longer period's newest calls
+            window.count_newest(partial(self.features.count_rates, call), self.config.rate_reference_calls)
         window.stretch(call.occurred_at, call.occurred_at)
         priority = call_priority(call.call_id)
         if window.sample.admits(priority):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -225,7 +226,8 @@ class WindowData:
         bucket: the time bucket (``floor(t / window_seconds)``) the window ends in.
         calls: every call counted, sampled or not.
         rate_counts: a pinned reference's ``{rate: [events, calls]}`` over every call it saw,
-            not only its sample, up to ``rate_reference_calls`` calls (``rate_calls``).
+            not only its sample, up to ``rate_reference_calls`` calls (``rate_calls``), the
+            newest of a longer one (``count_newest``).
     """
 
     def __init__(self, index: int, sample_size: int, text_size: int) -> None:
@@ -239,6 +241,28 @@ class WindowData:
         self.feedback = FeedbackCounts()
         self.rate_counts: dict[str, list[int]] = {}
         self.rate_calls = 0
+        # rate_counts in chunks of calls, oldest first, in memory only (count_newest)
+        self.rate_chunks: list[tuple[dict[str, list[int]], list[int]]] = []
+
+    def count_newest(self, count: Callable[[dict[str, list[int]]], None], cap: int) -> None:
+        """Count one call's rates (``count`` adds them to a ``{rate: [events, calls]}``), keeping
+        the NEWEST calls: counted in chunks of ``cap / 16`` calls, the oldest chunk dropped once
+        more than ``cap`` are counted, so a longer period ends with its newest 15/16 x ``cap`` to
+        ``cap`` calls counted. A state restored mid-way is one chunk (dropped whole)."""
+        if not self.rate_chunks or self.rate_chunks[-1][1][0] >= max(1, -(-cap // 16)):
+            self.rate_chunks.append(({}, [0]))
+        counts, calls = self.rate_chunks[-1]
+        count(counts)
+        count(self.rate_counts)
+        calls[0] += 1
+        self.rate_calls += 1
+        while self.rate_calls > cap and self.rate_chunks:
+            old, old_calls = self.rate_chunks.pop(0)
+            for name, (events, seen) in old.items():
+                held = self.rate_counts[name]
+                held[0] -= events
+                held[1] -= seen
+            self.rate_calls -= old_calls[0]
 
     def stretch(self, start: datetime, end: datetime) -> None:
         """Widen the bounds to cover ``start``-``end``."""
@@ -260,6 +284,9 @@ class WindowData:
         window.feedback = state.feedback
         window.rate_counts = {name: list(held) for name, held in state.rate_counts.items()}
         window.rate_calls = state.rate_calls
+        if state.rate_calls:  # its chunks are not kept: one chunk, the oldest
+            window.rate_chunks = [({name: list(held) for name, held in state.rate_counts.items()},
+                                   [state.rate_calls])]
         return window
 
 
