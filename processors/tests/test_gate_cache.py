@@ -209,9 +209,11 @@ def test_guardrails_prepare_compiles_a_policy_into_the_cache_once(tmp_path: Path
     env = {**os.environ, "LLMPULSE_CACHE_DIR": str(tmp_path / "cache")}
     command = [str(Path(sys.executable).parent / "llmpulse-processors"), "guardrails", "prepare", "--policy"]
     first = subprocess.run([*command, str(policy)], env=env, capture_output=True, text=True, check=True)
-    entries = {e.name: e.stat().st_mtime_ns for e in (tmp_path / "cache" / "hyperscan").glob("*.hsdb")}
+    # a store writes a new file (os.replace: a new inode); a load only touches the entry's mtime
+    entries = {e.name: e.stat().st_ino for e in (tmp_path / "cache" / "hyperscan").glob("*.hsdb")}
     assert len(entries) == 1 and str(tmp_path / "cache") in first.stdout
     subprocess.run([*command, str(policy)], env=env, capture_output=True, text=True, check=True)
-    assert {e.name for e in (tmp_path / "cache" / "hyperscan").glob("*.hsdb")} == set(entries)
+    again = {e.name: e.stat().st_ino for e in (tmp_path / "cache" / "hyperscan").glob("*.hsdb")}
+    assert again == entries  # the same file, loaded: a recompile would have replaced it
     missing = subprocess.run([*command, str(tmp_path / "nope.yaml")], env=env, capture_output=True, text=True)
     assert missing.returncode != 0 and "nope.yaml" in missing.stderr
