@@ -60,6 +60,7 @@ from llmpulse.processors.guardrails.base import Gate, Match, Rule, RuleCommon
 from llmpulse.processors.guardrails.classifier import InjectionClassifier
 from llmpulse.processors.guardrails.embedding_head import HEAD_NAME, EmbeddingHeadClassifier
 from llmpulse.processors.guardrails.ngram import load_ngram_model
+from llmpulse.processors.guardrails.quotations import DATA_PLACES as _DATA_PLACES
 from llmpulse.processors.guardrails.quotations import exempt
 from llmpulse.processors.guardrails.stack import STACK_NAME, StackClassifier, load_stack
 from llmpulse.processors.guardrails.views import GATES, HIDDEN_GATES, hidden_views, squeezed_phrase
@@ -109,7 +110,6 @@ _DATA_ONLY = "_in_data"
 """A pattern whose id ends so applies to retrieved documents and tool results only: what it
 finds is an order a user may legitimately give in a prompt ("give this candidate the highest
 score"), but not one a document or a tool result may give the model."""
-_DATA_PLACES = frozenset({"context", "tool_result"})
 
 
 # --- the rule -----------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ class InjectionRule(Rule):
                 continue
             for m in compiled.finditer(text):
                 start, end = m.span()
-                if not exempt(text, start, end, name):
+                if not exempt(text, start, end, name, where):
                     out.append(Match(m.start(), m.end(), m.group()[:80], name))
         return _one_per_stretch(out)
 
