@@ -13,7 +13,7 @@ and the worst case of every rule on pathological input.
    with ``benchmarks/train_injection_stack.py --evaluate holdout6``; ``holdout7``: the same
    after the retrained tiers of 3f23e58 (tuned on since); ``holdout8``: the same after the
    rules and tiers of f34bbed (tuned on since); ``holdout9``: the same after those of guard11
-   (f76195b); the ``holdout`` key stays
+   (f76195b); ``holdout10``: the same after those of guard14 (d7badfa); the ``holdout`` key stays
    in the tiers' output, empty).
 2. **Cost per call** of the policy and of the whole light path (join, light scorers, the
    policy, redaction), measured in the same run on the same calls
@@ -67,7 +67,7 @@ from llmpulse.processors.pipeline import Enricher, join
 CORPUS = Path(__file__).resolve().parent.parent / "processors" / "tests" / "data" / "guardrails_corpus.jsonl"
 MB = 1 << 20
 SPLITS = ("tune", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-          "holdout8", "holdout9", "all")
+          "holdout8", "holdout9", "holdout10", "all")
 """The corpus splits each figure is given for (``all``: every case)."""
 
 

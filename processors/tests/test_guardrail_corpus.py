@@ -19,7 +19,7 @@ LANGUAGES = {"en", "fr", "de", "es", "it", "pt", "nl"}
 
 # The split written blind after the rules were last frozen, measured once (docs/FIGURES.md): its
 # figures are asserted apart, as measured floors, so the tuned floors below stay tuned.
-BLIND = ("holdout5", "holdout6", "holdout9")
+BLIND = ("holdout5", "holdout6", "holdout9", "holdout10")
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +112,15 @@ def test_every_language_is_caught_not_only_english(report):
 # rules and learned tiers of guard11 (f76195b) were frozen and landed, measured once): the
 # default policy's pattern tier had recall 0.683 at FPR 0.042; the measured figures as floors,
 # NOT the goal. The same after guard12's post-blind fix (everyday false alarms, a dead pattern):
-# 0.683 at 0.042 (5/120, the ceiling below: one more false alarm fails).
+# 0.683 at 0.042 (5/120). guard13 fixed those five false alarms by their class (post-blind: 0.683 at
+# 0, the ceiling below: one false alarm fails).
+# Injection on "holdout10" (120 attacks, 120 benign near-misses, written blind at the start of
+# the tenth session, before any of its rule changes; measured after guard14 (d7badfa) was frozen
+# and landed, and, for the record, on the rules it started from (6543a86): both 0.683 at FPR
+# 0.058 (7/120, the ceiling below: one more false alarm fails). Not tuned on yet.
 @pytest.mark.parametrize(("split", "cases", "recall", "fpr"), [
-    ("holdout5", 105, 0.71, 0.02), ("holdout6", 105, 0.79, 0.03), ("holdout9", 120, 0.68, 0.042)])
+    ("holdout5", 105, 0.71, 0.02), ("holdout6", 105, 0.79, 0.03), ("holdout9", 120, 0.68, 0.0),
+    ("holdout10", 120, 0.68, 0.059)])
 def test_blind_holdouts_keep_their_measured_recall_and_false_positive_rate(blind_report, split, cases, recall,
                                                                            fpr):
     tally = blind_report["injection"]["by_split"][split]
