@@ -29,8 +29,8 @@ walks with ``freeze_start_heap``, as the sink does before it consumes
 they stay live and every full collection walks them. ``writer_full_collections`` and
 ``writer_full_collections_ms`` count the full collections during the writer runs (each
 run's fresh store and its migrations included), and their time. ``writer_statement_ms``:
-the median wall time of each statement a ``writer`` batch issues (the ledger lookup, which
-runs beside the calls' column building, and each table's INSERT, Arrow table excluded).
+the median wall time of each statement a ``writer`` batch issues (the ledger lookup, before
+any INSERT, and each table's INSERT, Arrow table excluded).
 
     uv run python benchmarks/sink_insert.py [--calls 20000] [--batch 10000] [--repeat 3]
 """
