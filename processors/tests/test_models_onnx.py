@@ -93,7 +93,7 @@ def test_an_int8_export_of_an_older_recipe_is_quantised_again(minilm_dir, tmp_pa
     del data["models"]["minilm"]["exports"][ONNX_INT8]["recipe"]  # as exports before recipes
     (folder.root / MANIFEST_NAME).write_text(json.dumps(data), "utf-8")
     assert stale_int8(folder, "minilm")
-    _export(folder, ["minilm"], quantize=True)
+    _export(folder, ["minilm"], quantize=True, prune=True)
     assert not stale_int8(folder, "minilm")
     assert folder.verify() == []
 

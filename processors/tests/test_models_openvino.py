@@ -204,7 +204,8 @@ def test_a_new_recipe_makes_the_model_again_and_drops_only_superseded_ones(detox
                                                                           tmp_path, monkeypatch):
     """A worker making its model removes the folders of recipes it knows to be superseded, and
     only those: another version's (a rolling upgrade: two versions on one volume) stays, so
-    neither deletes the other's; ``llmpulse models export`` then removes all but its own."""
+    neither deletes the other's, nor does ``llmpulse models fetch``; ``llmpulse models export``
+    then removes all but its own."""
     import shutil
 
     import llmpulse.processors.models.openvino_backend as backend
@@ -230,8 +231,12 @@ def test_a_new_recipe_makes_the_model_again_and_drops_only_superseded_ones(detox
     other = OpenVinoTextModel(copy, precision="int8").file
     assert other != made and other.is_file() and made.is_file() and newer.is_file()
     assert folder.verify() == []
+    # models fetch (compose's one-shot service, at every start): like a worker, it keeps the
+    # other versions' folders
+    _make_openvino(folder, copy.name, prune=False)
+    assert other.is_file() and made.is_file() and newer.is_file()
     # models export (the upgrade done): only the current one is left, and recorded
-    _make_openvino(folder, copy.name)
+    _make_openvino(folder, copy.name, prune=True)
     assert sorted(p.name for p in (copy / OPENVINO_DIR).iterdir() if not p.name.startswith(".")) == [
         other.parent.name]
     assert all(p.startswith(str(other.parent.relative_to(copy))) for p in folder.entry(copy.name)["exports"]

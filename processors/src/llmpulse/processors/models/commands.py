@@ -95,20 +95,22 @@ def fetch(names: tuple[str, ...], root: str, catalog_path: str | None, onnx: boo
         click.echo(f"{len(report.unpinned)} file(s) have no pinned sha256 in the catalog; their hash is now "
                    f"recorded in the folder's manifest: {', '.join(report.unpinned)}", err=True)
     if onnx:
-        _export(ModelsFolder(root), wanted, quantize)
+        _export(ModelsFolder(root), wanted, quantize, prune=False)
 
 
-def _export(folder: ModelsFolder, names: list[str], quantize: bool) -> None:
+def _export(folder: ModelsFolder, names: list[str], quantize: bool, *, prune: bool) -> None:
     for name in names:
         _export_onnx(folder, name, quantize)
         if quantize:
-            _make_openvino(folder, name)
+            _make_openvino(folder, name, prune=prune)
 
 
-def _make_openvino(folder: ModelsFolder, name: str) -> None:
-    """The OpenVINO int8 model of an exported toxicity or embedding model, where NNCF is here;
-    its other int8 folders (older recipes, exports or calibrations; a worker removes only
-    superseded recipes') are removed: run once an upgrade is complete."""
+def _make_openvino(folder: ModelsFolder, name: str, *, prune: bool) -> None:
+    """The OpenVINO int8 model of an exported toxicity or embedding model, where NNCF is here.
+    With ``prune`` (``models export``, run once an upgrade is complete) its other int8 folders
+    (older recipes, exports or calibrations) are removed; without (``models fetch``, which
+    compose's one-shot ``models`` service runs at every start) only superseded recipes' are, as
+    a worker does, so a version starting beside another on one volume keeps the other's."""
     from llmpulse.processors.models.export import MODEL_INFO
 
     model_dir = folder.model_dir(name)
@@ -131,7 +133,7 @@ def _make_openvino(folder: ModelsFolder, name: str) -> None:
     target = openvino_int8_file(model_dir)
     if target.is_file():
         click.echo(f"{name}: OpenVINO int8 model already there ({target.parent.name})", err=True)
-        _remove_other_int8(name, remove_other_int8(model_dir, target, superseded_only=False))
+        _remove_other_int8(name, remove_other_int8(model_dir, target, superseded_only=not prune))
         return
     click.echo(f"{name}: making the OpenVINO int8 model (NNCF calibrates it once; a minute for BERT-base)",
                err=True)
@@ -142,7 +144,7 @@ def _make_openvino(folder: ModelsFolder, name: str) -> None:
                    f"ONNX Runtime", err=True)
         return
     click.echo(f"{name}: made {made.relative_to(model_dir)}", err=True)
-    _remove_other_int8(name, remove_other_int8(model_dir, made, superseded_only=False))
+    _remove_other_int8(name, remove_other_int8(model_dir, made, superseded_only=not prune))
 
 
 def _remove_other_int8(name: str, removed: list[str]) -> None:
@@ -185,7 +187,7 @@ def export(names: tuple[str, ...], root: str, quantize: bool) -> None:
     """Export fetched models to ONNX again, and make their OpenVINO int8 models where NNCF is
     installed (default: every model in the folder)."""
     folder = ModelsFolder(root)
-    _export(folder, list(names) or list(folder.models()), quantize)
+    _export(folder, list(names) or list(folder.models()), quantize, prune=True)
 
 
 @models.command("list")
