@@ -62,6 +62,18 @@ def test_amx_tiles_asked_for_are_granted_exactly_when_the_cpu_has_them():
     assert amx_tiles(request=True) is ({"amx_tile", "amx_bf16"} <= _cpu_flags())
 
 
+@pytest.mark.skipif(not LINUX_X86, reason="AMX tiles are asked for with arch_prctl, Linux on x86-64")
+def test_amx_tiles_is_unknown_where_libc_cannot_be_loaded(monkeypatch):
+    """An unusual libc or sandbox gives no answer, not an error that fails a scorer's load."""
+    import ctypes
+
+    def no_libc(*args, **kwargs):
+        raise OSError("no libc here")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    assert amx_tiles(request=True) is None
+
+
 X86_FLAGS = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni{}\nbogomips\t: 4000\n"
 ARM = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm amx_bf16\nCPU implementer\t: 0x41\n"
 

@@ -77,11 +77,14 @@ def amx_tiles(request: bool = False) -> bool | None:
     OpenVINO do before using them), so the answer is whether they are usable here."""
     if sys.platform != "linux" or platform.machine().lower() not in {"x86_64", "amd64"}:
         return None
-    libc = ctypes.CDLL(None)
-    if request:  # refused (no AMX, a kernel or seccomp saying no): the permission read below is 0
-        libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, ctypes.c_ulong(_XFEATURE_XTILEDATA))
-    mask = ctypes.c_ulong(0)
-    if libc.syscall(_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, ctypes.byref(mask)) != 0:
+    try:  # an unusual libc or sandbox: no answer rather than a scorer that fails to load
+        libc = ctypes.CDLL(None)
+        if request:  # refused (no AMX, a kernel or seccomp saying no): the permission read below is 0
+            libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, ctypes.c_ulong(_XFEATURE_XTILEDATA))
+        mask = ctypes.c_ulong(0)
+        if libc.syscall(_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, ctypes.byref(mask)) != 0:
+            return None
+    except (OSError, AttributeError):
         return None
     return bool(mask.value >> _XFEATURE_XTILEDATA & 1)
 
