@@ -79,7 +79,7 @@ def rate_counts(fs: FeatureSet, summary: Summary) -> RateCounts:
     """The events and calls of every rate in a window, and its thumbs down of all thumbs: over
     its sample, or over every call a pinned reference counted (``Summary.rate_counts``) when
     that is more (``counted_calls``)."""
-    if summary.rate_counts is not None and summary.rate_calls > len(summary.numeric):
+    if _counted_every_call(summary):
         counts = {rate.name: list(summary.rate_counts.get(rate.name, (0, 0))) for rate in fs.rates}
     elif len(summary.numeric):
         counts = {rate.name: list(rate.hits(summary.numeric[:, rate.column])) for rate in fs.rates}
@@ -89,11 +89,14 @@ def rate_counts(fs: FeatureSet, summary: Summary) -> RateCounts:
     return counts
 
 
+def _counted_every_call(summary: Summary) -> bool:
+    """Whether a pinned reference counted its rates on more calls than its sample holds."""
+    return summary.rate_counts is not None and summary.rate_calls > len(summary.numeric)
+
+
 def counted_calls(summary: Summary) -> int:
     """The calls ``rate_counts`` counted a summary's rates on."""
-    if summary.rate_counts is not None and summary.rate_calls > len(summary.numeric):
-        return summary.rate_calls
-    return len(summary.numeric)
+    return summary.rate_calls if _counted_every_call(summary) else len(summary.numeric)
 
 
 def add_counts(parts: Sequence[Mapping[str, Sequence[int]]]) -> RateCounts:
